@@ -1,0 +1,33 @@
+//! pcap and pcapng, read and written: the file formats wirecap imports and exports.
+//!
+//! This crate owns the byte layout of capture files and nothing else: it reads from any
+//! [`std::io::Read`] and writes to any [`std::io::Write`], never opens files, never
+//! allocates per packet on the hot path, and never guesses. What it reads:
+//!
+//! * pcap with microsecond (`a1b2c3d4`) and nanosecond (`a1b23c4d`) timestamps, in both
+//!   byte orders; the link-type field's upper bits (FCS length, reserved) are masked off
+//!   as libpcap does, and a file whose reserved bits are set is refused;
+//! * pcapng: SHB (several sections, either byte order), IDB (with `if_tsresol`, decimal
+//!   and binary, and `if_tsoffset`), EPB, SPB, the obsolete PB; every other block is
+//!   skipped by its length.
+//!
+//! What it writes: pcap with nanosecond timestamps (magic `a1b23c4d`, little-endian,
+//! the format of wirecap's store and downloads), and pcapng (one SHB, one IDB with
+//! `if_tsresol = 9`, EPBs).
+//!
+//! Errors carry the byte offset at which the file went wrong; the caller adds the file
+//! name. A reader that hits damage returns every packet before it first, then the error.
+
+mod error;
+mod linktype;
+mod read;
+mod write;
+
+pub use error::{Error, ErrorKind};
+pub use linktype::LinkType;
+pub use read::{CaptureReader, Format, Packet};
+pub use write::{PcapNsWriter, PcapngWriter, PCAP_NS_HEADER_LEN, PCAP_RECORD_HEADER_LEN};
+
+/// Largest packet the readers accept. A record that claims more is treated as
+/// corruption instead of being allocated (a corrupt file may claim 4 GiB).
+pub const MAX_PACKET_LEN: u32 = 256 * 1024;
