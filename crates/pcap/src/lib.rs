@@ -18,15 +18,22 @@
 //! Errors carry the byte offset at which the file went wrong; the caller adds the file
 //! name. A reader that hits damage returns every packet before it first, then the error.
 
+mod bytes;
 mod error;
 mod linktype;
 mod read;
+mod records;
 mod write;
 
+pub use bytes::ByteOrder;
 pub use error::{Error, ErrorKind};
 pub use linktype::LinkType;
 pub use read::{CaptureReader, Format, Packet};
-pub use write::{PcapNsWriter, PcapngWriter, PCAP_NS_HEADER_LEN, PCAP_RECORD_HEADER_LEN};
+pub use records::{Records, records};
+pub use write::{
+    PCAP_NS_HEADER_LEN, PCAP_RECORD_HEADER_LEN, PcapNsWriter, PcapngWriter, pcap_ns_header,
+    pcap_record_header,
+};
 
 /// Largest packet the readers accept. A record that claims more is treated as
 /// corruption instead of being allocated (a corrupt file may claim 4 GiB).
