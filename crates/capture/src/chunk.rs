@@ -1,0 +1,240 @@
+//! The chunk builder: packets copied into one buffer already in pcap nanosecond record
+//! format (`ts_sec, ts_nsec, caplen, origlen` little-endian, then the bytes), the unit the
+//! pipeline queues and the store writes.
+//!
+//! A chunk's timestamps never go backwards: [`ChunkBuf::push`] clamps a timestamp that is
+//! earlier than the previous packet's (a clock step on the capturing host, a replay file
+//! out of order) to that previous timestamp and says so, so the caller can count it in
+//! `packets_errors`. The packet itself is kept. The floor carries over [`ChunkBuf::clear`]
+//! so a source's successive chunks are ordered too.
+
+use crate::frame::{NS_PER_SEC, join_ns, split_ns};
+
+/// Length of a pcap record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+
+/// What [`ChunkBuf::push`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Pushed {
+    /// Stored with its own timestamp.
+    Stored,
+    /// Stored with its timestamp raised to the previous packet's (it went backwards).
+    Clamped,
+}
+
+/// One record read back from a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Timestamp, ns since the epoch.
+    pub ts_ns: u64,
+    /// Wire length.
+    pub orig_len: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
+/// A buffer of pcap-ns records in non-decreasing time order.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkBuf {
+    buf: Vec<u8>,
+    packets: u32,
+    wire_bytes: u64,
+    first_ns: u64,
+    last_ns: u64,
+    floor_ns: u64,
+    clamped: u32,
+}
+
+impl ChunkBuf {
+    /// An empty chunk that holds `capacity` bytes of records before [`Self::fits`] says no.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
+    /// Whether a packet of `caplen` bytes fits without growing the buffer. An empty chunk
+    /// takes any packet (it grows once for an oversized one).
+    pub fn fits(&self, caplen: usize) -> bool {
+        self.buf.is_empty() || self.buf.len() + RECORD_HEADER_LEN + caplen <= self.buf.capacity()
+    }
+
+    /// Appends one packet. Timestamps earlier than the previous packet's (in this chunk or
+    /// before the last [`Self::clear`]) are clamped to it.
+    pub fn push(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Pushed {
+        let (ts, pushed) = if ts_ns < self.floor_ns {
+            self.clamped += 1;
+            (self.floor_ns, Pushed::Clamped)
+        } else {
+            (ts_ns, Pushed::Stored)
+        };
+        // Seconds beyond u32 (year 2106) saturate rather than wrap.
+        let (sec, nsec) = split_ns(ts);
+        let sec = u32::try_from(sec).unwrap_or(u32::MAX);
+        let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let orig_len = orig_len.max(caplen);
+        self.buf.extend_from_slice(&sec.to_le_bytes());
+        self.buf.extend_from_slice(&nsec.to_le_bytes());
+        self.buf.extend_from_slice(&caplen.to_le_bytes());
+        self.buf.extend_from_slice(&orig_len.to_le_bytes());
+        self.buf.extend_from_slice(&data[..caplen as usize]);
+        if self.packets == 0 {
+            self.first_ns = ts;
+        }
+        self.packets += 1;
+        self.wire_bytes += u64::from(orig_len);
+        self.last_ns = ts;
+        self.floor_ns = ts;
+        pushed
+    }
+
+    /// Empties the chunk, keeping its capacity and its timestamp floor.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.packets = 0;
+        self.wire_bytes = 0;
+        self.first_ns = 0;
+        self.last_ns = 0;
+        self.clamped = 0;
+    }
+
+    /// Raises the floor below which timestamps are clamped (never lowers it).
+    pub fn raise_floor(&mut self, ts_ns: u64) {
+        self.floor_ns = self.floor_ns.max(ts_ns);
+    }
+
+    /// Sets the floor (a recycled buffer taken over by another source).
+    pub fn set_floor(&mut self, ts_ns: u64) {
+        self.floor_ns = ts_ns;
+    }
+
+    /// The timestamp floor.
+    pub fn floor(&self) -> u64 {
+        self.floor_ns
+    }
+
+    /// The records, header and data, back to back: the bytes a pcap-ns file holds after
+    /// its global header.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+    /// Bytes of records.
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+    /// Bytes the buffer holds before it would grow.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+    /// Packets in the chunk.
+    pub fn packets(&self) -> u32 {
+        self.packets
+    }
+    /// Sum of the packets' wire lengths.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire_bytes
+    }
+    /// Sum of the captured lengths (record bytes less headers).
+    pub fn captured_bytes(&self) -> u64 {
+        (self.buf.len() - self.packets as usize * RECORD_HEADER_LEN) as u64
+    }
+    /// Whether the chunk holds no packet.
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+    /// First timestamp (0 when empty).
+    pub fn first_ns(&self) -> u64 {
+        self.first_ns
+    }
+    /// Last timestamp (0 when empty).
+    pub fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+    /// Packets whose timestamp was clamped since the last clear.
+    pub fn clamped(&self) -> u32 {
+        self.clamped
+    }
+
+    /// Iterates the records.
+    pub fn records(&self) -> Records<'_> {
+        Records { buf: &self.buf }
+    }
+}
+
+/// Iterator over a chunk's (or any pcap-ns record stream's) records. Stops at the first
+/// truncated record.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    /// Iterates records in `buf` (pcap-ns, little-endian, no global header).
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
+    fn next(&mut self) -> Option<Record<'a>> {
+        let h = self.buf.get(..RECORD_HEADER_LEN)?;
+        let rd = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (sec, nsec, caplen, orig_len) = (rd(0), rd(4), rd(8) as usize, rd(12));
+        let data = self
+            .buf
+            .get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + caplen)?;
+        self.buf = &self.buf[RECORD_HEADER_LEN + caplen..];
+        debug_assert!(u64::from(nsec) < NS_PER_SEC);
+        Some(Record {
+            ts_ns: join_ns(u64::from(sec), nsec),
+            orig_len,
+            data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_clamp() {
+        let mut c = ChunkBuf::with_capacity(1024);
+        assert_eq!(c.push(5_000_000_001, 100, &[1, 2, 3]), Pushed::Stored);
+        assert_eq!(c.push(4_000_000_000, 3, &[4]), Pushed::Clamped);
+        assert_eq!(c.push(6_000_000_000, 60, &[5; 60]), Pushed::Stored);
+        assert_eq!(c.packets(), 3);
+        assert_eq!(c.clamped(), 1);
+        assert_eq!(c.wire_bytes(), 163);
+        assert_eq!(c.captured_bytes(), 64);
+        assert_eq!(c.len_bytes(), 3 * 16 + 64);
+        let r: Vec<_> = c.records().collect();
+        assert_eq!(
+            r[0],
+            Record {
+                ts_ns: 5_000_000_001,
+                orig_len: 100,
+                data: &[1, 2, 3]
+            }
+        );
+        assert_eq!(r[1].ts_ns, 5_000_000_001);
+        assert_eq!(r[2].data.len(), 60);
+        // The floor survives a clear.
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(c.push(1, 1, &[0]), Pushed::Clamped);
+        assert_eq!(c.first_ns(), 6_000_000_000);
+    }
+
+    #[test]
+    fn fits_respects_capacity() {
+        let mut c = ChunkBuf::with_capacity(100);
+        assert!(c.fits(1000)); // empty takes anything
+        let _ = c.push(1, 50, &[0; 50]);
+        assert!(c.fits(100 - 66 - 16));
+        assert!(!c.fits(100 - 66 - 15));
+    }
+}

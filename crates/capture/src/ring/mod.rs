@@ -1,0 +1,550 @@
+//! An AF_PACKET socket with a TPACKET_V3 memory-mapped RX ring: the live capture source.
+//!
+//! The kernel fills fixed-size blocks with packets and hands a block over by setting
+//! `TP_STATUS_USER` in its header (when the block is full, or when the retire timeout
+//! expires on a partly filled one). [`RingSource::poll`] walks the ready blocks in order
+//! with [`block::BlockIter`] — no system call and no allocation per packet — and gives each
+//! block back by writing `TP_STATUS_KERNEL`; it calls `poll(2)` only when the next block is
+//! not ready.
+//!
+//! Options: block size and count, retire timeout, snaplen (a one-instruction BPF program
+//! `ret #snaplen` so the kernel copies no more), promiscuous mode
+//! (`PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`, undone by the kernel when the socket
+//! closes), `PACKET_FANOUT` (hash or cpu) across several sockets, hardware timestamps
+//! (`SIOCSHWTSTAMP` + `PACKET_TIMESTAMP`/`SOF_TIMESTAMPING_RAW_HARDWARE`, falling back to the
+//! kernel's software nanosecond timestamps when the NIC has none — a hardware clock is only
+//! wall-clock time if something like `phc2sys` keeps it so), and opening the socket inside
+//! another network namespace (`netns`, a path such as `/run/netns/NAME`).
+//!
+//! This is the only module of the crate with `unsafe`; every block says why it is sound.
+
+pub mod block;
+
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::source::{LINKTYPE_ETHERNET, Polled, Source, SourceStats};
+use block::{BLOCK_STATUS_OFFSET, BlockIter};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// How PACKET_FANOUT spreads packets over the sockets of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutMode {
+    /// By flow hash: a flow stays on one socket (`PACKET_FANOUT_HASH`, with defrag).
+    Hash,
+    /// By the CPU that received the packet (`PACKET_FANOUT_CPU`).
+    Cpu,
+}
+
+/// Which timestamps to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timestamps {
+    /// Hardware timestamps if the NIC can, else software.
+    PreferHardware,
+    /// Software (kernel receive time) only.
+    Software,
+}
+
+/// Ring settings.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// Interface name.
+    pub interface: String,
+    /// Bytes per block (a multiple of the page size).
+    pub block_size: u32,
+    /// Blocks in the ring.
+    pub block_count: u32,
+    /// Milliseconds after which the kernel hands over a partly filled block.
+    pub retire_timeout_ms: u32,
+    /// Largest number of bytes kept per packet.
+    pub snaplen: u32,
+    /// Put the interface in promiscuous mode while the socket is open.
+    pub promiscuous: bool,
+    /// Timestamp source.
+    pub timestamps: Timestamps,
+    /// Fanout mode when more than one socket is opened.
+    pub fanout: FanoutMode,
+    /// Open the socket in this network namespace (e.g. `/run/netns/NAME`).
+    pub netns: Option<PathBuf>,
+    /// Ignore packets this host sends (`PACKET_IGNORE_OUTGOING`); off: a capture on an
+    /// interface records both directions.
+    pub ignore_outgoing: bool,
+}
+
+impl RingConfig {
+    /// Defaults for `interface`: 64 blocks of 4 MiB, 100 ms retire timeout, snaplen
+    /// 262144, promiscuous, hardware timestamps if available.
+    pub fn new(interface: impl Into<String>) -> Self {
+        Self {
+            interface: interface.into(),
+            block_size: 4 << 20,
+            block_count: 64,
+            retire_timeout_ms: 100,
+            snaplen: 262_144,
+            promiscuous: true,
+            timestamps: Timestamps::PreferHardware,
+            fanout: FanoutMode::Hash,
+            netns: None,
+            ignore_outgoing: false,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let page = 4096;
+        if self.block_size < page || self.block_size % page != 0 {
+            return Err(Error::Config(format!(
+                "block size {} is not a multiple of {page}",
+                self.block_size
+            )));
+        }
+        if self.block_count == 0
+            || u64::from(self.block_size) * u64::from(self.block_count) > 1 << 36
+        {
+            return Err(Error::Config(
+                "block count must be ≥ 1 and the ring ≤ 64 GiB".into(),
+            ));
+        }
+        if self.snaplen < 64 {
+            return Err(Error::Config(format!(
+                "snaplen {} is below 64",
+                self.snaplen
+            )));
+        }
+        if self.interface.is_empty() || self.interface.len() >= libc::IFNAMSIZ {
+            return Err(Error::NoSuchInterface(self.interface.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// A memory mapping, unmapped on drop.
+struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; moving it to another thread is
+// fine, and access goes through `&mut self` (blocks) or atomics (status words).
+unsafe impl Send for Mmap {}
+
+impl Mmap {
+    fn ring(fd: RawFd, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of the socket's ring; no existing memory is touched,
+        // and the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED | libc::MAP_POPULATE,
+                fd,
+                0,
+            )
+        };
+        let p = if p == libc::MAP_FAILED {
+            // MAP_LOCKED fails under a low RLIMIT_MEMLOCK: retry without it.
+            // SAFETY: as above.
+            let p2 = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    fd,
+                    0,
+                )
+            };
+            if p2 == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            p2
+        } else {
+            p
+        };
+        let ptr =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Self { ptr, len })
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, and no slice into the mapping
+        // outlives `self` (slices borrow `&mut self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+fn os_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Socket {
+        op,
+        interface: interface.to_owned(),
+        source,
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a valid, initialised `T` for the duration of the call and the
+    // length passed is its size; the kernel only reads it.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+}
+
+/// Creates the socket (protocol 0: nothing is queued before the ring exists) and resolves
+/// the interface index, inside `netns` when given (on a helper thread, so the caller's
+/// namespace is untouched).
+fn socket_and_index(cfg: &RingConfig) -> Result<(OwnedFd, i32)> {
+    let name = cfg.interface.clone();
+    let open = move || -> Result<(OwnedFd, i32)> {
+        // SAFETY: plain socket(2) call; the result is checked and owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(os_err("socket(AF_PACKET)", &name)(
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let c = CString::new(name.as_str()).map_err(|_| Error::NoSuchInterface(name.clone()))?;
+        // SAFETY: `c` is a valid NUL-terminated string.
+        let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if idx == 0 {
+            return Err(Error::NoSuchInterface(name.clone()));
+        }
+        Ok((
+            fd,
+            i32::try_from(idx).map_err(|_| Error::NoSuchInterface(name.clone()))?,
+        ))
+    };
+    let Some(ns) = cfg.netns.clone() else {
+        return open();
+    };
+    let iface = cfg.interface.clone();
+    std::thread::spawn(move || -> Result<(OwnedFd, i32)> {
+        let f = std::fs::File::open(&ns)
+            .map_err(|e| Error::io(format!("open netns {}", ns.display()), e))?;
+        // SAFETY: setns on this helper thread only (CLONE_NEWNET is per thread); `f` is an
+        // open namespace file for the duration of the call.
+        check(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) })
+            .map_err(os_err("setns", &iface))?;
+        open()
+    })
+    .join()
+    .map_err(|_| Error::Thread("netns helper panicked".into()))?
+}
+
+/// Enables hardware RX timestamps on the NIC; false when it has none (veth, most VMs).
+fn enable_hw_timestamps(fd: RawFd, interface: &str) -> bool {
+    let mut cfg = libc::hwtstamp_config {
+        flags: 0,
+        tx_type: 0,
+        rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
+    };
+    // SAFETY: an all-zero ifreq is valid; we fill the name and the data pointer below.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(interface.bytes()) {
+        *d = s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut cfg as *mut libc::hwtstamp_config).cast();
+    // SAFETY: SIOCSHWTSTAMP reads and writes the hwtstamp_config `ifr` points at, which
+    // lives on this stack frame for the whole call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCSHWTSTAMP as _, &mut ifr) };
+    rc == 0
+}
+
+/// One TPACKET_V3 ring on one socket.
+pub struct RingSource {
+    // Field order matters: the mapping is unmapped before the socket closes.
+    map: Mmap,
+    fd: OwnedFd,
+    config: RingConfig,
+    describe: String,
+    block_size: usize,
+    block_count: usize,
+    current: usize,
+    scratch: Vec<u8>,
+    hw_timestamps: bool,
+    stats: SourceStats,
+}
+
+impl std::fmt::Debug for RingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingSource")
+            .field("interface", &self.config.interface)
+            .field("blocks", &self.block_count)
+            .field("block_size", &self.block_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RingSource {
+    /// Opens one socket with its ring on `config.interface`.
+    pub fn open(config: &RingConfig) -> Result<Self> {
+        Self::open_member(config, None)
+    }
+
+    /// Opens `threads` sockets in one PACKET_FANOUT group (one socket if `threads <= 1`).
+    pub fn open_fanout(config: &RingConfig, threads: usize) -> Result<Vec<Self>> {
+        if threads <= 1 {
+            return Ok(vec![Self::open(config)?]);
+        }
+        // A group id unique enough within the process and host.
+        let id = (std::process::id() as u16) ^ (crate::frame::now_ns() as u16).rotate_left(7);
+        (0..threads)
+            .map(|_| Self::open_member(config, Some(id)))
+            .collect()
+    }
+
+    fn open_member(config: &RingConfig, fanout_id: Option<u16>) -> Result<Self> {
+        config.check()?;
+        let ifname = config.interface.as_str();
+        let (fd, ifindex) = socket_and_index(config)?;
+        let raw = fd.as_raw_fd();
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
+            .map_err(os_err("setsockopt(PACKET_VERSION)", ifname))?;
+        let hw =
+            config.timestamps == Timestamps::PreferHardware && enable_hw_timestamps(raw, ifname);
+        if hw {
+            let req = libc::SOF_TIMESTAMPING_RAW_HARDWARE as libc::c_int;
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_TIMESTAMP, &req)
+                .map_err(os_err("setsockopt(PACKET_TIMESTAMP)", ifname))?;
+        }
+        if config.snaplen < 262_144 {
+            // ret #snaplen: the kernel copies at most snaplen bytes into the ring.
+            let prog = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: config.snaplen,
+            }];
+            let fprog = libc::sock_fprog {
+                len: 1,
+                filter: prog.as_ptr().cast_mut(),
+            };
+            setsockopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+                .map_err(os_err("setsockopt(SO_ATTACH_FILTER)", ifname))?;
+        }
+        let req = libc::tpacket_req3 {
+            tp_block_size: config.block_size,
+            tp_block_nr: config.block_count,
+            tp_frame_size: 2048,
+            tp_frame_nr: (u64::from(config.block_size) * u64::from(config.block_count) / 2048)
+                as u32,
+            tp_retire_blk_tov: config.retire_timeout_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+            .map_err(os_err("setsockopt(PACKET_RX_RING)", ifname))?;
+        let len = config.block_size as usize * config.block_count as usize;
+        let map = Mmap::ring(raw, len).map_err(os_err("mmap(ring)", ifname))?;
+        // SAFETY: an all-zero sockaddr_ll is valid; fields are set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
+        check(unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })
+        .map_err(os_err("bind", ifname))?;
+        if config.promiscuous {
+            let mreq = libc::packet_mreq {
+                mr_ifindex: ifindex,
+                mr_type: libc::PACKET_MR_PROMISC as u16,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+                .map_err(os_err("setsockopt(PACKET_ADD_MEMBERSHIP)", ifname))?;
+        }
+        if config.ignore_outgoing {
+            let one: libc::c_int = 1;
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)
+                .map_err(os_err("setsockopt(PACKET_IGNORE_OUTGOING)", ifname))?;
+        }
+        if let Some(id) = fanout_id {
+            let mode = match config.fanout {
+                FanoutMode::Hash => libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG,
+                FanoutMode::Cpu => libc::PACKET_FANOUT_CPU,
+            };
+            let arg: libc::c_int = (id as libc::c_int) | ((mode as libc::c_int) << 16);
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
+                .map_err(os_err("setsockopt(PACKET_FANOUT)", ifname))?;
+        }
+        Ok(Self {
+            map,
+            fd,
+            describe: format!("capture:{ifname}"),
+            block_size: config.block_size as usize,
+            block_count: config.block_count as usize,
+            current: 0,
+            scratch: Vec::with_capacity(config.snaplen as usize + block::VLAN_TAG_LEN),
+            hw_timestamps: hw,
+            stats: SourceStats::default(),
+            config: config.clone(),
+        })
+    }
+
+    /// Whether the NIC gives hardware timestamps.
+    pub fn hardware_timestamps(&self) -> bool {
+        self.hw_timestamps
+    }
+
+    fn status_word(&self, i: usize) -> &AtomicU32 {
+        debug_assert!(i < self.block_count);
+        // SAFETY: block `i` lies inside the mapping (i < block_count, mapping length is
+        // block_size * block_count); blocks start page-aligned so the status word at offset
+        // BLOCK_STATUS_OFFSET is 4-byte aligned; the kernel accesses it concurrently, which is
+        // why it is only ever touched through this atomic.
+        unsafe {
+            AtomicU32::from_ptr(
+                self.map
+                    .ptr
+                    .as_ptr()
+                    .add(i * self.block_size + BLOCK_STATUS_OFFSET)
+                    .cast(),
+            )
+        }
+    }
+
+    fn block_ready(&self, i: usize) -> bool {
+        self.status_word(i).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(os_err("poll", &self.config.interface)(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads (and thereby resets) PACKET_STATISTICS, accumulating into `self.stats`.
+    fn read_kernel_stats(&mut self) -> Result<()> {
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
+        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `st` and `len` are valid for writes of the sizes given.
+        check(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats_v3).cast(),
+                &mut len,
+            )
+        })
+        .map_err(os_err(
+            "getsockopt(PACKET_STATISTICS)",
+            &self.config.interface,
+        ))?;
+        self.stats.kernel_packets += u64::from(st.tp_packets);
+        self.stats.kernel_drops += u64::from(st.tp_drops);
+        self.stats.freezes += u64::from(st.tp_freeze_q_cnt);
+        Ok(())
+    }
+}
+
+impl Source for RingSource {
+    fn describe(&self) -> &str {
+        &self.describe
+    }
+    fn link_type(&self) -> u32 {
+        LINKTYPE_ETHERNET
+    }
+    fn snaplen(&self) -> u32 {
+        self.config.snaplen
+    }
+    fn interface(&self) -> Option<&str> {
+        Some(&self.config.interface)
+    }
+
+    fn poll(&mut self, timeout: Duration, on_frame: &mut dyn FnMut(&Frame<'_>)) -> Result<Polled> {
+        if !self.block_ready(self.current) {
+            self.wait(timeout)?;
+            if !self.block_ready(self.current) {
+                return Ok(Polled::Idle {
+                    // A packet may still sit in the open block for up to the retire timeout.
+                    quiet_before_ns: Some(crate::frame::now_ns().saturating_sub(
+                        u64::from(self.config.retire_timeout_ms) * 2_000_000 + 50_000_000,
+                    )),
+                });
+            }
+        }
+        let i = self.current;
+        let start = i * self.block_size;
+        // SAFETY: the block lies inside the mapping; its status is TP_STATUS_USER (checked
+        // with Acquire above), so the kernel does not write it until we store
+        // TP_STATUS_KERNEL below; the slice is disjoint from every other block and does not
+        // outlive this call (`&mut self` is held throughout).
+        let block = unsafe {
+            std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(start), self.block_size)
+        };
+        let mut n = 0u32;
+        match BlockIter::new(block, self.config.snaplen, &mut self.scratch) {
+            Ok(mut it) => {
+                while let Some(r) = it.next() {
+                    match r {
+                        Ok(f) => {
+                            on_frame(&f);
+                            n += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.stats.malformed += u64::from(it.num_pkts().saturating_sub(it.yielded()));
+            }
+            Err(_) => self.stats.malformed += 1,
+        }
+        self.status_word(i)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.current = (i + 1) % self.block_count;
+        Ok(Polled::Packets(n))
+    }
+
+    fn stats(&mut self) -> Result<SourceStats> {
+        self.read_kernel_stats()?;
+        Ok(self.stats)
+    }
+}
