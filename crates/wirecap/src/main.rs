@@ -1,1 +1,87 @@
-fn main() {}
+//! `wirecap`: the command-line entry point of the wirecap appliance.
+//!
+//! This crate only parses arguments, calls the library crates and prints; the logic
+//! lives in `wirecap-store`, `wirecap-pcap` and friends.
+
+mod export;
+mod import;
+mod listing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wirecap",
+    version,
+    about = "Full packet capture: record every packet, get any slice back as a pcap",
+    long_about = "wirecap records every packet of a link to an indexed store on local disk and \
+gives any time window, size slice or filter of it back as a pcap.\n\n\
+Every stream has all its views at once: single, split_1sec, split_10sec, split_1min, \
+split_10min, split_15min, split_1hour, split_1MB, split_10MB, split_100MB, split_1GB, \
+split_10GB, split_100GB and split_1TB.",
+    after_help = "Examples:\n  \
+wirecap import --data /var/lib/wirecap --name office trace.pcap\n  \
+wirecap list --data /var/lib/wirecap\n  \
+wirecap splits --data /var/lib/wirecap office_20250101_0900 --view split_1min\n  \
+wirecap export --data /var/lib/wirecap office_20250101_0900 --start 2025-01-01T09:00:05Z --stop 2025-01-01T09:00:06Z -o - | tcpdump -r - -nn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// The data directory argument shared by every store command.
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Data directory of the store (also from WIRECAP_DATA)
+    #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]
+    data: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Import pcap/pcapng files into a new stream
+    Import(import::ImportArgs),
+    /// List streams, newest first: stored name, packets, pcap bytes, first and last packet time
+    List(listing::ListArgs),
+    /// List the views of a stream (single and every split)
+    Views(listing::ViewsArgs),
+    /// List the splits of one view of a stream, with exact packets and bytes
+    Splits(listing::SplitsArgs),
+    /// Write a stream, a time range or one split as pcap or pcapng
+    Export(export::ExportArgs),
+    /// Repair and seal streams whose writer died (the server does this at start)
+    Recover(DataDir),
+    /// Delete a stream
+    Delete(listing::DeleteArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Import(a) => import::run(a),
+        Cmd::List(a) => listing::list(a),
+        Cmd::Views(a) => listing::views(a),
+        Cmd::Splits(a) => listing::splits(a),
+        Cmd::Export(a) => export::run(a),
+        Cmd::Recover(a) => listing::recover(a),
+        Cmd::Delete(a) => listing::delete(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`wirecap export -o - | head`) is the reader's choice, not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("wirecap: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

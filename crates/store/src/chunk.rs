@@ -1,0 +1,208 @@
+//! A chunk: the unit in which packets travel from capture to disk.
+//!
+//! A chunk is one contiguous buffer: a 32-byte header, then packets already in pcap
+//! nanosecond record layout (`ts_sec, ts_nsec, caplen, origlen, bytes`, little-endian).
+//! Capture threads fill chunks without system calls; the writer puts a whole chunk on
+//! disk with one write; a download of whole chunks is a pcap header plus their bodies,
+//! with no per-packet work.
+//!
+//! Header layout: magic `WCK1`, body length, packet count, CRC32C of the body, first and
+//! last timestamp (ns). The header makes segments self-describing, so the index can be
+//! rebuilt from them after a crash.
+
+use wirecap_pcap::{MAX_PACKET_LEN, PCAP_RECORD_HEADER_LEN, Packet, pcap_record_header};
+
+use crate::error::{Error, Result};
+use crate::index::{le32, le64};
+use crate::timefmt::NS_PER_SEC;
+
+pub const CHUNK_HEADER_LEN: usize = 32;
+pub const CHUNK_MAGIC: [u8; 4] = *b"WCK1";
+/// Default size of a chunk's body: large enough that per-chunk costs vanish, small
+/// enough that a crash loses little and readers see new packets within moments.
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+
+/// A chunk being filled, or filled and ready to be written.
+#[derive(Debug)]
+pub struct Chunk {
+    buf: Vec<u8>,
+    packets: u32,
+    first_ts: u64,
+    last_ts: u64,
+}
+
+impl Chunk {
+    /// A chunk whose body is expected to grow to about `body_bytes`.
+    pub fn with_capacity(body_bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(CHUNK_HEADER_LEN + body_bytes);
+        buf.resize(CHUNK_HEADER_LEN, 0);
+        Self {
+            buf,
+            packets: 0,
+            first_ts: 0,
+            last_ts: 0,
+        }
+    }
+
+    /// Appends a packet. Timestamps must not go backwards within a chunk.
+    pub fn push(&mut self, p: &Packet<'_>) -> Result<()> {
+        self.push_parts(p.ts_sec, p.ts_nsec, p.orig_len, p.data)
+    }
+
+    /// Appends a packet given by its parts (the capture ring's hot path).
+    #[inline]
+    pub fn push_parts(
+        &mut self,
+        ts_sec: u64,
+        ts_nsec: u32,
+        orig_len: u32,
+        data: &[u8],
+    ) -> Result<()> {
+        let sec = u32::try_from(ts_sec).map_err(|_| Error::TimestampOutOfRange { ts_sec })?;
+        if data.len() > MAX_PACKET_LEN as usize {
+            return Err(Error::PacketTooLarge {
+                len: data.len(),
+                max: MAX_PACKET_LEN,
+            });
+        }
+        let ts = ts_sec * NS_PER_SEC + u64::from(ts_nsec);
+        if self.packets > 0 && ts < self.last_ts {
+            return Err(Error::OutOfOrder {
+                ts_ns: ts,
+                last_ns: self.last_ts,
+            });
+        }
+        if self.packets == 0 {
+            self.first_ts = ts;
+        }
+        self.last_ts = ts;
+        self.packets += 1;
+        self.buf.extend_from_slice(&pcap_record_header(
+            sec,
+            ts_nsec,
+            data.len() as u32,
+            orig_len,
+        ));
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    pub fn packets(&self) -> u32 {
+        self.packets
+    }
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+    /// Bytes of records held.
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len() - CHUNK_HEADER_LEN
+    }
+    pub fn first_ts(&self) -> u64 {
+        self.first_ts
+    }
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+    /// The records, without the chunk header.
+    pub fn body(&self) -> &[u8] {
+        &self.buf[CHUNK_HEADER_LEN..]
+    }
+    pub fn clear(&mut self) {
+        self.buf.truncate(CHUNK_HEADER_LEN);
+        self.packets = 0;
+    }
+
+    /// Fills in the header and returns the bytes to write (header + body) and the body CRC.
+    pub(crate) fn finish(&mut self) -> (&[u8], u32) {
+        let crc = crc32c::crc32c(&self.buf[CHUNK_HEADER_LEN..]);
+        let h = ChunkHeader {
+            body_len: self.len_bytes() as u32,
+            packets: self.packets,
+            body_crc: crc,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        };
+        self.buf[..CHUNK_HEADER_LEN].copy_from_slice(&h.encode());
+        (&self.buf, crc)
+    }
+}
+
+/// The header in front of every chunk body in a segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub body_len: u32,
+    pub packets: u32,
+    pub body_crc: u32,
+    pub first_ts: u64,
+    pub last_ts: u64,
+}
+
+impl ChunkHeader {
+    pub fn encode(&self) -> [u8; CHUNK_HEADER_LEN] {
+        let mut b = [0u8; CHUNK_HEADER_LEN];
+        b[0..4].copy_from_slice(&CHUNK_MAGIC);
+        b[4..8].copy_from_slice(&self.body_len.to_le_bytes());
+        b[8..12].copy_from_slice(&self.packets.to_le_bytes());
+        b[12..16].copy_from_slice(&self.body_crc.to_le_bytes());
+        b[16..24].copy_from_slice(&self.first_ts.to_le_bytes());
+        b[24..32].copy_from_slice(&self.last_ts.to_le_bytes());
+        b
+    }
+    pub fn decode(b: &[u8; CHUNK_HEADER_LEN]) -> Option<Self> {
+        (b[0..4] == CHUNK_MAGIC).then(|| Self {
+            body_len: le32(b, 4),
+            packets: le32(b, 8),
+            body_crc: le32(b, 12),
+            first_ts: le64(b, 16),
+            last_ts: le64(b, 24),
+        })
+    }
+}
+
+/// Walks the record headers of a chunk body: `(ts_ns, record length)` per packet.
+/// Stops at the first record that does not fit (a damaged body).
+pub(crate) fn record_lengths(body: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let h = body.get(at..at + PCAP_RECORD_HEADER_LEN)?;
+        let ts = u64::from(le32(h, 0)) * NS_PER_SEC + u64::from(le32(h, 4));
+        let len = PCAP_RECORD_HEADER_LEN + le32(h, 8) as usize;
+        if at + len > body.len() {
+            return None;
+        }
+        at += len;
+        Some((ts, len as u64))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_builds_records_and_refuses_disorder() {
+        let mut c = Chunk::with_capacity(1024);
+        c.push_parts(10, 5, 100, &[1, 2, 3]).unwrap();
+        c.push_parts(10, 5, 3, &[4]).unwrap();
+        assert!(matches!(
+            c.push_parts(10, 4, 3, &[4]),
+            Err(Error::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            c.push_parts(1 << 33, 0, 1, &[0]),
+            Err(Error::TimestampOutOfRange { .. })
+        ));
+        assert_eq!(c.packets(), 2);
+        assert_eq!(c.len_bytes(), 16 + 3 + 16 + 1);
+        let recs: Vec<_> = record_lengths(c.body()).collect();
+        assert_eq!(recs, vec![(10_000_000_005, 19), (10_000_000_005, 17)]);
+        let (bytes, crc) = c.finish();
+        let h = ChunkHeader::decode(bytes[..32].try_into().unwrap()).unwrap();
+        assert_eq!(h.packets, 2);
+        assert_eq!(h.body_crc, crc);
+        assert_eq!(h.first_ts, 10_000_000_005);
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(c.len_bytes(), 0);
+    }
+}

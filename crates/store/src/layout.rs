@@ -1,0 +1,74 @@
+//! Where a stream's files live. One directory per stream:
+//!
+//! ```text
+//! DATA/streams/<name>_YYYYMMDD_HHMM/
+//!     meta.json           what the stream is (StreamMeta)
+//!     seg-00000000.wcs    segments: chunks back to back; a full segment never changes
+//!     chunks.idx          one ChunkRecord per chunk
+//!     time.idx            one Mark per second holding packets
+//!     size-1MB.idx …      one Mark per size-split file after the first
+//!     writer.lock         flock(2)ed by the stream's one writer
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, IoContext, Result};
+use crate::index::SIZE_LEVEL_NAMES;
+
+pub const STREAMS_DIR: &str = "streams";
+pub const CHUNKS: &str = "chunks.idx";
+pub const TIME: &str = "time.idx";
+pub const LOCK: &str = "writer.lock";
+
+pub fn segment(n: u32) -> String {
+    format!("seg-{n:08}.wcs")
+}
+
+pub fn size_file(level: usize) -> String {
+    format!("size-{}.idx", SIZE_LEVEL_NAMES[level])
+}
+
+pub(crate) fn open_segment(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .at(path)
+}
+
+/// Takes the stream's writer lock; fails at once if another writer holds it. The lock is
+/// released by the kernel when the file is closed, so a killed writer never leaves a
+/// stale lock behind.
+pub(crate) fn lock(dir: &Path, name: &str) -> Result<File> {
+    let path = dir.join(LOCK);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at(&path)?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Err(Error::Locked(name.to_owned()))
+        } else {
+            Err(e).at(&path)
+        };
+    }
+    Ok(f)
+}
+
+/// Whether some process holds the stream's writer lock right now.
+pub(crate) fn is_locked(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join(LOCK)) else {
+        return false;
+    };
+    // SAFETY: as in `lock`; a shared probe lock, released at once by closing the file.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    r != 0
+}

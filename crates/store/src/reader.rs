@@ -1,0 +1,590 @@
+//! Reading a stream: totals, views and splits from the index alone; packet bytes only
+//! when they are downloaded.
+//!
+//! A reader takes a snapshot when it opens: the chunks `chunks.idx` names at that moment.
+//! A writer may go on appending; the reader's view stays a consistent prefix because
+//! marks for packets beyond the snapshot are ignored. Open a new reader to see more.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wirecap_pcap::{LinkType, PCAP_NS_HEADER_LEN, Packet, pcap_ns_header};
+
+use crate::chunk::record_lengths;
+use crate::error::{Error, IoContext, Result};
+use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, MARK_LEN, Mark};
+use crate::layout;
+use crate::meta::StreamMeta;
+use crate::timefmt::{NS_PER_SEC, split_name};
+use crate::view::{PacketRange, Split, View};
+use crate::writer::{read_chunk_record, read_exact_at};
+
+/// A consistent, read-only snapshot of one stream. Cheap to clone.
+#[derive(Clone)]
+pub struct StreamReader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    meta: StreamMeta,
+    chunks: File,
+    chunks_path: PathBuf,
+    n_chunks: u64,
+    first: Option<ChunkRecord>,
+    last: Option<ChunkRecord>,
+}
+
+/// Totals of a stream, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub meta: StreamMeta,
+    pub packets: u64,
+    /// Size of the whole stream as one pcap file.
+    pub bytes: u64,
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+    pub chunks: u64,
+    /// Bytes the stream takes on disk (segments and index).
+    pub disk_bytes: u64,
+}
+
+impl StreamReader {
+    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+        let meta = StreamMeta::load(&dir)?;
+        let chunks_path = dir.join(layout::CHUNKS);
+        let chunks = match File::open(&chunks_path) {
+            Ok(f) => f,
+            // A stream created a moment ago may not have its index yet.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                File::open("/dev/null").at(&chunks_path)?
+            }
+            Err(e) => return Err(e).at(&chunks_path),
+        };
+        let len = chunks.metadata().at(&chunks_path)?.len();
+        let mut n = len / CHUNK_RECORD_LEN as u64;
+        // A record torn by a crash (not yet recovered) ends the snapshot early.
+        let mut last = None;
+        while n > 0 {
+            if let Some(r) = read_chunk_record(&chunks, &chunks_path, n - 1)? {
+                last = Some(r);
+                break;
+            }
+            n -= 1;
+        }
+        let first = if n > 0 {
+            read_chunk_record(&chunks, &chunks_path, 0)?
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                meta,
+                chunks,
+                chunks_path,
+                n_chunks: n,
+                first,
+                last,
+            }),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.meta.name
+    }
+    pub fn meta(&self) -> &StreamMeta {
+        &self.inner.meta
+    }
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+    pub fn link_type(&self) -> LinkType {
+        LinkType(self.inner.meta.link_type)
+    }
+    pub fn packets(&self) -> u64 {
+        self.inner.last.map_or(0, |r| r.end_packet())
+    }
+    /// Record bytes (the whole stream as pcap is `24 +` this).
+    pub fn record_bytes(&self) -> u64 {
+        self.inner.last.map_or(0, |r| r.end_pos())
+    }
+    pub fn first_ts(&self) -> Option<u64> {
+        self.inner.first.map(|r| r.first_ts)
+    }
+    pub fn last_ts(&self) -> Option<u64> {
+        self.inner.last.map(|r| r.last_ts)
+    }
+    pub fn chunk_count(&self) -> u64 {
+        self.inner.n_chunks
+    }
+
+    pub fn info(&self) -> Result<StreamInfo> {
+        let mut disk = 0;
+        for e in std::fs::read_dir(&self.inner.dir).at(&self.inner.dir)? {
+            if let Ok(m) = e.and_then(|e| e.metadata()) {
+                disk += m.len();
+            }
+        }
+        Ok(StreamInfo {
+            meta: self.inner.meta.clone(),
+            packets: self.packets(),
+            bytes: self.full_range().pcap_bytes(),
+            first_ts: self.first_ts(),
+            last_ts: self.last_ts(),
+            chunks: self.chunk_count(),
+            disk_bytes: disk,
+        })
+    }
+
+    /// The record of chunk `i` (`i < chunk_count()`).
+    pub fn chunk(&self, i: u64) -> Result<ChunkRecord> {
+        read_chunk_record(&self.inner.chunks, &self.inner.chunks_path, i)?.ok_or_else(|| {
+            Error::Corrupt {
+                path: self.inner.chunks_path.clone(),
+                why: format!("chunk record {i} is damaged"),
+            }
+        })
+    }
+
+    /// Every packet of the stream.
+    pub fn full_range(&self) -> PacketRange {
+        PacketRange {
+            first_packet: 0,
+            end_packet: self.packets(),
+            start_pos: 0,
+            end_pos: self.record_bytes(),
+        }
+    }
+
+    fn marks(&self, file: &str) -> Result<Vec<Mark>> {
+        let path = self.inner.dir.join(file);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).at(&path),
+        };
+        let total = self.packets();
+        Ok(bytes
+            .chunks_exact(MARK_LEN)
+            .map(|b| Mark::decode(b.try_into().expect("chunks_exact")))
+            .take_while(|m| m.packet < total)
+            .collect())
+    }
+
+    /// Every non-empty split of `view`, from the index alone.
+    pub fn splits(&self, view: View) -> Result<Vec<Split>> {
+        let end = Mark {
+            key: u64::MAX,
+            packet: self.packets(),
+            pos: self.record_bytes(),
+        };
+        let range = |a: &Mark, b: &Mark| PacketRange {
+            first_packet: a.packet,
+            end_packet: b.packet,
+            start_pos: a.pos,
+            end_pos: b.pos,
+        };
+        let mut out = Vec::new();
+        match view {
+            View::Single => {
+                if let (Some(first), Some(last)) = (self.first_ts(), self.last_ts()) {
+                    out.push(Split {
+                        index: 0,
+                        name: split_name(first),
+                        start_ts: first,
+                        stop_ts: last + 1,
+                        range: self.full_range(),
+                    });
+                }
+            }
+            View::Time { secs } => {
+                let marks = self.marks(layout::TIME)?;
+                let mut starts: Vec<&Mark> = Vec::new();
+                for m in &marks {
+                    if starts.last().is_none_or(|s| s.key / secs != m.key / secs) {
+                        starts.push(m);
+                    }
+                }
+                for (i, s) in starts.iter().enumerate() {
+                    let next = starts.get(i + 1).copied().unwrap_or(&end);
+                    let start_ts = s.key / secs * secs * NS_PER_SEC;
+                    out.push(Split {
+                        index: i as u64,
+                        name: split_name(start_ts),
+                        start_ts,
+                        stop_ts: start_ts + secs * NS_PER_SEC,
+                        range: range(s, next),
+                    });
+                }
+            }
+            View::Size { level } => {
+                let Some(first_ts) = self.first_ts() else {
+                    return Ok(out);
+                };
+                let mut starts = vec![Mark {
+                    key: first_ts,
+                    packet: 0,
+                    pos: 0,
+                }];
+                starts.extend(self.marks(&layout::size_file(level))?);
+                let last_ts = self.last_ts().unwrap_or(first_ts);
+                for (i, s) in starts.iter().enumerate() {
+                    let next = starts.get(i + 1).unwrap_or(&end);
+                    out.push(Split {
+                        index: i as u64,
+                        name: split_name(s.key),
+                        start_ts: s.key,
+                        stop_ts: if next.key == u64::MAX {
+                            last_ts + 1
+                        } else {
+                            next.key
+                        },
+                        range: range(s, next),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Split `index` of `view`.
+    pub fn split(&self, view: View, index: u64) -> Result<Split> {
+        let mut all = self.splits(view)?;
+        let count = all.len() as u64;
+        if index >= count {
+            return Err(Error::NoSuchSplit {
+                view: view.to_string(),
+                index,
+                count,
+            });
+        }
+        Ok(all.swap_remove(index as usize))
+    }
+
+    /// The packets with `start <= ts < stop` (either bound open when `None`).
+    pub fn time_range(&self, start: Option<u64>, stop: Option<u64>) -> Result<PacketRange> {
+        let (first_packet, start_pos) = match start {
+            Some(t) => self.locate(t)?,
+            None => (0, 0),
+        };
+        let (end_packet, end_pos) = match stop {
+            Some(t) => self.locate(t)?,
+            None => (self.packets(), self.record_bytes()),
+        };
+        if end_packet <= first_packet {
+            return Ok(PacketRange {
+                first_packet,
+                end_packet: first_packet,
+                start_pos,
+                end_pos: start_pos,
+            });
+        }
+        Ok(PacketRange {
+            first_packet,
+            end_packet,
+            start_pos,
+            end_pos,
+        })
+    }
+
+    /// The first packet with a timestamp at or after `ts`: `(packet index, position)`.
+    /// O(log n) index reads, plus at most one chunk of data when `ts` falls inside one.
+    pub fn locate(&self, ts: u64) -> Result<(u64, u64)> {
+        let end = (self.packets(), self.record_bytes());
+        let (Some(first), Some(last)) = (self.first_ts(), self.last_ts()) else {
+            return Ok(end);
+        };
+        if ts <= first {
+            return Ok((0, 0));
+        }
+        if ts > last {
+            return Ok(end);
+        }
+        if ts.is_multiple_of(NS_PER_SEC) {
+            if let Some(m) = self.time_mark_at_or_after(ts / NS_PER_SEC)? {
+                return Ok(if m.packet < end.0 {
+                    (m.packet, m.pos)
+                } else {
+                    end
+                });
+            }
+            return Ok(end);
+        }
+        // First chunk whose last packet is at or after ts.
+        let (mut lo, mut hi) = (0u64, self.inner.n_chunks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.chunk(mid)?.last_ts < ts {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == self.inner.n_chunks {
+            return Ok(end);
+        }
+        let c = self.chunk(lo)?;
+        if c.first_ts >= ts {
+            return Ok((c.first_packet, c.pos));
+        }
+        let body = self.read_body(&c)?;
+        let (mut packet, mut pos) = (c.first_packet, c.pos);
+        for (t, len) in record_lengths(&body) {
+            if t >= ts {
+                return Ok((packet, pos));
+            }
+            packet += 1;
+            pos += len;
+        }
+        Ok((c.end_packet(), c.end_pos()))
+    }
+
+    fn time_mark_at_or_after(&self, sec: u64) -> Result<Option<Mark>> {
+        let path = self.inner.dir.join(layout::TIME);
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        let n = f.metadata().at(&path)?.len() / MARK_LEN as u64;
+        let read = |i: u64| -> Result<Mark> {
+            let mut b = [0u8; MARK_LEN];
+            f.read_exact_at(&mut b, i * MARK_LEN as u64).at(&path)?;
+            Ok(Mark::decode(&b))
+        };
+        let (mut lo, mut hi) = (0u64, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if read(mid)?.key < sec {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == n {
+            Ok(None)
+        } else {
+            read(lo).map(Some)
+        }
+    }
+
+    fn segment_path(&self, n: u32) -> PathBuf {
+        self.inner.dir.join(layout::segment(n))
+    }
+
+    fn read_body(&self, c: &ChunkRecord) -> Result<Vec<u8>> {
+        let path = self.segment_path(c.segment);
+        let f = File::open(&path).at(&path)?;
+        let mut body = vec![0u8; c.body_len as usize];
+        if !read_exact_at(&f, &mut body, c.body_offset()).at(&path)? {
+            return Err(Error::Corrupt {
+                path,
+                why: format!("chunk at {} is cut short", c.file_offset),
+            });
+        }
+        Ok(body)
+    }
+
+    /// The file slices holding `range`, in order: `(segment, file offset, length)`.
+    pub fn slices(&self, range: PacketRange) -> Slices {
+        Slices {
+            reader: self.clone(),
+            range,
+            next: None,
+        }
+    }
+
+    /// Writes `range` as a pcap file (nanosecond timestamps). Copies file to file, pipe
+    /// or socket in the kernel where it can (`copy_file_range`, `splice`, `sendfile`).
+    pub fn write_pcap<W: Write>(&self, range: PacketRange, out: &mut W) -> Result<u64> {
+        let hdr = pcap_ns_header(self.link_type(), self.inner.meta.snaplen);
+        out.write_all(&hdr).map_err(out_err)?;
+        let mut written = PCAP_NS_HEADER_LEN as u64;
+        let mut open: Option<(u32, File, PathBuf)> = None;
+        for s in self.slices(range) {
+            let s = s?;
+            if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
+                let p = self.segment_path(s.segment);
+                open = Some((s.segment, File::open(&p).at(&p)?, p));
+            }
+            let (_, f, p) = open.as_mut().expect("opened above");
+            f.seek(SeekFrom::Start(s.offset)).at(p)?;
+            let n = io::copy(&mut Read::by_ref(f).take(s.len), out).map_err(out_err)?;
+            if n != s.len {
+                return Err(Error::Corrupt {
+                    path: p.clone(),
+                    why: format!("segment ends before offset {}", s.offset + s.len),
+                });
+            }
+            written += n;
+        }
+        Ok(written)
+    }
+
+    /// A `Read` of `range` as a pcap file, for servers that stream with backpressure.
+    pub fn pcap_reader(&self, range: PacketRange) -> PcapReader {
+        PcapReader {
+            header: pcap_ns_header(self.link_type(), self.inner.meta.snaplen),
+            header_at: 0,
+            slices: self.slices(range),
+            cur: None,
+            len: range.pcap_bytes(),
+        }
+    }
+
+    /// Calls `f` for every packet of `range`, in order, until it breaks.
+    pub fn for_each_packet<F>(&self, range: PacketRange, mut f: F) -> Result<()>
+    where
+        F: FnMut(&Packet<'_>) -> ControlFlow<()>,
+    {
+        let mut buf = Vec::new();
+        let mut open: Option<(u32, File, PathBuf)> = None;
+        for s in self.slices(range) {
+            let s = s?;
+            if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
+                let p = self.segment_path(s.segment);
+                open = Some((s.segment, File::open(&p).at(&p)?, p));
+            }
+            let (_, file, p) = open.as_ref().expect("opened above");
+            buf.resize(s.len as usize, 0);
+            if !read_exact_at(file, &mut buf, s.offset).at(p)? {
+                return Err(Error::Corrupt {
+                    path: p.clone(),
+                    why: format!("segment ends before offset {}", s.offset + s.len),
+                });
+            }
+            for pkt in wirecap_pcap::records(&buf) {
+                if f(&pkt).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn out_err(e: io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from("<output>"),
+        source: e,
+    }
+}
+
+/// A contiguous run of record bytes in one segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub segment: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Iterator over the slices of a range (see [`StreamReader::slices`]).
+pub struct Slices {
+    reader: StreamReader,
+    range: PacketRange,
+    next: Option<u64>,
+}
+
+impl Iterator for Slices {
+    type Item = Result<Slice>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.range.start_pos >= self.range.end_pos {
+            return None;
+        }
+        let r = &self.reader;
+        let i = match self.next {
+            Some(i) => i,
+            None => {
+                // First chunk that ends after start_pos.
+                let (mut lo, mut hi) = (0u64, r.inner.n_chunks);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match r.chunk(mid) {
+                        Ok(c) if c.end_pos() <= self.range.start_pos => lo = mid + 1,
+                        Ok(_) => hi = mid,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                lo
+            }
+        };
+        if i >= r.inner.n_chunks {
+            return None;
+        }
+        let c = match r.chunk(i) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        let from = self.range.start_pos.max(c.pos);
+        let to = self.range.end_pos.min(c.end_pos());
+        self.range.start_pos = to;
+        self.next = Some(i + 1);
+        Some(Ok(Slice {
+            segment: c.segment,
+            offset: c.body_offset() + (from - c.pos),
+            len: to - from,
+        }))
+    }
+}
+
+/// A pcap file of a range, as a `Read`. See [`StreamReader::pcap_reader`].
+pub struct PcapReader {
+    header: [u8; PCAP_NS_HEADER_LEN],
+    header_at: usize,
+    slices: Slices,
+    cur: Option<(File, u64, u64)>,
+    len: u64,
+}
+
+impl PcapReader {
+    /// Total bytes this reader yields (exact: a Content-Length).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for PcapReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.header_at < PCAP_NS_HEADER_LEN {
+            let n = (PCAP_NS_HEADER_LEN - self.header_at).min(buf.len());
+            buf[..n].copy_from_slice(&self.header[self.header_at..self.header_at + n]);
+            self.header_at += n;
+            return Ok(n);
+        }
+        loop {
+            if let Some((f, off, left)) = &mut self.cur
+                && *left > 0
+            {
+                let want = (*left).min(buf.len() as u64) as usize;
+                let n = f.read_at(&mut buf[..want], *off)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "segment file is shorter than its index says",
+                    ));
+                }
+                *off += n as u64;
+                *left -= n as u64;
+                return Ok(n);
+            }
+            match self.slices.next() {
+                None => return Ok(0),
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+                Some(Ok(s)) => {
+                    let p = self.slices.reader.segment_path(s.segment);
+                    let f = File::open(&p)?;
+                    self.cur = Some((f, s.offset, s.len));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! Appending to a stream, and recovering one whose writer died.
+//!
+//! Order of writes for every chunk, which is what makes recovery simple:
+//! 1. the chunk (header + records) is appended to the current segment;
+//! 2. its time and size marks are appended to `time.idx` / `size-*.idx`;
+//! 3. its [`ChunkRecord`] is appended to `chunks.idx`.
+//!
+//! A reader trusts only what `chunks.idx` names, and marks only for packets it names, so
+//! it always sees a consistent prefix. After a crash, [`StreamWriter::resume`] keeps
+//! every indexed chunk whose bytes check out, re-indexes whole chunks that reached the
+//! segment but not the index (their headers carry length and CRC), and cuts the rest.
+//! A crash therefore loses at most the chunk being written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wirecap_pcap::Packet;
+
+use crate::chunk::{CHUNK_HEADER_LEN, Chunk, ChunkHeader, DEFAULT_CHUNK_BYTES, record_lengths};
+use crate::error::{Error, IoContext, Result};
+use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, Indexer, MARK_LEN, Mark, Marks, SIZE_LEVELS};
+use crate::layout;
+use crate::meta::{StreamMeta, StreamState};
+
+/// How a writer lays out and syncs its files.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Body size at which [`StreamWriter::append`] commits a chunk.
+    pub chunk_bytes: usize,
+    /// A segment file is closed (and never changes again) once it reaches this size.
+    pub segment_bytes: u64,
+    /// `fdatasync` data and index at most this often; `None` syncs only when sealing.
+    pub sync_interval: Option<Duration>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            segment_bytes: 1 << 30,
+            sync_interval: None,
+        }
+    }
+}
+
+/// What a sealed stream holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub name: String,
+    pub packets: u64,
+    /// Size of the stream as one pcap file.
+    pub bytes: u64,
+    pub chunks: u64,
+}
+
+/// What recovery did to a stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub chunks_kept: u64,
+    /// Whole chunks found in a segment beyond the index and indexed again.
+    pub chunks_reindexed: u64,
+    /// Bytes of torn data cut from segments and index files.
+    pub bytes_cut: u64,
+}
+
+struct IndexFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl IndexFile {
+    fn open(path: PathBuf) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        Ok(Self { file, path, len })
+    }
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(bytes).at(&self.path)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+    fn truncate(&mut self, len: u64) -> Result<()> {
+        self.file.set_len(len).at(&self.path)?;
+        self.len = len;
+        Ok(())
+    }
+}
+
+/// The one writer of a stream. Holds the stream's lock file until dropped.
+pub struct StreamWriter {
+    dir: PathBuf,
+    meta: StreamMeta,
+    _lock: File,
+    opts: WriterOptions,
+    seg: File,
+    seg_path: PathBuf,
+    seg_no: u32,
+    seg_len: u64,
+    chunks: IndexFile,
+    time: IndexFile,
+    sizes: Vec<IndexFile>,
+    indexer: Indexer,
+    marks: Marks,
+    enc: Vec<u8>,
+    n_chunks: u64,
+    last_ts: u64,
+    pending: Chunk,
+    last_sync: Instant,
+}
+
+impl StreamWriter {
+    /// Starts a new, empty stream in `dir` (which the store has just created).
+    pub(crate) fn create(dir: PathBuf, meta: StreamMeta, opts: WriterOptions) -> Result<Self> {
+        let lock = layout::lock(&dir, &meta.name)?;
+        meta.store(&dir)?;
+        Self::open_files(dir, meta, lock, opts, Indexer::default(), 0, 0, 0, 0)
+    }
+
+    /// Reopens a stream whose writer is gone, repairing a torn tail (see the module doc).
+    pub(crate) fn resume(dir: PathBuf, opts: WriterOptions) -> Result<(Self, Recovery)> {
+        let meta = StreamMeta::load(&dir)?;
+        let lock = layout::lock(&dir, &meta.name)?;
+        let mut rec = Recovery::default();
+
+        // 1. Keep the index records whose own CRC and data check out.
+        let cpath = dir.join(layout::CHUNKS);
+        let cfile = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&cpath)
+            .at(&cpath)?;
+        let clen = cfile.metadata().at(&cpath)?.len();
+        let mut n = clen / CHUNK_RECORD_LEN as u64;
+        let mut last: Option<ChunkRecord> = None;
+        while n > 0 {
+            let r = read_chunk_record(&cfile, &cpath, n - 1)?;
+            match r {
+                Some(r) if chunk_data_ok(&dir, &r)? => {
+                    last = Some(r);
+                    break;
+                }
+                _ => n -= 1,
+            }
+        }
+        rec.chunks_kept = n;
+        if clen != n * CHUNK_RECORD_LEN as u64 {
+            rec.bytes_cut += clen - n * CHUNK_RECORD_LEN as u64;
+            cfile.set_len(n * CHUNK_RECORD_LEN as u64).at(&cpath)?;
+        }
+        drop(cfile);
+        let (packets, pos) = last.map_or((0, 0), |r| (r.end_packet(), r.end_pos()));
+
+        // 2. Marks for packets that are not indexed are cut; the indexer resumes from them.
+        let tpath = dir.join(layout::TIME);
+        rec.bytes_cut += cut_marks(&tpath, packets)?;
+        let last_sec = last_mark(&tpath)?.map(|m| m.key);
+        let mut starts = [0u64; SIZE_LEVELS.len()];
+        for (i, s) in starts.iter_mut().enumerate() {
+            let p = dir.join(layout::size_file(i));
+            rec.bytes_cut += cut_marks(&p, packets)?;
+            *s = last_mark(&p)?.map_or(0, |m| m.pos);
+        }
+        let indexer = Indexer::resume(packets, pos, last_sec, starts);
+
+        let (seg_no, seg_off) = last.map_or((0, 0), |r| {
+            (r.segment, r.body_offset() + u64::from(r.body_len))
+        });
+        let last_ts = last.map_or(0, |r| r.last_ts);
+        let mut w = Self::open_files(dir, meta, lock, opts, indexer, n, last_ts, seg_no, seg_off)?;
+
+        // 3. Whole chunks that reached a segment but not the index are indexed again.
+        loop {
+            let Some(body) = w.read_whole_chunk_at_tail()? else {
+                // Nothing more in this segment: cut what is left, then look at the next one.
+                let flen = w.seg.metadata().at(&w.seg_path)?.len();
+                if flen > w.seg_len {
+                    rec.bytes_cut += flen - w.seg_len;
+                    w.seg.set_len(w.seg_len).at(&w.seg_path)?;
+                }
+                let next = w.dir.join(layout::segment(w.seg_no + 1));
+                if !next.exists() {
+                    break;
+                }
+                w.seg_no += 1;
+                w.seg_path = next;
+                w.seg = layout::open_segment(&w.seg_path)?;
+                w.seg_len = 0;
+                continue;
+            };
+            let saved = w.observe_body(&body.0);
+            w.persist_index(saved, body.1, w.seg_len)?;
+            w.seg_len += (CHUNK_HEADER_LEN + body.0.len()) as u64;
+            rec.chunks_reindexed += 1;
+        }
+        // Segments past the last one holding data are empty or torn: remove them.
+        let mut k = w.seg_no + 1;
+        loop {
+            let p = w.dir.join(layout::segment(k));
+            let Ok(m) = fs::metadata(&p) else { break };
+            rec.bytes_cut += m.len();
+            fs::remove_file(&p).at(&p)?;
+            k += 1;
+        }
+        w.sync()?;
+        Ok((w, rec))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_files(
+        dir: PathBuf,
+        meta: StreamMeta,
+        lock: File,
+        opts: WriterOptions,
+        indexer: Indexer,
+        n_chunks: u64,
+        last_ts: u64,
+        seg_no: u32,
+        seg_len: u64,
+    ) -> Result<Self> {
+        let seg_path = dir.join(layout::segment(seg_no));
+        let seg = layout::open_segment(&seg_path)?;
+        let chunks = IndexFile::open(dir.join(layout::CHUNKS))?;
+        let time = IndexFile::open(dir.join(layout::TIME))?;
+        let sizes = (0..SIZE_LEVELS.len())
+            .map(|i| IndexFile::open(dir.join(layout::size_file(i))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            pending: Chunk::with_capacity(opts.chunk_bytes),
+            dir,
+            meta,
+            _lock: lock,
+            opts,
+            seg,
+            seg_path,
+            seg_no,
+            seg_len,
+            chunks,
+            time,
+            sizes,
+            indexer,
+            marks: Marks::default(),
+            enc: Vec::new(),
+            n_chunks,
+            last_ts,
+            last_sync: Instant::now(),
+        })
+    }
+
+    /// The stored name (base name + date suffix).
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+    pub fn meta(&self) -> &StreamMeta {
+        &self.meta
+    }
+    /// Packets on disk and indexed.
+    pub fn packets(&self) -> u64 {
+        self.indexer.packets()
+    }
+    /// Record bytes on disk and indexed (the pcap file header excluded).
+    pub fn bytes(&self) -> u64 {
+        self.indexer.pos()
+    }
+    /// Bytes held in the pending chunk, not yet on disk.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.len_bytes() as u64
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records an attribute with the stream (e.g. the capture mode).
+    pub fn set_attr(&mut self, key: &str, value: &str) -> Result<()> {
+        self.meta.attrs.insert(key.to_owned(), value.to_owned());
+        self.meta.store(&self.dir)
+    }
+
+    /// Appends one packet through the writer's own chunk, committing it when full.
+    pub fn append(&mut self, p: &Packet<'_>) -> Result<()> {
+        let ts = p.ts_ns();
+        if self.n_chunks > 0 && ts < self.last_ts {
+            return Err(Error::OutOfOrder {
+                ts_ns: ts,
+                last_ns: self.last_ts,
+            });
+        }
+        if !self.pending.is_empty()
+            && self.pending.len_bytes() + 16 + p.data.len() > self.opts.chunk_bytes
+        {
+            self.commit()?;
+        }
+        self.pending.push(p)
+    }
+
+    /// Writes the pending chunk and makes it visible to readers.
+    pub fn commit(&mut self) -> Result<()> {
+        let mut chunk = std::mem::replace(&mut self.pending, Chunk::with_capacity(0));
+        let r = self.write_chunk(&mut chunk);
+        chunk.clear();
+        self.pending = chunk;
+        r
+    }
+
+    /// Appends a chunk built elsewhere (a capture thread). On error nothing of the chunk
+    /// is visible and the stream is as it was; the caller may retry or drop it.
+    pub fn write_chunk(&mut self, chunk: &mut Chunk) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if self.n_chunks > 0 && chunk.first_ts() < self.last_ts {
+            return Err(Error::OutOfOrder {
+                ts_ns: chunk.first_ts(),
+                last_ns: self.last_ts,
+            });
+        }
+        let total = (CHUNK_HEADER_LEN + chunk.len_bytes()) as u64;
+        if self.seg_len > 0 && self.seg_len + total > self.opts.segment_bytes {
+            self.roll_segment()?;
+        }
+        let at = self.seg_len;
+        let saved = self.observe_body(chunk.body());
+        let (bytes, crc) = chunk.finish();
+        if let Err(e) = self.seg.write_all(bytes) {
+            self.indexer = saved;
+            let _ = self.seg.set_len(at);
+            return Err(e).at(&self.seg_path);
+        }
+        self.seg_len += total;
+        let hdr = ChunkHeader {
+            body_len: chunk.len_bytes() as u32,
+            packets: chunk.packets(),
+            body_crc: crc,
+            first_ts: chunk.first_ts(),
+            last_ts: chunk.last_ts(),
+        };
+        if let Err(e) = self.persist_index(saved, hdr, at) {
+            let _ = self.seg.set_len(at);
+            self.seg_len = at;
+            return Err(e);
+        }
+        self.maybe_sync()
+    }
+
+    /// Runs the indexer over a chunk body, leaving its marks in `self.marks`; returns the
+    /// indexer as it was before, for rollback.
+    fn observe_body(&mut self, body: &[u8]) -> Indexer {
+        let saved = self.indexer.clone();
+        self.marks.clear();
+        for (ts, len) in record_lengths(body) {
+            self.indexer.observe(ts, len, &mut self.marks);
+        }
+        saved
+    }
+
+    /// Appends the observed marks and the chunk's record. On error the index files are
+    /// cut back to where they were and the indexer is restored.
+    fn persist_index(&mut self, saved: Indexer, hdr: ChunkHeader, offset: u64) -> Result<()> {
+        let lens = (
+            self.time.len,
+            self.sizes.iter().map(|f| f.len).collect::<Vec<_>>(),
+        );
+        let record = ChunkRecord {
+            pos: saved.pos(),
+            first_packet: saved.packets(),
+            first_ts: hdr.first_ts,
+            last_ts: hdr.last_ts,
+            file_offset: offset,
+            segment: self.seg_no,
+            body_len: hdr.body_len,
+            packets: hdr.packets,
+            body_crc: hdr.body_crc,
+        };
+        let r = self
+            .persist_marks()
+            .and_then(|()| self.chunks.append(&record.encode()));
+        if let Err(e) = r {
+            self.indexer = saved;
+            let _ = self.time.truncate(lens.0);
+            for (f, l) in self.sizes.iter_mut().zip(lens.1) {
+                let _ = f.truncate(l);
+            }
+            let _ = self
+                .chunks
+                .truncate(self.n_chunks * CHUNK_RECORD_LEN as u64);
+            return Err(e);
+        }
+        self.n_chunks += 1;
+        self.last_ts = hdr.last_ts;
+        Ok(())
+    }
+
+    fn persist_marks(&mut self) -> Result<()> {
+        encode_marks(&self.marks.time, &mut self.enc);
+        self.time.append(&self.enc)?;
+        for (i, v) in self.marks.size.iter().enumerate() {
+            encode_marks(v, &mut self.enc);
+            self.sizes[i].append(&self.enc)?;
+        }
+        Ok(())
+    }
+
+    fn roll_segment(&mut self) -> Result<()> {
+        // A full segment never changes again: make it durable before moving on.
+        self.seg.sync_data().at(&self.seg_path)?;
+        self.seg_no += 1;
+        self.seg_path = self.dir.join(layout::segment(self.seg_no));
+        self.seg = layout::open_segment(&self.seg_path)?;
+        self.seg_len = 0;
+        Ok(())
+    }
+
+    /// Reads the chunk that starts at the current end of the segment, if a whole, valid
+    /// one is there (recovery only).
+    fn read_whole_chunk_at_tail(&mut self) -> Result<Option<(Vec<u8>, ChunkHeader)>> {
+        let mut h = [0u8; CHUNK_HEADER_LEN];
+        if !read_exact_at(&self.seg, &mut h, self.seg_len).at(&self.seg_path)? {
+            return Ok(None);
+        }
+        let Some(hdr) = ChunkHeader::decode(&h) else {
+            return Ok(None);
+        };
+        if hdr.body_len as u64 > self.opts.segment_bytes.max(1 << 30) {
+            return Ok(None);
+        }
+        let mut body = vec![0u8; hdr.body_len as usize];
+        if !read_exact_at(&self.seg, &mut body, self.seg_len + CHUNK_HEADER_LEN as u64)
+            .at(&self.seg_path)?
+        {
+            return Ok(None);
+        }
+        if crc32c::crc32c(&body) != hdr.body_crc
+            || (self.n_chunks > 0 && hdr.first_ts < self.last_ts)
+            || record_lengths(&body).count() != hdr.packets as usize
+        {
+            return Ok(None);
+        }
+        Ok(Some((body, hdr)))
+    }
+
+    fn maybe_sync(&mut self) -> Result<()> {
+        if let Some(every) = self.opts.sync_interval
+            && self.last_sync.elapsed() >= every
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.seg.sync_data().at(&self.seg_path)?;
+        for f in std::iter::once(&self.time)
+            .chain(self.sizes.iter())
+            .chain(std::iter::once(&self.chunks))
+        {
+            f.file.sync_data().at(&f.path)?;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Commits the pending chunk, syncs, and closes the stream for good.
+    pub fn seal(self) -> Result<StreamSummary> {
+        self.finish(StreamState::Sealed)
+    }
+
+    pub(crate) fn finish(mut self, state: StreamState) -> Result<StreamSummary> {
+        self.commit()?;
+        self.sync()?;
+        self.meta.state = state;
+        self.meta.closed_ns = Some(crate::now_ns());
+        self.meta.store(&self.dir)?;
+        Ok(StreamSummary {
+            name: self.meta.name.clone(),
+            packets: self.indexer.packets(),
+            bytes: self.indexer.pos() + wirecap_pcap::PCAP_NS_HEADER_LEN as u64,
+            chunks: self.n_chunks,
+        })
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        // A writer dropped without seal (an error path, a panic) still puts its pending
+        // packets on disk; the stream stays `open` until recovery seals it.
+        if !self.pending.is_empty() {
+            let _ = self.commit();
+        }
+    }
+}
+
+fn encode_marks(marks: &[Mark], out: &mut Vec<u8>) {
+    out.clear();
+    for m in marks {
+        out.extend_from_slice(&m.encode());
+    }
+}
+
+/// `pread` that reports a short file as `false` instead of an error.
+pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+    match f.read_exact_at(buf, offset) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn read_chunk_record(f: &File, path: &Path, i: u64) -> Result<Option<ChunkRecord>> {
+    let mut b = [0u8; CHUNK_RECORD_LEN];
+    if !read_exact_at(f, &mut b, i * CHUNK_RECORD_LEN as u64).at(path)? {
+        return Ok(None);
+    }
+    Ok(ChunkRecord::decode(&b))
+}
+
+fn chunk_data_ok(dir: &Path, r: &ChunkRecord) -> Result<bool> {
+    let p = dir.join(layout::segment(r.segment));
+    let Ok(f) = File::open(&p) else {
+        return Ok(false);
+    };
+    let mut body = vec![0u8; r.body_len as usize];
+    if !read_exact_at(&f, &mut body, r.body_offset()).at(&p)? {
+        return Ok(false);
+    }
+    Ok(crc32c::crc32c(&body) == r.body_crc)
+}
+
+/// Cuts a mark file to whole records for packets below `packets`; returns bytes cut.
+fn cut_marks(path: &Path, packets: u64) -> Result<u64> {
+    let Ok(mut f) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(0);
+    };
+    let len = f.metadata().at(path)?.len();
+    let mut n = len / MARK_LEN as u64;
+    while n > 0 {
+        let mut b = [0u8; MARK_LEN];
+        f.seek(SeekFrom::Start((n - 1) * MARK_LEN as u64))
+            .at(path)?;
+        f.read_exact(&mut b).at(path)?;
+        if Mark::decode(&b).packet < packets {
+            break;
+        }
+        n -= 1;
+    }
+    let keep = n * MARK_LEN as u64;
+    if keep != len {
+        f.set_len(keep).at(path)?;
+    }
+    Ok(len - keep)
+}
+
+fn last_mark(path: &Path) -> Result<Option<Mark>> {
+    let Ok(f) = File::open(path) else {
+        return Ok(None);
+    };
+    let n = f.metadata().at(path)?.len() / MARK_LEN as u64;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut b = [0u8; MARK_LEN];
+    f.read_exact_at(&mut b, (n - 1) * MARK_LEN as u64)
+        .at(path)?;
+    Ok(Some(Mark::decode(&b)))
+}

@@ -1,0 +1,210 @@
+//! `wirecap import`: pcap/pcapng files into a new stream.
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use wirecap_pcap::{CaptureReader, LinkType};
+use wirecap_store::{DEFAULT_WINDOW_BYTES, Reorder, StreamParams, StreamWriter, sanitize};
+
+use crate::DataDir;
+use crate::listing::open_store;
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Stream name (default: the first file's name); the store appends _YYYYMMDD_HHMM (UTC)
+    #[arg(long)]
+    name: Option<String>,
+    /// Bytes of packets held to put slightly out-of-order input in time order
+    #[arg(long, default_value_t = DEFAULT_WINDOW_BYTES, value_name = "BYTES")]
+    reorder_window: usize,
+    /// No progress bar
+    #[arg(long, short)]
+    quiet: bool,
+    /// pcap or pcapng files (any byte order, µs or ns timestamps)
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+fn open(path: &Path) -> Result<CaptureReader<BufReader<File>>> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // The reader buffers itself; a small BufReader only spares it tiny reads.
+    CaptureReader::new(BufReader::with_capacity(1 << 16, f))
+        .with_context(|| format!("{}: not a readable pcap or pcapng file", path.display()))
+}
+
+/// Timestamp of a file's first packet, to import several files in time order.
+fn first_ts(path: &Path) -> Option<u64> {
+    let mut r = open(path).ok()?;
+    r.next_packet().ok().flatten().map(|p| p.ts_ns())
+}
+
+pub fn run(a: ImportArgs) -> Result<ExitCode> {
+    let base = match &a.name {
+        Some(n) => n.clone(),
+        None => sanitize(
+            &a.files[0]
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    wirecap_store::validate_base_name(&base)?;
+    let store = open_store(&a.data)?;
+
+    let mut files: Vec<(Option<u64>, PathBuf)> =
+        a.files.iter().map(|p| (first_ts(p), p.clone())).collect();
+    files.sort_by_key(|(t, _)| *t);
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+
+    let bar = if a.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total_bytes).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        )
+    };
+
+    let started = Instant::now();
+    let mut writer: Option<StreamWriter> = None;
+    let mut link: Option<LinkType> = None;
+    let mut reorder = Reorder::new(a.reorder_window);
+    let mut failures = 0usize;
+    let mut done_bytes = 0u64;
+    let mut packets = 0u64;
+
+    for (_, path) in &files {
+        let shown = path.display();
+        let mut r = match open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                bar.suspend(|| eprintln!("wirecap: {e:#}"));
+                failures += 1;
+                continue;
+            }
+        };
+        let mut last_iface = u32::MAX;
+        let mut n = 0u64;
+        let outcome: Result<()> = loop {
+            let p = match r.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(anyhow::Error::new(e).context(format!("{shown}"))),
+            };
+            if p.interface == last_iface {
+                let w = writer.as_mut().expect("created with the link type");
+                if let Err(e) = reorder.push(&p, w) {
+                    break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
+                }
+            } else {
+                // The packet borrows the reader, whose interface table we need: this rare
+                // path (first packet, or a change of interface) copies the packet.
+                let (ts_sec, ts_nsec, orig_len, iface) =
+                    (p.ts_sec, p.ts_nsec, p.orig_len, p.interface);
+                let data = p.data.to_vec();
+                let lt = r.link_type(iface).unwrap_or(LinkType::ETHERNET);
+                match link {
+                    None => {
+                        link = Some(lt);
+                        let params = StreamParams {
+                            link_type: lt,
+                            snaplen: r.snaplen(iface).unwrap_or(262_144).max(1),
+                            source: "import".into(),
+                        };
+                        writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
+                    }
+                    Some(l) if l != lt => {
+                        break Err(anyhow::anyhow!(
+                            "{shown}: interface {iface} has link type {lt} but the stream holds {l}; \
+                             a stream has one link type, so import such interfaces separately"
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                last_iface = iface;
+                let p = wirecap_pcap::Packet {
+                    ts_sec,
+                    ts_nsec,
+                    orig_len,
+                    data: &data,
+                    interface: iface,
+                };
+                let w = writer.as_mut().expect("created with the link type");
+                if let Err(e) = reorder.push(&p, w) {
+                    break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
+                }
+            }
+            n += 1;
+            if n.is_multiple_of(65536) {
+                bar.set_position(done_bytes + r.offset());
+            }
+        };
+        packets += n;
+        if let Err(e) = outcome {
+            failures += 1;
+            bar.suspend(|| {
+                eprintln!("wirecap: {e:#}");
+                eprintln!("wirecap: kept the {n} packets of {shown} read before the error");
+            });
+        }
+        // Zero-packet files still fix the stream's link type.
+        if link.is_none()
+            && let Some(lt) = r.link_type(0)
+        {
+            link = Some(lt);
+            let params = StreamParams {
+                link_type: lt,
+                snaplen: r.snaplen(0).unwrap_or(262_144).max(1),
+                source: "import".into(),
+            };
+            writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
+        }
+        done_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        bar.set_position(done_bytes);
+    }
+    bar.finish_and_clear();
+
+    let Some(mut w) = writer else {
+        bail!("no readable capture among the files given; nothing imported");
+    };
+    reorder.finish(&mut w)?;
+    let summary = w.seal()?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "imported {} packets ({} bytes as pcap) from {} file(s) in {:.2} s: {:.0} packets/s, {:.1} MB/s{}",
+        summary.packets,
+        summary.bytes,
+        files.len(),
+        secs,
+        packets as f64 / secs,
+        done_bytes as f64 / secs / 1e6,
+        if reorder.reordered() > 0 {
+            format!(
+                "; {} out-of-order packets put in time order",
+                reorder.reordered()
+            )
+        } else {
+            String::new()
+        }
+    );
+    println!("{}", summary.name);
+    Ok(if failures > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
