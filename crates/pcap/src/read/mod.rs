@@ -12,6 +12,8 @@
 mod buffer;
 pub(crate) mod pcap;
 pub(crate) mod pcapng;
+#[cfg(test)]
+mod tests;
 
 use std::io::Read;
 use std::ops::Range;
@@ -104,7 +106,9 @@ struct Found {
 
 impl<R: Read> CaptureReader<R> {
     /// Detects pcap or pcapng by the magic number and reads the file header (pcap) or the
-    /// first Section Header Block (pcapng).
+    /// first Section Header Block (pcapng) and the blocks up to its first Interface
+    /// Description Block, so that [`Self::link_type`]`(0)` is known unless the file has
+    /// no interface before its first packet.
     pub fn new(r: R) -> Result<Self, Error> {
         Self::with_capacity(r, DEFAULT_CAPACITY)
     }
@@ -128,6 +132,14 @@ impl<R: Read> CaptureReader<R> {
             // The first block is an SHB (its type is palindromic, so no byte order is
             // needed to recognise it); this validates it and sets the byte order.
             ng_next(&mut st, &mut buf, &mut r)?;
+            // Read on to the first IDB, as libpcap does, so that `link_type(0)` is known
+            // before the first packet (a writer for the copy needs it). A packet block
+            // stops the look-ahead unread: `next_packet` reports it as `NoInterface`.
+            while st.interfaces.is_empty() && !ng_packet_next(&st, &mut buf, &mut r)? {
+                if let Step::Eof = ng_next(&mut st, &mut buf, &mut r)? {
+                    break;
+                }
+            }
             State::Pcapng(st)
         } else if pcap::magic(first4).is_some() {
             let avail = buf
@@ -330,6 +342,18 @@ enum Step {
     /// A block that is not a packet (SHB, IDB, or one we skip).
     Other,
     Eof,
+}
+
+/// Whether the next block is a packet block (or the input ends, or is cut short: either
+/// way, there is nothing to look ahead at).
+fn ng_packet_next<R: Read>(st: &NgState, buf: &mut Buffer, r: &mut R) -> Result<bool, Error> {
+    let at = buf.pos();
+    let avail = buf.fill(r, 8).map_err(|e| io_err(at, e))?;
+    if avail < 8 {
+        return Ok(true);
+    }
+    let block_type = st.order.u32(buf.bytes(), 0);
+    Ok(matches!(block_type, BT_EPB | BT_SPB | BT_PB))
 }
 
 /// Reads one pcapng block.

@@ -334,7 +334,7 @@ mod tests {
             put16(&mut body, order, *code);
             put16(&mut body, order, val.len() as u16);
             body.extend_from_slice(val);
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
         }
