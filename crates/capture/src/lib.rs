@@ -30,6 +30,7 @@ pub mod replay;
 pub mod ring;
 pub mod sink;
 pub mod source;
+pub mod store_sink;
 pub mod synth;
 
 pub use counters::{Counters, Status};

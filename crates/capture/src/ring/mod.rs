@@ -96,7 +96,7 @@ impl RingConfig {
 
     fn check(&self) -> Result<()> {
         let page = 4096;
-        if self.block_size < page || self.block_size % page != 0 {
+        if self.block_size < page || !self.block_size.is_multiple_of(page) {
             return Err(Error::Config(format!(
                 "block size {} is not a multiple of {page}",
                 self.block_size
@@ -402,7 +402,10 @@ impl RingSource {
         Ok(Self {
             map,
             fd,
-            describe: format!("capture:{ifname}"),
+            describe: match &config.netns {
+                None => format!("capture:{ifname}"),
+                Some(ns) => format!("capture:{ifname}@{}", ns.display()),
+            },
             block_size: config.block_size as usize,
             block_count: config.block_count as usize,
             current: 0,
@@ -452,6 +455,26 @@ impl RingSource {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(os_err("poll", &self.config.interface)(e));
+            }
+        }
+        if rc > 0 && pfd.revents & libc::POLLERR != 0 {
+            // The link went down (ENETDOWN) or similar: read SO_ERROR to clear the pending
+            // error, else poll would return at once forever; then wait out the timeout so a
+            // downed link does not spin a core. The ring resumes when the link comes back.
+            let mut err: libc::c_int = 0;
+            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `err` and `len` are valid for writes of the sizes given.
+            unsafe {
+                libc::getsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut libc::c_int).cast(),
+                    &mut len,
+                );
+            }
+            if !self.block_ready(self.current) {
+                std::thread::sleep(timeout.min(Duration::from_millis(100)));
             }
         }
         Ok(())
