@@ -45,6 +45,15 @@ unsafe extern "C" {
     fn pcap_geterr(p: *mut PcapT) -> *mut c_char;
     fn pcap_freecode(fp: *mut BpfProgram);
     fn pcap_close(p: *mut PcapT);
+    fn pcap_lib_version() -> *const c_char;
+}
+
+/// libpcap's version string, e.g. `libpcap version 1.10.3 (with TPACKET_V3)`.
+pub(crate) fn lib_version() -> String {
+    // SAFETY: pcap_lib_version returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(pcap_lib_version()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `PCAP_NETMASK_UNKNOWN`: `ip broadcast` then fails to compile instead of guessing.

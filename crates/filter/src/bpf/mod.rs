@@ -37,6 +37,21 @@ impl std::fmt::Display for Insn {
     }
 }
 
+/// The linked libpcap's version string (`libpcap version 1.10.3 (with TPACKET_V3)`):
+/// the compiler, and so the meaning of some expressions (`ip multicast`), depends on it.
+pub fn libpcap_version() -> String {
+    ffi::lib_version()
+}
+
+/// The linked libpcap's version as numbers, when the string can be read.
+pub fn libpcap_version_numbers() -> Option<(u32, u32, u32)> {
+    let v = libpcap_version();
+    let rest = v.split("version ").nth(1)?;
+    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut it = num.split('.').map(|x| x.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
 /// Snapshot length given to libpcap (tcpdump's default); an accepting program returns it.
 pub const SNAPLEN: i32 = 262_144;
 
