@@ -75,9 +75,7 @@ pub enum ErrorKind {
     )]
     PacketTooLarge { caplen: u32 },
 
-    #[error(
-        "pcapng block of type {block_type:#010x} has total length {length}, expected {expected}"
-    )]
+    #[error("{} has total length {length}, expected {expected}", block_desc(*.block_type))]
     BadBlockLength {
         block_type: u32,
         length: u32,
@@ -85,8 +83,9 @@ pub enum ErrorKind {
     },
 
     #[error(
-        "pcapng block of type {block_type:#010x} says its total length is {header} at its start \
-         but {trailer} at its end; the two must be equal"
+        "{} says its total length is {header} at its start but {trailer} at its end; \
+         the two must be equal",
+        block_desc(*.block_type)
     )]
     BlockLengthMismatch {
         block_type: u32,
@@ -95,8 +94,9 @@ pub enum ErrorKind {
     },
 
     #[error(
-        "pcapng block of type {block_type:#010x} is {length} bytes long, more than the {max} \
-         this reader accepts for a block it has to parse; the file is probably corrupt here"
+        "{} is {length} bytes long, more than the {max} this reader accepts for a block it \
+         has to parse; the file is probably corrupt here",
+        block_desc(*.block_type)
     )]
     BlockTooLarge {
         block_type: u32,
@@ -141,6 +141,14 @@ pub enum ErrorKind {
         /// The range the target can represent, e.g. "0..=4294967295 s of a pcap record".
         range: &'static str,
     },
+}
+
+/// "pcapng Enhanced Packet Block (type 0x00000006)", or just the type when unknown.
+fn block_desc(block_type: u32) -> String {
+    match crate::read::pcapng::block_name(block_type) {
+        "pcapng block" => format!("pcapng block of type {block_type:#010x}"),
+        name => format!("{name} (type {block_type:#010x})"),
+    }
 }
 
 /// Turns the most common "why is this not a capture file" cases into advice.

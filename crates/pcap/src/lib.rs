@@ -5,15 +5,19 @@
 //! allocates per packet on the hot path, and never guesses. What it reads:
 //!
 //! * pcap with microsecond (`a1b2c3d4`) and nanosecond (`a1b23c4d`) timestamps, in both
-//!   byte orders; the link-type field's upper bits (FCS length, reserved) are masked off
-//!   as libpcap does, and a file whose reserved bits are set is refused;
+//!   byte orders, versions 2.0-2.4; the link-type field's FCS bits (26-31) are masked off
+//!   as libpcap does, and a file whose reserved bits (16-25) are set is refused; a record
+//!   longer than the file's snapshot length is cut to it, as libpcap does;
 //! * pcapng: SHB (several sections, either byte order), IDB (with `if_tsresol`, decimal
 //!   and binary, and `if_tsoffset`), EPB, SPB, the obsolete PB; every other block is
-//!   skipped by its length.
+//!   skipped by its length. Unlike libpcap 1.10, interfaces of different link types or
+//!   snapshot lengths are accepted and reported per packet ([`Packet::interface`],
+//!   [`CaptureReader::link_type`], [`CaptureReader::next_packet_with_link_type`]).
 //!
 //! What it writes: pcap with nanosecond timestamps (magic `a1b23c4d`, little-endian,
 //! the format of wirecap's store and downloads), and pcapng (one SHB, one IDB with
-//! `if_tsresol = 9`, EPBs).
+//! `if_tsresol = 9`, EPBs). Store chunks, which are pcap-ns records without a file
+//! header, are built with [`pcap_record_header`] and iterated with [`records`].
 //!
 //! Errors carry the byte offset at which the file went wrong; the caller adds the file
 //! name. A reader that hits damage returns every packet before it first, then the error.

@@ -320,7 +320,12 @@ fn pcap_next<R: Read>(st: &PcapState, buf: &mut Buffer, r: &mut R) -> Result<Opt
     let total = RECORD_HEADER_LEN + h.caplen as usize;
     let avail = buf.fill(r, total).map_err(|e| io_err(at, e))?;
     if avail < total {
-        return Err(truncated(at, "a pcap record's packet data", total, avail));
+        return Err(truncated(
+            at,
+            "a pcap record (header and packet data)",
+            total,
+            avail,
+        ));
     }
     // libpcap cuts records longer than the file's snapshot length to it (a fuzzed or
     // mis-written file); doing the same keeps filters and dissectors in step with tcpdump.
