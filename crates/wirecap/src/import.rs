@@ -14,6 +14,11 @@ use wirecap_store::{DEFAULT_WINDOW_BYTES, Reorder, StreamParams, StreamWriter, s
 use crate::DataDir;
 use crate::listing::open_store;
 
+/// Snapshot length written in exported pcap headers of imported streams. A file's own
+/// snaplen is not kept: pcapng allows 0 ("no limit") and a different one per interface,
+/// and a pcap header smaller than a packet makes readers truncate or refuse it.
+const STORE_SNAPLEN: u32 = wirecap_pcap::MAX_PACKET_LEN;
+
 #[derive(clap::Args)]
 pub struct ImportArgs {
     #[command(flatten)]
@@ -122,7 +127,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                         link = Some(lt);
                         let params = StreamParams {
                             link_type: lt,
-                            snaplen: r.snaplen(iface).unwrap_or(262_144).max(1),
+                            snaplen: STORE_SNAPLEN,
                             source: "import".into(),
                         };
                         writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
@@ -154,6 +159,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
             }
         };
         packets += n;
+        let outcome_is_err = outcome.is_err();
         if let Err(e) = outcome {
             failures += 1;
             bar.suspend(|| {
@@ -168,10 +174,14 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
             link = Some(lt);
             let params = StreamParams {
                 link_type: lt,
-                snaplen: r.snaplen(0).unwrap_or(262_144).max(1),
+                snaplen: STORE_SNAPLEN,
                 source: "import".into(),
             };
             writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
+        }
+        if n == 0 && r.link_type(0).is_none() && !outcome_is_err {
+            failures += 1;
+            bar.suspend(|| eprintln!("wirecap: {shown}: holds no packets and no interface description; nothing to import from it"));
         }
         done_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         bar.set_position(done_bytes);

@@ -4,6 +4,7 @@
 //! lives in `wirecap-store`, `wirecap-pcap` and friends.
 
 mod export;
+mod generate;
 mod import;
 mod listing;
 
@@ -57,6 +58,8 @@ enum Cmd {
     Recover(DataDir),
     /// Delete a stream
     Delete(listing::DeleteArgs),
+    /// Write a synthetic capture file (realistic mixed traffic) for demos and benchmarks
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::Export(a) => export::run(a),
         Cmd::Recover(a) => listing::recover(a),
         Cmd::Delete(a) => listing::delete(a),
+        Cmd::Generate(a) => generate::run(a),
     };
     match r {
         Ok(code) => code,
