@@ -105,23 +105,12 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
         let mut last_iface = u32::MAX;
         let mut n = 0u64;
         let outcome: Result<()> = loop {
-            let p = match r.next_packet() {
-                Ok(Some(p)) => p,
+            let (p, lt) = match r.next_packet_with_link_type() {
+                Ok(Some(x)) => x,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(anyhow::Error::new(e).context(format!("{shown}"))),
             };
-            if p.interface == last_iface {
-                let w = writer.as_mut().expect("created with the link type");
-                if let Err(e) = reorder.push(&p, w) {
-                    break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
-                }
-            } else {
-                // The packet borrows the reader, whose interface table we need: this rare
-                // path (first packet, or a change of interface) copies the packet.
-                let (ts_sec, ts_nsec, orig_len, iface) =
-                    (p.ts_sec, p.ts_nsec, p.orig_len, p.interface);
-                let data = p.data.to_vec();
-                let lt = r.link_type(iface).unwrap_or(LinkType::ETHERNET);
+            if p.interface != last_iface {
                 match link {
                     None => {
                         link = Some(lt);
@@ -134,24 +123,18 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                     }
                     Some(l) if l != lt => {
                         break Err(anyhow::anyhow!(
-                            "{shown}: interface {iface} has link type {lt} but the stream holds {l}; \
-                             a stream has one link type, so import such interfaces separately"
+                            "{shown}: interface {} has link type {lt} but the stream holds {l}; \
+                             a stream has one link type, so import such interfaces separately",
+                            p.interface
                         ));
                     }
                     Some(_) => {}
                 }
-                last_iface = iface;
-                let p = wirecap_pcap::Packet {
-                    ts_sec,
-                    ts_nsec,
-                    orig_len,
-                    data: &data,
-                    interface: iface,
-                };
-                let w = writer.as_mut().expect("created with the link type");
-                if let Err(e) = reorder.push(&p, w) {
-                    break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
-                }
+                last_iface = p.interface;
+            }
+            let w = writer.as_mut().expect("created with the link type");
+            if let Err(e) = reorder.push(&p, w) {
+                break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
             }
             n += 1;
             if n.is_multiple_of(65536) {
