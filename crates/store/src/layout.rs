@@ -7,6 +7,7 @@
 //!     chunks.idx          one ChunkRecord per chunk
 //!     time.idx            one Mark per second holding packets
 //!     size-1MB.idx …      one Mark per size-split file after the first
+//!     summary.idx         optional: one opaque summary per chunk, for skipping
 //!     writer.lock         flock(2)ed by the stream's one writer
 //! ```
 
@@ -21,6 +22,7 @@ pub const STREAMS_DIR: &str = "streams";
 pub const CHUNKS: &str = "chunks.idx";
 pub const TIME: &str = "time.idx";
 pub const LOCK: &str = "writer.lock";
+pub const SUMMARY: &str = "summary.idx";
 
 pub fn segment(n: u32) -> String {
     format!("seg-{n:08}.wcs")

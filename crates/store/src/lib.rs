@@ -41,10 +41,10 @@ pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
 pub use meta::{StreamMeta, StreamState};
 pub use name::{sanitize, stored_name, validate_base_name, validate_stored_name};
-pub use reader::{PcapReader, Slice, Slices, StreamInfo, StreamReader};
+pub use reader::{PcapReader, ScanStats, Slice, Slices, StreamInfo, StreamReader};
 pub use reorder::{DEFAULT_WINDOW_BYTES, Reorder};
 pub use view::{PacketRange, Split, View};
-pub use writer::{Recovery, StreamSummary, StreamWriter, WriterOptions};
+pub use writer::{ChunkSummarizer, Recovery, StreamSummary, StreamWriter, WriterOptions};
 
 use error::IoContext;
 use time::OffsetDateTime;
@@ -129,6 +129,7 @@ impl Store {
             source: params.source.clone(),
             state: StreamState::Open,
             closed_ns: None,
+            summary_len: 0,
             attrs: Default::default(),
         };
         let w = StreamWriter::create(dir.clone(), meta, opts);

@@ -40,6 +40,9 @@ pub struct StreamMeta {
     pub source: String,
     pub state: StreamState,
     pub closed_ns: Option<u64>,
+    /// Bytes of each chunk summary in `summary.idx`; 0 when chunks are not summarized.
+    #[serde(default)]
+    pub summary_len: u32,
     /// Free-form attributes recorded with the stream (capture mode, importer notes, …).
     #[serde(default)]
     pub attrs: BTreeMap<String, String>,

@@ -438,14 +438,52 @@ impl StreamReader {
     }
 
     /// Calls `f` for every packet of `range`, in order, until it breaks.
-    pub fn for_each_packet<F>(&self, range: PacketRange, mut f: F) -> Result<()>
+    pub fn for_each_packet<F>(&self, range: PacketRange, f: F) -> Result<()>
     where
         F: FnMut(&Packet<'_>) -> ControlFlow<()>,
     {
+        self.scan(range, |_| true, f).map(|_| ())
+    }
+
+    /// The summary of chunk `i`, when the stream has summaries and chunk `i` has one.
+    pub fn chunk_summary(&self, i: u64) -> Result<Option<Vec<u8>>> {
+        let len = u64::from(self.inner.meta.summary_len);
+        if len == 0 {
+            return Ok(None);
+        }
+        let path = self.inner.dir.join(layout::SUMMARY);
+        let Ok(f) = File::open(&path) else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; len as usize];
+        Ok(read_exact_at(&f, &mut buf, i * len)
+            .at(&path)?
+            .then_some(buf))
+    }
+
+    /// Like [`for_each_packet`](Self::for_each_packet), but skips, without reading them,
+    /// the chunks whose summary `may_match` rejects (chunks without a summary are read).
+    pub fn scan<M, F>(&self, range: PacketRange, mut may_match: M, mut f: F) -> Result<ScanStats>
+    where
+        M: FnMut(&[u8]) -> bool,
+        F: FnMut(&Packet<'_>) -> ControlFlow<()>,
+    {
+        let mut stats = ScanStats::default();
+        let summaries = self.summaries()?;
         let mut buf = Vec::new();
         let mut open: Option<(u32, File, PathBuf)> = None;
         for s in self.slices(range) {
             let s = s?;
+            if let Some((file, len)) = &summaries {
+                let mut sum = vec![0u8; *len];
+                if read_exact_at(file, &mut sum, s.chunk * *len as u64).unwrap_or(false)
+                    && !may_match(&sum)
+                {
+                    stats.chunks_skipped += 1;
+                    stats.bytes_skipped += s.len;
+                    continue;
+                }
+            }
             if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
                 let p = self.segment_path(s.segment);
                 open = Some((s.segment, File::open(&p).at(&p)?, p));
@@ -458,14 +496,38 @@ impl StreamReader {
                     why: format!("segment ends before offset {}", s.offset + s.len),
                 });
             }
+            stats.chunks_read += 1;
+            stats.bytes_read += s.len;
             for pkt in wirecap_pcap::records(&buf) {
                 if f(&pkt).is_break() {
-                    return Ok(());
+                    return Ok(stats);
                 }
             }
         }
-        Ok(())
+        Ok(stats)
     }
+
+    fn summaries(&self) -> Result<Option<(File, usize)>> {
+        let len = self.inner.meta.summary_len as usize;
+        if len == 0 {
+            return Ok(None);
+        }
+        let path = self.inner.dir.join(layout::SUMMARY);
+        match File::open(&path) {
+            Ok(f) => Ok(Some((f, len))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at(&path),
+        }
+    }
+}
+
+/// What a [`StreamReader::scan`] read and what its summaries let it skip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub chunks_read: u64,
+    pub bytes_read: u64,
+    pub chunks_skipped: u64,
+    pub bytes_skipped: u64,
 }
 
 fn out_err(e: io::Error) -> Error {
@@ -478,6 +540,8 @@ fn out_err(e: io::Error) -> Error {
 /// A contiguous run of record bytes in one segment file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slice {
+    /// Index of the chunk the slice belongs to.
+    pub chunk: u64,
     pub segment: u32,
     pub offset: u64,
     pub len: u64,
@@ -526,6 +590,7 @@ impl Iterator for Slices {
         self.range.start_pos = to;
         self.next = Some(i + 1);
         Some(Ok(Slice {
+            chunk: i,
             segment: c.segment,
             offset: c.body_offset() + (from - c.pos),
             len: to - from,

@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wirecap_pcap::Packet;
@@ -25,8 +26,18 @@ use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, Indexer, MARK_LEN, Mark, Marks
 use crate::layout;
 use crate::meta::{StreamMeta, StreamState};
 
+/// Computes a fixed-size summary of every chunk, kept beside the index in `summary.idx`
+/// so that readers can skip chunks a filter cannot match without reading them. The store
+/// treats summaries as opaque bytes: what they mean belongs to the filter layer.
+pub trait ChunkSummarizer: Send + Sync {
+    /// Bytes per summary (the same for every chunk of a stream).
+    fn summary_len(&self) -> usize;
+    /// Summarizes a chunk body (pcap-ns records) of a stream of link type `link`.
+    fn summarize(&self, link: wirecap_pcap::LinkType, body: &[u8], out: &mut [u8]);
+}
+
 /// How a writer lays out and syncs its files.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WriterOptions {
     /// Body size at which [`StreamWriter::append`] commits a chunk.
     pub chunk_bytes: usize,
@@ -34,6 +45,8 @@ pub struct WriterOptions {
     pub segment_bytes: u64,
     /// `fdatasync` data and index at most this often; `None` syncs only when sealing.
     pub sync_interval: Option<Duration>,
+    /// Per-chunk summaries for skipping (none by default).
+    pub summarizer: Option<Arc<dyn ChunkSummarizer>>,
 }
 
 impl Default for WriterOptions {
@@ -42,7 +55,22 @@ impl Default for WriterOptions {
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             segment_bytes: 1 << 30,
             sync_interval: None,
+            summarizer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for WriterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterOptions")
+            .field("chunk_bytes", &self.chunk_bytes)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("sync_interval", &self.sync_interval)
+            .field(
+                "summarizer",
+                &self.summarizer.as_ref().map(|s| s.summary_len()),
+            )
+            .finish()
     }
 }
 
@@ -111,6 +139,9 @@ pub struct StreamWriter {
     chunks: IndexFile,
     time: IndexFile,
     sizes: Vec<IndexFile>,
+    /// `summary.idx` and its record length, when chunks are summarized.
+    summary: Option<(IndexFile, usize)>,
+    summary_buf: Vec<u8>,
     indexer: Indexer,
     marks: Marks,
     enc: Vec<u8>,
@@ -122,8 +153,12 @@ pub struct StreamWriter {
 
 impl StreamWriter {
     /// Starts a new, empty stream in `dir` (which the store has just created).
-    pub(crate) fn create(dir: PathBuf, meta: StreamMeta, opts: WriterOptions) -> Result<Self> {
+    pub(crate) fn create(dir: PathBuf, mut meta: StreamMeta, opts: WriterOptions) -> Result<Self> {
         let lock = layout::lock(&dir, &meta.name)?;
+        meta.summary_len = opts
+            .summarizer
+            .as_ref()
+            .map_or(0, |s| s.summary_len() as u32);
         meta.store(&dir)?;
         Self::open_files(dir, meta, lock, opts, Indexer::default(), 0, 0, 0, 0)
     }
@@ -163,6 +198,22 @@ impl StreamWriter {
         }
         drop(cfile);
         let (packets, pos) = last.map_or((0, 0), |r| (r.end_packet(), r.end_pos()));
+
+        // Summaries of chunks that are gone are cut too.
+        let spath = dir.join(layout::SUMMARY);
+        if meta.summary_len > 0
+            && let Ok(m) = fs::metadata(&spath)
+        {
+            let keep = n * u64::from(meta.summary_len);
+            if m.len() > keep {
+                rec.bytes_cut += m.len() - keep;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&spath)
+                    .and_then(|f| f.set_len(keep))
+                    .at(&spath)?;
+            }
+        }
 
         // 2. Marks for packets that are not indexed are cut; the indexer resumes from them.
         let tpath = dir.join(layout::TIME);
@@ -238,7 +289,19 @@ impl StreamWriter {
         let sizes = (0..SIZE_LEVELS.len())
             .map(|i| IndexFile::open(dir.join(layout::size_file(i))))
             .collect::<Result<Vec<_>>>()?;
+        // Summaries are written only while they stay aligned with the chunks (a resumed
+        // stream whose summaries fell behind gets none for its new chunks).
+        let summary = match &opts.summarizer {
+            Some(s) if meta.summary_len as usize == s.summary_len() && meta.summary_len > 0 => {
+                let f = IndexFile::open(dir.join(layout::SUMMARY))?;
+                let len = s.summary_len();
+                (f.len == n_chunks * len as u64).then_some((f, len))
+            }
+            _ => None,
+        };
         Ok(Self {
+            summary,
+            summary_buf: Vec::new(),
             pending: Chunk::with_capacity(opts.chunk_bytes),
             dir,
             meta,
@@ -347,6 +410,15 @@ impl StreamWriter {
             first_ts: chunk.first_ts(),
             last_ts: chunk.last_ts(),
         };
+        if let (Some((_, len)), Some(s)) = (&self.summary, &self.opts.summarizer) {
+            self.summary_buf.clear();
+            self.summary_buf.resize(*len, 0);
+            s.summarize(
+                wirecap_pcap::LinkType(self.meta.link_type),
+                chunk.body(),
+                &mut self.summary_buf,
+            );
+        }
         if let Err(e) = self.persist_index(saved, hdr, at) {
             let _ = self.seg.set_len(at);
             self.seg_len = at;
@@ -384,11 +456,19 @@ impl StreamWriter {
             packets: hdr.packets,
             body_crc: hdr.body_crc,
         };
+        let summary_len = self.summary.as_ref().map(|(f, _)| f.len);
         let r = self
             .persist_marks()
+            .and_then(|()| match &mut self.summary {
+                Some((f, _)) => f.append(&self.summary_buf),
+                None => Ok(()),
+            })
             .and_then(|()| self.chunks.append(&record.encode()));
         if let Err(e) = r {
             self.indexer = saved;
+            if let (Some((f, _)), Some(l)) = (&mut self.summary, summary_len) {
+                let _ = f.truncate(l);
+            }
             let _ = self.time.truncate(lens.0);
             for (f, l) in self.sizes.iter_mut().zip(lens.1) {
                 let _ = f.truncate(l);
@@ -465,6 +545,7 @@ impl StreamWriter {
         self.seg.sync_data().at(&self.seg_path)?;
         for f in std::iter::once(&self.time)
             .chain(self.sizes.iter())
+            .chain(self.summary.as_ref().map(|(f, _)| f))
             .chain(std::iter::once(&self.chunks))
         {
             f.file.sync_data().at(&f.path)?;

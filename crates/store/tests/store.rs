@@ -32,7 +32,7 @@ fn small_opts() -> WriterOptions {
     WriterOptions {
         chunk_bytes: 8 << 10,
         segment_bytes: 256 << 10,
-        sync_interval: None,
+        ..WriterOptions::default()
     }
 }
 
@@ -454,4 +454,75 @@ fn names_are_checked_and_suffixed() {
     assert!(store.open_stream("nope_20150620_2028").is_err());
     store.delete_stream("cli_capture_20150620_2028").unwrap();
     assert!(store.list().unwrap().is_empty());
+}
+
+/// A toy summary: a bitset of each packet's first byte.
+struct FirstByte;
+
+impl wirecap_store::ChunkSummarizer for FirstByte {
+    fn summary_len(&self) -> usize {
+        32
+    }
+    fn summarize(&self, _link: LinkType, body: &[u8], out: &mut [u8]) {
+        for p in wirecap_pcap::records(body) {
+            if let Some(b) = p.data.first() {
+                out[*b as usize / 8] |= 1 << (b % 8);
+            }
+        }
+    }
+}
+
+#[test]
+fn summaries_skip_chunks_that_cannot_match_and_survive_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // First bytes follow the packet index, so each small chunk holds few distinct values.
+    let pkts = traffic(13, 3000, 30);
+    let opts = WriterOptions {
+        summarizer: Some(std::sync::Arc::new(FirstByte)),
+        ..small_opts()
+    };
+    let name = write_stream(&store, "sum", &pkts, opts);
+    let r = store.open_stream(&name).unwrap();
+    assert_eq!(r.meta().summary_len, 32);
+    let want: Vec<Pkt> = pkts.iter().filter(|p| p.data[0] == 7).cloned().collect();
+    let mut got = Vec::new();
+    let stats = r
+        .scan(
+            r.full_range(),
+            |s| s[0] & (1 << 7) != 0,
+            |p| {
+                if p.data[0] == 7 {
+                    got.push(Pkt {
+                        ts: p.ts_ns(),
+                        orig: p.orig_len,
+                        data: p.data.to_vec(),
+                    });
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    assert_eq!(got, want);
+    assert!(stats.chunks_skipped > stats.chunks_read, "{stats:?}");
+    assert_eq!(stats.chunks_read + stats.chunks_skipped, r.chunk_count());
+
+    // A torn tail: the summary of a lost chunk goes with it.
+    let sdir = r.dir().to_path_buf();
+    let last = r.chunk(r.chunk_count() - 1).unwrap();
+    let n = r.chunk_count();
+    drop(r);
+    let seg = sdir.join(format!("seg-{:08}.wcs", last.segment));
+    let data = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &data[..(last.file_offset + 40) as usize]).unwrap();
+    set_state_open(&sdir);
+    store.recover().unwrap();
+    let r = store.open_stream(&name).unwrap();
+    assert_eq!(r.chunk_count(), n - 1);
+    assert_eq!(
+        std::fs::metadata(sdir.join("summary.idx")).unwrap().len(),
+        (n - 1) * 32
+    );
+    assert!(r.chunk_summary(n - 2).unwrap().is_some());
+    assert!(r.chunk_summary(n - 1).unwrap().is_none());
 }
