@@ -80,8 +80,19 @@ fn linktype_to_dlt(linktype: u16) -> i32 {
 impl BpfFilter {
     /// Compiles `expr` for packets of `LINKTYPE_*` value `linktype`.
     pub fn compile(expr: &str, linktype: u16) -> Result<Self, FilterError> {
-        let insns = ffi::compile(expr, linktype_to_dlt(linktype), SNAPLEN)
-            .map_err(|e| FilterError::new(ErrorKind::Bpf, e.0, expr, None))?;
+        let insns = match ffi::compile(expr, linktype_to_dlt(linktype), SNAPLEN) {
+            Ok(insns) => insns,
+            // libpcap's optimizer reports a filter it proves can never match as an
+            // error (tcpdump then refuses to run); for stored packets the answer is
+            // simply "nothing matches".
+            Err(e) if e.0.contains("expression rejects all packets") => vec![Insn {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }],
+            Err(e) => return Err(FilterError::new(ErrorKind::Bpf, e.0, expr, None)),
+        };
         let program = vm::Program::new(insns).map_err(|e| {
             FilterError::new(
                 ErrorKind::Bpf,
@@ -145,6 +156,13 @@ mod tests {
         assert!(e.message().contains("syntax error"), "{e}");
         let e = BpfFilter::compile("a\0b", 1).expect_err("NUL");
         assert!(e.message().contains("NUL"));
+    }
+
+    #[test]
+    fn never_matching_expressions_compile_to_reject_all() {
+        let f = BpfFilter::compile("ip and ip6", 1).expect("compiles");
+        assert_eq!(f.insns().len(), 1);
+        assert!(!f.matches(100, &[0u8; 100]));
     }
 
     #[test]
