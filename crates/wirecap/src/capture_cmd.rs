@@ -75,36 +75,69 @@ pub struct CaptureArgs {
 pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let source = if let Some(path) = args.replay {
         let speed: Speed = args.speed.parse().map_err(anyhow::Error::msg)?;
-        let timestamps = if args.keep_timestamps { ReplayTimestamps::Recorded } else { ReplayTimestamps::Rebase };
-        SourceSpec::Replay(ReplayConfig { path, speed, timestamps })
+        let timestamps = if args.keep_timestamps {
+            ReplayTimestamps::Recorded
+        } else {
+            ReplayTimestamps::Rebase
+        };
+        SourceSpec::Replay(ReplayConfig {
+            path,
+            speed,
+            timestamps,
+        })
     } else if let Some(pps) = args.synthetic {
-        SourceSpec::Synthetic { pps, seed: args.seed }
+        SourceSpec::Synthetic {
+            pps,
+            seed: args.seed,
+        }
     } else {
-        let interface = args.interface.context("--interface, --replay or --synthetic is required")?;
+        let interface = args
+            .interface
+            .context("--interface, --replay or --synthetic is required")?;
         let fanout = match args.fanout.as_str() {
             "hash" => FanoutMode::Hash,
             "cpu" => FanoutMode::Cpu,
             other => anyhow::bail!("--fanout {other:?}: expected hash or cpu"),
         };
         let ring = RingConfig {
-            block_size: args.block_kib.checked_mul(1024).context("--block-kib too large")?,
+            block_size: args
+                .block_kib
+                .checked_mul(1024)
+                .context("--block-kib too large")?,
             block_count: args.blocks,
             retire_timeout_ms: args.retire_ms,
             snaplen: args.snaplen,
             promiscuous: !args.no_promisc,
-            timestamps: if args.software_timestamps { Timestamps::Software } else { Timestamps::PreferHardware },
+            timestamps: if args.software_timestamps {
+                Timestamps::Software
+            } else {
+                Timestamps::PreferHardware
+            },
             fanout,
             ..RingConfig::new(interface)
         };
-        SourceSpec::Interface { ring, threads: args.threads.max(1) }
+        SourceSpec::Interface {
+            ring,
+            threads: args.threads.max(1),
+        }
     };
     let duration = match args.duration {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
         Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
         None => None,
     };
-    let pipeline = PipelineConfig { queue_chunks: args.queue_chunks.max(1), ..PipelineConfig::default() };
-    run_foreground(Foreground { data: args.data, name: args.name, source, pipeline, duration, quiet: args.quiet })
-        .context("capture failed")?;
+    let pipeline = PipelineConfig {
+        queue_chunks: args.queue_chunks.max(1),
+        ..PipelineConfig::default()
+    };
+    run_foreground(Foreground {
+        data: args.data,
+        name: args.name,
+        source,
+        pipeline,
+        duration,
+        quiet: args.quiet,
+    })
+    .context("capture failed")?;
     Ok(())
 }

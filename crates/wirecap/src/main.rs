@@ -3,6 +3,7 @@
 //! This crate only parses arguments, calls the library crates and prints; the logic
 //! lives in `wirecap-store`, `wirecap-pcap` and friends.
 
+mod capture_cmd;
 mod export;
 mod generate;
 mod import;
@@ -58,6 +59,9 @@ enum Cmd {
     Recover(DataDir),
     /// Delete a stream
     Delete(listing::DeleteArgs),
+    /// Capture an interface (or a replay, or synthetic traffic) into a new stream, in the
+    /// foreground: Ctrl-C stops and seals it
+    Capture(capture_cmd::CaptureArgs),
     /// Write a synthetic capture file (realistic mixed traffic) for demos and benchmarks
     Generate(generate::GenerateArgs),
 }
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Cmd::Recover(a) => listing::recover(a),
         Cmd::Delete(a) => listing::delete(a),
         Cmd::Generate(a) => generate::run(a),
+        Cmd::Capture(a) => capture_cmd::run(a).map(|()| ExitCode::SUCCESS),
     };
     match r {
         Ok(code) => code,
