@@ -32,13 +32,20 @@ pub fn size_file(level: usize) -> String {
     format!("size-{}.idx", SIZE_LEVEL_NAMES[level])
 }
 
-pub(crate) fn open_segment(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .at(path)
+/// Opens (creating) a segment for writing at explicit offsets. With `direct`, the page
+/// cache is bypassed (O_DIRECT); `Ok(None)` when the file system refuses that (tmpfs).
+pub(crate) fn open_segment(path: &Path, direct: bool) -> Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    if direct {
+        o.custom_flags(libc::O_DIRECT);
+    }
+    match o.open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
 }
 
 /// Takes the stream's writer lock; fails at once if another writer holds it. The lock is

@@ -130,6 +130,7 @@ impl Store {
             state: StreamState::Open,
             closed_ns: None,
             summary_len: 0,
+            chunk_align: 0,
             attrs: Default::default(),
         };
         let w = StreamWriter::create(dir.clone(), meta, opts);

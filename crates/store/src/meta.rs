@@ -43,12 +43,21 @@ pub struct StreamMeta {
     /// Bytes of each chunk summary in `summary.idx`; 0 when chunks are not summarized.
     #[serde(default)]
     pub summary_len: u32,
+    /// Chunks start at multiples of this in their segment (4096 for direct I/O; 0 or 1
+    /// means packed back to back).
+    #[serde(default)]
+    pub chunk_align: u32,
     /// Free-form attributes recorded with the stream (capture mode, importer notes, …).
     #[serde(default)]
     pub attrs: BTreeMap<String, String>,
 }
 
 impl StreamMeta {
+    /// The alignment of chunk starts in segments, at least 1.
+    pub fn align(&self) -> u64 {
+        u64::from(self.chunk_align.max(1))
+    }
+
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(META_FILE);
         let bytes = fs::read(&path).at(&path)?;
