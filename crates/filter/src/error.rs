@@ -54,7 +54,15 @@ impl FilterError {
             kind,
             message: message.into(),
             input: input.to_owned(),
-            offset: offset.map(|o| o.min(input.len())),
+            // Clamp into the input and back to a character boundary, so that rendering
+            // can slice the input whatever offset a caller computed.
+            offset: offset.map(|o| {
+                let mut o = o.min(input.len());
+                while !input.is_char_boundary(o) {
+                    o -= 1;
+                }
+                o
+            }),
         }
     }
 
@@ -107,7 +115,12 @@ mod tests {
 
     #[test]
     fn display_has_caret_under_the_column() {
-        let e = FilterError::new(ErrorKind::UnknownField, "unknown field `tcp.prot`", "x: tcp.prot == 80", Some(3));
+        let e = FilterError::new(
+            ErrorKind::UnknownField,
+            "unknown field `tcp.prot`",
+            "x: tcp.prot == 80",
+            Some(3),
+        );
         assert_eq!(
             e.to_string(),
             "unknown field `tcp.prot` (column 4)\n  x: tcp.prot == 80\n     ^"

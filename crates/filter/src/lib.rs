@@ -59,8 +59,13 @@ impl Filter {
     /// (`x: ipv4.proto == udp; y: tcp.port == 80; x | y`) or one lone block
     /// (`ipv4.proto == tcp`). `options` gives "today" (for time-of-day-only
     /// `frame.time` values) and whether frames end in an Ethernet FCS.
-    pub fn appliance(text: &str, link: LinkType, options: &CompileOptions) -> Result<Self, FilterError> {
-        lang::ApplianceFilter::compile(text, Link::from_linktype(link.0), options).map(Self::Appliance)
+    pub fn appliance(
+        text: &str,
+        link: LinkType,
+        options: &CompileOptions,
+    ) -> Result<Self, FilterError> {
+        lang::ApplianceFilter::compile(text, Link::from_linktype(link.0), options)
+            .map(Self::Appliance)
     }
 
     /// True when the packet matches. `ts_ns` is the capture time in nanoseconds since
@@ -74,8 +79,12 @@ impl Filter {
     }
 
     /// False only when no packet summarized by `summary` can match (conservative: a
-    /// `true` promises nothing). Summaries built for another link type give `true`.
+    /// `true` promises nothing). An empty summary gives `false`; one built for another
+    /// link type (or a mix of link types) gives `true`.
     pub fn may_match(&self, summary: &ChunkSummary) -> bool {
+        if summary.is_empty() {
+            return false;
+        }
         match self {
             Self::Bpf(f) => f.may_match(summary),
             Self::Appliance(f) => f.may_match(summary),

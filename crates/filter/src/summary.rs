@@ -127,7 +127,8 @@ fn bloom_has(bits: &[u8], h: u64) -> bool {
     let (h1, h2) = (h, (h >> 32) | 1);
     (0..3u64).all(|i| {
         let b = h1.wrapping_add(i.wrapping_mul(h2)) % n;
-        bits.get((b / 8) as usize).is_some_and(|byte| byte & (1 << (b % 8)) != 0)
+        bits.get((b / 8) as usize)
+            .is_some_and(|byte| byte & (1 << (b % 8)) != 0)
     })
 }
 
@@ -230,7 +231,11 @@ impl ChunkSummary {
     }
 
     fn add_addr(&mut self, a: IpAddr) {
-        let prefixes = if a.is_ipv4() { V4_PREFIXES } else { V6_PREFIXES };
+        let prefixes = if a.is_ipv4() {
+            V4_PREFIXES
+        } else {
+            V6_PREFIXES
+        };
         for p in prefixes {
             bloom_set(&mut self.addrs, net_key(a, p));
         }
@@ -290,9 +295,13 @@ impl ChunkSummary {
 
     /// Records what tcpdump's untagged-Ethernet primitives read, byte for byte.
     fn add_bpf_offsets(&mut self, data: &[u8]) {
-        let be16 = |at: usize| data.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let be16 = |at: usize| {
+            data.get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let v4 = |at: usize| -> Option<IpAddr> {
-            data.get(at..at + 4).map(|b| IpAddr::from([b[0], b[1], b[2], b[3]]))
+            data.get(at..at + 4)
+                .map(|b| IpAddr::from([b[0], b[1], b[2], b[3]]))
         };
         let Some(et) = be16(12) else { return };
         self.ether_classes |= 1 << ether_class(et);
@@ -314,19 +323,28 @@ impl ChunkSummary {
             0x86dd => {
                 let Some(&nh) = data.get(20) else { return };
                 set_bit(&mut self.ipv6_protos, nh);
+                // libpcap compares IPv6 networks 32 bits at a time and loads only the
+                // words the prefix needs: a capture that ends inside an address can
+                // still match `net X/64`, so record the prefixes its captured words give.
                 for at in [22, 38] {
-                    if let Some(b) = data.get(at..at + 16) {
-                        let mut a = [0u8; 16];
-                        a.copy_from_slice(b);
-                        self.add_addr(IpAddr::from(a));
+                    let have = data.len().saturating_sub(at).min(16);
+                    let mut a = [0u8; 16];
+                    if let Some(b) = data.get(at..at + have) {
+                        a[..have].copy_from_slice(b);
+                    }
+                    for p in V6_PREFIXES {
+                        let words = usize::from(p).div_ceil(32);
+                        if words * 4 <= have {
+                            bloom_set(&mut self.addrs, net_key(IpAddr::from(a), p));
+                        }
                     }
                 }
                 self.add_bpf_ports(nh, data, 54);
-                if nh == 44 {
-                    if let Some(&nh2) = data.get(54) {
-                        set_bit(&mut self.ipv6_protos, nh2);
-                        self.add_bpf_ports(nh2, data, 62);
-                    }
+                if nh == 44
+                    && let Some(&nh2) = data.get(54)
+                {
+                    set_bit(&mut self.ipv6_protos, nh2);
+                    self.add_bpf_ports(nh2, data, 62);
                 }
             }
             0x0806 | 0x8035 => {
@@ -423,7 +441,11 @@ impl ChunkSummary {
     /// May some packet have an address in `addr/prefix`? Answered with the nearest
     /// recorded prefix at or above `prefix`; too short a prefix answers true.
     pub fn may_have_net(&self, addr: IpAddr, prefix: u8) -> bool {
-        let prefixes = if addr.is_ipv4() { V4_PREFIXES } else { V6_PREFIXES };
+        let prefixes = if addr.is_ipv4() {
+            V4_PREFIXES
+        } else {
+            V6_PREFIXES
+        };
         match prefixes.iter().find(|&&p| p <= prefix) {
             Some(&p) => bloom_has(&self.addrs, net_key(addr, p)),
             None => true,
@@ -448,7 +470,10 @@ impl ChunkSummary {
     /// The stored form: exactly [`SUMMARY_LEN`] bytes, little-endian integers.
     pub fn to_bytes(&self) -> [u8; SUMMARY_LEN] {
         let mut out = [0u8; SUMMARY_LEN];
-        let mut w = Writer { buf: &mut out, at: 0 };
+        let mut w = Writer {
+            buf: &mut out,
+            at: 0,
+        };
         w.put(&[VERSION, u8::from(self.linktype.is_some())]);
         w.put(&self.linktype.unwrap_or(0).to_le_bytes());
         w.put(&self.count.to_le_bytes());
@@ -529,7 +554,8 @@ mod tests {
 
     #[test]
     fn layout_fits() {
-        let used = 2 + 2 + 4 + 4 + 4 + 8 + 32 + 32 + 1 + ADDR_BYTES + PORT_BYTES + VLAN_BYTES + MPLS_BYTES;
+        let used =
+            2 + 2 + 4 + 4 + 4 + 8 + 32 + 32 + 1 + ADDR_BYTES + PORT_BYTES + VLAN_BYTES + MPLS_BYTES;
         assert!(used <= SUMMARY_LEN && SUMMARY_LEN <= 512, "{used}");
     }
 
@@ -558,10 +584,16 @@ mod tests {
         let b = s.to_bytes();
         let t = ChunkSummary::from_bytes(&b).expect("valid");
         assert_eq!(s, t);
-        assert_eq!(ChunkSummary::from_bytes(&b[1..]), Err(SummaryError::Length(SUMMARY_LEN - 1)));
+        assert_eq!(
+            ChunkSummary::from_bytes(&b[1..]),
+            Err(SummaryError::Length(SUMMARY_LEN - 1))
+        );
         let mut bad = b;
         bad[0] = 9;
-        assert_eq!(ChunkSummary::from_bytes(&bad), Err(SummaryError::Version(9)));
+        assert_eq!(
+            ChunkSummary::from_bytes(&bad),
+            Err(SummaryError::Version(9))
+        );
         let mut m = ChunkSummary::new();
         m.merge(&s);
         assert_eq!(m, s);

@@ -45,16 +45,31 @@ impl Rng {
 }
 
 const PORTS: [u16; 7] = [53, 80, 443, 1000, 1500, 3000, 65535];
-const V4: [[u8; 4]; 5] = [[10, 0, 0, 1], [10, 0, 0, 2], [192, 168, 1, 7], [192, 168, 2, 7], [172, 16, 5, 5]];
-const V6: [[u8; 16]; 3] = [[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]];
+const V4: [[u8; 4]; 5] = [
+    [10, 0, 0, 1],
+    [10, 0, 0, 2],
+    [192, 168, 1, 7],
+    [192, 168, 2, 7],
+    [172, 16, 5, 5],
+];
+const V6: [[u8; 16]; 3] = [
+    [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+    [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+];
 
 /// (vlan tags, mpls labels): the layout a packet was built with.
 type Layout = (usize, usize);
 
 fn random_packet(r: &mut Rng) -> (Layout, Pkt) {
     let vlans = r.below(3) as usize;
-    let mpls = if r.chance(20) { 1 + r.below(2) as usize } else { 0 };
-    let mut b = PacketBuilder::ethernet([0, 0xba, 0xbe, 1, 2, 3], [2, 0, 0, 0, 0, r.below(4) as u8]);
+    let mpls = if r.chance(20) {
+        1 + r.below(2) as usize
+    } else {
+        0
+    };
+    let mut b =
+        PacketBuilder::ethernet([0, 0xba, 0xbe, 1, 2, 3], [2, 0, 0, 0, 0, r.below(4) as u8]);
     for _ in 0..vlans {
         b = b.vlan(r.pick(&[0x8100, 0x88a8, 0x9100]), r.pick(&[1, 10, 1234]));
     }
@@ -67,7 +82,17 @@ fn random_packet(r: &mut Rng) -> (Layout, Pkt) {
         0 => {
             let (src, dst) = (r.pick(&V4), r.pick(&V4));
             if r.chance(15) {
-                b.ipv4_full(src, dst, r.below(3) as u8, if r.chance(50) { 0 } else { 1 + r.below(100) as u16 }, r.chance(50))
+                b.ipv4_full(
+                    src,
+                    dst,
+                    r.below(3) as u8,
+                    if r.chance(50) {
+                        0
+                    } else {
+                        1 + r.below(100) as u16
+                    },
+                    r.chance(50),
+                )
             } else {
                 b.ipv4(src, dst)
             }
@@ -92,8 +117,16 @@ fn random_packet(r: &mut Rng) -> (Layout, Pkt) {
     // of `a | b` is exact only when the headers the blocks read were captured. Cuts
     // through headers are covered per block by tests/manual.rs and the oracle.
     let headers = data.len() - payload;
-    let keep = if r.chance(30) { headers + r.below(payload as u64 + 1) as usize } else { data.len() };
-    let pkt = Pkt { ts_ns: 0, orig_len, data: data[..keep].to_vec() };
+    let keep = if r.chance(30) {
+        headers + r.below(payload as u64 + 1) as usize
+    } else {
+        data.len()
+    };
+    let pkt = Pkt {
+        ts_ns: 0,
+        orig_len,
+        data: data[..keep].to_vec(),
+    };
     ((vlans, mpls), pkt)
 }
 
@@ -105,40 +138,82 @@ fn random_block(r: &mut Rng) -> (String, String) {
     match r.below(8) {
         0 => {
             let (name, n) = r.pick(&[("tcp", 6), ("udp", 17), ("icmp", 1), ("igmp", 2)]);
-            (format!("ipv4.proto {op} {name}"), format!("(ip and {G4} and {})", neg(format!("ip proto {n}"))))
+            (
+                format!("ipv4.proto {op} {name}"),
+                format!("(ip and {G4} and {})", neg(format!("ip proto {n}"))),
+            )
         }
         1 => {
             let a = r.pick(&V4);
             let len = r.pick(&[8u8, 16, 24, 32]);
-            let (f, d) = r.pick(&[("ipv4.addr", ""), ("ipv4.addr.src", "src "), ("ipv4.addr.dst", "dst ")]);
+            let (f, d) = r.pick(&[
+                ("ipv4.addr", ""),
+                ("ipv4.addr.src", "src "),
+                ("ipv4.addr.dst", "dst "),
+            ]);
             let net = format!("{}.{}.{}.{}/{len}", a[0], a[1], a[2], a[3]);
             let masked = {
                 let v = u32::from_be_bytes(a) & (u32::MAX << (32 - u32::from(len)));
                 let b = v.to_be_bytes();
                 format!("{}.{}.{}.{}/{len}", b[0], b[1], b[2], b[3])
             };
-            (format!("{f} {op} {net}"), format!("(ip and {G4} and {})", neg(format!("ip {d}net {masked}"))))
+            (
+                format!("{f} {op} {net}"),
+                format!("(ip and {G4} and {})", neg(format!("ip {d}net {masked}"))),
+            )
         }
         2 | 3 => {
             let (proto, n) = r.pick(&[("tcp", 6u8), ("udp", 17)]);
             let lo = r.pick(&PORTS);
-            let hi = if r.chance(30) { r.pick(&PORTS).max(lo) } else { lo };
+            let hi = if r.chance(30) {
+                r.pick(&PORTS).max(lo)
+            } else {
+                lo
+            };
             let (f, d) = r.pick(&[("port", ""), ("port.src", "src "), ("port.dst", "dst ")]);
-            let value = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
+            let value = if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo}-{hi}")
+            };
             let test = neg(format!("{proto} {d}portrange {lo}-{hi}"));
-            let v4 = format!("(ip and {G4} and ip[0] & 0xf >= 5 and ip proto {n} and ip[6:2] & 0x1fff == 0 and {proto}[3] != 256 and {test})");
+            let v4 = format!(
+                "(ip and {G4} and ip[0] & 0xf >= 5 and ip proto {n} and ip[6:2] & 0x1fff == 0 and {proto}[3] != 256 and {test})"
+            );
             let v6 = format!("(ip6 and {G6} and ip6[6] == {n} and ip6[43] != 256 and {test})");
-            (format!("{proto}.{f} {op} {value}"), format!("({v4} or {v6})"))
+            (
+                format!("{proto}.{f} {op} {value}"),
+                format!("({v4} or {v6})"),
+            )
         }
         4 => {
-            let (o, t) = r.pick(&[("<=", "<="), (">=", ">="), ("<", "<"), (">", ">"), ("==", "=="), ("!=", "!=")]);
+            let (o, t) = r.pick(&[
+                ("<=", "<="),
+                (">=", ">="),
+                ("<", "<"),
+                (">", ">"),
+                ("==", "=="),
+                ("!=", "!="),
+            ]);
             let n = r.pick(&[60u32, 64, 100, 128, 200]);
             (format!("frame.size {o} {n}"), format!("len {t} {n}"))
         }
         5 => {
-            let (name, m) = r.pick(&[("syn", 0x02u8), ("ack", 0x10), ("syn+ack", 0x12), ("fin", 0x01), ("rst+psh", 0x0c)]);
-            let v4 = format!("(ip and {G4} and ip[0] & 0xf >= 5 and ip proto 6 and ip[6:2] & 0x1fff == 0 and tcp[19] != 256 and {})", neg(format!("tcp[13] & {m} == {m}")));
-            let v6 = format!("(ip6 and {G6} and ip6[6] == 6 and ip6[59] != 256 and {})", neg(format!("ip6[53] & {m} == {m}")));
+            let (name, m) = r.pick(&[
+                ("syn", 0x02u8),
+                ("ack", 0x10),
+                ("syn+ack", 0x12),
+                ("fin", 0x01),
+                ("rst+psh", 0x0c),
+            ]);
+            let v4 = format!(
+                "(ip and {G4} and ip[0] & 0xf >= 5 and ip proto 6 and ip[6:2] & 0x1fff == 0 and tcp[19] != 256 and {})",
+                neg(format!("tcp[13] & {m} == {m}"))
+            );
+            let v6 = format!(
+                "(ip6 and {G6} and ip6[6] == 6 and ip6[59] != 256 and {})",
+                neg(format!("ip6[53] & {m} == {m}"))
+            );
             (format!("tcp.flags {op} {name}"), format!("({v4} or {v6})"))
         }
         6 => {
@@ -150,9 +225,20 @@ fn random_block(r: &mut Rng) -> (String, String) {
             let a = r.pick(&V6);
             let len = r.pick(&[16u8, 64, 128]);
             let addr = std::net::Ipv6Addr::from(a);
-            let masked = std::net::Ipv6Addr::from(u128::from(addr) & (u128::MAX << (128 - u32::from(len))));
-            let (f, d) = r.pick(&[("ipv6.addr", ""), ("ipv6.addr.src", "src "), ("ipv6.addr.dst", "dst ")]);
-            (format!("{f} {op} {addr}/{len}"), format!("(ip6 and {G6} and {})", neg(format!("ip6 {d}net {masked}/{len}"))))
+            let masked =
+                std::net::Ipv6Addr::from(u128::from(addr) & (u128::MAX << (128 - u32::from(len))));
+            let (f, d) = r.pick(&[
+                ("ipv6.addr", ""),
+                ("ipv6.addr.src", "src "),
+                ("ipv6.addr.dst", "dst "),
+            ]);
+            (
+                format!("{f} {op} {addr}/{len}"),
+                format!(
+                    "(ip6 and {G6} and {})",
+                    neg(format!("ip6 {d}net {masked}/{len}"))
+                ),
+            )
         }
     }
 }
@@ -171,7 +257,11 @@ fn random_expr(r: &mut Rng, blocks: &[(String, String)], depth: u32) -> (String,
         k => {
             let (a1, t1) = random_expr(r, blocks, depth - 1);
             let (a2, t2) = random_expr(r, blocks, depth - 1);
-            let (ao, to) = if k == 1 { (r.pick(&["&", "&&", "and"]), "and") } else { (r.pick(&["|", "||", "or"]), "or") };
+            let (ao, to) = if k == 1 {
+                (r.pick(&["&", "&&", "and"]), "and")
+            } else {
+                (r.pick(&["|", "||", "or"]), "or")
+            };
             (format!("({a1}) {ao} ({a2})"), format!("({t1}) {to} ({t2})"))
         }
     }
@@ -179,10 +269,21 @@ fn random_expr(r: &mut Rng, blocks: &[(String, String)], depth: u32) -> (String,
 
 fn prefix(l: Layout, x: &str) -> String {
     // No ARP under MPLS: false there, with a load that always succeeds.
-    let x = &x.replace("{ARP}", if l.1 > 0 { "(ether[0] == 0 and ether[0] != 0)" } else { "arp" });
+    let x = &x.replace(
+        "{ARP}",
+        if l.1 > 0 {
+            "(ether[0] == 0 and ether[0] != 0)"
+        } else {
+            "arp"
+        },
+    );
     let mut parts: Vec<&str> = vec!["vlan"; l.0];
     parts.extend(std::iter::repeat_n("mpls", l.1));
-    if parts.is_empty() { x.to_owned() } else { format!("{} and ({x})", parts.join(" and ")) }
+    if parts.is_empty() {
+        x.to_owned()
+    } else {
+        format!("{} and ({x})", parts.join(" and "))
+    }
 }
 
 #[test]
@@ -190,8 +291,14 @@ fn random_filters_on_random_packets_agree_with_tcpdump() {
     if !common::have_tool("tcpdump") {
         return;
     }
-    let seed: u64 = std::env::var("WIRECAP_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_abcd_0001);
-    let rounds: usize = std::env::var("WIRECAP_DIFF_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let seed: u64 = std::env::var("WIRECAP_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_0001);
+    let rounds: usize = std::env::var("WIRECAP_DIFF_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     println!("seed {seed}, {rounds} rounds");
     let mut r = Rng(seed | 1);
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -215,17 +322,29 @@ fn random_filters_on_random_packets_agree_with_tcpdump() {
         let n = 1 + r.below(4) as usize;
         let blocks: Vec<(String, String)> = (0..n).map(|_| random_block(&mut r)).collect();
         let (expr, tcpdump) = random_expr(&mut r, &blocks, 3);
-        let defs: Vec<String> = blocks.iter().enumerate().map(|(i, b)| format!("b{i}: {}", b.0)).collect();
+        let defs: Vec<String> = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("b{i}: {}", b.0))
+            .collect();
         let text = format!("{}; {expr}", defs.join("; "));
-        let f = Filter::appliance(&text, LinkType::ETHERNET, &opts).unwrap_or_else(|e| panic!("{e}"));
+        let f =
+            Filter::appliance(&text, LinkType::ETHERNET, &opts).unwrap_or_else(|e| panic!("{e}"));
         for (l, pkts) in &groups {
-            let got = pkts.iter().filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data)).count() as u64;
+            let got = pkts
+                .iter()
+                .filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data))
+                .count() as u64;
             let want = common::tcpdump_count(&files[l], &prefix(*l, &tcpdump));
             runs += 1;
             matched += got;
-            assert_eq!(got, want, "round {round}, layout {l:?}\nappliance: {text}\ntcpdump: {}", prefix(*l, &tcpdump));
+            assert_eq!(
+                got,
+                want,
+                "round {round}, layout {l:?}\nappliance: {text}\ntcpdump: {}",
+                prefix(*l, &tcpdump)
+            );
         }
     }
     println!("{runs} tcpdump runs agree ({matched} matches in all)");
 }
-

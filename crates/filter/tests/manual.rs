@@ -60,7 +60,11 @@ struct Case {
 }
 
 fn case(block: &'static str, tcpdump: impl Into<String>, paths: Paths) -> Case {
-    Case { block, tcpdump: tcpdump.into(), paths }
+    Case {
+        block,
+        tcpdump: tcpdump.into(),
+        paths,
+    }
 }
 
 fn v4(x: &str) -> String {
@@ -85,7 +89,11 @@ fn ext_len(kind: u8, o: &str) -> String {
 /// The extension header of `kind` at `o` is complete and, for a fragment header, the
 /// fragment is the first.
 fn ext_ok(kind: u8, o: &str) -> String {
-    let frag = if kind == 44 { format!(" and ip6[{o} + 2:2] & 0xfff8 == 0") } else { String::new() };
+    let frag = if kind == 44 {
+        format!(" and ip6[{o} + 2:2] & 0xfff8 == 0")
+    } else {
+        String::new()
+    };
     format!("ip6[{o} + 7] != 256{frag}")
 }
 
@@ -96,7 +104,11 @@ fn v6_l4(p: u8, x: &dyn Fn(&str) -> String) -> String {
     let mut alts = vec![format!("ip6[6] == {p} and {}", x("40"))];
     for e1 in EXT {
         let o2 = format!("40 + {}", ext_len(e1, "40"));
-        alts.push(format!("ip6[6] == {e1} and {} and ip6[40] == {p} and {}", ext_ok(e1, "40"), x(&o2)));
+        alts.push(format!(
+            "ip6[6] == {e1} and {} and ip6[40] == {p} and {}",
+            ext_ok(e1, "40"),
+            x(&o2)
+        ));
         for e2 in EXT {
             let o3 = format!("{o2} + {}", ext_len(e2, &o2));
             alts.push(format!(
@@ -149,7 +161,10 @@ fn flags(mask: u8) -> String {
 const TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 
 fn is_tpid(off: usize) -> String {
-    let alts: Vec<String> = TPIDS.iter().map(|t| format!("ether[{off}:2] == {t:#06x}")).collect();
+    let alts: Vec<String> = TPIDS
+        .iter()
+        .map(|t| format!("ether[{off}:2] == {t:#06x}"))
+        .collect();
     format!("({})", alts.join(" or "))
 }
 
@@ -160,8 +175,15 @@ fn any_vlan(n: u16) -> String {
     for i in (0..4).rev() {
         let tpid = 12 + 4 * i;
         let tci = 14 + 4 * i;
-        let this = format!("(ether[{tci}:2] & 0xfff == {n} and ether[{}] != 256)", tci + 3);
-        e = if e.is_empty() { format!("({} and {this})", is_tpid(tpid)) } else { format!("({} and ({this} or {e}))", is_tpid(tpid)) };
+        let this = format!(
+            "(ether[{tci}:2] & 0xfff == {n} and ether[{}] != 256)",
+            tci + 3
+        );
+        e = if e.is_empty() {
+            format!("({} and {this})", is_tpid(tpid))
+        } else {
+            format!("({} and ({this} or {e}))", is_tpid(tpid))
+        };
     }
     e
 }
@@ -172,13 +194,19 @@ fn any_mpls(n: u32) -> String {
     for k in 0..4usize {
         let mut cond: Vec<String> = (0..k).map(|i| is_tpid(12 + 4 * i)).collect();
         let et = 12 + 4 * k;
-        cond.push(format!("(ether[{et}:2] == 0x8847 or ether[{et}:2] == 0x8848)"));
+        cond.push(format!(
+            "(ether[{et}:2] == 0x8847 or ether[{et}:2] == 0x8848)"
+        ));
         let s = 14 + 4 * k;
         let mut chain = String::new();
         for i in (0..4usize).rev() {
             let o = s + 4 * i;
             let this = format!("ether[{o}:4] >> 12 == {n}");
-            chain = if chain.is_empty() { this } else { format!("({this} or (ether[{}] & 1 == 0 and {chain}))", o + 2) };
+            chain = if chain.is_empty() {
+                this
+            } else {
+                format!("({this} or (ether[{}] & 1 == 0 and {chain}))", o + 2)
+            };
         }
         cond.push(chain);
         alts.push(format!("({})", cond.join(" and ")));
@@ -192,22 +220,68 @@ fn cases() -> Vec<Case> {
         // --- the manual's examples ---
         case("ether.proto == ipv4", "ip", All),
         case("ether.proto == 0x0800", "ip", All),
-        case("ether.addr == 00:ba:be:", format!("{ETH} and (ether[0:4] & 0xffffff00 == 0x00babe00 or ether[6:4] & 0xffffff00 == 0x00babe00)"), Flat),
-        case("ether.addr == 00:ba:be:11:22:33", format!("{ETH} and ether host 00:ba:be:11:22:33"), Flat),
-        case("ether.addr == 00:*", format!("{ETH} and (ether[0] == 0 or ether[6] == 0)"), Flat),
+        case(
+            "ether.addr == 00:ba:be:",
+            format!(
+                "{ETH} and (ether[0:4] & 0xffffff00 == 0x00babe00 or ether[6:4] & 0xffffff00 == 0x00babe00)"
+            ),
+            Flat,
+        ),
+        case(
+            "ether.addr == 00:ba:be:11:22:33",
+            format!("{ETH} and ether host 00:ba:be:11:22:33"),
+            Flat,
+        ),
+        case(
+            "ether.addr == 00:*",
+            format!("{ETH} and (ether[0] == 0 or ether[6] == 0)"),
+            Flat,
+        ),
         case("ipv4.addr == 192.168.1.1", v4("ip host 192.168.1.1"), All),
-        case("ipv4.addr == 192.168.1.0/24", v4("ip net 192.168.1.0/24"), All),
-        case("ipv4.addr.src == 192.168.1.0/24", v4("ip src net 192.168.1.0/24"), All),
+        case(
+            "ipv4.addr == 192.168.1.0/24",
+            v4("ip net 192.168.1.0/24"),
+            All,
+        ),
+        case(
+            "ipv4.addr.src == 192.168.1.0/24",
+            v4("ip src net 192.168.1.0/24"),
+            All,
+        ),
         case("ipv4.proto == tcp", v4("ip proto 6"), All),
         case("ipv4.proto == udp", v4("ip proto 17"), All),
         case("ipv4.proto == icmp", v4("ip proto 1"), All),
         case("ipv4.proto == igmp", v4("ip proto 2"), All),
-        case("tcp.port == 1000", ports("tcp", 6, Sel::Either, 1000, 1000), All),
-        case("tcp.port == 1000-2000", ports("tcp", 6, Sel::Either, 1000, 2000), All),
-        case("tcp.port.src == 1000", ports("tcp", 6, Sel::Src, 1000, 1000), All),
-        case("udp.port == 3000", ports("udp", 17, Sel::Either, 3000, 3000), All),
-        case("udp.port == 3000-4000", ports("udp", 17, Sel::Either, 3000, 4000), All),
-        case("udp.port.src == 3000", ports("udp", 17, Sel::Src, 3000, 3000), All),
+        case(
+            "tcp.port == 1000",
+            ports("tcp", 6, Sel::Either, 1000, 1000),
+            All,
+        ),
+        case(
+            "tcp.port == 1000-2000",
+            ports("tcp", 6, Sel::Either, 1000, 2000),
+            All,
+        ),
+        case(
+            "tcp.port.src == 1000",
+            ports("tcp", 6, Sel::Src, 1000, 1000),
+            All,
+        ),
+        case(
+            "udp.port == 3000",
+            ports("udp", 17, Sel::Either, 3000, 3000),
+            All,
+        ),
+        case(
+            "udp.port == 3000-4000",
+            ports("udp", 17, Sel::Either, 3000, 4000),
+            All,
+        ),
+        case(
+            "udp.port.src == 3000",
+            ports("udp", 17, Sel::Src, 3000, 3000),
+            All,
+        ),
         case("frame.size <= 128", "less 128", Flat),
         case("frame.size >= 1024", "greater 1024", Flat),
         case("frame.size == 64", "len == 64", Flat),
@@ -216,32 +290,86 @@ fn cases() -> Vec<Case> {
         case("ether.proto == ipv6", "ip6", All),
         case("ether.proto == arp", "arp", Vlan),
         case("ether.proto == vlan", "vlan", Flat),
-        case("ether.addr == 00:0b:82:", format!("{ETH} and (ether[0:4] & 0xffffff00 == 0x000b8200 or ether[6:4] & 0xffffff00 == 0x000b8200)"), Flat),
-        case("ether.addr == 00:0b:82:01:fc:42", format!("{ETH} and ether host 00:0b:82:01:fc:42"), Flat),
-        case("ether.addr.src == 00:08:74:ad:f1:9b", format!("{ETH} and ether src 00:08:74:ad:f1:9b"), Flat),
+        case(
+            "ether.addr == 00:0b:82:",
+            format!(
+                "{ETH} and (ether[0:4] & 0xffffff00 == 0x000b8200 or ether[6:4] & 0xffffff00 == 0x000b8200)"
+            ),
+            Flat,
+        ),
+        case(
+            "ether.addr == 00:0b:82:01:fc:42",
+            format!("{ETH} and ether host 00:0b:82:01:fc:42"),
+            Flat,
+        ),
+        case(
+            "ether.addr.src == 00:08:74:ad:f1:9b",
+            format!("{ETH} and ether src 00:08:74:ad:f1:9b"),
+            Flat,
+        ),
         case("ipv4.addr == 10.0.0.1", v4("ip host 10.0.0.1"), All),
-        case("ipv4.addr == 192.150.187.43", v4("ip host 192.150.187.43"), All),
+        case(
+            "ipv4.addr == 192.150.187.43",
+            v4("ip host 192.150.187.43"),
+            All,
+        ),
         case("ipv4.addr == 10.0.0.0/8", v4("ip net 10.0.0.0/8"), All),
-        case("ipv4.addr.src == 192.168.0.0/16", v4("ip src net 192.168.0.0/16"), All),
-        case("ipv4.addr.dst == 10.0.0.0/24", v4("ip dst net 10.0.0.0/24"), All),
+        case(
+            "ipv4.addr.src == 192.168.0.0/16",
+            v4("ip src net 192.168.0.0/16"),
+            All,
+        ),
+        case(
+            "ipv4.addr.dst == 10.0.0.0/24",
+            v4("ip dst net 10.0.0.0/24"),
+            All,
+        ),
         case("ipv4.proto == 47", v4("ip proto 47"), All),
         case("tcp.port == 80", ports("tcp", 6, Sel::Either, 80, 80), All),
         case("tcp.port.src == 80", ports("tcp", 6, Sel::Src, 80, 80), All),
         case("tcp.port.dst == 22", ports("tcp", 6, Sel::Dst, 22, 22), All),
-        case("tcp.port == 6000-6999", ports("tcp", 6, Sel::Either, 6000, 6999), All),
+        case(
+            "tcp.port == 6000-6999",
+            ports("tcp", 6, Sel::Either, 6000, 6999),
+            All,
+        ),
         case("udp.port == 53", ports("udp", 17, Sel::Either, 53, 53), All),
-        case("udp.port.src == 53", ports("udp", 17, Sel::Src, 53, 53), All),
-        case("udp.port == 67-68", ports("udp", 17, Sel::Either, 67, 68), All),
+        case(
+            "udp.port.src == 53",
+            ports("udp", 17, Sel::Src, 53, 53),
+            All,
+        ),
+        case(
+            "udp.port == 67-68",
+            ports("udp", 17, Sel::Either, 67, 68),
+            All,
+        ),
         case("vlan.id == 10", any_vlan(10), Flat),
         case("vlan.id == 100", any_vlan(100), Flat),
         case("vlan.id == 300", any_vlan(300), Flat),
         // --- what users reach for next ---
-        case("ipv6.addr == 2001:4f8:4:7:2e0:81ff:fe52:ffff", format!("ip6 and {G6} and ip6 host 2001:4f8:4:7:2e0:81ff:fe52:ffff"), All),
-        case("ipv6.addr.dst == ff02::/16", format!("ip6 and {G6} and ip6 dst net ff02::/16"), All),
+        case(
+            "ipv6.addr == 2001:4f8:4:7:2e0:81ff:fe52:ffff",
+            format!("ip6 and {G6} and ip6 host 2001:4f8:4:7:2e0:81ff:fe52:ffff"),
+            All,
+        ),
+        case(
+            "ipv6.addr.dst == ff02::/16",
+            format!("ip6 and {G6} and ip6 dst net ff02::/16"),
+            All,
+        ),
         case("ip.addr == 10.0.0.1", v4("ip host 10.0.0.1"), All),
-        case("ip.addr == fe80::/10", format!("ip6 and {G6} and ip6 net fe80::/10"), All),
+        case(
+            "ip.addr == fe80::/10",
+            format!("ip6 and {G6} and ip6 net fe80::/10"),
+            All,
+        ),
         case("mpls.label == 29", any_mpls(29), Flat),
-        case("icmp.type == echo-request", v4_l4("icmp", "icmp[icmptype] == icmp-echo"), All),
+        case(
+            "icmp.type == echo-request",
+            v4_l4("icmp", "icmp[icmptype] == icmp-echo"),
+            All,
+        ),
         case("icmp.type == 0", v4_l4("icmp", "icmp[icmptype] == 0"), All),
         case("tcp.flags == syn", flags(0x02), All),
         case("tcp.flags == syn+ack", flags(0x12), All),
@@ -276,16 +404,31 @@ fn path_expr(l: Layout, x: &str) -> String {
     if l.pppoe {
         parts.push("pppoes");
     }
-    if parts.is_empty() { x.to_owned() } else { format!("{} and ({x})", parts.join(" and ")) }
+    if parts.is_empty() {
+        x.to_owned()
+    } else {
+        format!("{} and ({x})", parts.join(" and "))
+    }
 }
 
 /// The layouts whose expressions must be summed for `paths`, among those present.
 fn layouts_for(paths: Paths, present: &BTreeSet<Layout>) -> Vec<Layout> {
-    let plain = Layout { vlans: 0, mpls: 0, pppoe: false };
+    let plain = Layout {
+        vlans: 0,
+        mpls: 0,
+        pppoe: false,
+    };
     match paths {
         Paths::Flat => vec![plain],
         Paths::Vlan => {
-            let mut v: BTreeSet<Layout> = present.iter().map(|l| Layout { vlans: l.vlans, mpls: 0, pppoe: false }).collect();
+            let mut v: BTreeSet<Layout> = present
+                .iter()
+                .map(|l| Layout {
+                    vlans: l.vlans,
+                    mpls: 0,
+                    pppoe: false,
+                })
+                .collect();
             v.insert(plain);
             v.into_iter().collect()
         }
@@ -308,23 +451,33 @@ struct Compiled {
 
 impl Compiled {
     fn bpf(&mut self, expr: &str) -> &Filter {
-        self.bpf
-            .entry(expr.to_owned())
-            .or_insert_with(|| Filter::bpf(expr, LinkType::ETHERNET).unwrap_or_else(|e| panic!("{expr}: {e}")))
+        self.bpf.entry(expr.to_owned()).or_insert_with(|| {
+            Filter::bpf(expr, LinkType::ETHERNET).unwrap_or_else(|e| panic!("{expr}: {e}"))
+        })
     }
 }
 
 fn oracle_files(dir: &Path) -> Vec<String> {
-    let files: BTreeSet<String> = common::tsv(&dir.join("bpf-oracle.tsv")).into_iter().map(|r| r[0].clone()).collect();
+    let files: BTreeSet<String> = common::tsv(&dir.join("bpf-oracle.tsv"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     files.into_iter().collect()
 }
 
 /// Per file and case: (appliance count, expected count), in process.
-fn run_in_process(dir: &Path, files: &[String], cases: &[Case]) -> BTreeMap<(String, usize), (u64, u64, Vec<Layout>)> {
+fn run_in_process(
+    dir: &Path,
+    files: &[String],
+    cases: &[Case],
+) -> BTreeMap<(String, usize), (u64, u64, Vec<Layout>)> {
     let mut c = Compiled {
         appliance: cases
             .iter()
-            .map(|k| Filter::appliance(k.block, LinkType::ETHERNET, &options()).unwrap_or_else(|e| panic!("{}: {e}", k.block)))
+            .map(|k| {
+                Filter::appliance(k.block, LinkType::ETHERNET, &options())
+                    .unwrap_or_else(|e| panic!("{}: {e}", k.block))
+            })
             .collect(),
         bpf: HashMap::new(),
     };
@@ -333,12 +486,18 @@ fn run_in_process(dir: &Path, files: &[String], cases: &[Case]) -> BTreeMap<(Str
         let (pkts, _) = common::read_all(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
         let present: BTreeSet<Layout> = pkts.iter().map(|p| layout(&p.data)).collect();
         for (ci, k) in cases.iter().enumerate() {
-            let got = pkts.iter().filter(|p| c.appliance[ci].matches(p.ts_ns, p.orig_len, &p.data)).count() as u64;
+            let got = pkts
+                .iter()
+                .filter(|p| c.appliance[ci].matches(p.ts_ns, p.orig_len, &p.data))
+                .count() as u64;
             let layouts = layouts_for(k.paths, &present);
             let mut want = 0u64;
             for l in &layouts {
                 let f = c.bpf(&path_expr(*l, &k.tcpdump));
-                want += pkts.iter().filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data)).count() as u64;
+                want += pkts
+                    .iter()
+                    .filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data))
+                    .count() as u64;
             }
             out.insert((file.clone(), ci), (got, want, layouts));
         }
@@ -348,7 +507,9 @@ fn run_in_process(dir: &Path, files: &[String], cases: &[Case]) -> BTreeMap<(Str
 
 #[test]
 fn every_manual_block_matches_tcpdump_in_process() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     let cases = cases();
     let files = oracle_files(&dir);
     let results = run_in_process(&dir, &files, &cases);
@@ -356,19 +517,29 @@ fn every_manual_block_matches_tcpdump_in_process() {
     let mut nonzero = vec![0usize; cases.len()];
     for ((file, ci), (got, want, _)) in &results {
         if got != want {
-            bad.push(format!("{file}\t{}\tappliance {got}\ttcpdump {want}", cases[*ci].block));
+            bad.push(format!(
+                "{file}\t{}\tappliance {got}\ttcpdump {want}",
+                cases[*ci].block
+            ));
         }
         nonzero[*ci] += usize::from(*want > 0);
     }
     for (k, n) in cases.iter().zip(&nonzero) {
         println!("{:<50} matches in {n} files", k.block);
     }
-    assert!(bad.is_empty(), "{} (file, block) counts differ:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} (file, block) counts differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn sampled_files_match_real_tcpdump() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     if !common::have_tool("tcpdump") {
         return;
     }
@@ -390,10 +561,16 @@ fn sampled_files_match_real_tcpdump() {
     let mut runs = 0;
     for ((file, ci), (got, _, layouts)) in &results {
         let k = &cases[*ci];
-        let want: u64 = layouts.iter().map(|l| common::tcpdump_count(&dir.join(file), &path_expr(*l, &k.tcpdump))).sum();
+        let want: u64 = layouts
+            .iter()
+            .map(|l| common::tcpdump_count(&dir.join(file), &path_expr(*l, &k.tcpdump)))
+            .sum();
         runs += layouts.len();
         if *got != want {
-            bad.push(format!("{file}\t{}\tappliance {got}\ttcpdump {want}", k.block));
+            bad.push(format!(
+                "{file}\t{}\tappliance {got}\ttcpdump {want}",
+                k.block
+            ));
         }
     }
     println!("{runs} tcpdump runs over {} files", sample.len());
@@ -415,26 +592,72 @@ fn frame_time_examples_match_tshark() {
     let b = xmas + 17 * h + 400_500_600;
     let seven = day(today) + 7 * h;
     // Timestamps on both sides of every boundary, a nanosecond apart.
-    let mut ts = vec![0, xmas, a - 1, a, a + 1, b - 1, b, b + 1, seven - 1, seven, seven + 1, day(today) - 1, xmas + 86_400_000_000_000];
+    let mut ts = vec![
+        0,
+        xmas,
+        a - 1,
+        a,
+        a + 1,
+        b - 1,
+        b,
+        b + 1,
+        seven - 1,
+        seven,
+        seven + 1,
+        day(today) - 1,
+        xmas + 86_400_000_000_000,
+    ];
     ts.sort_unstable();
-    let pkt = PacketBuilder::ethernet([2; 6], [4; 6]).ipv4([10, 0, 0, 1], [10, 0, 0, 2]).udp(1, 2).build();
-    let pkts: Vec<Pkt> = ts.iter().map(|&t| Pkt { ts_ns: t, orig_len: pkt.len() as u32, data: pkt.clone() }).collect();
+    let pkt = PacketBuilder::ethernet([2; 6], [4; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2])
+        .udp(1, 2)
+        .build();
+    let pkts: Vec<Pkt> = ts
+        .iter()
+        .map(|&t| Pkt {
+            ts_ns: t,
+            orig_len: pkt.len() as u32,
+            data: pkt.clone(),
+        })
+        .collect();
     common::write_pcap(&path, LinkType::ETHERNET, &pkts);
     let secs = |ns: u64| format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
     let opts = CompileOptions::new(today);
     for (block, display) in [
-        ("frame.time == 20141225_08:00:00.100.200.300".to_string(), format!("frame.time_epoch >= {}", secs(a))),
+        (
+            "frame.time == 20141225_08:00:00.100.200.300".to_string(),
+            format!("frame.time_epoch >= {}", secs(a)),
+        ),
         (
             "frame.time == 20141225_08:00:00.100.200.300-20141225_17:00:00.400.500.600".to_string(),
-            format!("frame.time_epoch >= {} && frame.time_epoch < {}", secs(a), secs(b)),
+            format!(
+                "frame.time_epoch >= {} && frame.time_epoch < {}",
+                secs(a),
+                secs(b)
+            ),
         ),
-        ("frame.time == 07:00:00".to_string(), format!("frame.time_epoch >= {}", secs(seven))),
-        ("frame.time < 07:00:00".to_string(), format!("frame.time_epoch < {}", secs(seven))),
-        ("frame.time != 20141225_08:00:00.100.200.300-20141225_17:00:00.400.500.600".to_string(),
-            format!("!(frame.time_epoch >= {} && frame.time_epoch < {})", secs(a), secs(b))),
+        (
+            "frame.time == 07:00:00".to_string(),
+            format!("frame.time_epoch >= {}", secs(seven)),
+        ),
+        (
+            "frame.time < 07:00:00".to_string(),
+            format!("frame.time_epoch < {}", secs(seven)),
+        ),
+        (
+            "frame.time != 20141225_08:00:00.100.200.300-20141225_17:00:00.400.500.600".to_string(),
+            format!(
+                "!(frame.time_epoch >= {} && frame.time_epoch < {})",
+                secs(a),
+                secs(b)
+            ),
+        ),
     ] {
         let f = Filter::appliance(&block, LinkType::ETHERNET, &opts).expect("valid");
-        let got = pkts.iter().filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data)).count() as u64;
+        let got = pkts
+            .iter()
+            .filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data))
+            .count() as u64;
         let want = common::tshark_count(&path, &[], &display);
         assert_eq!(got, want, "{block} vs tshark `{display}`");
     }
@@ -449,13 +672,21 @@ fn fcs_example_matches_tshark() {
     let path = tmp.path().join("fcs.pcap");
     let mut pkts = Vec::new();
     for i in 0..20u8 {
-        let mut frame = PacketBuilder::ethernet([2; 6], [4; 6]).ipv4([10, 0, 0, i], [10, 0, 0, 2]).udp(1, 2).payload(&[i; 30]).build();
+        let mut frame = PacketBuilder::ethernet([2; 6], [4; 6])
+            .ipv4([10, 0, 0, i], [10, 0, 0, 2])
+            .udp(1, 2)
+            .payload(&[i; 30])
+            .build();
         // the standard CRC-32 of the frame, appended little-endian, computed bit by bit
         let mut crc = u32::MAX;
         for &b in &frame {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         frame.extend_from_slice(&(!crc).to_le_bytes());
@@ -463,13 +694,27 @@ fn fcs_example_matches_tshark() {
             let at = usize::from(i) % frame.len();
             frame[at] ^= 0x40; // corrupt: FCS no longer matches
         }
-        pkts.push(Pkt { ts_ns: u64::from(i), orig_len: frame.len() as u32, data: frame });
+        pkts.push(Pkt {
+            ts_ns: u64::from(i),
+            orig_len: frame.len() as u32,
+            data: frame,
+        });
     }
     common::write_pcap(&path, LinkType::ETHERNET, &pkts);
-    let with = CompileOptions { fcs_present: true, ..options() };
+    let with = CompileOptions {
+        fcs_present: true,
+        ..options()
+    };
     let f = Filter::appliance("ether.fcs == fail", LinkType::ETHERNET, &with).expect("valid");
-    let got = pkts.iter().filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data)).count() as u64;
-    let want = common::tshark_count(&path, &["-o", "eth.fcs:always", "-o", "eth.check_fcs:TRUE"], "eth.fcs.status == 0");
+    let got = pkts
+        .iter()
+        .filter(|p| f.matches(p.ts_ns, p.orig_len, &p.data))
+        .count() as u64;
+    let want = common::tshark_count(
+        &path,
+        &["-o", "eth.fcs:always", "-o", "eth.check_fcs:TRUE"],
+        "eth.fcs.status == 0",
+    );
     assert_eq!(got, 7);
     assert_eq!(got, want, "tshark's bad-FCS count");
     // Frames without FCS never fail.

@@ -15,20 +15,37 @@ use wirecap_filter::{Filter, LinkType};
 
 #[test]
 fn every_oracle_row_matches_tcpdump() {
-    let Some(dir) = common::corpus_dir() else { return };
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
     let started = Instant::now();
-    let exprs: Vec<String> = common::tsv(&dir.join("exprs.tsv")).into_iter().map(|r| r[2].clone()).collect();
+    let exprs: Vec<String> = common::tsv(&dir.join("exprs.tsv"))
+        .into_iter()
+        .map(|r| r[2].clone())
+        .collect();
     assert_eq!(exprs.len(), 103);
     let filters: Vec<Filter> = exprs
         .iter()
         .map(|e| Filter::bpf(e, LinkType::ETHERNET).unwrap_or_else(|err| panic!("{e}: {err}")))
         .collect();
-    let index: HashMap<&str, usize> = exprs.iter().enumerate().map(|(i, e)| (e.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.as_str(), i))
+        .collect();
 
     // Rows whose answer depends on the libpcap version: pick the column of ours.
     let version = wirecap_filter::bpf::libpcap_version();
-    let new_semantics = wirecap_filter::bpf::libpcap_version_numbers().is_some_and(|v| v >= (1, 10, 6));
-    println!("{version}: using the {} column of bpf-oracle-version-diffs.tsv", if new_semantics { "libpcap-1.11.0-PRE" } else { "libpcap-1.10.3" });
+    let new_semantics =
+        wirecap_filter::bpf::libpcap_version_numbers().is_some_and(|v| v >= (1, 10, 6));
+    println!(
+        "{version}: using the {} column of bpf-oracle-version-diffs.tsv",
+        if new_semantics {
+            "libpcap-1.11.0-PRE"
+        } else {
+            "libpcap-1.10.3"
+        }
+    );
     let mut diffs: HashMap<(String, String), u64> = HashMap::new();
     for r in common::tsv(&dir.join("bpf-oracle-version-diffs.tsv")) {
         let v = if new_semantics { &r[3] } else { &r[2] };
@@ -38,7 +55,9 @@ fn every_oracle_row_matches_tcpdump() {
     let mut by_file: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
     let rows = common::tsv(&dir.join("bpf-oracle.tsv"));
     for r in &rows {
-        let i = *index.get(r[1].as_str()).unwrap_or_else(|| panic!("expression not in exprs.tsv: {}", r[1]));
+        let i = *index
+            .get(r[1].as_str())
+            .unwrap_or_else(|| panic!("expression not in exprs.tsv: {}", r[1]));
         let mut want: u64 = r[2].parse().expect("count");
         if let Some(v) = diffs.get(&(r[0].clone(), r[1].clone())) {
             want = *v;
@@ -46,7 +65,8 @@ fn every_oracle_row_matches_tcpdump() {
         by_file.entry(r[0].clone()).or_default().push((i, want));
     }
 
-    let (mut ok, mut bad, mut packets, mut pruned, mut prunable) = (0usize, Vec::new(), 0usize, 0usize, 0usize);
+    let (mut ok, mut bad, mut packets, mut pruned, mut prunable) =
+        (0usize, Vec::new(), 0usize, 0usize, 0usize);
     for (file, wants) in &by_file {
         let (pkts, _) = common::read_all(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
         packets += pkts.len();
@@ -62,11 +82,18 @@ fn every_oracle_row_matches_tcpdump() {
             if counts[i] == want {
                 ok += 1;
             } else {
-                bad.push(format!("{file}\t{}\twant {want}\tgot {}", exprs[i], counts[i]));
+                bad.push(format!(
+                    "{file}\t{}\twant {want}\tgot {}",
+                    exprs[i], counts[i]
+                ));
             }
             let may = filters[i].may_match(&summary);
             if counts[i] > 0 {
-                assert!(may, "may_match said no for {file} / {} with {} matches", exprs[i], counts[i]);
+                assert!(
+                    may,
+                    "may_match said no for {file} / {} with {} matches",
+                    exprs[i], counts[i]
+                );
             } else {
                 prunable += 1;
                 pruned += usize::from(!may);
@@ -79,6 +106,11 @@ fn every_oracle_row_matches_tcpdump() {
         by_file.len(),
         started.elapsed()
     );
-    assert!(bad.is_empty(), "{} rows differ:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} rows differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     assert_eq!(ok, 50_779);
 }

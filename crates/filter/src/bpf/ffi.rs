@@ -128,8 +128,12 @@ pub(crate) fn compile(expr: &str, dlt: i32, snaplen: i32) -> Result<Vec<Insn>, C
 pub(crate) fn libpcap_bpf_filter(insns: &[Insn], pkt: &[u8], wirelen: u32) -> u32 {
     #[link(name = "pcap")]
     unsafe extern "C" {
-        fn bpf_filter(pc: *const BpfInsn, pkt: *const u8, wirelen: c_uint, buflen: c_uint)
-        -> c_uint;
+        fn bpf_filter(
+            pc: *const BpfInsn,
+            pkt: *const u8,
+            wirelen: c_uint,
+            buflen: c_uint,
+        ) -> c_uint;
     }
     let raw: Vec<BpfInsn> = insns
         .iter()
@@ -143,12 +147,5 @@ pub(crate) fn libpcap_bpf_filter(insns: &[Insn], pkt: &[u8], wirelen: u32) -> u3
     // SAFETY: the caller passes programs that passed `vm::Program::new`'s validation
     // (same rules as libpcap's bpf_validate: jumps in range, scratch index < 16, ends in
     // RET), so bpf_filter stays inside `raw` and `pkt`; both outlive the call.
-    unsafe {
-        bpf_filter(
-            raw.as_ptr(),
-            pkt.as_ptr(),
-            wirelen,
-            pkt.len() as c_uint,
-        )
-    }
+    unsafe { bpf_filter(raw.as_ptr(), pkt.as_ptr(), wirelen, pkt.len() as c_uint) }
 }

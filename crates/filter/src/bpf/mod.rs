@@ -33,7 +33,11 @@ pub struct Insn {
 impl std::fmt::Display for Insn {
     /// The `tcpdump -dd` form: `{ 0x28, 0, 0, 0x0000000c },`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{{ {:#04x}, {}, {}, {:#010x} }},", self.code, self.jt, self.jf, self.k)
+        write!(
+            f,
+            "{{ {:#04x}, {}, {}, {:#010x} }},",
+            self.code, self.jt, self.jf, self.k
+        )
     }
 }
 
@@ -47,7 +51,10 @@ pub fn libpcap_version() -> String {
 pub fn libpcap_version_numbers() -> Option<(u32, u32, u32)> {
     let v = libpcap_version();
     let rest = v.split("version ").nth(1)?;
-    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let num: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let mut it = num.split('.').map(|x| x.parse::<u32>().ok());
     Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }

@@ -34,15 +34,22 @@ enum Cond {
     /// Some EtherType of the frame is `.0`.
     EtherType(u16),
     /// IPv4 protocol `v4` or IPv6 next header `v6`.
-    Proto { v4: Option<u8>, v6: Option<u8> },
+    Proto {
+        v4: Option<u8>,
+        v6: Option<u8>,
+    },
     /// An address in `addr/prefix`.
     Net(IpAddr, u8),
     /// A port in `lo..=hi` for one of the protocols.
-    Port { protos: Vec<u8>, lo: u16, hi: u16 },
+    Port {
+        protos: Vec<u8>,
+        lo: u16,
+        hi: u16,
+    },
     /// Original length in `lo..=hi`.
     Len(u64, u64),
-    And(Box<Cond>, Box<Cond>),
-    Or(Box<Cond>, Box<Cond>),
+    And(Box<Self>, Box<Self>),
+    Or(Box<Self>, Box<Self>),
 }
 
 /// The necessary condition derived from one expression.
@@ -62,7 +69,11 @@ impl Necessary {
         if toks.is_empty() {
             return Self(Cond::True);
         }
-        let mut p = Parser { toks: &toks, pos: 0, depth: 0 };
+        let mut p = Parser {
+            toks: &toks,
+            pos: 0,
+            depth: 0,
+        };
         match p.expr() {
             Some(c) if p.pos == toks.len() => Self(c),
             _ => Self(Cond::True),
@@ -85,14 +96,19 @@ fn eval(c: &Cond, s: &ChunkSummary) -> bool {
         Cond::True => true,
         Cond::EtherType(t) => s.may_have_ethertype(*t),
         Cond::Proto { v4, v6 } => {
-            v4.is_some_and(|p| s.may_have_ipv4_proto(p)) || v6.is_some_and(|p| s.may_have_ipv6_proto(p))
+            v4.is_some_and(|p| s.may_have_ipv4_proto(p))
+                || v6.is_some_and(|p| s.may_have_ipv6_proto(p))
         }
         Cond::Net(a, p) => s.may_have_net(*a, *p),
         Cond::Port { protos, lo, hi } => {
             if hi - lo < 64 {
-                protos.iter().any(|&pr| (*lo..=*hi).any(|port| s.may_have_port(pr, port)))
+                protos
+                    .iter()
+                    .any(|&pr| (*lo..=*hi).any(|port| s.may_have_port(pr, port)))
             } else {
-                protos.iter().any(|&pr| s.may_have_ipv4_proto(pr) || s.may_have_ipv6_proto(pr))
+                protos
+                    .iter()
+                    .any(|&pr| s.may_have_ipv4_proto(pr) || s.may_have_ipv6_proto(pr))
             }
         }
         Cond::Len(lo, hi) => s.may_have_len_in(*lo, *hi),
@@ -134,10 +150,13 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
                 out.push(Tok::Or);
                 i += 1;
             }
-            c if c.is_ascii_alphanumeric() || matches!(c, b'.' | b':' | b'/' | b'-' | b'\\' | b'_') => {
+            c if c.is_ascii_alphanumeric()
+                || matches!(c, b'.' | b':' | b'/' | b'-' | b'\\' | b'_') =>
+            {
                 let start = i;
                 while i < b.len()
-                    && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'.' | b':' | b'/' | b'-' | b'\\' | b'_'))
+                    && (b[i].is_ascii_alphanumeric()
+                        || matches!(b[i], b'.' | b':' | b'/' | b'-' | b'\\' | b'_'))
                 {
                     i += 1;
                 }
@@ -234,7 +253,11 @@ impl Parser<'_> {
         match first.as_str() {
             "less" | "greater" => {
                 let n: u64 = parse_num(&self.take_word()?)?;
-                return Some(if first == "less" { Cond::Len(0, n) } else { Cond::Len(n, u64::MAX) });
+                return Some(if first == "less" {
+                    Cond::Len(0, n)
+                } else {
+                    Cond::Len(n, u64::MAX)
+                });
             }
             "ip" | "ip6" | "arp" | "rarp" | "tcp" | "udp" | "sctp" | "icmp" | "icmp6" | "igmp" => {}
             "src" | "dst" | "host" | "net" | "port" | "portrange" | "proto" => {
@@ -245,7 +268,9 @@ impl Parser<'_> {
         }
         // A protocol word alone, or followed by more qualifiers.
         match self.word(0) {
-            Some("src" | "dst" | "host" | "net" | "port" | "portrange" | "proto") => self.qualified(Some(first)),
+            Some("src" | "dst" | "host" | "net" | "port" | "portrange" | "proto") => {
+                self.qualified(Some(first))
+            }
             _ => proto_alone(&first),
         }
     }
@@ -314,9 +339,18 @@ impl Parser<'_> {
                     None => u8::try_from(parse_num(&v)?).ok()?,
                 };
                 match proto.as_deref() {
-                    Some("ip") => Some(Cond::Proto { v4: Some(n), v6: None }),
-                    Some("ip6") => Some(Cond::Proto { v4: None, v6: Some(n) }),
-                    None => Some(Cond::Proto { v4: Some(n), v6: Some(n) }),
+                    Some("ip") => Some(Cond::Proto {
+                        v4: Some(n),
+                        v6: None,
+                    }),
+                    Some("ip6") => Some(Cond::Proto {
+                        v4: None,
+                        v6: Some(n),
+                    }),
+                    None => Some(Cond::Proto {
+                        v4: Some(n),
+                        v6: Some(n),
+                    }),
                     _ => None,
                 }
             }
@@ -327,13 +361,18 @@ impl Parser<'_> {
 
 fn host_cond(proto: Option<&str>, a: IpAddr) -> Option<Cond> {
     match proto {
-        None | Some("ip" | "ip6" | "arp" | "rarp") => Some(Cond::Net(a, if a.is_ipv4() { 32 } else { 128 })),
+        None | Some("ip" | "ip6" | "arp" | "rarp") => {
+            Some(Cond::Net(a, if a.is_ipv4() { 32 } else { 128 }))
+        }
         _ => None,
     }
 }
 
 fn proto_alone(p: &str) -> Option<Cond> {
-    let both = |n| Cond::Proto { v4: Some(n), v6: Some(n) };
+    let both = |n| Cond::Proto {
+        v4: Some(n),
+        v6: Some(n),
+    };
     Some(match p {
         "ip" => Cond::EtherType(0x0800),
         "ip6" => Cond::EtherType(0x86dd),
@@ -342,9 +381,18 @@ fn proto_alone(p: &str) -> Option<Cond> {
         "tcp" => both(6),
         "udp" => both(17),
         "sctp" => both(132),
-        "icmp" => Cond::Proto { v4: Some(1), v6: None },
-        "igmp" => Cond::Proto { v4: Some(2), v6: None },
-        "icmp6" => Cond::Proto { v4: None, v6: Some(58) },
+        "icmp" => Cond::Proto {
+            v4: Some(1),
+            v6: None,
+        },
+        "igmp" => Cond::Proto {
+            v4: Some(2),
+            v6: None,
+        },
+        "icmp6" => Cond::Proto {
+            v4: None,
+            v6: Some(58),
+        },
         _ => return None,
     })
 }
@@ -373,16 +421,43 @@ mod tests {
 
     #[test]
     fn understood_primitives() {
-        assert_eq!(cond("tcp"), Cond::Proto { v4: Some(6), v6: Some(6) });
+        assert_eq!(
+            cond("tcp"),
+            Cond::Proto {
+                v4: Some(6),
+                v6: Some(6)
+            }
+        );
         assert_eq!(cond("ip"), Cond::EtherType(0x800));
-        assert_eq!(cond("host 10.0.0.1"), Cond::Net("10.0.0.1".parse().expect("ip"), 32));
-        assert_eq!(cond("src net 10.0.0.0/8"), Cond::Net("10.0.0.0".parse().expect("ip"), 8));
-        assert_eq!(cond("udp dst port 53"), Cond::Port { protos: vec![17], lo: 53, hi: 53 });
-        assert_eq!(cond("ip proto \\udp"), Cond::Proto { v4: Some(17), v6: None });
+        assert_eq!(
+            cond("host 10.0.0.1"),
+            Cond::Net("10.0.0.1".parse().expect("ip"), 32)
+        );
+        assert_eq!(
+            cond("src net 10.0.0.0/8"),
+            Cond::Net("10.0.0.0".parse().expect("ip"), 8)
+        );
+        assert_eq!(
+            cond("udp dst port 53"),
+            Cond::Port {
+                protos: vec![17],
+                lo: 53,
+                hi: 53
+            }
+        );
+        assert_eq!(
+            cond("ip proto \\udp"),
+            Cond::Proto {
+                v4: Some(17),
+                v6: None
+            }
+        );
         assert_eq!(cond("less 64"), Cond::Len(0, 64));
         assert!(matches!(cond("tcp and not port 22"), Cond::And(_, b) if *b == Cond::True));
         // equal precedence, left to right: (tcp or udp) and port 53
-        assert!(matches!(cond("tcp or udp and port 53"), Cond::And(a, _) if matches!(*a, Cond::Or(_, _))));
+        assert!(
+            matches!(cond("tcp or udp and port 53"), Cond::And(a, _) if matches!(*a, Cond::Or(_, _)))
+        );
     }
 
     #[test]

@@ -200,12 +200,10 @@ impl Program {
                     Some(v) => a = v,
                     None => return 0,
                 },
-                Op::LdInd(size, k) => {
-                    match load(pkt, buflen, u64::from(x) + u64::from(k), size) {
-                        Some(v) => a = v,
-                        None => return 0,
-                    }
-                }
+                Op::LdInd(size, k) => match load(pkt, buflen, u64::from(x) + u64::from(k), size) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
                 Op::LdLen => a = wirelen,
                 Op::LdImm(k) => a = k,
                 Op::LdMem(i) => a = mem[usize::from(i) % MEMWORDS],
@@ -447,8 +445,8 @@ mod tests {
         assert_eq!(p.run(&[0; 14], 100), 0);
         assert_eq!(p.run(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7], 100), 7);
         assert_eq!(p.run(&[0; 13], 100), 0);
-        let len = Program::new(vec![insn(LD | W | LEN, 0, 0, 0), insn(RET | A, 0, 0, 0)])
-            .expect("valid");
+        let len =
+            Program::new(vec![insn(LD | W | LEN, 0, 0, 0), insn(RET | A, 0, 0, 0)]).expect("valid");
         assert_eq!(len.run(&[1, 2, 3], 1500), 1500);
     }
 

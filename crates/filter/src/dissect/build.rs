@@ -18,20 +18,65 @@ use super::{ethertype, ipproto};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Layer {
-    Ethernet { dst: [u8; 6], src: [u8; 6] },
-    Vlan { tpid: u16, vid: u16 },
-    Mpls { label: u32 },
+    Ethernet {
+        dst: [u8; 6],
+        src: [u8; 6],
+    },
+    Vlan {
+        tpid: u16,
+        vid: u16,
+    },
+    Mpls {
+        label: u32,
+    },
     Pppoe,
-    Ipv4 { src: [u8; 4], dst: [u8; 4], frag: u16, more: bool, options: u8, proto: Option<u8> },
-    Ipv6 { src: [u8; 16], dst: [u8; 16], proto: Option<u8> },
-    Ipv6Ext { kind: u8, frag_offset: u16 },
-    Arp { oper: u16, spa: [u8; 4], tpa: [u8; 4], rarp: bool },
-    Tcp { src: u16, dst: u16, flags: u8 },
-    Udp { src: u16, dst: u16 },
-    Sctp { src: u16, dst: u16 },
-    Icmp { ty: u8, code: u8 },
-    Icmpv6 { ty: u8, code: u8 },
-    Igmp { ty: u8 },
+    Ipv4 {
+        src: [u8; 4],
+        dst: [u8; 4],
+        frag: u16,
+        more: bool,
+        options: u8,
+        proto: Option<u8>,
+    },
+    Ipv6 {
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: Option<u8>,
+    },
+    Ipv6Ext {
+        kind: u8,
+        frag_offset: u16,
+    },
+    Arp {
+        oper: u16,
+        spa: [u8; 4],
+        tpa: [u8; 4],
+        rarp: bool,
+    },
+    Tcp {
+        src: u16,
+        dst: u16,
+        flags: u8,
+    },
+    Udp {
+        src: u16,
+        dst: u16,
+    },
+    Sctp {
+        src: u16,
+        dst: u16,
+    },
+    Icmp {
+        ty: u8,
+        code: u8,
+    },
+    Icmpv6 {
+        ty: u8,
+        code: u8,
+    },
+    Igmp {
+        ty: u8,
+    },
     Payload(Vec<u8>),
 }
 
@@ -55,12 +100,17 @@ impl PacketBuilder {
     }
     /// Adds a VLAN tag with this TPID (0x8100, 0x88a8, 0x9100) and id.
     pub fn vlan(mut self, tpid: u16, vid: u16) -> Self {
-        self.layers.push(Layer::Vlan { tpid, vid: vid & 0x0fff });
+        self.layers.push(Layer::Vlan {
+            tpid,
+            vid: vid & 0x0fff,
+        });
         self
     }
     /// Adds an MPLS label stack entry (the last one added gets the bottom-of-stack bit).
     pub fn mpls(mut self, label: u32) -> Self {
-        self.layers.push(Layer::Mpls { label: label & 0xf_ffff });
+        self.layers.push(Layer::Mpls {
+            label: label & 0xf_ffff,
+        });
         self
     }
     /// Adds a PPPoE session header.
@@ -70,12 +120,26 @@ impl PacketBuilder {
     }
     /// Adds an IPv4 header.
     pub fn ipv4(mut self, src: [u8; 4], dst: [u8; 4]) -> Self {
-        self.layers.push(Layer::Ipv4 { src, dst, frag: 0, more: false, options: 0, proto: None });
+        self.layers.push(Layer::Ipv4 {
+            src,
+            dst,
+            frag: 0,
+            more: false,
+            options: 0,
+            proto: None,
+        });
         self
     }
     /// Adds an IPv4 header with `options` 4-byte words of NOP options, fragment offset
     /// `frag` (8-byte units) and the more-fragments flag.
-    pub fn ipv4_full(mut self, src: [u8; 4], dst: [u8; 4], options: u8, frag: u16, more: bool) -> Self {
+    pub fn ipv4_full(
+        mut self,
+        src: [u8; 4],
+        dst: [u8; 4],
+        options: u8,
+        frag: u16,
+        more: bool,
+    ) -> Self {
         self.layers.push(Layer::Ipv4 {
             src,
             dst,
@@ -88,17 +152,32 @@ impl PacketBuilder {
     }
     /// Adds an IPv4 header whose protocol field is `proto` whatever follows.
     pub fn ipv4_proto(mut self, src: [u8; 4], dst: [u8; 4], proto: u8) -> Self {
-        self.layers.push(Layer::Ipv4 { src, dst, frag: 0, more: false, options: 0, proto: Some(proto) });
+        self.layers.push(Layer::Ipv4 {
+            src,
+            dst,
+            frag: 0,
+            more: false,
+            options: 0,
+            proto: Some(proto),
+        });
         self
     }
     /// Adds an IPv6 header.
     pub fn ipv6(mut self, src: [u8; 16], dst: [u8; 16]) -> Self {
-        self.layers.push(Layer::Ipv6 { src, dst, proto: None });
+        self.layers.push(Layer::Ipv6 {
+            src,
+            dst,
+            proto: None,
+        });
         self
     }
     /// Adds an IPv6 header whose next-header field is `proto` whatever follows.
     pub fn ipv6_proto(mut self, src: [u8; 16], dst: [u8; 16], proto: u8) -> Self {
-        self.layers.push(Layer::Ipv6 { src, dst, proto: Some(proto) });
+        self.layers.push(Layer::Ipv6 {
+            src,
+            dst,
+            proto: Some(proto),
+        });
         self
     }
     /// Adds an IPv6 extension header of kind 0, 43, 44, 51 or 60 (8 bytes; a fragment
@@ -109,7 +188,12 @@ impl PacketBuilder {
     }
     /// Adds an ARP (or RARP) packet for Ethernet/IPv4.
     pub fn arp(mut self, oper: u16, spa: [u8; 4], tpa: [u8; 4], rarp: bool) -> Self {
-        self.layers.push(Layer::Arp { oper, spa, tpa, rarp });
+        self.layers.push(Layer::Arp {
+            oper,
+            spa,
+            tpa,
+            rarp,
+        });
         self
     }
     /// Adds a 20-byte TCP header.
@@ -181,7 +265,14 @@ impl PacketBuilder {
                     h.extend_from_slice(&len.to_be_bytes());
                     h.extend_from_slice(&ppp.to_be_bytes());
                 }
-                Layer::Ipv4 { src, dst, frag, more, options, proto } => {
+                Layer::Ipv4 {
+                    src,
+                    dst,
+                    frag,
+                    more,
+                    options,
+                    proto,
+                } => {
                     let hl = 20 + usize::from(*options) * 4;
                     let total = (hl + out.len()).min(0xffff) as u16;
                     h.push(0x40 | (hl / 4) as u8);
@@ -219,7 +310,12 @@ impl PacketBuilder {
                         h.extend_from_slice(&[1, 4, 0, 0, 0, 0]); // PadN
                     }
                 }
-                Layer::Arp { oper, spa, tpa, rarp: _ } => {
+                Layer::Arp {
+                    oper,
+                    spa,
+                    tpa,
+                    rarp: _,
+                } => {
                     h.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
                     h.extend_from_slice(&oper.to_be_bytes());
                     h.extend_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
@@ -230,7 +326,9 @@ impl PacketBuilder {
                 Layer::Tcp { src, dst, flags } => {
                     h.extend_from_slice(&src.to_be_bytes());
                     h.extend_from_slice(&dst.to_be_bytes());
-                    h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, *flags, 0xff, 0xff, 0, 0, 0, 0]);
+                    h.extend_from_slice(&[
+                        0, 0, 0, 1, 0, 0, 0, 0, 0x50, *flags, 0xff, 0xff, 0, 0, 0, 0,
+                    ]);
                 }
                 Layer::Udp { src, dst } => {
                     h.extend_from_slice(&src.to_be_bytes());

@@ -19,7 +19,14 @@ fn tcp_over_qinq() {
     assert_eq!(d.ethertypes.as_slice(), &[0x88a8, 0x8100, 0x0800]);
     assert_eq!(d.ip_proto(), Some(6));
     assert_eq!(d.ports(), Some((1000, 80)));
-    assert_eq!(d.transport, Transport::Tcp { src: 1000, dst: 80, flags: Some(0x12) });
+    assert_eq!(
+        d.transport,
+        Transport::Tcp {
+            src: 1000,
+            dst: 80,
+            flags: Some(0x12)
+        }
+    );
     assert_eq!(d.network_offset, 22);
     assert!(!d.truncated);
 }
@@ -37,7 +44,9 @@ fn mpls_stack_then_ipv6_with_extension_headers() {
         .build();
     let d = dissect(Link::Ethernet, &pkt);
     assert_eq!(d.mpls_labels.as_slice(), &[29, 1000]);
-    let Network::Ipv6(info) = d.network else { panic!("no ipv6: {d:?}") };
+    let Network::Ipv6(info) = d.network else {
+        panic!("no ipv6: {d:?}")
+    };
     assert_eq!(info.next_header, 0);
     assert_eq!(info.proto, Some(17));
     assert_eq!(info.fragment, Some((0, false)));
@@ -51,7 +60,13 @@ fn later_fragments_have_no_transport() {
         .udp(1, 2)
         .build();
     let d = dissect(Link::Ethernet, &pkt);
-    assert!(matches!(d.network, Network::Ipv4(Ipv4Info { frag_offset: 185, .. })));
+    assert!(matches!(
+        d.network,
+        Network::Ipv4(Ipv4Info {
+            frag_offset: 185,
+            ..
+        })
+    ));
     assert_eq!(d.transport, Transport::None);
     let pkt = PacketBuilder::ethernet(A, B)
         .ipv6([1; 16], [2; 16])
@@ -83,7 +98,14 @@ fn truncation_keeps_what_was_read() {
         .build();
     // cut in the middle of TCP, after the ports
     let d = dissect(Link::Ethernet, &pkt[..14 + 4 + 20 + 6]);
-    assert_eq!(d.transport, Transport::Tcp { src: 1, dst: 2, flags: None });
+    assert_eq!(
+        d.transport,
+        Transport::Tcp {
+            src: 1,
+            dst: 2,
+            flags: None
+        }
+    );
     assert!(d.truncated);
     // cut inside the IP header
     let d = dissect(Link::Ethernet, &pkt[..14 + 4 + 10]);
@@ -91,12 +113,20 @@ fn truncation_keeps_what_was_read() {
     assert_eq!(d.vlan_ids.as_slice(), &[7]);
     assert!(d.truncated);
     let d = dissect(Link::Ethernet, &pkt[..5]);
-    assert_eq!(d, Dissected { truncated: true, ..Dissected::default() });
+    assert_eq!(
+        d,
+        Dissected {
+            truncated: true,
+            ..Dissected::default()
+        }
+    );
 }
 
 #[test]
 fn arp_pppoe_and_other_links() {
-    let pkt = PacketBuilder::ethernet(A, B).arp(1, [10, 0, 0, 1], [10, 0, 0, 2], false).build();
+    let pkt = PacketBuilder::ethernet(A, B)
+        .arp(1, [10, 0, 0, 1], [10, 0, 0, 2], false)
+        .build();
     let d = dissect(Link::Ethernet, &pkt);
     assert!(matches!(d.network, Network::Arp(ArpInfo { oper: 1, .. })));
     let pkt = PacketBuilder::ethernet(A, B)
@@ -108,8 +138,14 @@ fn arp_pppoe_and_other_links() {
     let d = dissect(Link::Ethernet, &pkt);
     assert_eq!(d.transport, Transport::Icmpv6 { ty: 128, code: 0 });
     assert_eq!(d.ethertypes.as_slice(), &[0x8100, 0x8864, 0x86dd]);
-    let raw = PacketBuilder::raw().ipv4([1, 1, 1, 1], [2, 2, 2, 2]).igmp(0x11).build();
-    assert_eq!(dissect(Link::Raw, &raw).transport, Transport::Igmp { ty: 0x11 });
+    let raw = PacketBuilder::raw()
+        .ipv4([1, 1, 1, 1], [2, 2, 2, 2])
+        .igmp(0x11)
+        .build();
+    assert_eq!(
+        dissect(Link::Raw, &raw).transport,
+        Transport::Igmp { ty: 0x11 }
+    );
     assert_eq!(dissect(Link::Ipv4, &raw).ip_proto(), Some(2));
     let mut sll = vec![0u8; 16];
     sll[14..16].copy_from_slice(&[0x08, 0x00]);
@@ -127,12 +163,32 @@ fn arp_pppoe_and_other_links() {
 
 fn sample_packets() -> Vec<Vec<u8>> {
     vec![
-        PacketBuilder::ethernet(A, B).vlan(0x8100, 5).vlan(0x9100, 6).mpls(3).mpls(4)
-            .ipv4_full([1, 2, 3, 4], [5, 6, 7, 8], 1, 0, false).tcp(80, 81, 2).payload(&[1; 10]).build(),
-        PacketBuilder::ethernet(A, B).ipv6([1; 16], [2; 16]).ipv6_ext(0, 0).ipv6_ext(43, 0)
-            .ipv6_ext(51, 0).ipv6_ext(44, 0).ipv6_ext(60, 0).udp(1, 2).build(),
-        PacketBuilder::ethernet(A, B).pppoe().ipv4([1, 1, 1, 1], [2, 2, 2, 2]).icmp(8, 0).build(),
-        PacketBuilder::ethernet(A, B).arp(2, [1, 1, 1, 1], [2, 2, 2, 2], true).build(),
+        PacketBuilder::ethernet(A, B)
+            .vlan(0x8100, 5)
+            .vlan(0x9100, 6)
+            .mpls(3)
+            .mpls(4)
+            .ipv4_full([1, 2, 3, 4], [5, 6, 7, 8], 1, 0, false)
+            .tcp(80, 81, 2)
+            .payload(&[1; 10])
+            .build(),
+        PacketBuilder::ethernet(A, B)
+            .ipv6([1; 16], [2; 16])
+            .ipv6_ext(0, 0)
+            .ipv6_ext(43, 0)
+            .ipv6_ext(51, 0)
+            .ipv6_ext(44, 0)
+            .ipv6_ext(60, 0)
+            .udp(1, 2)
+            .build(),
+        PacketBuilder::ethernet(A, B)
+            .pppoe()
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2])
+            .icmp(8, 0)
+            .build(),
+        PacketBuilder::ethernet(A, B)
+            .arp(2, [1, 1, 1, 1], [2, 2, 2, 2], true)
+            .build(),
     ]
 }
 

@@ -35,10 +35,10 @@ fn byte(b: &[u8], at: usize) -> u8 {
 #[inline]
 fn array<const N: usize>(b: &[u8], f: Field) -> [u8; N] {
     let mut out = [0u8; N];
-    if let Some(s) = b.get(f) {
-        if s.len() == N {
-            out.copy_from_slice(s);
-        }
+    if let Some(s) = b.get(f)
+        && s.len() == N
+    {
+        out.copy_from_slice(s);
     }
     out
 }

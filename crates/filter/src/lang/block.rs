@@ -115,11 +115,15 @@ impl IpNet {
     fn contains(&self, a: IpAddr) -> bool {
         match (self.addr, a) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -148,15 +152,29 @@ pub(crate) enum Pred {
     /// `ether.proto`: any EtherType of the header chain is one of `values`.
     EtherProto { ne: bool, values: [u16; 3], n: u8 },
     /// `ether.addr[.src|.dst]`: address & mask == value & mask.
-    EtherAddr { dir: Dir, ne: bool, value: [u8; 6], mask: [u8; 6] },
+    EtherAddr {
+        dir: Dir,
+        ne: bool,
+        value: [u8; 6],
+        mask: [u8; 6],
+    },
     /// `ether.fcs == fail|ok`.
     EtherFcs { want_bad: bool },
     /// `ipv4.addr`, `ipv6.addr`, `ip.addr` (+ `.src`/`.dst`).
-    IpAddr { family: Family, dir: Dir, ne: bool, net: IpNet },
+    IpAddr {
+        family: Family,
+        dir: Dir,
+        ne: bool,
+        net: IpNet,
+    },
     /// `ipv4.proto`, `ipv6.proto`, `ip.proto`.
     IpProto { family: Family, test: NumTest },
     /// `tcp.port`, `udp.port` (+ `.src`/`.dst`).
-    Port { proto: PortProto, dir: Dir, test: NumTest },
+    Port {
+        proto: PortProto,
+        dir: Dir,
+        test: NumTest,
+    },
     /// `tcp.flags`: the packet's flags contain all of `mask` (`ne`: not all of them).
     TcpFlags { ne: bool, mask: u8 },
     /// `frame.time`: `lo <= ts < hi` (negated for `!=`).
@@ -183,7 +201,10 @@ pub(crate) struct PacketView<'a> {
 impl Pred {
     /// True when evaluating this block needs the dissection of the packet.
     pub(crate) fn needs_dissect(&self) -> bool {
-        !matches!(self, Self::FrameTime { .. } | Self::FrameSize { .. } | Self::EtherFcs { .. })
+        !matches!(
+            self,
+            Self::FrameTime { .. } | Self::FrameSize { .. } | Self::EtherFcs { .. }
+        )
     }
 
     pub(crate) fn eval(&self, p: &PacketView<'_>) -> bool {
@@ -197,11 +218,21 @@ impl Pred {
                 let hit = d.ethertypes.as_slice().iter().any(|t| wanted.contains(t));
                 hit != *ne
             }
-            Self::EtherAddr { dir, ne, value, mask } => {
+            Self::EtherAddr {
+                dir,
+                ne,
+                value,
+                mask,
+            } => {
                 let (Some(src), Some(dst)) = (d.eth_src, d.eth_dst) else {
                     return false;
                 };
-                let m = |a: [u8; 6]| a.iter().zip(value).zip(mask).all(|((a, v), m)| a & m == v & m);
+                let m = |a: [u8; 6]| {
+                    a.iter()
+                        .zip(value)
+                        .zip(mask)
+                        .all(|((a, v), m)| a & m == v & m)
+                };
                 let hit = match dir {
                     Dir::Either => m(src.0) || m(dst.0),
                     Dir::Src => m(src.0),
@@ -215,7 +246,12 @@ impl Pred {
                 }
                 fcs_is_bad(p.data) == *want_bad
             }
-            Self::IpAddr { family, dir, ne, net } => {
+            Self::IpAddr {
+                family,
+                dir,
+                ne,
+                net,
+            } => {
                 let Some((src, dst)) = d.ip_addrs() else {
                     return false;
                 };
@@ -261,11 +297,18 @@ impl Pred {
             Self::FrameTime { ne, lo, hi } => (*lo <= p.ts_ns && p.ts_ns < *hi) != *ne,
             Self::FrameSize { test } => test.test([u64::from(p.orig_len)]),
             Self::VlanId { test } => test.test(d.vlan_ids.as_slice().iter().map(|&v| u64::from(v))),
-            Self::MplsLabel { test } => test.test(d.mpls_labels.as_slice().iter().map(|&v| u64::from(v))),
+            Self::MplsLabel { test } => {
+                test.test(d.mpls_labels.as_slice().iter().map(|&v| u64::from(v)))
+            }
             Self::Icmp { v6, code, test } => {
                 let v = match (v6, d.transport) {
-                    (false, Transport::Icmp { ty, code: c }) | (true, Transport::Icmpv6 { ty, code: c }) => {
-                        if *code { c } else { ty }
+                    (false, Transport::Icmp { ty, code: c })
+                    | (true, Transport::Icmpv6 { ty, code: c }) => {
+                        if *code {
+                            c
+                        } else {
+                            ty
+                        }
                     }
                     _ => return false,
                 };
@@ -280,7 +323,11 @@ impl Pred {
             return false;
         }
         match self {
-            Self::EtherProto { ne: false, values, n } => values
+            Self::EtherProto {
+                ne: false,
+                values,
+                n,
+            } => values
                 .get(..usize::from(*n))
                 .unwrap_or(&[])
                 .iter()
@@ -344,7 +391,11 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -403,17 +454,29 @@ pub(crate) fn parse_block(text: &str, today: Date) -> Result<Pred, BlockError> {
         i += 1;
     }
     let field_start = i;
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.' || bytes[i] == b'_') {
+    while i < bytes.len()
+        && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.' || bytes[i] == b'_')
+    {
         i += 1;
     }
     let field = &text[field_start..i];
     if field.is_empty() {
-        return Err(err(ErrorKind::Syntax, field_start, "expected a field name such as `ipv4.proto`"));
+        return Err(err(
+            ErrorKind::Syntax,
+            field_start,
+            "expected a field name such as `ipv4.proto`",
+        ));
     }
     let field_lc = field.to_ascii_lowercase();
     if !FIELDS.contains(&field_lc.as_str()) {
-        let hint = closest_field(&field_lc).map(|f| format!("; did you mean `{f}`?")).unwrap_or_default();
-        return Err(err(ErrorKind::UnknownField, field_start, format!("unknown field `{field}`{hint}")));
+        let hint = closest_field(&field_lc)
+            .map(|f| format!("; did you mean `{f}`?"))
+            .unwrap_or_default();
+        return Err(err(
+            ErrorKind::UnknownField,
+            field_start,
+            format!("unknown field `{field}`{hint}"),
+        ));
     }
     while i < bytes.len() && bytes[i].is_ascii_whitespace() {
         i += 1;
@@ -428,7 +491,13 @@ pub(crate) fn parse_block(text: &str, today: Date) -> Result<Pred, BlockError> {
         (">=", _) => (Op::Ge, 2),
         (_, "<") => (Op::Lt, 1),
         (_, ">") => (Op::Gt, 1),
-        (_, "=") => return Err(err(ErrorKind::Syntax, op_start, "use `==` to compare, not `=`")),
+        (_, "=") => {
+            return Err(err(
+                ErrorKind::Syntax,
+                op_start,
+                "use `==` to compare, not `=`",
+            ));
+        }
         _ => {
             return Err(err(
                 ErrorKind::Syntax,
@@ -444,7 +513,11 @@ pub(crate) fn parse_block(text: &str, today: Date) -> Result<Pred, BlockError> {
     let value_start = i;
     let value = text[i..].trim_end();
     if value.is_empty() {
-        return Err(err(ErrorKind::BadValue, value_start, format!("missing value after `{}`", op.as_str())));
+        return Err(err(
+            ErrorKind::BadValue,
+            value_start,
+            format!("missing value after `{}`", op.as_str()),
+        ));
     }
     let v = ValueCtx {
         text: value,
@@ -463,26 +536,71 @@ pub(crate) fn parse_block(text: &str, today: Date) -> Result<Pred, BlockError> {
                 "ok" | "pass" | "good" => false,
                 _ => return Err(v.bad("expected `fail` or `ok`")),
             };
-            Ok(Pred::EtherFcs { want_bad: want_bad != (op == Op::Ne) })
+            Ok(Pred::EtherFcs {
+                want_bad: want_bad != (op == Op::Ne),
+            })
         }
         "ipv4.addr" => ip_addr(&v, Family::V4, dir),
         "ipv6.addr" => ip_addr(&v, Family::V6, dir),
         "ip.addr" => ip_addr(&v, Family::Any, dir),
-        "ipv4.proto" => Ok(Pred::IpProto { family: Family::V4, test: v.num(255, ip_proto_name)? }),
-        "ipv6.proto" => Ok(Pred::IpProto { family: Family::V6, test: v.num(255, ip_proto_name)? }),
-        "ip.proto" => Ok(Pred::IpProto { family: Family::Any, test: v.num(255, ip_proto_name)? }),
-        "tcp.port" => Ok(Pred::Port { proto: PortProto::Tcp, dir, test: v.num(65_535, no_names)? }),
-        "udp.port" => Ok(Pred::Port { proto: PortProto::Udp, dir, test: v.num(65_535, no_names)? }),
+        "ipv4.proto" => Ok(Pred::IpProto {
+            family: Family::V4,
+            test: v.num(255, ip_proto_name)?,
+        }),
+        "ipv6.proto" => Ok(Pred::IpProto {
+            family: Family::V6,
+            test: v.num(255, ip_proto_name)?,
+        }),
+        "ip.proto" => Ok(Pred::IpProto {
+            family: Family::Any,
+            test: v.num(255, ip_proto_name)?,
+        }),
+        "tcp.port" => Ok(Pred::Port {
+            proto: PortProto::Tcp,
+            dir,
+            test: v.num(65_535, no_names)?,
+        }),
+        "udp.port" => Ok(Pred::Port {
+            proto: PortProto::Udp,
+            dir,
+            test: v.num(65_535, no_names)?,
+        }),
         "tcp.flags" => tcp_flags(&v),
         "frame.time" => frame_time(&v, today),
-        "frame.size" => Ok(Pred::FrameSize { test: v.num(u64::from(u32::MAX), no_names)? }),
-        "vlan.id" => Ok(Pred::VlanId { test: v.num(4095, no_names)? }),
-        "mpls.label" => Ok(Pred::MplsLabel { test: v.num(0xf_ffff, no_names)? }),
-        "icmp.type" => Ok(Pred::Icmp { v6: false, code: false, test: v.num(255, icmp_type_name)? }),
-        "icmp.code" => Ok(Pred::Icmp { v6: false, code: true, test: v.num(255, no_names)? }),
-        "icmpv6.type" => Ok(Pred::Icmp { v6: true, code: false, test: v.num(255, icmpv6_type_name)? }),
-        "icmpv6.code" => Ok(Pred::Icmp { v6: true, code: true, test: v.num(255, no_names)? }),
-        _ => Err(err(ErrorKind::UnknownField, field_start, format!("unknown field `{field}`"))),
+        "frame.size" => Ok(Pred::FrameSize {
+            test: v.num(u64::from(u32::MAX), no_names)?,
+        }),
+        "vlan.id" => Ok(Pred::VlanId {
+            test: v.num(4095, no_names)?,
+        }),
+        "mpls.label" => Ok(Pred::MplsLabel {
+            test: v.num(0xf_ffff, no_names)?,
+        }),
+        "icmp.type" => Ok(Pred::Icmp {
+            v6: false,
+            code: false,
+            test: v.num(255, icmp_type_name)?,
+        }),
+        "icmp.code" => Ok(Pred::Icmp {
+            v6: false,
+            code: true,
+            test: v.num(255, no_names)?,
+        }),
+        "icmpv6.type" => Ok(Pred::Icmp {
+            v6: true,
+            code: false,
+            test: v.num(255, icmpv6_type_name)?,
+        }),
+        "icmpv6.code" => Ok(Pred::Icmp {
+            v6: true,
+            code: true,
+            test: v.num(255, no_names)?,
+        }),
+        _ => Err(err(
+            ErrorKind::UnknownField,
+            field_start,
+            format!("unknown field `{field}`"),
+        )),
     }
 }
 
@@ -593,7 +711,10 @@ impl ValueCtx<'_> {
             other => Err(err(
                 ErrorKind::BadOperator,
                 self.op_at,
-                format!("`{field}` can only be compared with == or !=, not {}", other.as_str()),
+                format!(
+                    "`{field}` can only be compared with == or !=, not {}",
+                    other.as_str()
+                ),
             )),
         }
     }
@@ -606,7 +727,11 @@ impl ValueCtx<'_> {
                 .or_else(|| names(&s.to_ascii_lowercase()))
                 .ok_or_else(|| err(ErrorKind::BadValue, at, format!("`{s}` is not a number")))?;
             if v > max {
-                return Err(err(ErrorKind::BadValue, at, format!("{v} is out of range (0-{max})")));
+                return Err(err(
+                    ErrorKind::BadValue,
+                    at,
+                    format!("{v} is out of range (0-{max})"),
+                ));
             }
             Ok(v)
         };
@@ -617,7 +742,10 @@ impl ValueCtx<'_> {
                     return Err(err(
                         ErrorKind::BadOperator,
                         self.op_at,
-                        format!("a range can only be compared with == or !=, not {}", self.op.as_str()),
+                        format!(
+                            "a range can only be compared with == or !=, not {}",
+                            self.op.as_str()
+                        ),
                     ));
                 }
                 let lo = one(a, self.at)?;
@@ -632,7 +760,11 @@ impl ValueCtx<'_> {
                 (v, v)
             }
         };
-        Ok(NumTest { op: self.op, lo, hi })
+        Ok(NumTest {
+            op: self.op,
+            lo,
+            hi,
+        })
     }
 }
 
@@ -658,7 +790,11 @@ fn ether_proto(v: &ValueCtx<'_>) -> Result<Pred, BlockError> {
             }
         },
     };
-    Ok(Pred::EtherProto { ne: v.op == Op::Ne, values, n })
+    Ok(Pred::EtherProto {
+        ne: v.op == Op::Ne,
+        values,
+        n,
+    })
 }
 
 fn ether_addr(v: &ValueCtx<'_>, dir: Dir) -> Result<Pred, BlockError> {
@@ -671,7 +807,7 @@ fn ether_addr(v: &ValueCtx<'_>, dir: Dir) -> Result<Pred, BlockError> {
         Some(b) => (b, true),
         None => (text, false),
     };
-    let groups: Vec<&str> = body.split(|c| c == ':' || c == '-').collect();
+    let groups: Vec<&str> = body.split([':', '-']).collect();
     let wildcard_end = groups.last() == Some(&"*");
     if groups.len() > 6 || (groups.len() < 6 && !open_end && !wildcard_end) {
         return Err(v.bad(format!(
@@ -683,14 +819,24 @@ fn ether_addr(v: &ValueCtx<'_>, dir: Dir) -> Result<Pred, BlockError> {
         if *g == "*" {
             // wildcard byte: mask stays 0
         } else if (1..=2).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit()) {
-            value[i] = u8::from_str_radix(g, 16).map_err(|_| err(ErrorKind::BadValue, at, "bad hex byte"))?;
+            value[i] = u8::from_str_radix(g, 16)
+                .map_err(|_| err(ErrorKind::BadValue, at, "bad hex byte"))?;
             mask[i] = 0xff;
         } else {
-            return Err(err(ErrorKind::BadValue, at, format!("`{g}` is not a hex byte or `*`")));
+            return Err(err(
+                ErrorKind::BadValue,
+                at,
+                format!("`{g}` is not a hex byte or `*`"),
+            ));
         }
         at += g.len() + 1;
     }
-    Ok(Pred::EtherAddr { dir, ne: v.op == Op::Ne, value, mask })
+    Ok(Pred::EtherAddr {
+        dir,
+        ne: v.op == Op::Ne,
+        value,
+        mask,
+    })
 }
 
 fn ip_addr(v: &ValueCtx<'_>, family: Family, dir: Dir) -> Result<Pred, BlockError> {
@@ -700,9 +846,17 @@ fn ip_addr(v: &ValueCtx<'_>, family: Family, dir: Dir) -> Result<Pred, BlockErro
         None => (v.text, None),
     };
     let addr: IpAddr = match family {
-        Family::V4 => addr_s.parse::<Ipv4Addr>().map(IpAddr::V4).map_err(|_| v.bad(format!("`{addr_s}` is not an IPv4 address")))?,
-        Family::V6 => addr_s.parse::<Ipv6Addr>().map(IpAddr::V6).map_err(|_| v.bad(format!("`{addr_s}` is not an IPv6 address")))?,
-        Family::Any => addr_s.parse::<IpAddr>().map_err(|_| v.bad(format!("`{addr_s}` is not an IP address")))?,
+        Family::V4 => addr_s
+            .parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .map_err(|_| v.bad(format!("`{addr_s}` is not an IPv4 address")))?,
+        Family::V6 => addr_s
+            .parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| v.bad(format!("`{addr_s}` is not an IPv6 address")))?,
+        Family::Any => addr_s
+            .parse::<IpAddr>()
+            .map_err(|_| v.bad(format!("`{addr_s}` is not an IP address")))?,
     };
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix_s {
@@ -718,7 +872,12 @@ fn ip_addr(v: &ValueCtx<'_>, family: Family, dir: Dir) -> Result<Pred, BlockErro
             }
         },
     };
-    Ok(Pred::IpAddr { family, dir, ne: v.op == Op::Ne, net: IpNet { addr, prefix } })
+    Ok(Pred::IpAddr {
+        family,
+        dir,
+        ne: v.op == Op::Ne,
+        net: IpNet { addr, prefix },
+    })
 }
 
 fn tcp_flags(v: &ValueCtx<'_>) -> Result<Pred, BlockError> {
@@ -746,7 +905,9 @@ fn tcp_flags(v: &ValueCtx<'_>) -> Result<Pred, BlockError> {
                     return Err(err(
                         ErrorKind::BadValue,
                         at,
-                        format!("`{other}` is not a TCP flag (fin, syn, rst, psh, ack, urg, ece, cwr)"),
+                        format!(
+                            "`{other}` is not a TCP flag (fin, syn, rst, psh, ack, urg, ece, cwr)"
+                        ),
                     ));
                 }
             };
@@ -755,11 +916,16 @@ fn tcp_flags(v: &ValueCtx<'_>) -> Result<Pred, BlockError> {
         }
         m
     };
-    Ok(Pred::TcpFlags { ne: v.op == Op::Ne, mask })
+    Ok(Pred::TcpFlags {
+        ne: v.op == Op::Ne,
+        mask,
+    })
 }
 
 fn frame_time(v: &ValueCtx<'_>, today: Date) -> Result<Pred, BlockError> {
-    let point = |s: &str, at: usize| parse_point(s.trim(), today).map_err(|m| err(ErrorKind::BadValue, at, m));
+    let point = |s: &str, at: usize| {
+        parse_point(s.trim(), today).map_err(|m| err(ErrorKind::BadValue, at, m))
+    };
     if let Some((a, b)) = v.text.split_once('-') {
         if !matches!(v.op, Op::Eq | Op::Ne) {
             return Err(err(
@@ -773,16 +939,44 @@ fn frame_time(v: &ValueCtx<'_>, today: Date) -> Result<Pred, BlockError> {
         if lo >= hi {
             return Err(v.bad("empty time range: the start is not before the end"));
         }
-        return Ok(Pred::FrameTime { ne: v.op == Op::Ne, lo, hi });
+        return Ok(Pred::FrameTime {
+            ne: v.op == Op::Ne,
+            lo,
+            hi,
+        });
     }
     let t = point(v.text, v.at)?;
     // The manual's `frame.time == T` means "at or after T".
     Ok(match v.op {
-        Op::Eq => Pred::FrameTime { ne: false, lo: t, hi: u64::MAX },
-        Op::Ne => Pred::FrameTime { ne: true, lo: t, hi: u64::MAX },
-        Op::Ge => Pred::FrameTime { ne: false, lo: t, hi: u64::MAX },
-        Op::Gt => Pred::FrameTime { ne: false, lo: t.saturating_add(1), hi: u64::MAX },
-        Op::Lt => Pred::FrameTime { ne: false, lo: 0, hi: t },
-        Op::Le => Pred::FrameTime { ne: false, lo: 0, hi: t.saturating_add(1) },
+        Op::Eq => Pred::FrameTime {
+            ne: false,
+            lo: t,
+            hi: u64::MAX,
+        },
+        Op::Ne => Pred::FrameTime {
+            ne: true,
+            lo: t,
+            hi: u64::MAX,
+        },
+        Op::Ge => Pred::FrameTime {
+            ne: false,
+            lo: t,
+            hi: u64::MAX,
+        },
+        Op::Gt => Pred::FrameTime {
+            ne: false,
+            lo: t.saturating_add(1),
+            hi: u64::MAX,
+        },
+        Op::Lt => Pred::FrameTime {
+            ne: false,
+            lo: 0,
+            hi: t,
+        },
+        Op::Le => Pred::FrameTime {
+            ne: false,
+            lo: 0,
+            hi: t.saturating_add(1),
+        },
     })
 }

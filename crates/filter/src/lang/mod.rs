@@ -161,18 +161,28 @@ fn definition(s: &str) -> Option<(usize, usize, usize)> {
 
 impl ApplianceFilter {
     /// Compiles `text` for packets of `link`.
-    pub(crate) fn compile(text: &str, link: Link, options: &CompileOptions) -> Result<Self, FilterError> {
+    pub(crate) fn compile(
+        text: &str,
+        link: Link,
+        options: &CompileOptions,
+    ) -> Result<Self, FilterError> {
         let fail = |kind, msg: String, at: usize| FilterError::new(kind, msg, text, Some(at));
         // Statements: split on ';' and new lines, keeping offsets.
         let mut stmts = Vec::new();
         let mut start = 0;
         for (i, c) in text.char_indices() {
             if c == ';' || c == '\n' {
-                stmts.push(Stmt { text: &text[start..i], at: start });
+                stmts.push(Stmt {
+                    text: &text[start..i],
+                    at: start,
+                });
                 start = i + 1;
             }
         }
-        stmts.push(Stmt { text: &text[start..], at: start });
+        stmts.push(Stmt {
+            text: &text[start..],
+            at: start,
+        });
         stmts.retain(|s| !s.text.trim().is_empty());
 
         let mut names: Vec<(&str, usize)> = Vec::new();
@@ -183,16 +193,32 @@ impl ApplianceFilter {
             if let Some((ns, ne, after)) = definition(s.text) {
                 let name = &s.text[ns..ne];
                 if is_keyword(name) {
-                    return Err(fail(ErrorKind::Syntax, format!("`{name}` is a keyword and cannot name a block"), s.at + ns));
+                    return Err(fail(
+                        ErrorKind::Syntax,
+                        format!("`{name}` is a keyword and cannot name a block"),
+                        s.at + ns,
+                    ));
                 }
                 if names.iter().any(|(n, _)| *n == name) {
-                    return Err(fail(ErrorKind::DuplicateName, format!("block `{name}` is defined twice"), s.at + ns));
+                    return Err(fail(
+                        ErrorKind::DuplicateName,
+                        format!("block `{name}` is defined twice"),
+                        s.at + ns,
+                    ));
                 }
                 if expr.is_some() || lone.is_some() {
-                    return Err(fail(ErrorKind::Syntax, "block definitions must come before the filter expression".into(), s.at + ns));
+                    return Err(fail(
+                        ErrorKind::Syntax,
+                        "block definitions must come before the filter expression".into(),
+                        s.at + ns,
+                    ));
                 }
                 if names.len() >= MAX_BLOCKS {
-                    return Err(fail(ErrorKind::TooComplex, format!("more than {MAX_BLOCKS} blocks"), s.at + ns));
+                    return Err(fail(
+                        ErrorKind::TooComplex,
+                        format!("more than {MAX_BLOCKS} blocks"),
+                        s.at + ns,
+                    ));
                 }
                 let body = &s.text[after..];
                 let pred = block::parse_block(body, options.today)
@@ -200,7 +226,11 @@ impl ApplianceFilter {
                 names.push((name, s.at + ns));
                 blocks.push(pred);
             } else if expr.is_some() || lone.is_some() {
-                return Err(fail(ErrorKind::Syntax, "only one filter expression is allowed, after the blocks".into(), s.at + leading_ws(s.text)));
+                return Err(fail(
+                    ErrorKind::Syntax,
+                    "only one filter expression is allowed, after the blocks".into(),
+                    s.at + leading_ws(s.text),
+                ));
             } else if looks_like_block(s.text) {
                 // A comparison: a lone block, allowed only as the whole filter.
                 if !names.is_empty() {
@@ -222,13 +252,23 @@ impl ApplianceFilter {
             blocks.push(pred);
             vec![Step::Block(0)]
         } else if let Some(s) = expr {
-            let mut p = ExprParser { text, pos: s.at, end: s.at + s.text.len(), names: &names, out: Vec::new() };
+            let mut p = ExprParser {
+                text,
+                pos: s.at,
+                end: s.at + s.text.len(),
+                names: &names,
+                out: Vec::new(),
+            };
             p.parse()?;
             p.out
         } else if blocks.len() == 1 {
             vec![Step::Block(0)]
         } else if blocks.is_empty() {
-            return Err(fail(ErrorKind::Syntax, "empty filter: write a block such as `ipv4.proto == tcp`".into(), text.len()));
+            return Err(fail(
+                ErrorKind::Syntax,
+                "empty filter: write a block such as `ipv4.proto == tcp`".into(),
+                text.len(),
+            ));
         } else {
             return Err(fail(
                 ErrorKind::Syntax,
@@ -236,14 +276,23 @@ impl ApplianceFilter {
                 text.len(),
             ));
         };
-        check_depth(&program).map_err(|()| fail(ErrorKind::TooComplex, format!("expression nests deeper than {MAX_DEPTH}"), 0))?;
+        check_depth(&program).map_err(|()| {
+            fail(
+                ErrorKind::TooComplex,
+                format!("expression nests deeper than {MAX_DEPTH}"),
+                0,
+            )
+        })?;
         let mut used = 0u64;
         for s in &program {
             if let Step::Block(i) = s {
                 used |= 1 << i;
             }
         }
-        let needs_dissect = blocks.iter().enumerate().any(|(i, b)| used & (1 << i) != 0 && b.needs_dissect());
+        let needs_dissect = blocks
+            .iter()
+            .enumerate()
+            .any(|(i, b)| used & (1 << i) != 0 && b.needs_dissect());
         Ok(Self {
             source: text.to_owned(),
             link,
@@ -262,7 +311,11 @@ impl ApplianceFilter {
 
     /// True when the packet matches. Does not allocate.
     pub(crate) fn matches(&self, ts_ns: u64, orig_len: u32, data: &[u8]) -> bool {
-        let d = if self.needs_dissect { dissect::dissect(self.link, data) } else { Dissected::default() };
+        let d = if self.needs_dissect {
+            dissect::dissect(self.link, data)
+        } else {
+            Dissected::default()
+        };
         let view = PacketView {
             ts_ns,
             orig_len,
@@ -300,7 +353,10 @@ impl ApplianceFilter {
 /// A statement is a block (not an expression over names) when it compares something or
 /// starts with a dotted field name (`tcp.port 80` is a block missing its operator).
 fn looks_like_block(s: &str) -> bool {
-    let first = s.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).next();
+    let first = s
+        .trim_start()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .next();
     s.contains(['=', '<', '>']) || first.is_some_and(|w| w.contains('.'))
 }
 
@@ -434,7 +490,11 @@ impl ExprParser<'_> {
         match t {
             Tok::End => Ok(()),
             Tok::RParen => Err(self.error(ErrorKind::Unbalanced, "`)` without a matching `(`", at)),
-            _ => Err(self.error(ErrorKind::Syntax, "expected `&`, `|` or the end of the expression", at)),
+            _ => Err(self.error(
+                ErrorKind::Syntax,
+                "expected `&`, `|` or the end of the expression",
+                at,
+            )),
         }
     }
 
@@ -466,7 +526,11 @@ impl ExprParser<'_> {
 
     fn unary(&mut self, depth: usize) -> Result<(), FilterError> {
         if depth > MAX_NESTING {
-            return Err(self.error(ErrorKind::TooComplex, "expression nested too deeply", self.pos));
+            return Err(self.error(
+                ErrorKind::TooComplex,
+                "expression nested too deeply",
+                self.pos,
+            ));
         }
         let (t, at, after) = self.peek()?;
         match t {
@@ -495,7 +559,9 @@ impl ExprParser<'_> {
                 let Some(idx) = self.names.iter().position(|(n, _)| *n == name) else {
                     let known: Vec<&str> = self.names.iter().map(|(n, _)| *n).collect();
                     let msg = if known.is_empty() {
-                        format!("unknown block `{name}`: no blocks are defined (write `{name}: field == value;` first)")
+                        format!(
+                            "unknown block `{name}`: no blocks are defined (write `{name}: field == value;` first)"
+                        )
                     } else {
                         format!("unknown block `{name}` (defined: {})", known.join(", "))
                     };
@@ -505,9 +571,21 @@ impl ExprParser<'_> {
                 self.out.push(Step::Block(idx as u8));
                 Ok(())
             }
-            Tok::RParen => Err(self.error(ErrorKind::Unbalanced, "`)` without a matching `(` or with nothing inside", at)),
-            Tok::End => Err(self.error(ErrorKind::Syntax, "expression ends where a block name was expected", at)),
-            Tok::And | Tok::Or => Err(self.error(ErrorKind::Syntax, "expected a block name, `!` or `(` here", at)),
+            Tok::RParen => Err(self.error(
+                ErrorKind::Unbalanced,
+                "`)` without a matching `(` or with nothing inside",
+                at,
+            )),
+            Tok::End => Err(self.error(
+                ErrorKind::Syntax,
+                "expression ends where a block name was expected",
+                at,
+            )),
+            Tok::And | Tok::Or => Err(self.error(
+                ErrorKind::Syntax,
+                "expected a block name, `!` or `(` here",
+                at,
+            )),
         }
     }
 }

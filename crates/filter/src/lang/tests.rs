@@ -21,22 +21,42 @@ fn m(text: &str, pkt: &[u8]) -> bool {
 }
 
 fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    PacketBuilder::ethernet(A, B).ipv4([192, 168, 1, 1], [10, 0, 0, 2]).tcp(sport, dport, flags).build()
+    PacketBuilder::ethernet(A, B)
+        .ipv4([192, 168, 1, 1], [10, 0, 0, 2])
+        .tcp(sport, dport, flags)
+        .build()
 }
 
 fn udp(sport: u16, dport: u16) -> Vec<u8> {
-    PacketBuilder::ethernet(B, A).vlan(0x8100, 1234).ipv4([10, 0, 0, 3], [192, 168, 2, 1]).udp(sport, dport).build()
+    PacketBuilder::ethernet(B, A)
+        .vlan(0x8100, 1234)
+        .ipv4([10, 0, 0, 3], [192, 168, 2, 1])
+        .udp(sport, dport)
+        .build()
 }
 
 #[test]
 fn manual_examples_on_built_packets() {
     let t = tcp(1500, 80, 0x12);
     let u = udp(5000, 3500);
-    let v6 = PacketBuilder::ethernet(B, B).ipv6([0x20; 16], [0xfe; 16]).icmpv6(128, 0).build();
-    let arp = PacketBuilder::ethernet(B, B).arp(1, [1, 1, 1, 1], [2, 2, 2, 2], false).build();
-    assert!(m("ether.proto == ipv4", &t) && m("ether.proto == ipv4", &u) && !m("ether.proto == ipv4", &v6));
+    let v6 = PacketBuilder::ethernet(B, B)
+        .ipv6([0x20; 16], [0xfe; 16])
+        .icmpv6(128, 0)
+        .build();
+    let arp = PacketBuilder::ethernet(B, B)
+        .arp(1, [1, 1, 1, 1], [2, 2, 2, 2], false)
+        .build();
+    assert!(
+        m("ether.proto == ipv4", &t)
+            && m("ether.proto == ipv4", &u)
+            && !m("ether.proto == ipv4", &v6)
+    );
     assert!(m("ether.proto == 0x0800", &t) && m("ether.proto == 2048", &t));
-    assert!(m("ether.proto == arp", &arp) && m("ether.proto == ipv6", &v6) && m("ether.proto == vlan", &u));
+    assert!(
+        m("ether.proto == arp", &arp)
+            && m("ether.proto == ipv6", &v6)
+            && m("ether.proto == vlan", &u)
+    );
     assert!(!m("ether.proto == vlan", &t));
     assert!(m("ether.addr == 00:ba:be:", &t) && m("ether.addr == 00:ba:be:", &u));
     assert!(m("ether.addr == 00:ba:be:11:22:33", &t));
@@ -48,11 +68,17 @@ fn manual_examples_on_built_packets() {
     assert!(m("ipv4.addr == 192.168.1.0/24", &t) && !m("ipv4.addr == 192.168.1.0/24", &u));
     assert!(m("ipv4.addr.src == 192.168.1.0/24", &t) && !m("ipv4.addr.src == 192.168.2.0/24", &u));
     assert!(m("ipv4.addr.dst == 192.168.2.0/24", &u));
-    assert!(m("ipv4.proto == tcp", &t) && !m("ipv4.proto == tcp", &u) && m("ipv4.proto == udp", &u));
+    assert!(
+        m("ipv4.proto == tcp", &t) && !m("ipv4.proto == tcp", &u) && m("ipv4.proto == udp", &u)
+    );
     assert!(m("ipv4.proto == 17", &u));
     assert!(m("tcp.port == 80", &t) && m("tcp.port == 1000-2000", &t) && !m("tcp.port == 80", &u));
     assert!(m("tcp.port.src == 1500", &t) && !m("tcp.port.src == 80", &t));
-    assert!(m("udp.port == 3000-4000", &u) && m("udp.port.src == 5000", &u) && !m("udp.port.dst == 5000", &u));
+    assert!(
+        m("udp.port == 3000-4000", &u)
+            && m("udp.port.src == 5000", &u)
+            && !m("udp.port.dst == 5000", &u)
+    );
     assert!(m("vlan.id == 1234", &u) && !m("vlan.id == 1234", &t));
     assert!(m("frame.size <= 128", &t) && m("frame.size >= 54", &t) && m("frame.size == 54", &t));
     assert!(!m("frame.size == 64", &t));
@@ -69,7 +95,12 @@ fn ne_and_absent_fields() {
     assert!(m("vlan.id != 5", &u) && !m("vlan.id != 5", &t));
     assert!(m("ipv4.addr != 1.2.3.4", &t) && !m("ipv4.addr != 10.0.0.2", &t));
     assert!(m("ether.addr != 00:bb:", &t) && !m("ether.addr != 00:ba:", &t));
-    assert!(m("tcp.port > 1000", &t) && !m("tcp.port > 1500", &t) && m("tcp.port < 81", &t) && !m("tcp.port < 80", &t));
+    assert!(
+        m("tcp.port > 1000", &t)
+            && !m("tcp.port > 1500", &t)
+            && m("tcp.port < 81", &t)
+            && !m("tcp.port < 80", &t)
+    );
     assert!(m("udp.port >= 5000", &u) && m("udp.port <= 3500", &u) && !m("udp.port <= 3499", &u));
 }
 
@@ -79,7 +110,11 @@ fn tcp_flags_contain_all() {
     let syn = tcp(1, 2, 0x02);
     assert!(m("tcp.flags == syn", &synack) && m("tcp.flags == syn", &syn));
     assert!(m("tcp.flags == syn+ack", &synack) && !m("tcp.flags == syn+ack", &syn));
-    assert!(m("tcp.flags == 0x12", &synack) && m("tcp.flags != ack", &syn) && !m("tcp.flags != syn", &syn));
+    assert!(
+        m("tcp.flags == 0x12", &synack)
+            && m("tcp.flags != ack", &syn)
+            && !m("tcp.flags != syn", &syn)
+    );
     assert!(!m("tcp.flags == syn", &udp(1, 2)));
 }
 
@@ -87,18 +122,39 @@ fn tcp_flags_contain_all() {
 fn ipv6_ip_mpls_icmp() {
     let v6 = PacketBuilder::ethernet(B, B)
         .mpls(29)
-        .ipv6("2001:db8::1".parse::<std::net::Ipv6Addr>().expect("ip").octets(), [0xff; 16])
+        .ipv6(
+            "2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+                .octets(),
+            [0xff; 16],
+        )
         .ipv6_ext(0, 0)
         .tcp(22, 40000, 0x10)
         .build();
     assert!(m("ipv6.addr == 2001:db8::1", &v6) && m("ipv6.addr == 2001:db8::/32", &v6));
     assert!(m("ipv6.addr.src == 2001:db8::/32", &v6) && !m("ipv6.addr.dst == 2001:db8::/32", &v6));
-    assert!(m("ip.addr == 2001:db8::1", &v6) && !m("ipv4.addr == 0.0.0.0/0", &v6) && m("ip.addr == ::/0", &v6));
+    assert!(
+        m("ip.addr == 2001:db8::1", &v6)
+            && !m("ipv4.addr == 0.0.0.0/0", &v6)
+            && m("ip.addr == ::/0", &v6)
+    );
     assert!(m("ipv6.proto == tcp", &v6) && m("ip.proto == 6", &v6) && !m("ipv4.proto == tcp", &v6));
-    assert!(m("mpls.label == 29", &v6) && m("mpls.label == 20-30", &v6) && !m("mpls.label == 30", &v6));
-    assert!(m("tcp.port == 22", &v6) && m("ether.proto == ipv6", &v6) && m("ether.proto == mpls", &v6));
-    let ping = PacketBuilder::ethernet(B, B).ipv4([1, 1, 1, 1], [2, 2, 2, 2]).icmp(8, 0).build();
-    assert!(m("icmp.type == 8", &ping) && m("icmp.type == echo-request", &ping) && !m("icmp.type == echo-reply", &ping));
+    assert!(
+        m("mpls.label == 29", &v6) && m("mpls.label == 20-30", &v6) && !m("mpls.label == 30", &v6)
+    );
+    assert!(
+        m("tcp.port == 22", &v6) && m("ether.proto == ipv6", &v6) && m("ether.proto == mpls", &v6)
+    );
+    let ping = PacketBuilder::ethernet(B, B)
+        .ipv4([1, 1, 1, 1], [2, 2, 2, 2])
+        .icmp(8, 0)
+        .build();
+    assert!(
+        m("icmp.type == 8", &ping)
+            && m("icmp.type == echo-request", &ping)
+            && !m("icmp.type == echo-reply", &ping)
+    );
     assert!(m("icmp.code == 0", &ping) && !m("icmpv6.type == 8", &ping));
     assert!(m("ip.addr == 1.1.1.1", &ping));
 }
@@ -107,14 +163,24 @@ fn ipv6_ip_mpls_icmp() {
 fn frame_time() {
     let base = 16_429u64 * 86_400 * 1_000_000_000 + 8 * 3_600 * 1_000_000_000 + 100_200_300;
     let fl = f("frame.time == 20141225_08:00:00.100.200.300");
-    assert!(fl.matches(base, 60, &[]) && fl.matches(base + 1, 60, &[]) && !fl.matches(base - 1, 60, &[]));
+    assert!(
+        fl.matches(base, 60, &[])
+            && fl.matches(base + 1, 60, &[])
+            && !fl.matches(base - 1, 60, &[])
+    );
     let r = f("frame.time == 20141225_08:00:00.100.200.300-20141225_17:00:00.400.500.600");
     let end = 16_429u64 * 86_400 * 1_000_000_000 + 17 * 3_600 * 1_000_000_000 + 400_500_600;
-    assert!(r.matches(base, 60, &[]) && r.matches(end - 1, 60, &[]) && !r.matches(end, 60, &[]) && !r.matches(base - 1, 60, &[]));
+    assert!(
+        r.matches(base, 60, &[])
+            && r.matches(end - 1, 60, &[])
+            && !r.matches(end, 60, &[])
+            && !r.matches(base - 1, 60, &[])
+    );
     let ne = f("frame.time != 20141225_08:00:00.100.200.300-20141225_17:00:00.400.500.600");
     assert!(!ne.matches(base, 60, &[]) && ne.matches(end, 60, &[]));
     let tod = f("frame.time == 07:00:00");
-    let seven = today().days_since_epoch() as u64 * 86_400 * 1_000_000_000 + 7 * 3_600 * 1_000_000_000;
+    let seven =
+        today().days_since_epoch() as u64 * 86_400 * 1_000_000_000 + 7 * 3_600 * 1_000_000_000;
     assert!(tod.matches(seven, 60, &[]) && !tod.matches(seven - 1, 60, &[]));
     assert!(f("frame.time < 07:00:00").matches(seven - 1, 60, &[]));
     assert!(!f("frame.time < 07:00:00").matches(seven, 60, &[]));
@@ -127,7 +193,10 @@ fn fcs() {
     let mut frame = tcp(1, 2, 0);
     let crc = block::crc32(&frame);
     frame.extend_from_slice(&crc.to_le_bytes());
-    let opts = CompileOptions { today: today(), fcs_present: true };
+    let opts = CompileOptions {
+        today: today(),
+        fcs_present: true,
+    };
     let fail = ApplianceFilter::compile("ether.fcs == fail", Link::Ethernet, &opts).expect("valid");
     let ok = ApplianceFilter::compile("ether.fcs == ok", Link::Ethernet, &opts).expect("valid");
     let n = frame.len() as u32;
@@ -204,12 +273,20 @@ fn errors_point_at_the_column() {
     error_at("frame.time == 08:00:00-07:00:00", ErrorKind::BadValue, 14);
     error_at("frame.time == 08:00:00-07:00", ErrorKind::BadValue, 23);
     error_at("vlan.id == 4096", ErrorKind::BadValue, 11);
-    error_at("x: tcp.port == 1; x: udp.port == 2; x", ErrorKind::DuplicateName, 18);
+    error_at(
+        "x: tcp.port == 1; x: udp.port == 2; x",
+        ErrorKind::DuplicateName,
+        18,
+    );
     error_at("x: tcp.port == 1; udp.port == 2", ErrorKind::Syntax, 18);
     error_at("x: tcp.port == 1; y: udp.port == 2", ErrorKind::Syntax, 34);
     error_at("", ErrorKind::Syntax, 0);
     error_at("and: tcp.port == 1; and", ErrorKind::Syntax, 0);
-    error_at("x: tcp.port == 1; x; y: udp.port == 2", ErrorKind::Syntax, 21);
+    error_at(
+        "x: tcp.port == 1; x; y: udp.port == 2",
+        ErrorKind::Syntax,
+        21,
+    );
     error_at("x: tcp.port == 1; x; x", ErrorKind::Syntax, 21);
     error_at("x: tcp.port == 1;\n  (x))", ErrorKind::Unbalanced, 23);
 }
@@ -217,9 +294,19 @@ fn errors_point_at_the_column() {
 #[test]
 fn deep_expressions_are_bounded() {
     let deep = format!("x: tcp.port == 1; {}x{}", "(".repeat(300), ")".repeat(300));
-    assert_eq!(compile(&deep).expect_err("too deep").kind(), ErrorKind::TooComplex);
-    let wide = format!("x: tcp.port == 1; {}x{}", "x & (".repeat(70), ")".repeat(70));
-    assert_eq!(compile(&wide).expect_err("too deep").kind(), ErrorKind::TooComplex);
+    assert_eq!(
+        compile(&deep).expect_err("too deep").kind(),
+        ErrorKind::TooComplex
+    );
+    let wide = format!(
+        "x: tcp.port == 1; {}x{}",
+        "x & (".repeat(70),
+        ")".repeat(70)
+    );
+    assert_eq!(
+        compile(&wide).expect_err("too deep").kind(),
+        ErrorKind::TooComplex
+    );
     let ok = format!("x: tcp.port == 80; {}x{}", "(".repeat(50), ")".repeat(50));
     assert!(m(&ok, &tcp(1, 80, 0)));
     let nots = format!("x: tcp.port == 80; {}x", "!".repeat(101));
@@ -237,6 +324,10 @@ fn run_postfix() {
     let p = [Block(0), Block(1), And, Block(2), Block(3), Not, And, Or];
     for bits in 0..16u64 {
         let b = |i: u64| bits >> i & 1 == 1;
-        assert_eq!(run(&p, bits, false), (b(0) && b(1)) || (b(2) && !b(3)), "{bits:04b}");
+        assert_eq!(
+            run(&p, bits, false),
+            (b(0) && b(1)) || (b(2) && !b(3)),
+            "{bits:04b}"
+        );
     }
 }

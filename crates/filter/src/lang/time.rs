@@ -102,7 +102,8 @@ pub(crate) fn parse_point(text: &str, today: Date) -> Result<u64, String> {
         None => (Some(parse_date(text)?), None),
     };
     let date = date.unwrap_or(today);
-    let mut ns = u64::try_from(date.days_since_epoch()).map_err(|_| "date before 1970".to_string())?
+    let mut ns = u64::try_from(date.days_since_epoch())
+        .map_err(|_| "date before 1970".to_string())?
         * 86_400
         * NS_PER_SEC;
     if let Some(t) = time {
@@ -175,7 +176,10 @@ mod tests {
             let d = Date::from_days_since_epoch(days);
             assert_eq!(d.days_since_epoch(), days, "{d:?}");
         }
-        assert_eq!(Date::new(2014, 12, 25).map(|d| d.days_since_epoch()), Some(16_429));
+        assert_eq!(
+            Date::new(2014, 12, 25).map(|d| d.days_since_epoch()),
+            Some(16_429)
+        );
         assert_eq!(Date::new(2000, 2, 30), None);
         assert!(Date::new(2000, 2, 29).is_some());
         assert_eq!(Date::new(1900, 2, 29), None);
@@ -189,11 +193,20 @@ mod tests {
             parse_point("20141225_08:00:00.100.200.300", today),
             Ok(base + 8 * 3600 * NS_PER_SEC + 100_200_300)
         );
-        assert_eq!(parse_point("20141225_08:00:00.5", today), Ok(base + 8 * 3600 * NS_PER_SEC + 500_000_000));
-        assert_eq!(parse_point("20141225_08:00:00.100", today), Ok(base + 8 * 3600 * NS_PER_SEC + 100_000_000));
+        assert_eq!(
+            parse_point("20141225_08:00:00.5", today),
+            Ok(base + 8 * 3600 * NS_PER_SEC + 500_000_000)
+        );
+        assert_eq!(
+            parse_point("20141225_08:00:00.100", today),
+            Ok(base + 8 * 3600 * NS_PER_SEC + 100_000_000)
+        );
         assert_eq!(parse_point("20141225", today), Ok(base));
         let t = today.days_since_epoch() as u64 * 86_400 * NS_PER_SEC;
-        assert_eq!(parse_point("07:00:00", today), Ok(t + 7 * 3600 * NS_PER_SEC));
+        assert_eq!(
+            parse_point("07:00:00", today),
+            Ok(t + 7 * 3600 * NS_PER_SEC)
+        );
         assert!(parse_point("25:00:00", today).is_err());
         assert!(parse_point("20141325_08:00:00", today).is_err());
         assert!(parse_point("08:00", today).is_err());

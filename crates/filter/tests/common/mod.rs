@@ -34,12 +34,20 @@ pub struct Pkt {
 /// Reads every packet of a capture file (pcap or pcapng) and its first link type.
 pub fn read_all(path: &Path) -> Result<(Vec<Pkt>, Option<wirecap_pcap::LinkType>), String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut r = CaptureReader::new(BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut r =
+        CaptureReader::new(BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = Vec::new();
     let mut link = None;
-    while let Some((p, lt)) = r.next_packet_with_link_type().map_err(|e| format!("{}: {e}", path.display()))? {
+    while let Some((p, lt)) = r
+        .next_packet_with_link_type()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
         link.get_or_insert(lt);
-        out.push(Pkt { ts_ns: p.ts_ns(), orig_len: p.orig_len, data: p.data.to_vec() });
+        out.push(Pkt {
+            ts_ns: p.ts_ns(),
+            orig_len: p.orig_len,
+            data: p.data.to_vec(),
+        });
     }
     Ok((out, link))
 }
@@ -47,13 +55,18 @@ pub fn read_all(path: &Path) -> Result<(Vec<Pkt>, Option<wirecap_pcap::LinkType>
 /// Parses a TSV file with a header line into rows of columns.
 pub fn tsv(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split('\t').map(str::to_owned).collect()).collect()
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
 }
 
 /// Writes packets to a nanosecond pcap file.
 pub fn write_pcap(path: &Path, link: wirecap_pcap::LinkType, pkts: &[Pkt]) {
     let f = File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut w = wirecap_pcap::PcapNsWriter::new(std::io::BufWriter::new(f), link, 262_144).expect("header");
+    let mut w =
+        wirecap_pcap::PcapNsWriter::new(std::io::BufWriter::new(f), link, 262_144).expect("header");
     for p in pkts {
         w.write_packet(&wirecap_pcap::Packet {
             ts_sec: p.ts_ns / 1_000_000_000,
@@ -70,7 +83,10 @@ pub fn write_pcap(path: &Path, link: wirecap_pcap::LinkType, pkts: &[Pkt]) {
 
 /// True when `/usr/bin/<tool>` (or `<tool>` on PATH) runs; prints why not otherwise.
 pub fn have_tool(tool: &str) -> bool {
-    let ok = std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("SKIP: `{tool}` is not installed");
     }
@@ -90,9 +106,17 @@ pub fn tcpdump_count(file: &Path, expr: &str) -> u64 {
     if String::from_utf8_lossy(&out.stderr).contains("expression rejects all packets") {
         return 0;
     }
-    assert!(out.status.success(), "tcpdump {expr} on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tcpdump {expr} on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("tcpdump said {text:?}"))
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("tcpdump said {text:?}"))
 }
 
 /// `tshark -r FILE [opts] -Y FILTER`: the number of packets the display filter keeps.
@@ -108,6 +132,13 @@ pub fn tshark_count(file: &Path, opts: &[&str], filter: &str) -> u64 {
         .env("TZ", "UTC")
         .output()
         .expect("run tshark");
-    assert!(out.status.success(), "tshark {filter}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count() as u64
+    assert!(
+        out.status.success(),
+        "tshark {filter}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64
 }
