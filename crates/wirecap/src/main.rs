@@ -4,10 +4,12 @@
 //! lives in `wirecap-store`, `wirecap-pcap` and friends.
 
 mod capture_cmd;
+mod client_cmd;
 mod export;
 mod generate;
 mod import;
 mod listing;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +66,18 @@ enum Cmd {
     Capture(capture_cmd::CaptureArgs),
     /// Write a synthetic capture file (realistic mixed traffic) for demos and benchmarks
     Generate(generate::GenerateArgs),
+    /// Run the appliance: capture engine and HTTP(S) API (the manual's routes, JSON, metrics)
+    Serve(serve_cmd::ServeArgsCli),
+    /// Show a server's capture status (client of `wirecap serve`)
+    Status(client_cmd::StatusArgs),
+    /// Start a capture on a server: the stream is NAME_YYYYMMDD_HHMM
+    Start(client_cmd::StartArgs),
+    /// Stop a server's capture
+    Stop(client_cmd::StopArgs),
+    /// List a server's streams
+    Ls(client_cmd::LsArgs),
+    /// Download a stream, a time range or one split from a server
+    Get(client_cmd::GetArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +92,12 @@ fn main() -> ExitCode {
         Cmd::Delete(a) => listing::delete(a),
         Cmd::Generate(a) => generate::run(a),
         Cmd::Capture(a) => capture_cmd::run(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Serve(a) => serve_cmd::run(a),
+        Cmd::Status(a) => client_cmd::status(a),
+        Cmd::Start(a) => client_cmd::start(a),
+        Cmd::Stop(a) => client_cmd::stop(a),
+        Cmd::Ls(a) => client_cmd::ls(a),
+        Cmd::Get(a) => client_cmd::get(a),
     };
     match r {
         Ok(code) => code,

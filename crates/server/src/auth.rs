@@ -1,0 +1,521 @@
+//! Users and authentication.
+//!
+//! * **Users** live in `DIR/users.json` (mode 0600, replaced atomically), each with an
+//!   argon2id PHC hash. On first start `admin` gets `WIRECAP_ADMIN_PASSWORD`, or a
+//!   generated password that is printed once and kept in `DIR/initial-admin-password`
+//!   (mode 0600).
+//! * **Every request** carries credentials: HTTP Basic for scripts (`curl -u`), no bypass
+//!   for localhost. An argon2 verification costs tens of milliseconds, so a success is
+//!   remembered for [`CACHE_TTL`], keyed by a keyed BLAKE2b hash of user and password
+//!   (the password itself is never kept).
+//! * **Failures slow their address down**: after [`FREE_FAILURES`] failures from one IP,
+//!   every further attempt from it that is not already known good waits
+//!   `250 ms × 2^(n-3)`, up to [`MAX_DELAY`], before it is even checked. A success resets
+//!   the address; an address forgets after [`FORGET_AFTER`] without failures.
+//! * **The seam for the browser UI** (issue 6): [`Credentials::Session`] is where a session
+//!   cookie will be recognised. A login route will verify a password once through
+//!   [`Authenticator::verify`], issue a random session id (cookie `HttpOnly; Secure;
+//!   SameSite=Strict`) plus a CSRF token, and [`Authenticator::check`] will accept the
+//!   session for safe methods and require the `X-CSRF-Token` header to match for the
+//!   others. Until then a session cookie is refused like a wrong password.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use blake2::digest::{FixedOutput, KeyInit, Update};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, IoContext};
+
+pub const USERS_FILE: &str = "users.json";
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+pub const ADMIN: &str = "admin";
+/// How long a verified password is remembered.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Failures from one address that cost nothing extra.
+pub const FREE_FAILURES: u32 = 2;
+/// The longest wait imposed on an address.
+pub const MAX_DELAY: Duration = Duration::from_secs(8);
+/// An address without failures for this long starts afresh.
+pub const FORGET_AFTER: Duration = Duration::from_secs(600);
+const MAX_TRACKED: usize = 65_536;
+const MAX_CACHED: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// argon2id PHC string.
+    pub hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including capture start/stop and deleting streams.
+    Admin,
+    /// Read and download only (for users added later).
+    Viewer,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    users: Vec<User>,
+}
+
+/// Hashes a password with argon2id (default parameters) and a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_hash(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .and_then(|h| Argon2::default().verify_password(password.as_bytes(), &h))
+        .is_ok()
+}
+
+/// A random password of 20 characters from an unambiguous alphabet (~115 bits).
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut out = String::with_capacity(20);
+    let mut buf = [0u8; 64];
+    while out.len() < 20 {
+        OsRng.fill_bytes(&mut buf);
+        for b in buf {
+            // Rejection sampling keeps the choice uniform.
+            let limit = 256 - 256 % ALPHABET.len();
+            if (b as usize) < limit && out.len() < 20 {
+                out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at(dir)
+}
+
+/// What happened to the admin password at start-up (for the banner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminLogin {
+    /// First start, password from `WIRECAP_ADMIN_PASSWORD`.
+    FromEnv,
+    /// First start, generated: printed once, and kept in the file.
+    Generated { password: String, file: PathBuf },
+    /// Users existed already.
+    Existing { initial_file: Option<PathBuf> },
+}
+
+/// The user database (small; read at start, written atomically on change).
+#[derive(Debug)]
+pub struct Users {
+    path: PathBuf,
+    users: Vec<User>,
+}
+
+impl Users {
+    /// Loads `DIR/users.json`, creating it with the admin user on first start.
+    pub fn open_or_init(dir: &Path, env_password: Option<&str>) -> Result<(Self, AdminLogin), Error> {
+        let path = dir.join(USERS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: UsersFile = serde_json::from_slice(&bytes).map_err(|e| Error::Users {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+                if f.users.is_empty() {
+                    return Err(Error::Users {
+                        path,
+                        why: "no users: delete the file to create the admin user again".into(),
+                    });
+                }
+                let initial = dir.join(INITIAL_PASSWORD_FILE);
+                let users = Self {
+                    path,
+                    users: f.users,
+                };
+                if let Some(pw) = env_password
+                    && let Some(admin) = users.users.iter().find(|u| u.name == ADMIN)
+                    && !verify_hash(&admin.hash, pw)
+                {
+                    tracing::warn!(
+                        "WIRECAP_ADMIN_PASSWORD is ignored: admin already has another password (in {})",
+                        users.path.display()
+                    );
+                }
+                Ok((
+                    users,
+                    AdminLogin::Existing {
+                        initial_file: initial.exists().then_some(initial),
+                    },
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (password, login) = match env_password {
+                    Some(p) if !p.is_empty() => (p.to_owned(), AdminLogin::FromEnv),
+                    _ => {
+                        let p = generate_password();
+                        let file = dir.join(INITIAL_PASSWORD_FILE);
+                        write_private(&file, format!("{p}\n").as_bytes())?;
+                        (
+                            p.clone(),
+                            AdminLogin::Generated { password: p, file },
+                        )
+                    }
+                };
+                let hash = hash_password(&password).map_err(|why| Error::Users {
+                    path: path.clone(),
+                    why,
+                })?;
+                let users = Self {
+                    path,
+                    users: vec![User {
+                        name: ADMIN.into(),
+                        hash,
+                        role: Role::Admin,
+                    }],
+                };
+                users.save()?;
+                Ok((users, login))
+            }
+            Err(e) => Err(e).at(&path),
+        }
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        let f = UsersFile {
+            users: self.users.clone(),
+        };
+        let mut json = serde_json::to_vec_pretty(&f).map_err(|e| Error::Users {
+            path: self.path.clone(),
+            why: e.to_string(),
+        })?;
+        json.push(b'\n');
+        write_private(&self.path, &json)
+    }
+
+    fn find(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// Who made a request (put into the request's extensions by the auth layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Role,
+}
+
+/// Credentials as they arrived with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Basic { user: String, password: String },
+    /// A session cookie (the browser UI's login, issue 6; not issued yet).
+    Session { id: String },
+}
+
+/// Reads the credentials of a request from its `Authorization` and `Cookie` headers.
+pub fn credentials(authorization: Option<&[u8]>, cookie: Option<&[u8]>) -> Option<Credentials> {
+    if let Some(h) = authorization {
+        let h = std::str::from_utf8(h).ok()?;
+        let (scheme, b64) = h.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 4096 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let s = String::from_utf8(raw).ok()?;
+        let (user, password) = s.split_once(':')?;
+        return Some(Credentials::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+    }
+    let c = std::str::from_utf8(cookie?).ok()?;
+    c.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == "wirecap_session").then(|| Credentials::Session { id: v.to_owned() })
+    })
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credentials at all (a browser's first request): no penalty.
+    Missing,
+    /// Wrong user, password or session.
+    Wrong,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Checks credentials, remembers successes, slows failing addresses down.
+#[derive(Debug)]
+pub struct Authenticator {
+    users: Mutex<Arc<Users>>,
+    cache_key: [u8; 32],
+    cache: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Bounds the CPU spent on argon2 at once (two cores here).
+    hashing: Semaphore,
+    dummy_hash: String,
+}
+
+/// The wait imposed on an address with `failures` failures.
+pub fn backoff(failures: u32) -> Duration {
+    if failures <= FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let exp = (failures - FREE_FAILURES - 1).min(16);
+    (Duration::from_millis(250) * (1u32 << exp)).min(MAX_DELAY)
+}
+
+impl Authenticator {
+    pub fn new(users: Users) -> Self {
+        let mut cache_key = [0u8; 32];
+        OsRng.fill_bytes(&mut cache_key);
+        Self {
+            users: Mutex::new(Arc::new(users)),
+            cache_key,
+            cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            hashing: Semaphore::new(2),
+            dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
+        }
+    }
+
+    fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = blake2::Blake2bMac::<blake2::digest::consts::U32>::new_from_slice(
+            &self.cache_key,
+        )
+        .expect("32-byte key is valid for BLAKE2b");
+        h.update(&(user.len() as u64).to_le_bytes());
+        h.update(user.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize_fixed().into()
+    }
+
+    /// The wait owed by `ip` now.
+    pub fn delay_for(&self, ip: IpAddr) -> Duration {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match f.get(&ip) {
+            Some(x) if x.last.elapsed() > FORGET_AFTER => {
+                f.remove(&ip);
+                Duration::ZERO
+            }
+            Some(x) => backoff(x.count),
+            None => Duration::ZERO,
+        }
+    }
+
+    fn record_failure(&self, ip: IpAddr) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() >= MAX_TRACKED {
+            f.retain(|_, x| x.last.elapsed() <= FORGET_AFTER);
+            if f.len() >= MAX_TRACKED {
+                f.clear();
+            }
+        }
+        let e = f.entry(ip).or_insert(Failures {
+            count: 0,
+            last: Instant::now(),
+        });
+        e.count = e.count.saturating_add(1);
+        e.last = Instant::now();
+    }
+
+    /// Verifies a password (argon2, off the async threads). Does not touch the cache or
+    /// the failure counts.
+    pub async fn verify(&self, user: &str, password: &str) -> Option<Identity> {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let found = users.find(user).cloned();
+        // An unknown user costs the same as a wrong password, so that names cannot be
+        // told apart by timing.
+        let hash = found
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.hash.clone());
+        let password = password.to_owned();
+        let _permit = self.hashing.acquire().await.ok()?;
+        let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+            .await
+            .unwrap_or(false);
+        match found {
+            Some(u) if ok => Some(Identity {
+                user: u.name,
+                role: u.role,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Checks a request's credentials from `ip`, waiting first if `ip` has failed before.
+    pub async fn check(&self, creds: Option<Credentials>, ip: IpAddr) -> Result<Identity, Refusal> {
+        let (user, password) = match creds {
+            None => return Err(Refusal::Missing),
+            Some(Credentials::Session { .. }) => {
+                // Issue 6 will look the session up here.
+                self.record_failure(ip);
+                return Err(Refusal::Wrong);
+            }
+            Some(Credentials::Basic { user, password }) => (user, password),
+        };
+        let key = self.fingerprint(&user, &password);
+        {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((id, at)) = c.get(&key) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(id.clone());
+                }
+                c.remove(&key);
+            }
+        }
+        let wait = self.delay_for(ip);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match self.verify(&user, &password).await {
+            Some(id) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&ip);
+                let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if c.len() >= MAX_CACHED {
+                    c.clear();
+                }
+                c.insert(key, (id.clone(), Instant::now()));
+                Ok(id)
+            }
+            None => {
+                self.record_failure(ip);
+                Err(Refusal::Wrong)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(FREE_FAILURES), Duration::ZERO);
+        assert_eq!(backoff(FREE_FAILURES + 1), Duration::from_millis(250));
+        assert_eq!(backoff(FREE_FAILURES + 3), Duration::from_millis(1000));
+        assert_eq!(backoff(1000), MAX_DELAY);
+    }
+
+    #[test]
+    fn reads_basic_credentials() {
+        let h = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("admin:pa:ss")
+        );
+        assert_eq!(
+            credentials(Some(h.as_bytes()), None),
+            Some(Credentials::Basic {
+                user: "admin".into(),
+                password: "pa:ss".into()
+            })
+        );
+        assert_eq!(credentials(Some(b"Basic !!!"), None), None);
+        assert_eq!(credentials(Some(b"Bearer x"), None), None);
+        assert_eq!(credentials(None, None), None);
+        assert_eq!(
+            credentials(None, Some(b"a=b; wirecap_session=xyz")),
+            Some(Credentials::Session { id: "xyz".into() })
+        );
+    }
+
+    #[test]
+    fn generated_passwords_are_distinct() {
+        let a = generate_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, generate_password());
+    }
+
+    #[tokio::test]
+    async fn first_start_creates_admin_and_checks_passwords() {
+        let d = tempfile::tempdir().unwrap();
+        let (users, login) = Users::open_or_init(d.path(), Some("s3cret")).unwrap();
+        assert_eq!(login, AdminLogin::FromEnv);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join(USERS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let a = Authenticator::new(users);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let basic = |p: &str| {
+            Some(Credentials::Basic {
+                user: "admin".into(),
+                password: p.into(),
+            })
+        };
+        assert_eq!(a.check(basic("s3cret"), ip).await.unwrap().user, "admin");
+        assert_eq!(a.check(basic("nope"), ip).await, Err(Refusal::Wrong));
+        assert_eq!(a.check(None, ip).await, Err(Refusal::Missing));
+        // Known-good credentials are not slowed by the address's failures.
+        for _ in 0..5 {
+            let _ = a.check(basic("nope"), ip).await;
+        }
+        assert!(a.delay_for(ip) >= Duration::from_millis(500));
+        let t = Instant::now();
+        assert!(a.check(basic("s3cret"), ip).await.is_ok());
+        assert!(t.elapsed() < Duration::from_millis(200));
+
+        // A second start keeps the users; a generated password is kept 0600.
+        let (_, login) = Users::open_or_init(d.path(), None).unwrap();
+        assert_eq!(login, AdminLogin::Existing { initial_file: None });
+        let d2 = tempfile::tempdir().unwrap();
+        let (_, login) = Users::open_or_init(d2.path(), None).unwrap();
+        let AdminLogin::Generated { password, file } = login else {
+            panic!("expected a generated password");
+        };
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

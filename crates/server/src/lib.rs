@@ -1,0 +1,37 @@
+//! The wirecap appliance server: one process that runs the capture engine and serves it
+//! over HTTP(S).
+//!
+//! ```text
+//!   curl / scripts / UI ──HTTP(S)──► guard (limits, Basic auth + per-IP backoff, access log, metrics)
+//!                                        │
+//!        ┌───────────────────────────────┼─────────────────────────────┐
+//!   /sysmaster/* ──► engine        /plain/* ──► appliance (pure text)   /pcap/*, /api/v1/*/pcap ──► download
+//!   (capture start/stop, counters)  /api/v1/* ──► JSON                  (store ─► filter ─► pcap/pcapng ─► gzip/zstd)
+//! ```
+//!
+//! What it owns: the manual's routes, byte for byte ([`appliance`] holds the formats as pure
+//! functions, tested against the manual's examples), the JSON API and its OpenAPI document
+//! ([`openapi`]), users and authentication ([`auth`]), TLS ([`tls`]), configuration
+//! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
+//! ([`download`]), and the capture engine's lifecycle ([`engine`]).
+//!
+//! What it never does: parse packets (filters are `wirecap-filter`'s), touch the store's
+//! files other than through `wirecap-store`, answer a request without credentials, or
+//! let a stream name from a URL reach the file system before the store validated it.
+
+pub mod app;
+pub mod appliance;
+pub mod auth;
+pub mod config;
+pub mod download;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod query;
+pub mod server;
+pub mod tls;
+
+pub use config::{ServeArgs, SourceChoice};
+pub use error::{ApiError, Error};
+pub use server::run;

@@ -1,0 +1,179 @@
+//! Prometheus metrics at `/metrics` (text format, behind the same auth as every route).
+//!
+//! Capture figures are gauges set from the capture counters at scrape time (they restart
+//! with each capture, as `/sysmaster/status` shows them); the server's own figures
+//! (requests, download bytes, refused logins) are counters.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::appliance::StatusFigures;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route family: `sysmaster`, `plain`, `pcap`, `api`, `metrics`, `other`.
+    pub route: String,
+    pub code: u16,
+}
+
+type G = Gauge<u64, AtomicU64>;
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    download_bytes: Counter,
+    auth_failures: Counter,
+    gauges: Vec<(&'static str, G)>,
+    streams: G,
+}
+
+/// The server's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+const GAUGES: [(&str, &str); 15] = [
+    ("packets_received", "Packets received by the current or last capture (captured + dropped)"),
+    ("packets_dropped", "Packets lost by the current or last capture, any reason"),
+    ("packets_errors", "Packets with errors (malformed, failed writes, clamped timestamps)"),
+    ("packets_captured", "Packets written to the store by the current or last capture"),
+    ("bytes_captured", "Bytes written to the store by the current or last capture"),
+    ("bytes_pending", "Bytes queued for the writer"),
+    ("bytes_disk", "Bytes the store takes on disk"),
+    ("capture_bytes", "Wire bytes delivered by the source"),
+    ("capture_packets", "Packets delivered by the source"),
+    ("capture_bps", "Bits per second over the last second"),
+    ("capture_pps", "Packets per second over the last second"),
+    ("capture_active", "1 while a capture runs"),
+    ("capture_link_up", "1 while the capture link is up"),
+    ("capture_link_speed_mbps", "Link speed in Mb/s (0 when unknown)"),
+    ("uptime_seconds", "Seconds since the server started"),
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wirecap");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let download_bytes = Counter::default();
+        registry.register(
+            "http_download_bytes",
+            "Bytes of capture files sent",
+            download_bytes.clone(),
+        );
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Requests refused for wrong credentials",
+            auth_failures.clone(),
+        );
+        let mut gauges = Vec::new();
+        for (name, help) in GAUGES {
+            let g = G::default();
+            registry.register(name, help, g.clone());
+            gauges.push((name, g));
+        }
+        let streams = G::default();
+        registry.register("streams", "Streams in the store", streams.clone());
+        Self(Arc::new(Inner {
+            registry,
+            requests,
+            download_bytes,
+            auth_failures,
+            gauges,
+            streams,
+        }))
+    }
+
+    pub fn request(&self, route: &str, code: u16) {
+        self.0
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                code,
+            })
+            .inc();
+    }
+
+    pub fn download_bytes(&self, n: u64) {
+        self.0.download_bytes.inc_by(n);
+    }
+
+    pub fn auth_failure(&self) {
+        self.0.auth_failures.inc();
+    }
+
+    /// The text exposition, with the capture figures of `s`.
+    pub fn render(&self, s: &StatusFigures, streams: u64) -> String {
+        for (name, g) in &self.0.gauges {
+            let v = match *name {
+                "packets_received" => s.packets_received,
+                "packets_dropped" => s.packets_dropped,
+                "packets_errors" => s.packets_errors,
+                "packets_captured" => s.packets_captured,
+                "bytes_captured" => s.bytes_captured,
+                "bytes_pending" => s.bytes_pending,
+                "bytes_disk" => s.bytes_disk,
+                "capture_bytes" => s.capture_bytes,
+                "capture_packets" => s.capture_packets,
+                "capture_bps" => s.capture_bps,
+                "capture_pps" => s.capture_pps,
+                "capture_active" => u64::from(s.capture_active),
+                "capture_link_up" => u64::from(s.link_up),
+                "capture_link_speed_mbps" => s.link_speed,
+                "uptime_seconds" => s.uptime.as_secs(),
+                _ => 0,
+            };
+            g.set(v);
+        }
+        self.0.streams.set(streams);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.0.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_capture_figures() {
+        let m = Metrics::new();
+        m.request("plain", 200);
+        m.download_bytes(1234);
+        let text = m.render(
+            &StatusFigures {
+                packets_captured: 42,
+                capture_active: true,
+                ..StatusFigures::default()
+            },
+            3,
+        );
+        assert!(text.contains("wirecap_packets_captured 42"), "{text}");
+        assert!(text.contains("wirecap_capture_active 1"));
+        assert!(text.contains("wirecap_streams 3"));
+        assert!(text.contains("wirecap_http_download_bytes_total 1234"));
+        assert!(text.contains("wirecap_http_requests_total{route=\"plain\",code=\"200\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,61 @@
+//! `wirecap serve`: the appliance (capture engine + HTTP(S) API) in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wirecap_server::{ServeArgs, SourceChoice};
+
+/// Run the appliance: capture engine, the manual's HTTP API, the JSON API, metrics
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Without --http/--https it listens with HTTPS on 0.0.0.0:8443 (self-signed \
+certificate kept in DIR/tls). On first start the user admin gets its password from \
+WIRECAP_ADMIN_PASSWORD, or a generated one printed once and kept in DIR/initial-admin-password.\n\
+Without --interface (or [capture] in DIR/wirecap.toml) it captures synthetic traffic.\n\n\
+Example:\n  WIRECAP_ADMIN_PASSWORD=secret wirecap serve --data /var/lib/wirecap --http 127.0.0.1:8080\n  \
+curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\"")]
+pub struct ServeArgsCli {
+    /// Data directory: streams, users, certificate, logs, wirecap.toml (also from WIRECAP_DATA)
+    #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]
+    data: PathBuf,
+    /// Plain HTTP listener, e.g. 127.0.0.1:8080 (off unless given)
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// HTTPS listener (default 0.0.0.0:8443 when neither --http nor --https is given)
+    #[arg(long, value_name = "ADDR")]
+    https: Option<String>,
+    /// Capture this interface (needs root or CAP_NET_RAW)
+    #[arg(long, short = 'i', value_name = "IF", conflicts_with_all = ["replay", "synthetic"])]
+    interface: Option<String>,
+    /// Replay this pcap/pcapng file as the capture source
+    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
+    replay: Option<PathBuf>,
+    /// Replay speed: a factor (1, 2.5, 10x) or `top`
+    #[arg(long, value_name = "X|top", requires = "replay")]
+    speed: Option<String>,
+    /// Capture generated traffic at this many packets per second
+    #[arg(long, value_name = "PPS")]
+    synthetic: Option<u64>,
+}
+
+pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
+    let source = if let Some(i) = a.interface {
+        Some(SourceChoice::Interface(i))
+    } else if let Some(path) = a.replay {
+        Some(SourceChoice::Replay {
+            path,
+            speed: a.speed.unwrap_or_else(|| "1".into()),
+        })
+    } else {
+        a.synthetic.map(SourceChoice::Synthetic)
+    };
+    let data = a.data.clone();
+    wirecap_server::run(ServeArgs {
+        data: a.data,
+        http: a.http,
+        https: a.https,
+        source,
+    })
+    .with_context(|| format!("serve --data {}", data.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
