@@ -124,7 +124,7 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
         ));
         let mut f =
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let res = write(&r, range, a.format, &mut f).and_then(|()| Ok(f.sync_data()?));
+        let res = write(&r, range, a.format, &mut f);
         if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.context(format!("writing {}", out.display())));
