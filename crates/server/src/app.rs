@@ -63,7 +63,9 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/capture/stop", post(api_stop))
         .route("/api/v1/interfaces", get(api_interfaces))
         .route("/api/v1/config", get(api_config))
-        .route("/", get(index))
+        .merge(crate::session::routes())
+        .merge(crate::api_ui::routes())
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
@@ -103,16 +105,34 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
         let mut e = ApiError::uri_too_long();
         e.shape = shape;
         (e.into_response(), None)
+    } else if crate::ui::is_public(&path) || crate::session::is_public(&method, &path) {
+        // The login page, its code and the login itself (see `crate::session`).
+        (next.run(req).await, None)
     } else {
         let creds = credentials(
             req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
             req.headers().get(header::COOKIE).map(HeaderValue::as_bytes),
         );
+        let session = match &creds {
+            Some(crate::auth::Credentials::Session { id }) => Some(id.clone()),
+            _ => None,
+        };
+        let basic_challenge = crate::session::wants_basic_challenge(req.headers());
         match app.auth.check(creds, peer).await {
             Ok(id) => {
                 let user = id.user.clone();
-                req.extensions_mut().insert(id);
-                (next.run(req).await, Some(user))
+                let csrf = session.as_deref().map_or(Ok(()), |sid| {
+                    crate::session::csrf_check(&app.auth.sessions, sid, &method, &path, req.headers())
+                });
+                if let Err(why) = csrf {
+                    tracing::warn!(%peer, %path, "{why}");
+                    let mut e = ApiError::new(StatusCode::FORBIDDEN, why);
+                    e.shape = shape;
+                    (e.into_response(), Some(user))
+                } else {
+                    req.extensions_mut().insert(id);
+                    (next.run(req).await, Some(user))
+                }
             }
             Err(why) => {
                 if why == Refusal::Wrong {
@@ -122,10 +142,12 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
                 let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "authentication required");
                 e.shape = shape;
                 let mut r = e.into_response();
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"wirecap\", charset=\"UTF-8\""),
-                );
+                if basic_challenge {
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"wirecap\", charset=\"UTF-8\""),
+                    );
+                }
                 (r, None)
             }
         }
@@ -457,28 +479,11 @@ async fn pcap_splittime(State(app): State<Shared>, headers: HeaderMap, RawQuery(
     .await
 }
 
-/// The manual's "File Link" points at the web UI's file page; until the UI exists
-/// (issue 6) it leads to the plain list of views.
+/// The manual's "File Link": the web UI's page of that stream (its views and splits).
 async fn files_page(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = stream_name(q.require("StreamName")?)?;
-    Ok(Redirect::to(&format!("/plain/view?StreamName={name}")).into_response())
-}
-
-async fn index() -> Response {
-    text(
-        "wirecap appliance\n\n\
-         /sysmaster/status                      capture status\n\
-         /sysmaster/capture_start?StreamName=N  start a capture\n\
-         /sysmaster/capture_stop                stop it\n\
-         /plain/list                            streams\n\
-         /plain/view?StreamName=N               views of a stream\n\
-         /plain/split?StreamName=N&StreamView=V files of a view\n\
-         /pcap/single?StreamName=N              a stream as pcap\n\
-         /api/v1/openapi.json                   the JSON API\n\
-         /metrics                               Prometheus metrics\n"
-            .to_owned(),
-    )
+    Ok(Redirect::to(&format!("/#/files/{name}")).into_response())
 }
 
 async fn not_found(req: Request) -> Response {

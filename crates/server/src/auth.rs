@@ -12,12 +12,10 @@
 //!   every further attempt from it that is not already known good waits
 //!   `250 ms × 2^(n-3)`, up to [`MAX_DELAY`], before it is even checked. A success resets
 //!   the address; an address forgets after [`FORGET_AFTER`] without failures.
-//! * **The seam for the browser UI** (issue 6): [`Credentials::Session`] is where a session
-//!   cookie will be recognised. A login route will verify a password once through
-//!   [`Authenticator::verify`], issue a random session id (cookie `HttpOnly; Secure;
-//!   SameSite=Strict`) plus a CSRF token, and [`Authenticator::check`] will accept the
-//!   session for safe methods and require the `X-CSRF-Token` header to match for the
-//!   others. Until then a session cookie is refused like a wrong password.
+//! * **The browser UI** logs in once ([`crate::session`]): `POST /api/v1/session` checks
+//!   the password here (same backoff), then [`Credentials::Session`] (the
+//!   `wirecap_session` cookie) is looked up in [`Authenticator::sessions`]; the guard
+//!   requires the session's `X-CSRF-Token` on every request that changes something.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -298,6 +296,8 @@ pub struct Authenticator {
     /// Bounds the CPU spent on argon2 at once (two cores here).
     hashing: Semaphore,
     dummy_hash: String,
+    /// The browser UI's sessions (see [`crate::session`]).
+    pub sessions: crate::session::Sessions,
 }
 
 /// The wait imposed on an address with `failures` failures.
@@ -320,6 +320,7 @@ impl Authenticator {
             failures: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(2),
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
+            sessions: crate::session::Sessions::default(),
         }
     }
 
@@ -391,11 +392,9 @@ impl Authenticator {
     pub async fn check(&self, creds: Option<Credentials>, ip: IpAddr) -> Result<Identity, Refusal> {
         let (user, password) = match creds {
             None => return Err(Refusal::Missing),
-            Some(Credentials::Session { .. }) => {
-                // Issue 6 will look the session up here.
-                self.record_failure(ip);
-                return Err(Refusal::Wrong);
-            }
+            // A live session is its user; an unknown or expired one is no credential
+            // (no failure penalty: ids are unguessable, see `crate::session`).
+            Some(Credentials::Session { id }) => return self.sessions.check(&id),
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         let key = self.fingerprint(&user, &password);

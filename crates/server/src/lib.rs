@@ -13,12 +13,16 @@
 //! functions, tested against the manual's examples), the JSON API and its OpenAPI document
 //! ([`openapi`]), users and authentication ([`auth`]), TLS ([`tls`]), configuration
 //! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
-//! ([`download`]), and the capture engine's lifecycle ([`engine`]).
+//! ([`download`]), the capture engine's lifecycle ([`engine`]), and the browser UI: its
+//! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
+//! compact JSON it reads ([`api_ui`]).
 //!
 //! What it never does: parse packets (filters are `wirecap-filter`'s), touch the store's
-//! files other than through `wirecap-store`, answer a request without credentials, or
+//! files other than through `wirecap-store`, answer a request without credentials (but
+//! the UI's login page, its code and the login itself), or
 //! let a stream name from a URL reach the file system before the store validated it.
 
+pub mod api_ui;
 pub mod app;
 pub mod appliance;
 pub mod auth;
@@ -30,7 +34,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod query;
 pub mod server;
+pub mod session;
 pub mod tls;
+pub mod ui;
 
 pub use config::{ServeArgs, SourceChoice};
 pub use error::{ApiError, Error};

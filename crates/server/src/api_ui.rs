@@ -1,0 +1,551 @@
+//! JSON routes shaped for the browser UI: pages of long lists, compact chart columns,
+//! filter checks with positions, disk and retention figures.
+//!
+//! The general JSON API (`/api/v1/streams`, …, in [`crate::app`]) answers whole lists,
+//! which is right for scripts; a browser on an old laptop wants one page of 100 rows out
+//! of 1,000 streams or 3,600 splits, so these routes take `offset` and `limit` and
+//! answer compact JSON. Downloads, capture start/stop and stream deletion use the general
+//! API's routes; nothing here changes packets.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/ui/streams?offset&limit&q` | `{total, offset, limit, streams: [...]}`, newest first, `q` = name contains |
+//! | `GET /api/v1/ui/streams/{name}` | the stream, and per view its split count |
+//! | `GET /api/v1/ui/streams/{name}/views/{view}/splits?offset&limit` | one page of splits with download links |
+//! | `GET /api/v1/ui/history?seconds=N` | `{interval_s, t, bps, pps, drops}` columns, at most 360 points |
+//! | `GET /api/v1/ui/system` | hostname, version, disk total/free, oldest packet on disk |
+//! | `GET /api/v1/ui/interfaces` | every interface with its counters, and which one captures |
+//! | `PUT /api/v1/ui/capture/interface` | `{interface}`: writes it to `wirecap.toml` for the next start |
+//! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
+
+use std::path::Path as FsPath;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use wirecap_filter::{CompileOptions, Date, Filter, LinkType};
+use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
+
+use crate::app::Shared;
+use crate::auth::{Identity, Role};
+use crate::config::{CONFIG_FILE, FileConfig, SourceChoice};
+use crate::error::ApiError;
+use crate::query::Query;
+
+/// Rows in a page when the request does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The most rows one page may ask for.
+pub const MAX_LIMIT: usize = 1000;
+/// The most points a chart gets.
+pub const MAX_POINTS: usize = 360;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/ui/streams", get(streams))
+        .route("/api/v1/ui/streams/{name}", get(stream))
+        .route("/api/v1/ui/streams/{name}/views/{view}/splits", get(splits))
+        .route("/api/v1/ui/history", get(history))
+        .route("/api/v1/ui/system", get(system))
+        .route("/api/v1/ui/interfaces", get(interfaces))
+        .route("/api/v1/ui/capture/interface", put(set_interface))
+        .route("/api/v1/ui/filter/check", post(check_filter))
+}
+
+fn compact(v: &Value) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("internal error; see the server log").api())?
+        .map_err(ApiError::api)
+}
+
+/// `offset` and `limit` of a page request, checked.
+pub fn page(q: &Query) -> Result<(usize, usize), ApiError> {
+    let num = |k: &str, d: usize| -> Result<usize, ApiError> {
+        q.get(k).filter(|s| !s.is_empty()).map_or(Ok(d), |s| {
+            s.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")).api())
+        })
+    };
+    Ok((
+        num("offset", 0)?,
+        num("limit", DEFAULT_LIMIT)?.clamp(1, MAX_LIMIT),
+    ))
+}
+
+fn name_of(raw: &str) -> Result<String, ApiError> {
+    validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+    Ok(raw.to_owned())
+}
+
+fn stream_row(s: &StreamInfo) -> Value {
+    let n = &s.meta.name;
+    json!({
+        "name": n,
+        "state": s.meta.state,
+        "source": s.meta.source,
+        "created_ns": s.meta.created_ns,
+        "packets": s.packets,
+        "bytes": s.bytes,
+        "first_ns": s.first_ts,
+        "last_ns": s.last_ts,
+        "download": format!("/api/v1/streams/{n}/pcap"),
+    })
+}
+
+/// Streams whose name contains `q` (case-insensitive), newest first, one page.
+pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit: usize) -> Value {
+    let q = q.to_lowercase();
+    if !q.is_empty() {
+        list.retain(|s| s.meta.name.to_lowercase().contains(&q));
+    }
+    list.sort_by(|a, b| {
+        b.meta
+            .created_ns
+            .cmp(&a.meta.created_ns)
+            .then_with(|| a.meta.name.cmp(&b.meta.name))
+    });
+    let total = list.len();
+    let rows: Vec<Value> = list
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(stream_row)
+        .collect();
+    json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
+}
+
+async fn streams(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let (offset, limit) = page(&q)?;
+    let needle = q.get("q").unwrap_or("").to_owned();
+    let store = app.engine.store().clone();
+    let v = blocking(move || Ok(page_of_streams(store.list()?, &needle, offset, limit))).await?;
+    Ok(compact(&v))
+}
+
+async fn stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let name = name_of(&name)?;
+    let store = app.engine.store().clone();
+    let v = blocking(move || {
+        let r = store.open_stream(&name)?;
+        let info = r.info()?;
+        let mut views = vec![json!({"view": "single", "splits": u64::from(info.packets > 0)})];
+        for v in View::splits() {
+            views.push(json!({"view": v.to_string(), "splits": r.splits(v)?.len()}));
+        }
+        let mut row = stream_row(&info);
+        row["views"] = Value::Array(views);
+        row["link_type"] = json!(info.meta.link_type);
+        row["disk_bytes"] = json!(info.disk_bytes);
+        Ok(row)
+    })
+    .await?;
+    Ok(compact(&v))
+}
+
+async fn splits(
+    State(app): State<Shared>,
+    Path((name, view)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let (offset, limit) = page(&q)?;
+    let name = name_of(&name)?;
+    let view = View::parse(&view).map_err(|e| ApiError::from(e).api())?;
+    let store = app.engine.store().clone();
+    let v = blocking(move || {
+        let all = store.open_stream(&name)?.splits(view)?;
+        let rows: Vec<Value> = all
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|s| {
+                json!({
+                    "index": s.index,
+                    "name": s.name,
+                    "start_ns": s.start_ts,
+                    "stop_ns": s.stop_ts,
+                    "packets": s.range.packets(),
+                    "bytes": s.range.pcap_bytes(),
+                    "download": format!("/api/v1/streams/{name}/pcap?view={view}&split={}", s.index),
+                })
+            })
+            .collect();
+        Ok(json!({"total": all.len(), "offset": offset.min(all.len()), "limit": limit, "splits": rows}))
+    })
+    .await?;
+    Ok(compact(&v))
+}
+
+/// Per-second `(ts, bytes, packets, drops)` into at most [`MAX_POINTS`] averaged points
+/// covering the last `seconds` up to `now` (seconds without a sample count as zero).
+pub fn history_columns(hist: &[(u64, u64, u64, u64)], seconds: u64, now: u64) -> Value {
+    let seconds = seconds.clamp(10, 24 * 3600);
+    let step = seconds.div_ceil(MAX_POINTS as u64).max(1);
+    // Buckets end at the last whole second, aligned to `step`.
+    let end = (now / step) * step;
+    let start = end.saturating_sub(seconds);
+    let n = ((end - start) / step) as usize;
+    let (mut t, mut bytes, mut packets, mut drops) = (
+        Vec::with_capacity(n),
+        vec![0u64; n],
+        vec![0u64; n],
+        vec![0u64; n],
+    );
+    for i in 0..n {
+        t.push(start + i as u64 * step);
+    }
+    for &(ts, b, p, d) in hist {
+        if ts < start || ts >= end {
+            continue;
+        }
+        let i = ((ts - start) / step) as usize;
+        bytes[i] += b;
+        packets[i] += p;
+        drops[i] += d;
+    }
+    let per_sec = |v: u64, mul: u64| (v * mul) as f64 / step as f64;
+    json!({
+        "interval_s": step,
+        "t": t,
+        "bps": bytes.iter().map(|&b| per_sec(b, 8).round() as u64).collect::<Vec<_>>(),
+        "pps": packets.iter().map(|&p| per_sec(p, 1).round() as u64).collect::<Vec<_>>(),
+        "drops": drops,
+    })
+}
+
+async fn history(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let seconds = q
+        .get("seconds")
+        .map_or(Ok(300), str::parse::<u64>)
+        .map_err(|_| ApiError::bad_request("seconds must be a whole number").api())?;
+    let hist: Vec<_> = app
+        .engine
+        .counters()
+        .history()
+        .iter()
+        .map(|h| (h.ts, h.bytes, h.packets, h.drops))
+        .collect();
+    Ok(compact(&history_columns(
+        &hist,
+        seconds,
+        now_ns() / 1_000_000_000,
+    )))
+}
+
+/// Total and free bytes of the file system that holds `dir`.
+pub fn disk_space(dir: &FsPath) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `s` points to writable memory of the right
+    // type; statvfs fills it completely when it returns 0, and only then is it read.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so `s` is initialised.
+    let s = unsafe { s.assume_init() };
+    let frag = s.f_frsize as u64;
+    Some((s.f_blocks as u64 * frag, s.f_bavail as u64 * frag))
+}
+
+async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let v = blocking(move || {
+        let list = a.engine.store().list()?;
+        let oldest = list
+            .iter()
+            .filter_map(|s| s.first_ts.map(|t| (t, &s.meta.name)))
+            .min();
+        let store_bytes: u64 = list.iter().map(|s| s.disk_bytes).sum();
+        let disk = disk_space(a.engine.store().dir())
+            .map(|(total, free)| json!({"total_bytes": total, "free_bytes": free}));
+        Ok(json!({
+            "hostname": crate::ui::hostname(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": a.engine.uptime().as_secs(),
+            "source": a.engine.describe_source(),
+            "disk": disk,
+            "streams": list.len(),
+            "store_bytes": store_bytes,
+            "oldest_packet_ns": oldest.map(|o| o.0),
+            "oldest_stream": oldest.map(|o| o.1.clone()),
+            "retention": "Nothing is deleted automatically yet: the disk budget with high and low \
+                          watermarks arrives with the operations issue (8).",
+        }))
+    })
+    .await?;
+    Ok(compact(&v))
+}
+
+fn capture_interface(app: &Shared) -> Option<String> {
+    match app.engine.source() {
+        SourceChoice::Interface(i) => Some(i.clone()),
+        _ => None,
+    }
+}
+
+async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let v = blocking(move || {
+        let list = wirecap_capture::link::Sysfs::default()
+            .list()
+            .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))?;
+        let configured = FileConfig::load(&a.settings.data)
+            .ok()
+            .and_then(|c| c.capture.interface);
+        let current = capture_interface(&a);
+        let rows: Vec<Value> = list
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.name,
+                    "operstate": l.operstate,
+                    "link_up": l.up,
+                    "speed_mbps": l.speed_mbps,
+                    "mac": l.mac,
+                    "mtu": l.mtu,
+                    "driver": l.driver,
+                    "rx_packets": l.counters.rx_packets,
+                    "rx_bytes": l.counters.rx_bytes,
+                    "rx_dropped": l.counters.rx_dropped,
+                    "rx_errors": l.counters.rx_errors,
+                    "rx_missed_errors": l.counters.rx_missed_errors,
+                    "tx_packets": l.counters.tx_packets,
+                    "tx_bytes": l.counters.tx_bytes,
+                    "capture": current.as_deref() == Some(l.name.as_str()),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "source": a.engine.describe_source(),
+            "capture_interface": current,
+            "configured_interface": configured,
+            "interfaces": rows,
+        }))
+    })
+    .await?;
+    Ok(compact(&v))
+}
+
+fn require_admin(id: Option<&Identity>) -> Result<(), ApiError> {
+    match id {
+        Some(i) if i.role == Role::Admin => Ok(()),
+        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "this needs the admin role").api()),
+    }
+}
+
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.trim_start().starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as Content-Type: application/json",
+        )
+        .api());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
+}
+
+/// Sets `[capture] interface` in `DIR/wirecap.toml` (dropping replay/synthetic), keeping
+/// the other settings. The running engine keeps its source until the server restarts.
+pub fn write_capture_interface(dir: &FsPath, interface: &str) -> Result<(), String> {
+    let mut c = FileConfig::load(dir).map_err(|e| e.to_string())?;
+    c.capture.interface = Some(interface.to_owned());
+    c.capture.replay = None;
+    c.capture.speed = None;
+    c.capture.synthetic = None;
+    let text = toml::to_string(&c).map_err(|e| e.to_string())?;
+    let path = dir.join(CONFIG_FILE);
+    let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
+    std::fs::write(
+        &tmp,
+        format!("# written by the web UI (Config page)\n{text}"),
+    )
+    .and_then(|()| std::fs::rename(&tmp, &path))
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn set_interface(
+    State(app): State<Shared>,
+    id: Option<axum::Extension<Identity>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(id.as_deref())?;
+    let v = json_body(&headers, &body)?;
+    let name = v
+        .get("interface")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("body must be {\"interface\": \"eth1\"}").api())?
+        .to_owned();
+    let a = app.clone();
+    let msg = blocking(move || {
+        let known = wirecap_capture::link::Sysfs::default()
+            .interfaces()
+            .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))?;
+        if !known.contains(&name) {
+            return Err(ApiError::bad_request(format!("no interface named {}", crate::query::short(&name))));
+        }
+        write_capture_interface(&a.settings.data, &name).map_err(ApiError::internal)?;
+        let now = capture_interface(&a);
+        Ok(if now.as_deref() == Some(name.as_str()) {
+            format!("{name} is the capture interface.")
+        } else {
+            format!(
+                "Saved: wirecap captures from {name} after the next restart of `wirecap serve` \
+                 (now: {}). A --interface, --replay or --synthetic flag on the command line still wins.",
+                a.engine.describe_source()
+            )
+        })
+    })
+    .await?;
+    tracing::info!("capture interface set in {CONFIG_FILE}");
+    Ok(compact(&json!({"message": msg})))
+}
+
+/// Compiles `text` and reports where it is wrong: `column` counts characters (what a
+/// text field's caret counts), `offset` bytes.
+pub fn check(language: &str, text: &str, now_ns: u64) -> Result<Value, String> {
+    let link = LinkType(1);
+    let res = match language {
+        "bpf" | "tcpdump" => Filter::bpf(text, link),
+        "appliance" => {
+            let today = Date::from_days_since_epoch((now_ns / 86_400_000_000_000) as i64);
+            Filter::appliance(text, link, &CompileOptions::new(today))
+        }
+        other => {
+            return Err(format!(
+                "language must be appliance or bpf, not {}",
+                crate::query::short(other)
+            ));
+        }
+    };
+    Ok(match res {
+        Ok(_) => json!({"ok": true}),
+        Err(e) => {
+            let column = e
+                .offset()
+                .map(|o| text.get(..o).map_or(o, |s| s.chars().count()));
+            json!({"ok": false, "error": {
+                "kind": format!("{:?}", e.kind()),
+                "message": e.message(),
+                "offset": column,
+                "byte_offset": e.offset(),
+                "text": e.to_string(),
+            }})
+        }
+    })
+}
+
+async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    if body.len() > 16 * 1024 {
+        return Err(
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a filter of at most 16 kB").api(),
+        );
+    }
+    let v = json_body(&headers, &body)?;
+    let language = v
+        .get("language")
+        .and_then(Value::as_str)
+        .unwrap_or("appliance")
+        .to_owned();
+    let text = v
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let out =
+        blocking(move || check(&language, &text, now_ns()).map_err(ApiError::bad_request)).await?;
+    Ok(compact(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bucketed_and_padded() {
+        // 3 samples in the last 10 s, 1 s buckets.
+        let h = [(95, 1000, 10, 0), (97, 2000, 20, 1), (50, 9, 9, 9)];
+        let v = history_columns(&h, 10, 100);
+        assert_eq!(v["interval_s"], 1);
+        assert_eq!(v["t"].as_array().unwrap().len(), 10);
+        assert_eq!(v["t"][0], 90);
+        assert_eq!(v["bps"][5], 8000);
+        assert_eq!(v["pps"][7], 20);
+        assert_eq!(v["drops"][7], 1);
+        assert_eq!(v["pps"][0], 0);
+        // An hour becomes 360 points of 10 s, averaged.
+        let h: Vec<_> = (0..3600).map(|i| (10_000 + i, 125, 1, 0)).collect();
+        let v = history_columns(&h, 3600, 13_600);
+        assert_eq!(v["interval_s"], 10);
+        assert_eq!(v["t"].as_array().unwrap().len(), 360);
+        assert_eq!(v["bps"][100], 1000);
+        assert_eq!(v["pps"][100], 1);
+    }
+
+    #[test]
+    fn filter_check_points_at_the_mistake() {
+        let ok = check("appliance", "a: ipv4.proto == tcp;\na", 0).unwrap();
+        assert_eq!(ok["ok"], true);
+        let bad = check("appliance", "a: tcp.prot == 80;\na", 0).unwrap();
+        assert_eq!(bad["ok"], false);
+        assert_eq!(bad["error"]["offset"], 3, "{bad}");
+        let bad = check("bpf", "tcp prt 80", 0).unwrap();
+        assert_eq!(bad["ok"], false);
+        assert!(
+            check("bpf", "tcp port 80", 0).unwrap()["ok"]
+                .as_bool()
+                .unwrap()
+        );
+        assert!(check("cobol", "x", 0).is_err());
+    }
+
+    #[test]
+    fn disk_space_of_a_real_directory() {
+        let (total, free) = disk_space(FsPath::new("/")).unwrap();
+        assert!(total > 0 && free <= total);
+        assert!(disk_space(FsPath::new("/no/such/dir")).is_none());
+    }
+
+    #[test]
+    fn interface_choice_is_written_to_the_config() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            "http = \"127.0.0.1:1\"\n[capture]\nsynthetic = 5\n",
+        )
+        .unwrap();
+        write_capture_interface(d.path(), "eth9").unwrap();
+        let c = FileConfig::load(d.path()).unwrap();
+        assert_eq!(c.capture.interface.as_deref(), Some("eth9"));
+        assert_eq!(c.capture.synthetic, None);
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:1"));
+    }
+}

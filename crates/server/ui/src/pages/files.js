@@ -1,0 +1,148 @@
+// Files: every stream (paginated on the server, so 1,000 streams cost one small page),
+// and a stream's page with all its views and, per view, its splits.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import * as API from '../api.js';
+import {
+  html, ErrorMsg, Pager, Confirm, useLoad, fmtBytes, fmtCount, fmtTime, fmtDuration, href,
+} from '../ui.js';
+
+const PAGE = 100;
+
+const duration = (a, b) => (a && b ? fmtDuration((Number(b) - Number(a)) / 1e9) : '–');
+const Download = ({ url, label = 'pcap', test }) => html`<a class="btn small" href=${url} download data-test=${test}
+  title="download as pcap (nanosecond timestamps)">⤓ ${label}</a>`;
+const State = ({ state }) => html`<span class=${`tag ${state === 'open' || state === 'live' ? 'live' : 'sealed'}`}>${state === 'open' ? 'live' : state}</span>`;
+
+export function Files({ route }) {
+  const page = Math.max(1, Number(route.query.page || 1));
+  const q = route.query.q || '';
+  const [text, setText] = useState(q);
+  const [doomed, setDoomed] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const t0 = useRef(performance.now());
+  const [data, loadError, loading, reload] = useLoad(() => API.streams({ offset: (page - 1) * PAGE, limit: PAGE, q }), [page, q]);
+
+  useEffect(() => {
+    if (data) {
+      // Exposed for the browser test's page-load measurement.
+      window.__wirecapRendered = { page: 'files', ms: performance.now() - t0.current, rows: data.streams.length };
+    }
+  }, [data]);
+  // Search as you type, without a request per key.
+  useEffect(() => {
+    if (text === q) return undefined;
+    const id = setTimeout(() => { location.hash = href(['files'], { q: text }); }, 250);
+    return () => clearTimeout(id);
+  }, [text]);
+
+  const del = async () => {
+    setBusy(true);
+    try {
+      await API.deleteStream(doomed);
+      setDoomed(null);
+      reload();
+    } catch (e) {
+      setError(e);
+      setDoomed(null);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return html`<div>
+    <h1>Files</h1>
+    <${ErrorMsg} error=${error || loadError} />
+    <div class="toolbar">
+      <input type="search" placeholder="Filter by name…" value=${text} style="width:280px"
+        onInput=${(e) => setText(e.target.value)} aria-label="filter streams by name" />
+      <span class="muted" data-test="stream-count">${data ? `${fmtCount(data.total)} stream${data.total === 1 ? '' : 's'}` : loading ? 'Loading…' : ''}</span>
+      <span class="spacer"></span>
+      ${data && html`<${Pager} offset=${data.offset} limit=${PAGE} total=${data.total} onPage=${(p) => { location.hash = href(['files'], { q, page: p }); }} />`}
+    </div>
+    <div class="table-wrap">
+      <table data-test="streams">
+        <thead><tr><th>Name</th><th>State</th><th>Start (UTC)</th><th>End (UTC)</th><th class="num">Duration</th>
+          <th class="num">Packets</th><th class="num">Size</th><th></th></tr></thead>
+        <tbody>
+          ${data && data.streams.map((s) => html`<tr key=${s.name}>
+            <td><a class="mono" href=${href(['files', s.name])}>${s.name}</a></td>
+            <td><${State} state=${s.state} /></td>
+            <td class="mono">${fmtTime(s.first_ns)}</td>
+            <td class="mono">${fmtTime(s.last_ns)}</td>
+            <td class="num">${duration(s.first_ns, s.last_ns)}</td>
+            <td class="num">${fmtCount(s.packets)}</td>
+            <td class="num" title=${`${fmtCount(s.bytes)} bytes`}>${fmtBytes(s.bytes)}</td>
+            <td class="actions"><${Download} url=${s.download} />
+              <button class="small danger" onClick=${() => setDoomed(s.name)} disabled=${s.state === 'open'}
+                title=${s.state === 'open' ? 'stop the capture first' : 'delete this stream'}>Delete</button></td>
+          </tr>`)}
+          ${data && data.streams.length === 0 && html`<tr><td colspan="8" class="muted">${q ? `No stream name contains “${q}”.` : 'No streams yet: start a capture on the Capture page, or `wirecap import`.'}</td></tr>`}
+        </tbody>
+      </table>
+    </div>
+    ${data && html`<${Pager} offset=${data.offset} limit=${PAGE} total=${data.total} onPage=${(p) => { location.hash = href(['files'], { q, page: p }); }} />`}
+    ${doomed && html`<${Confirm} title="Delete stream?" confirm="Delete for good" busy=${busy}
+      onConfirm=${del} onCancel=${() => setDoomed(null)}>
+      <p>This removes <b class="mono">${doomed}</b> and all of its packets from disk. It cannot be undone.</p><//>`}
+  </div>`;
+}
+
+export function StreamPage({ name, route }) {
+  const view = route.query.view || '';
+  const page = Math.max(1, Number(route.query.page || 1));
+  const [info, infoError] = useLoad(() => API.stream(name), [name]);
+  const chosen = view || (info && info.views.find((v) => v.view !== 'single' && v.splits > 0) || {}).view;
+  const t0 = useRef(performance.now());
+  const [list, listError, listLoading] = useLoad(
+    () => (chosen ? API.splits(name, chosen, { offset: (page - 1) * PAGE, limit: PAGE }) : Promise.resolve(null)),
+    [name, chosen, page],
+  );
+  useEffect(() => {
+    if (list) window.__wirecapRendered = { page: 'splits', ms: performance.now() - t0.current, rows: list.splits.length, total: list.total };
+  }, [list]);
+  const go = (v, p) => { location.hash = href(['files', name], { view: v, page: p > 1 ? p : undefined }); };
+
+  return html`<div>
+    <p class="muted"><a href="#/files">Files</a> ›</p>
+    <h1 class="mono">${name}</h1>
+    <${ErrorMsg} error=${infoError || listError} />
+    ${info && html`<section class="panel">
+      <div class="toolbar">
+        <${State} state=${info.state} />
+        <span><b>${fmtCount(info.packets)}</b> packets</span>
+        <span><b>${fmtBytes(info.bytes)}</b></span>
+        <span class="mono">${fmtTime(info.first_ns)} → ${fmtTime(info.last_ns)} UTC</span>
+        <span class="muted">${duration(info.first_ns, info.last_ns)}</span>
+        ${info.source && html`<span class="muted">source: <span class="mono">${info.source}</span></span>`}
+        <span class="spacer"></span>
+        <${Download} url=${info.download} label="whole stream" test="download-stream" />
+        <a class="btn small" href=${href(['analysis'], { stream: name })}>Analyze…</a>
+      </div>
+    </section>`}
+    ${info && html`<div class="tabs" role="tablist" aria-label="views" data-test="views">
+      ${info.views.filter((v) => v.view !== 'single').map((v) => html`<a href=${href(['files', name], { view: v.view })} role="tab"
+        class=${v.view === chosen ? 'on' : ''} aria-selected=${v.view === chosen}>${v.view}<span class="c">${fmtCount(v.splits)}</span></a>`)}
+    </div>`}
+    ${list && html`<div>
+      <div class="toolbar"><span class="muted" data-test="split-count">${fmtCount(list.total)} splits in ${chosen}</span><span class="spacer"></span>
+        <${Pager} offset=${list.offset} limit=${PAGE} total=${list.total} onPage=${(p) => go(chosen, p)} /></div>
+      <div class="table-wrap"><table data-test="splits">
+        <thead><tr><th class="num">#</th><th>Name</th><th>Start (UTC)</th><th>Stop (UTC)</th><th class="num">Packets</th><th class="num">Size</th><th></th></tr></thead>
+        <tbody>${list.splits.map((s) => html`<tr key=${s.index}>
+          <td class="num muted">${s.index}</td>
+          <td class="mono">${s.name}</td>
+          <td class="mono">${fmtTime(s.start_ns)}</td>
+          <td class="mono">${fmtTime(s.stop_ns)}</td>
+          <td class="num">${fmtCount(s.packets)}</td>
+          <td class="num" title=${`${fmtCount(s.bytes)} bytes`}>${fmtBytes(s.bytes)}</td>
+          <td class="actions"><${Download} url=${s.download} /></td>
+        </tr>`)}
+        ${list.splits.length === 0 && html`<tr><td colspan="7" class="muted">No packets in this view yet.</td></tr>`}
+        </tbody>
+      </table></div>
+      <${Pager} offset=${list.offset} limit=${PAGE} total=${list.total} onPage=${(p) => go(chosen, p)} />
+    </div>`}
+    ${listLoading && !list && html`<p class="muted">Loading splits…</p>`}
+  </div>`;
+}

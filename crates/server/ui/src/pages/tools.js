@@ -1,0 +1,31 @@
+// Tools: what exists now (API links, version, who is signed in) and, honestly marked,
+// what arrives with the operations issue.
+import * as API from '../api.js';
+import { html, Coming, useLoad, fmtDuration } from '../ui.js';
+
+export function Tools({ me, hostname }) {
+  const [sys] = useLoad(() => API.system(), []);
+  return html`<div>
+    <h1>Tools</h1>
+    <section class="panel">
+      <h2>This appliance</h2>
+      <table class="kv"><tbody>
+        <tr><td>Hostname</td><td class="mono">${hostname}</td></tr>
+        <tr><td>Software</td><td class="mono">wirecap ${sys ? sys.version : ''}</td></tr>
+        ${sys && sys.uptime_s !== undefined && html`<tr><td>Server up for</td><td>${fmtDuration(sys.uptime_s)}</td></tr>`}
+        <tr><td>Signed in as</td><td class="mono">${me.user}${me.role ? ` (${me.role})` : ''}</td></tr>
+        <tr><td>HTTP API</td><td><a href="/api/v1/openapi.json" target="_blank">OpenAPI document</a> ·
+          <a href="/metrics" target="_blank">Prometheus metrics</a> · <a href="/sysmaster/status" target="_blank">/sysmaster/status</a> ·
+          <a href="/plain/list" target="_blank">/plain/list</a></td></tr>
+      </tbody></table>
+    </section>
+    <${Coming} title="System report" issue="8">One click builds a report archive (logs, configuration, counters,
+      stream index) with progress, then offers it for download, as on the appliance's Tools page.<//>
+    <${Coming} title="Hostname" issue="8">Change the appliance's hostname from here. Today it is set on the host
+      itself; the title of every page shows it.<//>
+    <${Coming} title="Users" issue="8">Add and remove users and change passwords (argon2 hashes in
+      <code>users.json</code>). Today the <code>admin</code> user is created on first start.<//>
+    <${Coming} title="Software update" issue="8">Upload a new wirecap binary, choose the one to run and restart,
+      and see which version is active.<//>
+  </div>`;
+}
