@@ -1,0 +1,856 @@
+//! End-to-end tests of `wirecap serve`: the real binary on 127.0.0.1, driven with the
+//! manual's curl commands (host and credentials changed, nothing else), every download fed
+//! to tcpdump / tshark and compared with `wirecap export` of the same range.
+//!
+//! Needs `curl` and `tcpdump` (tshark is used when present). Traffic goes to 127.0.0.1
+//! only; every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
+const PW: &str = "test-Pa55word";
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    scheme: &'static str,
+    dir: tempfile::TempDir,
+    n: AtomicUsize,
+}
+
+struct Resp {
+    code: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf8 body")
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), args, "http")
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str], scheme: &'static str) -> Self {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let out = std::fs::File::create(dir.path().join("serve.out")).expect("log file");
+        let err = std::fs::File::create(dir.path().join("serve.err")).expect("log file");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .arg(if scheme == "http" { "--http" } else { "--https" })
+            .arg(&addr)
+            .args(args)
+            .env("WIRECAP_ADMIN_PASSWORD", PW)
+            .env_remove("RUST_LOG")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start wirecap serve");
+        let s = Self {
+            child,
+            port,
+            scheme,
+            dir,
+            n: AtomicUsize::new(0),
+        };
+        let t = Instant::now();
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "server did not listen within 30 s:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        let r = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!("{}{}", r("serve.out"), r("serve.err"))
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
+    }
+
+    fn tmp(&self, what: &str) -> PathBuf {
+        let n = self.n.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("{what}-{n}"))
+    }
+
+    /// `curl -u admin:PW "URL"` plus `extra` flags.
+    fn curl(&self, path: &str, extra: &[&str]) -> Resp {
+        self.curl_as(Some(&format!("admin:{PW}")), path, extra)
+    }
+
+    fn curl_as(&self, user: Option<&str>, path: &str, extra: &[&str]) -> Resp {
+        let (h, b) = (self.tmp("headers"), self.tmp("body"));
+        let mut c = Command::new("curl");
+        c.args(["-s", "-S", "-k", "--max-time", "60", "-o"])
+            .arg(&b)
+            .arg("-D")
+            .arg(&h)
+            .args(["-w", "%{http_code}"]);
+        if let Some(u) = user {
+            c.args(["-u", u]);
+        }
+        let o = c.args(extra).arg(self.url(path)).output().expect("run curl");
+        let code: u16 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
+        Resp {
+            code,
+            headers: std::fs::read_to_string(&h).unwrap_or_default(),
+            body: std::fs::read(&b).unwrap_or_default(),
+        }
+    }
+
+    fn ok(&self, path: &str) -> Resp {
+        let r = self.curl(path, &[]);
+        assert_eq!(r.code, 200, "GET {path}: {}\n{}", String::from_utf8_lossy(&r.body), self.log());
+        r
+    }
+
+    fn wirecap(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg(args[0])
+            .arg("--data")
+            .arg(self.data())
+            .args(&args[1..])
+            .output()
+            .expect("run wirecap")
+    }
+
+    /// `wirecap export` of the same stream and range, as bytes.
+    fn export(&self, name: &str, extra: &[&str]) -> Vec<u8> {
+        let out = self.tmp("export");
+        let mut args = vec!["export", name, "-o", out.to_str().expect("utf8 path")];
+        args.extend_from_slice(extra);
+        let o = self.wirecap(&args);
+        assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).expect("exported file")
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        self.ok("/sysmaster/status")
+            .text()
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once(", ").expect("key, value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    fn status_of(&self, key: &str) -> String {
+        self.status()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no {key} in status"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM: the server stops the capture and seals the stream; kill after 10 s.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tcpdump's text for a capture file (`-` reads stdin, as in the manual).
+fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
+    let mut c = Command::new("tcpdump")
+        .args(["-r", "-", "-nn", "-S", "-tt", "--time-stamp-precision=nano"])
+        .args(filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tcpdump");
+    let mut stdin = c.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let o = c.wait_with_output().expect("tcpdump output");
+    let _ = w.join();
+    assert!(o.status.success(), "tcpdump failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tshark_count(path: &Path) -> Option<usize> {
+    if !have("tshark") {
+        return None;
+    }
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-e", "frame.number"])
+        .output()
+        .ok()?;
+    assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
+    Some(String::from_utf8_lossy(&o.stdout).lines().count())
+}
+
+fn check_tools() -> bool {
+    if !(have("curl") && have("tcpdump")) {
+        eprintln!("skipped: needs curl and tcpdump");
+        return false;
+    }
+    true
+}
+
+const STATUS_KEYS: [&str; 18] = [
+    "uptime",
+    "packets_received",
+    "packets_dropped",
+    "packets_errors",
+    "packets_captured",
+    "bytes_captured",
+    "bytes_pending",
+    "bytes_cache",
+    "bytes_disk",
+    "capture_link",
+    "capture_link_uptime",
+    "capture_link_speed",
+    "capture_bytes",
+    "capture_packets",
+    "capture_bps",
+    "capture_pps",
+    "capture_name",
+    "capture_active",
+];
+
+fn check_status_format(lines: &[(String, String)]) {
+    let keys: Vec<&str> = lines.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, STATUS_KEYS);
+    let uptime_like = |v: &str| {
+        let p: Vec<&str> = v.split(' ').collect();
+        p.len() == 3
+            && [("D", 0), ("H", 1), ("M", 2)].iter().all(|(u, i)| {
+                p[*i]
+                    .strip_suffix(u)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    for (k, v) in lines {
+        let ok = match k.as_str() {
+            "uptime" | "capture_link_uptime" => uptime_like(v),
+            "capture_link" => v == "up" || v == "down",
+            "capture_active" => v == "true" || v == "false",
+            "capture_name" => !v.is_empty() && !v.contains(' '),
+            _ => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+        };
+        assert!(ok, "status line {k:?}, {v:?} is not in the manual's format");
+    }
+}
+
+/// `{"Status":true,"Str":"[Sat Jun 20 20:28:55 2015] successfully started capture [cli_capture]"}`
+fn check_capture_json(body: &str, verb: &str, name: &str) {
+    let body = body.trim_end();
+    let rest = body
+        .strip_prefix("{\"Status\":true,\"Str\":\"[")
+        .unwrap_or_else(|| panic!("not the manual's answer: {body}"));
+    let (date, tail) = rest.split_at(24);
+    assert_eq!(
+        tail,
+        format!("] successfully {verb} capture [{name}]\"}}"),
+        "answer: {body}"
+    );
+    let d: Vec<&str> = date.split_whitespace().collect();
+    assert_eq!(d.len(), 5, "date {date:?}");
+    assert!(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&d[0]));
+    assert_eq!(d[3].len(), 8, "time {date:?}");
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The manual's CLI session, step by step, against a synthetic capture.
+#[test]
+fn manual_cli_session() {
+    if !check_tools() {
+        return;
+    }
+    let s = Server::start(&["--synthetic", "2000"]);
+    let idle = s.status();
+    check_status_format(&idle);
+    assert_eq!(s.status_of("capture_active"), "false");
+    assert_eq!(s.status_of("capture_name"), "none");
+
+    // Start Capture.
+    let r = s.ok("/sysmaster/capture_start?StreamName=cli_capture");
+    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+    check_capture_json(&r.text(), "started", "cli_capture");
+    let st = s.status();
+    check_status_format(&st);
+    assert_eq!(s.status_of("capture_active"), "true");
+    assert_eq!(s.status_of("capture_name"), "cli_capture");
+    // The manual's monitoring one-liner.
+    let grep = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "curl -s -u admin:{PW} \"{}\" | grep capture_active",
+            s.url("/sysmaster/status")
+        ))
+        .output()
+        .expect("sh");
+    assert_eq!(String::from_utf8_lossy(&grep.stdout), "capture_active, true\n");
+
+    // A second start is refused while one runs.
+    let again = s.curl("/sysmaster/capture_start?StreamName=other", &[]);
+    assert_eq!(again.code, 409);
+    assert!(again.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", again.text());
+
+    wait_until("packets and a few seconds", || {
+        s.status_of("packets_captured").parse::<u64>().unwrap_or(0) > 4000
+    });
+    // Downloads while the capture writes: several at once, each a valid pcap whose
+    // length is exactly the announced one.
+    let name = s.ok("/plain/list").text().lines().nth(1).expect("a stream").split(' ').next().expect("name").to_owned();
+    assert!(name.starts_with("cli_capture_"), "{name}");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = s.url(&format!("/pcap/single?StreamName={name}"));
+            std::thread::spawn(move || {
+                Command::new("curl")
+                    .args(["-s", "-S", "-f", "-u", &format!("admin:{PW}"), &url])
+                    .output()
+                    .expect("curl")
+            })
+        })
+        .collect();
+    for h in handles {
+        let o = h.join().expect("download thread");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!tcpdump(&o.stdout, &[]).is_empty());
+    }
+
+    // Stop Capture.
+    let r = s.ok("/sysmaster/capture_stop");
+    check_capture_json(&r.text(), "stopped", "cli_capture");
+    let st = s.status();
+    check_status_format(&st);
+    assert_eq!(s.status_of("capture_active"), "false");
+    assert_eq!(s.status_of("capture_name"), "none");
+    assert_eq!(s.status_of("capture_pps"), "0");
+    let captured: u64 = s.status_of("packets_captured").parse().expect("number");
+    assert!(captured > 4000);
+    let again = s.curl("/sysmaster/capture_stop", &[]);
+    assert_eq!(again.code, 409);
+
+    // /plain/list: header, then the row in the manual's layout.
+    let list = s.ok("/plain/list").text();
+    let mut lines = list.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Filename , Size Bytes , Packet Count , Date ,Single PCAP Link,File Link,")
+    );
+    let row = lines.next().expect("a row");
+    let f: Vec<&str> = row.split(',').collect();
+    assert_eq!(f.len(), 7, "{row}");
+    assert_eq!(f[0], format!("{name} "));
+    let local = String::from_utf8(s.wirecap(&["list"]).stdout).expect("utf8");
+    let local: Vec<&str> = local.lines().next().expect("listed").split('\t').collect();
+    assert_eq!(local[0], name);
+    assert_eq!(f[1], format!(" {}", local[2]), "size = the pcap's size");
+    assert_eq!(f[2], format!(" {}", local[1]), "packet count");
+    assert_eq!(f[2].trim().parse::<u64>().ok(), Some(captured));
+    assert_eq!(f[3].len(), 25, "date {:?}", f[3]);
+    assert_eq!(f[4], format!("/pcap/single?StreamName={name}&"));
+    assert_eq!(f[5], format!("/en.files.html?Fn=view&StreamName={name}&"));
+    assert_eq!(f[6], "");
+
+    // The single-file link as listed (with its trailing '&') is the whole stream.
+    let single = s.ok(f[4]);
+    assert_eq!(single.body, s.export(&name, &[]));
+    assert_eq!(single.header("content-length"), Some(single.body.len().to_string()));
+    assert_eq!(
+        single.header("content-disposition").as_deref(),
+        Some(format!("attachment; filename=\"{name}.pcap\"").as_str())
+    );
+    let whole = tcpdump(&single.body, &[]);
+    assert_eq!(whole.lines().count() as u64, captured);
+    let single_path = s.tmp("single.pcap");
+    std::fs::write(&single_path, &single.body).expect("write");
+    if let Some(n) = tshark_count(&single_path) {
+        assert_eq!(n as u64, captured);
+    }
+
+    // /plain/view: every split view with its link.
+    let view = s.ok(&format!("/plain/view?StreamName={name}")).text();
+    let mut vl = view.lines();
+    assert_eq!(vl.next(), Some("SplitMode , Link"));
+    let views: Vec<String> = vl
+        .map(|l| {
+            let (v, link) = l.split_once(" , ").expect("V , link");
+            assert_eq!(link, format!("/plain/split?StreamName={name}&StreamView={v}"));
+            v.to_owned()
+        })
+        .collect();
+    assert_eq!(views.len(), 13);
+    assert!(views.iter().any(|v| v == "split_1sec") && views.iter().any(|v| v == "split_1MB"));
+
+    // /plain/split for a time and a size view: every listed URL downloads exactly the split.
+    for v in ["split_1sec", "split_1MB"] {
+        let text = s.ok(&format!("/plain/split?StreamName={name}&StreamView={v}")).text();
+        let mut sl = text.lines();
+        assert_eq!(sl.next(), Some("Name , Size Bytes, Packet Count, URL"));
+        let mut total = 0;
+        let mut rows = 0;
+        for (k, l) in sl.enumerate() {
+            let f: Vec<&str> = l.split(", ").collect();
+            assert_eq!(f.len(), 4, "{l}");
+            let split_name = f[0].strip_suffix(" ").expect("name then ' , '");
+            assert_eq!(split_name.len(), 29, "{split_name}");
+            let url = f[3];
+            assert!(url.starts_with(&format!("/pcap/splittime?StreamName={name}&Start=")), "{url}");
+            assert!(url.contains("ULL&Stop=") , "{url}");
+            let got = s.ok(url);
+            assert_eq!(got.body.len().to_string(), f[1], "size of {url}");
+            let want = s.export(&name, &["--view", v, "--split", &k.to_string()]);
+            assert_eq!(got.body, want, "{url} differs from wirecap export");
+            let packets = tcpdump(&got.body, &[]).lines().count();
+            assert_eq!(packets.to_string(), f[2]);
+            total += packets;
+            rows += 1;
+        }
+        assert!(rows >= 2, "{v}: {rows} splits");
+        assert_eq!(total as u64, captured, "{v}: splits partition the stream");
+    }
+
+    // The manual's pipe: curl … | tcpdump -r - (a time range with ULL bounds).
+    let times: Vec<u64> = whole
+        .lines()
+        .map(|l| {
+            let t = l.split(' ').next().expect("ts");
+            let (sec, ns) = t.split_once('.').expect("sec.ns");
+            sec.parse::<u64>().expect("sec") * 1_000_000_000 + ns.parse::<u64>().expect("ns")
+        })
+        .collect();
+    let (a, b) = (times[times.len() / 4], times[times.len() / 2]);
+    let url = format!("/pcap/splittime?StreamName={name}&Start={a}ULL&Stop={b}ULL");
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "curl -s -u admin:{PW} \"{}\" | tcpdump -r - -nn -S -tt --time-stamp-precision=nano",
+            s.url(&url)
+        ))
+        .output()
+        .expect("sh");
+    let piped = String::from_utf8_lossy(&piped.stdout).into_owned();
+    let expect: Vec<&str> = whole
+        .lines()
+        .zip(&times)
+        .filter(|(_, t)| **t >= a && **t < b)
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(piped.lines().collect::<Vec<_>>(), expect);
+    assert_eq!(
+        s.ok(&url).body,
+        s.export(&name, &["--start", &a.to_string(), "--stop", &b.to_string()])
+    );
+    // NULL bounds are open.
+    assert_eq!(s.ok(&format!("/pcap/splittime?StreamName={name}&Start=NULL&Stop=NULL")).body, single.body);
+    let tail = s.ok(&format!("/pcap/splittime?StreamName={name}&Start={b}ULL&Stop=NULL"));
+    assert_eq!(tail.body, s.export(&name, &["--start", &b.to_string()]));
+
+    // The JSON API and metrics agree.
+    let streams: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/streams").body).expect("json");
+    assert_eq!(streams[0]["name"], name.as_str());
+    assert_eq!(streams[0]["packets"].as_u64(), Some(captured));
+    let api_status: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/status?history=60").body).expect("json");
+    assert_eq!(api_status["packets_captured"].as_u64(), Some(captured));
+    assert!(api_status["history"].as_array().is_some_and(|h| !h.is_empty()));
+    let metrics = s.ok("/metrics").text();
+    assert!(metrics.contains(&format!("wirecap_packets_captured {captured}")), "{metrics}");
+    let doc: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/openapi.json").body).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/pcap/splittime"].is_object());
+    let splits: serde_json::Value = serde_json::from_slice(
+        &s.ok(&format!("/api/v1/streams/{name}/views/split_1sec/splits")).body,
+    )
+    .expect("json");
+    let dl = splits[1]["download"].as_str().expect("download link");
+    assert_eq!(s.ok(dl).body, s.export(&name, &["--view", "split_1sec", "--split", "1"]));
+}
+
+/// Imported traffic comes back as it went in; Range, pcapng, compression, filters.
+#[test]
+fn downloads_of_an_import() {
+    if !check_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("gen.pcap");
+    let o = Command::new(BIN)
+        .args(["generate", "--seconds", "4", "--pps", "3000", "-o"])
+        .arg(&src)
+        .output()
+        .expect("generate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(BIN)
+        .args(["import", "-q", "--name", "office", "--data"])
+        .arg(dir.path().join("data"))
+        .arg(&src)
+        .output()
+        .expect("import");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = Server::start_in(dir, &[], "http");
+    let name = s.ok("/plain/list").text().lines().nth(1).expect("row").split(' ').next().expect("name").to_owned();
+    assert!(name.starts_with("office_"));
+    let original = std::fs::read(&src).expect("generated file");
+    let full = s.ok(&format!("/pcap/single?StreamName={name}"));
+    assert_eq!(tcpdump(&full.body, &[]), tcpdump(&original, &[]), "download != what was imported");
+    let len = full.body.len();
+
+    // HEAD: the exact length without the body.
+    let head = s.curl(&format!("/pcap/single?StreamName={name}"), &["-I"]);
+    assert_eq!(head.code, 200);
+    assert_eq!(head.header("content-length"), Some(len.to_string()));
+    assert_eq!(head.header("accept-ranges").as_deref(), Some("bytes"));
+
+    // Range: two halves make the whole; a resumed download (curl -C) completes the file.
+    let cut = len / 3;
+    let a = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("0-{}", cut - 1)]);
+    assert_eq!(a.code, 206);
+    assert_eq!(a.header("content-range"), Some(format!("bytes 0-{}/{len}", cut - 1)));
+    let b = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("{cut}-")]);
+    assert_eq!(b.code, 206);
+    assert_eq!([a.body.clone(), b.body].concat(), full.body);
+    let part = s.tmp("resume.pcap");
+    std::fs::write(&part, &a.body).expect("partial file");
+    let o = Command::new("curl")
+        .args(["-s", "-S", "-f", "-u", &format!("admin:{PW}"), "-C", "-", "-o"])
+        .arg(&part)
+        .arg(s.url(&format!("/pcap/single?StreamName={name}")))
+        .output()
+        .expect("curl -C -");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&part).expect("resumed"), full.body);
+    let beyond = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("{len}-")]);
+    assert_eq!(beyond.code, 416);
+    assert_eq!(beyond.header("content-range"), Some(format!("bytes */{len}")));
+
+    // pcapng by query and by Accept: same packets, and equal to wirecap export's pcapng.
+    let ng = s.ok(&format!("/pcap/single?StreamName={name}&format=pcapng"));
+    assert_eq!(ng.header("content-type").as_deref(), Some("application/x-pcapng"));
+    assert_eq!(ng.body, s.export(&name, &["--format", "pcapng"]));
+    assert_eq!(tcpdump(&ng.body, &[]), tcpdump(&original, &[]));
+    let ng2 = s.curl(&format!("/pcap/single?StreamName={name}"), &["-H", "Accept: application/x-pcapng"]);
+    assert_eq!(ng2.body, ng.body);
+    let ng_path = s.tmp("x.pcapng");
+    std::fs::write(&ng_path, &ng.body).expect("write");
+    if let Some(n) = tshark_count(&ng_path) {
+        assert_eq!(n, tcpdump(&original, &[]).lines().count());
+    }
+
+    // Compression: curl --compressed decodes to the same bytes; the wire carried less.
+    let gz = s.curl(&format!("/pcap/single?StreamName={name}"), &["--compressed", "-H", "Accept-Encoding: gzip"]);
+    assert_eq!(gz.code, 200);
+    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(gz.body, full.body);
+    let raw_gz = s.curl(&format!("/pcap/single?StreamName={name}&compress=gzip"), &[]);
+    assert!(raw_gz.body.len() < len, "gzip did not shrink the file");
+    let zs = s.curl(&format!("/pcap/single?StreamName={name}&compress=zstd"), &[]);
+    assert_eq!(zs.header("content-encoding").as_deref(), Some("zstd"));
+    if have("zstd") {
+        let mut c = Command::new("zstd")
+            .args(["-d", "-c"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("zstd");
+        let mut i = c.stdin.take().expect("stdin");
+        let data = zs.body.clone();
+        let w = std::thread::spawn(move || i.write_all(&data));
+        let o = c.wait_with_output().expect("zstd output");
+        let _ = w.join();
+        assert_eq!(o.stdout, full.body);
+    }
+
+    // Filters: tcpdump syntax and the appliance language, checked by tcpdump itself.
+    let udp = s.ok(&format!("/pcap/single?StreamName={name}&FilterBPF=udp"));
+    let want = tcpdump(&original, &["udp"]);
+    assert!(!want.is_empty());
+    assert_eq!(tcpdump(&udp.body, &[]), want);
+    let udp2 = s.ok(&format!("/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp"));
+    assert_eq!(tcpdump(&udp2.body, &[]), tcpdump(&original, &["(ip and udp) or (vlan and ip and udp)"]));
+    let bad = s.curl(&format!("/pcap/single?StreamName={name}&FilterBPF=udp%20and%20("), &[]);
+    assert_eq!(bad.code, 400);
+    assert!(bad.text().starts_with("{\"Status\":false,\"Str\":\"filter"), "{}", bad.text());
+
+    // The client commands.
+    let client = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["--url", &s.url(""), "--password", PW])
+            .output()
+            .expect("client")
+    };
+    let o = client(&["status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("capture_active, false"));
+    let o = client(&["ls"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&name));
+    let out = s.tmp("got.pcap");
+    let o = client(&["get", &name, "-o", out.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out).expect("got"), full.body);
+    let o = client(&["get", &name, "--view", "split_1sec", "--split", "2", "-o", out.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out).expect("got"), s.export(&name, &["--view", "split_1sec", "--split", "2"]));
+    let o = client(&["start", "from_client"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("successfully started capture [from_client]"));
+    let o = client(&["stop"]);
+    assert!(o.status.success());
+    let o = Command::new(BIN)
+        .args(["status", "--url", &s.url(""), "--password", "wrong"])
+        .output()
+        .expect("client");
+    assert!(!o.status.success());
+}
+
+/// HTTPS with the self-signed certificate made on first start.
+#[test]
+fn https_with_a_self_signed_certificate() {
+    if !check_tools() {
+        return;
+    }
+    let s = Server::start_in(tempfile::tempdir().expect("tempdir"), &[], "https");
+    check_status_format(&s.status());
+    assert!(s.data().join("tls/cert.pem").is_file());
+    // Without -k curl refuses the certificate, as it should.
+    let o = Command::new("curl")
+        .args(["-s", "-u", &format!("admin:{PW}")])
+        .arg(s.url("/sysmaster/status"))
+        .output()
+        .expect("curl");
+    assert_eq!(o.status.code(), Some(60), "curl accepted a self-signed certificate");
+    // With the certificate as CA it verifies (the name 127.0.0.1 is in it).
+    let o = Command::new("curl")
+        .args(["-s", "-f", "--cacert"])
+        .arg(s.data().join("tls/cert.pem"))
+        .args(["-u", &format!("admin:{PW}")])
+        .arg(s.url("/sysmaster/status"))
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = s.curl("/sysmaster/capture_start?StreamName=tls_capture", &[]);
+    check_capture_json(&r.text(), "started", "tls_capture");
+    std::thread::sleep(Duration::from_millis(1500));
+    s.ok("/sysmaster/capture_stop");
+    let name = s.ok("/plain/list").text().lines().nth(1).expect("row").split(' ').next().expect("name").to_owned();
+    let got = s.ok(&format!("/pcap/single?StreamName={name}"));
+    assert_eq!(got.body, s.export(&name, &[]));
+    assert!(!tcpdump(&got.body, &[]).is_empty());
+}
+
+/// Nothing answers without credentials; hostile names and queries are refused cleanly.
+#[test]
+fn security() {
+    if !check_tools() {
+        return;
+    }
+    let s = Server::start(&[]);
+    // (`/` and `/ui/…` are the browser UI's login page and its code: public, no data.)
+    let paths = [
+        "/sysmaster/status",
+        "/sysmaster/capture_start?StreamName=x",
+        "/sysmaster/capture_stop",
+        "/plain/list",
+        "/plain/view?StreamName=x",
+        "/plain/split?StreamName=x&StreamView=split_1sec",
+        "/pcap/single?StreamName=x",
+        "/pcap/splittime?StreamName=x&Start=NULL&Stop=NULL",
+        "/en.files.html?Fn=view&StreamName=x",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/status",
+        "/api/v1/streams",
+        "/api/v1/streams/x/pcap",
+        "/api/v1/interfaces",
+        "/api/v1/config",
+        "/no/such/page",
+        "/../../etc/passwd",
+    ];
+    for p in paths {
+        let r = s.curl_as(None, p, &[]);
+        assert_eq!(r.code, 401, "{p} without credentials answered {}", r.code);
+        assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic")));
+    }
+    // Wrong credentials (two only: more would slow this address down, see below).
+    for (p, user) in [("/plain/list", format!("admin:{PW}x")), ("/api/v1/streams", "nobody:x".to_owned())] {
+        let r = s.curl_as(Some(&user), p, &[]);
+        assert_eq!(r.code, 401, "{p} with {user:?} answered {}", r.code);
+    }
+    for (m, p) in [("POST", "/api/v1/capture/start"), ("POST", "/api/v1/capture/stop"), ("DELETE", "/api/v1/streams/x")] {
+        let r = s.curl_as(None, p, &["-X", m]);
+        assert_eq!(r.code, 401, "{m} {p}");
+    }
+    // No localhost bypass either: the requests above all came from 127.0.0.1.
+
+    let long = "a".repeat(10_000);
+    let names = [
+        "../../etc",
+        "..%2F..%2Fetc",
+        "%2e%2e",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "a%00b",
+        "%00",
+        "a%0Ab",
+        ".hidden",
+        "-rf",
+        "a/b",
+        "%C3%BC",
+        long.as_str(),
+    ];
+    for n in names {
+        for p in [
+            format!("/pcap/single?StreamName={n}"),
+            format!("/plain/view?StreamName={n}"),
+            format!("/plain/split?StreamName={n}&StreamView=split_1sec"),
+            format!("/pcap/splittime?StreamName={n}&Start=NULL&Stop=NULL"),
+            format!("/sysmaster/capture_start?StreamName={n}"),
+        ] {
+            let r = s.curl(&p, &[]);
+            assert!(
+                r.code == 400 || r.code == 414,
+                "{} answered {}: {}",
+                &p[..p.len().min(80)],
+                r.code,
+                String::from_utf8_lossy(&r.body)
+            );
+            assert!(r.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", r.text());
+        }
+        let r = s.curl(&format!("/api/v1/streams/{n}/pcap"), &[]);
+        assert!([400, 404, 414].contains(&r.code), "api {n:.40}: {}", r.code);
+    }
+    assert_eq!(s.status_of("capture_active"), "false");
+    assert!(!s.data().join("streams").join("..").join("etc").exists());
+
+    // Malformed and huge query strings.
+    for q in [
+        "/pcap/single?StreamName=%zz",
+        "/pcap/single?StreamName=a_20250101_0000&StreamName=b",
+        "/pcap/single",
+        "/pcap/single?StreamName=",
+        "/pcap/splittime?StreamName=x_20250101_0000&Start=yesterday&Stop=NULL",
+        "/pcap/splittime?StreamName=x_20250101_0000&Start=5ULL&Stop=4ULL",
+        "/pcap/splittime?StreamName=x_20250101_0000&StreamView=split_1MB",
+        "/pcap/splittime?StreamName=x_20250101_0000&StreamView=split_2MB&Split=0",
+        "/plain/split?StreamName=x_20250101_0000&StreamView=../../x",
+        "/pcap/single?StreamName=x_20250101_0000&format=exe",
+    ] {
+        let r = s.curl(q, &[]);
+        assert_eq!(r.code, 400, "{q}: {}", r.text());
+        assert!(r.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", r.text());
+    }
+    let unknown = s.curl("/pcap/single?StreamName=nope_20250101_0000", &[]);
+    assert_eq!(unknown.code, 404);
+    let huge = format!("/plain/list?x={}", "y".repeat(100_000));
+    let r = s.curl(&huge, &[]);
+    assert!([400, 414, 431].contains(&r.code), "huge query answered {}", r.code);
+    let many: String = (0..100).map(|i| format!("k{i}=v&")).collect();
+    let r = s.curl(&format!("/plain/list?{many}"), &[]);
+    assert!(r.code != 200 || r.text().starts_with("Filename"), "{}", r.code);
+
+    // Garbage on the socket: answered or closed, never a crash.
+    for junk in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /sysmaster/status HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n",
+        b"GET /\x00\xff HTTP/1.1\r\n\r\n",
+    ] {
+        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", s.port)) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = c.write_all(junk);
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+        }
+    }
+    check_status_format(&s.status());
+    // The JSON API wants JSON bodies (no cross-site form posts).
+    let r = s.curl("/api/v1/capture/start", &["-X", "POST", "-d", "name=x"]);
+    assert_eq!(r.code, 415);
+    let r = s.curl("/api/v1/capture/start", &["-X", "POST", "-H", "Content-Type: application/json", "-d", "{\"name\":\"../x\"}"]);
+    assert_eq!(r.code, 400, "{}", r.text());
+}
+
+/// Wrong passwords from one address are slowed down; good credentials are not.
+#[test]
+fn wrong_passwords_are_slowed() {
+    if !check_tools() {
+        return;
+    }
+    let s = Server::start(&[]);
+    s.ok("/sysmaster/status");
+    let mut times = Vec::new();
+    for _ in 0..6 {
+        let t = Instant::now();
+        let r = s.curl_as(Some("admin:guess"), "/sysmaster/status", &[]);
+        assert_eq!(r.code, 401);
+        times.push(t.elapsed());
+    }
+    assert!(times[0] < Duration::from_millis(900), "{times:?}");
+    assert!(times[5] >= Duration::from_millis(900), "6th wrong password not slowed: {times:?}");
+    assert!(times[5] > times[3], "{times:?}");
+    // Known-good credentials still answer at once.
+    let t = Instant::now();
+    s.ok("/sysmaster/status");
+    assert!(t.elapsed() < Duration::from_millis(800), "{:?}", t.elapsed());
+}
