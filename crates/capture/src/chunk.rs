@@ -1,6 +1,9 @@
-//! The chunk builder: packets copied into one buffer already in pcap nanosecond record
-//! format (`ts_sec, ts_nsec, caplen, origlen` little-endian, then the bytes), the unit the
-//! pipeline queues and the store writes.
+//! The chunk builder: packets copied once, straight off the ring, into a
+//! [`wirecap_store::Chunk`] — already in pcap nanosecond record format (`ts_sec, ts_nsec,
+//! caplen, origlen` little-endian, then the bytes) behind the store's chunk header — the
+//! unit the pipeline queues and the store writes as it is. No second copy: the writer hands
+//! the very buffer the capture thread filled to [`wirecap_store::StreamWriter::write_chunk`]
+//! and sends it back to the capture thread for reuse.
 //!
 //! A chunk's timestamps never go backwards: [`ChunkBuf::push`] clamps a timestamp that is
 //! earlier than the previous packet's (a clock step on the capturing host, a replay file
@@ -9,6 +12,8 @@
 //! so a source's successive chunks are ordered too.
 
 use crate::frame::{NS_PER_SEC, join_ns, split_ns};
+use wirecap_pcap::MAX_PACKET_LEN;
+use wirecap_store::Chunk;
 
 /// Length of a pcap record header.
 pub const RECORD_HEADER_LEN: usize = 16;
@@ -34,14 +39,16 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// A buffer of pcap-ns records in non-decreasing time order.
-#[derive(Debug, Clone, Default)]
+/// Latest timestamp a pcap record can hold (u32 seconds).
+const MAX_TS_NS: u64 = u32::MAX as u64 * NS_PER_SEC + (NS_PER_SEC - 1);
+
+/// A store chunk being filled by one capture thread: pcap-ns records in non-decreasing time
+/// order, plus what the pipeline counts about them.
+#[derive(Debug)]
 pub struct ChunkBuf {
-    buf: Vec<u8>,
-    packets: u32,
+    chunk: Chunk,
+    capacity: usize,
     wire_bytes: u64,
-    first_ns: u64,
-    last_ns: u64,
     floor_ns: u64,
     clamped: u32,
 }
@@ -50,53 +57,50 @@ impl ChunkBuf {
     /// An empty chunk that holds `capacity` bytes of records before [`Self::fits`] says no.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(capacity),
-            ..Self::default()
+            chunk: Chunk::with_capacity(capacity),
+            capacity,
+            wire_bytes: 0,
+            floor_ns: 0,
+            clamped: 0,
         }
     }
 
     /// Whether a packet of `caplen` bytes fits without growing the buffer. An empty chunk
     /// takes any packet (it grows once for an oversized one).
+    #[inline]
     pub fn fits(&self, caplen: usize) -> bool {
-        self.buf.is_empty() || self.buf.len() + RECORD_HEADER_LEN + caplen <= self.buf.capacity()
+        self.chunk.is_empty()
+            || self.chunk.len_bytes() + RECORD_HEADER_LEN + caplen <= self.capacity
     }
 
     /// Appends one packet. Timestamps earlier than the previous packet's (in this chunk or
-    /// before the last [`Self::clear`]) are clamped to it.
+    /// before the last [`Self::clear`]) are clamped to it. Bytes beyond the pcap maximum
+    /// (256 KiB) are cut off; timestamps beyond 2106 saturate.
+    #[inline]
     pub fn push(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Pushed {
         let (ts, pushed) = if ts_ns < self.floor_ns {
             self.clamped += 1;
             (self.floor_ns, Pushed::Clamped)
         } else {
-            (ts_ns, Pushed::Stored)
+            (ts_ns.min(MAX_TS_NS), Pushed::Stored)
         };
-        // Seconds beyond u32 (year 2106) saturate rather than wrap.
-        let (sec, nsec) = split_ns(ts);
-        let sec = u32::try_from(sec).unwrap_or(u32::MAX);
-        let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let data = &data[..data.len().min(MAX_PACKET_LEN as usize)];
+        let caplen = data.len() as u32;
         let orig_len = orig_len.max(caplen);
-        self.buf.extend_from_slice(&sec.to_le_bytes());
-        self.buf.extend_from_slice(&nsec.to_le_bytes());
-        self.buf.extend_from_slice(&caplen.to_le_bytes());
-        self.buf.extend_from_slice(&orig_len.to_le_bytes());
-        self.buf.extend_from_slice(&data[..caplen as usize]);
-        if self.packets == 0 {
-            self.first_ns = ts;
-        }
-        self.packets += 1;
+        let (sec, nsec) = split_ns(ts);
+        // Cannot fail: seconds fit in u32, the length is within the maximum and the
+        // timestamp is not below the floor, which is at least the chunk's last timestamp.
+        let pushed_ok = self.chunk.push_parts(sec, nsec, orig_len, data).is_ok();
+        debug_assert!(pushed_ok);
         self.wire_bytes += u64::from(orig_len);
-        self.last_ns = ts;
         self.floor_ns = ts;
         pushed
     }
 
     /// Empties the chunk, keeping its capacity and its timestamp floor.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.packets = 0;
+        self.chunk.clear();
         self.wire_bytes = 0;
-        self.first_ns = 0;
-        self.last_ns = 0;
         self.clamped = 0;
     }
 
@@ -115,22 +119,27 @@ impl ChunkBuf {
         self.floor_ns
     }
 
+    /// The store chunk, to hand to [`wirecap_store::StreamWriter::write_chunk`].
+    pub fn store_chunk(&mut self) -> &mut Chunk {
+        &mut self.chunk
+    }
+
     /// The records, header and data, back to back: the bytes a pcap-ns file holds after
     /// its global header.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        self.chunk.body()
     }
     /// Bytes of records.
     pub fn len_bytes(&self) -> usize {
-        self.buf.len()
+        self.chunk.len_bytes()
     }
-    /// Bytes the buffer holds before it would grow.
+    /// Bytes of records the chunk takes before [`Self::fits`] says no.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.capacity
     }
     /// Packets in the chunk.
     pub fn packets(&self) -> u32 {
-        self.packets
+        self.chunk.packets()
     }
     /// Sum of the packets' wire lengths.
     pub fn wire_bytes(&self) -> u64 {
@@ -138,19 +147,27 @@ impl ChunkBuf {
     }
     /// Sum of the captured lengths (record bytes less headers).
     pub fn captured_bytes(&self) -> u64 {
-        (self.buf.len() - self.packets as usize * RECORD_HEADER_LEN) as u64
+        (self.len_bytes() - self.packets() as usize * RECORD_HEADER_LEN) as u64
     }
     /// Whether the chunk holds no packet.
     pub fn is_empty(&self) -> bool {
-        self.packets == 0
+        self.chunk.is_empty()
     }
     /// First timestamp (0 when empty).
     pub fn first_ns(&self) -> u64 {
-        self.first_ns
+        if self.is_empty() {
+            0
+        } else {
+            self.chunk.first_ts()
+        }
     }
     /// Last timestamp (0 when empty).
     pub fn last_ns(&self) -> u64 {
-        self.last_ns
+        if self.is_empty() {
+            0
+        } else {
+            self.chunk.last_ts()
+        }
     }
     /// Packets whose timestamp was clamped since the last clear.
     pub fn clamped(&self) -> u32 {
@@ -159,7 +176,7 @@ impl ChunkBuf {
 
     /// Iterates the records.
     pub fn records(&self) -> Records<'_> {
-        Records { buf: &self.buf }
+        Records::new(self.as_bytes())
     }
 }
 

@@ -8,8 +8,9 @@ use crate::link::format_uptime;
 use crate::pipeline::{Capture, PipelineConfig, Stopped};
 use crate::replay::{ReplayConfig, ReplaySource};
 use crate::ring::{RingConfig, RingSource};
+use crate::sink::Sink;
 use crate::source::{Source, SyntheticSource};
-use crate::store_sink::StoreSink;
+use crate::store_sink::{SinkOptions, StoreSink};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,14 +65,24 @@ impl Capture {
         let first = sources
             .first()
             .ok_or_else(|| Error::Config("no source".into()))?;
-        let sink = StoreSink::create(
+        // Live captures write with O_DIRECT (a tenth of the CPU of the page cache);
+        // replays and synthetic traffic are small and may be read back at once.
+        let direct_io = config.direct_io && matches!(spec, SourceSpec::Interface { .. });
+        let opts = SinkOptions {
+            chunk_bytes: config.chunk_bytes,
+            direct_io,
+        };
+        let sink = StoreSink::create_with(
             store,
             name,
             first.link_type(),
             first.snaplen(),
             first.describe(),
-            config.chunk_bytes,
+            &opts,
         )?;
+        if direct_io && let Some(mode) = sink.write_mode().filter(|m| *m != "O_DIRECT") {
+            eprintln!("wirecap capture: no direct I/O, writing through the {mode}");
+        }
         Self::start_with(sources, Box::new(sink), config, counters)
     }
 }
@@ -156,7 +167,11 @@ pub fn run_foreground(opts: Foreground) -> Result<Stopped> {
     let tty = std::io::stderr().is_terminal();
     let mut last_print = Instant::now();
     if !opts.quiet {
-        eprintln!("capturing into {} (Ctrl-C stops and seals)", capture.name());
+        let mode = capture.status().write_mode.unwrap_or_default();
+        eprintln!(
+            "capturing into {} (written via {mode}; Ctrl-C stops and seals)",
+            capture.name()
+        );
     }
     while !stop.load(Ordering::Relaxed)
         && !capture.finished()

@@ -111,6 +111,15 @@ pub struct Status {
     pub link: LinkStatus,
     /// Last error the writer met, if any.
     pub last_error: Option<String>,
+    /// How the stream is written: `O_DIRECT`, or `page cache` with the reason.
+    pub write_mode: Option<String>,
+    /// Chunk buffers allocated by this capture (they are recycled: this stops growing
+    /// once the pipeline is in steady state).
+    pub chunks_allocated: u64,
+    /// Chunks written as the capture thread filled them (no copy).
+    pub chunks_whole: u64,
+    /// Chunks re-built by the merge where fanout threads' time ranges overlapped.
+    pub chunks_merged: u64,
 }
 
 /// The shared counters. Create one per capture interface and keep it for the process
@@ -131,6 +140,9 @@ pub struct Counters {
     pub(crate) wire_bytes: AtomicU64,
     pub(crate) bytes_pending: AtomicI64,
     pub(crate) active: AtomicBool,
+    pub(crate) chunks_allocated: AtomicU64,
+    pub(crate) chunks_whole: AtomicU64,
+    pub(crate) chunks_merged: AtomicU64,
     bps: AtomicU64,
     pps: AtomicU64,
     text: Mutex<TextState>,
@@ -142,6 +154,7 @@ struct TextState {
     name: Option<String>,
     link: LinkStatus,
     last_error: Option<String>,
+    write_mode: Option<String>,
 }
 
 impl Default for Counters {
@@ -167,6 +180,9 @@ impl Counters {
             wire_bytes: AtomicU64::new(0),
             bytes_pending: AtomicI64::new(0),
             active: AtomicBool::new(false),
+            chunks_allocated: AtomicU64::new(0),
+            chunks_whole: AtomicU64::new(0),
+            chunks_merged: AtomicU64::new(0),
             bps: AtomicU64::new(0),
             pps: AtomicU64::new(0),
             text: Mutex::new(TextState::default()),
@@ -187,6 +203,9 @@ impl Counters {
             &self.ring_freezes,
             &self.taken,
             &self.wire_bytes,
+            &self.chunks_allocated,
+            &self.chunks_whole,
+            &self.chunks_merged,
             &self.bps,
             &self.pps,
         ] {
@@ -196,6 +215,14 @@ impl Counters {
         let mut t = self.text.lock().unwrap_or_else(|e| e.into_inner());
         t.name = Some(name.to_owned());
         t.last_error = None;
+        t.write_mode = None;
+    }
+
+    pub(crate) fn set_write_mode(&self, mode: String) {
+        self.text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_mode = Some(mode);
     }
 
     pub(crate) fn set_link(&self, link: LinkStatus) {
@@ -277,6 +304,10 @@ impl Counters {
             capture_active: self.active.load(Relaxed),
             link: t.link.clone(),
             last_error: t.last_error.clone(),
+            write_mode: t.write_mode.clone(),
+            chunks_allocated: self.chunks_allocated.load(Relaxed),
+            chunks_whole: self.chunks_whole.load(Relaxed),
+            chunks_merged: self.chunks_merged.load(Relaxed),
         }
     }
 

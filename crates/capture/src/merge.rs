@@ -5,9 +5,14 @@
 //! queue per input and releases packets in global timestamp order up to a *bound*: the
 //! smallest, over inputs still running, of the latest time that input has vouched for —
 //! the last timestamp of its newest chunk, or a watermark it sent while idle ("nothing
-//! older than this will come from me"). Released packets are copied into output chunks;
-//! a chunk that does not overlap any other input's pending packets is passed on whole,
-//! without a copy (always the case with a single input).
+//! older than this will come from me").
+//!
+//! **Whole chunks when possible.** A chunk whose time range does not overlap any other
+//! input's pending packets is passed on as it is — the very buffer the capture thread
+//! filled, no copy (always the case with a single input, and the common case when the
+//! fanout threads take turns). Only where the ranges of several inputs overlap are their
+//! packets copied, interleaved, into merged chunks the merger owns. Released input chunks
+//! go back to the input they came from ([`Merger::pop_free`]) to be refilled.
 //!
 //! Memory and latency are bounded: when the buffered bytes exceed a limit, or a chunk has
 //! waited longer than `max_hold`, everything buffered is released. A packet that arrives
@@ -21,6 +26,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 struct Input {
+    /// Chunks waiting, each with how far it has been copied out and when it arrived.
     queue: VecDeque<(ChunkBuf, usize, Instant)>,
     vouched_ns: u64,
     done: bool,
@@ -30,10 +36,24 @@ impl Input {
     /// Timestamp of the next record, if any.
     fn head_ts(&self) -> Option<u64> {
         let (c, cursor, _) = self.queue.front()?;
+        if *cursor == 0 {
+            return (!c.is_empty()).then(|| c.first_ns());
+        }
         Records::new(&c.as_bytes()[*cursor..])
             .next()
             .map(|r| r.ts_ns)
     }
+}
+
+/// How many chunks went through whole and how many packets had to be copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStats {
+    /// Input chunks passed on whole (no copy).
+    pub whole_chunks: u64,
+    /// Merged chunks built from overlapping inputs.
+    pub merged_chunks: u64,
+    /// Packets copied into merged chunks.
+    pub copied_packets: u64,
 }
 
 /// A k-way merge of time-ordered chunk streams.
@@ -41,18 +61,19 @@ impl Input {
 pub struct Merger {
     inputs: Vec<Input>,
     out: ChunkBuf,
-    out_capacity: usize,
     last_ns: u64,
     buffered_bytes: usize,
     max_buffered: usize,
     max_hold: Duration,
     clamped: u64,
-    free: Vec<ChunkBuf>,
+    free: Vec<(usize, ChunkBuf)>,
+    stats: MergeStats,
 }
 
 impl Merger {
-    /// A merger of `inputs` streams producing chunks of `out_capacity` bytes, releasing
-    /// everything when more than `max_buffered` bytes wait or one chunk waited `max_hold`.
+    /// A merger of `inputs` streams building merged chunks of `out_capacity` bytes,
+    /// releasing everything when more than `max_buffered` bytes wait or one chunk waited
+    /// `max_hold`.
     pub fn new(
         inputs: usize,
         out_capacity: usize,
@@ -61,21 +82,22 @@ impl Merger {
     ) -> Self {
         Self {
             inputs: (0..inputs).map(|_| Input::default()).collect(),
-            out: ChunkBuf::with_capacity(out_capacity),
-            out_capacity,
+            // With one input nothing is ever merged: no buffer needed.
+            out: ChunkBuf::with_capacity(if inputs > 1 { out_capacity } else { 0 }),
             last_ns: 0,
             buffered_bytes: 0,
             max_buffered,
             max_hold,
             clamped: 0,
             free: Vec::new(),
+            stats: MergeStats::default(),
         }
     }
 
     /// Queues a chunk from `input` (received at `now`).
     pub fn push(&mut self, input: usize, chunk: ChunkBuf, now: Instant) {
         if chunk.is_empty() {
-            self.free.push(chunk);
+            self.free.push((input, chunk));
             return;
         }
         if let Some(inp) = self.inputs.get_mut(input) {
@@ -114,8 +136,14 @@ impl Merger {
         self.clamped
     }
 
-    /// An emptied input chunk to reuse, if any.
-    pub fn pop_free(&mut self) -> Option<ChunkBuf> {
+    /// Whole and merged chunk counts so far.
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// An input chunk that has been written or emptied, with the input it came from, to
+    /// give back to that input for reuse.
+    pub fn pop_free(&mut self) -> Option<(usize, ChunkBuf)> {
         self.free.pop()
     }
 
@@ -128,9 +156,17 @@ impl Merger {
             .unwrap_or(u64::MAX)
     }
 
-    /// Releases every packet that can be put in order now, handing each output chunk to
-    /// `emit` (the chunk is reused after `emit` returns). With `force`, releases everything.
-    pub fn drain(&mut self, now: Instant, force: bool, emit: &mut dyn FnMut(&ChunkBuf)) {
+    fn emit_out(&mut self, emit: &mut dyn FnMut(&mut ChunkBuf)) {
+        if !self.out.is_empty() {
+            self.stats.merged_chunks += 1;
+            emit(&mut self.out);
+            self.out.clear();
+        }
+    }
+
+    /// Releases every packet that can be put in order now, handing each chunk to `emit`
+    /// (an input chunk passed whole, or a merged chunk). With `force`, releases everything.
+    pub fn drain(&mut self, now: Instant, force: bool, emit: &mut dyn FnMut(&mut ChunkBuf)) {
         let stale = self
             .inputs
             .iter()
@@ -157,57 +193,64 @@ impl Merger {
             if ts > bound {
                 break;
             }
-            let inp = &mut self.inputs[i];
-            let Some((chunk, cursor, _)) = inp.queue.front_mut() else {
+            let Some((chunk, cursor, _)) = self.inputs[i].queue.front() else {
                 break;
             };
-            // Whole-chunk fast path: nothing else interleaves and nothing goes backwards.
+            // Whole-chunk path: no other input's pending packet falls inside this chunk's
+            // range, every input has vouched past it, and it starts no earlier than what
+            // was released (the merged chunk in progress is emitted first).
             if *cursor == 0
-                && self.out.is_empty()
                 && chunk.last_ns() <= second
                 && chunk.last_ns() <= bound
                 && chunk.first_ns() >= self.last_ns
             {
-                if let Some((chunk, _, _)) = inp.queue.pop_front() {
+                self.emit_out(emit);
+                if let Some((mut chunk, _, _)) = self.inputs[i].queue.pop_front() {
                     self.buffered_bytes -= chunk.len_bytes();
                     self.last_ns = chunk.last_ns();
                     self.out.raise_floor(self.last_ns);
-                    emit(&chunk);
-                    let mut chunk = chunk;
+                    self.stats.whole_chunks += 1;
+                    emit(&mut chunk);
                     chunk.clear();
-                    self.free.push(chunk);
+                    self.free.push((i, chunk));
                 }
                 continue;
             }
-            let Some(rec) = Records::new(&chunk.as_bytes()[*cursor..]).next() else {
+            // Overlap: copy packets into the merged chunk, as long as this input's next
+            // packet stays the oldest (no re-scan of the inputs per packet).
+            let limit = second.min(bound);
+            let inp = &mut self.inputs[i];
+            let Some((chunk, cursor, _)) = inp.queue.front_mut() else {
                 break;
             };
-            if !self.out.fits(rec.data.len()) {
-                emit(&self.out);
-                self.out.clear();
+            let mut first = true;
+            for rec in Records::new(&chunk.as_bytes()[*cursor..]) {
+                if !first && rec.ts_ns > limit {
+                    break;
+                }
+                first = false;
+                if !self.out.fits(rec.data.len()) {
+                    self.stats.merged_chunks += 1;
+                    emit(&mut self.out);
+                    self.out.clear();
+                }
+                self.out.raise_floor(self.last_ns);
+                if self.out.push(rec.ts_ns, rec.orig_len, rec.data) == Pushed::Clamped {
+                    self.clamped += 1;
+                }
+                self.stats.copied_packets += 1;
+                self.last_ns = self.out.floor();
+                *cursor += RECORD_HEADER_LEN + rec.data.len();
             }
-            self.out.raise_floor(self.last_ns);
-            if self.out.push(rec.ts_ns, rec.orig_len, rec.data) == Pushed::Clamped {
-                self.clamped += 1;
-            }
-            self.last_ns = self.out.floor();
-            *cursor += RECORD_HEADER_LEN + rec.data.len();
             if *cursor >= chunk.len_bytes()
                 && let Some((mut chunk, _, _)) = inp.queue.pop_front()
             {
                 self.buffered_bytes -= chunk.len_bytes();
                 chunk.clear();
-                self.free.push(chunk);
+                self.free.push((i, chunk));
             }
         }
-        if !self.out.is_empty() {
-            emit(&self.out);
-            self.out.clear();
-        }
-        if self.out.capacity() < self.out_capacity {
-            self.out = ChunkBuf::with_capacity(self.out_capacity);
-            self.out.raise_floor(self.last_ns);
-        }
+        self.emit_out(emit);
     }
 }
 
@@ -225,7 +268,7 @@ mod tests {
 
     fn run(m: &mut Merger, now: Instant, force: bool) -> Vec<u64> {
         let mut out = vec![];
-        m.drain(now, force, &mut |c| {
+        m.drain(now, force, &mut |c: &mut ChunkBuf| {
             out.extend(c.records().map(|r| r.ts_ns))
         });
         out
@@ -259,7 +302,7 @@ mod tests {
         let big = chunk(&(0..100).collect::<Vec<_>>()); // larger than the 64-byte out chunk
         m.push(0, big, now);
         let mut sizes = vec![];
-        m.drain(now, false, &mut |c| sizes.push(c.packets()));
+        m.drain(now, false, &mut |c: &mut ChunkBuf| sizes.push(c.packets()));
         assert_eq!(sizes, vec![100]);
         assert!(m.pop_free().is_some());
     }

@@ -24,8 +24,17 @@ pub trait Sink: Send {
     /// The full stored name (for the store: name + `_YYYYMMDD_HHMM`).
     fn name(&self) -> &str;
     /// Appends one chunk (its packets are in time order and not earlier than the last
-    /// chunk's). After `Ok`, the packets survive a crash of this process.
-    fn write_chunk(&mut self, chunk: &ChunkBuf) -> Result<()>;
+    /// chunk's). After `Ok`, the packets survive a crash of this process. The chunk is the
+    /// capture thread's own buffer: the sink may rewrite its store header, nothing else.
+    fn write_chunk(&mut self, chunk: &mut ChunkBuf) -> Result<()>;
+    /// Makes what was written so far durable (the writer calls it when it has time).
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// How the data is written (`O_DIRECT`, `page cache: why`), if the sink knows.
+    fn write_mode(&self) -> Option<&str> {
+        None
+    }
     /// Flushes and seals the stream.
     fn seal(self: Box<Self>) -> Result<Sealed>;
 }
@@ -76,7 +85,7 @@ impl Sink for PcapFileSink {
     fn name(&self) -> &str {
         &self.name
     }
-    fn write_chunk(&mut self, chunk: &ChunkBuf) -> Result<()> {
+    fn write_chunk(&mut self, chunk: &mut ChunkBuf) -> Result<()> {
         self.file
             .write_all(chunk.as_bytes())
             .map_err(|e| Error::io(format!("write {}", self.path.display()), e))?;
@@ -113,9 +122,15 @@ impl<S: Sink> Sink for Throttled<S> {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    fn write_chunk(&mut self, chunk: &ChunkBuf) -> Result<()> {
+    fn write_chunk(&mut self, chunk: &mut ChunkBuf) -> Result<()> {
         std::thread::sleep(self.delay);
         self.inner.write_chunk(chunk)
+    }
+    fn sync(&mut self) -> Result<()> {
+        self.inner.sync()
+    }
+    fn write_mode(&self) -> Option<&str> {
+        self.inner.write_mode()
     }
     fn seal(self: Box<Self>) -> Result<Sealed> {
         Box::new(self.inner).seal()
@@ -135,7 +150,7 @@ impl Sink for MemorySink {
     fn name(&self) -> &str {
         "memory"
     }
-    fn write_chunk(&mut self, chunk: &ChunkBuf) -> Result<()> {
+    fn write_chunk(&mut self, chunk: &mut ChunkBuf) -> Result<()> {
         self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wirecap_capture::PipelineConfig;
 use wirecap_capture::cli::{Foreground, SourceSpec, run_foreground};
+use wirecap_capture::pipeline::DEFAULT_QUEUE_CHUNKS;
 use wirecap_capture::replay::{ReplayConfig, ReplayTimestamps, Speed};
-use wirecap_capture::ring::{FanoutMode, RingConfig, Timestamps};
+use wirecap_capture::ring::{
+    DEFAULT_BLOCK_COUNT, DEFAULT_BLOCK_SIZE, FanoutMode, RingConfig, Timestamps,
+};
 
 /// Capture an interface (or a replay, or synthetic traffic) into a new stream.
 #[derive(Debug, Args)]
@@ -43,10 +46,10 @@ pub struct CaptureArgs {
     #[arg(long, default_value = "hash")]
     pub fanout: String,
     /// Ring block size in KiB.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE / 1024)]
     pub block_kib: u32,
-    /// Ring blocks.
-    #[arg(long, default_value_t = 64)]
+    /// Ring blocks (the ring covers the moments the capture thread is not scheduled).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_COUNT)]
     pub blocks: u32,
     /// Block retire timeout in milliseconds.
     #[arg(long, default_value_t = 100)]
@@ -60,9 +63,16 @@ pub struct CaptureArgs {
     /// Software timestamps only (no NIC hardware timestamping).
     #[arg(long)]
     pub software_timestamps: bool,
-    /// Writer queue depth in 1 MiB chunks.
-    #[arg(long, default_value_t = 64)]
+    /// Writer queue depth in 1 MiB chunks (absorbs a disk slower than the link).
+    #[arg(long, default_value_t = DEFAULT_QUEUE_CHUNKS)]
     pub queue_chunks: usize,
+    /// Write through the page cache instead of O_DIRECT.
+    #[arg(long)]
+    pub no_direct_io: bool,
+    /// Seconds between syncs of data and indexes (taken when the writer has caught up);
+    /// 0: only when the capture stops.
+    #[arg(long, default_value_t = 2.0)]
+    pub sync_secs: f64,
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -126,8 +136,15 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
         None => None,
     };
+    let sync_interval = match args.sync_secs {
+        s if s == 0.0 => None,
+        s if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        s => anyhow::bail!("--sync-secs {s}: expected a number of seconds ≥ 0"),
+    };
     let pipeline = PipelineConfig {
         queue_chunks: args.queue_chunks.max(1),
+        direct_io: !args.no_direct_io,
+        sync_interval,
         ..PipelineConfig::default()
     };
     run_foreground(Foreground {

@@ -17,7 +17,7 @@
 //! assembled in a scratch buffer owned by the ring instead. An inner QinQ tag is never
 //! stripped by the kernel, so one reinsertion restores both.
 
-use crate::frame::{Frame, join_ns};
+use crate::frame::{Frame, NS_PER_SEC};
 use std::mem::{offset_of, size_of};
 
 /// Length of an 802.1Q / 802.1ad tag (TPID + TCI).
@@ -87,9 +87,6 @@ pub struct BlockHeader {
     pub status: u32,
 }
 
-fn rd_u16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
 fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -128,22 +125,28 @@ struct PktHeader {
 }
 
 impl PktHeader {
+    /// Reads the header at `at`: one bounds check for the whole header, then fixed
+    /// offsets (this runs once per packet).
+    #[inline]
     fn parse(b: &[u8], at: usize) -> Option<Self> {
-        if b.len() < at.checked_add(field::PKT_HDR_LEN)? {
-            return None;
-        }
-        let sec = rd_u32(b, at + field::SEC)?;
-        let nsec = rd_u32(b, at + field::NSEC)?;
+        let h: &[u8; field::PKT_HDR_LEN] = b
+            .get(at..at.checked_add(field::PKT_HDR_LEN)?)?
+            .try_into()
+            .ok()?;
+        let u16_at = |o: usize| u16::from_ne_bytes([h[o], h[o + 1]]);
+        let u32_at = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+        // u32 seconds times 1e9 plus nanoseconds cannot overflow a u64.
+        let ts_ns = u64::from(u32_at(field::SEC)) * NS_PER_SEC + u64::from(u32_at(field::NSEC));
         Some(Self {
-            next: rd_u32(b, at + field::NEXT)?,
-            ts_ns: join_ns(u64::from(sec), nsec),
-            snaplen: rd_u32(b, at + field::SNAPLEN)?,
-            len: rd_u32(b, at + field::LEN)?,
-            status: rd_u32(b, at + field::STATUS)?,
-            mac: rd_u16(b, at + field::MAC)?,
+            next: u32_at(field::NEXT),
+            ts_ns,
+            snaplen: u32_at(field::SNAPLEN),
+            len: u32_at(field::LEN),
+            status: u32_at(field::STATUS),
+            mac: u16_at(field::MAC),
             // tp_vlan_tci is a u32 in the header; the TCI is its low 16 bits.
-            vlan_tci: (rd_u32(b, at + field::VLAN_TCI)? & 0xffff) as u16,
-            vlan_tpid: rd_u16(b, at + field::VLAN_TPID)?,
+            vlan_tci: (u32_at(field::VLAN_TCI) & 0xffff) as u16,
+            vlan_tpid: u16_at(field::VLAN_TPID),
         })
     }
 
