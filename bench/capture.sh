@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Capture benchmark: trafgen in its own namespace pushes 64-byte and 1500-byte frames
-# through a veth pair as fast as it can for DURATION seconds; on the other end one capture
-# tool at a time (wirecap, tcpdump -w, netsniff-ng, stenotype) records to disk.
+# Capture benchmark: trafgen in its own namespace pushes the same fixed number of 64-byte
+# (then 1500-byte) frames through a veth pair as fast as it can; on the other end one
+# capture tool at a time (wirecap, tcpdump -w, netsniff-ng, stenotype) records to disk.
 # Generator pinned to CPU 0, capture tool to CPU 1. Reports per tool and frame size:
 # packets offered (rx_packets of the capture-side veth during the run), captured (packets
-# in the tool's output), dropped (offered - captured), CPU seconds (user+sys of the tool)
-# per million packets offered.
+# in the tool's output files, counted from the files), dropped (offered - captured), CPU
+# seconds (user+sys of the tool over its whole life) per million packets offered; and for
+# wirecap where its drops happened (kernel ring, writer queue, store write), from its own
+# counters.
 #
 # Needs root, iproute2, netsniff-ng (trafgen), tcpdump, tshark (capinfos), stenographer,
 # python3, GNU time. Traffic stays inside the two namespaces this script creates; they are
-# removed on exit. Usage: bench/capture.sh [DURATION_SECONDS] (default 5).
+# removed on exit, and so is every tool's output (kept until the table is printed).
+#
+# Usage: bench/capture.sh [PACKETS_64 [PACKETS_1500]]   (defaults 5000000 and 500000)
+# Environment: TOOLS="wirecap tcpdump netsniff-ng stenotype", SIZES="64 1500",
+#   WIRECAP_BIN=path (a prebuilt `capture` example instead of building this tree),
+#   WIRECAP_ARGS="…" (extra flags for it), TABLE=file (also write the final table there),
+#   TIMEOUT=seconds (longest a generator run may last, default 60).
 set -euo pipefail
 
-DURATION=${1:-5}
+N64=${1:-5000000}
+N1500=${2:-500000}
+TIMEOUT=${TIMEOUT:-60}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TAG="wcb-$$"
 GEN="$TAG-gen"; CAP="$TAG-cap"
 WORK=$(mktemp -d /var/tmp/wirecap-bench.XXXXXX)
+# stenotype drops privileges to nobody: it must be able to reach its directory.
+chmod 755 "$WORK"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/target}
 
 cleanup() {
@@ -28,14 +40,24 @@ cleanup() {
 trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "bench/capture.sh: needs root (network namespaces)"; exit 1; }
-for t in ip trafgen tcpdump netsniff-ng capinfos python3 /usr/bin/time taskset; do
+for t in ip trafgen capinfos python3 /usr/bin/time taskset timeout; do
   command -v "$t" >/dev/null || { echo "missing tool: $t"; exit 1; }
 done
-HAVE_STENO=1; command -v stenotype >/dev/null || HAVE_STENO=0
+if [ -z "${TOOLS:-}" ]; then
+  TOOLS="wirecap"
+  for t in tcpdump netsniff-ng stenotype; do
+    if command -v $t >/dev/null; then TOOLS="$TOOLS $t"; else echo "($t not installed: skipped)" >&2; fi
+  done
+fi
+SIZES=${SIZES:-"64 1500"}
 
-echo "building wirecap capture (release)…" >&2
-cargo build -q -j 2 --release -p wirecap-capture --example capture
-WIRECAP="$CARGO_TARGET_DIR/release/examples/capture"
+if [ -n "${WIRECAP_BIN:-}" ]; then
+  WIRECAP=$WIRECAP_BIN
+else
+  echo "building wirecap capture (release)…" >&2
+  cargo build -q -j 2 --release -p wirecap-capture --example capture
+  WIRECAP="$CARGO_TARGET_DIR/release/examples/capture"
+fi
 
 ip netns add "$GEN"; ip netns add "$CAP"
 for ns in "$GEN" "$CAP"; do
@@ -63,34 +85,41 @@ rx_packets() { ip netns exec "$CAP" cat /sys/class/net/gvb/statistics/rx_packets
 
 count_pcap() { capinfos -M -c -T "$1" 2>/dev/null | awk -F'\t' 'NR==2 {print $2}'; }
 
+# stenotype writes the kernel's TPACKET_V3 blocks as they are, 1 MiB each (the kernel never
+# fills in the descriptor's `version`, so it cannot be checked): a block is counted when its
+# status says the kernel handed it to user space and its offsets are sane.
 count_steno() { python3 - "$1" <<'PY'
 import os, struct, sys
+BLOCK = 1 << 20
 n = 0
 for root, _, files in os.walk(sys.argv[1]):
     for f in files:
         with open(os.path.join(root, f), 'rb') as fh:
             data = fh.read()
-        for off in range(0, len(data) - 16, 1 << 20):
-            version, _, _, num = struct.unpack_from('<IIII', data, off)
-            if version == 3:
+        for off in range(0, len(data) - BLOCK + 1, BLOCK):
+            _, _, status, num, first, blk_len = struct.unpack_from('<IIIIII', data, off)
+            if status & 1 and 48 <= first < BLOCK and blk_len <= BLOCK and (num == 0 or first < blk_len):
                 n += num
 print(n)
 PY
 }
 
 RESULTS="$WORK/results.tsv"; : > "$RESULTS"
+DROPS="$WORK/drops.tsv"; : > "$DROPS"
 
 run_one() { # tool size
-  local tool=$1 size=$2 out="$WORK/$1-$2" start_wait=2 captured cpu
+  local tool=$1 size=$2 out="$WORK/$1-$2" start_wait=2 captured cpu count
+  count=$N64; [ "$size" = 1500 ] && count=$N1500
   rm -rf "$out"; mkdir -p "$out"
   local timef="$out/time"
   case $tool in
     wirecap)
+      # shellcheck disable=SC2086
       ip netns exec "$CAP" /usr/bin/time -f "%U %S" -o "$timef" taskset -c 1 \
-        "$WIRECAP" gvb "$out/data" bench > "$out/stdout" 2> "$out/stderr" & ;;
+        "$WIRECAP" gvb "$out/data" bench ${WIRECAP_ARGS:-} > "$out/stdout" 2> "$out/stderr" & ;;
     tcpdump)
       ip netns exec "$CAP" /usr/bin/time -f "%U %S" -o "$timef" taskset -c 1 \
-        tcpdump -i gvb -w "$out/f.pcap" -B 65536 -s 262144 --time-stamp-precision=nano -q 2> "$out/stderr" & ;;
+        tcpdump -i gvb -w "$out/f.pcap" -B 65536 -s 262144 --time-stamp-precision=nano 2> "$out/stderr" & ;;
     netsniff-ng)
       start_wait=8
       ip netns exec "$CAP" /usr/bin/time -f "%U %S" -o "$timef" taskset -c 1 \
@@ -104,14 +133,16 @@ run_one() { # tool size
   local pid=$!
   sleep "$start_wait"
   local rx0; rx0=$(rx_packets)
-  ip netns exec "$GEN" timeout -s INT "$DURATION" taskset -c 0 \
-    trafgen --dev gva --conf "$WORK/$size.cfg" -P 1 --no-sock-mem -q > /dev/null 2>&1 || true
+  local t0; t0=$(date +%s.%N)
+  ip netns exec "$GEN" timeout -s INT "$TIMEOUT" taskset -c 0 \
+    trafgen --dev gva --conf "$WORK/$size.cfg" -P 1 -n "$count" --no-sock-mem -C > "$out/trafgen" 2>&1 || true
+  local t1; t1=$(date +%s.%N)
   sleep 2
   local rx1; rx1=$(rx_packets)
   local offered=$(( rx1 - rx0 ))
   # Stop the tool: SIGINT to the tool itself (time(1) would only pass it on).
   for p in $(ip netns pids "$CAP"); do [ "$p" != "$pid" ] && kill -INT "$p" 2>/dev/null; done
-  for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 150); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
   if kill -0 $pid 2>/dev/null; then # stenotype ignores SIGINT
     for p in $(ip netns pids "$CAP"); do kill -TERM "$p" 2>/dev/null; done
     sleep 2
@@ -119,29 +150,48 @@ run_one() { # tool size
   fi
   wait $pid 2>/dev/null || true
   case $tool in
-    wirecap) captured=$(awk -F= '$1=="captured"{print $2}' "$out/stdout") ;;
+    wirecap)
+      captured=$(awk -F= '$1=="captured"{print $2}' "$out/stdout")
+      local k q w m
+      k=$(awk -F= '$1=="dropped_kernel"{print $2}' "$out/stdout")
+      q=$(awk -F= '$1=="dropped_queue"{print $2}' "$out/stdout")
+      w=$(awk -F= '$1=="dropped_write"{print $2}' "$out/stdout")
+      m=$(awk -F= '$1=="dropped_malformed"{print $2}' "$out/stdout")
+      local rcv; rcv=$(awk -F= '$1=="received"{print $2}' "$out/stdout")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$offered" "${rcv:-?}" "${captured:-?}" \
+        "${k:-?}" "${q:-?}" "${w:-?}" "${m:-?}" >> "$DROPS"
+      grep -h -i "direct\|page cache" "$out/stderr" | head -2 >&2 || true ;;
     tcpdump|netsniff-ng) captured=$(count_pcap "$out/f.pcap") ;;
-    stenotype) captured=$(count_steno "$out/PKT0") ;;
+    stenotype) captured=$(count_steno "$out") ;;
   esac
   captured=${captured:-0}
-  # Background packets: offered counts only what crossed gvb during the run window.
   cpu=$(tail -1 "$timef" 2>/dev/null | awk '{printf "%.2f", $1 + $2}')
   cpu=${cpu:-0}
   local dropped=$(( offered > captured ? offered - captured : 0 ))
   local per_m; per_m=$(python3 -c "print(f'{$cpu / max($offered,1) * 1e6:.2f}')")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" | tee -a "$RESULTS" >&2
-  rm -rf "$out"
+  local rate; rate=$(python3 -c "print(f'{$offered / max($t1 - $t0, 1e-3) / 1e3:.0f}')")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" "$rate" | tee -a "$RESULTS" >&2
 }
 
-TOOLS="wirecap tcpdump netsniff-ng"
-[ $HAVE_STENO = 1 ] && TOOLS="$TOOLS stenotype"
-for size in 64 1500; do
+for size in $SIZES; do
   for tool in $TOOLS; do run_one "$tool" "$size"; done
 done
 
+table() {
+  echo "trafgen: $N64 x 64-byte and $N1500 x 1500-byte frames per tool, top speed, CPU 0; tools on CPU 1"
+  printf '%-12s %6s %12s %12s %12s %8s %11s %9s\n' tool frame offered captured dropped cpu_s cpu_s/Mpkt kpps_sent
+  while IFS=$'\t' read -r t s o c d cpu pm r; do
+    printf '%-12s %6s %12s %12s %12s %8s %11s %9s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$pm" "$r"
+  done < "$RESULTS"
+  if [ -s "$DROPS" ]; then
+    echo
+    echo "wirecap's own counters (received = captured + dropped_kernel + dropped_queue + dropped_write + dropped_malformed):"
+    printf '%6s %12s %12s %12s %12s %12s %12s %12s\n' frame offered received captured kernel_ring queue write malformed
+    while IFS=$'\t' read -r s o r c k q w m; do
+      printf '%6s %12s %12s %12s %12s %12s %12s %12s\n' "$s" "$o" "$r" "$c" "$k" "$q" "$w" "$m"
+    done < "$DROPS"
+  fi
+}
 echo
-printf '%-12s %6s %12s %12s %12s %8s %12s\n' tool frame offered captured dropped cpu_s cpu_s/Mpkt
-while IFS=$'\t' read -r t s o c d cpu pm; do
-  printf '%-12s %6s %12s %12s %12s %8s %12s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$pm"
-done < "$RESULTS"
-[ $HAVE_STENO = 1 ] || echo "(stenotype not installed: apt-get install stenographer)"
+table
+if [ -n "${TABLE:-}" ]; then table > "$TABLE"; fi
