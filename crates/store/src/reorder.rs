@@ -28,6 +28,7 @@ struct Entry {
 /// A bounded reorder window in front of a [`StreamWriter`].
 pub struct Reorder {
     arena: Vec<u8>,
+    spare: Vec<u8>,
     entries: Vec<Entry>,
     sorted: bool,
     window: usize,
@@ -41,6 +42,7 @@ impl Reorder {
     pub fn new(window_bytes: usize) -> Self {
         Self {
             arena: Vec::new(),
+            spare: Vec::new(),
             entries: Vec::new(),
             sorted: true,
             window: window_bytes.max(1),
@@ -103,18 +105,17 @@ impl Reorder {
         if let Some(last) = self.entries[..n].last() {
             self.watermark = Some(last.ts);
         }
-        let rest = self.entries.split_off(n);
-        let mut arena = Vec::with_capacity(self.window + (self.window >> 2));
-        self.entries = rest
-            .into_iter()
-            .map(|mut e| {
-                let off = arena.len();
-                arena.extend_from_slice(&self.arena[e.off..e.off + e.len]);
-                e.off = off;
-                e
-            })
-            .collect();
-        self.arena = arena;
+        // Keep the rest in the spare arena and swap: both arenas are reused, so a long
+        // import touches no fresh memory (no page faults) after the first window.
+        self.entries.drain(..n);
+        self.spare.clear();
+        for e in &mut self.entries {
+            let off = self.spare.len();
+            self.spare
+                .extend_from_slice(&self.arena[e.off..e.off + e.len]);
+            e.off = off;
+        }
+        std::mem::swap(&mut self.arena, &mut self.spare);
         Ok(())
     }
 

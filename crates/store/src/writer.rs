@@ -431,7 +431,14 @@ impl StreamWriter {
             self.seg.write_all_at(buf, at)
         } else {
             // Buffered: the padding (if any) stays a hole until the next chunk.
-            self.seg.write_all_at(bytes, at)
+            let r = self.seg.write_all_at(bytes, at);
+            // Start writeback of what was just written without waiting for it, so that
+            // a later fdatasync (seal, sync interval) has little left to do and dirty
+            // pages never pile up into a throttling stall.
+            if r.is_ok() {
+                start_writeback(&self.seg, at, bytes.len() as u64);
+            }
+            r
         };
         if let Err(e) = written {
             self.indexer = saved;
@@ -626,6 +633,22 @@ const DIRECT_ALIGN: usize = 4096;
 
 fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
+}
+
+/// Asks the kernel to start writing `[offset, offset + len)` of `f` to disk, without
+/// waiting (sync_file_range with SYNC_FILE_RANGE_WRITE). Best effort: an error only means
+/// the data is written back later, as usual.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// Opens a segment, with O_DIRECT when asked and supported; says which it got.
