@@ -17,7 +17,8 @@
 # Environment: TOOLS="wirecap tcpdump netsniff-ng stenotype", SIZES="64 1500",
 #   WIRECAP_BIN=path (a prebuilt `capture` example instead of building this tree),
 #   WIRECAP_ARGS="…" (extra flags for it), TABLE=file (also write the final table there),
-#   TIMEOUT=seconds (longest a generator run may last, default 60).
+#   TIMEOUT=seconds (longest a generator run may last, default 60), KEEP=1 (leave the
+#   tools' outputs in /var/tmp/wirecap-bench.* for inspection).
 set -euo pipefail
 
 N64=${1:-5000000}
@@ -35,7 +36,7 @@ cleanup() {
   set +e
   for p in $(ip netns pids "$CAP" 2>/dev/null) $(ip netns pids "$GEN" 2>/dev/null); do kill -9 "$p"; done
   ip netns del "$GEN" 2>/dev/null; ip netns del "$CAP" 2>/dev/null
-  rm -rf "$WORK"
+  if [ -n "${KEEP:-}" ]; then echo "outputs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -85,22 +86,23 @@ rx_packets() { ip netns exec "$CAP" cat /sys/class/net/gvb/statistics/rx_packets
 
 count_pcap() { capinfos -M -c -T "$1" 2>/dev/null | awk -F'\t' 'NR==2 {print $2}'; }
 
-# stenotype writes the kernel's TPACKET_V3 blocks as they are, 1 MiB each (the kernel never
-# fills in the descriptor's `version`, so it cannot be checked): a block is counted when its
-# status says the kernel handed it to user space and its offsets are sane.
+# stenotype writes the kernel's TPACKET_V3 blocks as they are, 1 MiB each, into PKT0 (the
+# file being written is hidden, `.NAME`, until it is rotated): a block is counted when its
+# status says the kernel handed it to user space and its offsets are sane, once per block
+# sequence number (a block found twice, e.g. in a preallocated or reused file, counts once).
 count_steno() { python3 - "$1" <<'PY'
 import os, struct, sys
 BLOCK = 1 << 20
-n = 0
+seen = {}
 for root, _, files in os.walk(sys.argv[1]):
     for f in files:
         with open(os.path.join(root, f), 'rb') as fh:
             data = fh.read()
         for off in range(0, len(data) - BLOCK + 1, BLOCK):
-            _, _, status, num, first, blk_len = struct.unpack_from('<IIIIII', data, off)
+            _, _, status, num, first, blk_len, seq = struct.unpack_from('<IIIIIIQ', data, off)
             if status & 1 and 48 <= first < BLOCK and blk_len <= BLOCK and (num == 0 or first < blk_len):
-                n += num
-print(n)
+                seen[seq] = num
+print(sum(seen.values()))
 PY
 }
 
@@ -144,9 +146,10 @@ run_one() { # tool size
   for p in $(ip netns pids "$CAP"); do [ "$p" != "$pid" ] && kill -INT "$p" 2>/dev/null; done
   for _ in $(seq 1 150); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
   if kill -0 $pid 2>/dev/null; then # stenotype ignores SIGINT
-    for p in $(ip netns pids "$CAP"); do kill -TERM "$p" 2>/dev/null; done
+    # (not time(1) itself: it must live to report the tool's CPU time)
+    for p in $(ip netns pids "$CAP"); do [ "$p" != "$pid" ] && kill -TERM "$p" 2>/dev/null; done
     sleep 2
-    for p in $(ip netns pids "$CAP"); do kill -KILL "$p" 2>/dev/null; done
+    for p in $(ip netns pids "$CAP"); do [ "$p" != "$pid" ] && kill -KILL "$p" 2>/dev/null; done
   fi
   wait $pid 2>/dev/null || true
   case $tool in
@@ -162,7 +165,7 @@ run_one() { # tool size
         "${k:-?}" "${q:-?}" "${w:-?}" "${m:-?}" >> "$DROPS"
       grep -h -i "direct\|page cache" "$out/stderr" | head -2 >&2 || true ;;
     tcpdump|netsniff-ng) captured=$(count_pcap "$out/f.pcap") ;;
-    stenotype) captured=$(count_steno "$out") ;;
+    stenotype) captured=$(count_steno "$out/PKT0") ;;
   esac
   captured=${captured:-0}
   cpu=$(tail -1 "$timef" 2>/dev/null | awk '{printf "%.2f", $1 + $2}')

@@ -304,7 +304,87 @@ mod tests {
         let mut sizes = vec![];
         m.drain(now, false, &mut |c: &mut ChunkBuf| sizes.push(c.packets()));
         assert_eq!(sizes, vec![100]);
-        assert!(m.pop_free().is_some());
+        assert_eq!(
+            m.pop_free().map(|(i, c)| (i, c.is_empty())),
+            Some((0, true))
+        );
+        assert_eq!(m.stats().copied_packets, 0);
+    }
+
+    /// Drains, returning per emitted chunk: (buffer address, timestamps).
+    fn run_chunks(m: &mut Merger, now: Instant) -> Vec<(usize, Vec<u64>)> {
+        let mut out = vec![];
+        m.drain(now, false, &mut |c: &mut ChunkBuf| {
+            out.push((
+                c.as_bytes().as_ptr() as usize,
+                c.records().map(|r| r.ts_ns).collect(),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn disjoint_chunks_pass_whole_overlapping_ones_are_rebuilt() {
+        let now = Instant::now();
+        let mut m = Merger::new(2, 1 << 16, 1 << 30, Duration::from_secs(10));
+        let a = chunk(&[1, 2, 3]);
+        let b = chunk(&[4, 5, 6]);
+        let (pa, pb) = (
+            a.as_bytes().as_ptr() as usize,
+            b.as_bytes().as_ptr() as usize,
+        );
+        m.push(1, b, now);
+        m.push(0, a, now);
+        // Input 0 has vouched only up to 3: [4, 5, 6] must wait for it.
+        assert_eq!(run_chunks(&mut m, now), vec![(pa, vec![1, 2, 3])]);
+        m.watermark(0, 6);
+        // Time ranges do not overlap: both went out as they are, the very same buffers.
+        assert_eq!(run_chunks(&mut m, now), vec![(pb, vec![4, 5, 6])]);
+        assert_eq!(
+            m.stats(),
+            MergeStats {
+                whole_chunks: 2,
+                merged_chunks: 0,
+                copied_packets: 0
+            }
+        );
+        // Each buffer goes back to the input it came from.
+        let mut free: Vec<_> = std::iter::from_fn(|| m.pop_free())
+            .map(|(i, c)| (i, c.as_bytes().as_ptr() as usize, c.is_empty()))
+            .collect();
+        free.sort_unstable();
+        assert_eq!(free, vec![(0, pa, true), (1, pb, true)]);
+
+        // Overlapping ranges are interleaved into a merged chunk; the input chunks come
+        // back once copied. A later chunk that overlaps nothing passes whole again.
+        let c = chunk(&[10, 12, 14]);
+        let d = chunk(&[11, 13]);
+        let e = chunk(&[20, 21]);
+        let f = chunk(&[30]);
+        let pe = e.as_bytes().as_ptr() as usize;
+        m.push(0, c, now);
+        m.push(1, d, now);
+        m.push(0, e, now);
+        m.push(1, f, now);
+        let out = run_chunks(&mut m, now);
+        let stamps: Vec<_> = out.iter().map(|(_, t)| t.clone()).collect();
+        assert_eq!(stamps, vec![vec![10, 11, 12, 13, 14], vec![20, 21]]);
+        assert_eq!(out[1].0, pe, "the disjoint chunk was copied");
+        let s = m.stats();
+        assert_eq!(
+            (s.whole_chunks, s.merged_chunks, s.copied_packets),
+            (3, 1, 5)
+        );
+        // Input 1's last chunk ([30]) waits: input 0 has not vouched past 21.
+        m.finish(0);
+        m.finish(1);
+        assert_eq!(run(&mut m, now, false), vec![30]);
+        assert!(m.is_idle_and_done());
+        let back: Vec<_> = std::iter::from_fn(|| m.pop_free())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(back.iter().filter(|&&i| i == 0).count(), 2);
+        assert_eq!(back.iter().filter(|&&i| i == 1).count(), 2);
     }
 
     #[test]
