@@ -10,7 +10,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/ui/streams?offset&limit&q` | `{total, offset, limit, streams: [...]}`, newest first, `q` = name contains |
-//! | `GET /api/v1/ui/streams/{name}` | the stream, and per view its split count |
+//! | `GET /api/v1/ui/streams/{name}` | the stream and the names of its views |
+//! | `GET /api/v1/ui/streams/{name}/views` | per view, its split count |
 //! | `GET /api/v1/ui/streams/{name}/views/{view}/splits?offset&limit` | one page of splits with download links |
 //! | `GET /api/v1/ui/history?seconds=N` | `{interval_s, t, bps, pps, drops}` columns, at most 360 points |
 //! | `GET /api/v1/ui/system` | hostname, version, disk total/free, oldest packet on disk |
@@ -47,6 +48,7 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/v1/ui/streams", get(streams))
         .route("/api/v1/ui/streams/{name}", get(stream))
+        .route("/api/v1/ui/streams/{name}/views", get(views))
         .route("/api/v1/ui/streams/{name}/views/{view}/splits", get(splits))
         .route("/api/v1/ui/history", get(history))
         .route("/api/v1/ui/system", get(system))
@@ -147,17 +149,31 @@ async fn stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<R
     let name = name_of(&name)?;
     let store = app.engine.store().clone();
     let v = blocking(move || {
-        let r = store.open_stream(&name)?;
-        let info = r.info()?;
-        let mut views = vec![json!({"view": "single", "splits": u64::from(info.packets > 0)})];
-        for v in View::splits() {
-            views.push(json!({"view": v.to_string(), "splits": r.splits(v)?.len()}));
-        }
+        let info = store.open_stream(&name)?.info()?;
         let mut row = stream_row(&info);
-        row["views"] = Value::Array(views);
+        let views: Vec<String> = std::iter::once(View::Single)
+            .chain(View::splits())
+            .map(|v| v.to_string())
+            .collect();
+        row["views"] = json!(views);
         row["link_type"] = json!(info.meta.link_type);
         row["disk_bytes"] = json!(info.disk_bytes);
         Ok(row)
+    })
+    .await?;
+    Ok(compact(&v))
+}
+
+async fn views(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let name = name_of(&name)?;
+    let store = app.engine.store().clone();
+    let v = blocking(move || {
+        let r = store.open_stream(&name)?;
+        let mut views = vec![json!({"view": "single", "splits": u64::from(r.packets() > 0)})];
+        for v in View::splits() {
+            views.push(json!({"view": v.to_string(), "splits": r.splits(v)?.len()}));
+        }
+        Ok(json!({ "views": views }))
     })
     .await?;
     Ok(compact(&v))

@@ -86,6 +86,7 @@ export const captureStart = (name) => api('/api/v1/capture/start', { method: 'PO
 export const captureStop = () => api('/api/v1/capture/stop', { method: 'POST', body: {} });
 export const streams = (params) => api(`/api/v1/ui/streams${q(params)}`);
 export const stream = (name) => api(`/api/v1/ui/streams/${enc(name)}`);
+export const views = (name) => api(`/api/v1/ui/streams/${enc(name)}/views`);
 export const splits = (name, view, params) => api(`/api/v1/ui/streams/${enc(name)}/views/${enc(view)}/splits${q(params)}`);
 export const deleteStream = (name) => api(`/api/v1/streams/${enc(name)}`, { method: 'DELETE' });
 export const checkFilter = (body) => api('/api/v1/ui/filter/check', { method: 'POST', body });

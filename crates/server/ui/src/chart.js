@@ -24,7 +24,7 @@ export function TimeChart({ data, series, height = 220, yFormat, title }) {
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
       axes: [
         { stroke: '#5f6b7a', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#dde3ea' } },
-        { stroke: '#5f6b7a', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#dde3ea' }, size: 70,
+        { stroke: '#5f6b7a', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#dde3ea' }, size: 84,
           values: (u, vals) => vals.map((v) => (yFormat ? yFormat(v) : v)) },
       ],
       series: [

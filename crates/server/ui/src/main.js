@@ -3,12 +3,31 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import * as API from './api.js';
 import { html, parseHash, usePoll, fmtDuration, nsToSec } from './ui.js';
-import { Dashboard } from './pages/dashboard.js';
-import { Capture } from './pages/capture.js';
-import { Files, StreamPage } from './pages/files.js';
-import { Analysis } from './pages/analysis.js';
-import { Config } from './pages/config.js';
-import { Tools } from './pages/tools.js';
+
+// Pages load on first visit (the dashboard's chart library is not needed to list files).
+const loaded = new Map();
+const PAGE_MODULES = {
+  Dashboard: () => import('./pages/dashboard.js'),
+  Capture: () => import('./pages/capture.js'),
+  Files: () => import('./pages/files.js'),
+  StreamPage: () => import('./pages/files.js'),
+  Analysis: () => import('./pages/analysis.js'),
+  Config: () => import('./pages/config.js'),
+  Tools: () => import('./pages/tools.js'),
+};
+function Page({ name, ...props }) {
+  const [, setTick] = useState(0);
+  const [error, setError] = useState(null);
+  const C = loaded.get(name);
+  useEffect(() => {
+    if (C) return undefined;
+    let live = true;
+    PAGE_MODULES[name]().then((m) => { loaded.set(name, m[name]); if (live) setTick((x) => x + 1); }, (e) => live && setError(e));
+    return () => { live = false; };
+  }, [name]);
+  if (error) return html`<div class="msg error">Could not load this page: ${String(error.message || error)}</div>`;
+  return C ? html`<${C} ...${props} />` : html`<p class="muted">Loading…</p>`;
+}
 
 const root = document.getElementById('app');
 const hostname = root.dataset.hostname && !root.dataset.hostname.startsWith('{{') ? root.dataset.hostname : location.hostname;
@@ -90,12 +109,12 @@ function Shell({ me, onLogout }) {
   const props = { status, refresh, route };
   let body;
   switch (page) {
-    case 'dashboard': body = html`<${Dashboard} ...${props} />`; break;
-    case 'capture': body = html`<${Capture} ...${props} />`; break;
-    case 'files': body = route.parts[1] ? html`<${StreamPage} ...${props} name=${route.parts[1]} />` : html`<${Files} ...${props} />`; break;
-    case 'analysis': body = html`<${Analysis} ...${props} />`; break;
-    case 'config': body = html`<${Config} ...${props} />`; break;
-    case 'tools': body = html`<${Tools} ...${props} me=${me} hostname=${hostname} />`; break;
+    case 'dashboard': body = html`<${Page} name="Dashboard" ...${props} />`; break;
+    case 'capture': body = html`<${Page} name="Capture" ...${props} />`; break;
+    case 'files': body = route.parts[1] ? html`<${Page} name="StreamPage" key=${route.parts[1]} ...${props} name_=${route.parts[1]} />` : html`<${Page} name="Files" ...${props} />`; break;
+    case 'analysis': body = html`<${Page} name="Analysis" ...${props} />`; break;
+    case 'config': body = html`<${Page} name="Config" ...${props} />`; break;
+    case 'tools': body = html`<${Page} name="Tools" ...${props} me=${me} hostname=${hostname} />`; break;
     default: body = html`<div class="msg error">No page <code>${page}</code>. <a href="#/dashboard">Dashboard</a></div>`;
   }
   return html`<div class="shell">

@@ -14,7 +14,7 @@ const units = (n, unit, base = 1000, prefixes = ['', 'k', 'M', 'G', 'T', 'P']) =
   const digits = i === 0 ? 0 : v < 10 ? 2 : v < 100 ? 1 : 0;
   return `${v.toFixed(digits)} ${prefixes[i]}${unit}`;
 };
-export const fmtBytes = (n) => units(n, 'B', 1000, ['', 'k', 'M', 'G', 'T', 'P']).replace(' kB', ' kB');
+export const fmtBytes = (n) => units(n, 'B');
 export const fmtBits = (n) => units(n, 'b/s');
 export const fmtPps = (n) => units(n, 'p/s');
 export const fmtCount = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'));

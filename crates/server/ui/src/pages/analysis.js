@@ -20,7 +20,7 @@ export function compose(blocks, expression) {
     at.push({ field: `name${i}`, start: text.length, len: b.name.length });
     text += `${b.name}: `;
     at.push({ field: `expr${i}`, start: text.length, len: b.expr.length });
-    text += `${b.expr};\n`;
+    text += `${b.expr}; `; // one line: it travels in a URL for the download
   });
   at.push({ field: 'expression', start: text.length, len: expression.length });
   text += expression;
@@ -35,8 +35,10 @@ export function locate(at, offset) {
   return { field: best.field, column: Math.max(0, Math.min(offset - best.start, best.len)) };
 }
 
-const Caret = ({ value, err }) => (err ? html`<div class="inline-error" role="alert" data-test="filter-error">${value}
-${' '.repeat(err.column)}^ ${err.message}</div>` : null);
+/** The field's text with a caret under the column where the mistake starts. */
+const Caret = ({ value, err }) => (err
+  ? html`<div class="inline-error" role="alert" data-test="filter-error">${`${value}\n${' '.repeat(err.column)}^ ${err.message}`}</div>`
+  : null);
 
 function resultTables(r) {
   const rows = (list, key) => (list || []).slice(0, 20);
@@ -105,7 +107,8 @@ export function Analysis({ route }) {
     try {
       setResult(await API.analysis(stream, params()));
     } catch (e) {
-      if (e.status === 404 && !(e.body && e.body.error && /stream/i.test(e.body.error))) setNoRoute(true);
+      // No such route on this server (yet): say what is coming instead of failing.
+      if ((e.status === 404 && /no such page/.test(e.message)) || e.status === 405) setNoRoute(true);
       else setRunError(e);
     } finally {
       setRunning(false);
@@ -141,14 +144,14 @@ export function Analysis({ route }) {
             <button class="small" onClick=${() => range(Number(info.last_ns) - 60e9, Number(info.last_ns) + 1)}>last minute</button>`}
         </div></div>
       </div>
-      <p class="muted" style="margin:6px 0 0">${info ? html`${stream}: ${fmtTime(info.first_ns)} → ${fmtTime(info.last_ns)} UTC, ${fmtCount(info.packets)} packets.` : ''}
+      <p class="muted" style="margin:6px 0 0">${info ? html`${stream}: ${fmtTime(info.first_ns)} → ${fmtTime(info.last_ns)} UTC, ${fmtCount(info.packets)} packets. ` : ''}
         Times: ISO-8601 (<code>2025-01-01T09:00:05.25Z</code>), <code>20250101_09:00:05.250.000.000</code> or ns since the epoch.</p>
     </section>
 
     <section class="panel" data-test="filter-editor">
       <div class="tabs" role="tablist">
-        <a href="javascript:void 0" role="tab" class=${mode === 'blocks' ? 'on' : ''} onClick=${() => setMode('blocks')} data-test="mode-blocks">Filter blocks</a>
-        <a href="javascript:void 0" role="tab" class=${mode === 'bpf' ? 'on' : ''} onClick=${() => setMode('bpf')} data-test="mode-bpf">tcpdump expression</a>
+        <button type="button" role="tab" class=${mode === 'blocks' ? 'on' : ''} onClick=${() => setMode('blocks')} data-test="mode-blocks">Filter blocks</button>
+        <button type="button" role="tab" class=${mode === 'bpf' ? 'on' : ''} onClick=${() => setMode('bpf')} data-test="mode-bpf">tcpdump expression</button>
       </div>
       ${mode === 'blocks' ? html`<div>
         <div class="block muted" style="font-size:12px"><span>Block name</span><span>Filter block</span><span></span></div>
@@ -182,7 +185,7 @@ export function Analysis({ route }) {
 
     <${ErrorMsg} error=${runError} />
     ${noRoute && html`<${Coming} title="Analysis summary" issue="5">The server does not offer the analysis summary yet
-      (protocols, top talkers, ports, flows and a time chart of the filtered packets). The filter check above and
+      (protocols, top talkers, ports, flows and a time chart of the filtered packets). The filter check above and${' '}
       <b>Download pcap</b> already work: open the pcap in Wireshark for now.<//>`}
     ${result && html`<div data-test="analysis-result">
       <div class="grid">

@@ -70,7 +70,7 @@ export function Capture({ status, refresh }) {
     </section>
 
     <${Coming} title="Scheduled captures" issue="8">Start and stop captures on a schedule (cron-like),
-      listed here with their next run. Until then, start captures here or with
+      listed here with their next run. Until then, start captures here or with${' '}
       <code>curl -u USER:PASS "https://HOST/sysmaster/capture_start?StreamName=NAME"</code>.<//>
   </div>`;
 }

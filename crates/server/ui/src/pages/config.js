@@ -37,26 +37,26 @@ export function Config({ status, refresh }) {
     <section class="panel">
       <h2>Network interfaces</h2>
       <div class="table-wrap"><table data-test="interfaces">
-        <thead><tr><th>Interface</th><th>Driver</th><th>MAC</th><th>Link</th><th class="num">Speed</th><th class="num">MTU</th>
-          <th class="num">RX packets</th><th class="num">RX bytes</th><th class="num">RX dropped</th><th class="num">RX errors</th>
+        <thead><tr><th>Interface</th><th>MAC</th><th>Link</th><th class="num">MTU</th>
+          <th class="num">RX packets</th><th class="num">RX bytes</th><th class="num">RX dropped / errors</th>
           <th class="num">TX packets</th><th class="num">TX bytes</th><th></th></tr></thead>
         <tbody>${list && list.map((i) => {
           const up = i.link === 'up' || i.link_up === true || i.operstate === 'up';
           const isCap = i.capture || i.name === current;
-          return html`<tr key=${i.name}>
-            <td class="mono"><b>${i.name}</b></td>
-            <td class="mono">${i.driver || '–'}</td>
+          const isConf = ifs.configured_interface === i.name && !isCap;
+          return html`<tr key=${i.name} data-if=${i.name}>
+            <td><b class="mono">${i.name}</b><div class="muted" style="font-size:12px">${i.driver ? `driver ${i.driver}` : 'virtual'}</div></td>
             <td class="mono">${i.mac || '–'}</td>
-            <td><span class="dot ${up ? 'up' : i.operstate === 'unknown' ? 'unknown' : 'down'}"></span>${i.operstate || (up ? 'up' : 'down')}</td>
-            <td class="num">${fmtSpeed(i.speed_mbps)}</td>
+            <td style="white-space:nowrap"><span class="dot ${up ? 'up' : i.operstate === 'unknown' ? 'unknown' : 'down'}"></span>${i.operstate || (up ? 'up' : 'down')}
+              <div class="muted" style="font-size:12px">${fmtSpeed(i.speed_mbps)}</div></td>
             <td class="num">${i.mtu ?? '–'}</td>
             <td class="num">${fmtCount(i.rx_packets)}</td>
             <td class="num">${fmtBytes(i.rx_bytes)}</td>
-            <td class="num">${fmtCount(i.rx_dropped)}</td>
-            <td class="num">${fmtCount(i.rx_errors)}</td>
+            <td class="num">${fmtCount(i.rx_dropped)} / ${fmtCount(i.rx_errors)}</td>
             <td class="num">${fmtCount(i.tx_packets)}</td>
             <td class="num">${fmtBytes(i.tx_bytes)}</td>
-            <td class="actions">${isCap ? html`<span class="tag live">capture</span>`
+            <td class="actions">${isCap ? html`<span class="tag live">capturing</span>`
+              : isConf ? html`<span class="tag" title="written to wirecap.toml; applies when wirecap serve restarts">after restart</span>`
               : html`<button class="small" disabled=${busy} onClick=${() => choose(i.name)}>Capture here</button>`}</td>
           </tr>`;
         })}</tbody>

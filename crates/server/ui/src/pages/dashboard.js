@@ -69,9 +69,9 @@ export function Dashboard({ status }) {
     <section class="panel" data-test="retention">
       <h2>Retention</h2>
       ${sys && sys.oldest_packet_ns
-        ? html`<p>The oldest packet on disk is from <b>${fmtTime(sys.oldest_packet_ns, false)} UTC</b>
-            <span class="muted">(${ago(sys.oldest_packet_ns)})</span>, in
-            <a href=${`#/files/${encodeURIComponent(sys.oldest_stream)}`} class="mono">${sys.oldest_stream}</a>.
+        ? html`<p>The oldest packet on disk is from <b>${fmtTime(sys.oldest_packet_ns, false)} UTC</b>${' '}
+            <span class="muted">(${ago(sys.oldest_packet_ns)})</span>, in${' '}
+            <a href=${`#/files/${encodeURIComponent(sys.oldest_stream)}`} class="mono">${sys.oldest_stream}</a>.${' '}
             ${fmtCount(sys.streams)} streams hold ${fmtBytes(sys.store_bytes)}.</p>`
         : html`<p class="muted">${sys ? 'No packets on disk yet.' : 'Loading…'}</p>`}
       ${sys && sys.retention && html`<p class="muted">${sys.retention}</p>`}
@@ -81,8 +81,8 @@ export function Dashboard({ status }) {
       <div class="chart-head">
         <h2>Capture throughput</h2><span class="spacer"></span>
         <div class="tabs" role="tablist">
-          ${RANGES.map(([label, sec]) => html`<a href="javascript:void 0" role="tab" class=${range === sec ? 'on' : ''}
-            aria-selected=${range === sec} onClick=${() => setRange(sec)}>last ${label}</a>`)}
+          ${RANGES.map(([label, sec]) => html`<button type="button" role="tab" class=${range === sec ? 'on' : ''}
+            aria-selected=${range === sec} onClick=${() => setRange(sec)}>last ${label}</button>`)}
         </div>
       </div>
       <${ErrorMsg} error=${histError} />

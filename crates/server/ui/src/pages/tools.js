@@ -23,8 +23,7 @@ export function Tools({ me, hostname }) {
       stream index) with progress, then offers it for download, as on the appliance's Tools page.<//>
     <${Coming} title="Hostname" issue="8">Change the appliance's hostname from here. Today it is set on the host
       itself; the title of every page shows it.<//>
-    <${Coming} title="Users" issue="8">Add and remove users and change passwords (argon2 hashes in
-      <code>users.json</code>). Today the <code>admin</code> user is created on first start.<//>
+    <${Coming} title="Users" issue="8">Add and remove users and change passwords (argon2 hashes in <code>users.json</code>). Today the <code>admin</code> user is created on first start.<//>
     <${Coming} title="Software update" issue="8">Upload a new wirecap binary, choose the one to run and restart,
       and see which version is active.<//>
   </div>`;
