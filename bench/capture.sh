@@ -133,6 +133,7 @@ run_one() { # tool size
         stenotype --iface=gvb --dir="$out" --threads=1 --seccomp=none --no_watchdogs -v > "$out/stdout" 2> "$out/stderr" & ;;
   esac
   local pid=$!
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
   sleep "$start_wait"
   local rx0; rx0=$(rx_packets)
   local t0; t0=$(date +%s.%N)
@@ -173,7 +174,7 @@ run_one() { # tool size
   local dropped=$(( offered > captured ? offered - captured : 0 ))
   local per_m; per_m=$(python3 -c "print(f'{$cpu / max($offered,1) * 1e6:.2f}')")
   local rate; rate=$(python3 -c "print(f'{$offered / max($t1 - $t0, 1e-3) / 1e3:.0f}')")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" "$rate" | tee -a "$RESULTS" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" "$rate" "$load" | tee -a "$RESULTS" >&2
 }
 
 for size in $SIZES; do
@@ -182,9 +183,11 @@ done
 
 table() {
   echo "trafgen: $N64 x 64-byte and $N1500 x 1500-byte frames per tool, top speed, CPU 0; tools on CPU 1"
-  printf '%-12s %6s %12s %12s %12s %8s %11s %9s\n' tool frame offered captured dropped cpu_s cpu_s/Mpkt kpps_sent
-  while IFS=$'\t' read -r t s o c d cpu pm r; do
-    printf '%-12s %6s %12s %12s %12s %8s %11s %9s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$pm" "$r"
+  echo "(load1: the machine's 1-minute load average when the tool started; other work on a"
+  echo " shared box takes CPU from the generator and the tools alike)"
+  printf '%-12s %6s %12s %12s %12s %8s %11s %9s %6s\n' tool frame offered captured dropped cpu_s cpu_s/Mpkt kpps_sent load1
+  while IFS=$'\t' read -r t s o c d cpu pm r l; do
+    printf '%-12s %6s %12s %12s %12s %8s %11s %9s %6s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$pm" "$r" "$l"
   done < "$RESULTS"
   if [ -s "$DROPS" ]; then
     echo

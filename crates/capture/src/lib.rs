@@ -4,7 +4,8 @@
 //! ```text
 //!  AF_PACKET TPACKET_V3 ring ─┐   (ring, fanout: one thread per socket)
 //!  pcap/pcapng replay ────────┼─► Source ─► chunk builder ─► bounded queue ─► merge ─► writer ─► store
-//!  synthetic generator ───────┘              (pcap-ns records)   (full ⇒ drop, counted)   (time order)
+//!  synthetic generator ───────┘          (store chunks: the    (full ⇒ drop, counted)   (time order,
+//!                                          one packet copy)     ◄── chunks back for reuse  whole chunks)
 //!                                      counters (atomics) ◄── ticker (1 s history, link state in sysfs)
 //! ```
 //!
