@@ -57,7 +57,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/streams", get(api_streams))
         .route("/api/v1/streams/{name}", get(api_stream).delete(api_delete))
         .route("/api/v1/streams/{name}/views", get(api_views))
-        .route("/api/v1/streams/{name}/views/{view}/splits", get(api_splits))
+        .route(
+            "/api/v1/streams/{name}/views/{view}/splits",
+            get(api_splits),
+        )
         .route("/api/v1/streams/{name}/pcap", get(api_pcap))
         .route("/api/v1/capture/start", post(api_start))
         .route("/api/v1/capture/stop", post(api_stop))
@@ -99,8 +102,13 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let fam = family(&path);
-    let shape = if fam == "api" { Shape::Api } else { Shape::Appliance };
-    let too_long = req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_LEN) || path.len() > MAX_PATH_LEN;
+    let shape = if fam == "api" {
+        Shape::Api
+    } else {
+        Shape::Appliance
+    };
+    let too_long =
+        req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_LEN) || path.len() > MAX_PATH_LEN;
     let (resp, user) = if too_long {
         let mut e = ApiError::uri_too_long();
         e.shape = shape;
@@ -110,7 +118,9 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
         (next.run(req).await, None)
     } else {
         let creds = credentials(
-            req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
             req.headers().get(header::COOKIE).map(HeaderValue::as_bytes),
         );
         let session = match &creds {
@@ -122,7 +132,13 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
             Ok(id) => {
                 let user = id.user.clone();
                 let csrf = session.as_deref().map_or(Ok(()), |sid| {
-                    crate::session::csrf_check(&app.auth.sessions, sid, &method, &path, req.headers())
+                    crate::session::csrf_check(
+                        &app.auth.sessions,
+                        sid,
+                        &method,
+                        &path,
+                        req.headers(),
+                    )
                 });
                 if let Err(why) = csrf {
                     tracing::warn!(%peer, %path, "{why}");
@@ -178,7 +194,10 @@ where
 
 fn text(body: String) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
         body,
     )
         .into_response()
@@ -188,7 +207,10 @@ fn json_ok(v: &Value) -> Response {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         s,
     )
         .into_response()
@@ -197,7 +219,10 @@ fn json_ok(v: &Value) -> Response {
 fn appliance_json(status: StatusCode, j: &ApplianceJson) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         j.to_body(),
     )
         .into_response()
@@ -269,7 +294,10 @@ async fn sys_start(
     })
 }
 
-async fn sys_stop(State(app): State<Shared>, id: Option<axum::Extension<Identity>>) -> Result<Response, ApiError> {
+async fn sys_stop(
+    State(app): State<Shared>,
+    id: Option<axum::Extension<Identity>>,
+) -> Result<Response, ApiError> {
     require_admin(id.as_deref(), Shape::Appliance)?;
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop())).await?;
@@ -306,7 +334,10 @@ async fn plain_list(State(app): State<Shared>) -> Result<Response, ApiError> {
     Ok(text(appliance::list_csv(&rows)))
 }
 
-async fn plain_view(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn plain_view(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = stream_name(q.require("StreamName")?)?;
     let a = app.clone();
@@ -329,7 +360,10 @@ fn split_rows(r: &StreamReader, view: View) -> Result<Vec<SplitRow>, ApiError> {
         .collect())
 }
 
-async fn plain_split(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn plain_split(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = stream_name(q.require("StreamName")?)?;
     let view = View::parse(q.require("StreamView")?)?;
@@ -361,9 +395,9 @@ fn selection(q: &Query, keys: [&str; 4]) -> Result<Selection, ApiError> {
     match (q.get(view), q.get(split)) {
         (Some(v), Some(k)) => {
             let view = View::parse(v)?;
-            let k = k
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("{split} must be a split index (0, 1, …)")))?;
+            let k = k.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("{split} must be a split index (0, 1, …)"))
+            })?;
             return Ok(Selection::Split(view, k));
         }
         (None, None) => {}
@@ -377,7 +411,9 @@ fn selection(q: &Query, keys: [&str; 4]) -> Result<Selection, ApiError> {
     if let (Some(a), Some(b)) = (a, b)
         && b < a
     {
-        return Err(ApiError::bad_request(format!("{stop} ({b}) is before {start} ({a})")));
+        return Err(ApiError::bad_request(format!(
+            "{stop} ({b}) is before {start} ({a})"
+        )));
     }
     Ok(match (a, b) {
         (None, None) => Selection::All,
@@ -413,7 +449,11 @@ struct DownloadAsk<'a> {
     bpf: Option<&'a str>,
 }
 
-async fn download(app: &Shared, headers: &HeaderMap, ask: DownloadAsk<'_>) -> Result<Response, ApiError> {
+async fn download(
+    app: &Shared,
+    headers: &HeaderMap,
+    ask: DownloadAsk<'_>,
+) -> Result<Response, ApiError> {
     let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
     let format = download::negotiate_format(ask.format, h(header::ACCEPT))?;
     let encoding = download::negotiate_encoding(ask.compress, h(header::ACCEPT_ENCODING))?;
@@ -442,7 +482,11 @@ async fn download(app: &Shared, headers: &HeaderMap, ask: DownloadAsk<'_>) -> Re
     download::respond(d, headers, &app.slots, Some(app.metrics.clone()))
 }
 
-async fn pcap_single(State(app): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn pcap_single(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = stream_name(q.require("StreamName")?)?;
     download(
@@ -460,7 +504,11 @@ async fn pcap_single(State(app): State<Shared>, headers: HeaderMap, RawQuery(q):
     .await
 }
 
-async fn pcap_splittime(State(app): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn pcap_splittime(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = stream_name(q.require("StreamName")?)?;
     let selection = selection(&q, ["Start", "Stop", "StreamView", "Split"])?;
@@ -498,7 +546,11 @@ async fn not_found(req: Request) -> Response {
 async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
     let engine = app.engine.clone();
     let (f, n) = blocking(move || {
-        let n = engine.store().stream_names().map(|v| v.len() as u64).unwrap_or(0);
+        let n = engine
+            .store()
+            .stream_names()
+            .map(|v| v.len() as u64)
+            .unwrap_or(0);
         Ok((engine.status_figures(), n))
     })
     .await?;
@@ -540,7 +592,10 @@ fn stream_json(s: &StreamInfo) -> Value {
     })
 }
 
-async fn api_status(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+async fn api_status(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
     let secs = match q.get("history") {
         None => 300,
@@ -605,14 +660,23 @@ async fn api_status(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<
 
 async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
-    let list = blocking(move || Ok(store.list()?)).await.map_err(ApiError::api)?;
-    Ok(json_ok(&Value::Array(list.iter().map(stream_json).collect())))
+    let list = blocking(move || Ok(store.list()?))
+        .await
+        .map_err(ApiError::api)?;
+    Ok(json_ok(&Value::Array(
+        list.iter().map(stream_json).collect(),
+    )))
 }
 
-async fn api_stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn api_stream(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let name = stream_name(&name).map_err(ApiError::api)?;
     let a = app.clone();
-    let info = blocking(move || Ok(open(&a, &name)?.info()?)).await.map_err(ApiError::api)?;
+    let info = blocking(move || Ok(open(&a, &name)?.info()?))
+        .await
+        .map_err(ApiError::api)?;
     Ok(json_ok(&stream_json(&info)))
 }
 
@@ -630,11 +694,16 @@ async fn api_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn api_views(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn api_views(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let name = stream_name(&name).map_err(ApiError::api)?;
     let a = app.clone();
     let n = name.clone();
-    blocking(move || open(&a, &n).map(|_| ())).await.map_err(ApiError::api)?;
+    blocking(move || open(&a, &n).map(|_| ()))
+        .await
+        .map_err(ApiError::api)?;
     let views: Vec<Value> = std::iter::once(View::Single)
         .chain(View::splits())
         .map(|v| {
@@ -647,7 +716,10 @@ async fn api_views(State(app): State<Shared>, Path(name): Path<String>) -> Resul
     Ok(json_ok(&Value::Array(views)))
 }
 
-async fn api_splits(State(app): State<Shared>, Path((name, view)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn api_splits(
+    State(app): State<Shared>,
+    Path((name, view)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let name = stream_name(&name).map_err(ApiError::api)?;
     let view = View::parse(&view).map_err(|e| ApiError::from(e).api())?;
     let a = app.clone();
@@ -734,7 +806,9 @@ async fn api_start(
         .ok_or_else(|| ApiError::bad_request("body must be {\"name\": \"…\"}").api())?
         .to_owned();
     let engine = app.engine.clone();
-    let res = blocking(move || Ok(engine.start(&name))).await.map_err(ApiError::api)?;
+    let res = blocking(move || Ok(engine.start(&name)))
+        .await
+        .map_err(ApiError::api)?;
     match res {
         Ok(info) => Ok(json_ok(&json!({
             "active": true,
@@ -755,7 +829,9 @@ async fn api_stop(
     require_admin(id.as_deref(), Shape::Api)?;
     json_body(&headers, &body)?;
     let engine = app.engine.clone();
-    let res = blocking(move || Ok(engine.stop())).await.map_err(ApiError::api)?;
+    let res = blocking(move || Ok(engine.stop()))
+        .await
+        .map_err(ApiError::api)?;
     match res {
         Ok(info) => Ok(json_ok(&json!({
             "active": false,

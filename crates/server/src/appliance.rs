@@ -131,7 +131,8 @@ pub struct ListRow {
 
 /// `/plain/list`: a header line, then one line per stream, newest first as given.
 pub fn list_csv(rows: &[ListRow]) -> String {
-    let mut o = String::from("Filename , Size Bytes , Packet Count , Date ,Single PCAP Link,File Link,\n");
+    let mut o =
+        String::from("Filename , Size Bytes , Packet Count , Date ,Single PCAP Link,File Link,\n");
     for r in rows {
         let _ = writeln!(
             o,
@@ -392,10 +393,7 @@ mod tests {
             },
         ];
         let want = lines(manual, &["20150620_18:36:4"]);
-        assert_eq!(
-            split_csv("manual_capture_cli_20150620_1836", &rows),
-            want
-        );
+        assert_eq!(split_csv("manual_capture_cli_20150620_1836", &rows), want);
         let sized = SplitRow {
             exact: Some((View::Size { level: 0 }, 7)),
             ..rows[0].clone()

@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine as _;
 use blake2::digest::{FixedOutput, KeyInit, Update};
 use serde::{Deserialize, Serialize};
@@ -110,7 +110,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default()
     ));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -122,9 +124,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).at(&tmp)?;
     f.sync_all().at(&tmp)?;
     std::fs::rename(&tmp, path).at(path)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .at(dir)
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
 /// What happened to the admin password at start-up (for the banner).
@@ -147,7 +147,10 @@ pub struct Users {
 
 impl Users {
     /// Loads `DIR/users.json`, creating it with the admin user on first start.
-    pub fn open_or_init(dir: &Path, env_password: Option<&str>) -> Result<(Self, AdminLogin), Error> {
+    pub fn open_or_init(
+        dir: &Path,
+        env_password: Option<&str>,
+    ) -> Result<(Self, AdminLogin), Error> {
         let path = dir.join(USERS_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -189,10 +192,7 @@ impl Users {
                         let p = generate_password();
                         let file = dir.join(INITIAL_PASSWORD_FILE);
                         write_private(&file, format!("{p}\n").as_bytes())?;
-                        (
-                            p.clone(),
-                            AdminLogin::Generated { password: p, file },
-                        )
+                        (p.clone(), AdminLogin::Generated { password: p, file })
                     }
                 };
                 let hash = hash_password(&password).map_err(|why| Error::Users {
@@ -241,9 +241,14 @@ pub struct Identity {
 /// Credentials as they arrived with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// A session cookie (the browser UI's login, issue 6; not issued yet).
-    Session { id: String },
+    Session {
+        id: String,
+    },
 }
 
 /// Reads the credentials of a request from its `Authorization` and `Cookie` headers.
@@ -325,10 +330,9 @@ impl Authenticator {
     }
 
     fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut h = blake2::Blake2bMac::<blake2::digest::consts::U32>::new_from_slice(
-            &self.cache_key,
-        )
-        .expect("32-byte key is valid for BLAKE2b");
+        let mut h =
+            blake2::Blake2bMac::<blake2::digest::consts::U32>::new_from_slice(&self.cache_key)
+                .expect("32-byte key is valid for BLAKE2b");
         h.update(&(user.len() as u64).to_le_bytes());
         h.update(user.as_bytes());
         h.update(password.as_bytes());

@@ -84,11 +84,18 @@ pub fn negotiate_format(query: Option<&str>, accept: Option<&str>) -> Result<For
         a.split(',')
             .any(|t| t.trim().starts_with("application/x-pcapng"))
     });
-    Ok(if wants_ng { Format::Pcapng } else { Format::Pcap })
+    Ok(if wants_ng {
+        Format::Pcapng
+    } else {
+        Format::Pcap
+    })
 }
 
 /// `compress=none|gzip|zstd`, else `Accept-Encoding` (zstd preferred, `q=0` honoured).
-pub fn negotiate_encoding(query: Option<&str>, accept_encoding: Option<&str>) -> Result<Encoding, ApiError> {
+pub fn negotiate_encoding(
+    query: Option<&str>,
+    accept_encoding: Option<&str>,
+) -> Result<Encoding, ApiError> {
     match query {
         Some("none" | "identity") => return Ok(Encoding::Identity),
         Some("gzip") => return Ok(Encoding::Gzip),
@@ -134,7 +141,10 @@ pub fn compile_filter(
     now_ns: u64,
 ) -> Result<Option<Filter>, ApiError> {
     let bad = |e: wirecap_filter::FilterError| ApiError::bad_request(format!("filter: {e}"));
-    match (appliance.filter(|s| !s.trim().is_empty()), bpf.filter(|s| !s.trim().is_empty())) {
+    match (
+        appliance.filter(|s| !s.trim().is_empty()),
+        bpf.filter(|s| !s.trim().is_empty()),
+    ) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "give Filter (appliance language) or FilterBPF (tcpdump syntax), not both",
         )),
@@ -461,11 +471,19 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// Answers a download request.
-pub fn respond(d: Download, req: &HeaderMap, slots: &Slots, metrics: Option<crate::metrics::Metrics>) -> Result<Response, ApiError> {
+pub fn respond(
+    d: Download,
+    req: &HeaderMap,
+    slots: &Slots,
+    metrics: Option<crate::metrics::Metrics>,
+) -> Result<Response, ApiError> {
     let raw = d.format == Format::Pcap && d.filter.is_none() && d.encoding == Encoding::Identity;
     let permit = slots.take()?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(d.format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(d.format.content_type()),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         disposition(&format!("{}.{}", d.filename, d.format.extension())),
@@ -536,7 +554,10 @@ pub fn respond(d: Download, req: &HeaderMap, slots: &Slots, metrics: Option<crat
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
         }
     }
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding, accept"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("accept-encoding, accept"),
+    );
     let (format, filter, encoding) = (d.format, d.filter, d.encoding);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -584,18 +605,36 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), ByteRange::Partial { start: 0, end: 9 });
-        assert_eq!(parse_range("bytes=90-", 100), ByteRange::Partial { start: 90, end: 99 });
-        assert_eq!(parse_range("bytes=-10", 100), ByteRange::Partial { start: 90, end: 99 });
-        assert_eq!(parse_range("bytes=-1000", 100), ByteRange::Partial { start: 0, end: 99 });
-        assert_eq!(parse_range("bytes=50-1000", 100), ByteRange::Partial { start: 50, end: 99 });
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            ByteRange::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            ByteRange::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            ByteRange::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=-1000", 100),
+            ByteRange::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            parse_range("bytes=50-1000", 100),
+            ByteRange::Partial { start: 50, end: 99 }
+        );
         assert_eq!(parse_range("bytes=100-", 100), ByteRange::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), ByteRange::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), ByteRange::Full);
         assert_eq!(parse_range("items=0-1", 100), ByteRange::Full);
         assert_eq!(parse_range("bytes=x-1", 100), ByteRange::Full);
         assert_eq!(parse_range("bytes=9-3", 100), ByteRange::Full);
-        assert_eq!(parse_range("bytes=99999999999999999999999-", 100), ByteRange::Full);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999999-", 100),
+            ByteRange::Full
+        );
     }
 
     #[test]
@@ -605,13 +644,28 @@ mod tests {
             negotiate_format(None, Some("application/x-pcapng, */*")).unwrap(),
             Format::Pcapng
         );
-        assert_eq!(negotiate_format(Some("pcap"), Some("application/x-pcapng")).unwrap(), Format::Pcap);
+        assert_eq!(
+            negotiate_format(Some("pcap"), Some("application/x-pcapng")).unwrap(),
+            Format::Pcap
+        );
         assert!(negotiate_format(Some("pcapx"), None).is_err());
         assert_eq!(negotiate_encoding(None, None).unwrap(), Encoding::Identity);
-        assert_eq!(negotiate_encoding(None, Some("gzip, deflate")).unwrap(), Encoding::Gzip);
-        assert_eq!(negotiate_encoding(None, Some("gzip, zstd")).unwrap(), Encoding::Zstd);
-        assert_eq!(negotiate_encoding(None, Some("zstd;q=0, gzip")).unwrap(), Encoding::Gzip);
-        assert_eq!(negotiate_encoding(Some("none"), Some("zstd")).unwrap(), Encoding::Identity);
+        assert_eq!(
+            negotiate_encoding(None, Some("gzip, deflate")).unwrap(),
+            Encoding::Gzip
+        );
+        assert_eq!(
+            negotiate_encoding(None, Some("gzip, zstd")).unwrap(),
+            Encoding::Zstd
+        );
+        assert_eq!(
+            negotiate_encoding(None, Some("zstd;q=0, gzip")).unwrap(),
+            Encoding::Gzip
+        );
+        assert_eq!(
+            negotiate_encoding(Some("none"), Some("zstd")).unwrap(),
+            Encoding::Identity
+        );
         assert!(negotiate_encoding(Some("brotli"), None).is_err());
     }
 }

@@ -147,7 +147,8 @@ impl Engine {
 
     /// Starts a capture into a new stream `base` + `_YYYYMMDD_HHMM`. Blocking.
     pub fn start(&self, base: &str) -> Result<CaptureInfo, EngineError> {
-        wirecap_store::validate_base_name(base).map_err(|e| EngineError::InvalidName(e.to_string()))?;
+        wirecap_store::validate_base_name(base)
+            .map_err(|e| EngineError::InvalidName(e.to_string()))?;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = running.as_ref() {
             return Err(EngineError::AlreadyRunning(r.base.clone()));
@@ -156,8 +157,14 @@ impl Engine {
             .spec
             .as_ref()
             .ok_or_else(|| EngineError::NoInterface("none configured".into()))?;
-        let capture = Capture::start(base, spec, &self.store, &self.pipeline, self.counters.clone())
-            .map_err(|e| self.classify(e))?;
+        let capture = Capture::start(
+            base,
+            spec,
+            &self.store,
+            &self.pipeline,
+            self.counters.clone(),
+        )
+        .map_err(|e| self.classify(e))?;
         let started_ns = wirecap_store::now_ns();
         let stored = capture.name().to_owned();
         let info = CaptureInfo {
@@ -181,9 +188,9 @@ impl Engine {
         use wirecap_capture::Error as E;
         let what = self.describe_source();
         match &e {
-            E::Socket { source, interface, .. }
-                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) =>
-            {
+            E::Socket {
+                source, interface, ..
+            } if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
                 EngineError::NoPermission(interface.clone())
             }
             E::NoSuchInterface(i) => EngineError::NoInterface(format!("{i} does not exist")),

@@ -44,11 +44,26 @@ impl std::fmt::Debug for Metrics {
 }
 
 const GAUGES: [(&str, &str); 15] = [
-    ("packets_received", "Packets received by the current or last capture (captured + dropped)"),
-    ("packets_dropped", "Packets lost by the current or last capture, any reason"),
-    ("packets_errors", "Packets with errors (malformed, failed writes, clamped timestamps)"),
-    ("packets_captured", "Packets written to the store by the current or last capture"),
-    ("bytes_captured", "Bytes written to the store by the current or last capture"),
+    (
+        "packets_received",
+        "Packets received by the current or last capture (captured + dropped)",
+    ),
+    (
+        "packets_dropped",
+        "Packets lost by the current or last capture, any reason",
+    ),
+    (
+        "packets_errors",
+        "Packets with errors (malformed, failed writes, clamped timestamps)",
+    ),
+    (
+        "packets_captured",
+        "Packets written to the store by the current or last capture",
+    ),
+    (
+        "bytes_captured",
+        "Bytes written to the store by the current or last capture",
+    ),
     ("bytes_pending", "Bytes queued for the writer"),
     ("bytes_disk", "Bytes the store takes on disk"),
     ("capture_bytes", "Wire bytes delivered by the source"),
@@ -57,7 +72,10 @@ const GAUGES: [(&str, &str); 15] = [
     ("capture_pps", "Packets per second over the last second"),
     ("capture_active", "1 while a capture runs"),
     ("capture_link_up", "1 while the capture link is up"),
-    ("capture_link_speed_mbps", "Link speed in Mb/s (0 when unknown)"),
+    (
+        "capture_link_speed_mbps",
+        "Link speed in Mb/s (0 when unknown)",
+    ),
     ("uptime_seconds", "Seconds since the server started"),
 ];
 

@@ -21,22 +21,62 @@ fn pcap_responses() -> Value {
 
 fn download_params() -> Vec<Value> {
     vec![
-        p("format", "query", "pcap (default) or pcapng; also Accept: application/x-pcapng", false),
-        p("compress", "query", "none, gzip or zstd; default: from Accept-Encoding", false),
+        p(
+            "format",
+            "query",
+            "pcap (default) or pcapng; also Accept: application/x-pcapng",
+            false,
+        ),
+        p(
+            "compress",
+            "query",
+            "none, gzip or zstd; default: from Accept-Encoding",
+            false,
+        ),
     ]
 }
 
 /// The document.
 pub fn document() -> Value {
-    let name = p("name", "path", "Full stored stream name (NAME_YYYYMMDD_HHMM)", true);
+    let name = p(
+        "name",
+        "path",
+        "Full stored stream name (NAME_YYYYMMDD_HHMM)",
+        true,
+    );
     let mut pcap_params = vec![
         name.clone(),
-        p("start", "query", "First packet time, inclusive: ns since the epoch (optionally with ULL), ISO-8601, or 20150620_18:36:47.780.373.248", false),
+        p(
+            "start",
+            "query",
+            "First packet time, inclusive: ns since the epoch (optionally with ULL), ISO-8601, or 20150620_18:36:47.780.373.248",
+            false,
+        ),
         p("stop", "query", "Stop time, exclusive (same forms)", false),
-        p("view", "query", "A view (split_1sec … split_1TB), with split", false),
-        p("split", "query", "Index of the split in the view, from 0", false),
-        p("filter", "query", "Appliance filter language, e.g. `ipv4.proto == udp`", false),
-        p("bpf", "query", "tcpdump filter syntax, e.g. `udp port 53`", false),
+        p(
+            "view",
+            "query",
+            "A view (split_1sec … split_1TB), with split",
+            false,
+        ),
+        p(
+            "split",
+            "query",
+            "Index of the split in the view, from 0",
+            false,
+        ),
+        p(
+            "filter",
+            "query",
+            "Appliance filter language, e.g. `ipv4.proto == udp`",
+            false,
+        ),
+        p(
+            "bpf",
+            "query",
+            "tcpdump filter syntax, e.g. `udp port 53`",
+            false,
+        ),
     ];
     pcap_params.extend(download_params());
     let mut single_params = vec![
@@ -47,22 +87,39 @@ pub fn document() -> Value {
     single_params.extend(download_params());
     let mut splittime_params = vec![
         p("StreamName", "query", "Full stored stream name", true),
-        p("Start", "query", "ns since the epoch with ULL suffix, or NULL for the beginning", false),
-        p("Stop", "query", "ns since the epoch with ULL suffix (exclusive), or NULL for the end", false),
-        p("StreamView", "query", "With Split: address one split of a view exactly (size splits)", false),
+        p(
+            "Start",
+            "query",
+            "ns since the epoch with ULL suffix, or NULL for the beginning",
+            false,
+        ),
+        p(
+            "Stop",
+            "query",
+            "ns since the epoch with ULL suffix (exclusive), or NULL for the end",
+            false,
+        ),
+        p(
+            "StreamView",
+            "query",
+            "With Split: address one split of a view exactly (size splits)",
+            false,
+        ),
         p("Split", "query", "Index of the split in StreamView", false),
         p("Filter", "query", "Appliance filter language", false),
         p("FilterBPF", "query", "tcpdump filter syntax", false),
     ];
     splittime_params.extend(download_params());
     let text = |d: &str| json!({"200": {"description": d, "content": {"text/plain": {}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}});
-    let appliance_json = |d: &str| json!({
-        "200": {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplianceResult"}}}},
-        "400": {"$ref": "#/components/responses/Error"},
-        "403": {"$ref": "#/components/responses/Error"},
-        "409": {"$ref": "#/components/responses/Error"},
-        "503": {"$ref": "#/components/responses/Error"}
-    });
+    let appliance_json = |d: &str| {
+        json!({
+            "200": {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplianceResult"}}}},
+            "400": {"$ref": "#/components/responses/Error"},
+            "403": {"$ref": "#/components/responses/Error"},
+            "409": {"$ref": "#/components/responses/Error"},
+            "503": {"$ref": "#/components/responses/Error"}
+        })
+    };
     let ok_json = |d: &str| json!({"200": {"description": d, "content": {"application/json": {}}}, "400": {"$ref": "#/components/responses/ApiError"}, "404": {"$ref": "#/components/responses/ApiError"}});
     json!({
         "openapi": "3.1.0",

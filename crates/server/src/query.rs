@@ -129,10 +129,16 @@ mod tests {
             "StreamName=manual_capture_cli_20150620_1836&Start=1434793018780588947ULL&Stop=1434793019780499570ULL",
         ))
         .unwrap();
-        assert_eq!(q.get("StreamName"), Some("manual_capture_cli_20150620_1836"));
+        assert_eq!(
+            q.get("StreamName"),
+            Some("manual_capture_cli_20150620_1836")
+        );
         assert_eq!(q.get("Stop"), Some("1434793019780499570ULL"));
         let q = Query::parse(Some("StreamName=cli_capture_20150620_2028&")).unwrap();
-        assert_eq!(q.require("StreamName").unwrap(), "cli_capture_20150620_2028");
+        assert_eq!(
+            q.require("StreamName").unwrap(),
+            "cli_capture_20150620_2028"
+        );
         assert!(q.require("StreamView").is_err());
     }
 

@@ -25,7 +25,10 @@ pub const ADMIN_PASSWORD_ENV: &str = "WIRECAP_ADMIN_PASSWORD";
 pub const LOG_DIR: &str = "log";
 
 /// Logs to stderr and to `DIR/log/wirecap.YYYY-MM-DD.log`. Keep the guard alive.
-pub fn init_logging(dir: &Path, level: &str) -> Result<tracing_appender::non_blocking::WorkerGuard, Error> {
+pub fn init_logging(
+    dir: &Path,
+    level: &str,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, Error> {
     let log_dir = dir.join(LOG_DIR);
     std::fs::create_dir_all(&log_dir).at(&log_dir)?;
     let appender = tracing_appender::rolling::Builder::new()
@@ -64,7 +67,11 @@ fn resolve_addr(s: &str) -> Result<SocketAddr, Error> {
     full.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| Error::Other(format!("cannot read listen address {s:?} (expected HOST:PORT)")))
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "cannot read listen address {s:?} (expected HOST:PORT)"
+            ))
+        })
 }
 
 fn bind(s: &str) -> Result<std::net::TcpListener, Error> {
@@ -114,7 +121,12 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     runtime.block_on(serve(settings, engine, users, login))
 }
 
-async fn serve(settings: Settings, engine: Engine, users: Users, login: AdminLogin) -> Result<(), Error> {
+async fn serve(
+    settings: Settings,
+    engine: Engine,
+    users: Users,
+    login: AdminLogin,
+) -> Result<(), Error> {
     let dir = settings.data.clone();
     let http = settings.http.as_deref().map(bind).transpose()?;
     let https = settings.https.as_deref().map(bind).transpose()?;
@@ -143,7 +155,9 @@ async fn serve(settings: Settings, engine: Engine, users: Users, login: AdminLog
         let addr = l.local_addr().at(&dir)?;
         urls.push(shown(addr, "http"));
         let server = axum_server::from_tcp(l).handle(handle.clone());
-        let svc = app.clone().into_make_service_with_connect_info::<SocketAddr>();
+        let svc = app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move { server.serve(svc).await }));
         tracing::info!(%addr, "listening (HTTP)");
     }
@@ -152,9 +166,17 @@ async fn serve(settings: Settings, engine: Engine, users: Users, login: AdminLog
         urls.push(shown(addr, "https"));
         let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
             .await
-            .map_err(|e| Error::Tls(format!("{} / {}: {e}", files.cert.display(), files.key.display())))?;
+            .map_err(|e| {
+                Error::Tls(format!(
+                    "{} / {}: {e}",
+                    files.cert.display(),
+                    files.key.display()
+                ))
+            })?;
         let server = axum_server::from_tcp_rustls(l, config).handle(handle.clone());
-        let svc = app.clone().into_make_service_with_connect_info::<SocketAddr>();
+        let svc = app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move { server.serve(svc).await }));
         tracing::info!(%addr, cert = %files.cert.display(), "listening (HTTPS)");
     }
@@ -217,7 +239,10 @@ fn banner(
     tls_files: Option<&tls::CertFiles>,
 ) {
     let mut out = String::new();
-    out.push_str(&format!("wirecap appliance, data in {}\n", s.data.display()));
+    out.push_str(&format!(
+        "wirecap appliance, data in {}\n",
+        s.data.display()
+    ));
     let src = engine.describe_source();
     match engine.source() {
         SourceChoice::Synthetic(_) => out.push_str(&format!(

@@ -13,7 +13,12 @@ use anyhow::{Context, Result, bail};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Conn {
     /// Server URL (also from WIRECAP_URL)
-    #[arg(long, env = "WIRECAP_URL", default_value = "https://127.0.0.1:8443", value_name = "URL")]
+    #[arg(
+        long,
+        env = "WIRECAP_URL",
+        default_value = "https://127.0.0.1:8443",
+        value_name = "URL"
+    )]
     url: String,
     /// User name (also from WIRECAP_USER)
     #[arg(long, env = "WIRECAP_USER", default_value = "admin")]
@@ -101,7 +106,10 @@ impl Client {
         Ok(Self {
             agent: cfg.build().into(),
             base: c.url.trim_end_matches('/').to_owned(),
-            auth: format!("Basic {}", encode(format!("{}:{password}", c.user).as_bytes())),
+            auth: format!(
+                "Basic {}",
+                encode(format!("{}:{password}", c.user).as_bytes())
+            ),
         })
     }
 
@@ -151,14 +159,22 @@ pub fn start(a: StartArgs) -> Result<ExitCode> {
     let c = Client::new(&a.conn)?;
     let (code, body) = c.text("/sysmaster/capture_start", &[("StreamName", &a.name)])?;
     println!("{}", reason(&body));
-    Ok(if code == 200 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if code == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn stop(a: StopArgs) -> Result<ExitCode> {
     let c = Client::new(&a.conn)?;
     let (code, body) = c.text("/sysmaster/capture_stop", &[])?;
     println!("{}", reason(&body));
-    Ok(if code == 200 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if code == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn ls(a: LsArgs) -> Result<ExitCode> {
@@ -172,7 +188,11 @@ pub fn ls(a: LsArgs) -> Result<ExitCode> {
     for line in body.lines().skip(1) {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() >= 4 {
-            writeln!(out, "{}  {:>12} packets  {:>15} bytes  {}", f[0], f[2], f[1], f[3])?;
+            writeln!(
+                out,
+                "{}  {:>12} packets  {:>15} bytes  {}",
+                f[0], f[2], f[1], f[3]
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -218,16 +238,20 @@ pub fn get(a: GetArgs) -> Result<ExitCode> {
         let out = PathBuf::from(&a.out);
         let tmp = out.with_file_name(format!(
             ".{}.part",
-            out.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()
+            out.file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
         ));
-        let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         let res = copy_checked(&mut body, &mut f, want);
         if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.context(format!("downloading {}", a.name)));
         }
         f.sync_data()?;
-        std::fs::rename(&tmp, &out).with_context(|| format!("cannot rename to {}", out.display()))?;
+        std::fs::rename(&tmp, &out)
+            .with_context(|| format!("cannot rename to {}", out.display()))?;
         res.unwrap_or(0)
     };
     if let Some(w) = want

@@ -8,12 +8,14 @@ use wirecap_server::{ServeArgs, SourceChoice};
 
 /// Run the appliance: capture engine, the manual's HTTP API, the JSON API, metrics
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Without --http/--https it listens with HTTPS on 0.0.0.0:8443 (self-signed \
+#[command(
+    after_help = "Without --http/--https it listens with HTTPS on 0.0.0.0:8443 (self-signed \
 certificate kept in DIR/tls). On first start the user admin gets its password from \
 WIRECAP_ADMIN_PASSWORD, or a generated one printed once and kept in DIR/initial-admin-password.\n\
 Without --interface (or [capture] in DIR/wirecap.toml) it captures synthetic traffic.\n\n\
 Example:\n  WIRECAP_ADMIN_PASSWORD=secret wirecap serve --data /var/lib/wirecap --http 127.0.0.1:8080\n  \
-curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\"")]
+curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\""
+)]
 pub struct ServeArgsCli {
     /// Data directory: streams, users, certificate, logs, wirecap.toml (also from WIRECAP_DATA)
     #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]

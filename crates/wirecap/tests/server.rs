@@ -73,7 +73,11 @@ impl Server {
             .arg("serve")
             .arg("--data")
             .arg(dir.path().join("data"))
-            .arg(if scheme == "http" { "--http" } else { "--https" })
+            .arg(if scheme == "http" {
+                "--http"
+            } else {
+                "--https"
+            })
             .arg(&addr)
             .args(args)
             .env("WIRECAP_ADMIN_PASSWORD", PW)
@@ -135,8 +139,15 @@ impl Server {
         if let Some(u) = user {
             c.args(["-u", u]);
         }
-        let o = c.args(extra).arg(self.url(path)).output().expect("run curl");
-        let code: u16 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
+        let o = c
+            .args(extra)
+            .arg(self.url(path))
+            .output()
+            .expect("run curl");
+        let code: u16 = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
         Resp {
             code,
             headers: std::fs::read_to_string(&h).unwrap_or_default(),
@@ -146,7 +157,13 @@ impl Server {
 
     fn ok(&self, path: &str) -> Resp {
         let r = self.curl(path, &[]);
-        assert_eq!(r.code, 200, "GET {path}: {}\n{}", String::from_utf8_lossy(&r.body), self.log());
+        assert_eq!(
+            r.code,
+            200,
+            "GET {path}: {}\n{}",
+            String::from_utf8_lossy(&r.body),
+            self.log()
+        );
         r
     }
 
@@ -166,7 +183,11 @@ impl Server {
         let mut args = vec!["export", name, "-o", out.to_str().expect("utf8 path")];
         args.extend_from_slice(extra);
         let o = self.wirecap(&args);
-        assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "export: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         std::fs::read(out).expect("exported file")
     }
 
@@ -193,7 +214,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // SIGTERM: the server stops the capture and seals the stream; kill after 10 s.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -223,7 +246,11 @@ fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
     });
     let o = c.wait_with_output().expect("tcpdump output");
     let _ = w.join();
-    assert!(o.status.success(), "tcpdump failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tcpdump failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -237,7 +264,11 @@ fn tshark_count(path: &Path) -> Option<usize> {
         .args(["-T", "fields", "-e", "frame.number"])
         .output()
         .ok()?;
-    assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(String::from_utf8_lossy(&o.stdout).lines().count())
 }
 
@@ -315,7 +346,10 @@ fn check_capture_json(body: &str, verb: &str, name: &str) {
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -334,7 +368,10 @@ fn manual_cli_session() {
 
     // Start Capture.
     let r = s.ok("/sysmaster/capture_start?StreamName=cli_capture");
-    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
     check_capture_json(&r.text(), "started", "cli_capture");
     let st = s.status();
     check_status_format(&st);
@@ -349,19 +386,35 @@ fn manual_cli_session() {
         ))
         .output()
         .expect("sh");
-    assert_eq!(String::from_utf8_lossy(&grep.stdout), "capture_active, true\n");
+    assert_eq!(
+        String::from_utf8_lossy(&grep.stdout),
+        "capture_active, true\n"
+    );
 
     // A second start is refused while one runs.
     let again = s.curl("/sysmaster/capture_start?StreamName=other", &[]);
     assert_eq!(again.code, 409);
-    assert!(again.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", again.text());
+    assert!(
+        again.text().starts_with("{\"Status\":false,\"Str\":\""),
+        "{}",
+        again.text()
+    );
 
     wait_until("packets and a few seconds", || {
         s.status_of("packets_captured").parse::<u64>().unwrap_or(0) > 4000
     });
     // Downloads while the capture writes: several at once, each a valid pcap whose
     // length is exactly the announced one.
-    let name = s.ok("/plain/list").text().lines().nth(1).expect("a stream").split(' ').next().expect("name").to_owned();
+    let name = s
+        .ok("/plain/list")
+        .text()
+        .lines()
+        .nth(1)
+        .expect("a stream")
+        .split(' ')
+        .next()
+        .expect("name")
+        .to_owned();
     assert!(name.starts_with("cli_capture_"), "{name}");
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -418,7 +471,10 @@ fn manual_cli_session() {
     // The single-file link as listed (with its trailing '&') is the whole stream.
     let single = s.ok(f[4]);
     assert_eq!(single.body, s.export(&name, &[]));
-    assert_eq!(single.header("content-length"), Some(single.body.len().to_string()));
+    assert_eq!(
+        single.header("content-length"),
+        Some(single.body.len().to_string())
+    );
     assert_eq!(
         single.header("content-disposition").as_deref(),
         Some(format!("attachment; filename=\"{name}.pcap\"").as_str())
@@ -438,7 +494,10 @@ fn manual_cli_session() {
     let views: Vec<String> = vl
         .map(|l| {
             let (v, link) = l.split_once(" , ").expect("V , link");
-            assert_eq!(link, format!("/plain/split?StreamName={name}&StreamView={v}"));
+            assert_eq!(
+                link,
+                format!("/plain/split?StreamName={name}&StreamView={v}")
+            );
             v.to_owned()
         })
         .collect();
@@ -447,7 +506,9 @@ fn manual_cli_session() {
 
     // /plain/split for a time and a size view: every listed URL downloads exactly the split.
     for v in ["split_1sec", "split_1MB"] {
-        let text = s.ok(&format!("/plain/split?StreamName={name}&StreamView={v}")).text();
+        let text = s
+            .ok(&format!("/plain/split?StreamName={name}&StreamView={v}"))
+            .text();
         let mut sl = text.lines();
         assert_eq!(sl.next(), Some("Name , Size Bytes, Packet Count, URL"));
         let mut total = 0;
@@ -458,8 +519,11 @@ fn manual_cli_session() {
             let split_name = f[0].strip_suffix(" ").expect("name then ' , '");
             assert_eq!(split_name.len(), 29, "{split_name}");
             let url = f[3];
-            assert!(url.starts_with(&format!("/pcap/splittime?StreamName={name}&Start=")), "{url}");
-            assert!(url.contains("ULL&Stop=") , "{url}");
+            assert!(
+                url.starts_with(&format!("/pcap/splittime?StreamName={name}&Start=")),
+                "{url}"
+            );
+            assert!(url.contains("ULL&Stop="), "{url}");
             let got = s.ok(url);
             assert_eq!(got.body.len().to_string(), f[1], "size of {url}");
             let want = s.export(&name, &["--view", v, "--split", &k.to_string()]);
@@ -502,31 +566,56 @@ fn manual_cli_session() {
     assert_eq!(piped.lines().collect::<Vec<_>>(), expect);
     assert_eq!(
         s.ok(&url).body,
-        s.export(&name, &["--start", &a.to_string(), "--stop", &b.to_string()])
+        s.export(
+            &name,
+            &["--start", &a.to_string(), "--stop", &b.to_string()]
+        )
     );
     // NULL bounds are open.
-    assert_eq!(s.ok(&format!("/pcap/splittime?StreamName={name}&Start=NULL&Stop=NULL")).body, single.body);
-    let tail = s.ok(&format!("/pcap/splittime?StreamName={name}&Start={b}ULL&Stop=NULL"));
+    assert_eq!(
+        s.ok(&format!(
+            "/pcap/splittime?StreamName={name}&Start=NULL&Stop=NULL"
+        ))
+        .body,
+        single.body
+    );
+    let tail = s.ok(&format!(
+        "/pcap/splittime?StreamName={name}&Start={b}ULL&Stop=NULL"
+    ));
     assert_eq!(tail.body, s.export(&name, &["--start", &b.to_string()]));
 
     // The JSON API and metrics agree.
-    let streams: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/streams").body).expect("json");
+    let streams: serde_json::Value =
+        serde_json::from_slice(&s.ok("/api/v1/streams").body).expect("json");
     assert_eq!(streams[0]["name"], name.as_str());
     assert_eq!(streams[0]["packets"].as_u64(), Some(captured));
-    let api_status: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/status?history=60").body).expect("json");
+    let api_status: serde_json::Value =
+        serde_json::from_slice(&s.ok("/api/v1/status?history=60").body).expect("json");
     assert_eq!(api_status["packets_captured"].as_u64(), Some(captured));
-    assert!(api_status["history"].as_array().is_some_and(|h| !h.is_empty()));
+    assert!(
+        api_status["history"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    );
     let metrics = s.ok("/metrics").text();
-    assert!(metrics.contains(&format!("wirecap_packets_captured {captured}")), "{metrics}");
-    let doc: serde_json::Value = serde_json::from_slice(&s.ok("/api/v1/openapi.json").body).expect("json");
+    assert!(
+        metrics.contains(&format!("wirecap_packets_captured {captured}")),
+        "{metrics}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&s.ok("/api/v1/openapi.json").body).expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/pcap/splittime"].is_object());
     let splits: serde_json::Value = serde_json::from_slice(
-        &s.ok(&format!("/api/v1/streams/{name}/views/split_1sec/splits")).body,
+        &s.ok(&format!("/api/v1/streams/{name}/views/split_1sec/splits"))
+            .body,
     )
     .expect("json");
     let dl = splits[1]["download"].as_str().expect("download link");
-    assert_eq!(s.ok(dl).body, s.export(&name, &["--view", "split_1sec", "--split", "1"]));
+    assert_eq!(
+        s.ok(dl).body,
+        s.export(&name, &["--view", "split_1sec", "--split", "1"])
+    );
 }
 
 /// Imported traffic comes back as it went in; Range, pcapng, compression, filters.
@@ -551,11 +640,24 @@ fn downloads_of_an_import() {
         .expect("import");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = Server::start_in(dir, &[], "http");
-    let name = s.ok("/plain/list").text().lines().nth(1).expect("row").split(' ').next().expect("name").to_owned();
+    let name = s
+        .ok("/plain/list")
+        .text()
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split(' ')
+        .next()
+        .expect("name")
+        .to_owned();
     assert!(name.starts_with("office_"));
     let original = std::fs::read(&src).expect("generated file");
     let full = s.ok(&format!("/pcap/single?StreamName={name}"));
-    assert_eq!(tcpdump(&full.body, &[]), tcpdump(&original, &[]), "download != what was imported");
+    assert_eq!(
+        tcpdump(&full.body, &[]),
+        tcpdump(&original, &[]),
+        "download != what was imported"
+    );
     let len = full.body.len();
 
     // HEAD: the exact length without the body.
@@ -566,32 +668,62 @@ fn downloads_of_an_import() {
 
     // Range: two halves make the whole; a resumed download (curl -C) completes the file.
     let cut = len / 3;
-    let a = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("0-{}", cut - 1)]);
+    let a = s.curl(
+        &format!("/pcap/single?StreamName={name}"),
+        &["-r", &format!("0-{}", cut - 1)],
+    );
     assert_eq!(a.code, 206);
-    assert_eq!(a.header("content-range"), Some(format!("bytes 0-{}/{len}", cut - 1)));
-    let b = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("{cut}-")]);
+    assert_eq!(
+        a.header("content-range"),
+        Some(format!("bytes 0-{}/{len}", cut - 1))
+    );
+    let b = s.curl(
+        &format!("/pcap/single?StreamName={name}"),
+        &["-r", &format!("{cut}-")],
+    );
     assert_eq!(b.code, 206);
     assert_eq!([a.body.clone(), b.body].concat(), full.body);
     let part = s.tmp("resume.pcap");
     std::fs::write(&part, &a.body).expect("partial file");
     let o = Command::new("curl")
-        .args(["-s", "-S", "-f", "-u", &format!("admin:{PW}"), "-C", "-", "-o"])
+        .args([
+            "-s",
+            "-S",
+            "-f",
+            "-u",
+            &format!("admin:{PW}"),
+            "-C",
+            "-",
+            "-o",
+        ])
         .arg(&part)
         .arg(s.url(&format!("/pcap/single?StreamName={name}")))
         .output()
         .expect("curl -C -");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&part).expect("resumed"), full.body);
-    let beyond = s.curl(&format!("/pcap/single?StreamName={name}"), &["-r", &format!("{len}-")]);
+    let beyond = s.curl(
+        &format!("/pcap/single?StreamName={name}"),
+        &["-r", &format!("{len}-")],
+    );
     assert_eq!(beyond.code, 416);
-    assert_eq!(beyond.header("content-range"), Some(format!("bytes */{len}")));
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{len}"))
+    );
 
     // pcapng by query and by Accept: same packets, and equal to wirecap export's pcapng.
     let ng = s.ok(&format!("/pcap/single?StreamName={name}&format=pcapng"));
-    assert_eq!(ng.header("content-type").as_deref(), Some("application/x-pcapng"));
+    assert_eq!(
+        ng.header("content-type").as_deref(),
+        Some("application/x-pcapng")
+    );
     assert_eq!(ng.body, s.export(&name, &["--format", "pcapng"]));
     assert_eq!(tcpdump(&ng.body, &[]), tcpdump(&original, &[]));
-    let ng2 = s.curl(&format!("/pcap/single?StreamName={name}"), &["-H", "Accept: application/x-pcapng"]);
+    let ng2 = s.curl(
+        &format!("/pcap/single?StreamName={name}"),
+        &["-H", "Accept: application/x-pcapng"],
+    );
     assert_eq!(ng2.body, ng.body);
     let ng_path = s.tmp("x.pcapng");
     std::fs::write(&ng_path, &ng.body).expect("write");
@@ -600,13 +732,22 @@ fn downloads_of_an_import() {
     }
 
     // Compression: curl --compressed decodes to the same bytes; the wire carried less.
-    let gz = s.curl(&format!("/pcap/single?StreamName={name}"), &["--compressed", "-H", "Accept-Encoding: gzip"]);
+    let gz = s.curl(
+        &format!("/pcap/single?StreamName={name}"),
+        &["--compressed", "-H", "Accept-Encoding: gzip"],
+    );
     assert_eq!(gz.code, 200);
     assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"));
     assert_eq!(gz.body, full.body);
-    let raw_gz = s.curl(&format!("/pcap/single?StreamName={name}&compress=gzip"), &[]);
+    let raw_gz = s.curl(
+        &format!("/pcap/single?StreamName={name}&compress=gzip"),
+        &[],
+    );
     assert!(raw_gz.body.len() < len, "gzip did not shrink the file");
-    let zs = s.curl(&format!("/pcap/single?StreamName={name}&compress=zstd"), &[]);
+    let zs = s.curl(
+        &format!("/pcap/single?StreamName={name}&compress=zstd"),
+        &[],
+    );
     assert_eq!(zs.header("content-encoding").as_deref(), Some("zstd"));
     if have("zstd") {
         let mut c = Command::new("zstd")
@@ -628,11 +769,23 @@ fn downloads_of_an_import() {
     let want = tcpdump(&original, &["udp"]);
     assert!(!want.is_empty());
     assert_eq!(tcpdump(&udp.body, &[]), want);
-    let udp2 = s.ok(&format!("/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp"));
-    assert_eq!(tcpdump(&udp2.body, &[]), tcpdump(&original, &["(ip and udp) or (vlan and ip and udp)"]));
-    let bad = s.curl(&format!("/pcap/single?StreamName={name}&FilterBPF=udp%20and%20("), &[]);
+    let udp2 = s.ok(&format!(
+        "/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp"
+    ));
+    assert_eq!(
+        tcpdump(&udp2.body, &[]),
+        tcpdump(&original, &["(ip and udp) or (vlan and ip and udp)"])
+    );
+    let bad = s.curl(
+        &format!("/pcap/single?StreamName={name}&FilterBPF=udp%20and%20("),
+        &[],
+    );
     assert_eq!(bad.code, 400);
-    assert!(bad.text().starts_with("{\"Status\":false,\"Str\":\"filter"), "{}", bad.text());
+    assert!(
+        bad.text().starts_with("{\"Status\":false,\"Str\":\"filter"),
+        "{}",
+        bad.text()
+    );
 
     // The client commands.
     let client = |args: &[&str]| {
@@ -651,12 +804,26 @@ fn downloads_of_an_import() {
     let o = client(&["get", &name, "-o", out.to_str().expect("utf8")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&out).expect("got"), full.body);
-    let o = client(&["get", &name, "--view", "split_1sec", "--split", "2", "-o", out.to_str().expect("utf8")]);
+    let o = client(&[
+        "get",
+        &name,
+        "--view",
+        "split_1sec",
+        "--split",
+        "2",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(std::fs::read(&out).expect("got"), s.export(&name, &["--view", "split_1sec", "--split", "2"]));
+    assert_eq!(
+        std::fs::read(&out).expect("got"),
+        s.export(&name, &["--view", "split_1sec", "--split", "2"])
+    );
     let o = client(&["start", "from_client"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("successfully started capture [from_client]"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("successfully started capture [from_client]")
+    );
     let o = client(&["stop"]);
     assert!(o.status.success());
     let o = Command::new(BIN)
@@ -681,7 +848,11 @@ fn https_with_a_self_signed_certificate() {
         .arg(s.url("/sysmaster/status"))
         .output()
         .expect("curl");
-    assert_eq!(o.status.code(), Some(60), "curl accepted a self-signed certificate");
+    assert_eq!(
+        o.status.code(),
+        Some(60),
+        "curl accepted a self-signed certificate"
+    );
     // With the certificate as CA it verifies (the name 127.0.0.1 is in it).
     let o = Command::new("curl")
         .args(["-s", "-f", "--cacert"])
@@ -695,7 +866,16 @@ fn https_with_a_self_signed_certificate() {
     check_capture_json(&r.text(), "started", "tls_capture");
     std::thread::sleep(Duration::from_millis(1500));
     s.ok("/sysmaster/capture_stop");
-    let name = s.ok("/plain/list").text().lines().nth(1).expect("row").split(' ').next().expect("name").to_owned();
+    let name = s
+        .ok("/plain/list")
+        .text()
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split(' ')
+        .next()
+        .expect("name")
+        .to_owned();
     let got = s.ok(&format!("/pcap/single?StreamName={name}"));
     assert_eq!(got.body, s.export(&name, &[]));
     assert!(!tcpdump(&got.body, &[]).is_empty());
@@ -732,14 +912,24 @@ fn security() {
     for p in paths {
         let r = s.curl_as(None, p, &[]);
         assert_eq!(r.code, 401, "{p} without credentials answered {}", r.code);
-        assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic")));
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Basic"))
+        );
     }
     // Wrong credentials (two only: more would slow this address down, see below).
-    for (p, user) in [("/plain/list", format!("admin:{PW}x")), ("/api/v1/streams", "nobody:x".to_owned())] {
+    for (p, user) in [
+        ("/plain/list", format!("admin:{PW}x")),
+        ("/api/v1/streams", "nobody:x".to_owned()),
+    ] {
         let r = s.curl_as(Some(&user), p, &[]);
         assert_eq!(r.code, 401, "{p} with {user:?} answered {}", r.code);
     }
-    for (m, p) in [("POST", "/api/v1/capture/start"), ("POST", "/api/v1/capture/stop"), ("DELETE", "/api/v1/streams/x")] {
+    for (m, p) in [
+        ("POST", "/api/v1/capture/start"),
+        ("POST", "/api/v1/capture/stop"),
+        ("DELETE", "/api/v1/streams/x"),
+    ] {
         let r = s.curl_as(None, p, &["-X", m]);
         assert_eq!(r.code, 401, "{m} {p}");
     }
@@ -776,7 +966,11 @@ fn security() {
                 r.code,
                 String::from_utf8_lossy(&r.body)
             );
-            assert!(r.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", r.text());
+            assert!(
+                r.text().starts_with("{\"Status\":false,\"Str\":\""),
+                "{}",
+                r.text()
+            );
         }
         let r = s.curl(&format!("/api/v1/streams/{n}/pcap"), &[]);
         assert!([400, 404, 414].contains(&r.code), "api {n:.40}: {}", r.code);
@@ -799,16 +993,28 @@ fn security() {
     ] {
         let r = s.curl(q, &[]);
         assert_eq!(r.code, 400, "{q}: {}", r.text());
-        assert!(r.text().starts_with("{\"Status\":false,\"Str\":\""), "{}", r.text());
+        assert!(
+            r.text().starts_with("{\"Status\":false,\"Str\":\""),
+            "{}",
+            r.text()
+        );
     }
     let unknown = s.curl("/pcap/single?StreamName=nope_20250101_0000", &[]);
     assert_eq!(unknown.code, 404);
     let huge = format!("/plain/list?x={}", "y".repeat(100_000));
     let r = s.curl(&huge, &[]);
-    assert!([400, 414, 431].contains(&r.code), "huge query answered {}", r.code);
+    assert!(
+        [400, 414, 431].contains(&r.code),
+        "huge query answered {}",
+        r.code
+    );
     let many: String = (0..100).map(|i| format!("k{i}=v&")).collect();
     let r = s.curl(&format!("/plain/list?{many}"), &[]);
-    assert!(r.code != 200 || r.text().starts_with("Filename"), "{}", r.code);
+    assert!(
+        r.code != 200 || r.text().starts_with("Filename"),
+        "{}",
+        r.code
+    );
 
     // Garbage on the socket: answered or closed, never a crash.
     for junk in [
@@ -827,7 +1033,17 @@ fn security() {
     // The JSON API wants JSON bodies (no cross-site form posts).
     let r = s.curl("/api/v1/capture/start", &["-X", "POST", "-d", "name=x"]);
     assert_eq!(r.code, 415);
-    let r = s.curl("/api/v1/capture/start", &["-X", "POST", "-H", "Content-Type: application/json", "-d", "{\"name\":\"../x\"}"]);
+    let r = s.curl(
+        "/api/v1/capture/start",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{\"name\":\"../x\"}",
+        ],
+    );
     assert_eq!(r.code, 400, "{}", r.text());
 }
 
@@ -847,10 +1063,17 @@ fn wrong_passwords_are_slowed() {
         times.push(t.elapsed());
     }
     assert!(times[0] < Duration::from_millis(900), "{times:?}");
-    assert!(times[5] >= Duration::from_millis(900), "6th wrong password not slowed: {times:?}");
+    assert!(
+        times[5] >= Duration::from_millis(900),
+        "6th wrong password not slowed: {times:?}"
+    );
     assert!(times[5] > times[3], "{times:?}");
     // Known-good credentials still answer at once.
     let t = Instant::now();
     s.ok("/sysmaster/status");
-    assert!(t.elapsed() < Duration::from_millis(800), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
 }
