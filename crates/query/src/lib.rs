@@ -1,0 +1,112 @@
+//! The questions users ask of a stored stream: "give me these packets" (a filtered
+//! export) and "what is in there" (an analysis).
+//!
+//! ```text
+//!   --filter / --bpf ──compile──▶ Filter ─┬─ may_match(chunk summary) ─▶ skip the chunk unread
+//!                                         └─ matches(packet)           ─▶ keep / count it
+//!   StreamReader::scan(range, may_match, f) ──▶ export (pcap / pcapng)  |  analyze (JSON / CSV)
+//! ```
+//!
+//! * [`FilterSummarizer`] is the store's [`wirecap_store::ChunkSummarizer`]: writers
+//!   (import, capture) give it to [`wirecap_store::WriterOptions`] so that every chunk gets
+//!   a [`ChunkSummary`] that readers use to skip chunks a filter cannot match.
+//! * [`compile`] turns the two filter languages (either, both — ANDed — or none) into one
+//!   [`Filter`]; a mistake comes back as a [`CompileError`] that prints the text with a
+//!   caret under the column.
+//! * [`export`](export()) writes a range of a stream through a filter as pcap or pcapng;
+//!   [`filter_capture`] does the same for a capture file (`wirecap filter`).
+//! * [`analyze`](analyze()) condenses a range into totals, a protocol breakdown, top
+//!   talkers and ports, a per-second series and a flow table of bounded size.
+//!
+//! No networking, no threads, no clocks ("today" is passed in).
+
+mod analyze;
+mod compile;
+mod export;
+
+pub use analyze::{
+    Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PortRow, ProtoRow, ScanFigures, SecondRow,
+    TalkerRow, analyze,
+};
+pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
+pub use export::{ExportStats, FileFilterStats, Format, export, filter_capture};
+pub use wirecap_filter::Date;
+pub use wirecap_filter::summary::{ChunkSummary, SUMMARY_LEN};
+
+use wirecap_pcap::LinkType;
+
+/// Errors of exports and analyses.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] wirecap_store::Error),
+    /// A capture file could not be read (`offset` is in the error).
+    #[error(transparent)]
+    Pcap(#[from] wirecap_pcap::Error),
+    #[error("writing the output: {0}")]
+    Output(#[source] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The per-chunk summary writers store beside each chunk: a [`ChunkSummary`] of every
+/// record of the chunk body.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilterSummarizer;
+
+impl wirecap_store::ChunkSummarizer for FilterSummarizer {
+    fn summary_len(&self) -> usize {
+        SUMMARY_LEN
+    }
+
+    fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
+        let mut s = ChunkSummary::new();
+        for p in wirecap_pcap::records(body) {
+            s.add(link, p.data, p.orig_len);
+        }
+        let bytes = s.to_bytes();
+        let n = out.len().min(bytes.len());
+        out[..n].copy_from_slice(&bytes[..n]);
+    }
+}
+
+/// A packet's time in ns since the epoch.
+#[inline]
+pub(crate) fn packet_ts(p: &wirecap_pcap::Packet<'_>) -> u64 {
+    p.ts_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(p.ts_nsec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wirecap_store::ChunkSummarizer;
+
+    #[test]
+    fn summarizer_summarizes_every_record() {
+        let mut body = Vec::new();
+        for port in [80u16, 443] {
+            let frame = wirecap_filter::dissect::build::PacketBuilder::ethernet([2; 6], [4; 6])
+                .ipv4([10, 0, 0, 1], [10, 1, 2, 3])
+                .tcp(1234, port, 0x10)
+                .build();
+            body.extend_from_slice(&wirecap_pcap::pcap_record_header(
+                1,
+                2,
+                frame.len() as u32,
+                frame.len() as u32,
+            ));
+            body.extend_from_slice(&frame);
+        }
+        let mut out = vec![0u8; FilterSummarizer.summary_len()];
+        FilterSummarizer.summarize(LinkType::ETHERNET, &body, &mut out);
+        let s = ChunkSummary::from_bytes(&out).unwrap();
+        assert_eq!(s.count(), 2);
+        assert!(s.may_have_port(6, 443));
+        assert!(s.may_have_net("10.1.2.3".parse().unwrap(), 32));
+        assert!(!s.may_have_port(17, 443));
+    }
+}

@@ -1,0 +1,258 @@
+//! Filtered exports and analyses of a real store, checked against a brute-force pass
+//! over the packets that were written.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use wirecap_filter::dissect::build::PacketBuilder;
+use wirecap_pcap::{CaptureReader, LinkType, Packet};
+use wirecap_query::{AnalyzeOptions, Date, FilterSummarizer, Format, analyze, compile, export};
+use wirecap_store::{Store, StreamParams, StreamReader, WriterOptions};
+
+const T0: u64 = 1_735_689_600_000_000_000; // 2025-01-01T00:00:00Z
+
+struct Pkt {
+    ts: u64,
+    data: Vec<u8>,
+}
+
+/// 6000 packets over 60 s: a mix of hosts 10.0.0.1..50 on ports 80/53, and host
+/// 10.1.2.3 talking to port 443 only in seconds 30..32 (a small, time-local fraction).
+fn traffic() -> Vec<Pkt> {
+    let mut v = Vec::new();
+    for i in 0..6000u64 {
+        let ts = T0 + i * 10_000_000;
+        let sec = i / 100;
+        let host = [10, 0, 0, 1 + (i % 50) as u8];
+        let b = PacketBuilder::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let data = if (30..32).contains(&sec) && i % 3 == 0 {
+            b.ipv4([10, 1, 2, 3], host)
+                .tcp(443, 40000 + (i % 7) as u16, 0x18)
+                .payload(&[7; 100])
+                .build()
+        } else if i % 4 == 0 {
+            b.ipv4(host, [10, 9, 9, 9])
+                .udp(5353, 53)
+                .payload(&[1; 30])
+                .build()
+        } else {
+            b.ipv4(host, [10, 9, 9, 8])
+                .tcp(50000, 80, if i % 10 == 0 { 0x02 } else { 0x10 })
+                .payload(&vec![0; (i % 700) as usize])
+                .build()
+        };
+        v.push(Pkt { ts, data });
+    }
+    v
+}
+
+fn store_with(pkts: &[Pkt], summaries: bool) -> (tempfile::TempDir, StreamReader) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let params = StreamParams {
+        link_type: LinkType::ETHERNET,
+        snaplen: 65535,
+        source: "test".into(),
+    };
+    let opts = WriterOptions {
+        chunk_bytes: 16 << 10,
+        summarizer: summaries.then(|| Arc::new(FilterSummarizer) as _),
+        ..WriterOptions::default()
+    };
+    let mut w = store
+        .create_stream_with("q", &params, SystemTime::now(), opts)
+        .unwrap();
+    for p in pkts {
+        w.append(&Packet {
+            ts_sec: p.ts / 1_000_000_000,
+            ts_nsec: (p.ts % 1_000_000_000) as u32,
+            orig_len: p.data.len() as u32,
+            data: &p.data,
+            interface: 0,
+        })
+        .unwrap();
+    }
+    let name = w.seal().unwrap().name;
+    let r = store.open_stream(&name).unwrap();
+    (dir, r)
+}
+
+fn today() -> Date {
+    Date::new(2025, 1, 1).unwrap()
+}
+
+fn read_back(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut r = CaptureReader::new(bytes).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        v.push((
+            p.ts_sec * 1_000_000_000 + u64::from(p.ts_nsec),
+            p.data.to_vec(),
+        ));
+    }
+    v
+}
+
+fn expected(pkts: &[Pkt], f: &wirecap_query::Filter, lo: u64, hi: u64) -> Vec<(u64, Vec<u8>)> {
+    pkts.iter()
+        .filter(|p| p.ts >= lo && p.ts < hi && f.matches(p.ts, p.data.len() as u32, &p.data))
+        .map(|p| (p.ts, p.data.clone()))
+        .collect()
+}
+
+#[test]
+fn filtered_export_equals_brute_force_and_skips_chunks() {
+    let pkts = traffic();
+    let (_d, r) = store_with(&pkts, true);
+    assert!(r.chunk_count() > 50, "{} chunks", r.chunk_count());
+    for (filter, bpf) in [
+        (None, Some("host 10.1.2.3 and port 443")),
+        (
+            Some("a: ipv4.addr == 10.1.2.3; b: tcp.port == 443; a & b"),
+            None,
+        ),
+        (None, Some("tcp")),
+        (Some("udp.port == 53"), Some("src host 10.0.0.7")),
+        (None, Some("host 10.77.0.1")),
+    ] {
+        let f = compile(filter, bpf, LinkType::ETHERNET, today())
+            .unwrap()
+            .unwrap();
+        for (lo, hi) in [(0, u64::MAX), (T0 + 20_500_000_000, T0 + 31_000_000_000)] {
+            let range = r
+                .time_range((lo > 0).then_some(lo), (hi < u64::MAX).then_some(hi))
+                .unwrap();
+            let want = expected(&pkts, &f, lo, hi);
+            for format in [Format::Pcap, Format::Pcapng] {
+                let mut out = Vec::new();
+                let st = export(&r, range, Some(&f), format, &mut out).unwrap();
+                let got = read_back(&out);
+                assert_eq!(got.len(), want.len(), "{filter:?} {bpf:?} {format:?}");
+                assert!(got == want, "{filter:?} {bpf:?} {format:?}: packets differ");
+                assert_eq!(st.packets, want.len() as u64);
+                assert_eq!(st.bytes, out.len() as u64);
+                if format == Format::Pcap && lo == 0 {
+                    let selective = bpf
+                        .is_some_and(|b| b.contains("10.1.2.3") || b.contains("10.77"))
+                        || filter.is_some_and(|f| f.contains("10.1.2.3"));
+                    if selective {
+                        // Only the chunks of seconds 30..32 hold 10.1.2.3 (10.77.0.1: none).
+                        assert!(
+                            st.chunks_skipped > 8 * st.chunks_read,
+                            "{filter:?} {bpf:?}: read {} skipped {}",
+                            st.chunks_read,
+                            st.chunks_skipped
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unfiltered_export_is_the_whole_range() {
+    let pkts = traffic();
+    let (_d, r) = store_with(&pkts, true);
+    let range = r
+        .time_range(Some(T0 + 1_000_000_000), Some(T0 + 2_000_000_000))
+        .unwrap();
+    let mut a = Vec::new();
+    export(&r, range, None, Format::Pcap, &mut a).unwrap();
+    let mut b = Vec::new();
+    r.write_pcap(range, &mut b).unwrap();
+    assert_eq!(a, b);
+    let mut c = Vec::new();
+    let st = export(&r, range, None, Format::Pcapng, &mut c).unwrap();
+    assert_eq!(read_back(&c), read_back(&a));
+    assert_eq!(st.packets, 100);
+}
+
+#[test]
+fn streams_without_summaries_are_filtered_too() {
+    let pkts = traffic();
+    let (_d, r) = store_with(&pkts, false);
+    let f = compile(None, Some("host 10.1.2.3"), LinkType::ETHERNET, today())
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    let st = export(&r, r.full_range(), Some(&f), Format::Pcap, &mut out).unwrap();
+    assert_eq!(st.chunks_skipped, 0);
+    assert_eq!(read_back(&out), expected(&pkts, &f, 0, u64::MAX));
+}
+
+#[test]
+fn analysis_adds_up() {
+    let pkts = traffic();
+    let (_d, r) = store_with(&pkts, true);
+    let an = analyze(&r, r.full_range(), None, &AnalyzeOptions::default()).unwrap();
+    assert_eq!(an.packets, 6000);
+    let bytes: u64 = pkts.iter().map(|p| p.data.len() as u64).sum();
+    assert_eq!(an.bytes, bytes);
+    assert_eq!(an.series.len(), 60);
+    assert!(an.series.iter().all(|s| s.packets == 100));
+    assert_eq!(an.series.iter().map(|s| s.bytes).sum::<u64>(), bytes);
+    let proto = |n: &str| {
+        an.protocols
+            .iter()
+            .find(|p| p.name == n)
+            .map_or(0, |p| p.packets)
+    };
+    assert_eq!(proto("ipv4"), 6000);
+    assert_eq!(proto("udp") + proto("tcp"), 6000);
+    assert_eq!(
+        proto("udp"),
+        pkts.iter().filter(|p| p.data[23] == 17).count() as u64
+    );
+    // 10.1.2.3 -> host: 67 packets in seconds 30..32.
+    let f = compile(None, Some("host 10.1.2.3"), LinkType::ETHERNET, today())
+        .unwrap()
+        .unwrap();
+    let wide = AnalyzeOptions {
+        top: 100,
+        ..AnalyzeOptions::default()
+    };
+    let an = analyze(&r, r.full_range(), Some(&f), &wide).unwrap();
+    assert_eq!(an.talkers.len(), 50);
+    assert_eq!(an.packets, expected(&pkts, &f, 0, u64::MAX).len() as u64);
+    assert!(an.scan.chunks_skipped > 0);
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    assert!(an.talkers.iter().all(|t| t.a == ip || t.b == ip));
+    assert_eq!(
+        an.talkers.iter().map(|t| t.packets).sum::<u64>(),
+        an.packets
+    );
+    assert_eq!(an.ports[0].port, 443);
+    assert_eq!(an.ports[0].packets, an.packets);
+    assert!(
+        an.flows
+            .iter()
+            .all(|f| f.src == ip && f.sport == 443 && f.tcp_flags == "PA")
+    );
+    assert_eq!(an.flows.iter().map(|f| f.packets).sum::<u64>(), an.packets);
+    // A tiny flow table: the rest is counted, not lost.
+    let an = analyze(
+        &r,
+        r.full_range(),
+        None,
+        &AnalyzeOptions {
+            max_flows: 10,
+            ..AnalyzeOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(an.flows_tracked, 10);
+    let tracked: u64 = an.flows.iter().map(|f| f.packets).sum();
+    assert_eq!(tracked + an.flows_dropped_packets, 6000);
+    assert!(an.flows_dropped >= 90, "{}", an.flows_dropped);
+    let json = serde_json::to_string(&an).unwrap();
+    assert!(json.contains("\"flows_dropped\""));
+    let mut csv = Vec::new();
+    an.write_csv("talkers", &mut csv).unwrap();
+    assert!(
+        String::from_utf8(csv)
+            .unwrap()
+            .starts_with("address_a,address_b,")
+    );
+}
