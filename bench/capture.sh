@@ -17,13 +17,15 @@
 # Environment: TOOLS="wirecap tcpdump netsniff-ng stenotype", SIZES="64 1500",
 #   WIRECAP_BIN=path (a prebuilt `capture` example instead of building this tree),
 #   WIRECAP_ARGS="…" (extra flags for it), TABLE=file (also write the final table there),
-#   TIMEOUT=seconds (longest a generator run may last, default 60), KEEP=1 (leave the
+#   TIMEOUT=seconds (longest a generator run may last, default 60), SETTLE=seconds
+#   (wait between the end of the traffic and stopping the tool, default 5), KEEP=1 (leave the
 #   tools' outputs in /var/tmp/wirecap-bench.* for inspection).
 set -euo pipefail
 
 N64=${1:-5000000}
 N1500=${2:-500000}
 TIMEOUT=${TIMEOUT:-60}
+SETTLE=${SETTLE:-5}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TAG="wcb-$$"
 GEN="$TAG-gen"; CAP="$TAG-cap"
@@ -140,7 +142,9 @@ run_one() { # tool size
   ip netns exec "$GEN" timeout -s INT "$TIMEOUT" taskset -c 0 \
     trafgen --dev gva --conf "$WORK/$size.cfg" -P 1 -n "$count" --no-sock-mem -C > "$out/trafgen" 2>&1 || true
   local t1; t1=$(date +%s.%N)
-  sleep 2
+  # Time for a tool that lags the disk to catch up before it is stopped (stenotype
+  # discards what is still in its ring at SIGINT; wirecap and tcpdump write it out).
+  sleep "$SETTLE"
   local rx1; rx1=$(rx_packets)
   local offered=$(( rx1 - rx0 ))
   # Stop the tool: SIGINT to the tool itself (time(1) would only pass it on).
