@@ -17,6 +17,7 @@
 //! | `GET /api/v1/ui/system` | hostname, version, disk total/free, oldest packet on disk |
 //! | `GET /api/v1/ui/interfaces` | every interface with its counters, and which one captures |
 //! | `PUT /api/v1/ui/capture/interface` | `{interface}`: writes it to `wirecap.toml` for the next start |
+//! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
-use wirecap_filter::{CompileOptions, Date, Filter, LinkType};
+use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, StreamState, View, now_ns, validate_stored_name};
 
 use crate::app::Shared;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/ui/interfaces", get(interfaces))
         .route("/api/v1/ui/capture/interface", put(set_interface))
         .route("/api/v1/ui/filter/check", post(check_filter))
+        .route("/api/v1/ui/streams/{name}/analysis", post(analysis))
 }
 
 /// The streams of a store for listing, without re-reading what cannot have changed: a
@@ -506,16 +508,13 @@ async fn set_interface(
     Ok(compact(&json!({"message": msg})))
 }
 
-/// Compiles `text` and reports where it is wrong: `column` counts characters (what a
-/// text field's caret counts), `offset` bytes.
+/// Compiles `text` and reports where it is wrong: `offset` counts characters (what a
+/// text field's caret counts; for tcpdump syntax, the first token after which the
+/// expression cannot be completed), `byte_offset` bytes.
 pub fn check(language: &str, text: &str, now_ns: u64) -> Result<Value, String> {
-    let link = LinkType(1);
-    let res = match language {
-        "bpf" | "tcpdump" => Filter::bpf(text, link),
-        "appliance" => {
-            let today = Date::from_days_since_epoch((now_ns / 86_400_000_000_000) as i64);
-            Filter::appliance(text, link, &CompileOptions::new(today))
-        }
+    let (filter, bpf) = match language {
+        "appliance" => (Some(text), None),
+        "bpf" | "tcpdump" => (None, Some(text)),
         other => {
             return Err(format!(
                 "language must be appliance or bpf, not {}",
@@ -523,21 +522,78 @@ pub fn check(language: &str, text: &str, now_ns: u64) -> Result<Value, String> {
             ));
         }
     };
-    Ok(match res {
-        Ok(_) => json!({"ok": true}),
-        Err(e) => {
-            let column = e
-                .offset()
-                .map(|o| text.get(..o).map_or(o, |s| s.chars().count()));
-            json!({"ok": false, "error": {
-                "kind": format!("{:?}", e.kind()),
-                "message": e.message(),
-                "offset": column,
-                "byte_offset": e.offset(),
-                "text": e.to_string(),
-            }})
-        }
+    Ok(
+        match wirecap_query::compile(filter, bpf, LinkType(1), wirecap_query::today_utc(now_ns)) {
+            Ok(_) => json!({"ok": true}),
+            Err(e) => {
+                json!({"ok": false, "error": {
+                    "kind": format!("{:?}", e.error.kind()),
+                    "message": e.message(),
+                    "offset": e.column().map(|c| c - 1),
+                    "byte_offset": e.offset,
+                    "text": e.to_string(),
+                }})
+            }
+        },
+    )
+}
+
+/// Rows the browser gets: enough for its tables, small on the wire.
+fn analyze_options() -> wirecap_query::AnalyzeOptions {
+    wirecap_query::AnalyzeOptions {
+        top: 20,
+        flows_out: 100,
+        max_series: 600,
+        ..Default::default()
+    }
+}
+
+async fn analysis(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = name_of(&name)?;
+    let v = json_body(&headers, &body)?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let (filter, bpf) = (field("filter"), field("bpf"));
+    let bound = |k: &str| -> Result<Option<u64>, ApiError> {
+        field(k)
+            .map(|s| wirecap_store::timefmt::parse_time(&s))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("{k}: {e}")).api())
+    };
+    let (start, stop) = (bound("start")?, bound("stop")?);
+    let store = app.engine.store().clone();
+    let out = blocking(move || {
+        let started = std::time::Instant::now();
+        let reader = store.open_stream(&name)?;
+        let range = reader.time_range(start, stop)?;
+        let f = wirecap_query::compile(
+            filter.as_deref(),
+            bpf.as_deref(),
+            reader.link_type(),
+            wirecap_query::today_utc(now_ns()),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let a = wirecap_query::analyze(&reader, range, f.as_ref(), &analyze_options()).map_err(
+            |e| match e {
+                wirecap_query::Error::Store(e) => ApiError::from(e),
+                other => ApiError::internal(other.to_string()),
+            },
+        )?;
+        let mut v = serde_json::to_value(&a).map_err(|e| ApiError::internal(e.to_string()))?;
+        v["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+        Ok(v)
     })
+    .await?;
+    Ok(compact(&out))
 }
 
 async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {

@@ -90,7 +90,7 @@ export const views = (name) => api(`/api/v1/ui/streams/${enc(name)}/views`);
 export const splits = (name, view, params) => api(`/api/v1/ui/streams/${enc(name)}/views/${enc(view)}/splits${q(params)}`);
 export const deleteStream = (name) => api(`/api/v1/streams/${enc(name)}`, { method: 'DELETE' });
 export const checkFilter = (body) => api('/api/v1/ui/filter/check', { method: 'POST', body });
-export const analysis = (name, body) => api(`/api/v1/streams/${enc(name)}/analysis`, { method: 'POST', body });
+export const analysis = (name, body) => api(`/api/v1/ui/streams/${enc(name)}/analysis`, { method: 'POST', body });
 export const interfaces = () => api('/api/v1/ui/interfaces');
 export const setCaptureInterface = (name) => api('/api/v1/ui/capture/interface', { method: 'PUT', body: { interface: name } });
 export const system = () => api('/api/v1/ui/system');

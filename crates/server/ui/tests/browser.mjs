@@ -5,7 +5,8 @@
 //
 // Environment: WIRECAP_BIN (instead of the argument), WIRECAP_UI_ARTIFACTS (folder for
 // screenshots and downloads; a new temp folder otherwise, printed at the start),
-// CHROMIUM (default /usr/bin/chromium), WIRECAP_UI_STREAMS (default 1000).
+// CHROMIUM (default /usr/bin/chromium), WIRECAP_UI_STREAMS (default 1000),
+// WIRECAP_UI_BUDGET_MS (page-load budget, default 1000).
 // Ends with "N passed, N failed" and exits non-zero when a check failed.
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
@@ -25,7 +26,7 @@ const OUT = process.env.WIRECAP_UI_ARTIFACTS || mkdtempSync(join(tmpdir(), 'wire
 mkdirSync(OUT, { recursive: true });
 const DATA = mkdtempSync(join(tmpdir(), 'wirecap-ui-data-'));
 const PASSWORD = 'ui-test-password';
-const LOAD_BUDGET_MS = 1000;
+const LOAD_BUDGET_MS = Number(process.env.WIRECAP_UI_BUDGET_MS || 1000);
 console.log(`screenshots and downloads: ${OUT}`);
 
 const results = [];
@@ -300,8 +301,9 @@ async function main() {
       await page.fill('[data-test=block-expr-0]', 'ipv4.proto == udp');
       await page.waitForSelector('text=✓ filter is valid');
       await page.click('[data-test=run-analysis]');
-      await page.waitForSelector('[data-test=analysis-result], section.coming:has-text("Analysis summary")');
-      figures.analysis_route = await page.isVisible('[data-test=analysis-result]');
+      await page.waitForSelector('[data-test=analysis-result] [data-test=protocols]');
+      const matched = num(await page.textContent('[data-test=analysis-result] .stat .v'));
+      expect(/udp/i.test(await page.textContent('[data-test=protocols]')), 'no UDP in the protocol table');
       await shot('08-analysis');
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=download-filtered]')]);
       const file = join(OUT, 'filtered-udp.pcap');
@@ -310,6 +312,7 @@ async function main() {
       const lines = run('tcpdump', ['-q', '-nn', '-r', file]).split('\n').filter((l) => l.trim());
       const other = lines.filter((l) => !/ UDP|ip-proto-17/.test(l));
       expect(lines.length > 0 && other.length === 0, `filtered pcap: ${lines.length} packets, not UDP: ${other.slice(0, 3).join(' | ')}`);
+      expect(lines.length === matched, `the analysis matched ${matched} packets, the download holds ${lines.length}`);
     });
 
     await check('bad filters are shown inline where they are wrong', async () => {
@@ -336,7 +339,10 @@ async function main() {
       // tcpdump syntax.
       await page.click('[data-test=mode-bpf]');
       await page.fill('[data-test=bpf]', 'tcp prt 80');
-      await page.waitForSelector('.field:has([data-test=bpf]) [data-test=filter-error]');
+      const e3 = page.locator('.field:has([data-test=bpf]) [data-test=filter-error]');
+      await e3.waitFor();
+      const t3 = await e3.textContent();
+      expect(t3.split('\n').length === 2 && t3.split('\n')[1].includes('^'), `tcpdump error: ${JSON.stringify(t3)}`);
       await shot('09b-bad-bpf');
       await page.fill('[data-test=bpf]', 'udp and not port 53');
       await page.waitForSelector('text=✓ filter is valid');

@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { TimeChart } from '../chart.js';
-import { html, Coming, ErrorMsg, Stat, useLoad, fmtBytes, fmtCount, fmtTime, fmtPps } from '../ui.js';
+import { html, ErrorMsg, Stat, useLoad, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtTime, fmtPps } from '../ui.js';
 
 const EXAMPLES = [
   'ipv4.proto == tcp', 'ipv4.proto == udp', 'ipv4.addr == 192.168.1.0/24', 'tcp.port == 80',
@@ -40,22 +40,54 @@ const Caret = ({ value, err }) => (err
   ? html`<div class="inline-error" role="alert" data-test="filter-error">${`${value}\n${' '.repeat(err.column)}^ ${err.message}`}</div>`
   : null);
 
-function resultTables(r) {
-  const rows = (list, key) => (list || []).slice(0, 20);
-  const max = (list, k) => Math.max(1, ...(list || []).map((x) => x[k] || 0));
-  const Table = ({ title, list, cols }) => (list && list.length ? html`<section class="panel"><h2>${title}</h2>
+/** A table of rows with a bar for each row's share of the bytes. */
+function Table({ title, list, cols, test }) {
+  if (!list || !list.length) return null;
+  const max = Math.max(1, ...list.map((x) => x.bytes || 0));
+  return html`<section class="panel" data-test=${test}><h2>${title}</h2>
     <table class="bars"><thead><tr>${cols.map((c) => html`<th class=${c.num ? 'num' : ''}>${c.label}</th>`)}<th></th></tr></thead>
-    <tbody>${rows(list).map((x) => html`<tr>${cols.map((c) => html`<td class=${c.num ? 'num' : 'mono'}>${c.f ? c.f(x[c.k]) : x[c.k]}</td>`)}
-      <td class="barcell"><div class="hbar" style=${`width:${(100 * (x.bytes || x.packets || 0)) / max(list, x.bytes !== undefined ? 'bytes' : 'packets')}%`}></div></td></tr>`)}</tbody>
-    </table></section>` : null);
-  const pb = [{ label: 'Packets', k: 'packets', num: true, f: fmtCount }, { label: 'Bytes', k: 'bytes', num: true, f: fmtBytes }];
-  return html`
+    <tbody>${list.map((x) => html`<tr>${cols.map((c) => html`<td class=${c.num ? 'num' : 'mono'}>${c.f(x)}</td>`)}
+      <td class="barcell"><div class="hbar" style=${`width:${(100 * (x.bytes || 0)) / max}%`}></div></td></tr>`)}</tbody>
+    </table></section>`;
+}
+
+const PB = [{ label: 'Packets', num: true, f: (x) => fmtCount(x.packets) }, { label: 'Bytes', num: true, f: (x) => fmtBytes(x.bytes) }];
+const hostPort = (a, p) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+
+/** The summary of `wirecap_query::Analysis`: totals, a time chart, protocols, talkers, ports, flows. */
+function Result({ r }) {
+  const step = r.series_step_secs || 1;
+  const series = r.series || [];
+  const chart = [series.map((x) => x.ts_sec), series.map((x) => x.packets / step), series.map((x) => (8 * x.bytes) / step)];
+  const s = r.scan || {};
+  return html`<div data-test="analysis-result">
+    <div class="grid">
+      <${Stat} k="Matched packets" v=${fmtCount(r.packets)} s=${`of ${fmtCount(s.packets_examined)} examined`} />
+      <${Stat} k="Matched bytes" v=${fmtBytes(r.bytes)} s=${`${fmtBytes(r.captured_bytes)} captured`} />
+      <${Stat} k="Time span" v=${r.first_ns ? fmtDuration((r.last_ns - r.first_ns) / 1e9) : '–'}
+        s=${r.first_ns ? `${fmtTime(r.first_ns)} →` : 'no packet matched'} />
+      <${Stat} k="Took" v=${`${fmtCount(r.elapsed_ms)} ms`}
+        s=${`${fmtCount(s.chunks_read)} chunks read, ${fmtCount(s.chunks_skipped)} skipped by the filter`} />
+    </div>
+    ${series.length > 1 && html`<section class="panel"><h2>Over time <span class="muted" style="font-weight:400">(${step} s per point)</span></h2>
+      <div class="grid2">
+        <${TimeChart} data=${[chart[0], chart[1]]} yFormat=${fmtPps} height=${180}
+          series=${[{ label: 'packets/s', color: '#7b3fc4', fill: 'rgba(123,63,196,.08)', format: fmtPps }]} />
+        <${TimeChart} data=${[chart[0], chart[2]]} yFormat=${fmtBits} height=${180}
+          series=${[{ label: 'bits/s', color: '#1677c9', fill: 'rgba(22,119,201,.08)', format: fmtBits }]} />
+      </div></section>`}
     <div class="grid2">
-      <${Table} title="Protocols" list=${r.protocols} cols=${[{ label: 'Protocol', k: 'name' }, ...pb]} />
-      <${Table} title="Top talkers" list=${r.talkers || r.top_talkers} cols=${[{ label: 'Address', k: 'addr' }, ...pb]} />
-      <${Table} title="Ports" list=${r.ports || r.top_ports} cols=${[{ label: 'Port', k: 'port' }, ...pb]} />
-      <${Table} title="Flows" list=${r.flows} cols=${[{ label: 'Flow', k: 'flow' }, ...pb]} />
-    </div>`;
+      <${Table} title="Protocols" test="protocols" list=${r.protocols}
+        cols=${[{ label: 'Layer', f: (x) => x.layer }, { label: 'Protocol', f: (x) => x.name }, ...PB]} />
+      <${Table} title="Top talkers" list=${r.talkers}
+        cols=${[{ label: 'Between', f: (x) => `${x.a} ↔ ${x.b}` }, ...PB]} />
+      <${Table} title="Top ports" list=${r.ports} cols=${[{ label: 'Port', f: (x) => `${x.proto}/${x.port}` }, ...PB]} />
+    </div>
+    <${Table} title=${`Flows (largest ${fmtCount((r.flows || []).length)} of ${fmtCount(r.flows_tracked)})`} list=${r.flows}
+      cols=${[{ label: 'Proto', f: (x) => x.proto }, { label: 'From', f: (x) => hostPort(x.src, x.sport) },
+        { label: 'To', f: (x) => hostPort(x.dst, x.dport) }, { label: 'Flags', f: (x) => x.tcp_flags || '' },
+        { label: 'Duration', num: true, f: (x) => fmtDuration((x.last_ns - x.first_ns) / 1e9) }, ...PB]} />
+  </div>`;
 }
 
 export function Analysis({ route }) {
@@ -71,7 +103,6 @@ export function Analysis({ route }) {
   const [result, setResult] = useState(null);
   const [runError, setRunError] = useState(null);
   const [running, setRunning] = useState(false);
-  const [noRoute, setNoRoute] = useState(false);
 
   useEffect(() => { if (!stream && streams && streams.streams.length) setStream(streams.streams[0].name); }, [streams]);
   const info = streams && streams.streams.find((s) => s.name === stream);
@@ -107,9 +138,7 @@ export function Analysis({ route }) {
     try {
       setResult(await API.analysis(stream, params()));
     } catch (e) {
-      // No such route on this server (yet): say what is coming instead of failing.
-      if ((e.status === 404 && /no such page/.test(e.message)) || e.status === 405) setNoRoute(true);
-      else setRunError(e);
+      setRunError(e);
     } finally {
       setRunning(false);
     }
@@ -174,7 +203,7 @@ export function Analysis({ route }) {
       </div>` : html`<div class="field"><label for="bpf">tcpdump / BPF expression</label>
         <input id="bpf" class=${`mono ${errFor('bpf') ? 'invalid' : ''}`} value=${bpf} placeholder="tcp port 80 and host 10.0.0.1"
           onInput=${(e) => setBpf(e.target.value)} data-test="bpf" />
-        ${errFor('bpf') && html`<div class="inline-error" role="alert" data-test="filter-error">${errFor('bpf').message}</div>`}</div>`}
+        <${Caret} value=${bpf} err=${errFor('bpf')} /></div>`}
       ${check && check.field === 'general' && html`<div class="msg error">${check.message}</div>`}
       <div class="row" style="margin-top:14px">
         <button class="primary" onClick=${run} disabled=${!stream || running || !!check} data-test="run-analysis">${running ? 'Analyzing…' : '▶ Run analysis'}</button>
@@ -184,19 +213,6 @@ export function Analysis({ route }) {
     </section>
 
     <${ErrorMsg} error=${runError} />
-    ${noRoute && html`<${Coming} title="Analysis summary" issue="5">The server does not offer the analysis summary yet
-      (protocols, top talkers, ports, flows and a time chart of the filtered packets). The filter check above and${' '}
-      <b>Download pcap</b> already work: open the pcap in Wireshark for now.<//>`}
-    ${result && html`<div data-test="analysis-result">
-      <div class="grid">
-        <${Stat} k="Matched packets" v=${fmtCount(result.packets)} s=${result.total_packets !== undefined ? `of ${fmtCount(result.total_packets)} scanned` : ''} />
-        <${Stat} k="Matched bytes" v=${fmtBytes(result.bytes)} />
-        ${result.elapsed_ms !== undefined && html`<${Stat} k="Took" v=${`${result.elapsed_ms} ms`} />`}
-      </div>
-      ${result.timeline && result.timeline.t && html`<section class="panel"><h2>Packets over time</h2>
-        <${TimeChart} data=${[result.timeline.t, result.timeline.packets]} yFormat=${fmtPps} height=${180}
-          series=${[{ label: 'packets', color: '#1677c9', fill: 'rgba(22,119,201,.08)', format: fmtCount }]} /></section>`}
-      ${resultTables(result)}
-    </div>`}
+    ${result && html`<${Result} r=${result} />`}
   </div>`;
 }
