@@ -18,7 +18,12 @@ use std::process::Command;
 
 fn missing_prerequisites(ui: &Path) -> Vec<String> {
     let mut missing = Vec::new();
-    let runs = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().is_ok_and(|o| o.status.success());
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !runs("node", "--version") {
         missing.push("node (Node.js 20)".to_owned());
     }
@@ -60,11 +65,16 @@ fn web_ui_in_chromium() {
             (PathBuf::from(env!("CARGO_BIN_EXE_wirecap")), budget)
         }
     };
-    let artifacts = std::env::var("WIRECAP_UI_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|_| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/ui-… → target/ui-artifacts
-        exe.ancestors().nth(3).unwrap_or(Path::new(".")).join("ui-artifacts")
-    });
+    let artifacts = std::env::var("WIRECAP_UI_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/ui-… → target/ui-artifacts
+            exe.ancestors()
+                .nth(3)
+                .unwrap_or(Path::new("."))
+                .join("ui-artifacts")
+        });
     eprintln!("web UI screenshots and downloads: {}", artifacts.display());
     let status = Command::new("node")
         .arg(ui.join("tests/browser.mjs"))
