@@ -1,13 +1,11 @@
 //! `wirecap export`: a stream, a time range or one split, as pcap or pcapng.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
-use std::ops::ControlFlow;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use wirecap_pcap::PcapngWriter;
 use wirecap_store::timefmt::parse_time;
 use wirecap_store::{PacketRange, StreamReader, View};
 
@@ -45,6 +43,12 @@ pub struct ExportArgs {
     split: Option<u64>,
     #[arg(long, value_enum, default_value = "pcap")]
     format: Format,
+    /// Only packets matching this appliance-language filter (`x: ipv4.proto == udp; y: tcp.port == 80; x | y`)
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Only packets matching this tcpdump expression (with --filter: both must match)
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
 }
 
 fn range(r: &StreamReader, a: &ExportArgs) -> Result<PacketRange> {
@@ -70,38 +74,31 @@ fn range(r: &StreamReader, a: &ExportArgs) -> Result<PacketRange> {
     Ok(r.time_range(start, stop)?)
 }
 
-fn write(r: &StreamReader, range: PacketRange, format: Format, out: &mut impl Write) -> Result<()> {
-    match format {
-        Format::Pcap => {
-            r.write_pcap(range, out)?;
-        }
-        Format::Pcapng => {
-            let mut w = PcapngWriter::new(
-                BufWriter::with_capacity(1 << 20, out),
-                r.link_type(),
-                r.meta().snaplen,
-            )?;
-            let mut err = None;
-            r.for_each_packet(range, |p| match w.write_packet(p) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    err = Some(e);
-                    ControlFlow::Break(())
-                }
-            })?;
-            if let Some(e) = err {
-                return Err(e.into());
-            }
-            w.into_inner().flush()?;
-        }
-    }
-    Ok(())
+fn write(
+    r: &StreamReader,
+    range: PacketRange,
+    format: Format,
+    filter: Option<&wirecap_query::Filter>,
+    out: &mut impl Write,
+) -> Result<wirecap_query::ExportStats> {
+    let format = match format {
+        Format::Pcap => wirecap_query::Format::Pcap,
+        Format::Pcapng => wirecap_query::Format::Pcapng,
+    };
+    Ok(wirecap_query::export(r, range, filter, format, out)?)
 }
 
 pub fn run(a: ExportArgs) -> Result<ExitCode> {
     let store = open_store(&a.data)?;
     let r = store.open_stream(&a.name)?;
     let range = range(&r, &a)?;
+    let filter = wirecap_query::compile(
+        a.filter.as_deref(),
+        a.bpf.as_deref(),
+        r.link_type(),
+        wirecap_query::today_utc(wirecap_store::now_ns()),
+    )?;
+    let stats;
     if a.out == "-" {
         let stdout = std::io::stdout();
         if stdout.is_terminal() {
@@ -110,7 +107,7 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
             );
         }
         let mut lock = stdout.lock();
-        write(&r, range, a.format, &mut lock)?;
+        stats = write(&r, range, a.format, filter.as_ref(), &mut lock)?;
         lock.flush()?;
     } else {
         // Written beside the target and renamed, so a failed export never leaves a
@@ -124,19 +121,33 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
         ));
         let mut f =
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let res = write(&r, range, a.format, &mut f);
-        if let Err(e) = res {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("writing {}", out.display())));
-        }
+        stats = match write(&r, range, a.format, filter.as_ref(), &mut f) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!("writing {}", out.display())));
+            }
+        };
         std::fs::rename(&tmp, &out)
             .with_context(|| format!("cannot rename to {}", out.display()))?;
     }
-    eprintln!(
-        "wrote {} packets ({} bytes as pcap) of {}",
-        range.packets(),
-        range.pcap_bytes(),
-        r.name()
-    );
+    if filter.is_some() {
+        eprintln!(
+            "wrote {} of {} packets ({} bytes) of {}; the filter skipped {} of {} chunks unread",
+            stats.packets,
+            range.packets(),
+            stats.bytes,
+            r.name(),
+            stats.chunks_skipped,
+            stats.chunks_read + stats.chunks_skipped
+        );
+    } else {
+        eprintln!(
+            "wrote {} packets ({} bytes as pcap) of {}",
+            stats.packets,
+            range.pcap_bytes(),
+            r.name()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,12 +4,15 @@ use std::fs::File;
 use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use wirecap_pcap::{CaptureReader, LinkType};
-use wirecap_store::{DEFAULT_WINDOW_BYTES, Reorder, StreamParams, StreamWriter, sanitize};
+use wirecap_store::{
+    DEFAULT_WINDOW_BYTES, Reorder, StreamParams, StreamWriter, WriterOptions, sanitize,
+};
 
 use crate::DataDir;
 use crate::listing::open_store;
@@ -35,6 +38,15 @@ pub struct ImportArgs {
     /// pcap or pcapng files (any byte order, µs or ns timestamps)
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// Every imported stream gets per-chunk filter summaries, so that filtered exports and
+/// analyses skip the chunks a filter cannot match.
+fn writer_options() -> WriterOptions {
+    WriterOptions {
+        summarizer: Some(Arc::new(wirecap_query::FilterSummarizer)),
+        ..WriterOptions::default()
+    }
 }
 
 fn open(path: &Path) -> Result<CaptureReader<BufReader<File>>> {
@@ -119,7 +131,12 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                             snaplen: STORE_SNAPLEN,
                             source: "import".into(),
                         };
-                        writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
+                        writer = Some(store.create_stream_with(
+                            &base,
+                            &params,
+                            SystemTime::now(),
+                            writer_options(),
+                        )?);
                     }
                     Some(l) if l != lt => {
                         break Err(anyhow::anyhow!(
@@ -160,7 +177,12 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                 snaplen: STORE_SNAPLEN,
                 source: "import".into(),
             };
-            writer = Some(store.create_stream(&base, &params, SystemTime::now())?);
+            writer = Some(store.create_stream_with(
+                &base,
+                &params,
+                SystemTime::now(),
+                writer_options(),
+            )?);
         }
         if n == 0 && r.link_type(0).is_none() && !outcome_is_err {
             failures += 1;

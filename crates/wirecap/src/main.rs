@@ -3,9 +3,11 @@
 //! This crate only parses arguments, calls the library crates and prints; the logic
 //! lives in `wirecap-store`, `wirecap-pcap` and friends.
 
+mod analyze_cmd;
 mod capture_cmd;
 mod client_cmd;
 mod export;
+mod filter_cmd;
 mod generate;
 mod import;
 mod listing;
@@ -57,6 +59,11 @@ enum Cmd {
     Splits(listing::SplitsArgs),
     /// Write a stream, a time range or one split as pcap or pcapng
     Export(export::ExportArgs),
+    /// Filter a capture file into a pcap, like `tcpdump -r IN -w OUT EXPR` (appliance
+    /// language, or tcpdump syntax with --bpf)
+    Filter(filter_cmd::FilterArgs),
+    /// Analyze a stream, a time range and/or a filter: protocols, talkers, ports, series, flows
+    Analyze(analyze_cmd::AnalyzeArgs),
     /// Repair and seal streams whose writer died (the server does this at start)
     Recover(DataDir),
     /// Delete a stream
@@ -88,6 +95,8 @@ fn main() -> ExitCode {
         Cmd::Views(a) => listing::views(a),
         Cmd::Splits(a) => listing::splits(a),
         Cmd::Export(a) => export::run(a),
+        Cmd::Filter(a) => filter_cmd::run(a),
+        Cmd::Analyze(a) => analyze_cmd::run(a),
         Cmd::Recover(a) => listing::recover(a),
         Cmd::Delete(a) => listing::delete(a),
         Cmd::Generate(a) => generate::run(a),

@@ -1,0 +1,104 @@
+//! `wirecap filter [--bpf] EXPR -r IN -w OUT`: like `tcpdump -r IN -w OUT EXPR`, for the
+//! appliance language or (with `--bpf`) tcpdump syntax.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use wirecap_query::{compile, today_utc};
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+wirecap filter --bpf 'tcp port 443' -r in.pcapng -w out.pcap\n  \
+wirecap filter 'web: tcp.port == 80; dns: udp.port == 53; web | dns' -r in.pcap -w - | tcpdump -r - -nn")]
+pub struct FilterArgs {
+    /// EXPR is tcpdump syntax (default: the appliance filter language)
+    #[arg(long)]
+    bpf: bool,
+    /// Input capture (pcap or pcapng), or - for standard input
+    #[arg(short = 'r', value_name = "IN")]
+    input: String,
+    /// Output file (pcap, nanosecond timestamps), or - for standard output
+    #[arg(short = 'w', value_name = "OUT")]
+    out: String,
+    /// The filter; several words are joined by spaces, as tcpdump does
+    #[arg(required = true, value_name = "EXPR")]
+    expr: Vec<String>,
+}
+
+pub fn run(a: FilterArgs) -> Result<ExitCode> {
+    let expr = a.expr.join(" ");
+    let input: Box<dyn Read> = if a.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&a.input).with_context(|| format!("cannot open {}", a.input))?)
+    };
+    let shown = if a.input == "-" {
+        "<stdin>"
+    } else {
+        a.input.as_str()
+    };
+    let today = today_utc(wirecap_store::now_ns());
+    let compile = |link| {
+        let (f, b) = if a.bpf {
+            (None, Some(expr.as_str()))
+        } else {
+            (Some(expr.as_str()), None)
+        };
+        compile(f, b, link, today).map_err(|e| wirecap_query::Error::Invalid(e.to_string()))
+    };
+    // Filter errors carry their own caret drawing; reader errors name the file.
+    let named = |e: wirecap_query::Error| -> anyhow::Error {
+        match e {
+            wirecap_query::Error::Pcap(p) => anyhow::anyhow!("{shown}: {p}"),
+            other => anyhow::Error::new(other),
+        }
+    };
+    let stats = if a.out == "-" {
+        let stdout = std::io::stdout();
+        if stdout.is_terminal() {
+            bail!(
+                "refusing to write a capture file to a terminal: pipe it (-w - | tcpdump -r -) or give -w FILE"
+            );
+        }
+        let mut lock = stdout.lock();
+        let s = wirecap_query::filter_capture(input, compile, &mut lock).map_err(named)?;
+        lock.flush()?;
+        s
+    } else {
+        let out = PathBuf::from(&a.out);
+        let tmp = out.with_file_name(format!(
+            ".{}.part",
+            out.file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        match wirecap_query::filter_capture(input, compile, &mut f) {
+            Ok(s) => {
+                std::fs::rename(&tmp, &out)
+                    .with_context(|| format!("cannot rename to {}", out.display()))?;
+                s
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(named(e));
+            }
+        }
+    };
+    eprintln!(
+        "{} of {} packets matched ({} bytes written)",
+        stats.packets, stats.packets_read, stats.bytes
+    );
+    if let Some(e) = stats.input_error {
+        // As tcpdump does: the packets before the damage are filtered and written.
+        bail!(
+            "{shown}: {e} (the {} packets before it were filtered)",
+            stats.packets_read
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
