@@ -22,26 +22,58 @@ pub const CHUNK_MAGIC: [u8; 4] = *b"WCK1";
 /// enough that a crash loses little and readers see new packets within moments.
 pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 
+/// Chunks start 4096-aligned in memory so that a writer using O_DIRECT can write them in
+/// place, padding included, without a staging copy.
+pub const CHUNK_MEM_ALIGN: usize = 4096;
+
 /// A chunk being filled, or filled and ready to be written.
+///
+/// The body's CRC32C is computed as packets are pushed, while their bytes are still in
+/// cache, rather than over the whole chunk when it is written.
 #[derive(Debug)]
 pub struct Chunk {
+    /// `[alignment slack][header][records][room for padding]`.
     buf: Vec<u8>,
+    /// Offset of the header in `buf`, 4096-aligned in memory.
+    start: usize,
     packets: u32,
     first_ts: u64,
     last_ts: u64,
+    crc: u32,
 }
 
 impl Chunk {
     /// A chunk whose body is expected to grow to about `body_bytes`.
     pub fn with_capacity(body_bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(CHUNK_HEADER_LEN + body_bytes);
-        buf.resize(CHUNK_HEADER_LEN, 0);
-        Self {
-            buf,
+        let mut c = Self {
+            buf: Vec::new(),
+            start: 0,
             packets: 0,
             first_ts: 0,
             last_ts: 0,
+            crc: 0,
+        };
+        c.realloc(body_bytes);
+        c
+    }
+
+    /// Moves the chunk into a buffer with room for `body_bytes` of records, keeping the
+    /// header 4096-aligned.
+    fn realloc(&mut self, body_bytes: usize) {
+        let cap = CHUNK_HEADER_LEN + body_bytes + 2 * CHUNK_MEM_ALIGN;
+        let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        let start = buf
+            .as_ptr()
+            .align_offset(CHUNK_MEM_ALIGN)
+            .min(CHUNK_MEM_ALIGN);
+        buf.resize(start, 0);
+        if self.buf.is_empty() {
+            buf.resize(start + CHUNK_HEADER_LEN, 0);
+        } else {
+            buf.extend_from_slice(&self.buf[self.start..]);
         }
+        self.buf = buf;
+        self.start = start;
     }
 
     /// Appends a packet. Timestamps must not go backwards within a chunk.
@@ -72,17 +104,19 @@ impl Chunk {
                 last_ns: self.last_ts,
             });
         }
+        let need = PCAP_RECORD_HEADER_LEN + data.len();
+        // Keep CHUNK_MEM_ALIGN bytes spare at the end for the O_DIRECT padding.
+        if self.buf.len() + need + CHUNK_MEM_ALIGN > self.buf.capacity() {
+            self.realloc((self.len_bytes() + need) * 2);
+        }
         if self.packets == 0 {
             self.first_ts = ts;
         }
         self.last_ts = ts;
         self.packets += 1;
-        self.buf.extend_from_slice(&pcap_record_header(
-            sec,
-            ts_nsec,
-            data.len() as u32,
-            orig_len,
-        ));
+        let hdr = pcap_record_header(sec, ts_nsec, data.len() as u32, orig_len);
+        self.crc = crc32c::crc32c_append(crc32c::crc32c_append(self.crc, &hdr), data);
+        self.buf.extend_from_slice(&hdr);
         self.buf.extend_from_slice(data);
         Ok(())
     }
@@ -95,7 +129,7 @@ impl Chunk {
     }
     /// Bytes of records held.
     pub fn len_bytes(&self) -> usize {
-        self.buf.len() - CHUNK_HEADER_LEN
+        self.buf.len() - self.start - CHUNK_HEADER_LEN
     }
     pub fn first_ts(&self) -> u64 {
         self.first_ts
@@ -105,25 +139,40 @@ impl Chunk {
     }
     /// The records, without the chunk header.
     pub fn body(&self) -> &[u8] {
-        &self.buf[CHUNK_HEADER_LEN..]
+        &self.buf[self.start + CHUNK_HEADER_LEN..]
     }
     pub fn clear(&mut self) {
-        self.buf.truncate(CHUNK_HEADER_LEN);
+        self.buf.truncate(self.start + CHUNK_HEADER_LEN);
         self.packets = 0;
+        self.crc = 0;
     }
 
-    /// Fills in the header and returns the bytes to write (header + body) and the body CRC.
-    pub(crate) fn finish(&mut self) -> (&[u8], u32) {
-        let crc = crc32c::crc32c(&self.buf[CHUNK_HEADER_LEN..]);
+    /// CRC32C of the records.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// Fills in the header and returns the bytes to write (header + body, zero-padded to
+    /// a multiple of `pad_to`) and the body CRC. The padding is removed again by
+    /// [`unpad`](Self::unpad) or [`clear`](Self::clear).
+    pub(crate) fn finish(&mut self, pad_to: usize) -> (&[u8], u32) {
         let h = ChunkHeader {
             body_len: self.len_bytes() as u32,
             packets: self.packets,
-            body_crc: crc,
+            body_crc: self.crc,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
         };
-        self.buf[..CHUNK_HEADER_LEN].copy_from_slice(&h.encode());
-        (&self.buf, crc)
+        self.buf[self.start..self.start + CHUNK_HEADER_LEN].copy_from_slice(&h.encode());
+        let len = self.buf.len() - self.start;
+        let padded = len.div_ceil(pad_to.max(1)) * pad_to.max(1);
+        self.buf.resize(self.start + padded, 0);
+        (&self.buf[self.start..], self.crc)
+    }
+
+    /// Drops the padding added by [`finish`](Self::finish).
+    pub(crate) fn unpad(&mut self, body_len: usize) {
+        self.buf.truncate(self.start + CHUNK_HEADER_LEN + body_len);
     }
 }
 
@@ -196,10 +245,23 @@ mod tests {
         assert_eq!(c.len_bytes(), 16 + 3 + 16 + 1);
         let recs: Vec<_> = record_lengths(c.body()).collect();
         assert_eq!(recs, vec![(10_000_000_005, 19), (10_000_000_005, 17)]);
-        let (bytes, crc) = c.finish();
+        let body_crc = crc32c::crc32c(c.body());
+        let (bytes, crc) = c.finish(4096);
+        assert_eq!(bytes.len(), 4096);
+        assert_eq!(bytes.as_ptr() as usize % 4096, 0);
         let h = ChunkHeader::decode(bytes[..32].try_into().unwrap()).unwrap();
         assert_eq!(h.packets, 2);
         assert_eq!(h.body_crc, crc);
+        assert_eq!(crc, body_crc);
+        c.unpad(36);
+        assert_eq!(c.len_bytes(), 36);
+        // Growing past the capacity keeps the alignment and the CRC.
+        for i in 0..3000u32 {
+            c.push_parts(11, i, 600, &[i as u8; 600]).unwrap();
+        }
+        assert_eq!(c.crc(), crc32c::crc32c(c.body()));
+        let (bytes, _) = c.finish(4096);
+        assert_eq!(bytes.as_ptr() as usize % 4096, 0);
         assert_eq!(h.first_ts, 10_000_000_005);
         c.clear();
         assert!(c.is_empty());

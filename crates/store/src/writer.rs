@@ -357,6 +357,11 @@ impl StreamWriter {
     pub fn bytes(&self) -> u64 {
         self.indexer.pos()
     }
+    /// Whether segments are being written with O_DIRECT (asked for and supported).
+    pub fn direct_io(&self) -> bool {
+        self.direct
+    }
+
     /// Bytes held in the pending chunk, not yet on disk.
     pub fn pending_bytes(&self) -> u64 {
         self.pending.len_bytes() as u64
@@ -414,23 +419,31 @@ impl StreamWriter {
             self.roll_segment()?;
         }
         let at = self.seg_len;
-        let padded = align_up(total, self.meta.align());
+        let align = self.meta.align();
+        let padded = align_up(total, align);
         let saved = self.observe_body(chunk.body());
-        let (bytes, crc) = chunk.finish();
+        let body_len = chunk.len_bytes();
         let written = if self.direct {
-            // O_DIRECT wants aligned memory, offset and length: copy into an aligned,
-            // zero-padded staging area (a memcpy costs far less than the page cache).
-            let need = padded as usize + DIRECT_ALIGN;
-            if self.staging.len() < need {
-                self.staging = vec![0u8; need.next_power_of_two()];
-            }
-            let off = self.staging.as_ptr().align_offset(DIRECT_ALIGN);
-            let buf = &mut self.staging[off..off + padded as usize];
-            buf[..bytes.len()].copy_from_slice(bytes);
-            buf[bytes.len()..].fill(0);
-            self.seg.write_all_at(buf, at)
+            let (bytes, _) = chunk.finish(align as usize);
+            let r = if (bytes.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) {
+                self.seg.write_all_at(bytes, at)
+            } else {
+                // Not aligned in memory (cannot happen with Chunk's own buffers; kept as a
+                // safe path): copy into an aligned staging area.
+                let need = bytes.len() + DIRECT_ALIGN;
+                if self.staging.len() < need {
+                    self.staging = vec![0u8; need.next_power_of_two()];
+                }
+                let off = self.staging.as_ptr().align_offset(DIRECT_ALIGN);
+                let buf = &mut self.staging[off..off + bytes.len()];
+                buf.copy_from_slice(bytes);
+                self.seg.write_all_at(buf, at)
+            };
+            chunk.unpad(body_len);
+            r
         } else {
             // Buffered: the padding (if any) stays a hole until the next chunk.
+            let (bytes, _) = chunk.finish(1);
             let r = self.seg.write_all_at(bytes, at);
             // Start writeback of what was just written without waiting for it, so that
             // a later fdatasync (seal, sync interval) has little left to do and dirty
@@ -440,6 +453,7 @@ impl StreamWriter {
             }
             r
         };
+        let crc = chunk.crc();
         if let Err(e) = written {
             self.indexer = saved;
             let _ = self.seg.set_len(at);
