@@ -18,7 +18,7 @@ for t in tcpdump editcap hyperfine; do
   command -v $t >/dev/null || { echo "installing $t"; apt-get install -y -qq tcpdump tshark hyperfine >/dev/null; break; }
 done
 cargo build --release -q -p wirecap
-W=$PWD/target/release/wirecap
+W=${CARGO_TARGET_DIR:-$PWD/target}/release/wirecap
 work=$(mktemp -d /var/tmp/wirecap-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -37,22 +37,25 @@ hf() { # name, commands...: median seconds of each command, via hyperfine
   python3 - "$out/$name.json" <<'PY'
 import json,sys
 for r in json.load(open(sys.argv[1]))["results"]:
-    print(r["median"])
+    print(r["median"], r["user"] + r["system"])
 PY
 }
 
 D=$work/data
 rm -rf "$D"
 # import: a fresh data dir per run, so each run creates the stream from nothing
-read -r t_imp t_td < <(hf import \
-  --prepare "rm -rf $D" "$W import -q --data $D --name big $work/big.pcap" \
-  "tcpdump -r $work/big.pcap -w $work/td.pcap" | paste -sd' ')
+# wirecap's import is durable (fdatasync before it reports success); tcpdump's output is
+# not, so it is also timed followed by `sync -d` of its file.
+read -r t_imp c_imp t_td c_td t_tds c_tds < <(hf import \
+  --prepare "rm -rf $D $work/td.pcap" "$W import -q --data $D --name big $work/big.pcap" \
+  "tcpdump -r $work/big.pcap -w $work/td.pcap" \
+  "sh -c 'tcpdump -r $work/big.pcap -w $work/td.pcap 2>/dev/null && sync -d $work/td.pcap'" | paste -sd' ')
 $W import -q --data "$D" --name big "$work/big.pcap" > "$work/name"
 $W import -q --data "$D" --name small "$work/small.pcap" > "$work/name_small"
 $W import -q --data "$D" --name hour "$work/hour.pcap" > "$work/name_hour"
 big=$(cat "$work/name"); small=$(cat "$work/name_small"); hour=$(cat "$work/name_hour")
 
-read -r t_exp t_cat t_expf t_cp < <(hf export \
+read -r t_exp c_exp t_cat c_cat t_expf c_expf t_cp c_cp < <(hf export \
   "sh -c '$W export --data $D $big -o - > /dev/null'" \
   "sh -c 'cat $work/big.pcap > /dev/null'" \
   "$W export --data $D $big -o $work/exp.pcap" \
@@ -69,7 +72,7 @@ sstart_ns=$(( 1735689600 * 1000000000 + (secs / 8) * 1000000000 ))
 sstop_ns=$(( sstart_ns + 1000000000 ))
 SA=$(date -u -d @$(( sstart_ns / 1000000000 )) '+%Y-%m-%d %H:%M:%S')
 SB=$(date -u -d @$(( sstop_ns / 1000000000 )) '+%Y-%m-%d %H:%M:%S')
-read -r t_sec_big t_ed_big t_sec_small t_ed_small < <(hf second \
+read -r t_sec_big c_sec_big t_ed_big c_ed_big t_sec_small c_sec_small t_ed_small c_ed_small < <(hf second \
   "$W export --data $D $big --start $start_ns --stop $stop_ns -o $work/sec.pcap" \
   "editcap -F pcap -A '$A' -B '$B' $work/big.pcap $work/ed.pcap" \
   "$W export --data $D $small --start $sstart_ns --stop $sstop_ns -o $work/ssec.pcap" \
@@ -77,24 +80,25 @@ read -r t_sec_big t_ed_big t_sec_small t_ed_small < <(hf second \
 n_w=$(tcpdump -r "$work/sec.pcap" 2>/dev/null | wc -l); n_e=$(tcpdump -r "$work/ed.pcap" 2>/dev/null | wc -l)
 echo "one second: wirecap $n_w packets, editcap $n_e packets"
 
-read -r t_list < <(hf list "sh -c '$W splits --data $D $hour --view split_1sec > /dev/null'")
+read -r t_list c_list < <(hf list "sh -c '$W splits --data $D $hour --view split_1sec > /dev/null'")
 n_splits=$($W splits --data "$D" "$hour" --view split_1sec | wc -l)
 
 python3 - "$out/store.md" <<PY
 import sys
 big=$big_bytes; small=$small_bytes
 rows=[
- ("import ${secs} s capture (%.2f GB)" % (big/1e9), $t_imp, "tcpdump -r -w", $t_td, "faster"),
- ("full export to /dev/null", $t_exp, "cat > /dev/null", $t_cat, "within 1.5x"),
- ("full export to a file", $t_expf, "cp", $t_cp, "within 1.5x"),
- ("one second of %.2f GB" % (big/1e9), $t_sec_big, "editcap -A -B", $t_ed_big, "100x faster"),
- ("one second of %.2f GB" % (small/1e9), $t_sec_small, "editcap -A -B", $t_ed_small, "100x faster, flat"),
+ ("import ${secs} s capture (%.2f GB), durable" % (big/1e9), $t_imp, $c_imp, "tcpdump -r -w (not synced)", $t_td, $c_td, "faster"),
+ ("import ${secs} s capture (%.2f GB), durable" % (big/1e9), $t_imp, $c_imp, "tcpdump -r -w + sync -d", $t_tds, $c_tds, "faster"),
+ ("full export to /dev/null", $t_exp, $c_exp, "cat > /dev/null", $t_cat, $c_cat, "within 1.5x"),
+ ("full export to a file", $t_expf, $c_expf, "cp", $t_cp, $c_cp, "within 1.5x"),
+ ("one second of %.2f GB" % (big/1e9), $t_sec_big, $c_sec_big, "editcap -A -B", $t_ed_big, $c_ed_big, "100x faster"),
+ ("one second of %.2f GB" % (small/1e9), $t_sec_small, $c_sec_small, "editcap -A -B", $t_ed_small, $c_ed_small, "100x faster, flat"),
 ]
 with open(sys.argv[1],"w") as f:
-    f.write("| operation | wirecap | reference | reference time | reference / wirecap | goal |\n|---|---|---|---|---|---|\n")
-    for name,w,ref,r,goal in rows:
-        f.write(f"| {name} | {w*1000:.1f} ms | {ref} | {r*1000:.1f} ms | {r/w:.2f}x | {goal} |\n")
-    f.write(f"| list all $n_splits 1 s splits of a 1 h capture | {$t_list*1000:.1f} ms | — | — | — | < 50 ms |\n")
-    f.write(f"\nimport rate: {big/$t_imp/1e6:.0f} MB/s ({big/$t_imp/546/1e6:.2f} M packets/s approx); tcpdump: {big/$t_td/1e6:.0f} MB/s\n")
+    f.write("| operation | wirecap wall | wirecap CPU | reference | ref wall | ref CPU | wall ratio | CPU ratio | goal |\n|---|---|---|---|---|---|---|---|---|\n")
+    for name,w,wc,ref,r,rc,goal in rows:
+        f.write(f"| {name} | {w*1000:.1f} ms | {wc*1000:.1f} ms | {ref} | {r*1000:.1f} ms | {rc*1000:.1f} ms | {r/w:.2f}x | {rc/max(wc,1e-4):.2f}x | {goal} |\n")
+    f.write(f"| list all $n_splits 1 s splits of a 1 h capture | {$t_list*1000:.1f} ms | {$c_list*1000:.1f} ms | — | — | — | — | — | < 50 ms |\n")
+    f.write(f"\nratios are reference / wirecap (above 1: wirecap is faster). load average at the end: {open('/proc/loadavg').read().split()[0]}\n")
 print(open(sys.argv[1]).read())
 PY
