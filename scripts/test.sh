@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(tcpdump tshark tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng)
+need=(tcpdump tshark tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng curl zstd chromium util-linux)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -16,6 +16,14 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Node.js runs the browser tests and npm fetches the UI's packages (preact, htm, uplot,
+# playwright-core) from package-lock.json; the machine image has Node 20, else Debian's.
+if ! command -v npm >/dev/null; then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
 
 # The corpus lives beside the checkout (../shared/corpus); say so if it is elsewhere.
 if [[ -z ${WIRECAP_CORPUS:-} && ! -f ../shared/corpus/MANIFEST.tsv ]]; then
