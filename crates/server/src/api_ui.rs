@@ -303,13 +303,18 @@ pub fn history_columns(hist: &[(u64, u64, u64, u64)], seconds: u64, now: u64) ->
         packets[i] += p;
         drops[i] += d;
     }
-    let per_sec = |v: u64, mul: u64| (v * mul) as f64 / step as f64;
+    // Before the first sample the server was not running: no value (a gap), not zero.
+    let first = hist.iter().map(|h| h.0).min().unwrap_or(u64::MAX);
+    let known = |i: usize| t[i] + step > first;
+    let per_sec = |i: usize, v: u64, mul: u64| {
+        known(i).then(|| ((v * mul) as f64 / step as f64).round() as u64)
+    };
     json!({
         "interval_s": step,
         "t": t,
-        "bps": bytes.iter().map(|&b| per_sec(b, 8).round() as u64).collect::<Vec<_>>(),
-        "pps": packets.iter().map(|&p| per_sec(p, 1).round() as u64).collect::<Vec<_>>(),
-        "drops": drops,
+        "bps": bytes.iter().enumerate().map(|(i, &b)| per_sec(i, b, 8)).collect::<Vec<_>>(),
+        "pps": packets.iter().enumerate().map(|(i, &p)| per_sec(i, p, 1)).collect::<Vec<_>>(),
+        "drops": drops.iter().enumerate().map(|(i, &d)| known(i).then_some(d)).collect::<Vec<_>>(),
     })
 }
 
@@ -634,6 +639,11 @@ mod tests {
         assert_eq!(v["pps"][7], 20);
         assert_eq!(v["drops"][7], 1);
         assert_eq!(v["pps"][0], 0);
+        // Before the server's first sample: gaps, not zeros.
+        let v = history_columns(&[(95, 1000, 10, 0)], 10, 100);
+        assert_eq!(v["pps"][4], Value::Null);
+        assert_eq!(v["pps"][5], 10);
+        assert_eq!(v["pps"][6], 0);
         // An hour becomes 360 points of 10 s, averaged.
         let h: Vec<_> = (0..3600).map(|i| (10_000 + i, 125, 1, 0)).collect();
         let v = history_columns(&h, 3600, 13_600);

@@ -41,14 +41,18 @@ const Caret = ({ value, err }) => (err
   : null);
 
 /** A table of rows with a bar for each row's share of the bytes. */
-function Table({ title, list, cols, test }) {
+function Table({ title, list, cols, test, rows = 20 }) {
+  const [all, setAll] = useState(false);
   if (!list || !list.length) return null;
   const max = Math.max(1, ...list.map((x) => x.bytes || 0));
+  const shown = all ? list : list.slice(0, rows);
   return html`<section class="panel" data-test=${test}><h2>${title}</h2>
     <table class="bars"><thead><tr>${cols.map((c) => html`<th class=${c.num ? 'num' : ''}>${c.label}</th>`)}<th></th></tr></thead>
-    <tbody>${list.map((x) => html`<tr>${cols.map((c) => html`<td class=${c.num ? 'num' : 'mono'}>${c.f(x)}</td>`)}
+    <tbody>${shown.map((x) => html`<tr>${cols.map((c) => html`<td class=${c.num ? 'num' : 'mono'}>${c.f(x)}</td>`)}
       <td class="barcell"><div class="hbar" style=${`width:${(100 * (x.bytes || 0)) / max}%`}></div></td></tr>`)}</tbody>
-    </table></section>`;
+    </table>
+    ${list.length > shown.length && html`<button class="small" style="margin-top:8px" onClick=${() => setAll(true)}>Show all ${fmtCount(list.length)}</button>`}
+    </section>`;
 }
 
 const PB = [{ label: 'Packets', num: true, f: (x) => fmtCount(x.packets) }, { label: 'Bytes', num: true, f: (x) => fmtBytes(x.bytes) }];

@@ -60,8 +60,9 @@ export function Dashboard({ status }) {
         s=${`${fmtCount(s.packets_errors)} errors · of ${fmtCount(s.packets_received)} received`} />
       <${Stat} k="Link" cls=${linkUp ? 'ok' : 'bad'}
         v=${html`<span class="dot ${linkUp ? 'up' : 'down'}"></span>${linkUp ? 'up' : 'down'}`}
-        s=${`${fmtSpeed(s.capture_link_speed)} · up ${fmtDuration(s.capture_link_uptime_s)}${s.source && !s.source.startsWith('interface') ? ' · no wire: ' + s.source.split(' ')[0] : ''}`} />
-      <${Stat} k="Disk" v=${disk ? `${fmtBytes(disk.free_bytes)} free` : '–'}
+        s=${s.source && !s.source.startsWith('interface') ? `${s.source.split(' ')[0]} source: no wire`
+          : `${fmtSpeed(s.capture_link_speed)} · for ${fmtDuration(s.capture_link_uptime_s)}`} />
+      <${Stat} k="Disk free" v=${disk ? fmtBytes(disk.free_bytes) : '–'}
         s=${disk ? html`<div class=${`bar ${usedPct > 85 ? 'high' : ''}`}><div style=${`width:${usedPct.toFixed(1)}%`}></div></div>
           ${fmtBytes(disk.total_bytes - disk.free_bytes)} used of ${fmtBytes(disk.total_bytes)} · packets ${fmtBytes(s.bytes_disk ?? (sys && sys.store_bytes))}` : ''} />
     </div>
