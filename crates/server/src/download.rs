@@ -1,7 +1,7 @@
 //! Downloads: a range of a stream as pcap or pcapng, streamed straight from the store.
 //!
 //! ```text
-//!  segment files ──read_at──► blocking producer ──bounded channel (4 × 1 MiB)──► HTTP body
+//!  segment files ──mmap──► blocking producer ──bounded channel (4 × 1 MiB)──► HTTP body
 //!                             (filter, pcapng, gzip/zstd)        ▲ a slow client stops the producer
 //! ```
 //!
@@ -36,6 +36,8 @@ use crate::error::ApiError;
 pub const MAX_DOWNLOADS: usize = 64;
 /// Bytes per body piece.
 const PIECE: usize = 1 << 20;
+/// Bytes per piece taken straight from a mapped segment (no memory of ours).
+const MAP_PIECE: usize = 4 << 20;
 /// Pieces in flight between the producer and the connection.
 const DEPTH: usize = 4;
 
@@ -346,8 +348,56 @@ impl Write for Encoder {
     }
 }
 
+/// One segment file, mapped read-only: pieces of the body are `Bytes` that borrow the
+/// mapping, so the socket (or TLS) reads the page cache directly, without a copy into a
+/// buffer of ours. Falls back to `read_at` when the file cannot be mapped.
+enum Segment {
+    Mapped(Bytes),
+    File(File),
+}
+
+impl Segment {
+    fn open(path: &std::path::Path) -> io::Result<Self> {
+        let f = File::open(path)?;
+        // SAFETY: a mapping is unsound only if the file shrinks under it while mapped
+        // pages are touched. Segment files only grow while the server runs (the store
+        // appends; recovery, the one place that cuts a torn tail, runs before the server
+        // serves and only beyond the last indexed chunk), and this function only ever
+        // reads ranges that the index recorded after their bytes were written. Deleting
+        // a stream unlinks its files, which leaves existing mappings valid.
+        match unsafe { memmap2::Mmap::map(&f) } {
+            Ok(m) => {
+                let _ = m.advise(memmap2::Advice::Sequential);
+                Ok(Self::Mapped(Bytes::from_owner(m)))
+            }
+            Err(_) => Ok(Self::File(f)),
+        }
+    }
+
+    /// Bytes `[at, at + n)` of the file.
+    fn piece(&self, at: u64, n: usize) -> io::Result<Bytes> {
+        match self {
+            Self::Mapped(b) => {
+                let (a, e) = (at as usize, at as usize + n);
+                if e > b.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "segment file is shorter than its index says",
+                    ));
+                }
+                Ok(b.slice(a..e))
+            }
+            Self::File(f) => {
+                let mut buf = BytesMut::zeroed(n);
+                f.read_exact_at(&mut buf, at)?;
+                Ok(buf.freeze())
+            }
+        }
+    }
+}
+
 /// Sends bytes `[skip, skip + take)` of `range` as a pcap file, reading only those.
-/// `emit` returns `false` to stop (the client went away).
+/// `emit` fails when the client has gone, which stops the producer.
 fn produce_raw(
     reader: &StreamReader,
     range: PacketRange,
@@ -370,7 +420,7 @@ fn produce_raw(
         ))?;
     }
     pos += PCAP_NS_HEADER_LEN as u64;
-    let mut open: Option<(u32, File)> = None;
+    let mut open: Option<(u32, Segment)> = None;
     for s in reader.slices(range) {
         if pos >= end {
             break;
@@ -383,19 +433,23 @@ fn produce_raw(
         };
         if open.as_ref().is_none_or(|(seg, _)| *seg != s.segment) {
             let p = reader.dir().join(wirecap_store::layout::segment(s.segment));
-            open = Some((s.segment, File::open(&p)?));
+            open = Some((s.segment, Segment::open(&p)?));
         }
-        let Some((_, f)) = open.as_ref() else {
+        let Some((_, seg)) = open.as_ref() else {
             continue;
         };
         let mut at = s.offset + off;
         while n > 0 {
-            let want = n.min(PIECE as u64) as usize;
-            let mut buf = BytesMut::zeroed(want);
-            f.read_exact_at(&mut buf, at)?;
+            let max = if matches!(seg, Segment::Mapped(_)) {
+                MAP_PIECE
+            } else {
+                PIECE
+            };
+            let want = n.min(max as u64) as usize;
+            let piece = seg.piece(at, want)?;
             at += want as u64;
             n -= want as u64;
-            emit(buf.freeze())?;
+            emit(piece)?;
         }
     }
     Ok(())

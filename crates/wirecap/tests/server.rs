@@ -1077,3 +1077,66 @@ fn wrong_passwords_are_slowed() {
         t.elapsed()
     );
 }
+
+/// A replay source: the capture ends by itself at the end of the file and is sealed; what
+/// was stored is what the file holds (timestamps re-based to the replay's start).
+#[test]
+fn replay_source_and_capture_errors() {
+    if !check_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("replay.pcap");
+    let o = Command::new(BIN)
+        .args(["generate", "--seconds", "2", "--pps", "1000", "-o"])
+        .arg(&src)
+        .output()
+        .expect("generate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let src_s = src.to_str().expect("utf8").to_owned();
+    let s = Server::start_in(dir, &["--replay", &src_s, "--speed", "top"], "http");
+    let r = s.ok("/sysmaster/capture_start?StreamName=replayed");
+    check_capture_json(&r.text(), "started", "replayed");
+    wait_until("the replay to end and be sealed", || {
+        s.status_of("capture_active") == "false"
+    });
+    let name = s
+        .ok("/plain/list")
+        .text()
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split(' ')
+        .next()
+        .expect("name")
+        .to_owned();
+    let got = s.ok(&format!("/pcap/single?StreamName={name}"));
+    let original = std::fs::read(&src).expect("file");
+    let no_time = |b: &[u8]| {
+        tcpdump(b, &[])
+            .lines()
+            .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(no_time(&got.body), no_time(&original));
+    assert_eq!(
+        s.status_of("packets_captured"),
+        no_time(&original).len().to_string()
+    );
+    // Stopping a capture that already ended is refused cleanly.
+    assert_eq!(s.curl("/sysmaster/capture_stop", &[]).code, 409);
+    drop(s);
+
+    // No capture interface: the start is refused with the manual's JSON and 503.
+    let s = Server::start(&["--interface", "wcnoexist0"]);
+    let r = s.curl("/sysmaster/capture_start?StreamName=x", &[]);
+    assert_eq!(r.code, 503, "{}", r.text());
+    assert!(
+        r.text().starts_with("{\"Status\":false,\"Str\":\"["),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("no capture interface"), "{}", r.text());
+    assert_eq!(s.status_of("capture_active"), "false");
+    assert_eq!(s.status_of("capture_link"), "down");
+}
