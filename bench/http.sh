@@ -2,18 +2,18 @@
 # HTTP download benchmark: `/pcap/single` of a ~2 GB stream from `wirecap serve`, side by
 # side with nginx serving the very same bytes as a static file (sendfile), over loopback,
 # plain HTTP and HTTPS (TLS 1.3, the same certificate for both). Goal: wirecap >= 80% of
-# nginx. curl is the client (`-o /dev/null`); each figure is the best of RUNS downloads.
+# nginx. curl is the client (`-o /dev/null`); each figure is the best of RUNS interleaved downloads.
 #
 # Everything is on 127.0.0.1 and runs from the page cache; on this 2-core machine the
 # client, the server and the kernel's loopback share the two cores, for both servers.
 # Results: bench/out/http.md.
 #
-# Usage: bench/http.sh [SECONDS_OF_CAPTURE] [RUNS]   (default 120 s ≈ 2 GB, 3 runs)
+# Usage: bench/http.sh [SECONDS_OF_CAPTURE] [RUNS]   (default 120 s ≈ 2 GB, 5 runs)
 # Needs: curl, nginx (apt-get install nginx-light), and a release build (made here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-120}
-runs=${2:-3}
+runs=${2:-5}
 out=bench/out
 mkdir -p "$out"
 command -v nginx >/dev/null || { echo "installing nginx"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
@@ -79,27 +79,29 @@ nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 wait_port "$nh"; wait_port "$ns"
 
-# Best of $runs: prints "seconds bytes".
-best() {
+# One download: prints its seconds (and checks status and length).
+once() {
   local url=$1; shift
-  local b=""
-  for _ in $(seq 1 "$runs"); do
-    local r
-    r=$(curl -s -k "$@" -o /dev/null -w '%{time_total} %{size_download} %{http_code}' "$url")
-    local t=${r%% *} rest=${r#* }
-    local n=${rest%% *} code=${rest#* }
-    [ "$code" = 200 ] || { echo "GET $url: HTTP $code" >&2; exit 1; }
-    [ "$n" = "$size" ] || { echo "GET $url: $n bytes, expected $size" >&2; exit 1; }
-    if [ -z "$b" ] || awk -v a="$t" -v b="$b" 'BEGIN{exit !(a<b)}'; then b=$t; fi
-  done
-  echo "$b"
+  local r
+  r=$(curl -s -k "$@" -o /dev/null -w '%{time_total} %{size_download} %{http_code}' "$url")
+  local t=${r%% *} rest=${r#* }
+  local n=${rest%% *} code=${rest#* }
+  [ "$code" = 200 ] || { echo "GET $url: HTTP $code" >&2; exit 1; }
+  [ "$n" = "$size" ] || { echo "GET $url: $n bytes, expected $size" >&2; exit 1; }
+  echo "$t"
 }
+min() { awk -v a="$1" -v b="$2" 'BEGIN{print (b == "" || a < b) ? a : b}'; }
 
-echo "downloading (best of $runs each)"
-t_nh=$(best "http://127.0.0.1:$nh/stream.pcap")
-t_wh=$(best "http://127.0.0.1:$wh/pcap/single?StreamName=$name" -u "admin:$pw")
-t_ns=$(best "https://127.0.0.1:$ns/stream.pcap")
-t_ws=$(best "https://127.0.0.1:$ws/pcap/single?StreamName=$name" -u "admin:$pw")
+# Runs are interleaved (nginx, wirecap, nginx, wirecap, …) so that load from other work
+# on the machine falls on both alike; each figure is the best of its runs.
+echo "downloading ($runs interleaved runs)"
+t_nh=""; t_wh=""; t_ns=""; t_ws=""
+for _ in $(seq 1 "$runs"); do
+  t_nh=$(min "$(once "http://127.0.0.1:$nh/stream.pcap")" "$t_nh")
+  t_wh=$(min "$(once "http://127.0.0.1:$wh/pcap/single?StreamName=$name" -u "admin:$pw")" "$t_wh")
+  t_ns=$(min "$(once "https://127.0.0.1:$ns/stream.pcap")" "$t_ns")
+  t_ws=$(min "$(once "https://127.0.0.1:$ws/pcap/single?StreamName=$name" -u "admin:$pw")" "$t_ws")
+done
 
 row() { # label seconds ref_seconds
   awk -v l="$1" -v t="$2" -v r="$3" -v s="$size" \
@@ -108,7 +110,7 @@ row() { # label seconds ref_seconds
 {
   echo "# HTTP download: wirecap /pcap/single vs nginx static file"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${size} bytes (${secs} s capture), best of ${runs}, curl -o /dev/null over 127.0.0.1"
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${size} bytes (${secs} s capture), best of ${runs} interleaved, curl -o /dev/null over 127.0.0.1"
   echo
   echo "| download                           |  seconds |     MB/s | vs nginx |"
   echo "|------------------------------------|----------|----------|----------|"
