@@ -3,6 +3,23 @@
 //! Every function here returns the exact bytes the appliance prints, one record a line
 //! (`\n`), so that scripts written for it (`grep capture_active`, `cut -d,`) work unchanged.
 //! The unit tests compare byte for byte with the manual's examples.
+//!
+//! Where wirecap differs from the manual's appliance, on purpose:
+//! * Times (list dates, split names, capture messages) are UTC; the manual's box printed
+//!   its local time.
+//! * `/plain/view` lists all thirteen split views; the manual's example omits
+//!   `split_1MB`…`split_100MB`, which its web section lists as supported.
+//! * Time splits are aligned to UTC multiples of their width (`…:47.000.000.000`), so a
+//!   split's `Start`/`Stop` are round numbers; the manual's started at a packet.
+//! * A size split's cut can fall between packets with the same timestamp, which no
+//!   `Start`/`Stop` pair can separate: its URL adds `&StreamView=split_1MB&Split=K`, which
+//!   `/pcap/splittime` honours exactly (scripts that keep only `Start`/`Stop` still get the
+//!   same packets unless timestamps tie at the cut).
+//! * Errors answer `{"Status":false,"Str":"…"}` with a meaningful HTTP status (400 bad
+//!   name or query, 404 unknown stream, 409 capture already running / none running,
+//!   503 no capture interface, 403 no permission to capture) instead of always 200.
+//! * A synthetic or replay source has no wire: `capture_link` is `up` and
+//!   `capture_link_speed` is `0` (unknown, as for a veth). `bytes_cache` is always `0`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
