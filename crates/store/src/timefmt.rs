@@ -117,8 +117,9 @@ pub fn ctime(ns: u64) -> String {
     let t = utc(ns);
     let wd = &format!("{:?}", t.weekday())[..3];
     let mon = &format!("{:?}", t.month())[..3];
+    // C's ctime(3): the day is padded with a space ("Jun  5"), as the appliance prints it.
     format!(
-        "{wd} {mon} {:02} {:02}:{:02}:{:02} {}",
+        "{wd} {mon} {:>2} {:02}:{:02}:{:02} {}",
         t.day(),
         t.hour(),
         t.minute(),
@@ -190,6 +191,7 @@ mod tests {
             "20150620_09:36:47.780.373.248"
         );
         assert_eq!(ctime(1434832136000000000), "Sat Jun 20 20:28:56 2015");
+        assert_eq!(ctime(1433462400000000000), "Fri Jun  5 00:00:00 2015");
         assert_eq!(
             rfc3339(1434793007780373366),
             "2015-06-20T09:36:47.780373366Z"
