@@ -1,6 +1,6 @@
 // Files: every stream (paginated on the server, so 1,000 streams cost one small page),
 // and a stream's page with all its views and, per view, its splits.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import * as API from '../api.js';
 import {
   html, ErrorMsg, Pager, Confirm, useLoad, fmtBytes, fmtCount, fmtTime, fmtDuration, href,
@@ -22,9 +22,9 @@ export function Files({ route }) {
   const [error, setError] = useState(null);
   const [data, loadError, loading, reload] = useLoad(() => API.streams({ offset: (page - 1) * PAGE, limit: PAGE, q }), [page, q]);
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (data) {
-      // When the rows are on screen, in ms since navigation start (read by the browser test).
+      // When the rows are in the document, in ms since navigation start (read by the browser test).
       window.__wirecapRendered = { page: 'files', at: performance.now(), rows: data.streams.length };
     }
   }, [data]);
@@ -104,8 +104,8 @@ export function StreamPage({ name_: name, route }) {
     () => (chosen ? API.splits(name, chosen, { offset: (page - 1) * PAGE, limit: PAGE }) : Promise.resolve(null)),
     [name, chosen, page],
   );
-  useEffect(() => {
-    // When the rows are on screen, in ms since navigation start (read by the browser test).
+  useLayoutEffect(() => {
+    // When the rows are in the document, in ms since navigation start (read by the browser test).
     if (list) window.__wirecapRendered = { page: 'splits', at: performance.now(), rows: list.splits.length, total: list.total };
   }, [list]);
   const go = (v, p) => { location.hash = href(['files', name], { view: v, page: p > 1 ? p : undefined }); };
