@@ -35,16 +35,23 @@ pub struct ImportArgs {
     /// No progress bar
     #[arg(long, short)]
     quiet: bool,
+    /// Write through the page cache instead of O_DIRECT
+    #[arg(long)]
+    buffered: bool,
     /// pcap or pcapng files (any byte order, µs or ns timestamps)
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
 /// Every imported stream gets per-chunk filter summaries, so that filtered exports and
-/// analyses skip the chunks a filter cannot match.
-fn writer_options() -> WriterOptions {
+/// analyses skip the chunks a filter cannot match. Segments are written with O_DIRECT
+/// (where the file system allows it): an import is durable when it reports success, and
+/// durable writes that bypass the page cache cost a fraction of the CPU and finish
+/// sooner than buffered writes followed by fdatasync.
+fn writer_options(direct_io: bool) -> WriterOptions {
     WriterOptions {
         summarizer: Some(Arc::new(wirecap_query::FilterSummarizer)),
+        direct_io,
         ..WriterOptions::default()
     }
 }
@@ -135,7 +142,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                             &base,
                             &params,
                             SystemTime::now(),
-                            writer_options(),
+                            writer_options(!a.buffered),
                         )?);
                     }
                     Some(l) if l != lt => {
@@ -181,7 +188,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                 &base,
                 &params,
                 SystemTime::now(),
-                writer_options(),
+                writer_options(!a.buffered),
             )?);
         }
         if n == 0 && r.link_type(0).is_none() && !outcome_is_err {
