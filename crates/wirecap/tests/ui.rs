@@ -9,7 +9,7 @@
 //!
 //! The binary under test is `WIRECAP_UI_BIN` when set (scripts/test.sh points it at the
 //! release build, so that the 1 s page-load budget is measured on what ships), otherwise
-//! this build's `wirecap`; an unoptimised build gets three times the budget, and says so.
+//! this build's `wirecap`; an unoptimised build gets 1.5 s instead of 1 s, and says so.
 //! Screenshots go to `WIRECAP_UI_ARTIFACTS` (default: a folder under the target dir),
 //! printed by the test.
 
@@ -55,7 +55,7 @@ fn web_ui_in_chromium() {
     let (bin, budget_ms) = match std::env::var("WIRECAP_UI_BIN") {
         Ok(b) if !b.is_empty() => (PathBuf::from(b), 1000),
         _ => {
-            let budget = if cfg!(debug_assertions) { 3000 } else { 1000 };
+            let budget = if cfg!(debug_assertions) { 1500 } else { 1000 };
             if budget != 1000 {
                 eprintln!(
                     "note: unoptimised wirecap, page-load budget {budget} ms \

@@ -134,12 +134,25 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = await startServer(store, port);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'], // playwright gives it a fresh profile folder
-  });
+  let browser = null;
+  const stop = async () => {
+    if (browser) await browser.close().catch(() => {});
+    server.srv.kill('SIGTERM');
+    await new Promise((r) => (server.srv.exitCode !== null ? r() : server.srv.on('exit', r)));
+    rmSync(DATA, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => { stop().then(() => process.exit(130)); });
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'], // playwright gives it a fresh profile folder
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   const consoleErrors = [];
@@ -390,10 +403,7 @@ async function main() {
       expect(real.length === 0, real.join('\n'));
     });
   } finally {
-    await browser.close();
-    server.srv.kill('SIGTERM');
-    await new Promise((r) => (server.srv.exitCode !== null ? r() : server.srv.on('exit', r)));
-    rmSync(DATA, { recursive: true, force: true });
+    await stop();
   }
   const passed = results.filter((r) => r[1]).length;
   const failed = results.length - passed;
