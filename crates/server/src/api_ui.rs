@@ -351,8 +351,12 @@ pub fn disk_space(dir: &FsPath) -> Option<(u64, u64)> {
     }
     // SAFETY: statvfs returned 0, so `s` is initialised.
     let s = unsafe { s.assume_init() };
+    // c_ulong / fsblkcnt_t are 32 bits wide on some targets.
+    #[allow(clippy::unnecessary_cast)]
     let frag = s.f_frsize as u64;
-    Some((s.f_blocks as u64 * frag, s.f_bavail as u64 * frag))
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, avail) = (s.f_blocks as u64, s.f_bavail as u64);
+    Some((blocks * frag, avail * frag))
 }
 
 async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
