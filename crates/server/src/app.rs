@@ -136,7 +136,7 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
                         &app.auth.sessions,
                         sid,
                         &method,
-                        &path,
+                        req.uri(),
                         req.headers(),
                     )
                 });

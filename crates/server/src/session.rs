@@ -29,7 +29,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
@@ -173,10 +173,10 @@ pub fn csrf_check(
     sessions: &Sessions,
     id: &str,
     method: &Method,
-    path: &str,
+    uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), &'static str> {
-    if !is_unsafe(method, path) {
+    if !is_unsafe(method, uri.path()) {
         return Ok(());
     }
     let Some((_, csrf)) = sessions.get(id) else {
@@ -189,20 +189,22 @@ pub fn csrf_check(
     if !same(sent, csrf.as_bytes()) {
         return Err("missing or wrong X-CSRF-Token for this session");
     }
-    if !same_origin(headers) {
+    if !same_origin(uri, headers) {
         return Err("request from another origin refused");
     }
     Ok(())
 }
 
-/// False when the browser names an `Origin` whose host is not the `Host` it asked.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// False when the browser names an `Origin` whose host is not the one it asked: the
+/// `Host` header (HTTP/1.1) or the URI's authority (HTTP/2 has no `Host`).
+fn same_origin(uri: &Uri, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("");
     let origin_host = origin
         .split_once("://")
@@ -272,7 +274,13 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct.trim_start().starts_with("application/json") || !same_origin(&headers) {
+    if !same_origin(req.uri(), &headers) {
+        return json(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "login from another origin refused"}),
+        );
+    }
+    if !ct.trim_start().starts_with("application/json") {
         return json(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &json!({"error": "send {\"user\", \"password\"} as Content-Type: application/json"}),
@@ -375,6 +383,30 @@ mod tests {
         assert!(s.get(&a).is_none() && s.is_empty());
     }
 
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn origin_is_checked_against_the_http2_authority_too() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://10.0.0.1:8443"),
+        );
+        assert!(same_origin(
+            &uri("https://10.0.0.1:8443/api/v1/session"),
+            &h
+        ));
+        assert!(!same_origin(
+            &uri("https://10.0.0.2:8443/api/v1/session"),
+            &h
+        ));
+        assert!(!same_origin(&uri("/api/v1/session"), &h), "no host at all");
+        h.insert(header::HOST, HeaderValue::from_static("10.0.0.1:8443"));
+        assert!(same_origin(&uri("/api/v1/session"), &h));
+    }
+
     #[test]
     fn unsafe_requests_need_the_token_and_this_origin() {
         let s = Sessions::default();
@@ -382,35 +414,35 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert_eq!(
-            csrf_check(&s, &id, &Method::GET, "/api/v1/streams", &h),
+            csrf_check(&s, &id, &Method::GET, &uri("/api/v1/streams"), &h),
             Ok(())
         );
-        assert!(csrf_check(&s, &id, &Method::POST, "/api/v1/capture/start", &h).is_err());
-        assert!(csrf_check(&s, &id, &Method::GET, "/sysmaster/capture_start", &h).is_err());
+        assert!(csrf_check(&s, &id, &Method::POST, &uri("/api/v1/capture/start"), &h).is_err());
+        assert!(csrf_check(&s, &id, &Method::GET, &uri("/sysmaster/capture_start"), &h).is_err());
         h.insert(CSRF_HEADER, HeaderValue::from_str(&csrf).unwrap());
         assert_eq!(
-            csrf_check(&s, &id, &Method::POST, "/api/v1/capture/start", &h),
+            csrf_check(&s, &id, &Method::POST, &uri("/api/v1/capture/start"), &h),
             Ok(())
         );
         assert_eq!(
-            csrf_check(&s, &id, &Method::GET, "/sysmaster/capture_stop", &h),
+            csrf_check(&s, &id, &Method::GET, &uri("/sysmaster/capture_stop"), &h),
             Ok(())
         );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(csrf_check(&s, &id, &Method::DELETE, "/api/v1/streams/x", &h).is_err());
+        assert!(csrf_check(&s, &id, &Method::DELETE, &uri("/api/v1/streams/x"), &h).is_err());
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
         assert_eq!(
-            csrf_check(&s, &id, &Method::DELETE, "/api/v1/streams/x", &h),
+            csrf_check(&s, &id, &Method::DELETE, &uri("/api/v1/streams/x"), &h),
             Ok(())
         );
         h.insert(CSRF_HEADER, HeaderValue::from_static("wrong"));
-        assert!(csrf_check(&s, &id, &Method::DELETE, "/api/v1/streams/x", &h).is_err());
+        assert!(csrf_check(&s, &id, &Method::DELETE, &uri("/api/v1/streams/x"), &h).is_err());
     }
 
     #[test]

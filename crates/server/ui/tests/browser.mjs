@@ -371,6 +371,7 @@ async function main() {
     await check('tools page says what is coming', async () => {
       await page.goto(`${base}/#/tools`);
       await page.waitForSelector('text=System report');
+      await page.waitForSelector('[data-test=version]:has-text("wirecap 0.")');
       expect(await page.isVisible('text=coming with issue 8'), 'no "coming" marker');
       await shot('11-tools');
     });

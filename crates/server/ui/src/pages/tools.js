@@ -3,6 +3,13 @@
 import * as API from '../api.js';
 import { html, Coming, useLoad, fmtDuration } from '../ui.js';
 
+const LINKS = [
+  ['/api/v1/openapi.json', 'OpenAPI document'],
+  ['/metrics', 'Prometheus metrics'],
+  ['/sysmaster/status', '/sysmaster/status'],
+  ['/plain/list', '/plain/list'],
+];
+
 export function Tools({ me, hostname }) {
   const [sys] = useLoad(() => API.system(), []);
   return html`<div>
@@ -11,12 +18,10 @@ export function Tools({ me, hostname }) {
       <h2>This appliance</h2>
       <table class="kv"><tbody>
         <tr><td>Hostname</td><td class="mono">${hostname}</td></tr>
-        <tr><td>Software</td><td class="mono">wirecap ${sys ? sys.version : ''}</td></tr>
+        <tr><td>Software</td><td class="mono" data-test="version">${sys ? `wirecap ${sys.version}` : '…'}</td></tr>
         ${sys && sys.uptime_s !== undefined && html`<tr><td>Server up for</td><td>${fmtDuration(sys.uptime_s)}</td></tr>`}
         <tr><td>Signed in as</td><td class="mono">${me.user}${me.role ? ` (${me.role})` : ''}</td></tr>
-        <tr><td>HTTP API</td><td><a href="/api/v1/openapi.json" target="_blank">OpenAPI document</a> ·
-          <a href="/metrics" target="_blank">Prometheus metrics</a> · <a href="/sysmaster/status" target="_blank">/sysmaster/status</a> ·
-          <a href="/plain/list" target="_blank">/plain/list</a></td></tr>
+        <tr><td>HTTP API</td><td>${LINKS.map(([href, label], i) => html`${i ? ' · ' : ''}<a href=${href} target="_blank">${label}</a>`)}</td></tr>
       </tbody></table>
     </section>
     <${Coming} title="System report" issue="8">One click builds a report archive (logs, configuration, counters,
