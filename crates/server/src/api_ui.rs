@@ -20,9 +20,7 @@
 //! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path as FsPath, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path as FsPath;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use wirecap_filter::LinkType;
-use wirecap_store::{StreamInfo, StreamState, View, now_ns, validate_stored_name};
+use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
 use crate::app::Shared;
 use crate::auth::{Identity, Role};
@@ -59,61 +57,6 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/ui/capture/interface", put(set_interface))
         .route("/api/v1/ui/filter/check", post(check_filter))
         .route("/api/v1/ui/streams/{name}/analysis", post(analysis))
-}
-
-/// The streams of a store for listing, without re-reading what cannot have changed: a
-/// sealed or recovered stream is immutable, so its summary is read once; open streams
-/// (a capture being written) are read on every listing. With 1,000 streams a listing is
-/// then one directory read instead of 1,000 opens of index files.
-#[derive(Debug, Default)]
-pub struct Catalog {
-    sealed: Mutex<HashMap<String, StreamInfo>>,
-}
-
-impl Catalog {
-    /// The catalog of the store in `dir` (one per data directory, kept for the process).
-    pub fn of(dir: &FsPath) -> Arc<Self> {
-        static ALL: OnceLock<Mutex<HashMap<PathBuf, Arc<Catalog>>>> = OnceLock::new();
-        let mut all = ALL
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        all.entry(dir.to_path_buf()).or_default().clone()
-    }
-
-    /// Every stream's summary, as `Store::list` gives it.
-    pub fn list(&self, store: &wirecap_store::Store) -> wirecap_store::Result<Vec<StreamInfo>> {
-        let names = store.stream_names()?;
-        let known: HashSet<&String> = names.iter().collect();
-        let mut out = Vec::with_capacity(names.len());
-        let mut missing = Vec::new();
-        {
-            let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
-            sealed.retain(|k, _| known.contains(k));
-            for n in &names {
-                match sealed.get(n) {
-                    Some(i) => out.push(i.clone()),
-                    None => missing.push(n),
-                }
-            }
-        }
-        for n in missing {
-            let info = match store.open_stream(n).and_then(|r| r.info()) {
-                Ok(i) => i,
-                // Deleted between the directory read and now.
-                Err(wirecap_store::Error::NoSuchStream(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            if info.meta.state != StreamState::Open {
-                self.sealed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(n.clone(), info.clone());
-            }
-            out.push(info);
-        }
-        Ok(out)
-    }
 }
 
 fn compact(v: &Value) -> Response {
@@ -201,7 +144,7 @@ async fn streams(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Res
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
     let v = blocking(move || {
-        let list = Catalog::of(store.dir()).list(&store)?;
+        let list = crate::catalog::Catalog::of(store.dir()).list(&store)?;
         Ok(page_of_streams(list, &needle, offset, limit))
     })
     .await?;
@@ -362,7 +305,7 @@ pub fn disk_space(dir: &FsPath) -> Option<(u64, u64)> {
 async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
-        let list = Catalog::of(a.engine.store().dir()).list(a.engine.store())?;
+        let list = crate::catalog::Catalog::of(a.engine.store().dir()).list(a.engine.store())?;
         let oldest = list
             .iter()
             .filter_map(|s| s.first_ts.map(|t| (t, &s.meta.name)))
@@ -672,40 +615,6 @@ mod tests {
                 .unwrap()
         );
         assert!(check("cobol", "x", 0).is_err());
-    }
-
-    #[test]
-    fn catalog_rereads_only_open_streams_and_forgets_deleted_ones() {
-        let d = tempfile::tempdir().unwrap();
-        let store = wirecap_store::Store::open(d.path()).unwrap();
-        let params = wirecap_store::StreamParams {
-            link_type: LinkType(1),
-            snaplen: 65535,
-            source: "test".into(),
-        };
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        let sealed = store.create_stream("a", &params, t).unwrap();
-        let a = sealed.name().to_owned();
-        sealed.seal().unwrap();
-        let open = store.create_stream("b", &params, t).unwrap();
-        let cat = Catalog::of(d.path());
-        assert!(Arc::ptr_eq(&cat, &Catalog::of(d.path())));
-        let mut l = cat.list(&store).unwrap();
-        l.sort_by(|x, y| x.meta.name.cmp(&y.meta.name));
-        assert_eq!(l.len(), 2);
-        assert_eq!(l[0].meta.state, StreamState::Sealed);
-        assert_eq!(l[1].meta.state, StreamState::Open);
-        assert_eq!(
-            cat.sealed.lock().unwrap().len(),
-            1,
-            "only the sealed stream is kept"
-        );
-        open.seal().unwrap();
-        store.delete_stream(&a).unwrap();
-        let l = cat.list(&store).unwrap();
-        assert_eq!(l.len(), 1);
-        assert_eq!(l[0].meta.state, StreamState::Sealed);
-        assert!(!cat.sealed.lock().unwrap().contains_key(&a));
     }
 
     #[test]

@@ -278,9 +278,8 @@ impl Engine {
         {
             return v;
         }
-        let v = self
-            .store
-            .list()
+        let v = crate::catalog::Catalog::of(self.store.dir())
+            .list(&self.store)
             .map(|l| l.iter().map(|s| s.disk_bytes).sum())
             .unwrap_or(0);
         *d = Some((Instant::now(), v));

@@ -26,6 +26,7 @@ pub mod api_ui;
 pub mod app;
 pub mod appliance;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod download;
 pub mod engine;
