@@ -59,6 +59,60 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/ui/streams/{name}/analysis", post(analysis))
 }
 
+/// These routes for the OpenAPI document.
+pub fn openapi_paths() -> Vec<(&'static str, Value)> {
+    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}});
+    let name = json!({"name": "name", "in": "path", "required": true, "description": "Full stored stream name", "schema": {"type": "string"}});
+    let page = [
+        q("offset", "First row (default 0)"),
+        q("limit", "Rows (default 100, at most 1000)"),
+    ];
+    let ok = |d: &str| json!({"200": {"description": d}, "400": {"$ref": "#/components/responses/ApiError"}, "404": {"$ref": "#/components/responses/ApiError"}});
+    let body = |props: Value| json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": props}}}});
+    vec![
+        (
+            "/api/v1/ui/streams",
+            json!({"get": {"summary": "One page of streams, newest first", "parameters": [page[0], page[1], q("q", "Name contains (case-insensitive)")], "responses": ok("{total, offset, limit, streams}")}}),
+        ),
+        (
+            "/api/v1/ui/streams/{name}",
+            json!({"get": {"summary": "A stream and the names of its views", "parameters": [name], "responses": ok("The stream")}}),
+        ),
+        (
+            "/api/v1/ui/streams/{name}/views",
+            json!({"get": {"summary": "Split count of every view", "parameters": [name], "responses": ok("{views: [{view, splits}]}")}}),
+        ),
+        (
+            "/api/v1/ui/streams/{name}/views/{view}/splits",
+            json!({"get": {"summary": "One page of a view's splits with download links", "parameters": [name, {"name": "view", "in": "path", "required": true, "schema": {"type": "string"}}, page[0], page[1]], "responses": ok("{total, offset, limit, splits}")}}),
+        ),
+        (
+            "/api/v1/ui/streams/{name}/analysis",
+            json!({"post": {"summary": "Protocols, talkers, ports, flows and a time series of the packets that match", "parameters": [name], "requestBody": body(json!({"filter": {"type": "string"}, "bpf": {"type": "string"}, "start": {"type": "string"}, "stop": {"type": "string"}})), "responses": ok("The analysis")}}),
+        ),
+        (
+            "/api/v1/ui/history",
+            json!({"get": {"summary": "Capture rate columns for charts (at most 360 points)", "parameters": [q("seconds", "Window (default 300)")], "responses": ok("{interval_s, t, bps, pps, drops}")}}),
+        ),
+        (
+            "/api/v1/ui/system",
+            json!({"get": {"summary": "Hostname, version, disk total/free, oldest packet on disk", "responses": ok("System figures")}}),
+        ),
+        (
+            "/api/v1/ui/interfaces",
+            json!({"get": {"summary": "Interfaces with driver, MAC, link, speed and counters, and the capture interface", "responses": ok("Interfaces")}}),
+        ),
+        (
+            "/api/v1/ui/capture/interface",
+            json!({"put": {"summary": "Write the capture interface to wirecap.toml for the next start (admin)", "requestBody": body(json!({"interface": {"type": "string"}})), "responses": ok("{message}")}}),
+        ),
+        (
+            "/api/v1/ui/filter/check",
+            json!({"post": {"summary": "Compile a filter and say where it is wrong", "requestBody": body(json!({"language": {"type": "string", "enum": ["appliance", "bpf"]}, "text": {"type": "string"}})), "responses": ok("{ok} or {ok: false, error: {kind, message, offset}}")}}),
+        ),
+    ]
+}
+
 fn compact(v: &Value) -> Response {
     (
         [
@@ -615,6 +669,19 @@ mod tests {
                 .unwrap()
         );
         assert!(check("cobol", "x", 0).is_err());
+    }
+
+    #[test]
+    fn the_openapi_document_lists_the_ui_routes() {
+        let doc = crate::openapi::document();
+        for p in [
+            "/api/v1/session",
+            "/api/v1/ui/streams",
+            "/api/v1/ui/filter/check",
+            "/api/v1/status",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p} missing");
+        }
     }
 
     #[test]

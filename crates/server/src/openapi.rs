@@ -121,7 +121,7 @@ pub fn document() -> Value {
         })
     };
     let ok_json = |d: &str| json!({"200": {"description": d, "content": {"application/json": {}}}, "400": {"$ref": "#/components/responses/ApiError"}, "404": {"$ref": "#/components/responses/ApiError"}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "wirecap appliance API",
@@ -165,5 +165,13 @@ pub fn document() -> Value {
             "/api/v1/config": {"get": {"summary": "The running configuration (no secrets)", "responses": ok_json("Config")}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": ok_json("OpenAPI 3.1")}}
         }
-    })
+    });
+    // The browser UI's routes (session login, paged lists, filter checks).
+    for (path, item) in crate::session::openapi_paths()
+        .into_iter()
+        .chain(crate::api_ui::openapi_paths())
+    {
+        doc["paths"][path] = item;
+    }
+    doc
 }

@@ -223,6 +223,23 @@ pub fn routes() -> Router<Shared> {
     Router::new().route("/api/v1/session", get(whoami).post(login).delete(logout))
 }
 
+/// The session routes for the OpenAPI document.
+pub fn openapi_paths() -> Vec<(&'static str, serde_json::Value)> {
+    let err = json!({"$ref": "#/components/responses/ApiError"});
+    vec![(
+        "/api/v1/session",
+        json!({
+            "get": {"summary": "The browser session's user, role and CSRF token (cookie wirecap_session)",
+                    "responses": {"200": {"description": "Signed in"}, "401": err}},
+            "post": {"summary": "Sign in: {user, password} → session cookie (HttpOnly, SameSite=Strict) and CSRF token; no credentials needed",
+                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                         "properties": {"user": {"type": "string"}, "password": {"type": "string"}}, "required": ["user", "password"]}}}},
+                     "responses": {"200": {"description": "Signed in; Set-Cookie"}, "401": err, "403": err, "415": err}},
+            "delete": {"summary": "Sign out (X-CSRF-Token required with the cookie)", "responses": {"204": {"description": "Signed out"}}},
+        }),
+    )]
+}
+
 fn json(status: StatusCode, v: &serde_json::Value) -> Response {
     (
         status,
