@@ -3,7 +3,7 @@
 //! The UI is plain ES modules (Preact + htm + uPlot, no bundler): `index.html` carries an
 //! import map that points the bare names at the packages' own module files under
 //! `ui/node_modules/`, which `npm ci` installs from `ui/package-lock.json`. Only the files
-//! listed in [`Assets`]'s include patterns are served (about 200 kB, 60 kB gzipped), so
+//! listed in [`Assets`]'s include patterns are served (about 230 kB, 75 kB gzipped), so
 //! the rest of `node_modules` (the test driver) never reaches the binary.
 //!
 //! Release builds embed the files (the appliance is one file to deploy); debug builds read

@@ -21,8 +21,9 @@ const show = (v) => (typeof v === 'number' ? fmtCount(v) : String(v ?? 'none'));
 
 /** The status history as uPlot columns, null where the server has no sample. */
 function columns(h) {
-  if (!h || !h.t) return [[], [], []];
-  return [h.t, h.bps, h.pps];
+  if (!h || !h.t) return [[], [], [], []];
+  const step = h.interval_s || 1;
+  return [h.t, h.bps, h.pps, (h.drops || []).map((d) => (d === null ? null : d / step))];
 }
 
 export function Dashboard({ status }) {
@@ -91,8 +92,9 @@ export function Dashboard({ status }) {
       <div class="grid2">
         <div data-test="chart-bps"><${TimeChart} data=${[data[0], data[1]]} yFormat=${fmtBits}
           series=${[{ label: 'bits/s', color: '#1677c9', fill: 'rgba(22,119,201,.08)', format: fmtBits }]} /></div>
-        <div data-test="chart-pps"><${TimeChart} data=${[data[0], data[2]]} yFormat=${fmtPps}
-          series=${[{ label: 'packets/s', color: '#7b3fc4', fill: 'rgba(123,63,196,.08)', format: fmtPps }]} /></div>
+        <div data-test="chart-pps"><${TimeChart} data=${[data[0], data[2], data[3]]} yFormat=${fmtPps}
+          series=${[{ label: 'packets/s', color: '#7b3fc4', fill: 'rgba(123,63,196,.08)', format: fmtPps },
+            { label: 'drops/s', color: '#c62828', format: fmtPps }]} /></div>
       </div>
     </section>
 
