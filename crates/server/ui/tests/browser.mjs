@@ -365,6 +365,10 @@ async function main() {
       await page.goto(`${base}/#/config`);
       await page.waitForSelector('table[data-test=interfaces] tr[data-if=lo]');
       expect(/up|down|unknown/.test(await page.textContent('table[data-test=interfaces] tr[data-if=lo]')), 'no link state');
+      // Choosing the capture interface writes wirecap.toml; the running source stays until a restart.
+      await page.click('table[data-test=interfaces] tr[data-if=lo] button:text("Capture here")');
+      await page.waitForSelector('.msg.ok:has-text("after the next restart")');
+      await page.waitForSelector('table[data-test=interfaces] tr[data-if=lo] .tag:text("after restart")');
       await shot('10-config');
     });
 

@@ -32,7 +32,11 @@ export function Config({ status, refresh }) {
       <h2>Capture source</h2>
       <p>${ifs && ifs.source ? html`<span class="mono">${ifs.source}</span>` : s.source ? html`<span class="mono">${s.source}</span>` : html`<span class="muted">…</span>`}
         ${current && html` · capture interface <b class="mono">${current}</b>`}</p>
-      <p class="muted" style="margin:0">A new capture interface applies to the next capture${s.capture_active ? ' (one is running now)' : ''}.</p>
+      ${ifs && ifs.configured_interface && ifs.configured_interface !== current
+        ? html`<p>After the next restart of <code>wirecap serve</code>: interface <b class="mono">${ifs.configured_interface}</b>${' '}
+            <span class="muted">(from wirecap.toml; a --interface, --replay or --synthetic flag still wins)</span></p>`
+        : html`<p class="muted" style="margin:0">“Capture here” saves the interface in wirecap.toml; the server captures from it
+            after its next restart (capturing needs root or CAP_NET_RAW).</p>`}
     </section>
     <section class="panel">
       <h2>Network interfaces</h2>
