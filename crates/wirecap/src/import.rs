@@ -35,19 +35,19 @@ pub struct ImportArgs {
     /// No progress bar
     #[arg(long, short)]
     quiet: bool,
-    /// Write through the page cache instead of O_DIRECT
+    /// Write segments with O_DIRECT instead of through the page cache
     #[arg(long)]
-    buffered: bool,
+    direct_io: bool,
     /// pcap or pcapng files (any byte order, µs or ns timestamps)
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
 /// Every imported stream gets per-chunk filter summaries, so that filtered exports and
-/// analyses skip the chunks a filter cannot match. Segments are written with O_DIRECT
-/// (where the file system allows it): an import is durable when it reports success, and
-/// durable writes that bypass the page cache cost a fraction of the CPU and finish
-/// sooner than buffered writes followed by fdatasync.
+/// analyses skip the chunks a filter cannot match. Segments go through the page cache
+/// (with writeback started per chunk and one fdatasync at the end): measured here, that
+/// finishes a durable import sooner than O_DIRECT's one-chunk-at-a-time writes, for about
+/// the same CPU. `--direct-io` bypasses the page cache (no cache pollution).
 fn writer_options(direct_io: bool) -> WriterOptions {
     WriterOptions {
         summarizer: Some(Arc::new(wirecap_query::FilterSummarizer)),
@@ -142,7 +142,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                             &base,
                             &params,
                             SystemTime::now(),
-                            writer_options(!a.buffered),
+                            writer_options(a.direct_io),
                         )?);
                     }
                     Some(l) if l != lt => {
@@ -188,7 +188,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                 &base,
                 &params,
                 SystemTime::now(),
-                writer_options(!a.buffered),
+                writer_options(a.direct_io),
             )?);
         }
         if n == 0 && r.link_type(0).is_none() && !outcome_is_err {
