@@ -43,7 +43,7 @@ pub enum Error {
     /// A capture file could not be read (`offset` is in the error).
     #[error(transparent)]
     Pcap(#[from] wirecap_pcap::Error),
-    #[error("writing the output: {0}")]
+    #[error("writing the output")]
     Output(#[source] std::io::Error),
     #[error("{0}")]
     Invalid(String),
