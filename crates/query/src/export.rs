@@ -133,7 +133,7 @@ pub fn export<W: Write>(
             stats.packets = range.packets();
             stats.packets_examined = range.packets();
             stats.bytes_read = range.end_pos - range.start_pos;
-            return Ok(stats);
+            Ok(stats)
         }
         (Format::Pcap, Some(f)) => {
             let mut w = RecordBuf::new(out, &pcap_ns_header(link, snaplen));
