@@ -136,10 +136,13 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
         None => None,
     };
-    let sync_interval = match args.sync_secs {
-        s if s == 0.0 => None,
-        s if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        s => anyhow::bail!("--sync-secs {s}: expected a number of seconds ≥ 0"),
+    let s = args.sync_secs;
+    let sync_interval = if s == 0.0 {
+        None
+    } else if s.is_finite() && s > 0.0 {
+        Some(Duration::from_secs_f64(s))
+    } else {
+        anyhow::bail!("--sync-secs {s}: expected a number of seconds ≥ 0")
     };
     let pipeline = PipelineConfig {
         queue_chunks: args.queue_chunks.max(1),
