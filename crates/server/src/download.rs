@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use wirecap_filter::summary::ChunkSummary;
 use wirecap_filter::{CompileOptions, Date, Filter};
 use wirecap_pcap::{LinkType, PCAP_NS_HEADER_LEN, PcapNsWriter, PcapngWriter, pcap_ns_header};
 use wirecap_store::{PacketRange, StreamReader};
@@ -476,10 +477,15 @@ fn produce_packets(
     let keep = |p: &wirecap_pcap::Packet<'_>| {
         filter.is_none_or(|f| f.matches(packet_ts(p), p.orig_len, p.data))
     };
+    // Chunks whose stored summary the filter rules out are skipped without being read.
+    let may_match = |summary: &[u8]| match (filter, ChunkSummary::from_bytes(summary)) {
+        (Some(f), Ok(s)) => f.may_match(&s),
+        _ => true,
+    };
     let walked = match format {
         Format::Pcap => {
             let mut w = PcapNsWriter::new(&mut *out, link, snaplen)?;
-            reader.for_each_packet(range, |p| {
+            reader.scan(range, may_match, |p| {
                 if keep(p)
                     && let Err(e) = w.write_packet(p)
                 {
@@ -491,7 +497,7 @@ fn produce_packets(
         }
         Format::Pcapng => {
             let mut w = PcapngWriter::new(&mut *out, link, snaplen)?;
-            reader.for_each_packet(range, |p| {
+            reader.scan(range, may_match, |p| {
                 if keep(p)
                     && let Err(e) = w.write_packet(p)
                 {
@@ -505,7 +511,9 @@ fn produce_packets(
     if let Some(e) = err {
         return Err(e);
     }
-    walked.map_err(|e| io::Error::other(e.to_string()))
+    walked
+        .map(|_| ())
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 fn disposition(name: &str) -> HeaderValue {
