@@ -17,7 +17,7 @@ mkdir -p "$out"
 for t in tcpdump editcap hyperfine; do
   command -v $t >/dev/null || { echo "installing $t"; apt-get install -y -qq tcpdump tshark hyperfine >/dev/null; break; }
 done
-cargo build --release -q -p wirecap
+[[ -n ${NO_BUILD:-} ]] || cargo build --release -q -p wirecap
 W=${CARGO_TARGET_DIR:-$PWD/target}/release/wirecap
 work=$(mktemp -d /var/tmp/wirecap-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
