@@ -1,9 +1,7 @@
 //! The client commands: `status`, `start`, `stop`, `ls`, `get` against a running
 //! `wirecap serve`, through the manual's HTTP API (so they work against the appliance too).
 
-use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -226,33 +224,17 @@ pub fn get(a: GetArgs) -> Result<ExitCode> {
         .and_then(|v| v.parse().ok());
     let mut body = resp.into_body().into_reader();
     let copied = if a.out == "-" {
-        let stdout = std::io::stdout();
-        if stdout.is_terminal() {
-            bail!("refusing to write a capture file to a terminal: give -o FILE or pipe it");
-        }
-        let mut lock = stdout.lock();
+        let mut lock = crate::output::capture_stdout("-o - | tcpdump -r -, or give -o FILE")?;
         let n = std::io::copy(&mut body, &mut lock)?;
         lock.flush()?;
         n
     } else {
-        let out = PathBuf::from(&a.out);
-        let tmp = out.with_file_name(format!(
-            ".{}.part",
-            out.file_name()
-                .map(|s| s.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let res = copy_checked(&mut body, &mut f, want);
-        if let Err(e) = res {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("downloading {}", a.name)));
-        }
-        f.sync_data()?;
-        std::fs::rename(&tmp, &out)
-            .with_context(|| format!("cannot rename to {}", out.display()))?;
-        res.unwrap_or(0)
+        let mut part = crate::output::PartFile::create(&a.out)?;
+        let n = copy_checked(&mut body, part.file(), want)
+            .with_context(|| format!("downloading {}", a.name))?;
+        part.file().sync_data()?;
+        part.commit()?;
+        n
     };
     if let Some(w) = want
         && w != copied

@@ -1,8 +1,6 @@
 //! `wirecap export`: a stream, a time range or one split, as pcap or pcapng.
 
-use std::fs::File;
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -98,39 +96,18 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
         r.link_type(),
         wirecap_query::today_utc(wirecap_store::now_ns()),
     )?;
-    let stats;
-    if a.out == "-" {
-        let stdout = std::io::stdout();
-        if stdout.is_terminal() {
-            bail!(
-                "refusing to write a capture file to a terminal: pipe it (-o - | tcpdump -r -) or give -o FILE"
-            );
-        }
-        let mut lock = stdout.lock();
-        stats = write(&r, range, a.format, filter.as_ref(), &mut lock)?;
+    let stats = if a.out == "-" {
+        let mut lock = crate::output::capture_stdout("-o - | tcpdump -r -, or give -o FILE")?;
+        let s = write(&r, range, a.format, filter.as_ref(), &mut lock)?;
         lock.flush()?;
+        s
     } else {
-        // Written beside the target and renamed, so a failed export never leaves a
-        // truncated file that looks complete.
-        let out = PathBuf::from(&a.out);
-        let tmp = out.with_file_name(format!(
-            ".{}.part",
-            out.file_name()
-                .map(|s| s.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        stats = match write(&r, range, a.format, filter.as_ref(), &mut f) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e.context(format!("writing {}", out.display())));
-            }
-        };
-        std::fs::rename(&tmp, &out)
-            .with_context(|| format!("cannot rename to {}", out.display()))?;
-    }
+        let mut part = crate::output::PartFile::create(&a.out)?;
+        let s = write(&r, range, a.format, filter.as_ref(), part.file())
+            .with_context(|| format!("writing {}", part.target().display()))?;
+        part.commit()?;
+        s
+    };
     if filter.is_some() {
         eprintln!(
             "wrote {} of {} packets ({} bytes) of {}; the filter skipped {} of {} chunks unread",

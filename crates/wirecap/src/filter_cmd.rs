@@ -2,8 +2,7 @@
 //! appliance language or (with `--bpf`) tcpdump syntax.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -57,37 +56,15 @@ pub fn run(a: FilterArgs) -> Result<ExitCode> {
         }
     };
     let stats = if a.out == "-" {
-        let stdout = std::io::stdout();
-        if stdout.is_terminal() {
-            bail!(
-                "refusing to write a capture file to a terminal: pipe it (-w - | tcpdump -r -) or give -w FILE"
-            );
-        }
-        let mut lock = stdout.lock();
+        let mut lock = crate::output::capture_stdout("-w - | tcpdump -r -, or give -w FILE")?;
         let s = wirecap_query::filter_capture(input, compile, &mut lock).map_err(named)?;
         lock.flush()?;
         s
     } else {
-        let out = PathBuf::from(&a.out);
-        let tmp = out.with_file_name(format!(
-            ".{}.part",
-            out.file_name()
-                .map(|s| s.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        match wirecap_query::filter_capture(input, compile, &mut f) {
-            Ok(s) => {
-                std::fs::rename(&tmp, &out)
-                    .with_context(|| format!("cannot rename to {}", out.display()))?;
-                s
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(named(e));
-            }
-        }
+        let mut part = crate::output::PartFile::create(&a.out)?;
+        let s = wirecap_query::filter_capture(input, compile, part.file()).map_err(named)?;
+        part.commit()?;
+        s
     };
     eprintln!(
         "{} of {} packets matched ({} bytes written)",

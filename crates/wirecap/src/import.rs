@@ -103,6 +103,20 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
         )
     };
 
+    // The stream is created when the first file tells its link type.
+    let create = |link_type: LinkType| {
+        let params = StreamParams {
+            link_type,
+            snaplen: STORE_SNAPLEN,
+            source: "import".into(),
+        };
+        store.create_stream_with(
+            &base,
+            &params,
+            SystemTime::now(),
+            writer_options(a.direct_io),
+        )
+    };
     let started = Instant::now();
     let mut writer: Option<StreamWriter> = None;
     let mut link: Option<LinkType> = None;
@@ -133,17 +147,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
                 match link {
                     None => {
                         link = Some(lt);
-                        let params = StreamParams {
-                            link_type: lt,
-                            snaplen: STORE_SNAPLEN,
-                            source: "import".into(),
-                        };
-                        writer = Some(store.create_stream_with(
-                            &base,
-                            &params,
-                            SystemTime::now(),
-                            writer_options(a.direct_io),
-                        )?);
+                        writer = Some(create(lt)?);
                     }
                     Some(l) if l != lt => {
                         break Err(anyhow::anyhow!(
@@ -179,17 +183,7 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
             && let Some(lt) = r.link_type(0)
         {
             link = Some(lt);
-            let params = StreamParams {
-                link_type: lt,
-                snaplen: STORE_SNAPLEN,
-                source: "import".into(),
-            };
-            writer = Some(store.create_stream_with(
-                &base,
-                &params,
-                SystemTime::now(),
-                writer_options(a.direct_io),
-            )?);
+            writer = Some(create(lt)?);
         }
         if n == 0 && r.link_type(0).is_none() && !outcome_is_err {
             failures += 1;

@@ -11,6 +11,7 @@ mod filter_cmd;
 mod generate;
 mod import;
 mod listing;
+mod output;
 mod serve_cmd;
 
 use std::path::PathBuf;
