@@ -20,7 +20,7 @@ use crate::appliance::{self, ApplianceJson, ListRow, SplitRow};
 use crate::auth::{Authenticator, Identity, Refusal, Role, credentials};
 use crate::config::Settings;
 use crate::download::{self, Download, Slots};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{CaptureInfo, Engine, EngineError};
 use crate::error::{ApiError, Shape};
 use crate::metrics::Metrics;
 use crate::query::{MAX_QUERY_LEN, Query, short};
@@ -279,19 +279,7 @@ async fn sys_start(
     let name = q.require("StreamName")?.to_owned();
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.start(&name))).await?;
-    Ok(match res {
-        Ok(info) => appliance_json(
-            StatusCode::OK,
-            &ApplianceJson::ok(appliance::started_message(
-                now_ns(),
-                info.base.as_deref().unwrap_or(""),
-            )),
-        ),
-        Err(e) => appliance_json(
-            engine_status(&e),
-            &ApplianceJson::err(format!("[{}] {e}", ctime(now_ns()))),
-        ),
-    })
+    Ok(capture_answer(res, appliance::started_message))
 }
 
 async fn sys_stop(
@@ -301,19 +289,25 @@ async fn sys_stop(
     require_admin(id.as_deref(), Shape::Appliance)?;
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop())).await?;
-    Ok(match res {
+    Ok(capture_answer(res, appliance::stopped_message))
+}
+
+/// The manual's JSON answer to capture_start / capture_stop: `message` words a success
+/// (`[date] successfully started capture [name]`), an error keeps the same shape.
+fn capture_answer(
+    res: Result<CaptureInfo, EngineError>,
+    message: fn(u64, &str) -> String,
+) -> Response {
+    match res {
         Ok(info) => appliance_json(
             StatusCode::OK,
-            &ApplianceJson::ok(appliance::stopped_message(
-                now_ns(),
-                info.base.as_deref().unwrap_or(""),
-            )),
+            &ApplianceJson::ok(message(now_ns(), info.base.as_deref().unwrap_or(""))),
         ),
         Err(e) => appliance_json(
             engine_status(&e),
             &ApplianceJson::err(format!("[{}] {e}", ctime(now_ns()))),
         ),
-    })
+    }
 }
 
 async fn plain_list(State(app): State<Shared>) -> Result<Response, ApiError> {
