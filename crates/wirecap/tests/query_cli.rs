@@ -5,40 +5,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod support;
+use support::{corpus, have, ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 
-fn corpus() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WIRECAP_CORPUS") {
-        return Some(PathBuf::from(p));
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = ws.join("../shared/corpus");
-    p.join("MANIFEST.tsv").exists().then_some(p)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run wirecap")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "wirecap failed: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).expect("utf8")
 }
 
 /// tcpdump's text of a capture (one line per packet plus hex lines).

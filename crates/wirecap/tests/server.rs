@@ -12,17 +12,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::have;
+
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 const PW: &str = "test-Pa55word";
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
