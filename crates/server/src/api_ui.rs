@@ -443,17 +443,7 @@ fn require_admin(id: Option<&Identity>) -> Result<(), ApiError> {
 }
 
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.trim_start().starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as Content-Type: application/json",
-        )
-        .api());
-    }
+    crate::app::require_json(headers)?;
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
 }
 

@@ -768,7 +768,7 @@ async fn api_pcap(
 
 /// JSON bodies must say so: a cross-site HTML form cannot send `application/json`
 /// without a CORS preflight, which this server never grants (CSRF defence for Basic auth).
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -780,6 +780,12 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         )
         .api());
     }
+    Ok(())
+}
+
+/// A JSON body (an empty one reads as `{}`), after [`require_json`].
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    require_json(headers)?;
     if body.is_empty() {
         return Ok(json!({}));
     }
