@@ -21,10 +21,14 @@ pub fn capture_stdout(hint: &str) -> Result<StdoutLock<'static>> {
 /// without commit, it is removed. A failed or interrupted write therefore never leaves
 /// a truncated file that looks complete.
 ///
+/// A target that exists and is not a regular file (`/dev/null`, a FIFO, a device) is
+/// written in place: renaming a file over it would replace the device.
+///
 /// [`commit`]: PartFile::commit
 pub struct PartFile {
     file: File,
-    tmp: PathBuf,
+    /// The temporary name, or `None` when writing to the target itself.
+    tmp: Option<PathBuf>,
     out: PathBuf,
     committed: bool,
 }
@@ -32,6 +36,18 @@ pub struct PartFile {
 impl PartFile {
     pub fn create(out: &str) -> Result<Self> {
         let out = PathBuf::from(out);
+        if std::fs::metadata(&out).is_ok_and(|m| !m.is_file()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&out)
+                .with_context(|| format!("cannot open {}", out.display()))?;
+            return Ok(Self {
+                file,
+                tmp: None,
+                out,
+                committed: false,
+            });
+        }
         let tmp = out.with_file_name(format!(
             ".{}.part",
             out.file_name()
@@ -42,7 +58,7 @@ impl PartFile {
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(Self {
             file,
-            tmp,
+            tmp: Some(tmp),
             out,
             committed: false,
         })
@@ -59,8 +75,10 @@ impl PartFile {
 
     /// Gives the file its name.
     pub fn commit(mut self) -> Result<()> {
-        std::fs::rename(&self.tmp, &self.out)
-            .with_context(|| format!("cannot rename to {}", self.out.display()))?;
+        if let Some(tmp) = &self.tmp {
+            std::fs::rename(tmp, &self.out)
+                .with_context(|| format!("cannot rename to {}", self.out.display()))?;
+        }
         self.committed = true;
         Ok(())
     }
@@ -68,8 +86,10 @@ impl PartFile {
 
 impl Drop for PartFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
+        if !self.committed
+            && let Some(tmp) = &self.tmp
+        {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }

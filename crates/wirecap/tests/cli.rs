@@ -616,3 +616,43 @@ fn bad_input_gets_clear_errors() {
         assert!(msg.contains(want), "{args:?}: {msg}");
     }
 }
+
+/// `-o /dev/null` or `-o FIFO` writes into the device or pipe; it must not rename a file
+/// over it (which, as root, would replace /dev/null with a regular file).
+#[test]
+fn export_into_a_device_or_fifo_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = generated(dir.path(), 2, 100);
+    let data = dir.path().join("data");
+    let name = stream_name(&ok(&wirecap(&data, &["import", src.to_str().unwrap()])));
+    let want = std::fs::metadata(&src).unwrap().len();
+
+    let fifo = dir.path().join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(&wirecap(
+        &data,
+        &["export", &name, "-o", fifo.to_str().unwrap()],
+    ));
+    // Checked before joining: had the FIFO been replaced, the reader would never return.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(reader.join().unwrap().len() as u64, want);
+
+    ok(&wirecap(&data, &["export", &name, "-o", "/dev/null"]));
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
