@@ -196,7 +196,7 @@ proptest! {
             if bytes.len() >= 4 {
                 bytes[..4].copy_from_slice(m);
             }
-            if magic == 3 && bytes.len() >= 12 {
+            if magic == 3 && bytes.len() >= 16 {
                 // A plausible SHB start: byte-order magic, version 1.0.
                 bytes[8..16].copy_from_slice(b"\x4d\x3c\x2b\x1a\x01\x00\x00\x00");
             }
