@@ -450,20 +450,18 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
 /// Sets `[capture] interface` in `DIR/wirecap.toml` (dropping replay/synthetic), keeping
 /// the other settings. The running engine keeps its source until the server restarts.
 pub fn write_capture_interface(dir: &FsPath, interface: &str) -> Result<(), String> {
-    let mut c = FileConfig::load(dir).map_err(|e| e.to_string())?;
-    c.capture.interface = Some(interface.to_owned());
-    c.capture.replay = None;
-    c.capture.speed = None;
-    c.capture.synthetic = None;
-    let text = toml::to_string(&c).map_err(|e| e.to_string())?;
-    let path = dir.join(CONFIG_FILE);
-    let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
-    std::fs::write(
-        &tmp,
-        format!("# written by the web UI (Config page)\n{text}"),
+    crate::config::update(
+        dir,
+        "capture interface set from the web UI (Config page)",
+        |c| {
+            c.capture.interface = Some(interface.to_owned());
+            c.capture.replay = None;
+            c.capture.speed = None;
+            c.capture.synthetic = None;
+            Ok(())
+        },
     )
-    .and_then(|()| std::fs::rename(&tmp, &path))
-    .map_err(|e| format!("{}: {e}", path.display()))
+    .map(drop)
 }
 
 async fn set_interface(

@@ -99,6 +99,78 @@ impl FileConfig {
     }
 }
 
+/// Serializes every change to `DIR/wirecap.toml` made by this process, so that two API
+/// calls cannot interleave their read-modify-write.
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Changes `DIR/wirecap.toml` through `change`, validates the result as a load would, and
+/// replaces the file atomically: a new file is written and synced beside it, renamed over
+/// the old one and the directory synced. A crash at any point leaves either the old or the
+/// new file, never a torn one. `why` becomes the header comment, so an operator reading
+/// the file sees what wrote it.
+pub fn update(
+    dir: &Path,
+    why: &str,
+    change: impl FnOnce(&mut FileConfig) -> Result<(), String>,
+) -> Result<FileConfig, String> {
+    let _serial = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = FileConfig::load(dir).map_err(|e| e.to_string())?;
+    change(&mut c)?;
+    let body = toml::to_string(&c).map_err(|e| e.to_string())?;
+    // What is written must load again: refuse a change that a restart would reject.
+    let checked = FileConfig::parse(&body)?;
+    let text = format!(
+        "# {why}
+# Edited by wirecap; keep one setting per line.
+{body}"
+    );
+    write_atomically(&dir.join(CONFIG_FILE), text.as_bytes())
+        .map_err(|e| format!("{}: {e}", dir.join(CONFIG_FILE).display()))?;
+    Ok(checked)
+}
+
+/// Replaces `path` with `bytes` so that readers and a crash see the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique per process and call, so a stale temp file from a killed writer never
+    // collides with a live one; `cleanup_temp_files` removes the stale ones.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes temp files left by writers killed before their rename; they hold nothing that
+/// the real file lacks.
+pub fn cleanup_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with('.') && n.contains(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Where captured packets come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceChoice {
@@ -231,5 +303,38 @@ mod tests {
         );
         assert_eq!(s.http.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(s.https, None);
+    }
+
+    #[test]
+    fn update_writes_a_file_that_loads_and_refuses_invalid_changes() {
+        let d = tempfile::tempdir().unwrap();
+        update(d.path(), "test", |c| {
+            c.capture.synthetic = Some(7);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            FileConfig::load(d.path()).unwrap().capture.synthetic,
+            Some(7)
+        );
+        // A change that would not load again is refused and the file is kept.
+        let err = update(d.path(), "test", |c| {
+            c.capture.interface = Some("eth9".into());
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.contains("one of interface"), "{err}");
+        assert_eq!(
+            FileConfig::load(d.path()).unwrap().capture.synthetic,
+            Some(7)
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
+        assert_eq!(leftovers.len(), 1, "only wirecap.toml: {leftovers:?}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let err = FileConfig::parse("http = \"a\"\n[capture]\nsynthetic = \"many\"\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
     }
 }

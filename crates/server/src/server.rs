@@ -100,6 +100,7 @@ fn shown(addr: SocketAddr, scheme: &str) -> String {
 pub fn run(args: ServeArgs) -> Result<(), Error> {
     let dir = args.data.clone();
     std::fs::create_dir_all(&dir).at(&dir)?;
+    crate::config::cleanup_temp_files(&dir);
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file);
     let _log_guard = init_logging(&dir, &settings.log_level)?;
