@@ -41,3 +41,4 @@ pub use pipeline::{Capture, PipelineConfig, Stopped};
 pub use ring::{RingConfig, RingSource};
 pub use sink::Sink;
 pub use source::{Polled, Source, SourceStats, SyntheticSource};
+pub use store_sink::Summarizer;

@@ -75,6 +75,9 @@ pub struct PipelineConfig {
     /// without a chance. A kill loses nothing either way; a sync bounds what a power cut
     /// or kernel crash can take.
     pub sync_interval: Option<Duration>,
+    /// Writes a per-chunk summary beside the index (the filter layer's, so that selective
+    /// filtered downloads skip chunks); runs on the writer thread, off the capture path.
+    pub summarizer: Option<crate::store_sink::Summarizer>,
 }
 
 impl Default for PipelineConfig {
@@ -90,6 +93,7 @@ impl Default for PipelineConfig {
             stop_grace: Duration::from_secs(10),
             direct_io: true,
             sync_interval: Some(Duration::from_secs(2)),
+            summarizer: None,
         }
     }
 }

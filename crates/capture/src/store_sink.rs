@@ -20,6 +20,8 @@ pub struct SinkOptions {
     /// O_DIRECT segments where the file system allows it (else the page cache, and
     /// [`StoreSink::write_mode`] says why).
     pub direct_io: bool,
+    /// Per-chunk summaries written beside the index (see [`WriterOptions::summarizer`]).
+    pub summarizer: Option<Summarizer>,
 }
 
 impl Default for SinkOptions {
@@ -27,7 +29,18 @@ impl Default for SinkOptions {
         Self {
             chunk_bytes: wirecap_store::DEFAULT_CHUNK_BYTES,
             direct_io: false,
+            summarizer: None,
         }
+    }
+}
+
+/// A shared [`wirecap_store::ChunkSummarizer`], printable so that settings stay `Debug`.
+#[derive(Clone)]
+pub struct Summarizer(pub std::sync::Arc<dyn wirecap_store::ChunkSummarizer>);
+
+impl std::fmt::Debug for Summarizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Summarizer({} bytes per chunk)", self.0.summary_len())
     }
 }
 
@@ -119,6 +132,7 @@ impl StoreSink {
             // The pipeline's writer decides when to sync (when it has caught up).
             sync_interval: None,
             direct_io,
+            summarizer: opts.summarizer.as_ref().map(|s| s.0.clone()),
             ..WriterOptions::default()
         };
         let writer = store

@@ -11,7 +11,7 @@ use wirecap_capture::cli::SourceSpec;
 use wirecap_capture::link::{LinkWatch, Sysfs};
 use wirecap_capture::replay::{ReplayConfig, ReplayTimestamps, Speed};
 use wirecap_capture::ring::RingConfig;
-use wirecap_capture::{Capture, Counters, PipelineConfig, Status};
+use wirecap_capture::{Capture, Counters, PipelineConfig, Status, Summarizer};
 use wirecap_store::Store;
 
 use crate::appliance::StatusFigures;
@@ -110,7 +110,12 @@ impl Engine {
             interface,
             choice,
             counters: Arc::new(Counters::new()),
-            pipeline: PipelineConfig::default(),
+            // Summaries let filtered downloads of live captures skip chunks, as they do
+            // for imports.
+            pipeline: PipelineConfig {
+                summarizer: Some(Summarizer(Arc::new(wirecap_query::FilterSummarizer))),
+                ..PipelineConfig::default()
+            },
             running: Mutex::new(None),
             info: Mutex::new(CaptureInfo::default()),
             started: Instant::now(),

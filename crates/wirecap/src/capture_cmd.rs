@@ -4,13 +4,13 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wirecap_capture::PipelineConfig;
 use wirecap_capture::cli::{Foreground, SourceSpec, run_foreground};
 use wirecap_capture::pipeline::DEFAULT_QUEUE_CHUNKS;
 use wirecap_capture::replay::{ReplayConfig, ReplayTimestamps, Speed};
 use wirecap_capture::ring::{
     DEFAULT_BLOCK_COUNT, DEFAULT_BLOCK_SIZE, FanoutMode, RingConfig, Timestamps,
 };
+use wirecap_capture::{PipelineConfig, Summarizer};
 
 /// Capture an interface (or a replay, or synthetic traffic) into a new stream.
 #[derive(Debug, Args)]
@@ -148,6 +148,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
         queue_chunks: args.queue_chunks.max(1),
         direct_io: !args.no_direct_io,
         sync_interval,
+        summarizer: Some(Summarizer(std::sync::Arc::new(
+            wirecap_query::FilterSummarizer,
+        ))),
         ..PipelineConfig::default()
     };
     run_foreground(Foreground {

@@ -444,6 +444,34 @@ fn export_filter_of_corpus_and_generated_captures_equals_tcpdump() {
     let err = check_export(&data, &name, &big, "host 10.255.255.254", None);
     let (skip, total) = skipped(&err);
     assert!(skip * 10 >= total * 9, "skipped {skip} of {total}");
+
+    // A capture (here a top-speed replay of the same file, timestamps kept) writes the
+    // same summaries as an import, so its filtered exports skip chunks too.
+    let o = run(&[
+        "capture",
+        "--data",
+        data.to_str().unwrap(),
+        "--name",
+        "replayed",
+        "--replay",
+        big.to_str().unwrap(),
+        "--speed",
+        "top",
+        "--keep-timestamps",
+    ]);
+    ok(&o);
+    let captured = run(&["list", "--data", data.to_str().unwrap()]);
+    let captured = ok(&captured)
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("replayed_")))
+        .expect("the replayed stream is listed")
+        .to_owned();
+    let err = check_export(&data, &captured, &big, &selective, None);
+    let (skip, total) = skipped(&err);
+    assert!(
+        skip * 5 >= total * 2,
+        "captured stream: skipped only {skip} of {total} chunks for {selective}"
+    );
 }
 
 #[test]
