@@ -1,4 +1,4 @@
-//! The only `unsafe` of the crate: a five-function bridge to libpcap's compiler.
+//! The only `unsafe` of the crate: a small bridge to libpcap's compiler.
 //!
 //! libpcap is used to *compile* tcpdump expressions (its grammar and code generator are
 //! the definition of tcpdump syntax); the instructions are copied out at once and never
@@ -35,6 +35,7 @@ struct PcapT {
 #[link(name = "pcap")]
 unsafe extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut PcapT;
+    fn pcap_fopen_offline(fp: *mut libc::FILE, errbuf: *mut c_char) -> *mut PcapT;
     fn pcap_compile(
         p: *mut PcapT,
         fp: *mut BpfProgram,
@@ -67,6 +68,53 @@ static COMPILE_LOCK: Mutex<()> = Mutex::new(());
 #[derive(Debug)]
 pub(crate) struct CompileFailure(pub(crate) String);
 
+const DLT_NULL: i32 = 0;
+const DLT_LOOP: i32 = 108;
+
+/// A handle that libpcap takes for a savefile (`tcpdump -r`), read from a 24-byte header
+/// in memory. For DLT_NULL and DLT_LOOP libpcap compiles `ip6` differently for savefiles
+/// (the BSD AF_INET6 values 24, 28 and 30, since such files come from BSDs and macOS)
+/// than for a dead handle (the host's AF_INET6, 10 on Linux): stored captures are
+/// savefiles, so tcpdump's answer is the savefile one.
+fn open_as_savefile(dlt: i32, snaplen: i32) -> Result<*mut PcapT, CompileFailure> {
+    let mut header = Vec::with_capacity(24);
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
+    header.extend_from_slice(&2u16.to_ne_bytes());
+    header.extend_from_slice(&4u16.to_ne_bytes());
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&(snaplen as u32).to_ne_bytes());
+    // LINKTYPE_NULL and LINKTYPE_LOOP have the same values as their DLTs on Linux.
+    header.extend_from_slice(&(dlt as u32).to_ne_bytes());
+    // SAFETY: fmemopen reads from `header`, which lives until the end of this function;
+    // libpcap reads the whole header inside pcap_fopen_offline, and afterwards only
+    // fclose touches the stream (at pcap_close), which does not read the buffer.
+    let file = unsafe { libc::fmemopen(header.as_mut_ptr().cast(), header.len(), c"r".as_ptr()) };
+    if file.is_null() {
+        return Err(CompileFailure(format!(
+            "fmemopen failed: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let mut errbuf = [0 as c_char; 256];
+    // SAFETY: `file` is an open stream and `errbuf` is PCAP_ERRBUF_SIZE (256) bytes. On
+    // success the handle owns the stream; on failure libpcap leaves it open.
+    let handle = unsafe { pcap_fopen_offline(file, errbuf.as_mut_ptr()) };
+    if handle.is_null() {
+        // SAFETY: the stream is still ours after a failed open, and libpcap left a
+        // NUL-terminated message in errbuf.
+        let why = unsafe {
+            libc::fclose(file);
+            CStr::from_ptr(errbuf.as_ptr())
+        }
+        .to_string_lossy()
+        .into_owned();
+        return Err(CompileFailure(format!(
+            "libpcap refused a savefile header: {why}"
+        )));
+    }
+    Ok(handle)
+}
+
 /// Compiles `expr` for data link type `dlt` (a libpcap `DLT_*` value) with the optimizer
 /// on, and returns a copy of the instructions.
 pub(crate) fn compile(expr: &str, dlt: i32, snaplen: i32) -> Result<Vec<Insn>, CompileFailure> {
@@ -76,9 +124,13 @@ pub(crate) fn compile(expr: &str, dlt: i32, snaplen: i32) -> Result<Vec<Insn>, C
     let _guard = COMPILE_LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    // SAFETY: pcap_open_dead has no preconditions; it returns NULL only on allocation
-    // failure, which is checked before the handle is used.
-    let handle = unsafe { pcap_open_dead(dlt, snaplen) };
+    let handle = if dlt == DLT_NULL || dlt == DLT_LOOP {
+        open_as_savefile(dlt, snaplen)?
+    } else {
+        // SAFETY: pcap_open_dead has no preconditions; it returns NULL only on allocation
+        // failure, which is checked before the handle is used.
+        unsafe { pcap_open_dead(dlt, snaplen) }
+    };
     if handle.is_null() {
         return Err(CompileFailure("pcap_open_dead failed".into()));
     }
