@@ -122,6 +122,25 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     runtime.block_on(serve(settings, engine, users, login))
 }
 
+/// How long a client may take to send a request's headers (`WIRECAP_HEADER_TIMEOUT_SECS`
+/// overrides the default of 10 s). Without a limit, clients that open connections and
+/// trickle bytes (slowloris) hold sockets and memory forever.
+fn header_timeout() -> Duration {
+    std::env::var("WIRECAP_HEADER_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+fn limit_header_time(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout());
+}
+
 async fn serve(
     settings: Settings,
     engine: Engine,
@@ -155,7 +174,8 @@ async fn serve(
     if let Some(l) = http {
         let addr = l.local_addr().at(&dir)?;
         urls.push(shown(addr, "http"));
-        let server = axum_server::from_tcp(l).handle(handle.clone());
+        let mut server = axum_server::from_tcp(l).handle(handle.clone());
+        limit_header_time(server.http_builder());
         let svc = app
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -174,7 +194,8 @@ async fn serve(
                     files.key.display()
                 ))
             })?;
-        let server = axum_server::from_tcp_rustls(l, config).handle(handle.clone());
+        let mut server = axum_server::from_tcp_rustls(l, config).handle(handle.clone());
+        limit_header_time(server.http_builder());
         let svc = app
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -75,6 +75,7 @@ impl Server {
             .arg(&addr)
             .args(args)
             .env("WIRECAP_ADMIN_PASSWORD", PW)
+            .env("WIRECAP_HEADER_TIMEOUT_SECS", "2")
             .env_remove("RUST_LOG")
             .stdout(out)
             .stderr(err)
@@ -1070,6 +1071,34 @@ fn wrong_passwords_are_slowed() {
         "{:?}",
         t.elapsed()
     );
+}
+
+/// A client that never finishes its request headers (slowloris) is disconnected, and the
+/// server goes on answering others.
+#[test]
+fn clients_that_trickle_headers_are_cut_off() {
+    if !check_tools() {
+        return;
+    }
+    let s = Server::start(&[]);
+    let mut slow = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    slow.write_all(b"GET /sysmaster/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Bounded: far beyond the 2 s limit the test server runs with.
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = Vec::new();
+    match slow.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server kept a half-sent request open: {e}"),
+    }
+    let head = String::from_utf8_lossy(&buf);
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 408"),
+        "unexpected answer to a half-sent request: {head}"
+    );
+    s.ok("/sysmaster/status");
 }
 
 /// A replay source: the capture ends by itself at the end of the file and is sealed; what
