@@ -332,7 +332,7 @@ impl Releases {
         let pid = std::process::id();
         if let Some(p) = self.pending()
             && p.pid != pid
-            && !(pid_alive(p.pid) && p.pid != pid && is_wirecap(p.pid))
+            && !(pid_alive(p.pid) && is_wirecap(p.pid))
         {
             // Another process ran that launch and is gone without becoming healthy (the
             // watchdog died with it, as under systemd), or the machine rebooted.
@@ -812,4 +812,82 @@ async fn activate(
         axum::http::HeaderValue::from_static("2"),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    /// What systemd's `Restart=on-failure` relies on: a start that finds a launch of
+    /// another, gone process takes it as failed and goes back to the previous selection.
+    #[test]
+    fn a_pending_launch_whose_process_is_gone_is_rolled_back_at_start() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Releases::new(d.path());
+        r.ensure_dir().unwrap();
+        let me = running();
+        let bad = Selection {
+            version: "9.9.9".into(),
+            path: d.path().join("releases/9.9.9/wirecap"),
+        };
+        write_json(&r.file("selected"), &bad).unwrap();
+        let p = Pending {
+            target: bad,
+            previous: me.clone(),
+            pid: dead_pid(),
+            argv: vec!["wirecap".into()],
+            started_ns: now_ns(),
+            timeout_secs: 5,
+            watchdog_pid: None,
+        };
+        write_json(&r.file("pending"), &p).unwrap();
+        // The selected binary is missing, so this returns instead of exec'ing anything.
+        r.on_start(Duration::from_secs(5));
+        assert!(r.pending().is_none());
+        assert_eq!(r.selected(), Some(me));
+        let h = r.history(10);
+        let last = h.last().unwrap();
+        assert_eq!(last["event"], "rolled back");
+        assert_eq!(last["version"], "9.9.9");
+        assert!(
+            last["detail"]
+                .as_str()
+                .unwrap()
+                .contains("before its process ended"),
+            "{last}"
+        );
+    }
+
+    /// The launched process itself (same pid) finds its own marker and keeps it until
+    /// it is healthy; then the marker goes and the history says so.
+    #[test]
+    fn the_launched_process_keeps_its_marker_until_healthy() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Releases::new(d.path());
+        r.ensure_dir().unwrap();
+        let me = running();
+        let p = Pending {
+            target: me.clone(),
+            previous: me.clone(),
+            pid: std::process::id(),
+            argv: vec![],
+            started_ns: now_ns(),
+            timeout_secs: 5,
+            watchdog_pid: None,
+        };
+        write_json(&r.file("pending"), &p).unwrap();
+        r.on_start(Duration::from_secs(5));
+        assert!(r.pending().is_some(), "not healthy yet");
+        r.mark_healthy();
+        assert!(r.pending().is_none());
+        assert_eq!(r.healthy().unwrap().pid, std::process::id());
+        assert_eq!(r.history(10).last().unwrap()["event"], "healthy");
+    }
 }

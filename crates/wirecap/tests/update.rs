@@ -57,19 +57,7 @@ impl Server {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join("wirecap.toml"), config).unwrap();
         let port = free_port();
-        let out = std::fs::File::create(dir.path().join("serve.out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("serve.err")).unwrap();
-        let child = Command::new(BIN)
-            .args(["serve", "--data"])
-            .arg(&data)
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .env("WIRECAP_ADMIN_PASSWORD", PW)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start wirecap serve");
+        let child = Self::spawn(dir.path(), port);
         let s = Self {
             child,
             port,
@@ -78,6 +66,44 @@ impl Server {
         };
         s.wait_listening(Duration::from_secs(30));
         s
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.out"))
+            .unwrap();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.err"))
+            .unwrap();
+        Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(dir.join("data"))
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env("WIRECAP_ADMIN_PASSWORD", PW)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start wirecap serve")
+    }
+
+    /// Stops the server with SIGTERM (bounded) and starts `BIN` again on the same data.
+    fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(30), "no exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Self::spawn(self.dir.path(), self.port);
+        self.wait_listening(Duration::from_secs(30));
     }
 
     fn wait_listening(&self, limit: Duration) {
@@ -397,7 +423,7 @@ fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
         eprintln!("skip: needs curl");
         return;
     }
-    let s = Server::start("[capture]\nsynthetic = 200\n[update]\nhealth_timeout_secs = 60\n");
+    let mut s = Server::start("[capture]\nsynthetic = 200\n[update]\nhealth_timeout_secs = 60\n");
     let pid = s.child.id();
     let (code, body) = s.curl("/sysmaster/capture_start?StreamName=before", &[]);
     assert_eq!(code, 200, "{body}");
@@ -450,6 +476,18 @@ fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
     assert!(before["packets"].as_u64().unwrap() > 0, "{before:#}");
     let (_, status) = s.curl("/sysmaster/status", &[]);
     assert!(status.contains("capture_active, false"), "{status}");
+
+    // The selection outlives the process: started again from the original binary (as
+    // systemd starts /usr/local/bin/wirecap), the server runs the selected release.
+    s.restart();
+    let v = s.releases();
+    assert_eq!(v["running"]["pid"], s.child.id(), "{v:#}");
+    assert_eq!(
+        Path::new(v["running"]["path"].as_str().unwrap()),
+        want.canonicalize().unwrap(),
+        "{v:#}"
+    );
+    assert!(v["pending"].is_null(), "{v:#}");
 }
 
 impl Server {
