@@ -33,6 +33,8 @@ pub const BINARY: &str = "wirecap";
 pub const MANIFEST: &str = "manifest.toml";
 /// Longest manifest accepted.
 const MAX_MANIFEST: u64 = 64 * 1024;
+/// Largest binary an archive may unpack to: a small archive must not fill the disk.
+pub const MAX_BINARY: u64 = 2 << 30;
 /// How long `BINARY --version` may take before the release is refused.
 pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -253,8 +255,14 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<Manifest, ReleaseError> {
                 let path = into.join(BINARY);
                 let mut out =
                     std::fs::File::create(&path).map_err(io(path.display().to_string()))?;
-                std::io::copy(&mut e, &mut out)
+                let n = std::io::copy(&mut e.by_ref().take(MAX_BINARY + 1), &mut out)
                     .map_err(|e| ReleaseError::Archive(format!("reading {BINARY}: {e}")))?;
+                if n > MAX_BINARY {
+                    return Err(ReleaseError::Archive(format!(
+                        "{BINARY} unpacks to more than {} GiB",
+                        MAX_BINARY >> 30
+                    )));
+                }
                 out.flush().map_err(io(path.display().to_string()))?;
                 have_binary = true;
             }

@@ -595,6 +595,32 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/releases/{version}/activate", post(activate))
 }
 
+/// The update routes for the OpenAPI document.
+pub fn openapi_paths() -> Vec<(&'static str, Value)> {
+    let err = json!({"$ref": "#/components/responses/ApiError"});
+    vec![
+        (
+            "/api/v1/releases",
+            json!({
+                "get": {"summary": "Installed releases, the running and selected one, a pending restart, the update history",
+                        "responses": {"200": {"description": "Releases"}}},
+                "post": {"summary": "Upload a release archive (admin): wirecap-VERSION.tar.gz from `wirecap release pack`, as Content-Type: application/gzip; checked (checksum, signature, ELF, --version) before it is installed",
+                         "requestBody": {"required": true, "content": {"application/gzip": {}}},
+                         "responses": {"201": {"description": "Installed"}, "200": {"description": "Already installed (same binary)"},
+                                       "403": err, "409": err, "413": err, "415": err, "422": err}},
+            }),
+        ),
+        (
+            "/api/v1/releases/{version}/activate",
+            json!({
+                "post": {"summary": "Select a release and restart into it (admin): seals the capture, answers 202, re-executes; rolled back unless healthy within [update] health_timeout_secs. Send Content-Type: application/json",
+                         "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
+                         "responses": {"202": {"description": "Restarting; retry after Retry-After seconds"}, "403": err, "404": err, "409": err, "415": err}},
+            }),
+        ),
+    ]
+}
+
 fn admin(id: Option<&Identity>) -> Result<(), ApiError> {
     match id {
         Some(i) if i.role == Role::Admin => Ok(()),
