@@ -17,7 +17,7 @@
 //! an ELF executable for this machine; and running it with `--version` (bounded in time)
 //! prints `wirecap <version>`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -263,7 +263,9 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<Manifest, ReleaseError> {
                         MAX_BINARY >> 30
                     )));
                 }
-                out.flush().map_err(io(path.display().to_string()))?;
+                // On disk before the release directory is renamed into place: a crash
+                // must not leave a truncated binary that looks installed.
+                out.sync_all().map_err(io(path.display().to_string()))?;
                 have_binary = true;
             }
             other => {
