@@ -383,8 +383,11 @@ pub fn check_elf(head: &[u8]) -> Result<(), String> {
 
 /// Runs `binary --version` (bounded by `timeout`) and returns the version it reports.
 pub fn reported_version(binary: &Path, timeout: Duration) -> Result<String, ReleaseError> {
+    // A clean environment: an unproven binary gets no secrets (WIRECAP_ADMIN_PASSWORD).
     let mut child = Command::new(binary)
         .arg("--version")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

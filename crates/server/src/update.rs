@@ -343,7 +343,16 @@ impl Releases {
         };
         let launched_before =
             std::env::var_os(LAUNCHED_ENV).is_some_and(|l| Path::new(&l) == sel.path.as_path());
-        if same_file(&sel.path, &me.path) || launched_before || !sel.path.is_file() {
+        if same_file(&sel.path, &me.path) || launched_before {
+            return;
+        }
+        if !sel.path.is_file() {
+            tracing::warn!(
+                version = %sel.version,
+                path = %sel.path.display(),
+                "the selected release is missing; running {} instead",
+                me.path.display()
+            );
             return;
         }
         tracing::info!(version = %sel.version, path = %sel.path.display(), "starting the selected release");
