@@ -19,7 +19,7 @@ pub struct DoctorArgs {
     /// Data directory to check (also from WIRECAP_DATA); default /var/lib/wirecap
     #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Capture interface to check
+    /// Capture interface to check (default: `[capture] interface` of DIR/wirecap.toml)
     #[arg(long, short = 'i', value_name = "IF")]
     interface: Option<String>,
 }
@@ -531,7 +531,12 @@ pub fn checks(data: &Path, interface: Option<&str>) -> Vec<Check> {
 
 pub fn run(a: DoctorArgs) -> Result<ExitCode> {
     let data = a.data.unwrap_or_else(|| PathBuf::from("/var/lib/wirecap"));
-    let all = checks(&data, a.interface.as_deref());
+    let interface = a.interface.or_else(|| {
+        wirecap_server::config::FileConfig::load(&data)
+            .ok()
+            .and_then(|c| c.capture.interface)
+    });
+    let all = checks(&data, interface.as_deref());
     for c in &all {
         println!("{}", c.line());
     }

@@ -732,6 +732,16 @@ fn doctor_reports_each_check_and_fails_with_a_fix() {
         assert!(out.starts_with("OK   capabilities"), "{out}");
     }
 
+    // Without --interface, the configured capture interface is checked.
+    std::fs::write(
+        d.path().join("wirecap.toml"),
+        "[capture]\ninterface = \"lo\"\n",
+    )
+    .unwrap();
+    let o = wirecap(&["doctor", "--data", d.path().to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("interface      lo: "), "{out}");
+
     let o = wirecap(&[
         "doctor",
         "--data",
