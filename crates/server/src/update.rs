@@ -110,6 +110,14 @@ pub struct Pending {
     pub watchdog_pid: Option<u32>,
 }
 
+impl Pending {
+    /// Long past its deadline: whatever was meant to settle it is gone.
+    pub fn is_stale(&self) -> bool {
+        let age = Duration::from_nanos(now_ns().saturating_sub(self.started_ns));
+        age > Duration::from_secs(self.timeout_secs) + Duration::from_secs(60)
+    }
+}
+
 /// Written by a server that came up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthy {
@@ -330,13 +338,14 @@ impl Releases {
         self.cleanup();
         let me = running();
         let pid = std::process::id();
-        if let Some(p) = self.pending()
-            && p.pid != pid
-            && !(pid_alive(p.pid) && is_wirecap(p.pid))
-        {
-            // Another process ran that launch and is gone without becoming healthy (the
-            // watchdog died with it, as under systemd), or the machine rebooted.
-            self.roll_back(&p, "did not become healthy before its process ended");
+        if let Some(p) = self.pending() {
+            let mine = p.pid == pid && same_file(&p.target.path, &me.path);
+            let running_elsewhere = p.pid != pid && pid_alive(p.pid) && is_wirecap(p.pid);
+            if !mine && (!running_elsewhere || p.is_stale()) {
+                // The process that ran that launch is gone without becoming healthy (the
+                // watchdog died with it, as under systemd), or the machine rebooted.
+                self.roll_back(&p, "did not become healthy before its process ended");
+            }
         }
         let Some(sel) = self.selected() else {
             return;
@@ -486,6 +495,10 @@ impl Releases {
 
     /// The installed release `version`, unless a restart is already pending.
     pub fn target(&self, version: &str) -> Result<Selection, UpdateError> {
+        if let Some(p) = self.pending().filter(Pending::is_stale) {
+            // Its watchdog is gone too (this process is serving): it never came up.
+            self.roll_back(&p, "never reported healthy");
+        }
         if let Some(p) = self.pending() {
             return Err(UpdateError::Conflict(format!(
                 "a restart into {} is still pending",
@@ -898,6 +911,39 @@ mod tests {
                 .contains("before its process ended"),
             "{last}"
         );
+    }
+
+    /// A marker long past its deadline (its watchdog gone, nothing else to settle it)
+    /// does not block the next activation forever.
+    #[test]
+    fn a_stale_pending_marker_is_rolled_back_by_the_next_activation() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Releases::new(d.path());
+        r.ensure_dir().unwrap();
+        let me = running();
+        let mut p = Pending {
+            target: Selection {
+                version: "8.0.0".into(),
+                path: d.path().join("gone"),
+            },
+            previous: me.clone(),
+            pid: std::process::id(),
+            argv: vec![],
+            started_ns: now_ns(),
+            timeout_secs: 5,
+            watchdog_pid: None,
+        };
+        write_json(&r.file("pending"), &p).unwrap();
+        assert!(matches!(r.target("1.0.0"), Err(UpdateError::Conflict(_))));
+        p.started_ns -= 66_000_000_000;
+        write_json(&r.file("pending"), &p).unwrap();
+        assert!(matches!(
+            r.target("1.0.0"),
+            Err(UpdateError::NotInstalled(_))
+        ));
+        assert!(r.pending().is_none());
+        assert_eq!(r.selected(), Some(me));
+        assert_eq!(r.history(10).last().unwrap()["event"], "rolled back");
     }
 
     /// The launched process itself (same pid) finds its own marker and keeps it until
