@@ -324,7 +324,7 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
         "an existing key must not be overwritten"
     );
     let s = Server::start(&format!(
-        "[update]\ntrusted_keys = [\"{public}\"]\nrequire_signature = true\n"
+        "[update]\ntrusted_keys = [\"{public}\"]\nrequire_signature = true\nmax_upload_mb = 64\n"
     ));
     let prog = bad_release(tmp.path(), "7.0.0", "crash");
 
@@ -379,6 +379,16 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
     let (code, body) = s.upload(&liar);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("reports version"), "{body}");
+
+    // Too big: refused from its Content-Length, before the body is read.
+    let big = tmp.path().join("big.tar.gz");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    let (code, body) = s.upload(&big);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("at most 64 MiB"), "{body}");
 
     // A form post cannot upload (CSRF), and a viewer-less check of the route's role is
     // covered by the admin-only guard; nothing so far was installed.
