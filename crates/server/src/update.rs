@@ -38,7 +38,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -823,7 +822,6 @@ async fn activate(
     id: Option<axum::Extension<Identity>>,
     UrlPath(version): UrlPath<String>,
     headers: axum::http::HeaderMap,
-    _body: Body,
 ) -> Result<Response, ApiError> {
     admin(id.as_deref())?;
     crate::app::require_json(&headers)?;
