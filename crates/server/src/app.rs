@@ -67,6 +67,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/interfaces", get(api_interfaces))
         .route("/api/v1/config", get(api_config))
         .merge(crate::session::routes())
+        .merge(crate::update::routes())
         .merge(crate::api_ui::routes())
         .merge(crate::ui::routes())
         .fallback(not_found)

@@ -17,6 +17,12 @@
 //!
 //! [log]
 //! level = "info"                  # or a tracing filter such as "wirecap_server=debug,info"
+//!
+//! [update]                        # software update (see `crate::update`)
+//! trusted_keys = ["base64…"]      # public keys from `wirecap release keygen`
+//! require_signature = false       # refuse unsigned release archives
+//! health_timeout_secs = 60        # a restarted release not up by then is rolled back
+//! max_upload_mb = 512             # largest release archive accepted
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,6 +49,8 @@ pub struct FileConfig {
     pub capture: CaptureConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub update: UpdateConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -65,6 +73,31 @@ pub struct CaptureConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: Option<String>,
+}
+
+/// Software update (see `crate::update`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// Public keys (base64, as `wirecap release keygen` prints them) that may sign releases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
+    /// Refuse unsigned release archives.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_signature: bool,
+    /// How long a restarted release has to come up before it is rolled back.
+    pub health_timeout_secs: Option<u64>,
+    /// Largest release archive accepted, in MiB.
+    pub max_upload_mb: Option<u64>,
+}
+
+impl UpdateConfig {
+    pub fn health_timeout(&self) -> std::time::Duration {
+        self.health_timeout_secs
+            .map_or(crate::update::DEFAULT_HEALTH_TIMEOUT, |s| {
+                std::time::Duration::from_secs(s.max(1))
+            })
+    }
 }
 
 impl FileConfig {
@@ -94,6 +127,16 @@ impl FileConfig {
         }
         if c.tls.cert.is_some() != c.tls.key.is_some() {
             return Err("[tls]: give both cert and key, or neither".into());
+        }
+        for k in &c.update.trusted_keys {
+            crate::release::read_public_key(k)
+                .map_err(|e| format!("[update] trusted_keys: {e}"))?;
+        }
+        if c.update.require_signature && c.update.trusted_keys.is_empty() {
+            return Err(
+                "[update] require_signature = true needs trusted_keys (from `wirecap release keygen`)"
+                    .into(),
+            );
         }
         Ok(c)
     }
@@ -203,6 +246,7 @@ pub struct Settings {
     /// Why this source (for the start-up banner).
     pub source_reason: String,
     pub log_level: String,
+    pub update: UpdateConfig,
 }
 
 /// Whether this process may open AF_PACKET sockets (root or CAP_NET_RAW).
@@ -264,6 +308,7 @@ impl Settings {
             source,
             source_reason,
             log_level: file.log.level.unwrap_or_else(|| "info".into()),
+            update: file.update,
         }
     }
 }

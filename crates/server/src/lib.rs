@@ -15,7 +15,8 @@
 //! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
 //! ([`download`]), the capture engine's lifecycle ([`engine`]), and the browser UI: its
 //! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
-//! compact JSON it reads ([`api_ui`]).
+//! compact JSON it reads ([`api_ui`]); software update: release archives ([`release`]),
+//! installing, restarting into and rolling back releases ([`update`]).
 //!
 //! What it never does: parse packets (filters are `wirecap-filter`'s), touch the store's
 //! files other than through `wirecap-store`, answer a request without credentials (but
@@ -34,10 +35,12 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
+pub mod release;
 pub mod server;
 pub mod session;
 pub mod tls;
 pub mod ui;
+pub mod update;
 
 pub use config::{ServeArgs, SourceChoice};
 pub use error::{ApiError, Error};

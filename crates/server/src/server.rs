@@ -18,6 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext};
 use crate::metrics::Metrics;
 use crate::tls;
+use crate::update::Releases;
 
 /// Environment variable with the admin password for the first start.
 pub const ADMIN_PASSWORD_ENV: &str = "WIRECAP_ADMIN_PASSWORD";
@@ -104,6 +105,8 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file);
     let _log_guard = init_logging(&dir, &settings.log_level)?;
+    // Before anything is opened: this may exec the selected release instead.
+    Releases::new(&dir).on_start(settings.update.health_timeout());
     tls::install_crypto_provider();
 
     let store = Store::open(&dir)?;
@@ -204,6 +207,8 @@ async fn serve(
     }
 
     banner(&settings, &engine, &login, &urls, tls_files.as_ref());
+    // Listeners bound and the store open: a release restarted into is good to keep.
+    Releases::new(&dir).mark_healthy();
 
     // Once a second: watch the link, seal a replay that reached its end.
     let ticker = {

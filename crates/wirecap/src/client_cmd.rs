@@ -78,14 +78,14 @@ pub struct GetArgs {
     out: String,
 }
 
-struct Client {
+pub(crate) struct Client {
     agent: ureq::Agent,
     base: String,
     auth: String,
 }
 
 impl Client {
-    fn new(c: &Conn) -> Result<Self> {
+    pub(crate) fn new(c: &Conn) -> Result<Self> {
         let password = c
             .password
             .clone()
@@ -123,8 +123,30 @@ impl Client {
             .with_context(|| format!("cannot reach {}{path}", self.base))
     }
 
+    /// POST `body` with `content_type`; returns the status and the body text.
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl ureq::AsSendBody,
+    ) -> Result<(u16, String)> {
+        let mut resp = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth)
+            .header("Content-Type", content_type)
+            .send(body)
+            .with_context(|| format!("cannot reach {}{path}", self.base))?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string()?;
+        if status == 401 {
+            bail!("the server refused the credentials (user, --password / WIRECAP_PASSWORD)");
+        }
+        Ok((status, body))
+    }
+
     /// GET returning the body text; an HTTP error becomes an error with the server's reason.
-    fn text(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, String)> {
+    pub(crate) fn text(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, String)> {
         let mut resp = self.get(path, query)?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().read_to_string()?;
@@ -135,11 +157,16 @@ impl Client {
     }
 }
 
-/// The `Str` of the manual's JSON answers, or the body itself.
-fn reason(body: &str) -> String {
+/// The `Str` of the manual's JSON answers, the `error` of the JSON API's, or the body.
+pub(crate) fn reason(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("Str").and_then(|s| s.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.get("Str")
+                .or_else(|| v.get("error"))
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| body.trim().to_owned())
 }
 

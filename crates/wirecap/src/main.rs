@@ -6,13 +6,17 @@
 mod analyze_cmd;
 mod capture_cmd;
 mod client_cmd;
+mod doctor;
 mod export;
 mod filter_cmd;
 mod generate;
 mod import;
+mod install_cmd;
 mod listing;
 mod output;
+mod release_cmd;
 mod serve_cmd;
+mod update_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +90,18 @@ enum Cmd {
     Ls(client_cmd::LsArgs),
     /// Download a stream, a time range or one split from a server
     Get(client_cmd::GetArgs),
+    /// Make release archives and signing keys for the software update
+    Release(release_cmd::ReleaseArgs),
+    /// Software update of a running server: upload, list, activate (client of `wirecap serve`)
+    Update(update_cmd::UpdateArgs),
+    /// Install as a systemd service: system user, binary, unit (see --dry-run)
+    Install(install_cmd::InstallArgs),
+    /// Check the host (capabilities, memlock, disk, interface, clock, kernel) and say what to fix
+    Doctor(doctor::DoctorArgs),
+    /// Watches a restart into a new release and rolls it back if it does not come up
+    /// (started by the server itself)
+    #[command(name = "update-watchdog", hide = true)]
+    UpdateWatchdog(update_cmd::WatchdogArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +124,11 @@ fn main() -> ExitCode {
         Cmd::Stop(a) => client_cmd::stop(a),
         Cmd::Ls(a) => client_cmd::ls(a),
         Cmd::Get(a) => client_cmd::get(a),
+        Cmd::Release(a) => release_cmd::run(a),
+        Cmd::Update(a) => update_cmd::run(a),
+        Cmd::Install(a) => install_cmd::run(a),
+        Cmd::Doctor(a) => doctor::run(a),
+        Cmd::UpdateWatchdog(a) => update_cmd::watchdog(a),
     };
     match r {
         Ok(code) => code,

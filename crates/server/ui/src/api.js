@@ -100,3 +100,6 @@ export const downloadUrl = {
   stream: (name) => `/pcap/single?StreamName=${enc(name)}`,
   filtered: (name, p) => `/api/v1/streams/${enc(name)}/pcap${q(p)}`,
 };
+
+/** Headers for a request whose body is not JSON (a file upload): UI marker and CSRF token. */
+export const rawHeaders = (contentType) => ({ 'Content-Type': contentType, 'X-Wirecap-UI': '1', ...(csrf ? { 'X-CSRF-Token': csrf } : {}) });

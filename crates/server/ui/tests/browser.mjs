@@ -380,6 +380,23 @@ async function main() {
       await shot('11-tools');
     });
 
+    await check('tools page: software update panel lists the running release and refuses a bad archive', async () => {
+      await page.goto(`${base}/#/tools`);
+      await page.waitForSelector('[data-test=software-update] [data-test=running-version]:has-text("wirecap 0.")');
+      await page.waitForSelector('table[data-test=releases] >> text=No releases installed');
+      const bad = join(OUT, 'not-a-release.tar.gz');
+      writeFileSync(bad, 'this is not a gzip archive');
+      await page.setInputFiles('[data-test=release-file]', bad);
+      await page.click('[data-test=release-upload]');
+      const err = page.locator('[data-test=software-update] .msg.error');
+      await err.waitFor();
+      const t = await err.textContent();
+      expect(/not a release archive/.test(t), `upload error says: ${t}`);
+      await page.waitForSelector('[data-test=update-history] >> text=refused');
+      expect(await page.isVisible('table[data-test=releases] >> text=No releases installed'), 'a refused archive was listed');
+      await shot('11b-software-update');
+    });
+
     await check('deleting a stream asks for confirmation', async () => {
       await page.goto(`${base}/#/files?q=s0001_`);
       await page.waitForSelector('table[data-test=streams] tbody tr button:text("Delete")');

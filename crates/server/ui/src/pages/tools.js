@@ -2,6 +2,7 @@
 // what arrives with the operations issue.
 import * as API from '../api.js';
 import { html, Coming, useLoad, fmtDuration } from '../ui.js';
+import { SoftwareUpdate } from './tools_update.js';
 
 const LINKS = [
   ['/api/v1/openapi.json', 'OpenAPI document'],
@@ -29,7 +30,6 @@ export function Tools({ me, hostname }) {
     <${Coming} title="Hostname" issue="8">Change the appliance's hostname from here. Today it is set on the host
       itself; the title of every page shows it.<//>
     <${Coming} title="Users" issue="8">Add and remove users and change passwords (argon2 hashes in <code>users.json</code>). Today the <code>admin</code> user is created on first start.<//>
-    <${Coming} title="Software update" issue="8">Upload a new wirecap binary, choose the one to run and restart,
-      and see which version is active.<//>
+    <${SoftwareUpdate} admin=${me.role === 'admin'} />
   </div>`;
 }

@@ -1,0 +1,773 @@
+//! End-to-end tests of the software update, the service install and `wirecap doctor`,
+//! with the real binary: `wirecap serve` on 127.0.0.1, release archives made by
+//! `wirecap release pack`, and bad releases that are real ELF programs (compiled here with
+//! rustc) which crash or hang at start.
+//!
+//! Needs `curl`; the unit-file test needs `systemd-analyze` (package systemd). Every wait
+//! is bounded.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::{have, ok};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
+const PW: &str = "upd-Pa55word";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wirecap(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wirecap")
+}
+
+/// The version the binary under test reports.
+fn own_version() -> String {
+    ok(&wirecap(&["--version"]))
+        .trim()
+        .strip_prefix("wirecap ")
+        .expect("wirecap VERSION")
+        .to_owned()
+}
+
+/// A running `wirecap serve`; after a rollback the server runs under another pid, which
+/// is stopped too.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    other_pid: Option<u32>,
+}
+
+impl Server {
+    fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("wirecap.toml"), config).unwrap();
+        let port = free_port();
+        let child = Self::spawn(dir.path(), port);
+        let s = Self {
+            child,
+            port,
+            dir,
+            other_pid: None,
+        };
+        s.wait_listening(Duration::from_secs(30));
+        s
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.out"))
+            .unwrap();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.err"))
+            .unwrap();
+        Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(dir.join("data"))
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env("WIRECAP_ADMIN_PASSWORD", PW)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start wirecap serve")
+    }
+
+    /// Stops the server with SIGTERM (bounded) and starts `BIN` again on the same data.
+    fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(30), "no exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Self::spawn(self.dir.path(), self.port);
+        self.wait_listening(Duration::from_secs(30));
+    }
+
+    fn wait_listening(&self, limit: Duration) {
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t.elapsed() < limit,
+                "server did not listen within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        let r = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!("{}{}", r("serve.out"), r("serve.err"))
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// curl with the admin's credentials: (status, body).
+    fn curl(&self, path: &str, extra: &[&str]) -> (u16, String) {
+        let body = self.dir.path().join("curl.body");
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "-S",
+                "--max-time",
+                "120",
+                "-u",
+                &format!("admin:{PW}"),
+            ])
+            .arg("-o")
+            .arg(&body)
+            .args(["-w", "%{http_code}"])
+            .args(extra)
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .expect("run curl");
+        let code = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        (code, std::fs::read_to_string(&body).unwrap_or_default())
+    }
+
+    fn upload(&self, archive: &Path) -> (u16, String) {
+        self.curl(
+            "/api/v1/releases",
+            &[
+                "-H",
+                "Content-Type: application/gzip",
+                "--data-binary",
+                &format!("@{}", archive.display()),
+            ],
+        )
+    }
+
+    /// `GET /api/v1/releases`, retried while the server restarts (bounded).
+    fn releases(&self) -> serde_json::Value {
+        let t = Instant::now();
+        loop {
+            let (code, body) = self.curl("/api/v1/releases", &[]);
+            if code == 200 {
+                return serde_json::from_str(&body).expect("JSON");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no answer from /api/v1/releases (last {code} {body}):\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `wirecap update ARGS` against this server.
+    fn client(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("update")
+            .args(args)
+            .env("WIRECAP_URL", self.url())
+            .env("WIRECAP_PASSWORD", PW)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wirecap update")
+    }
+
+    /// Waits (bounded) until the history holds `event` for `version`.
+    fn wait_event(&self, event: &str, version: &str, limit: Duration) -> serde_json::Value {
+        let t = Instant::now();
+        loop {
+            let v = self.releases();
+            let found = v["history"].as_array().is_some_and(|h| {
+                h.iter()
+                    .any(|e| e["event"] == event && e["version"] == version)
+            });
+            if found && v["pending"].is_null() {
+                return v;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "no {event:?} for {version} within {limit:?}: {v:#}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = self.other_pid {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}
+
+/// A real ELF program that answers `--version` like wirecap `version` and then, when run
+/// as a server, does `behaviour` ("crash": exit 1; "hang": sleep past any deadline).
+fn bad_release(dir: &Path, version: &str, behaviour: &str) -> PathBuf {
+    let body = match behaviour {
+        "crash" => "eprintln!(\"bad release: exiting at start\"); std::process::exit(1);",
+        // Bounded: even a watchdog that failed to kill it leaves nothing behind for long.
+        "hang" => "std::thread::sleep(std::time::Duration::from_secs(60));",
+        other => panic!("unknown behaviour {other}"),
+    };
+    let src = dir.join(format!("bad-{behaviour}.rs"));
+    std::fs::write(
+        &src,
+        format!(
+            "fn main() {{ if std::env::args().nth(1).as_deref() == Some(\"--version\") {{ println!(\"wirecap {version}\"); return; }} {body} }}"
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("bad-{behaviour}"));
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let o = Command::new(rustc)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("run rustc");
+    assert!(
+        o.status.success(),
+        "rustc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn pack(binary: &Path, version: &str, out: &Path, key: Option<&Path>) -> String {
+    let mut args = vec![
+        "release".to_owned(),
+        "pack".into(),
+        "--binary".into(),
+        binary.display().to_string(),
+        "--version".into(),
+        version.into(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    if let Some(k) = key {
+        args.push("--sign-key".into());
+        args.push(k.display().to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&wirecap(&a))
+}
+
+fn installed(s: &Server) -> Vec<String> {
+    s.releases()["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn bad_archives_are_refused_and_nothing_is_installed() {
+    if !have("curl") {
+        eprintln!("skip: needs curl");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Signing keys: one trusted by the server, one not.
+    let key = tmp.path().join("release.key");
+    let public = ok(&wirecap(&[
+        "release",
+        "keygen",
+        "-o",
+        key.to_str().unwrap(),
+    ]));
+    let public = public.trim();
+    let stranger = tmp.path().join("stranger.key");
+    ok(&wirecap(&[
+        "release",
+        "keygen",
+        "-o",
+        stranger.to_str().unwrap(),
+    ]));
+    assert!(
+        !wirecap(&["release", "keygen", "-o", key.to_str().unwrap()])
+            .status
+            .success(),
+        "an existing key must not be overwritten"
+    );
+    let s = Server::start(&format!(
+        "[update]\ntrusted_keys = [\"{public}\"]\nrequire_signature = true\nmax_upload_mb = 64\n"
+    ));
+    let prog = bad_release(tmp.path(), "7.0.0", "crash");
+
+    // Checksum: the binary in the archive is not the one the manifest describes.
+    let good = tmp.path().join("good.tar.gz");
+    pack(&prog, "7.0.0", &good, Some(&key));
+    let x = tmp.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(&good)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut bin = std::fs::read(x.join("wirecap")).unwrap();
+    bin.push(0);
+    std::fs::write(x.join("wirecap"), bin).unwrap();
+    let tampered = tmp.path().join("tampered.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tampered)
+        .arg("-C")
+        .arg(&x)
+        .args(["manifest.toml", "wirecap"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, body) = s.upload(&tampered);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("checksum mismatch"), "{body}");
+
+    // Not an archive; unsigned while signatures are required; signed by a stranger.
+    let (code, body) = s.upload(&prog);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("not a release archive"), "{body}");
+    let unsigned = tmp.path().join("unsigned.tar.gz");
+    pack(&prog, "7.0.0", &unsigned, None);
+    let (code, body) = s.upload(&unsigned);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("requires signed releases"), "{body}");
+    let foreign = tmp.path().join("foreign.tar.gz");
+    pack(&prog, "7.0.0", &foreign, Some(&stranger));
+    let (code, body) = s.upload(&foreign);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("no trusted key"), "{body}");
+
+    // A binary that reports another version than its manifest.
+    let liar = tmp.path().join("liar.tar.gz");
+    pack(&prog, "7.0.1", &liar, Some(&key));
+    let (code, body) = s.upload(&liar);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("reports version"), "{body}");
+
+    // Too big: refused from its Content-Length, before the body is read.
+    let big = tmp.path().join("big.tar.gz");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    let (code, body) = s.upload(&big);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("at most 64 MiB"), "{body}");
+
+    // A form post cannot upload (CSRF), and a viewer-less check of the route's role is
+    // covered by the admin-only guard; nothing so far was installed.
+    let (code, _) = s.curl(
+        "/api/v1/releases",
+        &["-H", "Content-Type: text/plain", "--data-binary", "x"],
+    );
+    assert_eq!(code, 415);
+    assert!(installed(&s).is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(s.data().join("releases"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "history.jsonl" && n != "healthy")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    let v = s.releases();
+    let refused = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "refused")
+        .count();
+    assert_eq!(refused, 5, "{v:#}");
+
+    // The properly signed archive goes in, through the CLI client.
+    let o = s.client(&["upload", good.to_str().unwrap()]);
+    let out = ok(&o);
+    assert!(
+        out.contains("installed release 7.0.0") && out.contains("signed"),
+        "{out}"
+    );
+    assert_eq!(installed(&s), ["7.0.0"]);
+    let r = &s.releases()["releases"][0];
+    assert_eq!(r["signed_by"], public);
+    assert_eq!(r["running"], false);
+}
+
+#[test]
+fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
+    if !have("curl") {
+        eprintln!("skip: needs curl");
+        return;
+    }
+    let mut s = Server::start("[capture]\nsynthetic = 200\n[update]\nhealth_timeout_secs = 60\n");
+    let pid = s.child.id();
+    let (code, body) = s.curl("/sysmaster/capture_start?StreamName=before", &[]);
+    assert_eq!(code, 200, "{body}");
+
+    let version = own_version();
+    let archive = s.dir.path().join(format!("wirecap-{version}.tar.gz"));
+    pack(Path::new(BIN), &version, &archive, None);
+    let out = ok(&s.client(&["upload", archive.to_str().unwrap()]));
+    assert!(
+        out.contains(&format!("installed release {version}")),
+        "{out}"
+    );
+    let v = s.releases();
+    assert_eq!(v["running"]["managed"], false);
+    assert_eq!(v["releases"][0]["running"], false);
+
+    // Activate: the client waits for the outcome across the restart.
+    let o = s.client(&["activate", &version, "--wait", "90"]);
+    let out = ok(&o);
+    assert!(out.contains("sealed capture before_"), "{out}");
+    assert!(out.contains(&format!("healthy {version}")), "{out}");
+
+    let v = s.wait_event("healthy", &version, Duration::from_secs(60));
+    assert_eq!(v["running"]["pid"], pid, "re-exec keeps the pid: {v:#}");
+    assert_eq!(v["running"]["managed"], true, "{v:#}");
+    let want = s.data().join("releases").join(&version).join("wirecap");
+    assert_eq!(
+        Path::new(v["running"]["path"].as_str().unwrap()),
+        want.canonicalize().unwrap()
+    );
+    assert_eq!(v["releases"][0]["running"], true);
+    assert_eq!(v["releases"][0]["selected"], true);
+    assert_eq!(v["healthy"]["pid"], pid);
+    assert!(
+        s.child_alive(),
+        "the process the test started is the one serving"
+    );
+
+    // The capture that ran before the restart was sealed, not recovered after a crash.
+    let (code, body) = s.curl("/api/v1/streams", &[]);
+    assert_eq!(code, 200, "{body}");
+    let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let before = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["base_name"] == "before")
+        .unwrap_or_else(|| panic!("no stream 'before' in {streams:#}"));
+    assert_eq!(before["state"], "sealed", "{before:#}");
+    assert!(before["packets"].as_u64().unwrap() > 0, "{before:#}");
+    let (_, status) = s.curl("/sysmaster/status", &[]);
+    assert!(status.contains("capture_active, false"), "{status}");
+
+    // The selection outlives the process: started again from the original binary (as
+    // systemd starts /usr/local/bin/wirecap), the server runs the selected release.
+    s.restart();
+    let v = s.releases();
+    assert_eq!(v["running"]["pid"], s.child.id(), "{v:#}");
+    assert_eq!(
+        Path::new(v["running"]["path"].as_str().unwrap()),
+        want.canonicalize().unwrap(),
+        "{v:#}"
+    );
+    assert!(v["pending"].is_null(), "{v:#}");
+}
+
+impl Server {
+    fn child_alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.child.id())).exists()
+            && !std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }
+}
+
+fn rollback(behaviour: &str) {
+    if !have("curl") {
+        eprintln!("skip: needs curl");
+        return;
+    }
+    let mut s = Server::start("[update]\nhealth_timeout_secs = 3\n");
+    let pid = s.child.id();
+    let version = format!("9.9.9-{behaviour}");
+    let prog = bad_release(s.dir.path(), &version, behaviour);
+    let archive = s.dir.path().join("bad.tar.gz");
+    pack(&prog, &version, &archive, None);
+    let (code, body) = s.upload(&archive);
+    assert_eq!(code, 201, "{body}");
+
+    let (code, body) = s.curl(
+        &format!("/api/v1/releases/{version}/activate"),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{}",
+        ],
+    );
+    assert_eq!(code, 202, "{body}");
+    let v = s.wait_event("rolled back", &version, Duration::from_secs(60));
+    let new_pid = v["running"]["pid"].as_u64().unwrap() as u32;
+    if new_pid != pid {
+        s.other_pid = Some(new_pid);
+    }
+    // The original binary serves again, selected, under the watchdog's pid.
+    assert_ne!(new_pid, pid, "{v:#}");
+    assert_eq!(
+        Path::new(v["running"]["path"].as_str().unwrap()),
+        Path::new(BIN).canonicalize().unwrap(),
+        "{v:#}"
+    );
+    assert_eq!(
+        Path::new(v["selected"]["path"].as_str().unwrap()),
+        Path::new(BIN).canonicalize().unwrap()
+    );
+    let event = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "rolled back")
+        .unwrap();
+    let detail = event["detail"].as_str().unwrap();
+    match behaviour {
+        "crash" => assert!(
+            detail.contains("exited before it became healthy"),
+            "{detail}"
+        ),
+        _ => assert!(detail.contains("not healthy within 3 s"), "{detail}"),
+    }
+    // The failed release stays installed, neither running nor selected; the server works.
+    let r = &v["releases"][0];
+    assert_eq!(r["version"], version.as_str());
+    assert_eq!(r["running"], false);
+    assert_eq!(r["selected"], false);
+    let (code, _) = s.curl("/sysmaster/status", &[]);
+    assert_eq!(code, 200);
+    let list = ok(&s.client(&["list"]));
+    assert!(list.contains("rolled back"), "{list}");
+}
+
+#[test]
+fn a_release_that_crashes_at_start_is_rolled_back() {
+    rollback("crash");
+}
+
+#[test]
+fn a_release_that_hangs_at_start_is_rolled_back() {
+    rollback("hang");
+}
+
+#[test]
+fn install_into_a_root_writes_a_unit_that_systemd_accepts() {
+    let root = tempfile::tempdir().unwrap();
+    let out = ok(&wirecap(&[
+        "install",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--interface",
+        "eth7",
+    ]));
+    assert!(out.contains("skip: user wirecap"), "{out}");
+    let bin = root.path().join("usr/local/bin/wirecap");
+    let unit_path = root.path().join("etc/systemd/system/wirecap.service");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+    assert_eq!(
+        ok(&Command::new(&bin).arg("--version").output().unwrap()),
+        ok(&wirecap(&["--version"]))
+    );
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    for want in [
+        "User=wirecap",
+        "StateDirectory=wirecap",
+        "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN CAP_IPC_LOCK CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN CAP_IPC_LOCK CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/wirecap",
+        "Restart=on-failure",
+        "LimitMEMLOCK=infinity",
+        "ExecStart=/usr/local/bin/wirecap serve --data /var/lib/wirecap --https 0.0.0.0:443 --interface eth7",
+    ] {
+        assert!(unit.contains(want), "unit lacks {want:?}:\n{unit}");
+    }
+
+    if !have("systemd-analyze") {
+        eprintln!("skip: systemd-analyze not installed (package systemd)");
+        return;
+    }
+    // systemd-analyze checks that ExecStart exists: point it at the binary just installed.
+    let verify = |text: &str| -> Output {
+        let d = root.path().join("verify");
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("wirecap.service");
+        std::fs::write(
+            &p,
+            text.replace("/usr/local/bin/wirecap", bin.to_str().unwrap()),
+        )
+        .unwrap();
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&p)
+            .output()
+            .expect("run systemd-analyze")
+    };
+    let o = verify(&unit);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {}\n{err}",
+        o.status
+    );
+    // The check itself can fail: a misspelt key is reported.
+    let o = verify(&unit.replace("ProtectHome=yes", "ProtectHomes=yes"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ProtectHomes"),
+        "systemd-analyze did not notice a bad key"
+    );
+}
+
+#[test]
+fn install_dry_run_changes_nothing() {
+    let unit = Path::new("/etc/systemd/system/wirecap.service");
+    let existed = unit.exists();
+    let out = ok(&wirecap(&[
+        "install",
+        "--dry-run",
+        "--prefix",
+        "/opt/wc",
+        "--interface",
+        "eth7",
+    ]));
+    assert!(out.contains("dry run"), "{out}");
+    assert!(
+        out.contains("install: ") && out.contains("/opt/wc/bin/wirecap"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ExecStart=/opt/wc/bin/wirecap serve --data /var/lib/wirecap --https 0.0.0.0:443 --interface eth7"),
+        "{out}"
+    );
+    assert!(!Path::new("/opt/wc/bin/wirecap").exists());
+    assert_eq!(unit.exists(), existed);
+    let o = wirecap(&["install", "--dry-run", "--interface", "eth0; reboot"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an interface name"));
+}
+
+#[test]
+fn doctor_reports_each_check_and_fails_with_a_fix() {
+    let d = tempfile::tempdir().unwrap();
+    let o = wirecap(&[
+        "doctor",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--interface",
+        "lo",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    for check in [
+        "capabilities",
+        "memlock",
+        "disk",
+        "O_DIRECT",
+        "service user",
+        "interface",
+        "offloads",
+        "promiscuous",
+        "clock",
+        "clocksource",
+        "kernel",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| {
+                l.get(5..)
+                    .is_some_and(|r| r.starts_with(&format!("{check} ")))
+            })
+            .unwrap_or_else(|| panic!("no {check} line in:\n{out}"));
+        assert!(
+            line.starts_with("OK ") || line.starts_with("WARN ") || line.starts_with("FAIL "),
+            "{line}"
+        );
+        if !line.starts_with("OK ") {
+            assert!(line.contains("fix: "), "{line}");
+        }
+    }
+    assert!(out.contains("interface      lo: up"), "{out}");
+    // The exit status follows the FAIL lines.
+    assert_eq!(o.status.success(), !out.contains("\nFAIL "), "{out}");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n");
+    if root.unwrap_or(false) {
+        assert!(out.starts_with("OK   capabilities"), "{out}");
+    }
+
+    // Without --interface, the configured capture interface is checked.
+    std::fs::write(
+        d.path().join("wirecap.toml"),
+        "[capture]\ninterface = \"lo\"\n",
+    )
+    .unwrap();
+    let o = wirecap(&["doctor", "--data", d.path().to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("interface      lo: "), "{out}");
+
+    let o = wirecap(&[
+        "doctor",
+        "--data",
+        d.path().join("missing").to_str().unwrap(),
+        "--interface",
+        "nope0",
+    ]);
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("FAIL data dir") && out.contains("does not exist — fix: create it"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL interface      nope0 does not exist — fix: give one of: "),
+        "{out}"
+    );
+    assert!(out.contains("lo"), "{out}");
+}
