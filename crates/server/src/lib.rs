@@ -22,6 +22,8 @@
 //! the UI's login page, its code and the login itself), or
 //! let a stream name from a URL reach the file system before the store validated it.
 
+pub mod access;
+pub mod api_admin;
 pub mod api_ui;
 pub mod app;
 pub mod appliance;
@@ -31,9 +33,11 @@ pub mod config;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod hostname;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod tls;

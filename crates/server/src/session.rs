@@ -259,18 +259,18 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-fn me(identity: &Identity, csrf: &str) -> serde_json::Value {
+fn me(app: &Shared, identity: &Identity, csrf: &str) -> serde_json::Value {
     json!({
         "user": identity.user,
         "role": identity.role,
         "csrf": csrf,
-        "hostname": crate::ui::hostname(),
+        "hostname": app.hostname(),
     })
 }
 
 async fn whoami(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match session_id(&headers).and_then(|id| app.auth.sessions.get(&id)) {
-        Some((identity, csrf)) => json(StatusCode::OK, &me(&identity, &csrf)),
+        Some((identity, csrf)) => json(StatusCode::OK, &me(&app, &identity, &csrf)),
         // Signed in with Basic auth, not a session: nothing to tell the UI.
         None => json(
             StatusCode::UNAUTHORIZED,
@@ -351,7 +351,7 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         if https { "; Secure" } else { "" }
     );
     tracing::info!(%peer, user = %identity.user, "signed in");
-    let mut r = json(StatusCode::OK, &me(&identity, &csrf));
+    let mut r = json(StatusCode::OK, &me(&app, &identity, &csrf));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
