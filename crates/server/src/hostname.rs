@@ -104,9 +104,24 @@ pub fn apply_to_os(name: &str, allowed: bool, etc_hostname: &Path) -> Result<OsA
             std::io::Error::last_os_error()
         ));
     }
-    crate::config::write_atomically_mode(etc_hostname, format!("{name}\n").as_bytes(), 0o644)
+    write_in_place(etc_hostname, format!("{name}\n").as_bytes())
         .map_err(|e| format!("{}: {e}", etc_hostname.display()))?;
     Ok(OsApply::Applied)
+}
+
+/// Rewrites a file in place. Not rename-over: in containers `/etc/hostname` is a bind
+/// mount, which a rename cannot replace (EBUSY), and a temp file beside it would land in
+/// the host's `/etc`. The running hostname is already set, so a torn file costs at most
+/// the name after a reboot, and the next start applies the configured name again.
+fn write_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(test)]

@@ -218,6 +218,13 @@ async fn serve(
                     e.observe_link();
                     e.reap_finished();
                     s.auth.reload_if_changed();
+                    // `wirecap hostname` beside the server writes the file only.
+                    if let Ok(c) = FileConfig::load(&s.settings.data)
+                        && let Some(h) = c.hostname
+                        && h != s.hostname()
+                    {
+                        s.set_hostname(&h);
+                    }
                 })
                 .await;
             }

@@ -9,10 +9,13 @@ mod client_cmd;
 mod export;
 mod filter_cmd;
 mod generate;
+mod hostname_cmd;
 mod import;
 mod listing;
 mod output;
+mod report_cmd;
 mod serve_cmd;
+mod users_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +89,12 @@ enum Cmd {
     Ls(client_cmd::LsArgs),
     /// Download a stream, a time range or one split from a server
     Get(client_cmd::GetArgs),
+    /// Users and roles of the data directory: list, add, remove, passwd, role
+    Users(users_cmd::UsersArgs),
+    /// Show or set the appliance's hostname (kept in DIR/wirecap.toml)
+    Hostname(hostname_cmd::HostnameArgs),
+    /// Make a system report (logs, config without secrets, streams, system facts) in DIR/upload
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +117,9 @@ fn main() -> ExitCode {
         Cmd::Stop(a) => client_cmd::stop(a),
         Cmd::Ls(a) => client_cmd::ls(a),
         Cmd::Get(a) => client_cmd::get(a),
+        Cmd::Users(a) => users_cmd::run(a),
+        Cmd::Hostname(a) => hostname_cmd::run(a),
+        Cmd::Report(a) => report_cmd::run(a),
     };
     match r {
         Ok(code) => code,
