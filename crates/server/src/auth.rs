@@ -172,6 +172,20 @@ fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
+/// The lock file that serializes changes to `users.json` across processes.
+pub const USERS_LOCK_FILE: &str = ".users.json.lock";
+
+fn find_in<'a>(users: &'a [User], name: &str) -> Result<&'a User, UserError> {
+    users
+        .iter()
+        .find(|u| u.name == name)
+        .ok_or_else(|| UserError::NoSuchUser(crate::query::short(name).into_owned()))
+}
+
+fn admins_in(users: &[User]) -> usize {
+    users.iter().filter(|u| u.role == Role::Admin).count()
+}
+
 /// What identifies a version of `users.json` on disk (to notice an offline change).
 type Stamp = Option<(std::time::SystemTime, u64, u64)>;
 
@@ -314,15 +328,25 @@ impl Users {
     }
 
     fn admins(&self) -> usize {
-        self.users.iter().filter(|u| u.role == Role::Admin).count()
+        admins_in(&self.users)
     }
 
-    /// Applies `change` to a copy and saves it; on any error nothing changes.
+    /// Applies `change` to a copy and saves it; on any error nothing changes. Holds
+    /// `flock(DIR/.users.json.lock)` and starts from the file on disk when another process
+    /// (`wirecap users …` beside the server) changed it, so neither loses the other's
+    /// change. `change` checks its preconditions on what it is given.
     fn change(
         &mut self,
         change: impl FnOnce(&mut Vec<User>) -> Result<(), UserError>,
     ) -> Result<(), UserError> {
-        let mut next = self.clone();
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
+        let lock = dir.join(USERS_LOCK_FILE);
+        let _other_processes = crate::config::FileLock::exclusive(&lock).at(&lock)?;
+        let mut next = if stamp(&self.path) == self.stamp {
+            self.clone()
+        } else {
+            Self::load(&dir)?
+        };
         change(&mut next.users)?;
         if next.admins() == 0 {
             // Every change path checks this before; this is the invariant's last line.
@@ -337,11 +361,11 @@ impl Users {
     pub fn add(&mut self, name: &str, password: &str, role: Role) -> Result<(), UserError> {
         validate_user_name(name)?;
         check_password(password)?;
-        if self.find(name).is_some() {
-            return Err(UserError::Exists(name.to_owned()));
-        }
         let hash = hash_password(password).map_err(UserError::WeakPassword)?;
         self.change(|u| {
+            if u.iter().any(|x| x.name == name) {
+                return Err(UserError::Exists(name.to_owned()));
+            }
             u.push(User {
                 name: name.to_owned(),
                 hash,
@@ -353,15 +377,11 @@ impl Users {
 
     /// Removes a user; the last admin stays.
     pub fn remove(&mut self, name: &str) -> Result<(), UserError> {
-        let Some(user) = self.find(name) else {
-            return Err(UserError::NoSuchUser(
-                crate::query::short(name).into_owned(),
-            ));
-        };
-        if user.role == Role::Admin && self.admins() == 1 {
-            return Err(UserError::LastAdmin(name.to_owned()));
-        }
         self.change(|u| {
+            let user = find_in(u, name)?;
+            if user.role == Role::Admin && admins_in(u) == 1 {
+                return Err(UserError::LastAdmin(name.to_owned()));
+            }
             u.retain(|x| x.name != name);
             Ok(())
         })
@@ -369,14 +389,11 @@ impl Users {
 
     /// Sets a user's password.
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), UserError> {
-        if self.find(name).is_none() {
-            return Err(UserError::NoSuchUser(
-                crate::query::short(name).into_owned(),
-            ));
-        }
+        find_in(&self.users, name)?;
         check_password(password)?;
         let hash = hash_password(password).map_err(UserError::WeakPassword)?;
         self.change(|u| {
+            find_in(u, name)?;
             for x in u.iter_mut().filter(|x| x.name == name) {
                 x.hash = hash.clone();
             }
@@ -386,15 +403,11 @@ impl Users {
 
     /// Sets a user's role; the last admin cannot be demoted.
     pub fn set_role(&mut self, name: &str, role: Role) -> Result<(), UserError> {
-        let Some(user) = self.find(name) else {
-            return Err(UserError::NoSuchUser(
-                crate::query::short(name).into_owned(),
-            ));
-        };
-        if user.role == Role::Admin && role != Role::Admin && self.admins() == 1 {
-            return Err(UserError::LastAdmin(name.to_owned()));
-        }
         self.change(|u| {
+            let user = find_in(u, name)?;
+            if user.role == Role::Admin && role != Role::Admin && admins_in(u) == 1 {
+                return Err(UserError::LastAdmin(name.to_owned()));
+            }
             for x in u.iter_mut().filter(|x| x.name == name) {
                 x.role = role;
             }
@@ -514,6 +527,8 @@ impl Authenticator {
         affected: &str,
         f: impl FnOnce(&mut Users) -> Result<T, UserError>,
     ) -> Result<T, UserError> {
+        // Another process's change first, with its sessions ended (see `reload_if_changed`).
+        self.reload_if_changed();
         let mut guard = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = (**guard).clone();
         let out = f(&mut next)?;

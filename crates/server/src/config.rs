@@ -251,12 +251,12 @@ pub fn update(
 pub const LOCK_FILE: &str = ".wirecap.toml.lock";
 
 /// An exclusive `flock` held until dropped (the kernel drops it if the process dies).
-struct FileLock {
+pub(crate) struct FileLock {
     _file: std::fs::File,
 }
 
 impl FileLock {
-    fn exclusive(path: &Path) -> std::io::Result<Self> {
+    pub(crate) fn exclusive(path: &Path) -> std::io::Result<Self> {
         use std::os::fd::AsRawFd;
         let f = std::fs::OpenOptions::new()
             .create(true)
