@@ -228,7 +228,7 @@ fn logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
                 .collect()
         })
         .unwrap_or_default();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut left = MAX_LOG_BYTES;
     let mut out = Vec::new();
     for (_, p) in files {

@@ -46,8 +46,7 @@ function Hostname({ admin, hostname, refresh }) {
           <input id="newhost" class=${`mono ${name && !ok ? 'invalid' : ''}`} value=${name} onInput=${(e) => setName(e.target.value)}
             placeholder="probe-fra-1" data-test="hostname-input" /></div>
         <button type="submit" disabled=${a.busy || !ok} data-test="hostname-save">Save</button>
-        <span class="muted" style="flex-basis:100%">Letters, digits and hyphens, dot-separated (RFC 1123). Kept in
-          <code>wirecap.toml</code>; applied to the OS only with <code>apply_hostname_to_os = true</code>.</span>
+        <span class="muted" style="flex-basis:100%">Letters, digits and hyphens, dot-separated (RFC 1123). Kept in <code>wirecap.toml</code>; applied to the OS only with <code>apply_hostname_to_os = true</code>.</span>
       </form>`
       : html`<p class="muted">Only an admin changes the hostname.</p>`}
     <${ErrorMsg} error=${a.error} />
@@ -135,9 +134,7 @@ function Report({ admin }) {
   const pct = job ? Math.round((100 * job.steps_done) / job.steps_total) : 0;
   return html`<section class="panel" data-test="report-panel">
     <h2>System report</h2>
-    <p class="muted">An archive of the logs, status and counters, configuration (secrets removed), user names and roles,
-      streams, interfaces and system facts, with a <code>filelist</code> of sha256 sums. Give an
-      <a href="https://age-encryption.org" target="_blank">age</a> public key to encrypt it.</p>
+    <p class="muted">An archive of the logs, status and counters, configuration (secrets removed), user names and roles, streams, interfaces and system facts, with a <code>filelist</code> of sha256 sums. Give an <a href="https://age-encryption.org" target="_blank">age</a> public key to encrypt it.</p>
     ${admin && html`<form class="row" onSubmit=${start}>
       <div class="field" style="flex:1; max-width:520px"><label for="recip">Encrypt to (optional)</label>
         <input id="recip" class="mono" placeholder="age1…" value=${recipient} onInput=${(e) => setRecipient(e.target.value)} data-test="report-recipient" /></div>
