@@ -9,7 +9,7 @@
 //! | `GET /api/v1/users` | `[{name, role}]` |
 //! | `POST /api/v1/users` | `{name, password, role?}` adds a user (role viewer by default) |
 //! | `DELETE /api/v1/users/{name}` | removes a user (not the last admin) |
-//! | `PATCH /api/v1/users/{name}` | `{password?, role?}`; a user may change their own password |
+//! | `PATCH /api/v1/users/{name}` | `{password?, current_password?, role?}`; a viewer changes their own password with the current one |
 //! | `GET /api/v1/hostname`, `PUT` | `{hostname}`; persisted in `wirecap.toml`, applied to the OS when allowed |
 //! | `POST /api/v1/report` | `{recipient?}` starts a system report → `{id, …}` (202) |
 //! | `GET /api/v1/report/{id}` | the job: state, steps done/total, file |
@@ -64,8 +64,8 @@ pub fn openapi_paths() -> Vec<(&'static str, Value)> {
             json!({
                 "delete": {"summary": "Remove a user (admin; not the last admin); their sessions end", "parameters": [name],
                            "responses": {"204": {"description": "Removed"}, "403": err, "404": err, "409": err}},
-                "patch": {"summary": "Change a password (admin, or the user themself) and/or a role (admin; the last admin stays admin); the user's sessions end",
-                          "parameters": [name], "requestBody": body(json!({"password": {"type": "string", "minLength": 8}, "role": role}), &[]),
+                "patch": {"summary": "Change a password (admin, or the user themself with current_password) and/or a role (admin; the last admin stays admin); the user's sessions end",
+                          "parameters": [name], "requestBody": body(json!({"password": {"type": "string", "minLength": 8}, "current_password": {"type": "string"}, "role": role}), &[]),
                           "responses": {"200": {"description": "{name, role}"}, "400": err, "403": err, "404": err, "409": err}},
             }),
         ),
@@ -221,6 +221,7 @@ async fn remove_user(
 async fn change_user(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     bytes: Bytes,
@@ -232,9 +233,32 @@ async fn change_user(
         return Err(ApiError::bad_request("body must hold \"password\" and/or \"role\"").api());
     }
     let me = id.map(|e| e.0);
+    let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+    let is_admin = me.as_ref().is_some_and(|m| m.role == Role::Admin);
     // The route lets a user reach their own account; a role is an admin's to give.
-    if role.is_some() && me.as_ref().is_none_or(|m| m.role != Role::Admin) {
+    if role.is_some() && !is_admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin changes roles").api());
+    }
+    // A viewer proves the current password: a borrowed browser session alone must not
+    // be enough to take the account over. (Admins set any password anyway.)
+    if !is_admin && password.is_some() {
+        let current = v
+            .get("current_password")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let creds = crate::auth::Credentials::Basic {
+            user: name.clone(),
+            password: current.to_owned(),
+        };
+        // Through `check`, so that guessing here is slowed like any login.
+        if app.auth.check(Some(creds), peer).await.is_err() {
+            app.metrics.auth_failure();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "give your current password as current_password",
+            )
+            .api());
+        }
     }
     let a = app.clone();
     let n = name.clone();

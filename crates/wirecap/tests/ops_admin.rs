@@ -377,6 +377,18 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
         "/api/v1/users/vera",
         Some(r#"{"password":"vera-new-password"}"#),
     );
+    assert_eq!(r.code, 403, "the current password is needed: {}", r.text());
+    let r = v(
+        "PATCH",
+        "/api/v1/users/vera",
+        Some(r#"{"password":"vera-new-password","current_password":"wrong-one"}"#),
+    );
+    assert_eq!(r.code, 403, "{}", r.text());
+    let r = v(
+        "PATCH",
+        "/api/v1/users/vera",
+        Some(r#"{"password":"vera-new-password","current_password":"vera-password"}"#),
+    );
     assert_eq!(r.code, 200, "{}", r.text());
     assert_eq!(v("GET", "/api/v1/status", None).code, 401);
     assert_eq!(http(s.port, "GET", "/api/v1/streams", sess, None).code, 401);

@@ -429,6 +429,14 @@ async function main() {
         expect(!(await v.isVisible('[data-test=hostname-input]')), 'a viewer sees the hostname form');
         expect(!(await v.isVisible('[data-test=report-start]')), 'a viewer sees the report button');
         expect(!(await v.isVisible('[data-test=user-add]')), 'a viewer sees the add-user form');
+        // A viewer changes their own password with the current one.
+        await v.fill('[data-test=current-password]', 'viewer-password');
+        await v.fill('[data-test=new-password]', 'viewer-password-2');
+        await v.click('[data-test=change-password]');
+        await v.waitForSelector('[data-test=users-msg]:has-text("changed")');
+        const vauth = `Basic ${Buffer.from('viewer1:viewer-password-2').toString('base64')}`;
+        const who = await fetch(`${base}/api/v1/status?history=0`, { headers: { Authorization: vauth } });
+        expect(who.ok, `the new password does not work: ${who.status}`);
       } finally {
         await vctx.close();
       }

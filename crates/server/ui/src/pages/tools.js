@@ -58,7 +58,7 @@ function Users({ me }) {
   const admin = me.role === 'admin';
   const [users, error, , reload] = useLoad(() => API.users.list(), []);
   const [form, setForm] = useState({ name: '', password: '', role: 'viewer' });
-  const [pw, setPw] = useState({ name: me.user, password: '' });
+  const [pw, setPw] = useState({ name: me.user, password: '', current: '' });
   const [removing, setRemoving] = useState(null);
   const a = useAction();
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
@@ -74,8 +74,8 @@ function Users({ me }) {
   const passwd = (e) => {
     e.preventDefault();
     a.run(async () => {
-      await API.users.change(pw.name, { password: pw.password });
-      setPw({ ...pw, password: '' });
+      await API.users.change(pw.name, admin ? { password: pw.password } : { password: pw.password, current_password: pw.current });
+      setPw({ ...pw, password: '', current: '' });
       return `Password of ${pw.name} changed; their other sessions have ended.`;
     });
   };
@@ -105,7 +105,9 @@ function Users({ me }) {
       ${admin
         ? html`<div class="field"><label for="pwuser">User</label><select id="pwuser" value=${pw.name} onChange=${(e) => setPw({ ...pw, name: e.target.value })}>
             ${(users || []).map((u) => html`<option value=${u.name}>${u.name}</option>`)}</select></div>`
-        : html`<div class="field"><label>User</label><span class="mono">${me.user}</span></div>`}
+        : html`<div class="field"><label>User</label><span class="mono">${me.user}</span></div>
+          <div class="field"><label for="curpw">Current password</label><input id="curpw" type="password" autocomplete="current-password"
+            value=${pw.current} onInput=${(e) => setPw({ ...pw, current: e.target.value })} data-test="current-password" /></div>`}
       <div class="field"><label for="newpw">New password</label><input id="newpw" type="password" autocomplete="new-password"
         value=${pw.password} onInput=${(e) => setPw({ ...pw, password: e.target.value })} data-test="new-password" /></div>
       <button type="submit" disabled=${a.busy || pw.password.length < 8} data-test="change-password">Change password</button>
