@@ -260,11 +260,24 @@ async fn change_user(
             .api());
         }
     }
+    // Changing one's own password keeps the session it was done in (not a role change:
+    // a session carries its role).
+    let keep = match crate::auth::credentials(
+        None,
+        headers.get(header::COOKIE).map(HeaderValue::as_bytes),
+    ) {
+        Some(crate::auth::Credentials::Session { id })
+            if role.is_none() && me.as_ref().is_some_and(|m| m.user == name) =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
     let a = app.clone();
     let n = name.clone();
     let role_now = blocking(move || {
         a.auth
-            .change_users(&n, |u| {
+            .change_users_keeping(&n, keep.as_deref(), |u| {
                 if let Some(r) = role {
                     u.set_role(&n, r)?;
                 }

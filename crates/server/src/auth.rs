@@ -190,9 +190,24 @@ fn admins_in(users: &[User]) -> usize {
 type Stamp = Option<(std::time::SystemTime, u64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
+    stamp_of(&std::fs::metadata(path).ok()?)
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> Stamp {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// The file's bytes and the stamp of that very version (one open file: a writer renaming
+/// a new version in between cannot pair old bytes with the new stamp, which would hide
+/// the new version from [`Authenticator::reload_if_changed`] for good).
+fn read_with_stamp(path: &Path) -> std::io::Result<(Vec<u8>, Stamp)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let st = stamp_of(&f.metadata()?);
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok((bytes, st))
 }
 
 /// What happened to the admin password at start-up (for the banner).
@@ -221,8 +236,8 @@ impl Users {
         env_password: Option<&str>,
     ) -> Result<(Self, AdminLogin), Error> {
         let path = dir.join(USERS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        match read_with_stamp(&path) {
+            Ok((bytes, file_stamp)) => {
                 let f: UsersFile = serde_json::from_slice(&bytes).map_err(|e| Error::Users {
                     path: path.clone(),
                     why: e.to_string(),
@@ -235,7 +250,7 @@ impl Users {
                 }
                 let initial = dir.join(INITIAL_PASSWORD_FILE);
                 let users = Self {
-                    stamp: stamp(&path),
+                    stamp: file_stamp,
                     path,
                     users: f.users,
                 };
@@ -307,6 +322,7 @@ impl Users {
         })?;
         json.push(b'\n');
         write_private(&self.path, &json)?;
+        // Under `change`'s flock no other wirecap writes between the rename and this stat.
         self.stamp = stamp(&self.path);
         Ok(())
     }
@@ -482,6 +498,9 @@ pub struct Authenticator {
     users: Mutex<Arc<Users>>,
     cache_key: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// Counts changes to the users. A password check that began before a change must
+    /// not be remembered after it (it may have read the old users), nor a session opened.
+    generation: std::sync::atomic::AtomicU64,
     failures: Mutex<HashMap<IpAddr, Failures>>,
     /// Bounds the CPU spent on argon2 at once (two cores here).
     hashing: Semaphore,
@@ -507,6 +526,7 @@ impl Authenticator {
             users: Mutex::new(Arc::new(users)),
             cache_key,
             cache: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(2),
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
@@ -527,6 +547,17 @@ impl Authenticator {
         affected: &str,
         f: impl FnOnce(&mut Users) -> Result<T, UserError>,
     ) -> Result<T, UserError> {
+        self.change_users_keeping(affected, None, f)
+    }
+
+    /// [`Self::change_users`], but the session `keep` survives: a user who changes their
+    /// own password stays signed in where they did it (their other sessions end).
+    pub fn change_users_keeping<T>(
+        &self,
+        affected: &str,
+        keep: Option<&str>,
+        f: impl FnOnce(&mut Users) -> Result<T, UserError>,
+    ) -> Result<T, UserError> {
         // Another process's change first, with its sessions ended (see `reload_if_changed`).
         self.reload_if_changed();
         let mut guard = self.users.lock().unwrap_or_else(|e| e.into_inner());
@@ -534,11 +565,21 @@ impl Authenticator {
         let out = f(&mut next)?;
         *guard = Arc::new(next);
         drop(guard);
-        self.forget(&[affected.to_owned()]);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.sessions.remove_user_except(affected, keep);
         Ok(out)
     }
 
+    /// The users' version now (see [`Self::generation`]'s field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn forget(&self, users: &[String]) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // The cache is keyed by a hash of user and password: it cannot be searched by
         // user, and it refills at one argon2 per user and minute.
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -655,7 +696,20 @@ impl Authenticator {
             None => return Err(Refusal::Missing),
             // A live session is its user; an unknown or expired one is no credential
             // (no failure penalty: ids are unguessable, see `crate::session`).
-            Some(Credentials::Session { id }) => return self.sessions.check(&id),
+            Some(Credentials::Session { id }) => {
+                let who = self.sessions.check(&id)?;
+                // A session opened while its user was being removed or re-roled.
+                let now = self
+                    .users
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .role_of(&who.user);
+                if now != Some(who.role) {
+                    self.sessions.remove(&id);
+                    return Err(Refusal::Missing);
+                }
+                return Ok(who);
+            }
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         let key = self.fingerprint(&user, &password);
@@ -672,6 +726,7 @@ impl Authenticator {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        let generation = self.generation();
         match self.verify(&user, &password).await {
             Some(id) => {
                 self.failures
@@ -682,7 +737,11 @@ impl Authenticator {
                 if c.len() >= MAX_CACHED {
                     c.clear();
                 }
-                c.insert(key, (id.clone(), Instant::now()));
+                // Under the cache's lock: a change bumps the generation before it clears
+                // the cache, so either this entry is cleared or it is never added.
+                if self.generation() == generation {
+                    c.insert(key, (id.clone(), Instant::now()));
+                }
                 Ok(id)
             }
             None => {

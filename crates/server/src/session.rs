@@ -146,6 +146,14 @@ impl Sessions {
             .retain(|_, s| s.identity.user != user);
     }
 
+    /// Ends every session of `user` but `keep`.
+    pub fn remove_user_except(&self, user: &str, keep: Option<&str>) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, s| s.identity.user != user || Some(id.as_str()) == keep);
+    }
+
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -326,6 +334,7 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         user: user.to_owned(),
         password: password.to_owned(),
     };
+    let generation = app.auth.generation();
     let identity = match app.auth.check(Some(creds), peer).await {
         Ok(i) => i,
         Err(_) => {
@@ -341,6 +350,16 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         app.auth.sessions.remove(&old);
     }
     let (id, csrf) = app.auth.sessions.create(identity.clone());
+    // The users changed while the password was checked: the check may have read the old
+    // ones. A change bumps the generation before it ends sessions, so one of the two
+    // catches a session opened in between.
+    if app.auth.generation() != generation {
+        app.auth.sessions.remove(&id);
+        return json(
+            StatusCode::CONFLICT,
+            &json!({"error": "the users changed while signing in: sign in again"}),
+        );
+    }
     let https = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -398,6 +417,10 @@ mod tests {
         let (a, _) = s.create(alice());
         s.remove_user("alice");
         assert!(s.get(&a).is_none() && s.is_empty());
+        let (a, _) = s.create(alice());
+        let (b, _) = s.create(alice());
+        s.remove_user_except("alice", Some(&b));
+        assert!(s.get(&a).is_none() && s.get(&b).is_some());
     }
 
     fn uri(s: &str) -> Uri {
