@@ -232,6 +232,10 @@ async fn change_user(
     if password.is_none() && role.is_none() {
         return Err(ApiError::bad_request("body must hold \"password\" and/or \"role\"").api());
     }
+    // Before anything is saved: a role change must not land when the password is refused.
+    if let Some(p) = &password {
+        crate::auth::check_password(p).map_err(user_error)?;
+    }
     let me = id.map(|e| e.0);
     let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
     let is_admin = me.as_ref().is_some_and(|m| m.role == Role::Admin);

@@ -152,7 +152,8 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), UserError> {
+/// A new password: 8 to 1024 characters, no line breaks or NUL.
+pub fn check_password(password: &str) -> Result<(), UserError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
         return Err(UserError::WeakPassword(format!(
