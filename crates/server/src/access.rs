@@ -31,7 +31,7 @@ pub enum Access {
 }
 
 /// GETs that change something (the manual's capture control is `GET`).
-const CHANGING_GETS: &[&str] = &["/sysmaster/capture_start", "/sysmaster/capture_stop"];
+pub const CHANGING_GETS: &[&str] = &["/sysmaster/capture_start", "/sysmaster/capture_stop"];
 
 /// Non-GET requests that change nothing shared: (method, path pattern, `*` = one segment).
 const READING_WRITES: &[(&str, &str)] = &[

@@ -15,6 +15,9 @@
 //! | `system.json`, `meminfo.txt`, `os-release.txt` | uname, CPU summary, memory, `df` of DIR, uptime, versions |
 //! | `filelist` | `sha256  size  path` of every other file |
 //!
+//! Beside the reports, `upload/report.tar.gz` (or `.tar.gz.age`) links to the newest one
+//! and `upload/filelist` lists its files, as on the appliance.
+//!
 //! Never in it: the TLS private key, password hashes, `initial-admin-password`, the
 //! environment. With a recipient (`age1…`, x25519) the archive is encrypted with `age`
 //! and named `….tar.gz.age`.
@@ -439,8 +442,8 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     progress.finish();
 
     progress.start("archive");
-    let list = filelist(&files);
-    files.push(("filelist".into(), list.into_bytes()));
+    let list_text = filelist(&files);
+    files.push(("filelist".into(), list_text.clone().into_bytes()));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     {
         let mut tar = tar::Builder::new(&mut gz);
@@ -478,6 +481,18 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     }
     // Private: logs name peers and users.
     crate::config::write_atomically_mode(&path, &bytes, 0o600).map_err(io_at(&path))?;
+    // As on the appliance: `upload/report.tar.gz` points at the newest report and
+    // `upload/filelist` lists its files, for an operator who scp's them off by hand.
+    let latest = up.join(format!("report{ext}"));
+    let tmp = up.join(format!(".report{ext}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if let Some(target) = path.file_name() {
+        std::os::unix::fs::symlink(target, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &latest))
+            .map_err(io_at(&latest))?;
+    }
+    crate::config::write_atomically_mode(&up.join("filelist"), list_text.as_bytes(), 0o600)
+        .map_err(io_at(&up.join("filelist")))?;
     Ok(path)
 }
 
@@ -700,5 +715,15 @@ mod tests {
             "{names:?}"
         );
         assert!(names.iter().any(|n| n.ends_with("/filelist")));
+        let latest = d.path().join("upload/report.tar.gz.age");
+        assert_eq!(
+            std::fs::read(&latest).unwrap(),
+            std::fs::read(&path).unwrap()
+        );
+        assert!(
+            std::fs::read_to_string(d.path().join("upload/filelist"))
+                .unwrap()
+                .contains("log/wirecap.2025-01-01.log")
+        );
     }
 }

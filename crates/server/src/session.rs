@@ -166,8 +166,7 @@ impl Sessions {
 /// Does this request change something? (The manual's capture routes are GETs that do.)
 pub fn is_unsafe(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || path == "/sysmaster/capture_start"
-        || path == "/sysmaster/capture_stop"
+        || crate::access::CHANGING_GETS.contains(&path)
 }
 
 /// Routes the guard lets through without credentials: the login itself.
