@@ -142,6 +142,14 @@ impl FileConfig {
             sp.parse::<wirecap_capture::replay::Speed>()
                 .map_err(|why| KeyError::new(&["capture", "speed"], why))?;
         }
+        if let Some(level) = &self.log.level {
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+                KeyError::new(
+                    &["log", "level"],
+                    format!("{level:?} is not a log level or tracing filter ({e}); e.g. \"info\" or \"wirecap_server=debug,info\""),
+                )
+            })?;
+        }
         if self.capture.synthetic == Some(0) {
             return Err(KeyError::new(
                 &["capture", "synthetic"],
@@ -517,6 +525,8 @@ mod tests {
         assert!(err.starts_with("line 2, hostname:"), "{err}");
         let err = FileConfig::parse("[tls]\n\nkey = \"/k.pem\"").unwrap_err();
         assert!(err.starts_with("line 3, [tls] key:"), "{err}");
+        let err = FileConfig::parse("[log]\nlevel = \"wirecap=loudest\"").unwrap_err();
+        assert!(err.starts_with("line 2, [log] level:"), "{err}");
         let err = FileConfig::parse("[capture]\nreplay = \"/x\"\nspeed = \"fast\"").unwrap_err();
         assert!(err.starts_with("line 3, [capture] speed:"), "{err}");
         // Inline tables have spans too.
