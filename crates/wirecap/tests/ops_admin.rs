@@ -331,6 +331,45 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
         let r = v(m, p, *b);
         assert_eq!(r.code, 403, "viewer {m} {p} must be refused: {}", r.text());
     }
+    // Every route of the OpenAPI document: a viewer's non-read is refused before its
+    // handler runs (path parameters filled with names that do not exist).
+    let doc = v("GET", "/api/v1/openapi.json", None).json();
+    let reads = [
+        ("post", "/api/v1/session"),
+        ("delete", "/api/v1/session"),
+        ("post", "/api/v1/ui/filter/check"),
+        ("post", "/api/v1/ui/streams/{name}/analysis"),
+    ];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let concrete = path
+            .replace("{name}", "nobody_20250101_0000")
+            .replace("{view}", "split_1sec")
+            .replace("{id}", "999")
+            .replace("{file}", "report_x_20250101_000000.tar.gz");
+        for method in item.as_object().unwrap().keys() {
+            let r = v(&method.to_uppercase(), &concrete, Some("{}"));
+            let changing_get = path.starts_with("/sysmaster/capture_");
+            let is_read = (method == "get" && !changing_get)
+                || reads.contains(&(method.as_str(), path.as_str()));
+            if is_read {
+                assert_ne!(
+                    r.code,
+                    403,
+                    "viewer {method} {path} is a read: {}",
+                    r.text()
+                );
+            } else {
+                assert_eq!(r.code, 403, "viewer {method} {path}: {}", r.text());
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} changing routes in the OpenAPI document"
+    );
+
     // Nothing changed.
     assert_eq!(
         s.admin("GET", "/api/v1/status", None).json()["capture"]["active"],
