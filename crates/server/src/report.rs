@@ -15,7 +15,7 @@
 //! | `system.json`, `meminfo.txt`, `os-release.txt` | uname, CPU summary, memory, `df` of DIR, uptime, versions |
 //! | `filelist` | `sha256  size  path` of every other file |
 //!
-//! Beside the reports, `upload/report.tar.gz` (or `.tar.gz.age`) links to the newest one
+//! The newest [`KEEP_REPORTS`] are kept. Beside them, `upload/report.tar.gz` (or `.tar.gz.age`) links to the newest one
 //! and `upload/filelist` lists its files, as on the appliance.
 //!
 //! Never in it: the TLS private key, password hashes, `initial-admin-password`, the
@@ -38,6 +38,8 @@ use sha2::Digest as _;
 pub const UPLOAD_DIR: &str = "upload";
 /// The most log bytes a report takes (newest files first, tails of files).
 pub const MAX_LOG_BYTES: u64 = 64 << 20;
+/// Reports kept in `DIR/upload/`: older ones are deleted when a new one is made.
+pub const KEEP_REPORTS: usize = 10;
 /// Steps of a build, for progress.
 pub const STEPS: u32 = 9;
 
@@ -493,6 +495,16 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     }
     crate::config::write_atomically_mode(&up.join("filelist"), list_text.as_bytes(), 0o600)
         .map_err(io_at(&up.join("filelist")))?;
+    // Reports hold logs: a box left alone for a year must not fill its disk with them.
+    for (old, _, _) in list(&input.dir).into_iter().skip(KEEP_REPORTS) {
+        let _ = std::fs::remove_file(up.join(old));
+    }
+    for link in ["report.tar.gz", "report.tar.gz.age"] {
+        let l = up.join(link);
+        if l.is_symlink() && !l.exists() {
+            let _ = std::fs::remove_file(l);
+        }
+    }
     Ok(path)
 }
 
