@@ -218,12 +218,13 @@ async fn serve(
                     e.observe_link();
                     e.reap_finished();
                     s.auth.reload_if_changed();
-                    // `wirecap hostname` beside the server writes the file only.
-                    if let Ok(c) = FileConfig::load(&s.settings.data)
-                        && let Some(h) = c.hostname
-                        && h != s.hostname()
-                    {
-                        s.set_hostname(&h);
+                    // `wirecap hostname` beside the server writes the file only; without
+                    // a configured name the OS's is shown, and the OS's may change too.
+                    if let Ok(c) = FileConfig::load(&s.settings.data) {
+                        let h = crate::hostname::effective(c.hostname.as_deref());
+                        if h != s.hostname() {
+                            s.set_hostname(&h);
+                        }
                     }
                 })
                 .await;
