@@ -26,7 +26,7 @@
 //! [`Jobs`] keeps the server's background builds.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -210,20 +210,81 @@ fn read_or_note(path: &Path) -> Vec<u8> {
         .unwrap_or_else(|e| format!("(cannot read {}: {e})\n", path.display()).into_bytes())
 }
 
-/// The tail of a file, at most `max` bytes.
-fn tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len > max {
-        f.seek(SeekFrom::Start(len - max))?;
-    }
-    let mut v = Vec::with_capacity(len.min(max) as usize);
-    f.take(max).read_to_end(&mut v)?;
-    Ok(v)
+/// A file of the report: small ones in memory, log tails read from their open file
+/// (never held in memory whole: a report of 64 MB of logs streams through).
+#[derive(Debug)]
+enum Content {
+    Bytes(Vec<u8>),
+    Tail {
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    },
 }
 
-fn logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+impl Content {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Bytes(b) => b.len() as u64,
+            Self::Tail { len, .. } => *len,
+        }
+    }
+
+    fn reader(&self) -> Box<dyn Read + '_> {
+        match self {
+            Self::Bytes(b) => Box::new(b.as_slice()),
+            Self::Tail { file, offset, len } => Box::new(Positioned {
+                file,
+                pos: *offset,
+                end: offset + len,
+            }),
+        }
+    }
+
+    fn sha256(&self) -> std::io::Result<String> {
+        let mut h = sha2::Sha256::new();
+        let mut r = self.reader();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// Reads `file[pos..end]` with pread: the same bytes however often, even while the log
+/// grows or is rotated away.
+struct Positioned<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Positioned<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a log file shrank while the report was made",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The log files, newest first, at most [`MAX_LOG_BYTES`] in all (tails of files).
+fn logs(dir: &Path) -> Vec<(String, Content)> {
     let log_dir = dir.join(crate::server::LOG_DIR);
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&log_dir)
         .map(|rd| {
@@ -243,10 +304,22 @@ fn logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
         let Some(name) = p.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        if let Ok(bytes) = tail(&p, left) {
-            left -= bytes.len() as u64;
-            out.push((format!("log/{name}"), bytes));
-        }
+        let Ok(file) = std::fs::File::open(&p) else {
+            continue;
+        };
+        let Ok(size) = file.metadata().map(|m| m.len()) else {
+            continue;
+        };
+        let len = size.min(left);
+        left -= len;
+        out.push((
+            format!("log/{name}"),
+            Content::Tail {
+                file,
+                offset: size - len,
+                len,
+            },
+        ));
     }
     out
 }
@@ -382,30 +455,106 @@ fn pretty(v: &Value) -> Vec<u8> {
 }
 
 /// One line per file: `sha256  size  path`.
-pub fn filelist(files: &[(String, Vec<u8>)]) -> String {
+fn filelist(files: &[(String, Content)]) -> std::io::Result<String> {
     let mut s = String::new();
-    for (name, bytes) in files {
-        let h = sha2::Sha256::digest(bytes);
-        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-        s.push_str(&format!("{hex}  {}  {name}\n", bytes.len()));
+    for (name, c) in files {
+        s.push_str(&format!("{}  {}  {name}\n", c.sha256()?, c.len()));
     }
-    s
+    Ok(s)
+}
+
+/// Where the archive goes: the file, or age's encrypting stream over it.
+enum Sink {
+    Plain(std::fs::File),
+    Age(age::stream::StreamWriter<std::fs::File>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(f) => f.write(b),
+            Self::Age(w) => w.write(b),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(f) => f.flush(),
+            Self::Age(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn finish(self) -> std::io::Result<std::fs::File> {
+        match self {
+            Self::Plain(f) => Ok(f),
+            Self::Age(w) => w.finish(),
+        }
+    }
+}
+
+/// Writes the archive of `files` under the folder `base` to `part` (0600, synced):
+/// tar → gzip → age (with a recipient) → file.
+fn write_archive(
+    part: &Path,
+    base: &str,
+    files: &[(String, Content)],
+    input: &Input,
+) -> Result<std::fs::File, ReportError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        // Private: logs name peers and users.
+        .mode(0o600)
+        .open(part)
+        .map_err(io_at(part))?;
+    let sink = match &input.recipient {
+        None => Sink::Plain(file),
+        Some(r) => Sink::Age(
+            age::Encryptor::with_recipients(std::iter::once(r as &dyn age::Recipient))
+                .map_err(|e| ReportError::Encrypt(e.to_string()))?
+                .wrap_output(file)
+                .map_err(io_at(part))?,
+        ),
+    };
+    let gz = flate2::write::GzEncoder::new(sink, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mtime = input.now_ns / 1_000_000_000;
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len());
+        h.set_mode(0o644);
+        h.set_mtime(mtime);
+        h.set_entry_type(tar::EntryType::Regular);
+        let path = format!("{base}/{name}");
+        tar.append_data(&mut h, &path, content.reader())
+            .map_err(io_at(Path::new(&path)))?;
+    }
+    let file = tar
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .and_then(Sink::finish)
+        .map_err(io_at(part))?;
+    file.sync_all().map_err(io_at(part))?;
+    Ok(file)
 }
 
 /// Makes the report in `DIR/upload/` and answers its path. Blocking.
 pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError> {
     let base = base_name(&input.hostname, input.now_ns);
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files: Vec<(String, Content)> = Vec::new();
+    let mut add = |name: &str, bytes: Vec<u8>| files.push((name.to_owned(), Content::Bytes(bytes)));
 
     progress.start("logs");
-    files.extend(logs(&input.dir));
+    let log_files = logs(&input.dir);
     progress.finish();
 
     progress.start("status and counters");
     let status = input.status.clone().unwrap_or_else(
         || json!({"note": "made offline by `wirecap report`: no live status or counters history"}),
     );
-    files.push(("status.json".into(), pretty(&status)));
+    add("status.json", pretty(&status));
     progress.finish();
 
     progress.start("configuration");
@@ -415,74 +564,77 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# no wirecap.toml\n".into(),
         Err(e) => format!("# cannot read wirecap.toml: {e}\n"),
     };
-    files.push(("config.toml".into(), cfg_text.into_bytes()));
+    add("config.toml", cfg_text.into_bytes());
     progress.finish();
 
     progress.start("users");
-    files.push(("users.json".into(), pretty(&users(&input.dir))));
+    add("users.json", pretty(&users(&input.dir)));
     progress.finish();
 
     progress.start("streams");
-    files.push(("streams.json".into(), pretty(&streams(&input.dir))));
+    add("streams.json", pretty(&streams(&input.dir)));
     progress.finish();
 
     progress.start("interfaces");
-    files.push(("interfaces.json".into(), pretty(&interfaces())));
-    files.push(("ip-addr.txt".into(), command("ip", &["-d", "addr"])));
+    add("interfaces.json", pretty(&interfaces()));
+    add("ip-addr.txt", command("ip", &["-d", "addr"]));
     progress.finish();
 
     progress.start("system");
-    files.push(("system.json".into(), pretty(&system(input))));
-    files.push((
-        "meminfo.txt".into(),
-        read_or_note(Path::new("/proc/meminfo")),
-    ));
-    files.push((
-        "os-release.txt".into(),
-        read_or_note(Path::new("/etc/os-release")),
-    ));
+    add("system.json", pretty(&system(input)));
+    add("meminfo.txt", read_or_note(Path::new("/proc/meminfo")));
+    add("os-release.txt", read_or_note(Path::new("/etc/os-release")));
     progress.finish();
+
+    let mut files = {
+        let mut all = log_files;
+        all.append(&mut files);
+        all
+    };
 
     progress.start("archive");
-    let list_text = filelist(&files);
-    files.push(("filelist".into(), list_text.clone().into_bytes()));
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    {
-        let mut tar = tar::Builder::new(&mut gz);
-        let mtime = input.now_ns / 1_000_000_000;
-        for (name, bytes) in &files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(mtime);
-            h.set_entry_type(tar::EntryType::Regular);
-            let path = format!("{base}/{name}");
-            tar.append_data(&mut h, &path, bytes.as_slice())
-                .map_err(io_at(Path::new(&path)))?;
-        }
-        tar.finish().map_err(io_at(Path::new(&base)))?;
-    }
-    let mut bytes = gz.finish().map_err(io_at(Path::new(&base)))?;
+    let list_text = filelist(&files).map_err(io_at(&input.dir.join(crate::server::LOG_DIR)))?;
+    files.push((
+        "filelist".into(),
+        Content::Bytes(list_text.clone().into_bytes()),
+    ));
     progress.finish();
 
-    progress.start("encryption");
-    let mut ext = ".tar.gz";
-    if let Some(r) = &input.recipient {
-        bytes = age::encrypt(r, &bytes).map_err(|e| ReportError::Encrypt(e.to_string()))?;
-        ext = ".tar.gz.age";
-    }
-    progress.finish();
-
+    progress.start(if input.recipient.is_some() {
+        "compression and encryption"
+    } else {
+        "compression"
+    });
     let up = input.dir.join(UPLOAD_DIR);
     std::fs::create_dir_all(&up).map_err(io_at(&up))?;
+    let ext = if input.recipient.is_some() {
+        ".tar.gz.age"
+    } else {
+        ".tar.gz"
+    };
+    let part = up.join(format!(".{base}{ext}.part-{}", std::process::id()));
+    let _ = std::fs::remove_file(&part);
+    let result = write_archive(&part, &base, &files, input);
+    let file = match result {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+    };
+    drop(file);
     let mut path = up.join(format!("{base}{ext}"));
     let mut n = 1;
     while path.exists() {
         n += 1;
         path = up.join(format!("{base}-{n}{ext}"));
     }
-    // Private: logs name peers and users.
-    crate::config::write_atomically_mode(&path, &bytes, 0o600).map_err(io_at(&path))?;
+    std::fs::rename(&part, &path).map_err(io_at(&path))?;
+    std::fs::File::open(&up)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(&up))?;
+    progress.finish();
+
     // As on the appliance: `upload/report.tar.gz` points at the newest report and
     // `upload/filelist` lists its files, for an operator who scp's them off by hand.
     let latest = up.join(format!("report{ext}"));
@@ -508,11 +660,9 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     Ok(path)
 }
 
-/// Writes `bytes` of a finished report elsewhere too (`wirecap report -o FILE`).
+/// Copies a finished report elsewhere too (`wirecap report -o FILE`).
 pub fn copy_to(from: &Path, to: &Path) -> Result<(), ReportError> {
-    let bytes = std::fs::read(from).map_err(io_at(from))?;
-    let mut f = std::fs::File::create(to).map_err(io_at(to))?;
-    f.write_all(&bytes).map_err(io_at(to))
+    std::fs::copy(from, to).map(drop).map_err(io_at(to))
 }
 
 /// A report file's name as the download route accepts it.
