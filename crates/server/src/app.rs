@@ -17,7 +17,7 @@ use wirecap_store::timefmt::{ctime, parse_time, rfc3339};
 use wirecap_store::{PacketRange, StreamInfo, StreamReader, View, now_ns, validate_stored_name};
 
 use crate::appliance::{self, ApplianceJson, ListRow, SplitRow};
-use crate::auth::{Authenticator, Identity, Refusal, Role, credentials};
+use crate::auth::{Authenticator, Refusal, credentials};
 use crate::config::Settings;
 use crate::download::{self, Download, Slots};
 use crate::engine::{CaptureInfo, Engine, EngineError};
@@ -35,6 +35,23 @@ pub struct AppState {
     pub metrics: Metrics,
     pub slots: Slots,
     pub settings: Settings,
+    /// The appliance's name now (`hostname` in wirecap.toml, else the OS's).
+    pub hostname: std::sync::RwLock<String>,
+    /// System reports being made in the background.
+    pub reports: crate::report::Jobs,
+}
+
+impl AppState {
+    pub fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_hostname(&self, name: &str) {
+        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+    }
 }
 
 pub type Shared = Arc<AppState>;
@@ -69,6 +86,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::session::routes())
         .merge(crate::update::routes())
         .merge(crate::api_ui::routes())
+        .merge(crate::api_admin::routes())
         .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -92,8 +110,9 @@ fn family(path: &str) -> &'static str {
     }
 }
 
-/// Every request passes here: limits first (cheap), then credentials, then the handler;
-/// then one access-log line and the request metric.
+/// Every request passes here: limits first (cheap), then credentials, then the role the
+/// route needs ([`crate::access`]: the one place that decides it), then the handler; then
+/// one access-log line and the request metric.
 async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let peer = req
@@ -110,11 +129,12 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
     };
     let too_long =
         req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_LEN) || path.len() > MAX_PATH_LEN;
+    let access = crate::access::classify(&method, &path);
     let (resp, user) = if too_long {
         let mut e = ApiError::uri_too_long();
         e.shape = shape;
         (e.into_response(), None)
-    } else if crate::ui::is_public(&path) || crate::session::is_public(&method, &path) {
+    } else if access == crate::access::Access::Public {
         // The login page, its code and the login itself (see `crate::session`).
         (next.run(req).await, None)
     } else {
@@ -144,6 +164,14 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
                 if let Err(why) = csrf {
                     tracing::warn!(%peer, %path, "{why}");
                     let mut e = ApiError::new(StatusCode::FORBIDDEN, why);
+                    e.shape = shape;
+                    (e.into_response(), Some(user))
+                } else if !crate::access::allows(&access, &id) {
+                    tracing::warn!(%peer, %user, %method, %path, "refused: needs the admin role");
+                    let mut e = ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        format!("{user} is a viewer: this needs the admin role"),
+                    );
                     e.shape = shape;
                     (e.into_response(), Some(user))
                 } else {
@@ -229,17 +257,6 @@ fn appliance_json(status: StatusCode, j: &ApplianceJson) -> Response {
         .into_response()
 }
 
-fn require_admin(id: Option<&Identity>, shape: Shape) -> Result<(), ApiError> {
-    match id {
-        Some(i) if i.role == Role::Admin => Ok(()),
-        _ => {
-            let mut e = ApiError::new(StatusCode::FORBIDDEN, "this needs the admin role");
-            e.shape = shape;
-            Err(e)
-        }
-    }
-}
-
 /// A stream name from a request, checked before it touches the file system.
 fn stream_name(raw: &str) -> Result<String, ApiError> {
     validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -270,12 +287,7 @@ async fn sys_status(State(app): State<Shared>) -> Result<Response, ApiError> {
     Ok(text(appliance::status_text(&f)))
 }
 
-async fn sys_start(
-    State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    require_admin(id.as_deref(), Shape::Appliance)?;
+async fn sys_start(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = q.require("StreamName")?.to_owned();
     let engine = app.engine.clone();
@@ -283,11 +295,7 @@ async fn sys_start(
     Ok(capture_answer(res, appliance::started_message))
 }
 
-async fn sys_stop(
-    State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
-) -> Result<Response, ApiError> {
-    require_admin(id.as_deref(), Shape::Appliance)?;
+async fn sys_stop(State(app): State<Shared>) -> Result<Response, ApiError> {
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop())).await?;
     Ok(capture_answer(res, appliance::stopped_message))
@@ -562,7 +570,7 @@ async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
 
 // ─── The JSON API ────────────────────────────────────────────────────────────────────
 
-fn stream_json(s: &StreamInfo) -> Value {
+pub(crate) fn stream_json(s: &StreamInfo) -> Value {
     let n = &s.meta.name;
     json!({
         "name": n,
@@ -597,25 +605,32 @@ async fn api_status(
         Some(v) => v
             .parse::<usize>()
             .map_err(|_| ApiError::bad_request("history must be a number of seconds").api())?,
-    }
-    .min(wirecap_capture::counters::HISTORY_SECONDS);
-    let engine = app.engine.clone();
-    let (f, s, info, hist) = blocking(move || {
-        Ok((
-            engine.status_figures(),
-            engine.status(),
-            engine.capture_info(),
-            engine.counters().history(),
-        ))
-    })
-    .await
-    .map_err(ApiError::api)?;
+    };
+    let a = app.clone();
+    let v = blocking(move || Ok(status_json(&a, secs)))
+        .await
+        .map_err(ApiError::api)?;
+    Ok(json_ok(&v))
+}
+
+/// The JSON status with the last `secs` seconds of counters history. Blocking (reads the
+/// store's size).
+pub(crate) fn status_json(app: &Shared, secs: usize) -> Value {
+    let secs = secs.min(wirecap_capture::counters::HISTORY_SECONDS);
+    let engine = &app.engine;
+    let (f, s, info, hist) = (
+        engine.status_figures(),
+        engine.status(),
+        engine.capture_info(),
+        engine.counters().history(),
+    );
     let hist: Vec<Value> = hist
         .iter()
         .skip(hist.len().saturating_sub(secs))
         .map(|h| json!({"ts": h.ts, "packets": h.packets, "bytes": h.bytes, "drops": h.drops}))
         .collect();
-    Ok(json_ok(&json!({
+    json!({
+        "hostname": app.hostname(),
         "uptime_s": f.uptime.as_secs(),
         "source": app.engine.describe_source(),
         "capture": {
@@ -650,7 +665,7 @@ async fn api_status(
         },
         "last_error": s.last_error,
         "history": hist,
-    })))
+    })
 }
 
 async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
@@ -677,10 +692,8 @@ async fn api_stream(
 
 async fn api_delete(
     State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(id.as_deref(), Shape::Api)?;
     let name = stream_name(&name).map_err(ApiError::api)?;
     let a = app.clone();
     blocking(move || Ok(a.engine.store().delete_stream(&name)?))
@@ -795,11 +808,9 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
 
 async fn api_start(
     State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_admin(id.as_deref(), Shape::Api)?;
     let v = json_body(&headers, &body)?;
     let name = v
         .get("name")
@@ -823,11 +834,9 @@ async fn api_start(
 
 async fn api_stop(
     State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_admin(id.as_deref(), Shape::Api)?;
     json_body(&headers, &body)?;
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop()))
@@ -881,6 +890,8 @@ async fn api_config(State(app): State<Shared>) -> Response {
         "source": app.engine.describe_source(),
         "source_reason": s.source_reason,
         "log_level": s.log_level,
+        "hostname": app.hostname(),
+        "apply_hostname_to_os": s.apply_hostname_to_os,
     }))
 }
 

@@ -105,26 +105,110 @@ pub fn generate_password() -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .at(&tmp)?;
-    f.write_all(bytes).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    crate::config::write_atomically_mode(path, bytes, 0o600).at(path)
+}
+
+/// Why a change to the users was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("user {0} exists already")]
+    Exists(String),
+    #[error("no user named {0}")]
+    NoSuchUser(String),
+    #[error("{0} is the last admin: add another admin first")]
+    LastAdmin(String),
+    #[error("{0}")]
+    Store(#[from] Error),
+}
+
+/// Shortest password accepted for a new or changed password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted (argon2 takes any length; this bounds the work).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A user name: 1–32 of `a-z A-Z 0-9 _ . -`, starting with a letter or `_` (safe in a
+/// URL path, a log line and a shell).
+pub fn validate_user_name(name: &str) -> Result<(), UserError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::InvalidName(format!(
+            "user name {:?}: use 1 to 32 letters, digits, '_', '.' or '-', starting with a letter or '_'",
+            crate::query::short(name)
+        )))
+    }
+}
+
+/// A new password: 8 to 1024 characters, no line breaks or NUL.
+pub fn check_password(password: &str) -> Result<(), UserError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(UserError::WeakPassword(format!(
+            "a password needs at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(UserError::WeakPassword(format!(
+            "a password of at most {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    if password.contains(['\n', '\r', '\0']) {
+        return Err(UserError::WeakPassword(
+            "a password cannot contain line breaks or NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The lock file that serializes changes to `users.json` across processes.
+pub const USERS_LOCK_FILE: &str = ".users.json.lock";
+
+fn find_in<'a>(users: &'a [User], name: &str) -> Result<&'a User, UserError> {
+    users
+        .iter()
+        .find(|u| u.name == name)
+        .ok_or_else(|| UserError::NoSuchUser(crate::query::short(name).into_owned()))
+}
+
+fn admins_in(users: &[User]) -> usize {
+    users.iter().filter(|u| u.role == Role::Admin).count()
+}
+
+/// What identifies a version of `users.json` on disk (to notice an offline change).
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    stamp_of(&std::fs::metadata(path).ok()?)
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// The file's bytes and the stamp of that very version (one open file: a writer renaming
+/// a new version in between cannot pair old bytes with the new stamp, which would hide
+/// the new version from [`Authenticator::reload_if_changed`] for good).
+fn read_with_stamp(path: &Path) -> std::io::Result<(Vec<u8>, Stamp)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let st = stamp_of(&f.metadata()?);
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok((bytes, st))
 }
 
 /// What happened to the admin password at start-up (for the banner).
@@ -139,10 +223,11 @@ pub enum AdminLogin {
 }
 
 /// The user database (small; read at start, written atomically on change).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Users {
     path: PathBuf,
     users: Vec<User>,
+    stamp: Stamp,
 }
 
 impl Users {
@@ -152,8 +237,8 @@ impl Users {
         env_password: Option<&str>,
     ) -> Result<(Self, AdminLogin), Error> {
         let path = dir.join(USERS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        match read_with_stamp(&path) {
+            Ok((bytes, file_stamp)) => {
                 let f: UsersFile = serde_json::from_slice(&bytes).map_err(|e| Error::Users {
                     path: path.clone(),
                     why: e.to_string(),
@@ -166,6 +251,7 @@ impl Users {
                 }
                 let initial = dir.join(INITIAL_PASSWORD_FILE);
                 let users = Self {
+                    stamp: file_stamp,
                     path,
                     users: f.users,
                 };
@@ -199,13 +285,14 @@ impl Users {
                     path: path.clone(),
                     why,
                 })?;
-                let users = Self {
+                let mut users = Self {
                     path,
                     users: vec![User {
                         name: ADMIN.into(),
                         hash,
                         role: Role::Admin,
                     }],
+                    stamp: None,
                 };
                 users.save()?;
                 Ok((users, login))
@@ -214,7 +301,19 @@ impl Users {
         }
     }
 
-    fn save(&self) -> Result<(), Error> {
+    /// Loads an existing `DIR/users.json` (the offline `wirecap users` commands).
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(USERS_FILE);
+        if !path.exists() {
+            return Err(Error::Users {
+                path,
+                why: "no users yet: `wirecap serve` creates the admin user on first start".into(),
+            });
+        }
+        Self::open_or_init(dir, None).map(|(u, _)| u)
+    }
+
+    fn save(&mut self) -> Result<(), Error> {
         let f = UsersFile {
             users: self.users.clone(),
         };
@@ -223,11 +322,114 @@ impl Users {
             why: e.to_string(),
         })?;
         json.push(b'\n');
-        write_private(&self.path, &json)
+        write_private(&self.path, &json)?;
+        // Under `change`'s flock no other wirecap writes between the rename and this stat.
+        self.stamp = stamp(&self.path);
+        Ok(())
     }
 
     fn find(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Names and roles, in file order (never the hashes).
+    pub fn list(&self) -> Vec<(String, Role)> {
+        self.users
+            .iter()
+            .map(|u| (u.name.clone(), u.role))
+            .collect()
+    }
+
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.find(name).map(|u| u.role)
+    }
+
+    fn admins(&self) -> usize {
+        admins_in(&self.users)
+    }
+
+    /// Applies `change` to a copy and saves it; on any error nothing changes. Holds
+    /// `flock(DIR/.users.json.lock)` and starts from the file on disk when another process
+    /// (`wirecap users …` beside the server) changed it, so neither loses the other's
+    /// change. `change` checks its preconditions on what it is given.
+    fn change(
+        &mut self,
+        change: impl FnOnce(&mut Vec<User>) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
+        let lock = dir.join(USERS_LOCK_FILE);
+        let _other_processes = crate::config::FileLock::exclusive(&lock).at(&lock)?;
+        let mut next = if stamp(&self.path) == self.stamp {
+            self.clone()
+        } else {
+            Self::load(&dir)?
+        };
+        change(&mut next.users)?;
+        if next.admins() == 0 {
+            // Every change path checks this before; this is the invariant's last line.
+            return Err(UserError::LastAdmin(ADMIN.into()));
+        }
+        next.save()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Adds a user (argon2: tens of milliseconds; call from a blocking thread).
+    pub fn add(&mut self, name: &str, password: &str, role: Role) -> Result<(), UserError> {
+        validate_user_name(name)?;
+        check_password(password)?;
+        let hash = hash_password(password).map_err(UserError::WeakPassword)?;
+        self.change(|u| {
+            if u.iter().any(|x| x.name == name) {
+                return Err(UserError::Exists(name.to_owned()));
+            }
+            u.push(User {
+                name: name.to_owned(),
+                hash,
+                role,
+            });
+            Ok(())
+        })
+    }
+
+    /// Removes a user; the last admin stays.
+    pub fn remove(&mut self, name: &str) -> Result<(), UserError> {
+        self.change(|u| {
+            let user = find_in(u, name)?;
+            if user.role == Role::Admin && admins_in(u) == 1 {
+                return Err(UserError::LastAdmin(name.to_owned()));
+            }
+            u.retain(|x| x.name != name);
+            Ok(())
+        })
+    }
+
+    /// Sets a user's password.
+    pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), UserError> {
+        find_in(&self.users, name)?;
+        check_password(password)?;
+        let hash = hash_password(password).map_err(UserError::WeakPassword)?;
+        self.change(|u| {
+            find_in(u, name)?;
+            for x in u.iter_mut().filter(|x| x.name == name) {
+                x.hash = hash.clone();
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets a user's role; the last admin cannot be demoted.
+    pub fn set_role(&mut self, name: &str, role: Role) -> Result<(), UserError> {
+        self.change(|u| {
+            let user = find_in(u, name)?;
+            if user.role == Role::Admin && role != Role::Admin && admins_in(u) == 1 {
+                return Err(UserError::LastAdmin(name.to_owned()));
+            }
+            for x in u.iter_mut().filter(|x| x.name == name) {
+                x.role = role;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -245,7 +447,7 @@ pub enum Credentials {
         user: String,
         password: String,
     },
-    /// A session cookie (the browser UI's login, issue 6; not issued yet).
+    /// A session cookie (the browser UI's login, see [`crate::session`]).
     Session {
         id: String,
     },
@@ -297,6 +499,9 @@ pub struct Authenticator {
     users: Mutex<Arc<Users>>,
     cache_key: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// Counts changes to the users. A password check that began before a change must
+    /// not be remembered after it (it may have read the old users), nor a session opened.
+    generation: std::sync::atomic::AtomicU64,
     failures: Mutex<HashMap<IpAddr, Failures>>,
     /// Bounds the CPU spent on argon2 at once (two cores here).
     hashing: Semaphore,
@@ -322,11 +527,105 @@ impl Authenticator {
             users: Mutex::new(Arc::new(users)),
             cache_key,
             cache: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(2),
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
             sessions: crate::session::Sessions::default(),
         }
+    }
+
+    /// Names and roles of the users.
+    pub fn list_users(&self) -> Vec<(String, Role)> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).list()
+    }
+
+    /// Changes the users through `f` (which saves `users.json`); then every session and
+    /// remembered password of `affected` ends, so a removed user, an old password or a
+    /// lost role stops working at once. Blocking (argon2, file writes).
+    pub fn change_users<T>(
+        &self,
+        affected: &str,
+        f: impl FnOnce(&mut Users) -> Result<T, UserError>,
+    ) -> Result<T, UserError> {
+        self.change_users_keeping(affected, None, f)
+    }
+
+    /// [`Self::change_users`], but the session `keep` survives: a user who changes their
+    /// own password stays signed in where they did it (their other sessions end).
+    pub fn change_users_keeping<T>(
+        &self,
+        affected: &str,
+        keep: Option<&str>,
+        f: impl FnOnce(&mut Users) -> Result<T, UserError>,
+    ) -> Result<T, UserError> {
+        // Another process's change first, with its sessions ended (see `reload_if_changed`).
+        self.reload_if_changed();
+        let mut guard = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (**guard).clone();
+        let out = f(&mut next)?;
+        *guard = Arc::new(next);
+        drop(guard);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.sessions.remove_user_except(affected, keep);
+        Ok(out)
+    }
+
+    /// The users' version now (see [`Self::generation`]'s field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn forget(&self, users: &[String]) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // The cache is keyed by a hash of user and password: it cannot be searched by
+        // user, and it refills at one argon2 per user and minute.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for u in users {
+            self.sessions.remove_user(u);
+        }
+    }
+
+    /// Picks up a change made to `users.json` by another process (`wirecap users …`
+    /// beside the running server): ends the sessions of users removed, re-passworded or
+    /// re-roled. Cheap when nothing changed (one stat); call about once a second.
+    pub fn reload_if_changed(&self) {
+        let (path, old_stamp) = {
+            let g = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            (g.path.clone(), g.stamp)
+        };
+        if stamp(&path) == old_stamp {
+            return;
+        }
+        let Some(dir) = path.parent() else { return };
+        let fresh = match Users::load(dir) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(
+                    "{USERS_FILE} changed but cannot be read; keeping the users in memory: {e}"
+                );
+                // Remember this version so that the error is logged once.
+                let mut g = self.users.lock().unwrap_or_else(|e| e.into_inner());
+                let mut same = (**g).clone();
+                same.stamp = stamp(&path);
+                *g = Arc::new(same);
+                return;
+            }
+        };
+        let mut g = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let changed: Vec<String> = g
+            .users
+            .iter()
+            .filter(|old| fresh.find(&old.name) != Some(old))
+            .map(|u| u.name.clone())
+            .collect();
+        *g = Arc::new(fresh);
+        drop(g);
+        tracing::info!(?changed, "{USERS_FILE} changed on disk: users reloaded");
+        self.forget(&changed);
     }
 
     fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
@@ -398,7 +697,20 @@ impl Authenticator {
             None => return Err(Refusal::Missing),
             // A live session is its user; an unknown or expired one is no credential
             // (no failure penalty: ids are unguessable, see `crate::session`).
-            Some(Credentials::Session { id }) => return self.sessions.check(&id),
+            Some(Credentials::Session { id }) => {
+                let who = self.sessions.check(&id)?;
+                // A session opened while its user was being removed or re-roled.
+                let now = self
+                    .users
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .role_of(&who.user);
+                if now != Some(who.role) {
+                    self.sessions.remove(&id);
+                    return Err(Refusal::Missing);
+                }
+                return Ok(who);
+            }
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         let key = self.fingerprint(&user, &password);
@@ -415,6 +727,7 @@ impl Authenticator {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        let generation = self.generation();
         match self.verify(&user, &password).await {
             Some(id) => {
                 self.failures
@@ -425,7 +738,11 @@ impl Authenticator {
                 if c.len() >= MAX_CACHED {
                     c.clear();
                 }
-                c.insert(key, (id.clone(), Instant::now()));
+                // Under the cache's lock: a change bumps the generation before it clears
+                // the cache, so either this entry is cleared or it is never added.
+                if self.generation() == generation {
+                    c.insert(key, (id.clone(), Instant::now()));
+                }
                 Ok(id)
             }
             None => {
@@ -469,6 +786,83 @@ mod tests {
             credentials(None, Some(b"a=b; wirecap_session=xyz")),
             Some(Credentials::Session { id: "xyz".into() })
         );
+    }
+
+    #[tokio::test]
+    async fn users_are_managed_and_the_last_admin_stays() {
+        let d = tempfile::tempdir().unwrap();
+        let (users, _) = Users::open_or_init(d.path(), Some("s3cret-admin")).unwrap();
+        let a = Authenticator::new(users);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let basic = |u: &str, p: &str| {
+            Some(Credentials::Basic {
+                user: u.into(),
+                password: p.into(),
+            })
+        };
+        a.change_users("bob", |u| u.add("bob", "bob-password", Role::Viewer))
+            .unwrap();
+        assert!(matches!(
+            a.change_users("bob", |u| u.add("bob", "xxxxxxxxx", Role::Viewer)),
+            Err(UserError::Exists(_))
+        ));
+        assert!(matches!(
+            a.change_users("x", |u| u.add("x y", "xxxxxxxxx", Role::Viewer)),
+            Err(UserError::InvalidName(_))
+        ));
+        assert!(matches!(
+            a.change_users("c", |u| u.add("c", "short", Role::Viewer)),
+            Err(UserError::WeakPassword(_))
+        ));
+        let bob = a.check(basic("bob", "bob-password"), ip).await.unwrap();
+        assert_eq!(bob.role, Role::Viewer);
+        let (sid, _) = a.sessions.create(bob);
+        // A changed password ends the cached Basic login and the session at once.
+        a.change_users("bob", |u| u.set_password("bob", "new-password"))
+            .unwrap();
+        assert_eq!(a.sessions.check(&sid), Err(Refusal::Missing));
+        assert_eq!(
+            a.check(basic("bob", "bob-password"), ip).await,
+            Err(Refusal::Wrong)
+        );
+        assert!(a.check(basic("bob", "new-password"), ip).await.is_ok());
+        // The last admin can be neither removed nor demoted.
+        assert!(matches!(
+            a.change_users(ADMIN, |u| u.remove(ADMIN)),
+            Err(UserError::LastAdmin(_))
+        ));
+        assert!(matches!(
+            a.change_users(ADMIN, |u| u.set_role(ADMIN, Role::Viewer)),
+            Err(UserError::LastAdmin(_))
+        ));
+        a.change_users("bob", |u| u.set_role("bob", Role::Admin))
+            .unwrap();
+        a.change_users(ADMIN, |u| u.remove(ADMIN)).unwrap();
+        assert_eq!(a.list_users(), vec![("bob".to_owned(), Role::Admin)]);
+        // What was saved is what a restart loads.
+        let again = Users::load(d.path()).unwrap();
+        assert_eq!(again.list(), a.list_users());
+        let text = std::fs::read_to_string(d.path().join(USERS_FILE)).unwrap();
+        assert!(!text.contains("new-password"));
+    }
+
+    #[tokio::test]
+    async fn an_offline_change_is_picked_up() {
+        let d = tempfile::tempdir().unwrap();
+        let (users, _) = Users::open_or_init(d.path(), Some("s3cret-admin")).unwrap();
+        let a = Authenticator::new(users);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let creds = Some(Credentials::Basic {
+            user: ADMIN.into(),
+            password: "s3cret-admin".into(),
+        });
+        let admin = a.check(creds.clone(), ip).await.unwrap();
+        let (sid, _) = a.sessions.create(admin);
+        let mut other = Users::load(d.path()).unwrap();
+        other.set_password(ADMIN, "changed-offline").unwrap();
+        a.reload_if_changed();
+        assert_eq!(a.sessions.check(&sid), Err(Refusal::Missing));
+        assert_eq!(a.check(creds, ip).await, Err(Refusal::Wrong));
     }
 
     #[test]

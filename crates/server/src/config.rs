@@ -2,6 +2,8 @@
 //! the command line.
 //!
 //! ```toml
+//! hostname = "probe-fra-1"        # the appliance's name (RFC 1123), shown everywhere
+//! apply_hostname_to_os = false    # also sethostname(2) + /etc/hostname (needs CAP_SYS_ADMIN)
 //! http  = "127.0.0.1:8080"        # plain HTTP listener, off unless given
 //! https = "0.0.0.0:8443"          # HTTPS listener (the default when neither is given)
 //!
@@ -24,6 +26,15 @@
 //! health_timeout_secs = 60        # a restarted release not up by then is rolled back
 //! max_upload_mb = 512             # largest release archive accepted
 //! ```
+//!
+//! Errors point at the line: syntax and type errors come from `toml` with line and column;
+//! the semantic checks of [`FileConfig::parse`] (two capture sources, a listener that is
+//! not HOST:PORT, an invalid hostname, …) name the key and look its line up in the text
+//! with `toml_edit`'s spans.
+//!
+//! [`update`] is the only writer: it serializes writers of this process (a mutex) and of
+//! other processes (`flock` on `DIR/.wirecap.toml.lock`, so `wirecap hostname` beside a
+//! running server cannot lose the server's change), and replaces the file atomically.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +52,12 @@ pub const DEFAULT_SYNTHETIC_PPS: u64 = 1000;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The appliance's name (RFC 1123); the OS hostname when not set.
+    pub hostname: Option<String>,
+    /// Apply `hostname` to the OS (sethostname(2) and /etc/hostname) when the process has
+    /// CAP_SYS_ADMIN. Off by default: a capture box's name is often the host's business.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apply_hostname_to_os: bool,
     pub http: Option<String>,
     pub https: Option<String>,
     #[serde(default)]
@@ -114,32 +131,139 @@ impl FileConfig {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        let n = [
-            c.capture.interface.is_some(),
-            c.capture.replay.is_some(),
-            c.capture.synthetic.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if n > 1 {
-            return Err("[capture]: give one of interface, replay or synthetic".into());
-        }
-        if c.tls.cert.is_some() != c.tls.key.is_some() {
-            return Err("[tls]: give both cert and key, or neither".into());
-        }
-        for k in &c.update.trusted_keys {
-            crate::release::read_public_key(k)
-                .map_err(|e| format!("[update] trusted_keys: {e}"))?;
-        }
-        if c.update.require_signature && c.update.trusted_keys.is_empty() {
-            return Err(
-                "[update] require_signature = true needs trusted_keys (from `wirecap release keygen`)"
-                    .into(),
-            );
-        }
+        c.validate().map_err(|e| e.render(text))?;
         Ok(c)
     }
+
+    /// The semantic checks a syntactically valid file must also pass.
+    fn validate(&self) -> Result<(), KeyError> {
+        let sources = [
+            ("interface", self.capture.interface.is_some()),
+            ("replay", self.capture.replay.is_some()),
+            ("synthetic", self.capture.synthetic.is_some()),
+        ];
+        let set: Vec<&str> = sources.iter().filter(|s| s.1).map(|s| s.0).collect();
+        if set.len() > 1 {
+            return Err(KeyError::new(
+                &["capture", set[1]],
+                format!(
+                    "give one of interface, replay or synthetic ({} is set too)",
+                    set[0]
+                ),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            let (given, missing) = if self.tls.cert.is_some() {
+                ("cert", "key")
+            } else {
+                ("key", "cert")
+            };
+            return Err(KeyError::new(
+                &["tls", given],
+                format!("give both cert and key, or neither ({missing} is missing)"),
+            ));
+        }
+        for (key, v) in [("http", &self.http), ("https", &self.https)] {
+            if let Some(a) = v {
+                check_listen_addr(a).map_err(|why| KeyError::new(&[key], why))?;
+            }
+        }
+        if let Some(h) = &self.hostname {
+            crate::hostname::validate(h).map_err(|why| KeyError::new(&["hostname"], why))?;
+        }
+        if let Some(sp) = &self.capture.speed {
+            sp.parse::<wirecap_capture::replay::Speed>()
+                .map_err(|why| KeyError::new(&["capture", "speed"], why))?;
+        }
+        if let Some(level) = &self.log.level {
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+                KeyError::new(
+                    &["log", "level"],
+                    format!("{level:?} is not a log level or tracing filter ({e}); e.g. \"info\" or \"wirecap_server=debug,info\""),
+                )
+            })?;
+        }
+        for k in &self.update.trusted_keys {
+            crate::release::read_public_key(k)
+                .map_err(|e| KeyError::new(&["update", "trusted_keys"], e.to_string()))?;
+        }
+        if self.update.require_signature && self.update.trusted_keys.is_empty() {
+            return Err(KeyError::new(
+                &["update", "require_signature"],
+                "true needs trusted_keys (from `wirecap release keygen`)".into(),
+            ));
+        }
+        if self.capture.synthetic == Some(0) {
+            return Err(KeyError::new(
+                &["capture", "synthetic"],
+                "packets per second must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A semantic error in the file: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyError {
+    path: Vec<String>,
+    why: String,
+}
+
+impl KeyError {
+    fn new(path: &[&str], why: String) -> Self {
+        Self {
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
+            why,
+        }
+    }
+
+    /// `line 4, [capture] replay: …` (the line when the key is in `text`).
+    fn render(&self, text: &str) -> String {
+        let key = match self.path.as_slice() {
+            [k] => k.clone(),
+            [table @ .., k] => format!("[{}] {k}", table.join(".")),
+            [] => String::new(),
+        };
+        match line_of(text, &self.path) {
+            Some(n) => format!("line {n}, {key}: {}", self.why),
+            None => format!("{key}: {}", self.why),
+        }
+    }
+}
+
+/// The 1-based line where the key `path` (table names, then the key) is written.
+pub fn line_of(text: &str, path: &[String]) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let (last, tables) = path.split_last()?;
+    let mut t: &dyn toml_edit::TableLike = doc.as_table();
+    for name in tables {
+        t = t.get(name)?.as_table_like()?;
+    }
+    let (k, _) = t.get_key_value(last)?;
+    let at = k.span()?.start;
+    Some(text[..at.min(text.len())].matches('\n').count() + 1)
+}
+
+/// A listener address as the server will bind it: `HOST:PORT`, `[V6]:PORT` or `:PORT`.
+pub fn check_listen_addr(a: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "{a:?} is not a listen address: give HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8443"
+        )
+    };
+    let (host, port) = a.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(drop)
+            .map_err(|_| bad());
+    }
+    crate::hostname::validate(host).map_err(|_| bad())
 }
 
 /// Serializes every change to `DIR/wirecap.toml` made by this process, so that two API
@@ -157,6 +281,8 @@ pub fn update(
     change: impl FnOnce(&mut FileConfig) -> Result<(), String>,
 ) -> Result<FileConfig, String> {
     let _serial = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _other_processes = FileLock::exclusive(&dir.join(LOCK_FILE))
+        .map_err(|e| format!("{}: {e}", dir.join(LOCK_FILE).display()))?;
     let mut c = FileConfig::load(dir).map_err(|e| e.to_string())?;
     change(&mut c)?;
     let body = toml::to_string(&c).map_err(|e| e.to_string())?;
@@ -172,9 +298,47 @@ pub fn update(
     Ok(checked)
 }
 
+/// The lock file that serializes [`update`] across processes.
+pub const LOCK_FILE: &str = ".wirecap.toml.lock";
+
+/// An exclusive `flock` held until dropped (the kernel drops it if the process dies).
+pub(crate) struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    pub(crate) fn exclusive(path: &Path) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            // SAFETY: the descriptor is open for as long as `f` lives; flock has no
+            // other preconditions.
+            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(Self { _file: f });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` so that readers and a crash see the old or the new content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomically`] with the file created with `mode` (before the umask), so that a
+/// private file (`users.json`, 0600) is never readable by others, not even for a moment.
+pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -186,7 +350,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -247,6 +415,9 @@ pub struct Settings {
     pub source_reason: String,
     pub log_level: String,
     pub update: UpdateConfig,
+    /// `hostname` from the file.
+    pub hostname: Option<String>,
+    pub apply_hostname_to_os: bool,
 }
 
 /// Whether this process may open AF_PACKET sockets (root or CAP_NET_RAW).
@@ -309,6 +480,8 @@ impl Settings {
             source_reason,
             log_level: file.log.level.unwrap_or_else(|| "info".into()),
             update: file.update,
+            hostname: file.hostname,
+            apply_hostname_to_os: file.apply_hostname_to_os,
         }
     }
 }
@@ -373,8 +546,62 @@ mod tests {
             FileConfig::load(d.path()).unwrap().capture.synthetic,
             Some(7)
         );
-        let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != LOCK_FILE)
+            .collect();
         assert_eq!(leftovers.len(), 1, "only wirecap.toml: {leftovers:?}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key_and_line() {
+        let err = FileConfig::parse(
+            "http = \"127.0.0.1:1\"\n\n[capture]\ninterface = \"eth0\"\nreplay = \"/x.pcap\"\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("line 5, [capture] replay:"), "{err}");
+        assert!(err.contains("interface is set too"), "{err}");
+        let err = FileConfig::parse("# c\nhttps = \"localhost\"\n").unwrap_err();
+        assert!(err.starts_with("line 2, https:"), "{err}");
+        let err = FileConfig::parse("http = \"1.2.3.4:99999\"").unwrap_err();
+        assert!(err.starts_with("line 1, http:"), "{err}");
+        let err = FileConfig::parse("\nhostname = \"-bad_name\"").unwrap_err();
+        assert!(err.starts_with("line 2, hostname:"), "{err}");
+        let err = FileConfig::parse("[tls]\n\nkey = \"/k.pem\"").unwrap_err();
+        assert!(err.starts_with("line 3, [tls] key:"), "{err}");
+        let err = FileConfig::parse("[log]\nlevel = \"wirecap=loudest\"").unwrap_err();
+        assert!(err.starts_with("line 2, [log] level:"), "{err}");
+        let err = FileConfig::parse("[capture]\nreplay = \"/x\"\nspeed = \"fast\"").unwrap_err();
+        assert!(err.starts_with("line 3, [capture] speed:"), "{err}");
+        // Inline tables have spans too.
+        let err = FileConfig::parse("capture = { synthetic = 5, interface = \"e\" }").unwrap_err();
+        assert!(err.starts_with("line 1, [capture] synthetic:"), "{err}");
+        for ok in [
+            "127.0.0.1:80",
+            ":8443",
+            "[::1]:8443",
+            "localhost:8080",
+            "0.0.0.0:0",
+        ] {
+            assert_eq!(check_listen_addr(ok), Ok(()), "{ok}");
+        }
+        for bad in ["127.0.0.1", "x:y", "[::1:80", "a b:80"] {
+            assert!(check_listen_addr(bad).is_err(), "{bad}");
+        }
+        let c = FileConfig::parse("hostname = \"probe-1\"\napply_hostname_to_os = true").unwrap();
+        assert_eq!(c.hostname.as_deref(), Some("probe-1"));
+        assert!(c.apply_hostname_to_os);
+    }
+
+    #[test]
+    fn private_files_are_created_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        write_atomically_mode(&p, b"{}", 0o600).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! over HTTP(S).
 //!
 //! ```text
-//!   curl / scripts / UI ──HTTP(S)──► guard (limits, Basic auth + per-IP backoff, access log, metrics)
+//!   curl / scripts / UI ──HTTP(S)──► guard (limits, Basic auth + per-IP backoff, role (access), access log, metrics)
 //!                                        │
 //!        ┌───────────────────────────────┼─────────────────────────────┐
 //!   /sysmaster/* ──► engine        /plain/* ──► appliance (pure text)   /pcap/*, /api/v1/*/pcap ──► download
@@ -13,7 +13,9 @@
 //! functions, tested against the manual's examples), the JSON API and its OpenAPI document
 //! ([`openapi`]), users and authentication ([`auth`]), TLS ([`tls`]), configuration
 //! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
-//! ([`download`]), the capture engine's lifecycle ([`engine`]), and the browser UI: its
+//! ([`download`]), the capture engine's lifecycle ([`engine`]), who may do what
+//! ([`access`]: one rule for every route), the appliance's own administration (users in
+//! [`auth`], [`hostname`], system [`report`]s, their routes in [`api_admin`]), and the browser UI: its
 //! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
 //! compact JSON it reads ([`api_ui`]); software update: release archives ([`release`]),
 //! installing, restarting into and rolling back releases ([`update`]).
@@ -23,6 +25,8 @@
 //! the UI's login page, its code and the login itself), or
 //! let a stream name from a URL reach the file system before the store validated it.
 
+pub mod access;
+pub mod api_admin;
 pub mod api_ui;
 pub mod app;
 pub mod appliance;
@@ -32,10 +36,12 @@ pub mod config;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod hostname;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
 pub mod release;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod tls;

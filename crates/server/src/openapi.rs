@@ -171,6 +171,7 @@ pub fn document() -> Value {
         .into_iter()
         .chain(crate::api_ui::openapi_paths())
         .chain(crate::update::openapi_paths())
+        .chain(crate::api_admin::openapi_paths())
     {
         doc["paths"][path] = item;
     }

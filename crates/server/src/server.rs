@@ -162,13 +162,32 @@ async fn serve(
         None => None,
     };
     let engine = Arc::new(engine);
+    let hostname = crate::hostname::effective(settings.hostname.as_deref());
+    if let Some(h) = &settings.hostname {
+        // The configured name wins over the OS's after a reboot too, when allowed.
+        match crate::hostname::apply_to_os(
+            h,
+            settings.apply_hostname_to_os,
+            Path::new(crate::hostname::ETC_HOSTNAME),
+        ) {
+            Ok(crate::hostname::OsApply::NoCapability) => tracing::warn!(
+                hostname = %h,
+                "apply_hostname_to_os is on but the process lacks CAP_SYS_ADMIN: the OS keeps its name"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot apply the hostname to the OS: {e}"),
+        }
+    }
     let state = Arc::new(AppState {
         engine: engine.clone(),
         auth: Authenticator::new(users),
         metrics: Metrics::new(),
         slots: Slots::default(),
         settings: settings.clone(),
+        hostname: std::sync::RwLock::new(hostname),
+        reports: crate::report::Jobs::default(),
     });
+    let shared = state.clone();
     let app = router(state);
     let handle = axum_server::Handle::new();
     let mut tasks = Vec::new();
@@ -210,17 +229,29 @@ async fn serve(
     // Listeners bound and the store open: a release restarted into is good to keep.
     Releases::new(&dir).mark_healthy();
 
-    // Once a second: watch the link, seal a replay that reached its end.
+    // Once a second: watch the link, seal a replay that reached its end, notice users
+    // changed by `wirecap users` beside the server.
     let ticker = {
         let engine = engine.clone();
+        let state = shared.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
             loop {
                 t.tick().await;
                 let e = engine.clone();
+                let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     e.observe_link();
                     e.reap_finished();
+                    s.auth.reload_if_changed();
+                    // `wirecap hostname` beside the server writes the file only; without
+                    // a configured name the OS's is shown, and the OS's may change too.
+                    if let Ok(c) = FileConfig::load(&s.settings.data) {
+                        let h = crate::hostname::effective(c.hostname.as_deref());
+                        if h != s.hostname() {
+                            s.set_hostname(&h);
+                        }
+                    }
                 })
                 .await;
             }

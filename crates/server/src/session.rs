@@ -146,6 +146,14 @@ impl Sessions {
             .retain(|_, s| s.identity.user != user);
     }
 
+    /// Ends every session of `user` but `keep`.
+    pub fn remove_user_except(&self, user: &str, keep: Option<&str>) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, s| s.identity.user != user || Some(id.as_str()) == keep);
+    }
+
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -158,8 +166,7 @@ impl Sessions {
 /// Does this request change something? (The manual's capture routes are GETs that do.)
 pub fn is_unsafe(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || path == "/sysmaster/capture_start"
-        || path == "/sysmaster/capture_stop"
+        || crate::access::CHANGING_GETS.contains(&path)
 }
 
 /// Routes the guard lets through without credentials: the login itself.
@@ -259,18 +266,18 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-fn me(identity: &Identity, csrf: &str) -> serde_json::Value {
+fn me(app: &Shared, identity: &Identity, csrf: &str) -> serde_json::Value {
     json!({
         "user": identity.user,
         "role": identity.role,
         "csrf": csrf,
-        "hostname": crate::ui::hostname(),
+        "hostname": app.hostname(),
     })
 }
 
 async fn whoami(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match session_id(&headers).and_then(|id| app.auth.sessions.get(&id)) {
-        Some((identity, csrf)) => json(StatusCode::OK, &me(&identity, &csrf)),
+        Some((identity, csrf)) => json(StatusCode::OK, &me(&app, &identity, &csrf)),
         // Signed in with Basic auth, not a session: nothing to tell the UI.
         None => json(
             StatusCode::UNAUTHORIZED,
@@ -326,6 +333,7 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         user: user.to_owned(),
         password: password.to_owned(),
     };
+    let generation = app.auth.generation();
     let identity = match app.auth.check(Some(creds), peer).await {
         Ok(i) => i,
         Err(_) => {
@@ -341,6 +349,16 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         app.auth.sessions.remove(&old);
     }
     let (id, csrf) = app.auth.sessions.create(identity.clone());
+    // The users changed while the password was checked: the check may have read the old
+    // ones. A change bumps the generation before it ends sessions, so one of the two
+    // catches a session opened in between.
+    if app.auth.generation() != generation {
+        app.auth.sessions.remove(&id);
+        return json(
+            StatusCode::CONFLICT,
+            &json!({"error": "the users changed while signing in: sign in again"}),
+        );
+    }
     let https = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -351,7 +369,7 @@ async fn login(State(app): State<Shared>, req: Request) -> Response {
         if https { "; Secure" } else { "" }
     );
     tracing::info!(%peer, user = %identity.user, "signed in");
-    let mut r = json(StatusCode::OK, &me(&identity, &csrf));
+    let mut r = json(StatusCode::OK, &me(&app, &identity, &csrf));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -398,6 +416,10 @@ mod tests {
         let (a, _) = s.create(alice());
         s.remove_user("alice");
         assert!(s.get(&a).is_none() && s.is_empty());
+        let (a, _) = s.create(alice());
+        let (b, _) = s.create(alice());
+        s.remove_user_except("alice", Some(&b));
+        assert!(s.get(&a).is_none() && s.get(&b).is_some());
     }
 
     fn uri(s: &str) -> Uri {

@@ -44,7 +44,7 @@ use std::io::Write as _;
 pub struct Assets;
 
 /// The routes of the UI's files; merge them into the app's router (outside auth).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes() -> Router<crate::app::Shared> {
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
@@ -65,15 +65,6 @@ fn content_type(path: &str) -> &'static str {
         "json" => "application/json",
         _ => "application/octet-stream",
     }
-}
-
-/// The machine's hostname (the appliance's name in every page title).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "wirecap".to_owned())
 }
 
 fn escape_html(s: &str) -> String {
@@ -133,8 +124,10 @@ const MISSING_DEPS: &str = "<!doctype html><meta charset=utf-8><title>wirecap</t
 (<code>scripts/run.sh</code> does). The HTTP API works without it: see \
 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>";
 
-/// `GET /`: the app's page with the hostname filled in.
-pub async fn index() -> Response {
+/// `GET /`: the app's page with the appliance's hostname filled in.
+pub async fn index(
+    axum::extract::State(app): axum::extract::State<crate::app::Shared>,
+) -> Response {
     let Some(file) = Assets::get("index.html") else {
         return (
             StatusCode::OK,
@@ -152,7 +145,7 @@ pub async fn index() -> Response {
             .into_response();
     }
     let page =
-        String::from_utf8_lossy(&file.data).replace("{{hostname}}", &escape_html(&hostname()));
+        String::from_utf8_lossy(&file.data).replace("{{hostname}}", &escape_html(&app.hostname()));
     let mut r = (
         [
             (

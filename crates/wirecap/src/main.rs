@@ -10,13 +10,16 @@ mod doctor;
 mod export;
 mod filter_cmd;
 mod generate;
+mod hostname_cmd;
 mod import;
 mod install_cmd;
 mod listing;
 mod output;
 mod release_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod update_cmd;
+mod users_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +105,12 @@ enum Cmd {
     /// (started by the server itself)
     #[command(name = "update-watchdog", hide = true)]
     UpdateWatchdog(update_cmd::WatchdogArgs),
+    /// Users and roles of the data directory: list, add, remove, passwd, role
+    Users(users_cmd::UsersArgs),
+    /// Show or set the appliance's hostname (kept in DIR/wirecap.toml)
+    Hostname(hostname_cmd::HostnameArgs),
+    /// Make a system report (logs, config without secrets, streams, system facts) in DIR/upload
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +138,9 @@ fn main() -> ExitCode {
         Cmd::Install(a) => install_cmd::run(a),
         Cmd::Doctor(a) => doctor::run(a),
         Cmd::UpdateWatchdog(a) => update_cmd::watchdog(a),
+        Cmd::Users(a) => users_cmd::run(a),
+        Cmd::Hostname(a) => hostname_cmd::run(a),
+        Cmd::Report(a) => report_cmd::run(a),
     };
     match r {
         Ok(code) => code,

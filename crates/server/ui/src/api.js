@@ -79,6 +79,7 @@ export async function status() {
     source: s.source,
     drops: s.drops,
     last_error: s.last_error,
+    hostname: s.hostname,
   };
 }
 export const history = (seconds) => api(`/api/v1/ui/history${q({ seconds })}`);
@@ -94,6 +95,18 @@ export const analysis = (name, body) => api(`/api/v1/ui/streams/${enc(name)}/ana
 export const interfaces = () => api('/api/v1/ui/interfaces');
 export const setCaptureInterface = (name) => api('/api/v1/ui/capture/interface', { method: 'PUT', body: { interface: name } });
 export const system = () => api('/api/v1/ui/system');
+export const setHostname = (hostname) => api('/api/v1/hostname', { method: 'PUT', body: { hostname } });
+export const users = {
+  list: () => api('/api/v1/users'),
+  add: (u) => api('/api/v1/users', { method: 'POST', body: u }),
+  remove: (name) => api(`/api/v1/users/${enc(name)}`, { method: 'DELETE' }),
+  change: (name, body) => api(`/api/v1/users/${enc(name)}`, { method: 'PATCH', body }),
+};
+export const reports = {
+  list: () => api('/api/v1/reports'),
+  start: (recipient) => api('/api/v1/report', { method: 'POST', body: recipient ? { recipient } : {} }),
+  job: (id) => api(`/api/v1/report/${enc(id)}`),
+};
 
 // Download links (plain GETs: the browser saves the file; the session cookie authenticates).
 export const downloadUrl = {

@@ -101,10 +101,12 @@ function Shell({ me, onLogout }) {
   usePoll(refresh, 1000);
 
   const page = route.parts[0] || 'dashboard';
+  // The page came with the hostname; the status keeps it current after a change.
+  const host = (status && status.hostname) || hostname;
   useEffect(() => {
     const label = (PAGES.find(([p]) => p === page) || [0, 'wirecap'])[1];
-    document.title = `${status && status.capture_active ? '● ' : ''}${label} · ${hostname} · wirecap`;
-  }, [page, status && status.capture_active]);
+    document.title = `${status && status.capture_active ? '● ' : ''}${label} · ${host} · wirecap`;
+  }, [page, status && status.capture_active, host]);
 
   const props = { status, refresh, route };
   let body;
@@ -114,13 +116,13 @@ function Shell({ me, onLogout }) {
     case 'files': body = route.parts[1] ? html`<${Page} name="StreamPage" key=${route.parts[1]} ...${props} name_=${route.parts[1]} />` : html`<${Page} name="Files" ...${props} />`; break;
     case 'analysis': body = html`<${Page} name="Analysis" ...${props} />`; break;
     case 'config': body = html`<${Page} name="Config" ...${props} />`; break;
-    case 'tools': body = html`<${Page} name="Tools" ...${props} me=${me} hostname=${hostname} />`; break;
+    case 'tools': body = html`<${Page} name="Tools" ...${props} me=${me} hostname=${host} />`; break;
     default: body = html`<div class="msg error">No page <code>${page}</code>. <a href="#/dashboard">Dashboard</a></div>`;
   }
   return html`<div class="shell">
     <header class="top">
       <span class="brand"><img src="/ui/icon.svg" alt="" />wirecap</span>
-      <span class="host" title="appliance hostname">${hostname}</span>
+      <span class="host" title="appliance hostname" data-test="hostname">${host}</span>
       <${RecIndicator} status=${status} />
       <span class="spacer"></span>
       ${statusError && html`<span class="tag" style="background:#fdecea;color:#8e1c14" title=${String(statusError.message)}>server unreachable</span>`}

@@ -372,11 +372,16 @@ async function main() {
       await shot('10-config');
     });
 
-    await check('tools page says what is coming', async () => {
+    await check('tools: setting the hostname shows it in the title', async () => {
       await page.goto(`${base}/#/tools`);
-      await page.waitForSelector('text=System report');
       await page.waitForSelector('[data-test=version]:has-text("wirecap 0.")');
-      expect(await page.isVisible('text=coming with issue 8'), 'no "coming" marker');
+      await page.fill('[data-test=hostname-input]', 'bad_name');
+      expect(await page.isDisabled('[data-test=hostname-save]'), 'an invalid hostname can be saved');
+      await page.fill('[data-test=hostname-input]', 'ui-probe-1');
+      await page.click('[data-test=hostname-save]');
+      await page.waitForSelector('[data-test=hostname-msg]:has-text("ui-probe-1")');
+      await page.waitForFunction(() => document.title.includes('ui-probe-1'), null, { timeout: 10000 });
+      await page.waitForSelector('header [data-test=hostname]:text("ui-probe-1")');
       await shot('11-tools');
     });
 
@@ -395,6 +400,63 @@ async function main() {
       await page.waitForSelector('[data-test=update-history] >> text=refused');
       expect(await page.isVisible('table[data-test=releases] >> text=No releases installed'), 'a refused archive was listed');
       await shot('11b-software-update');
+    });
+
+    await check('tools: a system report is generated and downloaded', async () => {
+      await page.goto(`${base}/#/tools`);
+      await page.click('[data-test=report-start]');
+      await page.waitForSelector('[data-test=report-download]', { timeout: 60000 });
+      const name = await page.textContent('[data-test=report-download]');
+      expect(/^report_ui-probe-1_\d{8}_\d{6}\.tar\.gz$/.test(name), `report named ${name}`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=report-download]')]);
+      const file = join(OUT, name);
+      await download.saveAs(file);
+      const listing = run('tar', ['tzf', file]);
+      for (const want of ['/filelist', '/status.json', '/config.toml', '/streams.json', '/system.json']) {
+        expect(listing.includes(want), `${want} not in the report:\n${listing}`);
+      }
+      await page.waitForSelector(`table[data-test=reports] a:text("${name}")`);
+      await shot('11b-report');
+    });
+
+    await check('a viewer sees REC refused and the tools read-only', async () => {
+      const add = await fetch(`${base}/api/v1/users`, {
+        method: 'POST',
+        headers: { Authorization: server.auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'viewer1', password: 'viewer-password', role: 'viewer' }),
+      });
+      expect(add.status === 201, `adding a viewer: ${add.status}`);
+      const vctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+      try {
+        const v = await vctx.newPage();
+        await v.goto(base);
+        await v.fill('#user', 'viewer1');
+        await v.fill('#password', 'viewer-password');
+        await v.click('button[type=submit]');
+        await v.waitForSelector('main h1:text("Dashboard")');
+        await v.goto(`${base}/#/capture`);
+        await v.fill('[data-test=capture-name-input]', 'viewertest');
+        await v.click('[data-test=rec-button]');
+        await v.waitForSelector('.msg.error:has-text("admin role")');
+        await v.screenshot({ path: join(OUT, '13-viewer-rec-refused.png'), fullPage: true });
+        const st = await (await fetch(`${base}/api/v1/status?history=0`, { headers: { Authorization: server.auth } })).json();
+        expect(!st.capture.active, 'the viewer started a capture');
+        await v.goto(`${base}/#/tools`);
+        await v.waitForSelector('[data-test=whoami]:has-text("viewer1 (viewer)")');
+        expect(!(await v.isVisible('[data-test=hostname-input]')), 'a viewer sees the hostname form');
+        expect(!(await v.isVisible('[data-test=report-start]')), 'a viewer sees the report button');
+        expect(!(await v.isVisible('[data-test=user-add]')), 'a viewer sees the add-user form');
+        // A viewer changes their own password with the current one.
+        await v.fill('[data-test=current-password]', 'viewer-password');
+        await v.fill('[data-test=new-password]', 'viewer-password-2');
+        await v.click('[data-test=change-password]');
+        await v.waitForSelector('[data-test=users-msg]:has-text("changed")');
+        const vauth = `Basic ${Buffer.from('viewer1:viewer-password-2').toString('base64')}`;
+        const who = await fetch(`${base}/api/v1/status?history=0`, { headers: { Authorization: vauth } });
+        expect(who.ok, `the new password does not work: ${who.status}`);
+      } finally {
+        await vctx.close();
+      }
     });
 
     await check('deleting a stream asks for confirmation', async () => {
