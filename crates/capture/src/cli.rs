@@ -71,6 +71,7 @@ impl Capture {
         let opts = SinkOptions {
             chunk_bytes: config.chunk_bytes,
             direct_io,
+            segment_bytes: config.segment_bytes,
         };
         let sink = StoreSink::create_with(
             store,

@@ -75,6 +75,9 @@ pub struct PipelineConfig {
     /// without a chance. A kill loses nothing either way; a sync bounds what a power cut
     /// or kernel crash can take.
     pub sync_interval: Option<Duration>,
+    /// Size at which the stream's segment files are closed: the unit in which retention
+    /// trims the oldest part of a running capture.
+    pub segment_bytes: u64,
 }
 
 impl Default for PipelineConfig {
@@ -90,6 +93,7 @@ impl Default for PipelineConfig {
             stop_grace: Duration::from_secs(10),
             direct_io: true,
             sync_interval: Some(Duration::from_secs(2)),
+            segment_bytes: wirecap_store::WriterOptions::default().segment_bytes,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct SinkOptions {
     /// O_DIRECT segments where the file system allows it (else the page cache, and
     /// [`StoreSink::write_mode`] says why).
     pub direct_io: bool,
+    /// Segment file size (see [`wirecap_store::WriterOptions::segment_bytes`]).
+    pub segment_bytes: u64,
 }
 
 impl Default for SinkOptions {
@@ -27,6 +29,7 @@ impl Default for SinkOptions {
         Self {
             chunk_bytes: wirecap_store::DEFAULT_CHUNK_BYTES,
             direct_io: false,
+            segment_bytes: WriterOptions::default().segment_bytes,
         }
     }
 }
@@ -119,6 +122,7 @@ impl StoreSink {
             // The pipeline's writer decides when to sync (when it has caught up).
             sync_interval: None,
             direct_io,
+            segment_bytes: opts.segment_bytes,
             ..WriterOptions::default()
         };
         let writer = store

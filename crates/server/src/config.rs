@@ -17,7 +17,14 @@
 //!
 //! [log]
 //! level = "info"                  # or a tracing filter such as "wirecap_server=debug,info"
+//!
+//! timezone = "Europe/Berlin"      # schedules' default time zone (UTC when absent)
+//! [[schedule]]                    # named capture schedules: see crate::schedule
+//! [retention]                     # disk budget and watermarks: see crate::retention
 //! ```
+//!
+//! The server rereads the file when its modification time changes (so `wirecap schedule`
+//! and `wirecap retention` edits made while it runs take effect within a second).
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +39,7 @@ pub const DEFAULT_HTTPS: &str = "0.0.0.0:8443";
 /// Packets per second of the synthetic source when nothing else is configured.
 pub const DEFAULT_SYNTHETIC_PPS: u64 = 1000;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub http: Option<String>,
@@ -43,6 +50,13 @@ pub struct FileConfig {
     pub capture: CaptureConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Default time zone of schedules (IANA name); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<crate::schedule::ScheduleConfig>,
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -95,6 +109,9 @@ impl FileConfig {
         if c.tls.cert.is_some() != c.tls.key.is_some() {
             return Err("[tls]: give both cert and key, or neither".into());
         }
+        crate::schedule::validate_all(&c.schedule, c.timezone.as_deref())
+            .map_err(|e| format!("[[schedule]] {e}"))?;
+        c.retention.validate()?;
         Ok(c)
     }
 }

@@ -22,6 +22,7 @@
 //! the UI's login page, its code and the login itself), or
 //! let a stream name from a URL reach the file system before the store validated it.
 
+pub mod api_ops;
 pub mod api_ui;
 pub mod app;
 pub mod appliance;
@@ -33,7 +34,11 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod query;
+pub mod retention;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -17,6 +17,7 @@ use crate::download::Slots;
 use crate::engine::Engine;
 use crate::error::{Error, IoContext};
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::tls;
 
 /// Environment variable with the admin password for the first start.
@@ -102,7 +103,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     std::fs::create_dir_all(&dir).at(&dir)?;
     crate::config::cleanup_temp_files(&dir);
     let file = FileConfig::load(&dir)?;
-    let settings = Settings::resolve(args, file);
+    let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;
     tls::install_crypto_provider();
 
@@ -113,18 +114,20 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;
     let engine = Engine::new(store, settings.source.clone()).map_err(Error::Other)?;
+    let ops = Operations::new(&dir, &file, &engine);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wc-http")
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings, engine, users, login))
+    runtime.block_on(serve(settings, engine, ops, users, login))
 }
 
 async fn serve(
     settings: Settings,
     engine: Engine,
+    ops: Operations,
     users: Users,
     login: AdminLogin,
 ) -> Result<(), Error> {
@@ -140,7 +143,9 @@ async fn serve(
         None => None,
     };
     let engine = Arc::new(engine);
+    let ops = Arc::new(ops);
     let state = Arc::new(AppState {
+        ops: ops.clone(),
         engine: engine.clone(),
         auth: Authenticator::new(users),
         metrics: Metrics::new(),
@@ -201,9 +206,24 @@ async fn serve(
         })
     };
 
+    // Once a second: schedules, retention, changes to wirecap.toml.
+    let operations = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(1));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                let (e, o) = (engine.clone(), ops.clone());
+                let _ = tokio::task::spawn_blocking(move || o.tick(&e)).await;
+            }
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down: stopping the capture, draining connections");
     ticker.abort();
+    operations.abort();
     let e = engine.clone();
     let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
     handle.graceful_shutdown(Some(Duration::from_secs(5)));
