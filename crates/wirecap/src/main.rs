@@ -11,6 +11,7 @@ mod filter_cmd;
 mod generate;
 mod import;
 mod listing;
+mod ops_cmd;
 mod output;
 mod serve_cmd;
 
@@ -86,6 +87,13 @@ enum Cmd {
     Ls(client_cmd::LsArgs),
     /// Download a stream, a time range or one split from a server
     Get(client_cmd::GetArgs),
+    /// Capture schedules in DIR/wirecap.toml: list, add, remove (a running server applies
+    /// changes within a second)
+    Schedule(ops_cmd::ScheduleArgs),
+    /// Show the disk budget, usage and retention horizon; --budget/--high/--low set them
+    Retention(ops_cmd::RetentionArgs),
+    /// Pin a stream so that retention never deletes it (--off unpins)
+    Pin(ops_cmd::PinArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +116,9 @@ fn main() -> ExitCode {
         Cmd::Stop(a) => client_cmd::stop(a),
         Cmd::Ls(a) => client_cmd::ls(a),
         Cmd::Get(a) => client_cmd::get(a),
+        Cmd::Schedule(a) => ops_cmd::schedule(a),
+        Cmd::Retention(a) => ops_cmd::retention(a),
+        Cmd::Pin(a) => ops_cmd::pin(a),
     };
     match r {
         Ok(code) => code,
