@@ -340,7 +340,7 @@ impl Retention {
                 tracing::info!(
                     stream = %name,
                     bytes = freed,
-                    what,
+                    what = %what,
                     "retention: deleted the oldest data (store over the {} watermark)",
                     "high"
                 );

@@ -71,6 +71,10 @@ impl Serve {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
     pub fn data(&self) -> &Path {
         &self.data
     }
@@ -84,10 +88,7 @@ impl Serve {
         if let Some(b) = body {
             c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
         }
-        let o = c
-            .arg(format!("http://127.0.0.1:{}{path}", self.port))
-            .output()
-            .expect("run curl");
+        let o = c.arg(self.url(path)).output().expect("run curl");
         let mut out = o.stdout;
         let nl = out.iter().rposition(|b| *b == b'\n').unwrap_or(0);
         let code = String::from_utf8_lossy(&out[nl..])
