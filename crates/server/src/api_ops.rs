@@ -27,17 +27,98 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/streams/{name}/pin", put(pin))
 }
 
-/// A refused body: 400 with the field at fault, so that a form can point at it.
-fn invalid(field: &str, why: impl Into<String>) -> Response {
-    let why = why.into();
-    let mut s = json!({"error": why, "status": 400, "field": field}).to_string();
-    s.push('\n');
-    (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, "application/json")],
-        s,
-    )
-        .into_response()
+/// These routes for the OpenAPI document.
+pub fn openapi_paths() -> Vec<(&'static str, Value)> {
+    let err = json!({"$ref": "#/components/responses/ApiError"});
+    let field_err =
+        json!({"description": "A field is invalid: {\"error\", \"status\": 400, \"field\"}"});
+    let name = json!({"name": "name", "in": "path", "required": true, "description": "Schedule name", "schema": {"type": "string"}});
+    let stream = json!({"name": "name", "in": "path", "required": true, "description": "Full stored stream name", "schema": {"type": "string"}});
+    let schedule = json!({
+        "type": "object",
+        "description": "Either cron (5 fields, or 6 with seconds first) and duration (\"1h 30m\", \"90s\"), or days ([\"mon\", …] or [\"daily\"]) with start and stop (HH:MM local time). timezone: IANA name (default: the file's timezone, else UTC). stream: base name of the streams (default: name).",
+        "properties": {
+            "name": {"type": "string"}, "cron": {"type": "string"}, "duration": {"type": "string"},
+            "days": {"type": "array", "items": {"type": "string"}}, "start": {"type": "string"},
+            "stop": {"type": "string"}, "timezone": {"type": "string"}, "stream": {"type": "string"},
+            "enabled": {"type": "boolean"}
+        },
+        "required": ["name"]
+    });
+    let body = json!({"required": true, "content": {"application/json": {"schema": schedule}}});
+    let status = json!({"200": {"description": "The schedule with its status: active, current_stream, next_start, next_stop, suspended_until, last_event {at, text}"}});
+    vec![
+        (
+            "/api/v1/schedules",
+            json!({
+                "get": {"summary": "Capture schedules with their status", "responses": status},
+                "post": {"summary": "Add a schedule (admin)", "requestBody": body, "responses": {"201": {"description": "Added"}, "400": field_err, "403": err, "409": err}}
+            }),
+        ),
+        (
+            "/api/v1/schedules/{name}",
+            json!({
+                "get": {"summary": "One schedule with its status", "parameters": [name], "responses": status},
+                "put": {"summary": "Replace (or add) a schedule (admin)", "parameters": [name], "requestBody": body, "responses": {"200": {"description": "Saved"}, "400": field_err, "403": err}},
+                "delete": {"summary": "Remove a schedule (admin); its running capture is stopped", "parameters": [name], "responses": {"204": {"description": "Removed"}, "403": err, "404": err}}
+            }),
+        ),
+        (
+            "/api/v1/retention",
+            json!({
+                "get": {"summary": "Disk budget, watermarks and the retention status (bytes used, oldest packet on disk, last deletion, warning)", "responses": {"200": {"description": "Retention"}}},
+                "put": {"summary": "Change budget (\"50GB\" or \"80%\"), high_watermark, low_watermark, segment (admin); null removes a key", "responses": {"200": {"description": "Saved"}, "400": field_err, "403": err}}
+            }),
+        ),
+        (
+            "/api/v1/streams/{name}/pin",
+            json!({
+                "put": {"summary": "Pin ({\"pinned\": true}) or unpin a stream (admin): retention never deletes a pinned stream", "parameters": [stream], "responses": {"200": {"description": "Saved"}, "403": err, "404": err}}
+            }),
+        ),
+    ]
+}
+
+/// Why an operations request was refused.
+#[derive(Debug)]
+enum Refused {
+    /// A body field is wrong: 400 naming the field, so that a form can point at it.
+    Field {
+        field: String,
+        why: String,
+    },
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e.api())
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Field { field, why } => {
+                let mut s = json!({"error": why, "status": 400, "field": field}).to_string();
+                s.push('\n');
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    s,
+                )
+                    .into_response()
+            }
+            Self::Api(e) => e.into_response(),
+        }
+    }
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> Refused {
+    Refused::Field {
+        field: field.to_owned(),
+        why: why.into(),
+    }
 }
 
 /// The field a serde error is about (`unknown field `x``, `invalid type … for key `x``).
@@ -75,8 +156,8 @@ fn schedule_body(
     headers: &HeaderMap,
     body: &Bytes,
     name: Option<&str>,
-) -> Result<ScheduleConfig, Response> {
-    let mut v = json_body(headers, body).map_err(IntoResponse::into_response)?;
+) -> Result<ScheduleConfig, Refused> {
+    let mut v = json_body(headers, body)?;
     if let (Some(n), Some(obj)) = (name, v.as_object_mut()) {
         match obj.get("name") {
             None => {
@@ -101,7 +182,7 @@ async fn write_schedules(
     app: &Shared,
     why: String,
     change: impl FnOnce(&mut Vec<ScheduleConfig>) -> Result<(), (StatusCode, String)> + Send + 'static,
-) -> Result<(), Response> {
+) -> Result<(), Refused> {
     let a = app.clone();
     let r = tokio::task::spawn_blocking(move || {
         let mut refusal = None;
@@ -123,15 +204,15 @@ async fn write_schedules(
         (r, refusal)
     })
     .await
-    .map_err(|_| ApiError::internal("internal error").api().into_response())?;
+    .map_err(|_| ApiError::internal("internal error"))?;
     match r {
         (Ok(_), _) => Ok(()),
         (Err(_), Some((code, m))) if code == StatusCode::BAD_REQUEST => {
             let (field, why) = m.split_once('\u{0}').unwrap_or(("body", &m));
             Err(invalid(field, why))
         }
-        (Err(_), Some((code, m))) => Err(ApiError::new(code, m).api().into_response()),
-        (Err(e), None) => Err(ApiError::bad_request(e).api().into_response()),
+        (Err(_), Some((code, m))) => Err(ApiError::new(code, m).into()),
+        (Err(e), None) => Err(ApiError::bad_request(e).into()),
     }
 }
 
@@ -140,8 +221,8 @@ async fn create(
     id: Option<axum::Extension<Identity>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    admin(id.as_deref()).map_err(IntoResponse::into_response)?;
+) -> Result<Response, Refused> {
+    admin(id.as_deref())?;
     let c = schedule_body(&headers, &body, None)?;
     let name = c.name.clone();
     let n = name.clone();
@@ -166,8 +247,8 @@ async fn replace(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    admin(id.as_deref()).map_err(IntoResponse::into_response)?;
+) -> Result<Response, Refused> {
+    admin(id.as_deref())?;
     let c = schedule_body(&headers, &body, Some(&name))?;
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} changed"), move |list| {
@@ -187,8 +268,8 @@ async fn remove(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
     Path(name): Path<String>,
-) -> Result<Response, Response> {
-    admin(id.as_deref()).map_err(IntoResponse::into_response)?;
+) -> Result<Response, Refused> {
+    admin(id.as_deref())?;
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} removed"), move |list| {
         let before = list.len();
@@ -233,9 +314,9 @@ async fn set_retention(
     id: Option<axum::Extension<Identity>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    admin(id.as_deref()).map_err(IntoResponse::into_response)?;
-    let v = json_body(&headers, &body).map_err(IntoResponse::into_response)?;
+) -> Result<Response, Refused> {
+    admin(id.as_deref())?;
+    let v = json_body(&headers, &body)?;
     let Some(obj) = v.as_object() else {
         return Err(invalid(
             "body",
@@ -271,7 +352,7 @@ async fn set_retention(
         (r, retention_json(&a))
     })
     .await
-    .map_err(|_| ApiError::internal("internal error").api().into_response())?;
+    .map_err(|_| ApiError::internal("internal error"))?;
     match r {
         (Ok(_), v) => Ok(json_ok(&v)),
         (Err(e), _) => {
@@ -306,4 +387,21 @@ async fn pin(
         .map_err(ApiError::api)?;
     tracing::info!(stream = %name, pinned, "stream pin changed");
     Ok(json_ok(&json!({"name": name, "pinned": pinned})))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_lists_the_operations_routes() {
+        let doc = crate::openapi::document();
+        for p in [
+            "/api/v1/schedules",
+            "/api/v1/schedules/{name}",
+            "/api/v1/retention",
+            "/api/v1/streams/{name}/pin",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p}");
+        }
+        assert!(doc["paths"]["/api/v1/schedules"]["post"].is_object());
+    }
 }

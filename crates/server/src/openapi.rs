@@ -170,6 +170,7 @@ pub fn document() -> Value {
     for (path, item) in crate::session::openapi_paths()
         .into_iter()
         .chain(crate::api_ui::openapi_paths())
+        .chain(crate::api_ops::openapi_paths())
     {
         doc["paths"][path] = item;
     }
