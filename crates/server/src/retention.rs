@@ -444,6 +444,68 @@ mod tests {
         }
     }
 
+    fn write_stream(store: &Store, base: &str, packets: usize) -> String {
+        let params = wirecap_store::StreamParams {
+            link_type: wirecap_pcap::LinkType::ETHERNET,
+            snaplen: 65535,
+            source: "test".into(),
+        };
+        let opts = wirecap_store::WriterOptions {
+            chunk_bytes: 4096,
+            segment_bytes: 16 << 10,
+            ..Default::default()
+        };
+        let mut w = store
+            .create_stream_with(base, &params, std::time::SystemTime::now(), opts)
+            .unwrap();
+        let data = vec![7u8; 500];
+        for i in 0..packets {
+            w.append(&wirecap_pcap::Packet {
+                ts_sec: 1_700_000_000 + i as u64,
+                ts_nsec: 0,
+                orig_len: 500,
+                data: &data,
+                interface: 0,
+            })
+            .unwrap();
+        }
+        w.seal().unwrap().name
+    }
+
+    #[test]
+    fn pinned_data_over_budget_is_reported_not_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let name = write_stream(&store, "kept", 400);
+        store.set_pinned(&name, true).unwrap();
+        let policy = RetentionConfig {
+            budget: Some("10kB".into()),
+            ..RetentionConfig::default()
+        }
+        .validate()
+        .unwrap();
+        let r = Retention::default();
+        r.run(&store, &policy, 0);
+        let st = r.status();
+        assert!(
+            st.warning.as_deref().unwrap_or("").contains("pinned"),
+            "{st:?}"
+        );
+        assert_eq!(st.deleted_bytes_total, 0);
+        assert_eq!(st.pinned_bytes, st.used_bytes);
+        assert_eq!(store.open_stream(&name).unwrap().packets(), 400);
+
+        // Unpinned, it goes: oldest segments first, then the whole stream.
+        store.set_pinned(&name, false).unwrap();
+        r.run(&store, &policy, 0);
+        let st = r.status();
+        assert!(st.warning.is_none(), "{st:?}");
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(st.last_deletion.as_ref().map(|d| d.what), Some("stream"));
+        assert!(st.deleted_bytes_total > 200_000, "{st:?}");
+        assert_eq!(st.oldest_ns, None);
+    }
+
     #[test]
     fn budgets_and_watermarks_parse_with_errors_that_name_the_key() {
         assert_eq!(parse_budget("50GB"), Ok(Budget::Bytes(50_000_000_000)));
