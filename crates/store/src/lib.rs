@@ -188,12 +188,21 @@ impl Store {
         Ok(v.into_iter().map(|(_, n)| n).collect())
     }
 
-    /// Every stream with its totals, newest first.
+    /// Every stream with its totals, newest first. A stream deleted meanwhile (retention,
+    /// another client) is left out rather than failing the whole list.
     pub fn list(&self) -> Result<Vec<StreamInfo>> {
-        self.stream_names()?
-            .iter()
-            .map(|n| self.open_stream(n).and_then(|r| r.info()))
-            .collect()
+        let mut out = Vec::new();
+        for n in self.stream_names()? {
+            match self.open_stream(&n).and_then(|r| r.info()) {
+                Ok(i) => out.push(i),
+                Err(Error::NoSuchStream(_)) => {}
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && !self.streams.join(&n).exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a stream (data and index together). Refused while it is being written.
