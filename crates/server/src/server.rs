@@ -206,14 +206,18 @@ async fn serve(
         })
     };
 
-    // Once a second: schedules, retention, changes to wirecap.toml.
+    // Once a second, just after the second turns (schedule windows start on whole
+    // seconds): schedules, retention, changes to wirecap.toml.
     let operations = {
         let engine = engine.clone();
         tokio::spawn(async move {
-            let mut t = tokio::time::interval(Duration::from_secs(1));
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                t.tick().await;
+                let into = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let wait = Duration::from_nanos(1_000_000_000 - u64::from(into))
+                    + Duration::from_millis(5);
+                tokio::time::sleep(wait).await;
                 let (e, o) = (engine.clone(), ops.clone());
                 let _ = tokio::task::spawn_blocking(move || o.tick(&e)).await;
             }
