@@ -87,10 +87,17 @@ fn show(t: Timestamp) -> String {
 impl Scheduler {
     /// Starts with the state kept in `dir` and no schedules (see [`Self::set`]).
     pub fn new(dir: &Path) -> Self {
-        let runtime = std::fs::read(dir.join(STATE_FILE))
+        let mut runtime: BTreeMap<String, Runtime> = std::fs::read(dir.join(STATE_FILE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        // Nothing runs at start-up: a capture remembered as active belonged to the process
+        // before this one and was sealed (or is recovered), never resumed.
+        for (name, rt) in runtime.iter_mut() {
+            if let Some(old) = rt.active.take() {
+                tracing::info!(schedule = %name, stream = %old, "the schedule's capture of before the restart was sealed; it is not resumed");
+            }
+        }
         Self {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
@@ -136,16 +143,6 @@ impl Scheduler {
         let Inner {
             schedules, runtime, ..
         } = &mut *g;
-
-        if first {
-            // Nothing runs at start-up: a capture remembered as active belonged to the
-            // process before this one and was sealed (or is recovered), never resumed.
-            for (name, rt) in runtime.iter_mut() {
-                if let Some(old) = rt.active.take() {
-                    tracing::info!(schedule = %name, stream = %old, "schedule's capture of before the restart was sealed; it is not resumed");
-                }
-            }
-        }
 
         // Schedules that were removed or disabled while their capture runs: stop it.
         let names: Vec<String> = runtime.keys().cloned().collect();

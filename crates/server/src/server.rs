@@ -212,14 +212,14 @@ async fn serve(
         let engine = engine.clone();
         tokio::spawn(async move {
             loop {
+                let (e, o) = (engine.clone(), ops.clone());
+                let _ = tokio::task::spawn_blocking(move || o.tick(&e)).await;
                 let into = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.subsec_nanos());
                 let wait = Duration::from_nanos(1_000_000_000 - u64::from(into))
                     + Duration::from_millis(5);
                 tokio::time::sleep(wait).await;
-                let (e, o) = (engine.clone(), ops.clone());
-                let _ = tokio::task::spawn_blocking(move || o.tick(&e)).await;
             }
         })
     };
