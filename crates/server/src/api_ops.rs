@@ -137,7 +137,7 @@ fn now() -> jiff::Timestamp {
 
 async fn list(State(app): State<Shared>) -> Response {
     let mut v = json!({"schedules": app.ops.scheduler.list(now())});
-    if let Some(e) = app.ops.scheduler.error() {
+    if let Some(e) = app.ops.file_error().or_else(|| app.ops.scheduler.error()) {
         v["error"] = json!(e);
     }
     json_ok(&v)

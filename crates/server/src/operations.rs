@@ -22,6 +22,8 @@ pub struct Operations {
     policy: Mutex<Policy>,
     mtime: Mutex<Option<SystemTime>>,
     last_retention: Mutex<Option<Instant>>,
+    /// Why the file could not be reread (the settings of before stay in force).
+    file_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Operations {
@@ -52,6 +54,7 @@ impl Operations {
             ),
             mtime: Mutex::new(mtime(dir)),
             last_retention: Mutex::new(None),
+            file_error: Mutex::new(None),
         };
         ops.apply(file, engine);
         ops
@@ -84,10 +87,27 @@ impl Operations {
     /// Rereads the file now (after an API write). Blocking.
     pub fn reload(&self, engine: &Engine) {
         *self.mtime.lock().unwrap_or_else(|e| e.into_inner()) = mtime(&self.dir);
-        match FileConfig::load(&self.dir) {
-            Ok(f) => self.apply(&f, engine),
-            Err(e) => tracing::error!("{CONFIG_FILE} not reloaded: {e}"),
+        let r = FileConfig::load(&self.dir);
+        let mut err = self.file_error.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(f) => {
+                *err = None;
+                drop(err);
+                self.apply(&f, engine);
+            }
+            Err(e) => {
+                tracing::error!("{CONFIG_FILE} not reloaded, the settings of before stay: {e}");
+                *err = Some(e.to_string());
+            }
         }
+    }
+
+    /// Why `wirecap.toml` as it is now is not in force, if it is not.
+    pub fn file_error(&self) -> Option<String> {
+        self.file_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn policy(&self) -> Policy {

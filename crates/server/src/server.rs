@@ -109,7 +109,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
 
     let store = Store::open(&dir)?;
     for (name, rec) in store.recover()? {
-        tracing::warn!(stream = %name, "recovered a stream whose writer died: {rec:?}");
+        tracing::warn!(stream = %name, "recovered a stream (its writer died, or a retention trim was cut short): {rec:?}");
     }
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;

@@ -236,4 +236,15 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     let st = s.api("GET", "/api/v1/status", None, 200);
     assert_eq!(st["capture"]["stream"], manual.as_str());
     s.api("POST", "/api/v1/capture/stop", Some("{}"), 200);
+
+    // A hand edit that breaks the file is reported, pointing at the field; nothing runs.
+    let path = data.join("wirecap.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    toml.push_str("\n[[schedule]]\nname = \"typo\"\ncron = \"0 25 * * *\"\nduration = \"1h\"\n");
+    std::fs::write(&path, toml).unwrap();
+    let v = s.wait_for("the file error to be shown", 10, || {
+        let v = s.api("GET", "/api/v1/schedules", None, 200);
+        v["error"].as_str().map(str::to_owned)
+    });
+    assert!(v.contains("typo") && v.contains("cron"), "{v}");
 }
