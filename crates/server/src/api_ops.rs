@@ -135,20 +135,34 @@ fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
 
-async fn list(State(app): State<Shared>) -> Response {
-    let mut v = json!({"schedules": app.ops.scheduler.list(now())});
-    if let Some(e) = app.ops.file_error().or_else(|| app.ops.scheduler.error()) {
-        v["error"] = json!(e);
-    }
-    json_ok(&v)
+// The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
+// moment): reads wait for it on a blocking thread, never on the runtime's.
+
+async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let v = blocking(move || {
+        let mut v = json!({"schedules": a.ops.scheduler.list(now())});
+        if let Some(e) = a.ops.file_error().or_else(|| a.ops.scheduler.error()) {
+            v["error"] = json!(e);
+        }
+        Ok(v)
+    })
+    .await
+    .map_err(ApiError::api)?;
+    Ok(json_ok(&v))
 }
 
 async fn one(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    app.ops
-        .scheduler
-        .get(&name, now())
-        .map(|v| json_ok(&v))
-        .ok_or_else(|| ApiError::not_found(format!("no schedule named {name:?}")).api())
+    let a = app.clone();
+    blocking(move || {
+        a.ops
+            .scheduler
+            .get(&name, now())
+            .map(|v| json_ok(&v))
+            .ok_or_else(|| ApiError::not_found(format!("no schedule named {name:?}")))
+    })
+    .await
+    .map_err(ApiError::api)
 }
 
 /// Parses and validates a schedule body against the file's default time zone.
@@ -237,7 +251,8 @@ async fn create(
         Ok(())
     })
     .await?;
-    let v = app.ops.scheduler.get(&name, now()).unwrap_or(Value::Null);
+    let a = app.clone();
+    let v = blocking(move || Ok(a.ops.scheduler.get(&name, now()).unwrap_or(Value::Null))).await?;
     Ok((StatusCode::CREATED, json_ok(&v)).into_response())
 }
 
@@ -259,9 +274,9 @@ async fn replace(
         Ok(())
     })
     .await?;
-    Ok(json_ok(
-        &app.ops.scheduler.get(&name, now()).unwrap_or(Value::Null),
-    ))
+    let a = app.clone();
+    let v = blocking(move || Ok(a.ops.scheduler.get(&name, now()).unwrap_or(Value::Null))).await?;
+    Ok(json_ok(&v))
 }
 
 async fn remove(
