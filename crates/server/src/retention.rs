@@ -266,6 +266,8 @@ pub struct Retention {
     /// Bytes the store used at the last run, and the capture's byte counter then: the
     /// capture's growth since is added to decide when to run again.
     last_used: Mutex<Option<(u64, u64)>>,
+    /// The capture's byte counter at the previous [`Self::due`] call (one tick ago).
+    prev_captured: Mutex<Option<u64>>,
 }
 
 impl Retention {
@@ -276,16 +278,26 @@ impl Retention {
             .clone()
     }
 
-    /// Whether the capture's growth since the last run may have crossed the high
-    /// watermark (`captured` is the capture's cumulative byte counter).
+    /// Whether the capture's growth since the last run may cross the high watermark
+    /// before the next tick (`captured` is the capture's cumulative byte counter, read
+    /// once a tick): the growth so far plus one more tick at the last tick's rate, so that
+    /// the store is trimmed a tick early rather than a tick late.
     pub fn due(&self, policy: &Policy, budget: Option<u64>, captured: u64) -> bool {
+        let prev = self
+            .prev_captured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(captured);
         let (Some(b), Some((used, at))) = (
             budget,
             *self.last_used.lock().unwrap_or_else(|e| e.into_inner()),
         ) else {
             return policy.budget.is_some();
         };
-        used + captured.saturating_sub(at) > (b as f64 * policy.high) as u64
+        // The counter restarts with each capture: a smaller value means a new one.
+        let grown = captured.checked_sub(at).unwrap_or(captured);
+        let rate = prev.and_then(|p| captured.checked_sub(p)).unwrap_or(0);
+        used + grown + rate > (b as f64 * policy.high) as u64
     }
 
     /// Measures the store and deletes the oldest data while it is over the high watermark,
@@ -504,6 +516,27 @@ mod tests {
         assert_eq!(st.last_deletion.as_ref().map(|d| d.what), Some("stream"));
         assert!(st.deleted_bytes_total > 200_000, "{st:?}");
         assert_eq!(st.oldest_ns, None);
+    }
+
+    #[test]
+    fn due_when_growth_and_one_more_tick_cross_the_high_watermark() {
+        let policy = RetentionConfig {
+            budget: Some("1000".into()),
+            high_watermark: Some(0.5),
+            low_watermark: Some(0.4),
+            ..RetentionConfig::default()
+        }
+        .validate()
+        .unwrap();
+        let r = Retention::default();
+        assert!(r.due(&policy, Some(1000), 1000), "never measured: due");
+        *r.last_used.lock().unwrap() = Some((300, 1000));
+        assert!(!r.due(&policy, Some(1000), 1000));
+        assert!(!r.due(&policy, Some(1000), 1090), "300 + 90 + 90 < 500");
+        assert!(r.due(&policy, Some(1000), 1190), "300 + 190 + 100 > 500");
+        // A new capture restarts its counter: its bytes count from zero.
+        assert!(!r.due(&policy, Some(1000), 50));
+        assert!(r.due(&policy, Some(1000), 250), "300 + 250 + 200 > 500");
     }
 
     #[test]
