@@ -42,6 +42,19 @@ fn clock(mins: i64) -> String {
         .to_string()
 }
 
+/// Adds the user `watcher` with the viewer role (the admin's password hash, so the same
+/// password) to `DATA/users.json` while the server is down.
+fn add_viewer(data: &std::path::Path) {
+    let path = data.join("users.json");
+    let mut users: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let hash = users["users"][0]["hash"].clone();
+    users["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "watcher", "hash": hash, "role": "viewer"}));
+    std::fs::write(&path, serde_json::to_vec(&users).unwrap()).unwrap();
+}
+
 #[test]
 fn cron_schedule_starts_and_stops_a_capture() {
     if !have("curl") {
@@ -154,7 +167,35 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
 
     // Restart: the window is still open, so a new stream starts; the old one stays sealed.
     s.stop();
+    add_viewer(&data);
     let s = Serve::start(&data, &["--synthetic", "1000"]);
+    // A viewer reads schedules and retention but changes nothing.
+    assert_eq!(
+        s.curl_as("watcher", "GET", "/api/v1/schedules", None).0,
+        200
+    );
+    assert_eq!(
+        s.curl_as("watcher", "GET", "/api/v1/retention", None).0,
+        200
+    );
+    for (method, path, body) in [
+        ("POST", "/api/v1/schedules", body.as_str()),
+        ("PUT", "/api/v1/schedules/day", body.as_str()),
+        ("DELETE", "/api/v1/schedules/day", ""),
+        ("PUT", "/api/v1/retention", r#"{"budget":"1MB"}"#),
+        (
+            "PUT",
+            &format!("/api/v1/streams/{first}/pin"),
+            r#"{"pinned":true}"#,
+        ),
+    ] {
+        let b = (!body.is_empty()).then_some(body);
+        assert_eq!(
+            s.curl_as("watcher", method, path, b).0,
+            403,
+            "{method} {path}"
+        );
+    }
     let second = s.wait_for("a new scheduled capture after the restart", 15, || {
         schedule(&s, "day")["current_stream"]
             .as_str()

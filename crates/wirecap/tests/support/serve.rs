@@ -81,9 +81,20 @@ impl Serve {
 
     /// `curl` with admin credentials: `(status, body)`.
     pub fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+        self.curl_as("admin", method, path, body)
+    }
+
+    /// `curl` as `user` (password [`PW`]).
+    pub fn curl_as(
+        &self,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Vec<u8>) {
         let mut c = Command::new("curl");
         c.args(["-s", "-S", "--max-time", "60", "-X", method, "-u"])
-            .arg(format!("admin:{PW}"))
+            .arg(format!("{user}:{PW}"))
             .args(["-w", "\n%{http_code}"]);
         if let Some(b) = body {
             c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
