@@ -533,6 +533,17 @@ mod tests {
         let s = cron("30 2 * * *", "10m", "America/New_York");
         let n = s.next_window(ts("2026-03-08T00:00:00Z")).unwrap().start;
         assert_eq!(n, ts("2026-03-08T07:00:00Z"));
+        // Berlin, 2026-10-25: 02:30 happens twice; the schedule fires at the first only.
+        let berlin = cron("30 2 * * *", "10m", "Europe/Berlin");
+        let fold = berlin
+            .next_window(ts("2026-10-24T12:00:00Z"))
+            .unwrap()
+            .start;
+        assert_eq!(fold, ts("2026-10-25T00:30:00Z"));
+        assert_eq!(
+            berlin.next_window(fold).unwrap().start,
+            ts("2026-10-26T01:30:00Z")
+        );
         // The day after, back to 02:30 local (06:30 UTC in EDT).
         assert_eq!(s.next_window(n).unwrap().start, ts("2026-03-09T06:30:00Z"));
     }
