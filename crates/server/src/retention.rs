@@ -334,6 +334,15 @@ impl Retention {
                 let Some(step) = next_step(&layouts) else {
                     break;
                 };
+                let name = match &step {
+                    Step::DeleteStream { name, .. } | Step::TrimHead { name, .. } => name.clone(),
+                };
+                // Pinned since the layouts were read: leave it, and look again.
+                if store.is_pinned(&name)? {
+                    layouts.retain(|l| l.name != name);
+                    layouts.push(store.layout_of(&name)?);
+                    continue;
+                }
                 let (name, freed, what) = match &step {
                     Step::DeleteStream { name, bytes } => {
                         store.delete_stream(name)?;

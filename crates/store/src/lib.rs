@@ -243,6 +243,11 @@ impl Store {
         meta::sync_dir(&dir)
     }
 
+    /// Whether stream `name` is pinned (see [`Self::set_pinned`]).
+    pub fn is_pinned(&self, name: &str) -> Result<bool> {
+        Ok(self.stream_dir(name)?.join(layout::PIN).exists())
+    }
+
     /// What retention needs to know of a stream: its segments and whether it is written.
     pub fn layout_of(&self, name: &str) -> Result<StreamLayout> {
         let r = self.open_stream(name)?;
