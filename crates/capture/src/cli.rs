@@ -72,6 +72,7 @@ impl Capture {
             chunk_bytes: config.chunk_bytes,
             direct_io,
             summarizer: config.summarizer.clone(),
+            segment_bytes: config.segment_bytes,
         };
         let sink = StoreSink::create_with(
             store,

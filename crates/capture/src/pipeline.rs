@@ -78,6 +78,9 @@ pub struct PipelineConfig {
     /// Writes a per-chunk summary beside the index (the filter layer's, so that selective
     /// filtered downloads skip chunks); runs on the writer thread, off the capture path.
     pub summarizer: Option<crate::store_sink::Summarizer>,
+    /// Size at which the stream's segment files are closed: the unit in which retention
+    /// trims the oldest part of a running capture.
+    pub segment_bytes: u64,
 }
 
 impl Default for PipelineConfig {
@@ -94,6 +97,7 @@ impl Default for PipelineConfig {
             direct_io: true,
             sync_interval: Some(Duration::from_secs(2)),
             summarizer: None,
+            segment_bytes: wirecap_store::WriterOptions::default().segment_bytes,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct SinkOptions {
     pub direct_io: bool,
     /// Per-chunk summaries written beside the index (see [`WriterOptions::summarizer`]).
     pub summarizer: Option<Summarizer>,
+    /// Segment file size (see [`wirecap_store::WriterOptions::segment_bytes`]).
+    pub segment_bytes: u64,
 }
 
 impl Default for SinkOptions {
@@ -30,6 +32,7 @@ impl Default for SinkOptions {
             chunk_bytes: wirecap_store::DEFAULT_CHUNK_BYTES,
             direct_io: false,
             summarizer: None,
+            segment_bytes: WriterOptions::default().segment_bytes,
         }
     }
 }
@@ -133,7 +136,7 @@ impl StoreSink {
             sync_interval: None,
             direct_io,
             summarizer: opts.summarizer.as_ref().map(|s| s.0.clone()),
-            ..WriterOptions::default()
+            segment_bytes: opts.segment_bytes,
         };
         let writer = store
             .create_stream_with(base, &params, SystemTime::now(), wopts)

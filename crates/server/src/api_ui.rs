@@ -376,12 +376,43 @@ async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
             "store_bytes": store_bytes,
             "oldest_packet_ns": oldest.map(|o| o.0),
             "oldest_stream": oldest.map(|o| o.1.clone()),
-            "retention": "Nothing is deleted automatically yet: the disk budget with high and low \
-                          watermarks arrives with the operations issue (8).",
+            "retention": retention_text(&a.ops.retention.status()),
+            "retention_status": a.ops.retention.status(),
         }))
     })
     .await?;
     Ok(compact(&v))
+}
+
+/// One line for the dashboard's retention panel.
+fn retention_text(r: &crate::retention::RetentionStatus) -> String {
+    let mut t = match r.budget_bytes {
+        Some(b) => format!(
+            "Disk budget {b} bytes: {} bytes used ({:.1}%); the oldest data is deleted above {} bytes, down to {} bytes.",
+            r.used_bytes,
+            r.used_bytes as f64 * 100.0 / b.max(1) as f64,
+            r.high_bytes.unwrap_or(b),
+            r.low_bytes.unwrap_or(b)
+        ),
+        None => "No disk budget: nothing is deleted automatically (set [retention] budget, or `wirecap retention --budget`).".to_owned(),
+    };
+    if let Some(d) = &r.last_deletion {
+        t.push_str(&format!(
+            " Last deletion {}: {} bytes of {} ({}).",
+            d.at,
+            d.bytes,
+            d.stream,
+            if d.what == "stream" {
+                "whole stream"
+            } else {
+                "oldest segments"
+            }
+        ));
+    }
+    if let Some(w) = &r.warning {
+        t.push_str(&format!(" WARNING: {w}"));
+    }
+    t
 }
 
 fn capture_interface(app: &Shared) -> Option<String> {

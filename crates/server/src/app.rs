@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub slots: Slots,
     pub settings: Settings,
+    /// Schedules and retention.
+    pub ops: Arc<crate::operations::Operations>,
     /// The appliance's name now (`hostname` in wirecap.toml, else the OS's).
     pub hostname: std::sync::RwLock<String>,
     /// System reports being made in the background.
@@ -83,6 +85,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/capture/stop", post(api_stop))
         .route("/api/v1/interfaces", get(api_interfaces))
         .route("/api/v1/config", get(api_config))
+        .merge(crate::api_ops::routes())
         .merge(crate::session::routes())
         .merge(crate::update::routes())
         .merge(crate::api_ui::routes())
@@ -211,7 +214,7 @@ async fn guard(State(app): State<Shared>, mut req: Request, next: Next) -> Respo
     resp
 }
 
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -232,7 +235,7 @@ fn text(body: String) -> Response {
         .into_response()
 }
 
-fn json_ok(v: &Value) -> Response {
+pub(crate) fn json_ok(v: &Value) -> Response {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
     (
@@ -258,7 +261,7 @@ fn appliance_json(status: StatusCode, j: &ApplianceJson) -> Response {
 }
 
 /// A stream name from a request, checked before it touches the file system.
-fn stream_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn stream_name(raw: &str) -> Result<String, ApiError> {
     validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(raw.to_owned())
 }
@@ -557,7 +560,7 @@ async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
         Ok((engine.status_figures(), n))
     })
     .await?;
-    let body = app.metrics.render(&f, n);
+    let body = app.metrics.render(&f, n, &app.ops.retention.status());
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -664,6 +667,7 @@ pub(crate) fn status_json(app: &Shared, secs: usize) -> Value {
             "malformed": s.dropped_malformed,
         },
         "last_error": s.last_error,
+        "retention": app.ops.retention.status(),
         "history": hist,
     })
 }
@@ -798,7 +802,7 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// A JSON body (an empty one reads as `{}`), after [`require_json`].
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     require_json(headers)?;
     if body.is_empty() {
         return Ok(json!({}));

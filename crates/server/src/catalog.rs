@@ -2,14 +2,17 @@
 //!
 //! `Store::list` opens every stream (its metadata and index files) on every call: with
 //! 1,000 streams that is 1,000 opens for each listing, and the status page and the UI's
-//! file list ask often. A sealed or recovered stream never changes, so [`Catalog`] keeps
-//! its summary after the first read; open streams (a capture being written) are read
-//! every time, and deleted ones are dropped at the next listing, so the answer is always
-//! what `Store::list` would give.
+//! file list ask often. A sealed or recovered stream changes only when retention trims its
+//! head or it is pinned or unpinned, and each of those changes its directory (files
+//! deleted, renamed or created), so [`Catalog`] keeps its summary with the directory's
+//! modification time and reads it again only when that moved; open streams (a capture
+//! being written) are read every time, and deleted ones are dropped at the next listing,
+//! so the answer is always what `Store::list` would give.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use wirecap_store::{StreamInfo, StreamState};
 
@@ -19,7 +22,18 @@ use wirecap_store::{StreamInfo, StreamState};
 /// then one directory read instead of 1,000 opens of index files.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    sealed: Mutex<HashMap<String, StreamInfo>>,
+    sealed: Mutex<HashMap<String, (SystemTime, StreamInfo)>>,
+}
+
+fn dir_mtime(store: &wirecap_store::Store, name: &str) -> Option<SystemTime> {
+    std::fs::metadata(
+        store
+            .dir()
+            .join(wirecap_store::layout::STREAMS_DIR)
+            .join(name),
+    )
+    .and_then(|m| m.modified())
+    .ok()
 }
 
 impl Catalog {
@@ -44,23 +58,27 @@ impl Catalog {
             sealed.retain(|k, _| known.contains(k));
             for n in &names {
                 match sealed.get(n) {
-                    Some(i) => out.push(i.clone()),
-                    None => missing.push(n),
+                    Some((t, i)) if Some(*t) == dir_mtime(store, n) => out.push(i.clone()),
+                    _ => missing.push(n),
                 }
             }
         }
         for n in missing {
+            // Taken before reading, so that a change during the read is read again.
+            let mtime = dir_mtime(store, n);
             let info = match store.open_stream(n).and_then(|r| r.info()) {
                 Ok(i) => i,
                 // Deleted between the directory read and now.
                 Err(wirecap_store::Error::NoSuchStream(_)) => continue,
                 Err(e) => return Err(e),
             };
-            if info.meta.state != StreamState::Open {
+            if info.meta.state != StreamState::Open
+                && let Some(t) = mtime
+            {
                 self.sealed
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(n.clone(), info.clone());
+                    .insert(n.clone(), (t, info.clone()));
             }
             out.push(info);
         }
@@ -82,7 +100,7 @@ mod tests {
             snaplen: 65535,
             source: "test".into(),
         };
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         let sealed = store.create_stream("a", &params, t).unwrap();
         let a = sealed.name().to_owned();
         sealed.seal().unwrap();
@@ -105,5 +123,10 @@ mod tests {
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].meta.state, StreamState::Sealed);
         assert!(!cat.sealed.lock().unwrap().contains_key(&a));
+        // Pinning (like a retention trim) changes the stream's directory: read again.
+        let b = l[0].meta.name.clone();
+        assert!(!l[0].pinned);
+        store.set_pinned(&b, true).unwrap();
+        assert!(cat.list(&store).unwrap()[0].pinned);
     }
 }

@@ -6,6 +6,7 @@
 //! apply_hostname_to_os = false    # also sethostname(2) + /etc/hostname (needs CAP_SYS_ADMIN)
 //! http  = "127.0.0.1:8080"        # plain HTTP listener, off unless given
 //! https = "0.0.0.0:8443"          # HTTPS listener (the default when neither is given)
+//! timezone = "Europe/Berlin"      # schedules' default time zone (UTC when absent)
 //!
 //! [tls]                           # the operator's certificate instead of the self-signed one
 //! cert = "/etc/wirecap/cert.pem"
@@ -25,6 +26,9 @@
 //! require_signature = false       # refuse unsigned release archives
 //! health_timeout_secs = 60        # a restarted release not up by then is rolled back
 //! max_upload_mb = 512             # largest release archive accepted
+//!
+//! [[schedule]]                    # named capture schedules: see crate::schedule
+//! [retention]                     # disk budget and watermarks: see crate::retention
 //! ```
 //!
 //! Errors point at the line: syntax and type errors come from `toml` with line and column;
@@ -35,6 +39,9 @@
 //! [`update`] is the only writer: it serializes writers of this process (a mutex) and of
 //! other processes (`flock` on `DIR/.wirecap.toml.lock`, so `wirecap hostname` beside a
 //! running server cannot lose the server's change), and replaces the file atomically.
+//!
+//! The server rereads the file when its modification time changes (so `wirecap schedule`
+//! and `wirecap retention` edits made while it runs take effect within a second).
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +56,7 @@ pub const DEFAULT_HTTPS: &str = "0.0.0.0:8443";
 /// Packets per second of the synthetic source when nothing else is configured.
 pub const DEFAULT_SYNTHETIC_PPS: u64 = 1000;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// The appliance's name (RFC 1123); the OS hostname when not set.
@@ -68,6 +75,13 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub update: UpdateConfig,
+    /// Default time zone of schedules (IANA name); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<crate::schedule::ScheduleConfig>,
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -183,6 +197,11 @@ impl FileConfig {
                 )
             })?;
         }
+        crate::schedule::validate_all(&self.schedule, self.timezone.as_deref())
+            .map_err(|e| KeyError::new(&["schedule"], e.to_string()))?;
+        self.retention
+            .validate()
+            .map_err(|e| KeyError::new(&["retention"], e))?;
         for k in &self.update.trusted_keys {
             crate::release::read_public_key(k)
                 .map_err(|e| KeyError::new(&["update", "trusted_keys"], e.to_string()))?;

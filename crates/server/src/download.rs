@@ -397,6 +397,31 @@ impl Segment {
     }
 }
 
+/// Segments a download maps before it sends anything (the rest are mapped as reached).
+const HELD_SEGMENTS: u32 = 64;
+
+/// Maps the first segments of `range` at once: retention may trim the stream's head
+/// while the download runs, and a mapped file stays readable after it is unlinked, so a
+/// download that started is not cut by a trim of what it covers.
+fn hold_segments(
+    reader: &StreamReader,
+    range: PacketRange,
+) -> std::collections::BTreeMap<u32, Segment> {
+    let mut held = std::collections::BTreeMap::new();
+    let Some(Ok(first)) = reader.slices(range).next() else {
+        return held;
+    };
+    for n in first.segment..first.segment.saturating_add(HELD_SEGMENTS) {
+        match Segment::open(&reader.dir().join(wirecap_store::layout::segment(n))) {
+            Ok(seg) => {
+                held.insert(n, seg);
+            }
+            Err(_) => break,
+        }
+    }
+    held
+}
+
 /// Sends bytes `[skip, skip + take)` of `range` as a pcap file, reading only those.
 /// `emit` fails when the client has gone, which stops the producer.
 fn produce_raw(
@@ -421,6 +446,7 @@ fn produce_raw(
         ))?;
     }
     pos += PCAP_NS_HEADER_LEN as u64;
+    let mut held = hold_segments(reader, range);
     let mut open: Option<(u32, Segment)> = None;
     for s in reader.slices(range) {
         if pos >= end {
@@ -433,8 +459,13 @@ fn produce_raw(
             continue;
         };
         if open.as_ref().is_none_or(|(seg, _)| *seg != s.segment) {
-            let p = reader.dir().join(wirecap_store::layout::segment(s.segment));
-            open = Some((s.segment, Segment::open(&p)?));
+            let seg = match held.remove(&s.segment) {
+                Some(seg) => seg,
+                None => {
+                    Segment::open(&reader.dir().join(wirecap_store::layout::segment(s.segment)))?
+                }
+            };
+            open = Some((s.segment, seg));
         }
         let Some((_, seg)) = open.as_ref() else {
             continue;

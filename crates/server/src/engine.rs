@@ -67,6 +67,7 @@ pub struct Engine {
     link: Mutex<LinkWatch>,
     started: Instant,
     disk: Mutex<Option<(Instant, u64)>>,
+    segment_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -120,6 +121,9 @@ impl Engine {
             info: Mutex::new(CaptureInfo::default()),
             started: Instant::now(),
             disk: Mutex::new(None),
+            segment_bytes: std::sync::atomic::AtomicU64::new(
+                PipelineConfig::default().segment_bytes,
+            ),
         })
     }
 
@@ -162,14 +166,14 @@ impl Engine {
             .spec
             .as_ref()
             .ok_or_else(|| EngineError::NoInterface("none configured".into()))?;
-        let capture = Capture::start(
-            base,
-            spec,
-            &self.store,
-            &self.pipeline,
-            self.counters.clone(),
-        )
-        .map_err(|e| self.classify(e))?;
+        let pipeline = PipelineConfig {
+            segment_bytes: self
+                .segment_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..self.pipeline.clone()
+        };
+        let capture = Capture::start(base, spec, &self.store, &pipeline, self.counters.clone())
+            .map_err(|e| self.classify(e))?;
         let started_ns = wirecap_store::now_ns();
         let stored = capture.name().to_owned();
         let info = CaptureInfo {
@@ -249,6 +253,27 @@ impl Engine {
                 Err(EngineError::Failed(e.to_string()))
             }
         }
+    }
+
+    /// Stops the running capture only if it is `stored` (so that a stop decided a moment
+    /// ago never hits a capture started since by someone else). Blocking.
+    pub fn stop_if(&self, stored: &str) -> Result<CaptureInfo, EngineError> {
+        {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            match running.as_ref() {
+                Some(r) if r.stored == stored => {}
+                _ => return Err(EngineError::NotRunning),
+            }
+        }
+        // Between the check and the stop nothing can start (one capture at a time), but a
+        // manual stop can: then this stop finds nothing, which is what was wanted.
+        self.stop()
+    }
+
+    /// Size of the segment files of captures started from now on (retention's unit).
+    pub fn set_segment_bytes(&self, bytes: u64) {
+        self.segment_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops a capture whose source ended by itself (a replay reached its end). Blocking.

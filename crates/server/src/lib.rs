@@ -27,6 +27,7 @@
 
 pub mod access;
 pub mod api_admin;
+pub mod api_ops;
 pub mod api_ui;
 pub mod app;
 pub mod appliance;
@@ -39,9 +40,13 @@ pub mod error;
 pub mod hostname;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod query;
 pub mod release;
 pub mod report;
+pub mod retention;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -31,6 +31,7 @@ struct Inner {
     auth_failures: Counter,
     gauges: Vec<(&'static str, G)>,
     streams: G,
+    retention: Vec<(&'static str, G)>,
 }
 
 /// The server's metrics. Cheap to clone.
@@ -42,6 +43,33 @@ impl std::fmt::Debug for Metrics {
         f.write_str("Metrics")
     }
 }
+
+const RETENTION_GAUGES: [(&str, &str); 6] = [
+    (
+        "retention_budget_bytes",
+        "Disk budget of the store (0: none)",
+    ),
+    (
+        "retention_used_bytes",
+        "Bytes the store's streams take, as retention counts them",
+    ),
+    (
+        "retention_pinned_bytes",
+        "Bytes of pinned streams (never deleted)",
+    ),
+    (
+        "retention_deleted_bytes",
+        "Bytes retention deleted since the server started",
+    ),
+    (
+        "retention_oldest_packet_seconds",
+        "The retention horizon: time of the oldest packet on disk, s since the epoch",
+    ),
+    (
+        "retention_over_budget",
+        "1 while over the high watermark with nothing left that may be deleted",
+    ),
+];
 
 const GAUGES: [(&str, &str); 15] = [
     (
@@ -110,6 +138,12 @@ impl Metrics {
         }
         let streams = G::default();
         registry.register("streams", "Streams in the store", streams.clone());
+        let mut retention = Vec::new();
+        for (name, help) in RETENTION_GAUGES {
+            let g = G::default();
+            registry.register(name, help, g.clone());
+            retention.push((name, g));
+        }
         Self(Arc::new(Inner {
             registry,
             requests,
@@ -117,6 +151,7 @@ impl Metrics {
             auth_failures,
             gauges,
             streams,
+            retention,
         }))
     }
 
@@ -139,7 +174,24 @@ impl Metrics {
     }
 
     /// The text exposition, with the capture figures of `s`.
-    pub fn render(&self, s: &StatusFigures, streams: u64) -> String {
+    pub fn render(
+        &self,
+        s: &StatusFigures,
+        streams: u64,
+        r: &crate::retention::RetentionStatus,
+    ) -> String {
+        for (name, g) in &self.0.retention {
+            let v = match *name {
+                "retention_budget_bytes" => r.budget_bytes.unwrap_or(0),
+                "retention_used_bytes" => r.used_bytes,
+                "retention_pinned_bytes" => r.pinned_bytes,
+                "retention_deleted_bytes" => r.deleted_bytes_total,
+                "retention_oldest_packet_seconds" => r.oldest_ns.map_or(0, |t| t / 1_000_000_000),
+                "retention_over_budget" => u64::from(r.warning.is_some()),
+                _ => 0,
+            };
+            g.set(v);
+        }
         for (name, g) in &self.0.gauges {
             let v = match *name {
                 "packets_received" => s.packets_received,
@@ -186,8 +238,20 @@ mod tests {
                 ..StatusFigures::default()
             },
             3,
+            &crate::retention::RetentionStatus {
+                budget_bytes: Some(5_000_000),
+                used_bytes: 4_000_000,
+                oldest_ns: Some(1_700_000_000_500_000_000),
+                ..Default::default()
+            },
         );
         assert!(text.contains("wirecap_packets_captured 42"), "{text}");
+        assert!(
+            text.contains("wirecap_retention_budget_bytes 5000000"),
+            "{text}"
+        );
+        assert!(text.contains("wirecap_retention_used_bytes 4000000"));
+        assert!(text.contains("wirecap_retention_oldest_packet_seconds 1700000000"));
         assert!(text.contains("wirecap_capture_active 1"));
         assert!(text.contains("wirecap_streams 3"));
         assert!(text.contains("wirecap_http_download_bytes_total 1234"));

@@ -172,6 +172,7 @@ pub fn document() -> Value {
         .chain(crate::api_ui::openapi_paths())
         .chain(crate::update::openapi_paths())
         .chain(crate::api_admin::openapi_paths())
+        .chain(crate::api_ops::openapi_paths())
     {
         doc["paths"][path] = item;
     }

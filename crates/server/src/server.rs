@@ -17,6 +17,7 @@ use crate::download::Slots;
 use crate::engine::Engine;
 use crate::error::{Error, IoContext};
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::tls;
 use crate::update::Releases;
 
@@ -103,7 +104,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     std::fs::create_dir_all(&dir).at(&dir)?;
     crate::config::cleanup_temp_files(&dir);
     let file = FileConfig::load(&dir)?;
-    let settings = Settings::resolve(args, file);
+    let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;
     // Before anything is opened: this may exec the selected release instead.
     Releases::new(&dir).on_start(settings.update.health_timeout());
@@ -111,18 +112,19 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
 
     let store = Store::open(&dir)?;
     for (name, rec) in store.recover()? {
-        tracing::warn!(stream = %name, "recovered a stream whose writer died: {rec:?}");
+        tracing::warn!(stream = %name, "recovered a stream (its writer died, or a retention trim was cut short): {rec:?}");
     }
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;
     let engine = Engine::new(store, settings.source.clone()).map_err(Error::Other)?;
+    let ops = Operations::new(&dir, &file, &engine);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wc-http")
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings, engine, users, login))
+    runtime.block_on(serve(settings, engine, ops, users, login))
 }
 
 /// How long a client may take to send a request's headers (`WIRECAP_HEADER_TIMEOUT_SECS`
@@ -147,6 +149,7 @@ fn limit_header_time(
 async fn serve(
     settings: Settings,
     engine: Engine,
+    ops: Operations,
     users: Users,
     login: AdminLogin,
 ) -> Result<(), Error> {
@@ -178,7 +181,9 @@ async fn serve(
             Err(e) => tracing::error!("cannot apply the hostname to the OS: {e}"),
         }
     }
+    let ops = Arc::new(ops);
     let state = Arc::new(AppState {
+        ops: ops.clone(),
         engine: engine.clone(),
         auth: Authenticator::new(users),
         metrics: Metrics::new(),
@@ -258,9 +263,28 @@ async fn serve(
         })
     };
 
+    // Once a second, just after the second turns (schedule windows start on whole
+    // seconds): schedules, retention, changes to wirecap.toml.
+    let operations = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                let (e, o) = (engine.clone(), ops.clone());
+                let _ = tokio::task::spawn_blocking(move || o.tick(&e)).await;
+                let into = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let wait = Duration::from_nanos(1_000_000_000 - u64::from(into))
+                    + Duration::from_millis(5);
+                tokio::time::sleep(wait).await;
+            }
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down: stopping the capture, draining connections");
     ticker.abort();
+    operations.abort();
     let e = engine.clone();
     let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
     handle.graceful_shutdown(Some(Duration::from_secs(5)));

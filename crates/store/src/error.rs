@@ -45,6 +45,10 @@ pub enum Error {
         "packet is {ts_ns} ns but the import reorder window already wrote up to {watermark_ns} ns; the input is too far out of time order (sort it first, e.g. with `reordercap`)"
     )]
     BeyondReorderWindow { ts_ns: u64, watermark_ns: u64 },
+    #[error(
+        "stream {0:?}: this part was deleted by retention while it was being read; ask again for what remains"
+    )]
+    Trimmed(String),
     #[error("{0}")]
     Invalid(String),
 }

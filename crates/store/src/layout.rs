@@ -9,6 +9,8 @@
 //!     size-1MB.idx …      one Mark per size-split file after the first
 //!     summary.idx         optional: one opaque summary per chunk, for skipping
 //!     writer.lock         flock(2)ed by the stream's one writer
+//!     head.json           optional: where retention trimmed the head (crate::head)
+//!     pinned              optional, empty: retention never deletes this stream
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -23,6 +25,7 @@ pub const CHUNKS: &str = "chunks.idx";
 pub const TIME: &str = "time.idx";
 pub const LOCK: &str = "writer.lock";
 pub const SUMMARY: &str = "summary.idx";
+pub const PIN: &str = "pinned";
 
 pub fn segment(n: u32) -> String {
     format!("seg-{n:08}.wcs")

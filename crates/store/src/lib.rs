@@ -18,11 +18,16 @@
 //!   computed without reading packet data, even while the stream is being written.
 //! * **Recovery** ([`StreamWriter`] docs): a killed writer loses at most the chunk it was
 //!   filling; what came before is intact and indexed.
+//! * **Retention** deletes whole streams ([`Store::delete_stream`]) or the oldest segments
+//!   of one, even while it is written ([`Store::trim_head`], [`head`]); index and data go
+//!   together, and a crash in between is completed by [`Store::recover`]. A stream can be
+//!   pinned ([`Store::set_pinned`]) so that retention leaves it alone.
 //!
 //! The store does no networking and knows nothing of filters or HTTP.
 
 pub mod chunk;
 mod error;
+pub mod head;
 pub mod index;
 pub mod layout;
 mod meta;
@@ -39,6 +44,7 @@ use std::time::SystemTime;
 
 pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
+pub use head::Head;
 pub use meta::{StreamMeta, StreamState};
 pub use name::{sanitize, stored_name, validate_base_name, validate_stored_name};
 pub use reader::{PcapReader, ScanStats, Slice, Slices, StreamInfo, StreamReader};
@@ -64,6 +70,19 @@ pub struct StreamParams {
     pub snaplen: u32,
     /// Where the packets come from (`import`, `capture:eth0`, …).
     pub source: String,
+}
+
+/// A stream as retention sees it.
+#[derive(Clone, Debug)]
+pub struct StreamLayout {
+    pub name: String,
+    pub info: StreamInfo,
+    /// A writer holds the stream's lock right now.
+    pub writing: bool,
+    /// Segment files on disk, `(number, bytes)`, in order.
+    pub segments: Vec<(u32, u64)>,
+    /// Segment of the last indexed chunk: a trim may not go past it.
+    pub last_segment: Option<u32>,
 }
 
 /// The data directory: every stream under `DIR/streams`.
@@ -169,12 +188,21 @@ impl Store {
         Ok(v.into_iter().map(|(_, n)| n).collect())
     }
 
-    /// Every stream with its totals, newest first.
+    /// Every stream with its totals, newest first. A stream deleted meanwhile (retention,
+    /// another client) is left out rather than failing the whole list.
     pub fn list(&self) -> Result<Vec<StreamInfo>> {
-        self.stream_names()?
-            .iter()
-            .map(|n| self.open_stream(n).and_then(|r| r.info()))
-            .collect()
+        let mut out = Vec::new();
+        for n in self.stream_names()? {
+            match self.open_stream(&n).and_then(|r| r.info()) {
+                Ok(i) => out.push(i),
+                Err(Error::NoSuchStream(_)) => {}
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && !self.streams.join(&n).exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a stream (data and index together). Refused while it is being written.
@@ -193,8 +221,91 @@ impl Store {
         fs::remove_dir_all(&trash).at(&trash)
     }
 
-    /// Repairs and seals every stream whose writer died (state `open`, lock free).
-    /// Returns what was done per stream.
+    /// Pins (or unpins) a stream: retention never deletes a pinned stream or any part of
+    /// it. Kept as an empty `pinned` file in the stream's directory rather than in
+    /// `meta.json`, so that pinning a stream being written is not undone when its writer
+    /// seals it.
+    pub fn set_pinned(&self, name: &str, pinned: bool) -> Result<()> {
+        let dir = self.stream_dir(name)?;
+        if !dir.join(meta::META_FILE).exists() {
+            return Err(Error::NoSuchStream(name.to_owned()));
+        }
+        let p = dir.join(layout::PIN);
+        if pinned {
+            fs::File::create(&p).at(&p)?;
+        } else {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(&p),
+            }
+        }
+        meta::sync_dir(&dir)
+    }
+
+    /// Whether stream `name` is pinned (see [`Self::set_pinned`]).
+    pub fn is_pinned(&self, name: &str) -> Result<bool> {
+        Ok(self.stream_dir(name)?.join(layout::PIN).exists())
+    }
+
+    /// What retention needs to know of a stream: its segments and whether it is written.
+    pub fn layout_of(&self, name: &str) -> Result<StreamLayout> {
+        let r = self.open_stream(name)?;
+        let dir = r.dir().to_path_buf();
+        let last_segment = (r.chunk_count() > r.head().chunk)
+            .then(|| r.chunk(r.chunk_count() - 1).map(|c| c.segment))
+            .transpose()?;
+        Ok(StreamLayout {
+            name: name.to_owned(),
+            info: r.info()?,
+            writing: layout::is_locked(&dir),
+            segments: head::segment_files(&dir)?,
+            last_segment,
+        })
+    }
+
+    /// Deletes the segments of stream `name` below segment `keep_from`, moving its head to
+    /// the first chunk in `keep_from` (see [`head`] for the order of steps). Works on a
+    /// stream being written: the writer only appends to its last segment, which a trim
+    /// never touches (`keep_from` may not be past the segment of the last indexed chunk).
+    /// Returns the bytes freed, 0 when there was nothing before `keep_from`.
+    pub fn trim_head(&self, name: &str, keep_from: u32) -> Result<u64> {
+        let r = self.open_stream(name)?;
+        let old = r.head();
+        let n = r.chunk_count();
+        if keep_from <= old.segment {
+            return Ok(0);
+        }
+        if n <= old.chunk || r.chunk(n - 1)?.segment < keep_from {
+            return Err(Error::Invalid(format!(
+                "stream {name:?}: cannot trim to segment {keep_from}: no indexed chunk there"
+            )));
+        }
+        // First live chunk in segment >= keep_from (segments grow with the chunk index).
+        let (mut lo, mut hi) = (old.chunk, n - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if r.chunk(mid)?.segment < keep_from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let c = r.chunk(lo)?;
+        let head = Head {
+            chunk: lo,
+            packet: c.first_packet,
+            pos: c.pos,
+            segment: c.segment,
+            first_ts: c.first_ts,
+            trimmed_ns: now_ns(),
+        };
+        head.store(r.dir())?;
+        head::delete_dead_segments(r.dir(), &head)
+    }
+
+    /// Repairs and seals every stream whose writer died (state `open`, lock free), and
+    /// completes head trims cut short by a crash. Returns what was done per stream.
     pub fn recover(&self) -> Result<Vec<(String, Recovery)>> {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.streams).at(&self.streams)? {
@@ -207,10 +318,23 @@ impl Store {
             let Ok(meta) = StreamMeta::load(&e.path()) else {
                 continue;
             };
+            // Segments below a trim point are dead whether or not the stream is written.
+            let head = Head::load(&e.path())?;
+            let freed = head::delete_dead_segments(&e.path(), &head)?;
+            if freed > 0 && meta.state != StreamState::Open {
+                out.push((
+                    name.clone(),
+                    Recovery {
+                        bytes_cut: freed,
+                        ..Recovery::default()
+                    },
+                ));
+            }
             if meta.state != StreamState::Open || layout::is_locked(&e.path()) {
                 continue;
             }
-            let (w, rec) = StreamWriter::resume(e.path(), WriterOptions::default())?;
+            let (w, mut rec) = StreamWriter::resume(e.path(), WriterOptions::default())?;
+            rec.bytes_cut += freed;
             w.finish(StreamState::Recovered)?;
             out.push((name, rec));
         }

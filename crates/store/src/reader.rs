@@ -4,6 +4,12 @@
 //! A reader takes a snapshot when it opens: the chunks `chunks.idx` names at that moment.
 //! A writer may go on appending; the reader's view stays a consistent prefix because
 //! marks for packets beyond the snapshot are ignored. Open a new reader to see more.
+//!
+//! A stream whose head was trimmed by retention (see [`crate::head`]) starts at its
+//! [`Head`]: the chunks, marks and packets before it are dead, and every total, view,
+//! split and range here covers only what is live. Packet numbers and logical positions
+//! keep counting from the stream's start, so a split of what remains is the split it was
+//! before the trim, cut at the head.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -16,6 +22,7 @@ use wirecap_pcap::{LinkType, PCAP_NS_HEADER_LEN, Packet, pcap_ns_header};
 
 use crate::chunk::record_lengths;
 use crate::error::{Error, IoContext, Result};
+use crate::head::Head;
 use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, MARK_LEN, Mark};
 use crate::layout;
 use crate::meta::StreamMeta;
@@ -35,6 +42,7 @@ struct Inner {
     chunks: File,
     chunks_path: PathBuf,
     n_chunks: u64,
+    head: Head,
     first: Option<ChunkRecord>,
     last: Option<ChunkRecord>,
 }
@@ -51,11 +59,18 @@ pub struct StreamInfo {
     pub chunks: u64,
     /// Bytes the stream takes on disk (segments and index).
     pub disk_bytes: u64,
+    /// Retention never deletes any of it (see [`crate::Store::set_pinned`]).
+    pub pinned: bool,
+    /// Where retention trimmed the stream's head (all zero when it never did).
+    pub head: Head,
 }
 
 impl StreamReader {
     pub(crate) fn open(dir: PathBuf) -> Result<Self> {
         let meta = StreamMeta::load(&dir)?;
+        // The head is read before the index: it only ever names chunks that were already
+        // indexed, so it can never point past this snapshot.
+        let head = Head::load(&dir)?;
         let chunks_path = dir.join(layout::CHUNKS);
         let chunks = match File::open(&chunks_path) {
             Ok(f) => f,
@@ -76,11 +91,19 @@ impl StreamReader {
             }
             n -= 1;
         }
-        let first = if n > 0 {
-            read_chunk_record(&chunks, &chunks_path, 0)?
+        let head = if head.chunk > n {
+            Head::default()
+        } else {
+            head
+        };
+        let first = if n > head.chunk {
+            read_chunk_record(&chunks, &chunks_path, head.chunk)?
         } else {
             None
         };
+        if first.is_none() {
+            last = None;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
@@ -88,6 +111,7 @@ impl StreamReader {
                 chunks,
                 chunks_path,
                 n_chunks: n,
+                head,
                 first,
                 last,
             }),
@@ -106,12 +130,28 @@ impl StreamReader {
     pub fn link_type(&self) -> LinkType {
         LinkType(self.inner.meta.link_type)
     }
+    /// Live packets (those after the head).
     pub fn packets(&self) -> u64 {
-        self.inner.last.map_or(0, |r| r.end_packet())
+        self.end_packet() - self.head().packet.min(self.end_packet())
     }
-    /// Record bytes (the whole stream as pcap is `24 +` this).
+    /// Live record bytes (the whole stream as pcap is `24 +` this).
     pub fn record_bytes(&self) -> u64 {
-        self.inner.last.map_or(0, |r| r.end_pos())
+        self.end_pos() - self.head().pos.min(self.end_pos())
+    }
+    /// Where the live part of the stream starts.
+    pub fn head(&self) -> Head {
+        self.inner.head
+    }
+    fn end_packet(&self) -> u64 {
+        self.inner
+            .last
+            .map_or(self.inner.head.packet, |r| r.end_packet())
+    }
+    fn end_pos(&self) -> u64 {
+        self.inner.last.map_or(self.inner.head.pos, |r| r.end_pos())
+    }
+    fn start(&self) -> (u64, u64) {
+        (self.inner.head.packet, self.inner.head.pos)
     }
     pub fn first_ts(&self) -> Option<u64> {
         self.inner.first.map(|r| r.first_ts)
@@ -138,6 +178,8 @@ impl StreamReader {
             last_ts: self.last_ts(),
             chunks: self.chunk_count(),
             disk_bytes: disk,
+            pinned: self.inner.dir.join(layout::PIN).exists(),
+            head: self.inner.head,
         })
     }
 
@@ -151,13 +193,14 @@ impl StreamReader {
         })
     }
 
-    /// Every packet of the stream.
+    /// Every live packet of the stream.
     pub fn full_range(&self) -> PacketRange {
+        let (p, b) = self.start();
         PacketRange {
-            first_packet: 0,
-            end_packet: self.packets(),
-            start_pos: 0,
-            end_pos: self.record_bytes(),
+            first_packet: p,
+            end_packet: self.end_packet(),
+            start_pos: b,
+            end_pos: self.end_pos(),
         }
     }
 
@@ -168,7 +211,7 @@ impl StreamReader {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).at(&path),
         };
-        let total = self.packets();
+        let total = self.end_packet();
         Ok(bytes
             .chunks_exact(MARK_LEN)
             .map(|b| Mark::decode(b.try_into().expect("chunks_exact")))
@@ -178,10 +221,32 @@ impl StreamReader {
 
     /// Every non-empty split of `view`, from the index alone.
     pub fn splits(&self, view: View) -> Result<Vec<Split>> {
+        let mut all = self.splits_from_start(view)?;
+        let (p, b) = self.start();
+        if p == 0 {
+            return Ok(all);
+        }
+        // A trimmed head: splits wholly before it are gone, the one it falls in is cut.
+        all.retain(|s| s.range.end_packet > p);
+        for (i, s) in all.iter_mut().enumerate() {
+            s.index = i as u64;
+            if s.range.first_packet < p {
+                s.range.first_packet = p;
+                s.range.start_pos = b;
+                if matches!(view, View::Size { .. } | View::Single) {
+                    s.start_ts = self.inner.head.first_ts;
+                    s.name = split_name(s.start_ts);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    fn splits_from_start(&self, view: View) -> Result<Vec<Split>> {
         let end = Mark {
             key: u64::MAX,
-            packet: self.packets(),
-            pos: self.record_bytes(),
+            packet: self.end_packet(),
+            pos: self.end_pos(),
         };
         let range = |a: &Mark, b: &Mark| PacketRange {
             first_packet: a.packet,
@@ -270,11 +335,11 @@ impl StreamReader {
     pub fn time_range(&self, start: Option<u64>, stop: Option<u64>) -> Result<PacketRange> {
         let (first_packet, start_pos) = match start {
             Some(t) => self.locate(t)?,
-            None => (0, 0),
+            None => self.start(),
         };
         let (end_packet, end_pos) = match stop {
             Some(t) => self.locate(t)?,
-            None => (self.packets(), self.record_bytes()),
+            None => (self.end_packet(), self.end_pos()),
         };
         if end_packet <= first_packet {
             return Ok(PacketRange {
@@ -295,28 +360,30 @@ impl StreamReader {
     /// The first packet with a timestamp at or after `ts`: `(packet index, position)`.
     /// O(log n) index reads, plus at most one chunk of data when `ts` falls inside one.
     pub fn locate(&self, ts: u64) -> Result<(u64, u64)> {
-        let end = (self.packets(), self.record_bytes());
+        let end = (self.end_packet(), self.end_pos());
         let (Some(first), Some(last)) = (self.first_ts(), self.last_ts()) else {
             return Ok(end);
         };
         if ts <= first {
-            return Ok((0, 0));
+            return Ok(self.start());
         }
         if ts > last {
             return Ok(end);
         }
         if ts.is_multiple_of(NS_PER_SEC) {
             if let Some(m) = self.time_mark_at_or_after(ts / NS_PER_SEC)? {
-                return Ok(if m.packet < end.0 {
-                    (m.packet, m.pos)
-                } else {
+                return Ok(if m.packet >= end.0 {
                     end
+                } else if m.packet < self.inner.head.packet {
+                    self.start()
+                } else {
+                    (m.packet, m.pos)
                 });
             }
             return Ok(end);
         }
-        // First chunk whose last packet is at or after ts.
-        let (mut lo, mut hi) = (0u64, self.inner.n_chunks);
+        // First live chunk whose last packet is at or after ts.
+        let (mut lo, mut hi) = (self.inner.head.chunk, self.inner.n_chunks);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.chunk(mid)?.last_ts < ts {
@@ -377,9 +444,26 @@ impl StreamReader {
         self.inner.dir.join(layout::segment(n))
     }
 
+    /// Opens segment `n`; one that retention deleted after this snapshot was taken is
+    /// reported as such rather than as a damaged store.
+    fn open_segment(&self, n: u32) -> Result<File> {
+        let p = self.segment_path(n);
+        match File::open(&p) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if Head::load(&self.inner.dir).is_ok_and(|h| h.segment > n) {
+                    Err(Error::Trimmed(self.inner.meta.name.clone()))
+                } else {
+                    Err(e).at(&p)
+                }
+            }
+            Err(e) => Err(e).at(&p),
+        }
+    }
+
     fn read_body(&self, c: &ChunkRecord) -> Result<Vec<u8>> {
         let path = self.segment_path(c.segment);
-        let f = File::open(&path).at(&path)?;
+        let f = self.open_segment(c.segment)?;
         let mut body = vec![0u8; c.body_len as usize];
         if !read_exact_at(&f, &mut body, c.body_offset()).at(&path)? {
             return Err(Error::Corrupt {
@@ -410,7 +494,7 @@ impl StreamReader {
             let s = s?;
             if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
                 let p = self.segment_path(s.segment);
-                open = Some((s.segment, File::open(&p).at(&p)?, p));
+                open = Some((s.segment, self.open_segment(s.segment)?, p));
             }
             let (_, f, p) = open.as_mut().expect("opened above");
             f.seek(SeekFrom::Start(s.offset)).at(p)?;
@@ -486,7 +570,7 @@ impl StreamReader {
             }
             if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
                 let p = self.segment_path(s.segment);
-                open = Some((s.segment, File::open(&p).at(&p)?, p));
+                open = Some((s.segment, self.open_segment(s.segment)?, p));
             }
             let (_, file, p) = open.as_ref().expect("opened above");
             buf.resize(s.len as usize, 0);
@@ -565,8 +649,12 @@ impl Iterator for Slices {
         let i = match self.next {
             Some(i) => i,
             None => {
-                // First chunk that ends after start_pos.
-                let (mut lo, mut hi) = (0u64, r.inner.n_chunks);
+                // First live chunk that ends after start_pos.
+                self.range.start_pos = self.range.start_pos.max(r.inner.head.pos);
+                if self.range.start_pos >= self.range.end_pos {
+                    return None;
+                }
+                let (mut lo, mut hi) = (r.inner.head.chunk, r.inner.n_chunks);
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
                     match r.chunk(mid) {
@@ -645,8 +733,11 @@ impl Read for PcapReader {
                 None => return Ok(0),
                 Some(Err(e)) => return Err(io::Error::other(e.to_string())),
                 Some(Ok(s)) => {
-                    let p = self.slices.reader.segment_path(s.segment);
-                    let f = File::open(&p)?;
+                    let f = self
+                        .slices
+                        .reader
+                        .open_segment(s.segment)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
                     self.cur = Some((f, s.offset, s.len));
                 }
             }

@@ -14,6 +14,7 @@ mod hostname_cmd;
 mod import;
 mod install_cmd;
 mod listing;
+mod ops_cmd;
 mod output;
 mod release_cmd;
 mod report_cmd;
@@ -111,6 +112,13 @@ enum Cmd {
     Hostname(hostname_cmd::HostnameArgs),
     /// Make a system report (logs, config without secrets, streams, system facts) in DIR/upload
     Report(report_cmd::ReportArgs),
+    /// Capture schedules in DIR/wirecap.toml: list, add, remove (a running server applies
+    /// changes within a second)
+    Schedule(ops_cmd::ScheduleArgs),
+    /// Show the disk budget, usage and retention horizon; --budget/--high/--low set them
+    Retention(ops_cmd::RetentionArgs),
+    /// Pin a stream so that retention never deletes it (--off unpins)
+    Pin(ops_cmd::PinArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +149,9 @@ fn main() -> ExitCode {
         Cmd::Users(a) => users_cmd::run(a),
         Cmd::Hostname(a) => hostname_cmd::run(a),
         Cmd::Report(a) => report_cmd::run(a),
+        Cmd::Schedule(a) => ops_cmd::schedule(a),
+        Cmd::Retention(a) => ops_cmd::retention(a),
+        Cmd::Pin(a) => ops_cmd::pin(a),
     };
     match r {
         Ok(code) => code,

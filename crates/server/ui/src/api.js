@@ -107,6 +107,7 @@ export const reports = {
   start: (recipient) => api('/api/v1/report', { method: 'POST', body: recipient ? { recipient } : {} }),
   job: (id) => api(`/api/v1/report/${enc(id)}`),
 };
+export const schedules = () => api('/api/v1/schedules');
 
 // Download links (plain GETs: the browser saves the file; the session cookie authenticates).
 export const downloadUrl = {

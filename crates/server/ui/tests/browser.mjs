@@ -241,6 +241,23 @@ async function main() {
       await shot('04-capture-stopped');
     });
 
+    await check('the Capture page lists schedules with their next start', async () => {
+      const r = await fetch(`${base}/api/v1/schedules`, {
+        method: 'POST',
+        headers: { Authorization: server.auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'nightly', cron: '0 2 * * *', duration: '1h', enabled: false }),
+      });
+      expect(r.status === 201, `POST /api/v1/schedules: ${r.status} ${await r.text()}`);
+      await page.goto(`${base}/#/capture`);
+      await page.waitForSelector('[data-test=schedule-row]');
+      const row = await page.textContent('[data-test=schedule-row]');
+      expect(row.includes('nightly') && row.includes('cron 0 2 * * *'), `row: ${row}`);
+      expect((await page.textContent('[data-test=schedule-state]')).trim() === 'disabled', 'state not shown');
+      await shot('04b-schedules');
+      const d = await fetch(`${base}/api/v1/schedules/nightly`, { method: 'DELETE', headers: { Authorization: server.auth } });
+      expect(d.status === 204, `DELETE: ${d.status}`);
+    });
+
     await check(`Files page with ${STREAMS + 1} streams loads in under ${LOAD_BUDGET_MS} ms`, async () => {
       const times = [];
       let last = null;

@@ -35,3 +35,5 @@ pub fn ok(o: &Output) -> String {
     );
     String::from_utf8(o.stdout.clone()).expect("utf8 stdout")
 }
+
+pub mod serve;

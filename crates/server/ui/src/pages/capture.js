@@ -1,7 +1,7 @@
 // Capture: a name and REC, or the running capture with STOP.
 import { useState } from 'preact/hooks';
 import * as API from '../api.js';
-import { html, Coming, ErrorMsg, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtPps, fmtTime, nsToSec, href } from '../ui.js';
+import { html, ErrorMsg, usePoll, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtPps, fmtTime, nsToSec, href } from '../ui.js';
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -69,8 +69,44 @@ export function Capture({ status, refresh }) {
           </form>`}
     </section>
 
-    <${Coming} title="Scheduled captures" issue="8">Start and stop captures on a schedule (cron-like),
-      listed here with their next run. Until then, start captures here or with${' '}
-      <code>curl -u USER:PASS "https://HOST/sysmaster/capture_start?StreamName=NAME"</code>.<//>
+    <${Schedules} />
   </div>`;
+}
+
+const when = (s) => (s.cron ? `cron ${s.cron} for ${s.duration}` : `${(s.days || []).join(',')} ${s.start}–${s.stop}`);
+const scheduleState = (s) => {
+  if (!s.enabled) return 'disabled';
+  if (s.active) return html`<span class="rec">REC</span>`;
+  return s.suspended_until ? 'suspended' : 'waiting';
+};
+
+/** The schedules (from wirecap.toml) with their next start and stop and what they last did. */
+function Schedules() {
+  const [list, setList] = useState(null);
+  const [error, setError] = useState(null);
+  usePoll(async () => {
+    try {
+      const r = await API.schedules();
+      setList(r.schedules);
+      setError(r.error ? new Error(`wirecap.toml: ${r.error}`) : null);
+    } catch (e) {
+      setError(e);
+    }
+  }, 5000);
+  return html`<section class="panel" data-test="schedules">
+    <h2>Scheduled captures</h2>
+    <${ErrorMsg} error=${error} />
+    ${list && list.length === 0 && html`<p class="muted">No schedules. Add one with${' '}
+      <code>wirecap schedule add</code> or <code>POST /api/v1/schedules</code>.</p>`}
+    ${list && list.length > 0 && html`<div class="table-wrap"><table data-test="schedules-table"><thead><tr><th>Name</th><th>When</th><th>Time zone</th>
+      <th>Next start</th><th>Next stop</th><th>State</th><th>Last event</th></tr></thead><tbody>
+      ${list.map((s) => html`<tr data-test="schedule-row">
+        <td class="mono">${s.name}</td><td class="mono">${when(s)}</td><td>${s.timezone}</td>
+        <td data-test="schedule-next-start">${s.next_start || '–'}</td><td>${s.next_stop || '–'}</td>
+        <td data-test="schedule-state">${scheduleState(s)}</td>
+        <td class="muted">${s.last_event ? `${s.last_event.at}: ${s.last_event.text}` : '–'}</td></tr>`)}
+    </tbody></table></div>`}
+    <p class="muted">A manual capture always wins: a schedule never stops it, and stopping a scheduled capture here
+      suspends that window until its next one.</p>
+  </section>`;
 }

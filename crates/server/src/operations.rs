@@ -1,0 +1,154 @@
+//! The appliance's unattended work, run once a second beside the HTTP server: reread
+//! `wirecap.toml` when it changes, run the schedules ([`crate::scheduler`]) and keep the
+//! store under its budget ([`crate::retention`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{CONFIG_FILE, FileConfig};
+use crate::engine::Engine;
+use crate::retention::{Policy, Retention, RetentionConfig};
+use crate::scheduler::Scheduler;
+
+/// Retention runs at least this often, and sooner when the capture's growth may have
+/// crossed the high watermark.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Operations {
+    dir: PathBuf,
+    pub scheduler: Scheduler,
+    pub retention: Retention,
+    policy: Mutex<Policy>,
+    mtime: Mutex<Option<SystemTime>>,
+    last_retention: Mutex<Option<Instant>>,
+    /// Why the file could not be reread (the settings of before stay in force).
+    file_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Operations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operations")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn mtime(dir: &Path) -> Option<SystemTime> {
+    std::fs::metadata(dir.join(CONFIG_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+impl Operations {
+    /// Starts with the file as loaded at start-up.
+    pub fn new(dir: &Path, file: &FileConfig, engine: &Engine) -> Self {
+        let ops = Self {
+            dir: dir.to_path_buf(),
+            scheduler: Scheduler::new(dir),
+            retention: Retention::default(),
+            policy: Mutex::new(
+                RetentionConfig::default()
+                    .validate()
+                    .expect("the default retention is valid"),
+            ),
+            mtime: Mutex::new(mtime(dir)),
+            last_retention: Mutex::new(None),
+            file_error: Mutex::new(None),
+        };
+        ops.apply(file, engine);
+        ops
+    }
+
+    fn apply(&self, file: &FileConfig, engine: &Engine) {
+        self.scheduler.set(&file.schedule, file.timezone.as_deref());
+        match file.retention.validate() {
+            Ok(p) => {
+                if let Some(s) = p.segment_bytes {
+                    engine.set_segment_bytes(s);
+                }
+                let mut cur = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+                if *cur != p {
+                    tracing::info!(budget = ?p.budget, high = p.high, low = p.low, "retention policy");
+                    *cur = p;
+                    // Apply a new budget at once.
+                    *self
+                        .last_retention
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                }
+            }
+            Err(e) => {
+                tracing::error!("retention settings not applied, the previous ones stay: {e}")
+            }
+        }
+    }
+
+    /// Rereads the file now (after an API write). Blocking.
+    pub fn reload(&self, engine: &Engine) {
+        *self.mtime.lock().unwrap_or_else(|e| e.into_inner()) = mtime(&self.dir);
+        let r = FileConfig::load(&self.dir);
+        let mut err = self.file_error.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(f) => {
+                *err = None;
+                drop(err);
+                self.apply(&f, engine);
+            }
+            Err(e) => {
+                tracing::error!("{CONFIG_FILE} not reloaded, the settings of before stay: {e}");
+                *err = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Why `wirecap.toml` as it is now is not in force, if it is not.
+    pub fn file_error(&self) -> Option<String> {
+        self.file_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One second's work. Blocking.
+    pub fn tick(&self, engine: &Engine) {
+        let m = mtime(&self.dir);
+        let changed = {
+            let mut cur = self.mtime.lock().unwrap_or_else(|e| e.into_inner());
+            let c = *cur != m;
+            *cur = m;
+            c
+        };
+        if changed {
+            tracing::info!("{CONFIG_FILE} changed: rereading schedules and retention");
+            self.reload(engine);
+        }
+        self.scheduler.tick(engine, jiff::Timestamp::now());
+
+        let policy = self.policy();
+        let captured = engine.status().bytes_captured;
+        let budget = policy.budget_bytes(engine.store().dir());
+        let due = {
+            let last = self
+                .last_retention
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            last.is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+                || self.retention.due(&policy, budget, captured)
+        };
+        if due {
+            *self
+                .last_retention
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.retention.run(engine.store(), &policy, captured);
+        }
+    }
+}
