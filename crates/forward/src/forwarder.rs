@@ -17,6 +17,7 @@
 
 use crate::neighbour::{NeighbourConfig, Neighbours, Solicit};
 use crate::rewrite::{self, Rewrite};
+use crate::segment;
 use crate::table::{Direction, ForwardTable, Inline};
 use crate::wire::{
     self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Mac, ethertype,
@@ -86,7 +87,7 @@ pub enum DropReason {
     UnknownPeer,
     /// TTL 1 or 0: it may make no further hop.
     TtlExpired,
-    /// Larger than the MTU (a GRO/GSO super-packet): it could not be sent as it is.
+    /// Larger than the MTU and not TCP (TCP super-packets are segmented and sent).
     Oversize,
     /// Cut short by the ring's snap length.
     Truncated,
@@ -157,6 +158,8 @@ pub struct Stats {
     pub arp_resolved: u64,
     /// TCP/UDP checksums completed (received partial, from checksum offload).
     pub checksums_completed: u64,
+    /// TCP super-packets (GSO/GRO, larger than the MTU) cut into segments.
+    pub super_packets_segmented: u64,
 }
 
 impl Stats {
@@ -245,6 +248,7 @@ pub struct Forwarder {
     stats: Stats,
     scratch: Vec<u8>,
     solicit: Vec<Solicit>,
+    segment: Vec<u8>,
 }
 
 impl Forwarder {
@@ -259,6 +263,7 @@ impl Forwarder {
             stats: Stats::default(),
             scratch: Vec::with_capacity(2048),
             solicit: Vec::new(),
+            segment: Vec::new(),
         }
     }
 
@@ -328,9 +333,6 @@ impl Forwarder {
         if kind != ethertype::IPV4 {
             return self.drop(DropReason::NonIpv4);
         }
-        if rx.wire_len > self.config.mtu + ETH_HEADER_LEN {
-            return self.drop(DropReason::Oversize);
-        }
         if rx.data.len() < rx.wire_len {
             return self.drop(DropReason::Truncated);
         }
@@ -358,15 +360,49 @@ impl Forwarder {
         {
             return self.drop(DropReason::BadHeader);
         }
+        let oversize = ip.total_len() > self.config.mtu;
+        let tcp = ip.protocol() == wire::protocol::TCP;
+        let end = ETH_HEADER_LEN + ip.total_len();
+        if oversize && !tcp {
+            return self.drop(DropReason::Oversize);
+        }
+        if oversize {
+            // A GSO/GRO super-packet: sent on as the segments a NIC would have made.
+            let mut buf = std::mem::take(&mut self.segment);
+            let mtu = self.config.mtu;
+            let n = segment::segment_tcp(&rx.data[..end], mtu, &mut buf, &mut |s| {
+                self.dispatch(now_ns, rx.ts_ns, next, s, tx, rec);
+            });
+            if n == 0 {
+                self.drop(DropReason::Oversize);
+            } else {
+                self.stats.super_packets_segmented += 1;
+            }
+            self.segment = buf;
+            return;
+        }
         if rx.checksum_partial && rewrite::complete_l4_checksum(rx.data) {
             self.stats.checksums_completed += 1;
         }
+        self.dispatch(now_ns, rx.ts_ns, next, rx.data, tx, rec);
+    }
+
+    /// Forwards `frame` now if the next hop's MAC is known, else queues it for ARP.
+    fn dispatch(
+        &mut self,
+        now_ns: u64,
+        ts_ns: u64,
+        next: Ipv4Addr,
+        frame: &[u8],
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
         match self.neighbours.lookup(next, now_ns) {
-            Some(_) => self.forward(now_ns, rx.ts_ns, rx.data, tx, rec),
+            Some(_) => self.forward(now_ns, ts_ns, frame, tx, rec),
             None => {
                 let q = Queued {
-                    ts_ns: rx.ts_ns,
-                    frame: rx.data.to_vec(),
+                    ts_ns,
+                    frame: frame.to_vec(),
                 };
                 if self.neighbours.enqueue(next, q, now_ns).is_err() {
                     self.drop(DropReason::ArpQueueFull);

@@ -427,3 +427,31 @@ fn capture_mode_names_round_trip() {
             .contains("ingress, egress")
     );
 }
+
+#[test]
+fn tcp_super_packets_leave_as_segments() {
+    for mode in [CaptureMode::Inline, CaptureMode::Both] {
+        let (mut f, mut tx) = resolved(&["10.9.0.2=10.9.0.3"], mode);
+        let mut rec = VecRec {
+            on: true,
+            ..VecRec::default()
+        };
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10;
+        tcp.extend(std::iter::repeat_n(7u8, 3000));
+        let mut p = ip_frame((A_MAC, "10.9.0.2"), "10.9.0.1", protocol::TCP, 64, &tcp);
+        f.receive(5 * S, rx(&mut p), &mut tx, &mut rec);
+        assert_eq!(tx.sent.len(), 3);
+        for s in &tx.sent {
+            assert!(s.len() <= 1514);
+            assert!(checksums_valid(s));
+            assert_eq!(Ipv4::new_checked(&s[14..]).unwrap().dst(), ip("10.9.0.3"));
+        }
+        assert_eq!(f.stats().super_packets_segmented, 1);
+        assert_eq!(f.stats().a_to_b_packets, 3);
+        let per = if mode == CaptureMode::Both { 2 } else { 1 };
+        assert_eq!(rec.got.len(), 3 * per);
+        assert!(rec.got.iter().all(|(_, r)| checksums_valid(r)));
+    }
+}

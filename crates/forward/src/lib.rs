@@ -13,7 +13,8 @@
 //! ```
 //!
 //! What it owns: header views ([`wire`]), the Internet checksum and its incremental update
-//! ([`checksum`]), the address rewrite ([`rewrite`]), the forwarding table ([`table`]),
+//! ([`checksum`]), the address rewrite ([`rewrite`]), software segmentation of TCP super-packets
+//! ([`segment`]), the forwarding table ([`table`]),
 //! the neighbour cache ([`neighbour`]), the forwarder's decisions and counters
 //! ([`forwarder`], sans-I/O, unit tested without sockets), the AF_PACKET edge
 //! ([`afpacket`]) and the tap into the capture pipeline ([`tap`]).
@@ -22,10 +23,12 @@
 //! kernel table (peers are on the capture subnet and resolved by ARP), reassemble
 //! fragments, keep per-flow state, or drop a packet without counting why.
 
+pub mod afpacket;
 pub mod checksum;
 pub mod forwarder;
 pub mod neighbour;
 pub mod rewrite;
+pub mod segment;
 pub mod table;
 pub mod tap;
 pub mod wire;
