@@ -66,6 +66,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/capture/stop", post(api_stop))
         .route("/api/v1/interfaces", get(api_interfaces))
         .route("/api/v1/config", get(api_config))
+        .route("/api/v1/forward", get(api_forward).put(api_forward_put))
         .merge(crate::session::routes())
         .merge(crate::api_ui::routes())
         .merge(crate::ui::routes())
@@ -548,6 +549,11 @@ async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
         Ok((engine.status_figures(), n))
     })
     .await?;
+    app.metrics.set_forward(
+        app.engine
+            .forwarder()
+            .map(|f| (f.snapshot(), f.tap().dropped())),
+    );
     let body = app.metrics.render(&f, n);
     Ok((
         [(
@@ -579,6 +585,8 @@ fn stream_json(s: &StreamInfo) -> Value {
         "last_ns": s.last_ts,
         "first": s.first_ts.map(rfc3339),
         "last": s.last_ts.map(rfc3339),
+        "capture_mode": s.meta.attrs.get("capture_mode"),
+        "attrs": s.meta.attrs,
         "links": {
             "pcap": format!("/api/v1/streams/{n}/pcap"),
             "views": format!("/api/v1/streams/{n}/views"),
@@ -648,6 +656,7 @@ async fn api_status(
             "malformed": s.dropped_malformed,
         },
         "last_error": s.last_error,
+        "forward": app.engine.forwarder().map(crate::forward::forward_json),
         "history": hist,
     })))
 }
@@ -880,7 +889,61 @@ async fn api_config(State(app): State<Shared>) -> Response {
         "source": app.engine.describe_source(),
         "source_reason": s.source_reason,
         "log_level": s.log_level,
+        "forward": app.engine.forwarder().map(crate::forward::forward_json),
     }))
+}
+
+fn no_forwarder() -> ApiError {
+    ApiError::conflict(
+        "forwarding is not running: start wirecap serve with --interface IF --inline ADDR/PREFIX --forward A=B (or [forward] in wirecap.toml)",
+    )
+    .api()
+}
+
+async fn api_forward(State(app): State<Shared>) -> Result<Response, ApiError> {
+    match app.engine.forwarder() {
+        Some(f) => Ok(json_ok(&crate::forward::forward_json(f))),
+        None => Ok(json_ok(&json!({"enabled": false}))),
+    }
+}
+
+/// Changes the capture IP, the pairs or the capture mode of the running forwarder and
+/// keeps them in `wirecap.toml`. The mode is recorded with each stream, so it cannot
+/// change while a capture runs.
+async fn api_forward_put(
+    State(app): State<Shared>,
+    id: Option<axum::Extension<Identity>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(id.as_deref(), Shape::Api)?;
+    let v = json_body(&headers, &body)?;
+    let engine = app.engine.clone();
+    let dir = app.settings.data.clone();
+    blocking(move || {
+        let f = engine.forwarder().ok_or_else(no_forwarder)?;
+        let current = f.settings();
+        let c = crate::forward::merge(&current, &v).map_err(|e| ApiError::bad_request(e).api())?;
+        if c.mode != current.mode && engine.capturing() {
+            return Err(ApiError::conflict(
+                "a capture is running: stop it before changing the capture mode (each stream records one mode)",
+            )
+            .api());
+        }
+        let pairs: Vec<String> = c.pairs.iter().map(ToString::to_string).collect();
+        crate::config::update(&dir, "forwarding changed through PUT /api/v1/forward", |fc| {
+            fc.forward.inline = Some(c.inline.to_string());
+            fc.forward.pairs = pairs.clone();
+            fc.forward.capture_mode = Some(c.mode.as_str().to_owned());
+            Ok(())
+        })
+        .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")).api())?;
+        f.reconfigure(c.inline, c.pairs.clone(), c.mode)
+            .map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+        tracing::info!(capture_ip = %c.inline, pairs = %pairs.join(" "), capture_mode = %c.mode, "forwarding changed");
+        Ok(json_ok(&crate::forward::forward_json(f)))
+    })
+    .await
 }
 
 async fn openapi() -> Response {

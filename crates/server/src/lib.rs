@@ -13,7 +13,7 @@
 //! functions, tested against the manual's examples), the JSON API and its OpenAPI document
 //! ([`openapi`]), users and authentication ([`auth`]), TLS ([`tls`]), configuration
 //! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
-//! ([`download`]), the capture engine's lifecycle ([`engine`]), and the browser UI: its
+//! ([`download`]), the capture engine's lifecycle ([`engine`]), the inline forwarder's API shape ([`forward`]), and the browser UI: its
 //! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
 //! compact JSON it reads ([`api_ui`]).
 //!
@@ -31,6 +31,7 @@ pub mod config;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod forward;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
