@@ -94,6 +94,8 @@ export const analysis = (name, body) => api(`/api/v1/ui/streams/${enc(name)}/ana
 export const interfaces = () => api('/api/v1/ui/interfaces');
 export const setCaptureInterface = (name) => api('/api/v1/ui/capture/interface', { method: 'PUT', body: { interface: name } });
 export const system = () => api('/api/v1/ui/system');
+export const forward = () => api('/api/v1/forward');
+export const setForward = (body) => api('/api/v1/forward', { method: 'PUT', body });
 
 // Download links (plain GETs: the browser saves the file; the session cookie authenticates).
 export const downloadUrl = {
