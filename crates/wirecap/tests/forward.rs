@@ -807,3 +807,66 @@ fn smoke_test_ping_then_bounded_flood_is_fully_accounted() {
         "requests and replies: {forwarded} vs {replies}"
     );
 }
+
+#[test]
+fn serve_refuses_an_interface_that_owns_the_capture_ip() {
+    need_root!();
+    let n = Net::new("k");
+    // The kernel would answer ARP for it and take the packets: the forwarder says so.
+    run(&[
+        "ip",
+        "-n",
+        &n.ns("app"),
+        "addr",
+        "add",
+        "10.9.0.1/24",
+        "dev",
+        "eth0",
+    ]);
+    let data = n.data();
+    let o = n.exec(
+        "app",
+        &[
+            "timeout",
+            "30",
+            BIN,
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:8080",
+            "--interface",
+            "eth0",
+            "--inline",
+            "10.9.0.1/24",
+            "--forward",
+            "10.9.0.2=10.9.0.3",
+        ],
+    );
+    assert!(!o.status.success(), "serve started anyway");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("has 10.9.0.1 as a kernel address"), "{err}");
+    // And a table that makes no sense is refused before anything starts.
+    let o = n.exec(
+        "app",
+        &[
+            "timeout",
+            "30",
+            BIN,
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:8080",
+            "--interface",
+            "eth0",
+            "--inline",
+            "10.9.0.1/24",
+            "--forward",
+            "10.9.0.2=10.9.0.2",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("more than once"), "{err}");
+}
