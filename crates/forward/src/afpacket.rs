@@ -20,7 +20,7 @@
 //! This is the crate's only `unsafe`; every block says why it is sound.
 
 use crate::forwarder::{
-    CaptureMode, DropReason, Forwarder, ForwarderConfig, Received, Stats, Transmit,
+    CaptureMode, DropReason, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit,
 };
 use crate::neighbour::NeighbourConfig;
 use crate::table::{ForwardTable, Inline, Pair};
@@ -366,7 +366,15 @@ struct TxRing {
     queued: usize,
     wrong_format: u64,
     send_errors: u64,
+    /// A socket with `PACKET_VNET_HDR` for TCP super-packets the kernel segments.
+    gso: Option<OwnedFd>,
+    gso_buf: Vec<u8>,
 }
+
+/// `sizeof(struct virtio_net_hdr)`.
+const VNET_HDR_LEN: usize = 10;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`, without the ECN bit.
+const VNET_GSO_TCPV4: u8 = 1;
 
 impl TxRing {
     fn slot_status(&self, i: usize) -> &AtomicU32 {
@@ -413,6 +421,25 @@ impl TxRing {
 }
 
 impl Transmit for TxRing {
+    fn transmit_gso(&mut self, gso: &Gso, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let Some(fd) = self.gso.as_ref().map(AsRawFd::as_raw_fd) else {
+            return false;
+        };
+        // Frames queued in the ring go first: the flow stays in order.
+        self.flush();
+        self.gso_buf.clear();
+        self.gso_buf.extend_from_slice(&gso.vnet_hdr);
+        self.gso_buf.resize(VNET_HDR_LEN + len, 0);
+        fill(&mut self.gso_buf[VNET_HDR_LEN..]);
+        // SAFETY: the buffer is valid for reads of its length for the whole call.
+        let rc = unsafe { libc::send(fd, self.gso_buf.as_ptr().cast(), self.gso_buf.len(), 0) };
+        if rc < 0 {
+            self.send_errors += 1;
+            return false;
+        }
+        true
+    }
+
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
         if len + v2::DATA > self.frame_size {
             return false;
@@ -451,6 +478,9 @@ struct RxRing {
     blocks: usize,
     current: usize,
     malformed: u64,
+    /// Each packet is preceded by a `virtio_net_hdr` (`PACKET_VNET_HDR`).
+    vnet: bool,
+    kernel_drops: u64,
 }
 
 impl RxRing {
@@ -460,6 +490,29 @@ impl RxRing {
             .load(Ordering::Acquire)
             & libc::TP_STATUS_USER
             != 0
+    }
+
+    /// Adds what PACKET_STATISTICS says (and resets) to `self.kernel_drops`.
+    fn read_drops(&mut self) {
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
+        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `st` and `len` are valid for writes of the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats_v3).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            self.kernel_drops += u64::from(st.tp_drops);
+        }
     }
 
     fn wait(&self, timeout: Duration) {
@@ -513,16 +566,28 @@ impl RxRing {
                 let status = rd32(block, at + v3::STATUS);
                 let mac = usize::from(rd16(block, at + v3::MAC));
                 let (ds, de) = (at + mac, at + mac + snap);
-                if de > bs {
+                if de > bs || (self.vnet && mac < VNET_HDR_LEN) {
                     self.malformed += 1;
                     break;
                 }
+                let gso = if self.vnet {
+                    let h: [u8; VNET_HDR_LEN] =
+                        block[ds - VNET_HDR_LEN..ds].try_into().unwrap_or_default();
+                    let gso_size = u16::from_ne_bytes([h[4], h[5]]);
+                    (h[1] & 0x7f == VNET_GSO_TCPV4 && gso_size > 0).then_some(Gso {
+                        vnet_hdr: h,
+                        gso_size,
+                    })
+                } else {
+                    None
+                };
                 each(Received {
                     ts_ns: ts,
                     data: &mut block[ds..de],
                     wire_len: wire,
                     checksum_partial: status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan_stripped: status & libc::TP_STATUS_VLAN_VALID != 0,
+                    gso,
                 });
                 n += 1;
                 if next == 0 {
@@ -547,6 +612,9 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
     let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
         .map_err(sock_err("setsockopt(PACKET_VERSION)", name))?;
+    // Super-packets then come with their segmentation facts and can be sent on whole.
+    let one: libc::c_int = 1;
+    let vnet = setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one).is_ok();
     let req = libc::tpacket_req3 {
         tp_block_size: sizes.rx_block,
         tp_block_nr: sizes.rx_blocks,
@@ -572,6 +640,8 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
             blocks: sizes.rx_blocks as usize,
             current: 0,
             malformed: 0,
+            vnet,
+            kernel_drops: 0,
         },
         raw,
         ifindex,
@@ -602,6 +672,7 @@ fn open_tx(name: &str, mtu: usize, sizes: RingSizes) -> Result<(TxRing, bool), O
         .map_err(sock_err("setsockopt(PACKET_TX_RING)", name))?;
     let map = Mmap::ring(raw, blocks << 20).map_err(sock_err("mmap(TX ring)", name))?;
     bind(raw, ifindex, 0, name)?;
+    let gso = open_gso(name, ifindex).ok();
     Ok((
         TxRing {
             map,
@@ -612,9 +683,26 @@ fn open_tx(name: &str, mtu: usize, sizes: RingSizes) -> Result<(TxRing, bool), O
             queued: 0,
             wrong_format: 0,
             send_errors: 0,
+            gso,
+            gso_buf: Vec::with_capacity(1 << 16),
         },
         bypass,
     ))
+}
+
+/// A plain packet socket with `PACKET_VNET_HDR`: sends one super-packet per call, which
+/// the kernel segments on the way out (GSO in software, since the forwarder turned the
+/// interface's TSO/GSO off).
+fn open_gso(name: &str, ifindex: i32) -> Result<OwnedFd, OpenError> {
+    let (fd, _) = packet_socket(name, 0)?;
+    let raw = fd.as_raw_fd();
+    let one: libc::c_int = 1;
+    setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
+        .map_err(sock_err("setsockopt(PACKET_VNET_HDR)", name))?;
+    // No PACKET_QDISC_BYPASS here: the direct path drops a packet that needs segmenting
+    // (`__dev_direct_xmit` refuses a changed skb), the qdisc path segments it.
+    bind(raw, ifindex, 0, name)?;
+    Ok(fd)
 }
 
 /// What the forwarder is set up with.
@@ -656,6 +744,8 @@ pub struct Snapshot {
     pub tx_errors: u64,
     /// Malformed RX ring entries.
     pub rx_malformed: u64,
+    /// Packets the kernel dropped because the RX ring was full (`PACKET_STATISTICS`).
+    pub rx_ring_drops: u64,
     /// The interface's MAC.
     pub mac: Mac,
     /// The interface's MTU.
@@ -879,7 +969,8 @@ impl Worker {
         self.publish(rates);
     }
 
-    fn publish(&self, (pps, bps): (u64, u64)) {
+    fn publish(&mut self, (pps, bps): (u64, u64)) {
+        self.rx.read_drops();
         let now = now_ns();
         let neighbours = self
             .fwd
@@ -902,5 +993,6 @@ impl Worker {
         s.neighbours = neighbours;
         s.tx_errors = self.tx.wrong_format + self.tx.send_errors;
         s.rx_malformed = self.rx.malformed;
+        s.rx_ring_drops = self.rx.kernel_drops;
     }
 }

@@ -158,8 +158,10 @@ pub struct Stats {
     pub arp_resolved: u64,
     /// TCP/UDP checksums completed (received partial, from checksum offload).
     pub checksums_completed: u64,
-    /// TCP super-packets (GSO/GRO, larger than the MTU) cut into segments.
+    /// TCP super-packets (GSO/GRO, larger than the MTU) cut into segments here.
     pub super_packets_segmented: u64,
+    /// TCP super-packets sent on whole, for the kernel to segment (GSO pass-through).
+    pub super_packets_passed: u64,
 }
 
 impl Stats {
@@ -182,6 +184,22 @@ pub trait Transmit {
     /// Asks for room for one frame of `len` bytes; when there is some, `fill` writes the
     /// frame into it and the frame is sent. False when there is no room.
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool;
+    /// Sends one TCP super-packet of `len` bytes for the kernel to segment by `gso` (a
+    /// `virtio_net_hdr`), after every frame transmitted before it. False when this path
+    /// cannot (the forwarder then segments the packet itself).
+    fn transmit_gso(&mut self, gso: &Gso, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let _ = (gso, len, fill);
+        false
+    }
+}
+
+/// The segmentation offload facts of a received super-packet (its `virtio_net_hdr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gso {
+    /// The header as the kernel wrote it (10 bytes, host byte order).
+    pub vnet_hdr: [u8; 10],
+    /// Segment payload size.
+    pub gso_size: u16,
 }
 
 /// Where a capture's records go.
@@ -216,6 +234,8 @@ pub struct Received<'a> {
     pub checksum_partial: bool,
     /// The kernel stripped an 802.1Q tag from it (`TP_STATUS_VLAN_VALID`).
     pub vlan_stripped: bool,
+    /// A TCP super-packet with its segmentation facts, when the ring reports them.
+    pub gso: Option<Gso>,
 }
 
 /// Settings of the forwarder that are not the table.
@@ -366,6 +386,21 @@ impl Forwarder {
         if oversize && !tcp {
             return self.drop(DropReason::Oversize);
         }
+        if oversize
+            && let Some(gso) = rx.gso
+            && self.neighbours.lookup(next, now_ns).is_some()
+            && self.forward_gso(
+                now_ns,
+                rx.ts_ns,
+                &rx.data[..end],
+                &gso,
+                rx.checksum_partial,
+                tx,
+                rec,
+            )
+        {
+            return;
+        }
         if oversize {
             // A GSO/GRO super-packet: sent on as the segments a NIC would have made.
             let mut buf = std::mem::take(&mut self.segment);
@@ -385,6 +420,102 @@ impl Forwarder {
             self.stats.checksums_completed += 1;
         }
         self.dispatch(now_ns, rx.ts_ns, next, rx.data, tx, rec);
+    }
+
+    /// Sends a TCP super-packet on whole (the kernel segments it on the way out), and
+    /// records it as the segments that go on the wire. False when the transmitter cannot
+    /// take it (nothing was sent or recorded).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_gso(
+        &mut self,
+        now_ns: u64,
+        ts_ns: u64,
+        frame: &[u8],
+        gso: &Gso,
+        partial: bool,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) -> bool {
+        let src_ip = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap_or_default());
+        let (Some((next, dir)), true) = (self.table.route(src_ip), gso.gso_size > 0) else {
+            return false;
+        };
+        let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
+            return false;
+        };
+        let egress = Rewrite {
+            eth_src: self.config.mac,
+            eth_dst: next_mac,
+            ip_src: self.config.inline.ip,
+            ip_dst: next,
+            decrement_ttl: true,
+            l4_partial: partial,
+        };
+        if !tx.transmit_gso(gso, frame.len(), &mut |buf: &mut [u8]| {
+            buf.copy_from_slice(frame);
+            rewrite::apply(buf, &egress);
+        }) {
+            return false;
+        }
+        let ihl = usize::from(frame[ETH_HEADER_LEN] & 0x0f) * 4;
+        let thl = usize::from(
+            frame
+                .get(ETH_HEADER_LEN + ihl + 12)
+                .copied()
+                .unwrap_or(0x50)
+                >> 4,
+        ) * 4;
+        let seg_mtu = ihl + thl + usize::from(gso.gso_size);
+        let payload = frame.len().saturating_sub(ETH_HEADER_LEN + ihl + thl);
+        let n = payload.div_ceil(usize::from(gso.gso_size)).max(1);
+        self.stats.super_packets_passed += 1;
+        let bytes = (frame.len() + (n - 1) * (ETH_HEADER_LEN + ihl + thl)) as u64;
+        match dir {
+            Direction::AToB => {
+                self.stats.a_to_b_packets += n as u64;
+                self.stats.a_to_b_bytes += bytes;
+            }
+            Direction::BToA => {
+                self.stats.b_to_a_packets += n as u64;
+                self.stats.b_to_a_bytes += bytes;
+            }
+        }
+        if !rec.active() {
+            return true;
+        }
+        // Records hold what the wire carries: the segments, each with its checksums.
+        let mut seg = std::mem::take(&mut self.segment);
+        let mut whole = std::mem::take(&mut self.scratch);
+        let mode = self.mode;
+        let mut record = |bytes: &[u8], r: Option<&Rewrite>, ts: u64| {
+            whole.clear();
+            whole.extend_from_slice(bytes);
+            if let Some(r) = r {
+                rewrite::apply(&mut whole, r);
+            }
+            segment::segment_tcp(&whole, seg_mtu, &mut seg, &mut |s| rec.record(ts, s));
+        };
+        let src_mac: Mac = frame[6..12].try_into().unwrap_or_default();
+        let inline = Rewrite {
+            eth_src: src_mac,
+            eth_dst: next_mac,
+            ip_src: src_ip,
+            ip_dst: next,
+            decrement_ttl: false,
+            l4_partial: partial,
+        };
+        match mode {
+            CaptureMode::Ingress => record(frame, None, ts_ns),
+            CaptureMode::Egress => record(frame, Some(&egress), now_ns.max(ts_ns)),
+            CaptureMode::Inline => record(frame, Some(&inline), ts_ns),
+            CaptureMode::Both => {
+                record(frame, None, ts_ns);
+                record(frame, Some(&egress), now_ns.max(ts_ns));
+            }
+        }
+        self.segment = seg;
+        self.scratch = whole;
+        true
     }
 
     /// Forwards `frame` now if the next hop's MAC is known, else queues it for ARP.
@@ -434,6 +565,7 @@ impl Forwarder {
             ip_src: self.config.inline.ip,
             ip_dst: next,
             decrement_ttl: true,
+            l4_partial: false,
         };
         let recording = rec.active();
         let mode = self.mode;
@@ -455,6 +587,7 @@ impl Forwarder {
                         ip_src: src_ip,
                         ip_dst: next,
                         decrement_ttl: false,
+                        l4_partial: false,
                     },
                 );
                 rec.record(ts_ns, scratch);

@@ -18,9 +18,22 @@ fn ip(s: &str) -> Ipv4Addr {
 struct VecTx {
     sent: Vec<Vec<u8>>,
     room: Option<usize>,
+    /// Super-packets sent whole (when `gso_ok`).
+    gso: Vec<(Gso, Vec<u8>)>,
+    gso_ok: bool,
 }
 
 impl Transmit for VecTx {
+    fn transmit_gso(&mut self, gso: &Gso, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        if !self.gso_ok {
+            return false;
+        }
+        let mut b = vec![0u8; len];
+        fill(&mut b);
+        self.gso.push((*gso, b));
+        true
+    }
+
     fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
         if self.room.is_some_and(|r| self.sent.len() >= r) {
             return false;
@@ -86,6 +99,7 @@ fn rx(buf: &mut [u8]) -> Received<'_> {
         wire_len,
         checksum_partial: false,
         vlan_stripped: false,
+        gso: None,
     }
 }
 
@@ -316,6 +330,7 @@ fn drops_are_counted_with_their_reason() {
             wire_len,
             checksum_partial: false,
             vlan_stripped: false,
+            gso: None,
         };
         f.receive(2 * S, r, &mut tx, &mut NoRecorder);
         assert_eq!(f.stats().dropped(reason), before + 1, "{}", reason.as_str());
@@ -349,6 +364,7 @@ fn completes_partial_checksums_and_keeps_udp_zero() {
         wire_len,
         checksum_partial: true,
         vlan_stripped: false,
+        gso: None,
     };
     f.receive(2 * S, r, &mut tx, &mut NoRecorder);
     assert!(checksums_valid(&tx.sent[0]));
@@ -453,5 +469,70 @@ fn tcp_super_packets_leave_as_segments() {
         let per = if mode == CaptureMode::Both { 2 } else { 1 };
         assert_eq!(rec.got.len(), 3 * per);
         assert!(rec.got.iter().all(|(_, r)| checksums_valid(r)));
+    }
+}
+
+#[test]
+fn super_packets_pass_whole_when_the_kernel_segments_and_are_recorded_as_segments() {
+    for mode in CaptureMode::ALL {
+        let (mut f, mut tx) = resolved(&["10.9.0.2=10.9.0.3"], mode);
+        tx.gso_ok = true;
+        let mut rec = VecRec {
+            on: true,
+            ..VecRec::default()
+        };
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        tcp.extend(std::iter::repeat_n(5u8, 4000));
+        let mut p = ip_frame((A_MAC, "10.9.0.2"), "10.9.0.1", protocol::TCP, 64, &tcp);
+        // As checksum offload hands it over: the partial pseudo-header sum.
+        let partial = crate::checksum::fold(crate::checksum::pseudo_header(
+            ip("10.9.0.2"),
+            ip("10.9.0.1"),
+            protocol::TCP,
+            tcp.len() as u16,
+        ));
+        p[34 + 16..34 + 18].copy_from_slice(&partial.to_be_bytes());
+        let gso = Gso {
+            vnet_hdr: [1, 1, 54, 0, 0xa8, 5, 34, 0, 16, 0],
+            gso_size: 1448,
+        };
+        let wire_len = p.len();
+        let r = Received {
+            ts_ns: 5 * S,
+            data: &mut p,
+            wire_len,
+            checksum_partial: true,
+            vlan_stripped: false,
+            gso: Some(gso),
+        };
+        f.receive(6 * S, r, &mut tx, &mut rec);
+        assert!(tx.sent.is_empty(), "{mode}: not cut by the forwarder");
+        assert_eq!(tx.gso.len(), 1);
+        let (g, mut out) = tx.gso.pop().unwrap();
+        assert_eq!(g, gso);
+        let v = Ipv4::new_checked(&out[14..]).unwrap();
+        assert_eq!(
+            (v.src(), v.dst(), v.ttl()),
+            (ip("10.9.0.1"), ip("10.9.0.3"), 63)
+        );
+        // The partial sum now matches the new addresses: completing it gives a valid packet.
+        rewrite::complete_l4_checksum(&mut out);
+        assert!(checksums_valid(&out));
+        assert_eq!(f.stats().a_to_b_packets, 3, "three segments on the wire");
+        assert_eq!(f.stats().super_packets_passed, 1);
+        let per = if mode == CaptureMode::Both { 2 } else { 1 };
+        assert_eq!(rec.got.len(), 3 * per, "{mode}");
+        for (_, r) in &rec.got {
+            assert!(r.len() <= 1514);
+            assert!(checksums_valid(r), "{mode}");
+        }
+        let dst = |b: &[u8]| Ipv4::new_checked(&b[14..]).unwrap().dst();
+        let want = match mode {
+            CaptureMode::Ingress | CaptureMode::Both => ip("10.9.0.1"),
+            _ => ip("10.9.0.3"),
+        };
+        assert_eq!(dst(&rec.got[0].1), want);
     }
 }

@@ -27,6 +27,10 @@ pub struct Rewrite {
     pub ip_dst: Ipv4Addr,
     /// Decrement the TTL (a hop the packet makes through the forwarder).
     pub decrement_ttl: bool,
+    /// The TCP/UDP checksum field holds the partial pseudo-header sum of checksum offload
+    /// (not complemented, completed later by whoever segments or sends the packet), not a
+    /// finished checksum: it is updated as a sum.
+    pub l4_partial: bool,
 }
 
 /// Applies `r` to `frame` (Ethernet header, then a checked, unfragmented IPv4 packet).
@@ -66,6 +70,12 @@ pub fn apply(frame: &mut [u8], r: &Rewrite) {
     let Some(c) = read16(l4, f.clone()) else {
         return;
     };
+    if r.l4_partial {
+        // A sum S, not a checksum: S' = S + ~old + new, which is update32 on ~S.
+        let c = !update32(update32(!c, old_src, new_src), old_dst, new_dst);
+        write16(l4, f, c);
+        return;
+    }
     if proto == protocol::UDP && c == 0 {
         return;
     }
@@ -201,6 +211,7 @@ pub(crate) mod tests {
             ip_src: ip(src),
             ip_dst: ip(dst),
             decrement_ttl: true,
+            l4_partial: false,
         }
     }
 
@@ -261,6 +272,29 @@ pub(crate) mod tests {
         assert_eq!(f, good);
     }
 
+    #[test]
+    fn a_partial_sum_is_updated_as_a_sum() {
+        let mut f = frame(
+            ip("10.9.0.2"),
+            ip("10.9.0.1"),
+            protocol::TCP,
+            64,
+            &[7; 33],
+            false,
+        );
+        let sum = |a: &str, b: &str| checksum::fold(checksum::pseudo_header(ip(a), ip(b), 6, 33));
+        write16(&mut f[34..], 16..18, sum("10.9.0.2", "10.9.0.1"));
+        let r = Rewrite {
+            l4_partial: true,
+            ..rw("10.9.0.1", "10.9.0.3")
+        };
+        apply(&mut f, &r);
+        assert_eq!(read16(&f[34..], 16..18), Some(sum("10.9.0.1", "10.9.0.3")));
+        // Completing it then gives the right checksum.
+        assert!(complete_l4_checksum(&mut f));
+        assert!(checksums_valid(&f));
+    }
+
     proptest! {
         /// Any rewrite of any TCP/UDP/ICMP packet equals a full recomputation of its checksums.
         #[test]
@@ -274,7 +308,7 @@ pub(crate) mod tests {
             let mut f = frame(src.into(), dst.into(), proto, ttl, &l4, udp_zero);
             let r = Rewrite {
                 eth_src: [1; 6], eth_dst: [3; 6],
-                ip_src: nsrc.into(), ip_dst: ndst.into(), decrement_ttl: true,
+                ip_src: nsrc.into(), ip_dst: ndst.into(), decrement_ttl: true, l4_partial: false,
             };
             apply(&mut f, &r);
             prop_assert!(checksums_valid(&f));

@@ -328,10 +328,16 @@ impl Settings {
                 "no capture interface configured (--interface IF or [capture] interface)".into(),
             ),
         };
-        // The file was checked when it was loaded; the command line wins as a whole.
-        let forward = args
-            .forward
-            .or_else(|| file.forward.choice().ok().flatten());
+        // The file was checked when it was loaded; the command line wins as a whole. The
+        // file's [forward] needs an interface to run on: with a replay or synthetic source
+        // (or without the right to capture) it waits, instead of stopping the server.
+        let forward = args.forward.or_else(|| {
+            file.forward
+                .choice()
+                .ok()
+                .flatten()
+                .filter(|_| matches!(source, SourceChoice::Interface(_)))
+        });
         Self {
             data: args.data,
             http,
@@ -451,8 +457,19 @@ mod tests {
             c.clone(),
         );
         assert_eq!(s.forward, Some(cli));
-        let s = Settings::resolve(ServeArgs::default(), c);
-        assert_eq!(s.forward, Some(f));
+        let s = Settings::resolve(ServeArgs::default(), c.clone());
+        // The file's interface is used only by a process that may capture.
+        let want = can_capture().then(|| f.clone());
+        assert_eq!(s.forward, want);
+        // Not without an interface to forward on.
+        let s = Settings::resolve(
+            ServeArgs {
+                source: Some(SourceChoice::Synthetic(10)),
+                ..ServeArgs::default()
+            },
+            c,
+        );
+        assert_eq!(s.forward, None);
         // update() keeps the section it does not touch and writes back what it changed.
         let d = tempfile::tempdir().unwrap();
         update(d.path(), "test", |c| {

@@ -31,6 +31,8 @@ pub fn counters_json(s: &Snapshot, tap_dropped: u64) -> Value {
         },
         "checksums_completed": st.checksums_completed,
         "super_packets_segmented": st.super_packets_segmented,
+        "super_packets_passed": st.super_packets_passed,
+        "rx_ring_drops": s.rx_ring_drops,
         "tx_errors": s.tx_errors,
         "rx_malformed": s.rx_malformed,
         "capture_queue_dropped": tap_dropped,

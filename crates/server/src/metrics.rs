@@ -35,7 +35,7 @@ struct ForwardMetrics {
     gauges: Vec<(&'static str, G)>,
 }
 
-const FORWARD_GAUGES: [(&str, &str); 9] = [
+const FORWARD_GAUGES: [(&str, &str); 11] = [
     (
         "forward_pps",
         "Packets forwarded per second over the last second",
@@ -64,6 +64,14 @@ const FORWARD_GAUGES: [(&str, &str); 9] = [
     (
         "forward_super_packets_segmented",
         "TCP super-packets (GSO/GRO) cut into segments",
+    ),
+    (
+        "forward_super_packets_passed",
+        "TCP super-packets sent whole for the kernel to segment",
+    ),
+    (
+        "forward_rx_ring_drops",
+        "Packets lost because the forwarder's RX ring was full",
     ),
     (
         "forward_capture_queue_dropped",
@@ -259,6 +267,8 @@ impl Metrics {
                 "forward_arp_pending" => s.arp_pending,
                 "forward_checksums_completed" => st.checksums_completed,
                 "forward_super_packets_segmented" => st.super_packets_segmented,
+                "forward_super_packets_passed" => st.super_packets_passed,
+                "forward_rx_ring_drops" => s.rx_ring_drops,
                 "forward_capture_queue_dropped" => tap_dropped,
                 _ => 0,
             });
