@@ -11,9 +11,12 @@
 //! sees its own frames. The retire timeout of the RX ring is 1 ms: a lone ping waits at
 //! most that long in a half-filled block.
 //!
-//! At start the thread turns off GRO, LRO, GSO and TSO on the interface (`SIOCETHTOOL`, as
-//! `ethtool -K IF gro off lro off gso off tso off` would) and logs what it changed: merged
-//! super-packets larger than the MTU could not be sent on as they are. Packets the kernel
+//! At start the thread turns off GRO, LRO and GSO on the interface (`SIOCETHTOOL`, as
+//! `ethtool -K IF gro off lro off gso off` would) and logs what it changed, so the kernel
+//! does not merge what it receives into super-packets. TCP super-packets still arrive (a
+//! local sender's TSO over a veth): with `PACKET_VNET_HDR` the RX ring says so, and they
+//! are sent on whole through a vnet-header socket for the NIC (TSO, left on) or the kernel
+//! to segment; without that, the forwarder cuts them itself. Packets the kernel
 //! hands over with a partial TCP/UDP checksum (`TP_STATUS_CSUMNOTREADY`: checksum offload
 //! from a local sender over a veth) get their checksum completed before anything else.
 //!
@@ -156,7 +159,6 @@ struct EthtoolValue {
 const ETHTOOL_GFLAGS: u32 = 0x25;
 const ETHTOOL_SFLAGS: u32 = 0x26;
 const ETHTOOL_GTSO: u32 = 0x1e;
-const ETHTOOL_STSO: u32 = 0x1f;
 const ETHTOOL_GGSO: u32 = 0x23;
 const ETHTOOL_SGSO: u32 = 0x24;
 const ETHTOOL_GGRO: u32 = 0x2b;
@@ -173,13 +175,17 @@ fn ethtool(fd: RawFd, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
     Ok(v.data)
 }
 
-/// Turns off GRO, LRO, GSO and TSO on `name`; says what it did for each.
+/// Turns off GRO, LRO and GSO on `name`; says what it did for each, and what TSO is.
+///
+/// TSO is left as it is: the only frames larger than the MTU the forwarder sends are the
+/// TCP super-packets it passes on whole with their `virtio_net_hdr`, which the NIC (or
+/// the peer's stack, on a veth) then segments; turning it off would only make the kernel
+/// cut them in software first (measured here: 2.7 instead of 4.9 Gbit/s through a veth).
 pub fn disable_offloads(fd: RawFd, name: &str) -> Vec<String> {
     let mut said = Vec::new();
     for (what, get, set) in [
         ("gro", ETHTOOL_GGRO, ETHTOOL_SGRO),
         ("gso", ETHTOOL_GGSO, ETHTOOL_SGSO),
-        ("tso", ETHTOOL_GTSO, ETHTOOL_STSO),
     ] {
         said.push(match ethtool(fd, name, get, 0) {
             Ok(0) => format!("{what} already off"),
@@ -197,6 +203,11 @@ pub fn disable_offloads(fd: RawFd, name: &str) -> Vec<String> {
             Err(e) => format!("lro could not be turned off: {e}"),
         },
         Err(e) => format!("lro unknown: {e}"),
+    });
+    said.push(match ethtool(fd, name, ETHTOOL_GTSO, 0) {
+        Ok(0) => "tso off (left as it is)".to_owned(),
+        Ok(_) => "tso on (left on: super-packets sent whole are segmented by it)".to_owned(),
+        Err(e) => format!("tso unknown: {e}"),
     });
     said
 }
