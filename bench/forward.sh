@@ -9,9 +9,11 @@
 #            a capture recording; A sends to 10.9.0.1.
 #   kernel:  A 10.9.1.2/24 via 10.9.1.1, B 10.9.2.3/24 via 10.9.2.1, APP has both gateway
 #            addresses on eth0 and net.ipv4.ip_forward=1 (redirects off); A sends to 10.9.2.3.
-# Measures, for each: 64-byte UDP frames (trafgen in A pinned to CPU 0, a fixed count as
-# fast as it goes; delivered = rx_packets of B's eth0) and TCP throughput (iperf3 -t 5,
-# A -> B). Prints a table with wirecap/kernel ratios and the load average.
+# Measures, for the kernel, wirecap forwarding only, and wirecap while a capture records
+# (inline mode): 64-byte UDP frames (trafgen in A pinned to CPU 0, a fixed count as fast
+# as it goes; delivered = rx_packets of B's eth0) and TCP throughput (iperf3 -t 5, A -> B).
+# The forwarder thread is pinned to CPU 1. Prints a table with ratios to the kernel, the
+# load average, and where wirecap lost packets (RX ring full, capture queue, by reason).
 #
 # Needs root, iproute2, netsniff-ng (trafgen), iperf3, curl, taskset, timeout.
 # Usage: bench/forward.sh [PACKETS]   (default 1000000)
@@ -133,6 +135,11 @@ x a ping -c 2 -W 1 10.9.0.1 >/dev/null || { echo "wirecap forwarding does not wo
 for t in $(ls /proc/"$(pgrep -n -f "$WORK/data")"/task); do
   [ "$(cat /proc/"$(pgrep -n -f "$WORK/data")"/task/"$t"/comm)" = wc-forward ] && taskset -p -c 1 "$t" >/dev/null
 done
+echo "wirecap, not capturing: UDP…" >&2
+read -r N_OFF N_PPS N_N < <(udp_run 10.9.0.2 10.9.0.1)
+echo "wirecap, not capturing: TCP…" >&2
+N_TCP=$(tcp_run 10.9.0.1)
+RING0=$(api /api/v1/forward | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["rx_ring_drops"])')
 api "/sysmaster/capture_start?StreamName=bench" >/dev/null
 echo "wirecap: UDP…" >&2
 read -r W_OFF W_PPS W_N < <(udp_run 10.9.0.2 10.9.0.1)
@@ -142,17 +149,20 @@ sleep 1
 api "/sysmaster/capture_stop" >/dev/null
 STATUS=$(api /sysmaster/status)
 FWD=$(api /api/v1/forward)
+DROPS=$(api /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["drops"])')
 CAPTURED=$(echo "$STATUS" | awk -F', *' '$1=="packets_captured"{print $2}')
 DROPPED=$(echo "$STATUS" | awk -F', *' '$1=="packets_dropped"{print $2}')
 
 ratio() { python3 -c "a, b = $1, $2; print(f'{a / b:.2f}' if b else '-')"; }
 {
   echo "forwarding benchmark, $N 64-byte UDP frames, TCP ${TCP_S} s; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-34s %14s %14s %8s\n' "" "kernel" "wirecap" "ratio"
-  printf '%-34s %14s %14s %8s\n' "UDP 64 B offered (pps, trafgen)" "$K_OFF" "$W_OFF" "$(ratio "$W_OFF" "$K_OFF")"
-  printf '%-34s %14s %14s %8s\n' "UDP 64 B delivered to B (pps)" "$K_PPS" "$W_PPS" "$(ratio "$W_PPS" "$K_PPS")"
-  printf '%-34s %14s %14s %8s\n' "UDP 64 B delivered (of $N)" "$K_N" "$W_N" "$(ratio "$W_N" "$K_N")"
-  printf '%-34s %14s %14s %8s\n' "TCP A->B (Mbit/s, iperf3)" "$K_TCP" "$W_TCP" "$(ratio "$W_TCP" "$K_TCP")"
-  echo "wirecap capture (inline mode): captured $CAPTURED, dropped $DROPPED"
-  echo "wirecap forwarder drops: $(echo "$FWD" | python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print(c["dropped"], {k: v for k, v in c["drops"].items() if v})')"
+  printf '%-34s %12s %14s %8s %14s %8s\n' "" "kernel" "wirecap" "ratio" "wirecap+cap" "ratio"
+  row() { printf '%-34s %12s %14s %8s %14s %8s\n' "$1" "$2" "$3" "$(ratio "$3" "$2")" "$4" "$(ratio "$4" "$2")"; }
+  row "UDP 64 B offered (pps, trafgen)" "$K_OFF" "$N_OFF" "$W_OFF"
+  row "UDP 64 B delivered to B (pps)" "$K_PPS" "$N_PPS" "$W_PPS"
+  row "UDP 64 B delivered (of $N)" "$K_N" "$N_N" "$W_N"
+  row "TCP A->B (Mbit/s, iperf3)" "$K_TCP" "$N_TCP" "$W_TCP"
+  echo "(wirecap: forwarding only; wirecap+cap: forwarding while a capture records in inline mode)"
+  echo "wirecap capture: captured $CAPTURED, dropped $DROPPED $DROPS"
+  echo "wirecap forwarder: $(echo "$FWD" | python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print("drops", c["dropped"], {k: v for k, v in c["drops"].items() if v}, "RX ring full", c["rx_ring_drops"], "(of which while capturing:", c["rx_ring_drops"] - '"$RING0"', end=")"); print(", super-packets passed whole", c["super_packets_passed"], "cut", c["super_packets_segmented"])')"
 } | tee ${TABLE:+"$TABLE"}
