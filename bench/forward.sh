@@ -66,6 +66,15 @@ for h in a app b; do
   ip -n "$P-br" link set "p$h" master br0 up
   ip -n "$P-$h" link set eth0 up
 done
+# Bridge netfilter (when br_netfilter is loaded on the host) would run iptables on every
+# bridged frame of both set-ups alike: off in this bridge.
+x br sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
+  net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
+# A UDP socket on port 9 in B (never read): datagrams end there instead of each making B's
+# kernel route an ICMP port unreachable, the same for both set-ups.
+x b timeout 600 python3 -c "import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9)); time.sleep(600)" &
+disown
 APP_MAC=$(x app cat /sys/class/net/eth0/address)
 A_MAC=$(x a cat /sys/class/net/eth0/address)
 
