@@ -134,6 +134,7 @@ x b ip addr add 10.9.0.3/24 dev eth0
 x app env WIRECAP_ADMIN_PASSWORD=$PW "$WIRECAP" serve --data "$WORK/data" --http 127.0.0.1:8080 \
   --interface eth0 --inline 10.9.0.1/24 --forward 10.9.0.2=10.9.0.3 --capture-mode inline \
   > "$WORK/serve.log" 2>&1 &
+disown
 for _ in $(seq 100); do
   x app curl -s -o /dev/null -u admin:$PW http://127.0.0.1:8080/api/v1/forward && break
   sleep 0.1
