@@ -34,7 +34,7 @@ function Forwarding({ capturing }) {
   return html`<section class="panel" data-test="forwarding">
     <h2>Forwarding (bump in the wire)</h2>
     <${ErrorMsg} error=${error} />
-    <p>Interface <b class="mono">${f.interface}</b> (${f.mac}, MTU ${f.mtu}) · capture IP <b class="mono" data-test="capture-ip">${f.inline}</b>
+    <p>Interface <b class="mono">${f.interface}</b> (${f.mac}, MTU ${f.mtu}) · capture IP <b class="mono" data-test="capture-ip">${f.inline}</b>${' '}
       · capture mode <select data-test="capture-mode" value=${f.capture_mode} disabled=${busy || capturing}
         title=${capturing ? 'stop the capture to change the mode' : 'what a capture records'}
         onChange=${(e) => setMode(e.target.value)}>${MODES.map((m) => html`<option value=${m}>${m}</option>`)}</select></p>
@@ -46,9 +46,9 @@ function Forwarding({ capturing }) {
           <td>⇄</td><td class="mono">${b}</td><td class="mono">${mac[b] || html`<span class="muted">resolving…</span>`}</td></tr>`;
       })}</tbody>
     </table></div>
-    <p data-test="forward-counters">A→B ${fmtCount(c.a_to_b.packets)} packets, ${fmtBytes(c.a_to_b.bytes)} ·
-      B→A ${fmtCount(c.b_to_a.packets)} packets, ${fmtBytes(c.b_to_a.bytes)} · ${fmtPps(c.pps)}, ${fmtBits(c.bps)}
-      · ARP answered ${fmtCount(c.arp.requests_answered)}, resolved ${fmtCount(c.arp.resolved)}, waiting ${fmtCount(c.arp.pending)}
+    <p data-test="forward-counters">A→B ${fmtCount(c.a_to_b.packets)} packets, ${fmtBytes(c.a_to_b.bytes)} ·${' '}
+      B→A ${fmtCount(c.b_to_a.packets)} packets, ${fmtBytes(c.b_to_a.bytes)} · ${fmtPps(c.pps)}, ${fmtBits(c.bps)}${' '}
+      · ARP answered ${fmtCount(c.arp.requests_answered)}, resolved ${fmtCount(c.arp.resolved)}, waiting ${fmtCount(c.arp.pending)}${' '}
       · dropped ${fmtCount(c.dropped)}${drops.length ? ` (${drops.map(([k, v]) => `${k.replaceAll('_', ' ')} ${fmtCount(v)}`).join(', ')})` : ''}</p>
   </section>`;
 }
