@@ -149,6 +149,13 @@ impl StoreSink {
     }
 }
 
+impl StoreSink {
+    /// Records an attribute with the stream (`capture_mode`, …), before any chunk.
+    pub fn set_attr(&mut self, key: &str, value: &str) -> Result<()> {
+        self.writer.set_attr(key, value).map_err(store_err)
+    }
+}
+
 impl Sink for StoreSink {
     fn name(&self) -> &str {
         &self.name

@@ -86,6 +86,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/interfaces", get(api_interfaces))
         .route("/api/v1/config", get(api_config))
         .merge(crate::api_ops::routes())
+        .route("/api/v1/forward", get(api_forward).put(api_forward_put))
         .merge(crate::session::routes())
         .merge(crate::update::routes())
         .merge(crate::api_ui::routes())
@@ -560,6 +561,11 @@ async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
         Ok((engine.status_figures(), n))
     })
     .await?;
+    app.metrics.set_forward(
+        app.engine
+            .forwarder()
+            .map(|f| (f.snapshot(), f.tap().dropped())),
+    );
     let body = app.metrics.render(&f, n, &app.ops.retention.status());
     Ok((
         [(
@@ -591,6 +597,8 @@ pub(crate) fn stream_json(s: &StreamInfo) -> Value {
         "last_ns": s.last_ts,
         "first": s.first_ts.map(rfc3339),
         "last": s.last_ts.map(rfc3339),
+        "capture_mode": s.meta.attrs.get("capture_mode"),
+        "attrs": s.meta.attrs,
         "links": {
             "pcap": format!("/api/v1/streams/{n}/pcap"),
             "views": format!("/api/v1/streams/{n}/views"),
@@ -668,6 +676,7 @@ pub(crate) fn status_json(app: &Shared, secs: usize) -> Value {
         },
         "last_error": s.last_error,
         "retention": app.ops.retention.status(),
+        "forward": app.engine.forwarder().map(crate::forward::forward_json),
         "history": hist,
     })
 }
@@ -896,7 +905,59 @@ async fn api_config(State(app): State<Shared>) -> Response {
         "log_level": s.log_level,
         "hostname": app.hostname(),
         "apply_hostname_to_os": s.apply_hostname_to_os,
+        "forward": app.engine.forwarder().map(crate::forward::forward_json),
     }))
+}
+
+fn no_forwarder() -> ApiError {
+    ApiError::conflict(
+        "forwarding is not running: start wirecap serve with --interface IF --inline ADDR/PREFIX --forward A=B (or [forward] in wirecap.toml)",
+    )
+    .api()
+}
+
+async fn api_forward(State(app): State<Shared>) -> Result<Response, ApiError> {
+    match app.engine.forwarder() {
+        Some(f) => Ok(json_ok(&crate::forward::forward_json(f))),
+        None => Ok(json_ok(&json!({"enabled": false}))),
+    }
+}
+
+/// Changes the capture IP, the pairs or the capture mode of the running forwarder and
+/// keeps them in `wirecap.toml`. The mode is recorded with each stream, so it cannot
+/// change while a capture runs.
+async fn api_forward_put(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = json_body(&headers, &body)?;
+    let engine = app.engine.clone();
+    let dir = app.settings.data.clone();
+    blocking(move || {
+        let f = engine.forwarder().ok_or_else(no_forwarder)?;
+        let current = f.settings();
+        let c = crate::forward::merge(&current, &v).map_err(|e| ApiError::bad_request(e).api())?;
+        if c.mode != current.mode && engine.capturing() {
+            return Err(ApiError::conflict(
+                "a capture is running: stop it before changing the capture mode (each stream records one mode)",
+            )
+            .api());
+        }
+        let pairs: Vec<String> = c.pairs.iter().map(ToString::to_string).collect();
+        crate::config::update(&dir, "forwarding changed through PUT /api/v1/forward", |fc| {
+            fc.forward.inline = Some(c.inline.to_string());
+            fc.forward.pairs = pairs.clone();
+            fc.forward.capture_mode = Some(c.mode.as_str().to_owned());
+            Ok(())
+        })
+        .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")).api())?;
+        f.reconfigure(c.inline, c.pairs.clone(), c.mode)
+            .map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+        tracing::info!(capture_ip = %c.inline, pairs = %pairs.join(" "), capture_mode = %c.mode, "forwarding changed");
+        Ok(json_ok(&crate::forward::forward_json(f)))
+    })
+    .await
 }
 
 async fn openapi() -> Response {

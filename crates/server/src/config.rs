@@ -18,6 +18,11 @@
 //! # speed = "top"
 //! # synthetic = 1000
 //!
+//! [forward]                       # bump in the wire on [capture] interface
+//! inline = "10.9.0.1/24"          # the capture IP the peers send to (not a kernel address)
+//! pairs = ["10.9.0.2=10.9.0.3"]   # peer pairs A=B: A's packets go to B and back
+//! capture_mode = "inline"         # ingress | egress | inline | both
+//!
 //! [log]
 //! level = "info"                  # or a tracing filter such as "wirecap_server=debug,info"
 //!
@@ -48,6 +53,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext};
+use wirecap_forward::{CaptureMode, ForwardTable, Inline, Pair, TableError};
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "wirecap.toml";
@@ -71,6 +77,8 @@ pub struct FileConfig {
     pub tls: TlsConfig,
     #[serde(default)]
     pub capture: CaptureConfig,
+    #[serde(default, skip_serializing_if = "ForwardConfig::is_empty")]
+    pub forward: ForwardConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -98,6 +106,66 @@ pub struct CaptureConfig {
     pub replay: Option<PathBuf>,
     pub speed: Option<String>,
     pub synthetic: Option<u64>,
+}
+
+/// `[forward]`: the inline forwarder (bump in the wire).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The capture IP and prefix, `10.9.0.1/24`; forwarding is off without it.
+    pub inline: Option<String>,
+    /// Peer pairs, `A=B`.
+    #[serde(default)]
+    pub pairs: Vec<String>,
+    /// `ingress`, `egress`, `inline` (the default) or `both`.
+    pub capture_mode: Option<String>,
+}
+
+/// The forwarder's settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardChoice {
+    pub inline: Inline,
+    pub pairs: Vec<Pair>,
+    pub mode: CaptureMode,
+}
+
+impl ForwardChoice {
+    /// Checks the strings of the command line, the file or the API.
+    pub fn parse<S: AsRef<str>>(
+        inline: &str,
+        pairs: &[S],
+        mode: Option<&str>,
+    ) -> Result<Self, String> {
+        let inline: Inline = inline.parse().map_err(|e: TableError| e.to_string())?;
+        let table = ForwardTable::parse(inline, pairs).map_err(|e| e.to_string())?;
+        let mode = mode.map(str::parse).transpose()?.unwrap_or_default();
+        Ok(Self {
+            inline,
+            pairs: table.pairs().to_vec(),
+            mode,
+        })
+    }
+}
+
+impl ForwardConfig {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The checked settings; `None` when forwarding is not configured.
+    pub fn choice(&self) -> Result<Option<ForwardChoice>, String> {
+        let Some(inline) = &self.inline else {
+            if !self.pairs.is_empty() || self.capture_mode.is_some() {
+                return Err(
+                    "[forward]: pairs and capture_mode need inline = \"ADDR/PREFIX\"".into(),
+                );
+            }
+            return Ok(None);
+        };
+        ForwardChoice::parse(inline, &self.pairs, self.capture_mode.as_deref())
+            .map(Some)
+            .map_err(|e| format!("[forward]: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -197,6 +265,9 @@ impl FileConfig {
                 )
             })?;
         }
+        self.forward
+            .choice()
+            .map_err(|e| KeyError::new(&["forward"], e))?;
         crate::schedule::validate_all(&self.schedule, self.timezone.as_deref())
             .map_err(|e| KeyError::new(&["schedule"], e.to_string()))?;
         self.retention
@@ -419,6 +490,8 @@ pub struct ServeArgs {
     pub http: Option<String>,
     pub https: Option<String>,
     pub source: Option<SourceChoice>,
+    /// `--inline`, `--forward`, `--capture-mode` (checked).
+    pub forward: Option<ForwardChoice>,
 }
 
 /// What the server runs with: the command line over the file over the defaults.
@@ -432,6 +505,8 @@ pub struct Settings {
     pub source: SourceChoice,
     /// Why this source (for the start-up banner).
     pub source_reason: String,
+    /// The inline forwarder, from the command line or `[forward]`.
+    pub forward: Option<ForwardChoice>,
     pub log_level: String,
     pub update: UpdateConfig,
     /// `hostname` from the file.
@@ -489,6 +564,16 @@ impl Settings {
                 "no capture interface configured (--interface IF or [capture] interface)".into(),
             ),
         };
+        // The file was checked when it was loaded; the command line wins as a whole. The
+        // file's [forward] needs an interface to run on: with a replay or synthetic source
+        // (or without the right to capture) it waits, instead of stopping the server.
+        let forward = args.forward.or_else(|| {
+            file.forward
+                .choice()
+                .ok()
+                .flatten()
+                .filter(|_| matches!(source, SourceChoice::Interface(_)))
+        });
         Self {
             data: args.data,
             http,
@@ -497,6 +582,7 @@ impl Settings {
             tls_key: file.tls.key,
             source,
             source_reason,
+            forward,
             log_level: file.log.level.unwrap_or_else(|| "info".into()),
             update: file.update,
             hostname: file.hostname,
@@ -621,6 +707,72 @@ mod tests {
         write_atomically_mode(&p, b"{}", 0o600).unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn forward_section_is_checked_and_the_command_line_wins() {
+        let c = FileConfig::parse(
+            "[capture]\ninterface = \"eth1\"\n[forward]\ninline = \"10.9.0.1/24\"\npairs = [\"10.9.0.2=10.9.0.3\", \"10.9.0.4=10.9.0.5\"]\ncapture_mode = \"both\"\n",
+        )
+        .unwrap();
+        let f = c.forward.choice().unwrap().unwrap();
+        assert_eq!(f.pairs.len(), 2);
+        assert_eq!(f.mode, CaptureMode::Both);
+        for (bad, why) in [
+            (
+                "[forward]\npairs = [\"10.9.0.2=10.9.0.3\"]\n",
+                "need inline",
+            ),
+            ("[forward]\ninline = \"10.9.0.1\"\n", "ADDR/PREFIX"),
+            (
+                "[forward]\ninline = \"10.9.0.1/24\"\npairs = [\"10.9.1.2=10.9.0.3\"]\n",
+                "subnet",
+            ),
+            (
+                "[forward]\ninline = \"10.9.0.1/24\"\ncapture_mode = \"all\"\n",
+                "ingress, egress",
+            ),
+            (
+                "[forward]\ninline = \"10.9.0.1/24\"\nmode = \"inline\"\n",
+                "unknown field",
+            ),
+        ] {
+            let e = FileConfig::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let cli =
+            ForwardChoice::parse("10.8.0.1/16", &["10.8.0.2=10.8.0.3"], Some("egress")).unwrap();
+        let s = Settings::resolve(
+            ServeArgs {
+                forward: Some(cli.clone()),
+                ..ServeArgs::default()
+            },
+            c.clone(),
+        );
+        assert_eq!(s.forward, Some(cli));
+        let s = Settings::resolve(ServeArgs::default(), c.clone());
+        // The file's interface is used only by a process that may capture.
+        let want = can_capture().then(|| f.clone());
+        assert_eq!(s.forward, want);
+        // Not without an interface to forward on.
+        let s = Settings::resolve(
+            ServeArgs {
+                source: Some(SourceChoice::Synthetic(10)),
+                ..ServeArgs::default()
+            },
+            c,
+        );
+        assert_eq!(s.forward, None);
+        // update() keeps the section it does not touch and writes back what it changed.
+        let d = tempfile::tempdir().unwrap();
+        update(d.path(), "test", |c| {
+            c.forward.inline = Some("10.9.0.1/24".into());
+            c.forward.pairs = vec!["10.9.0.2=10.9.0.3".into()];
+            Ok(())
+        })
+        .unwrap();
+        let back = FileConfig::load(d.path()).unwrap();
+        assert_eq!(back.forward.pairs, ["10.9.0.2=10.9.0.3"]);
     }
 
     #[test]

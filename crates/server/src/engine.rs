@@ -11,7 +11,10 @@ use wirecap_capture::cli::SourceSpec;
 use wirecap_capture::link::{LinkWatch, Sysfs};
 use wirecap_capture::replay::{ReplayConfig, ReplayTimestamps, Speed};
 use wirecap_capture::ring::RingConfig;
+use wirecap_capture::source::{LINKTYPE_ETHERNET, Source};
+use wirecap_capture::store_sink::{SinkOptions, StoreSink};
 use wirecap_capture::{Capture, Counters, PipelineConfig, Status, Summarizer};
+use wirecap_forward::afpacket::ForwarderHandle;
 use wirecap_store::Store;
 
 use crate::appliance::StatusFigures;
@@ -68,6 +71,9 @@ pub struct Engine {
     started: Instant,
     disk: Mutex<Option<(Instant, u64)>>,
     segment_bytes: std::sync::atomic::AtomicU64,
+    /// The inline forwarder on the capture interface: while it runs, a capture records
+    /// its packets (in its capture mode) instead of reading the interface itself.
+    forward: Option<ForwarderHandle>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,7 +130,62 @@ impl Engine {
             segment_bytes: std::sync::atomic::AtomicU64::new(
                 PipelineConfig::default().segment_bytes,
             ),
+            forward: None,
         })
+    }
+
+    /// Hands the running forwarder to the engine: captures record what it forwards.
+    pub fn set_forwarder(&mut self, f: ForwarderHandle) {
+        self.forward = Some(f);
+    }
+
+    /// The forwarder, when forwarding is configured.
+    pub fn forwarder(&self) -> Option<&ForwarderHandle> {
+        self.forward.as_ref()
+    }
+
+    /// Whether a capture is running now.
+    pub fn capturing(&self) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// A capture of the forwarder's records (its tap) into a new stream that says which
+    /// capture mode it holds.
+    fn start_forward_capture(
+        &self,
+        base: &str,
+        f: &ForwarderHandle,
+        pipeline: &PipelineConfig,
+    ) -> Result<Capture, wirecap_capture::Error> {
+        let settings = f.settings();
+        let source = f.tap().open();
+        let opts = SinkOptions {
+            chunk_bytes: pipeline.chunk_bytes,
+            direct_io: pipeline.direct_io,
+            summarizer: pipeline.summarizer.clone(),
+            segment_bytes: pipeline.segment_bytes,
+        };
+        let mut sink = StoreSink::create_with(
+            &self.store,
+            base,
+            LINKTYPE_ETHERNET,
+            source.snaplen(),
+            source.describe(),
+            &opts,
+        )?;
+        sink.set_attr("capture_mode", settings.mode.as_str())?;
+        sink.set_attr("capture_ip", &settings.inline.to_string())?;
+        let pairs: Vec<String> = settings.pairs.iter().map(ToString::to_string).collect();
+        sink.set_attr("forward_pairs", &pairs.join(","))?;
+        Capture::start_with(
+            vec![Box::new(source)],
+            Box::new(sink),
+            pipeline,
+            self.counters.clone(),
+        )
     }
 
     pub fn store(&self) -> &Store {
@@ -137,6 +198,13 @@ impl Engine {
 
     /// A short description of the source: `interface eth0`, `synthetic 1000 pps`, ….
     pub fn describe_source(&self) -> String {
+        if let Some(f) = &self.forward {
+            let s = f.settings();
+            return format!(
+                "inline forwarder on interface {} (capture IP {}, capture mode {})",
+                s.interface, s.inline, s.mode
+            );
+        }
         match &self.choice {
             SourceChoice::Interface(i) => format!("interface {i}"),
             SourceChoice::Replay { path, speed } => {
@@ -172,8 +240,11 @@ impl Engine {
                 .load(std::sync::atomic::Ordering::Relaxed),
             ..self.pipeline.clone()
         };
-        let capture = Capture::start(base, spec, &self.store, &pipeline, self.counters.clone())
-            .map_err(|e| self.classify(e))?;
+        let capture = match &self.forward {
+            Some(f) => self.start_forward_capture(base, f, &pipeline),
+            None => Capture::start(base, spec, &self.store, &pipeline, self.counters.clone()),
+        }
+        .map_err(|e| self.classify(e))?;
         let started_ns = wirecap_store::now_ns();
         let stored = capture.name().to_owned();
         let info = CaptureInfo {
@@ -363,12 +434,15 @@ impl Engine {
         }
     }
 
-    /// Stops a running capture at shutdown.
+    /// Stops a running capture at shutdown, then the forwarder.
     pub fn shutdown(&self) {
         if let Err(e) = self.stop()
             && e != EngineError::NotRunning
         {
             tracing::error!("stopping the capture at shutdown: {e}");
+        }
+        if let Some(f) = &self.forward {
+            f.stop();
         }
     }
 

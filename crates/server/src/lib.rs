@@ -15,7 +15,8 @@
 //! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
 //! ([`download`]), the capture engine's lifecycle ([`engine`]), who may do what
 //! ([`access`]: one rule for every route), the appliance's own administration (users in
-//! [`auth`], [`hostname`], system [`report`]s, their routes in [`api_admin`]), and the browser UI: its
+//! [`auth`], [`hostname`], system [`report`]s, their routes in [`api_admin`]), the inline
+//! forwarder's API shape ([`forward`]), and the browser UI: its
 //! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
 //! compact JSON it reads ([`api_ui`]); software update: release archives ([`release`]),
 //! installing, restarting into and rolling back releases ([`update`]).
@@ -37,6 +38,7 @@ pub mod config;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod forward;
 pub mod hostname;
 pub mod metrics;
 pub mod openapi;

@@ -16,6 +16,70 @@ use prometheus_client::registry::Registry;
 use crate::appliance::StatusFigures;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// `a_to_b` or `b_to_a` (of the `A=B` pairs).
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why the forwarder dropped a packet (`unknown_peer`, `fragment`, …).
+    pub reason: String,
+}
+
+/// The inline forwarder's metrics (`wirecap_forward_*`), set at scrape time.
+struct ForwardMetrics {
+    packets: Family<DirectionLabels, G>,
+    bytes: Family<DirectionLabels, G>,
+    dropped: Family<ReasonLabels, G>,
+    gauges: Vec<(&'static str, G)>,
+}
+
+const FORWARD_GAUGES: [(&str, &str); 11] = [
+    (
+        "forward_pps",
+        "Packets forwarded per second over the last second",
+    ),
+    (
+        "forward_bps",
+        "Bits forwarded per second over the last second",
+    ),
+    (
+        "forward_arp_requests_answered",
+        "ARP requests for the capture IP answered",
+    ),
+    (
+        "forward_arp_requests_sent",
+        "ARP requests sent to resolve or refresh peers",
+    ),
+    ("forward_arp_resolved", "ARP answers from peers learnt"),
+    (
+        "forward_arp_pending",
+        "Packets waiting for a peer's ARP answer",
+    ),
+    (
+        "forward_checksums_completed",
+        "Partial TCP/UDP checksums (offload) completed",
+    ),
+    (
+        "forward_super_packets_segmented",
+        "TCP super-packets (GSO/GRO) cut into segments",
+    ),
+    (
+        "forward_super_packets_passed",
+        "TCP super-packets sent whole for the kernel to segment",
+    ),
+    (
+        "forward_rx_ring_drops",
+        "Packets lost because the forwarder's RX ring was full",
+    ),
+    (
+        "forward_capture_queue_dropped",
+        "Records lost because the capture queue was full (this capture)",
+    ),
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route family: `sysmaster`, `plain`, `pcap`, `api`, `metrics`, `other`.
     pub route: String,
@@ -32,6 +96,7 @@ struct Inner {
     gauges: Vec<(&'static str, G)>,
     streams: G,
     retention: Vec<(&'static str, G)>,
+    forward: ForwardMetrics,
 }
 
 /// The server's metrics. Cheap to clone.
@@ -144,6 +209,34 @@ impl Metrics {
             registry.register(name, help, g.clone());
             retention.push((name, g));
         }
+        let forward = ForwardMetrics {
+            packets: Family::default(),
+            bytes: Family::default(),
+            dropped: Family::default(),
+            gauges: FORWARD_GAUGES
+                .iter()
+                .map(|(name, help)| {
+                    let g = G::default();
+                    registry.register(*name, *help, g.clone());
+                    (*name, g)
+                })
+                .collect(),
+        };
+        registry.register(
+            "forward_packets",
+            "Packets forwarded, by direction",
+            forward.packets.clone(),
+        );
+        registry.register(
+            "forward_bytes",
+            "Bytes forwarded, by direction",
+            forward.bytes.clone(),
+        );
+        registry.register(
+            "forward_dropped",
+            "Packets the forwarder dropped, by reason",
+            forward.dropped.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             requests,
@@ -152,6 +245,7 @@ impl Metrics {
             gauges,
             streams,
             retention,
+            forward,
         }))
     }
 
@@ -171,6 +265,49 @@ impl Metrics {
 
     pub fn auth_failure(&self) {
         self.0.auth_failures.inc();
+    }
+
+    /// Sets the forwarder's figures (its snapshot and the capture queue's loss), if one runs.
+    pub fn set_forward(&self, f: Option<(wirecap_forward::afpacket::Snapshot, u64)>) {
+        let Some((s, tap_dropped)) = f else {
+            return;
+        };
+        let m = &self.0.forward;
+        let st = &s.stats;
+        let dir = |d: &str| DirectionLabels {
+            direction: d.to_owned(),
+        };
+        m.packets
+            .get_or_create(&dir("a_to_b"))
+            .set(st.a_to_b_packets);
+        m.packets
+            .get_or_create(&dir("b_to_a"))
+            .set(st.b_to_a_packets);
+        m.bytes.get_or_create(&dir("a_to_b")).set(st.a_to_b_bytes);
+        m.bytes.get_or_create(&dir("b_to_a")).set(st.b_to_a_bytes);
+        for r in wirecap_forward::DropReason::ALL {
+            m.dropped
+                .get_or_create(&ReasonLabels {
+                    reason: r.as_str().to_owned(),
+                })
+                .set(st.dropped(r));
+        }
+        for (name, g) in &m.gauges {
+            g.set(match *name {
+                "forward_pps" => s.pps,
+                "forward_bps" => s.bps,
+                "forward_arp_requests_answered" => st.arp_answered,
+                "forward_arp_requests_sent" => st.arp_requests_sent,
+                "forward_arp_resolved" => st.arp_resolved,
+                "forward_arp_pending" => s.arp_pending,
+                "forward_checksums_completed" => st.checksums_completed,
+                "forward_super_packets_segmented" => st.super_packets_segmented,
+                "forward_super_packets_passed" => st.super_packets_passed,
+                "forward_rx_ring_drops" => s.rx_ring_drops,
+                "forward_capture_queue_dropped" => tap_dropped,
+                _ => 0,
+            });
+        }
     }
 
     /// The text exposition, with the capture figures of `s`.
@@ -257,5 +394,28 @@ mod tests {
         assert!(text.contains("wirecap_http_download_bytes_total 1234"));
         assert!(text.contains("wirecap_http_requests_total{route=\"plain\",code=\"200\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn renders_the_forwarder_figures() {
+        let m = Metrics::new();
+        let mut snap = wirecap_forward::afpacket::Snapshot::default();
+        snap.stats.a_to_b_packets = 5;
+        snap.stats.b_to_a_bytes = 490;
+        snap.stats.drops[4] = 2;
+        snap.pps = 7;
+        snap.stats.arp_answered = 1;
+        m.set_forward(Some((snap, 3)));
+        let text = m.render(&StatusFigures::default(), 0, &Default::default());
+        assert!(
+            text.contains("wirecap_forward_packets{direction=\"a_to_b\"} 5"),
+            "{text}"
+        );
+        assert!(text.contains("wirecap_forward_bytes{direction=\"b_to_a\"} 490"));
+        let r = wirecap_forward::DropReason::ALL[4].as_str();
+        assert!(text.contains(&format!("wirecap_forward_dropped{{reason=\"{r}\"}} 2")));
+        assert!(text.contains("wirecap_forward_pps 7"));
+        assert!(text.contains("wirecap_forward_arp_requests_answered 1"));
+        assert!(text.contains("wirecap_forward_capture_queue_dropped 3"));
     }
 }

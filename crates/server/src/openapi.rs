@@ -163,6 +163,11 @@ pub fn document() -> Value {
             "/api/v1/capture/stop": {"post": {"summary": "Stop the capture (admin); send Content-Type: application/json", "responses": {"200": {"description": "Stopped"}, "409": {"$ref": "#/components/responses/ApiError"}, "415": {"$ref": "#/components/responses/ApiError"}}}},
             "/api/v1/interfaces": {"get": {"summary": "Network interfaces: state, speed, counters", "responses": ok_json("Interfaces")}},
             "/api/v1/config": {"get": {"summary": "The running configuration (no secrets)", "responses": ok_json("Config")}},
+            "/api/v1/forward": {
+                "get": {"summary": "The inline forwarder (bump in the wire): interface, capture IP, peer pairs, capture mode, neighbours and counters; {\"enabled\": false} when not configured", "responses": ok_json("Forwarder")},
+                "put": {"summary": "Change the capture IP, the pairs or the capture mode (admin; Content-Type: application/json; kept in wirecap.toml). Body: any of {\"inline\": \"10.9.0.1/24\", \"pairs\": [\"10.9.0.2=10.9.0.3\"], \"capture_mode\": \"ingress|egress|inline|both\"}",
+                        "responses": {"200": {"description": "The forwarder after the change"}, "400": {"$ref": "#/components/responses/ApiError"}, "403": {"$ref": "#/components/responses/ApiError"}, "409": {"$ref": "#/components/responses/ApiError"}, "415": {"$ref": "#/components/responses/ApiError"}}}
+            },
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": ok_json("OpenAPI 3.1")}}
         }
     });

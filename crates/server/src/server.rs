@@ -116,7 +116,10 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     }
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;
-    let engine = Engine::new(store, settings.source.clone()).map_err(Error::Other)?;
+    let mut engine = Engine::new(store, settings.source.clone()).map_err(Error::Other)?;
+    if let Some(f) = &settings.forward {
+        engine.set_forwarder(start_forwarder(&settings.source, f)?);
+    }
     let ops = Operations::new(&dir, &file, &engine);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -144,6 +147,41 @@ fn limit_header_time(
     b.http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout());
+}
+
+/// Starts the inline forwarder on the capture interface.
+fn start_forwarder(
+    source: &SourceChoice,
+    f: &crate::config::ForwardChoice,
+) -> Result<wirecap_forward::afpacket::ForwarderHandle, Error> {
+    let SourceChoice::Interface(interface) = source else {
+        return Err(Error::Other(
+            "--inline (or [forward] inline) needs --interface IF (or [capture] interface): the forwarder runs on the capture interface".into(),
+        ));
+    };
+    let h =
+        wirecap_forward::afpacket::ForwarderHandle::start(wirecap_forward::afpacket::Settings {
+            interface: interface.clone(),
+            inline: f.inline,
+            pairs: f.pairs.clone(),
+            mode: f.mode,
+        })
+        .map_err(|e| Error::Other(format!("inline forwarder: {e}")))?;
+    let snap = h.snapshot();
+    let pairs: Vec<String> = f.pairs.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        %interface,
+        capture_ip = %f.inline,
+        pairs = %pairs.join(" "),
+        capture_mode = %f.mode,
+        mac = %wirecap_forward::wire::mac_to_string(&snap.mac),
+        mtu = snap.mtu,
+        qdisc_bypass = snap.qdisc_bypass,
+        "inline forwarder started"
+    );
+    // GRO/GSO super-packets would exceed the MTU on the way out: say what was done.
+    tracing::info!(%interface, "offloads: {}", snap.offloads.join(", "));
+    Ok(h)
 }
 
 async fn serve(

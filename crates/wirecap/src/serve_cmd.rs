@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use wirecap_server::config::ForwardChoice;
 use wirecap_server::{ServeArgs, SourceChoice};
 
 /// Run the appliance: capture engine, the manual's HTTP API, the JSON API, metrics
@@ -12,9 +13,12 @@ use wirecap_server::{ServeArgs, SourceChoice};
     after_help = "Without --http/--https it listens with HTTPS on 0.0.0.0:8443 (self-signed \
 certificate kept in DIR/tls). On first start the user admin gets its password from \
 WIRECAP_ADMIN_PASSWORD, or a generated one printed once and kept in DIR/initial-admin-password.\n\
-Without --interface (or [capture] in DIR/wirecap.toml) it captures synthetic traffic.\n\n\
+Without --interface (or [capture] in DIR/wirecap.toml) it captures synthetic traffic.\n\
+With --inline it forwards between --forward pairs on the interface (bump in the wire), and a \
+capture records the forwarded packets in --capture-mode.\n\n\
 Example:\n  WIRECAP_ADMIN_PASSWORD=secret wirecap serve --data /var/lib/wirecap --http 127.0.0.1:8080\n  \
-curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\""
+curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\"\n  \
+wirecap serve --data /var/lib/wirecap --interface eth1 --inline 10.9.0.1/24 --forward 10.9.0.2=10.9.0.3 --capture-mode inline"
 )]
 pub struct ServeArgsCli {
     /// Data directory: streams, users, certificate, logs, wirecap.toml (also from WIRECAP_DATA)
@@ -38,6 +42,17 @@ pub struct ServeArgsCli {
     /// Capture generated traffic at this many packets per second
     #[arg(long, value_name = "PPS")]
     synthetic: Option<u64>,
+    /// Bump in the wire: forward between peer pairs on --interface, answering ARP for this
+    /// capture IP (which must not be a kernel address of the interface)
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    inline: Option<String>,
+    /// A peer pair A=B: A's packets to the capture IP go to B, B's to A (repeatable)
+    #[arg(long = "forward", value_name = "A=B", requires = "inline")]
+    forward: Vec<String>,
+    /// What a capture records of forwarded packets: ingress, egress, inline (A->B as if no
+    /// appliance; the default) or both
+    #[arg(long, value_name = "MODE", requires = "inline")]
+    capture_mode: Option<String>,
 }
 
 pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
@@ -51,12 +66,20 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
     } else {
         a.synthetic.map(SourceChoice::Synthetic)
     };
+    let forward = match &a.inline {
+        Some(inline) => Some(
+            ForwardChoice::parse(inline, &a.forward, a.capture_mode.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
     let data = a.data.clone();
     wirecap_server::run(ServeArgs {
         data: a.data,
         http: a.http,
         https: a.https,
         source,
+        forward,
     })
     .with_context(|| format!("serve --data {}", data.display()))?;
     Ok(ExitCode::SUCCESS)

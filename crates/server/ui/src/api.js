@@ -108,6 +108,8 @@ export const reports = {
   job: (id) => api(`/api/v1/report/${enc(id)}`),
 };
 export const schedules = () => api('/api/v1/schedules');
+export const forward = () => api('/api/v1/forward');
+export const setForward = (body) => api('/api/v1/forward', { method: 'PUT', body });
 
 // Download links (plain GETs: the browser saves the file; the session cookie authenticates).
 export const downloadUrl = {

@@ -389,6 +389,13 @@ async function main() {
       await shot('10-config');
     });
 
+    await check('config page: the forwarding panel says how to turn forwarding on', async () => {
+      await page.goto(`${base}/#/config`);
+      await page.waitForSelector('[data-test=forwarding] [data-test=forwarding-off]:has-text("--inline")');
+      const f = await page.evaluate(async () => (await fetch('/api/v1/forward', { headers: { 'X-Wirecap-UI': '1' } })).json());
+      expect(f.enabled === false, `GET /api/v1/forward without forwarding: ${JSON.stringify(f)}`);
+    });
+
     await check('tools: setting the hostname shows it in the title', async () => {
       await page.goto(`${base}/#/tools`);
       await page.waitForSelector('[data-test=version]:has-text("wirecap 0.")');

@@ -1,8 +1,57 @@
-// Config: the machine's network interfaces (driver, MAC, link, speed, counters) and the
-// choice of capture interface.
+// Config: the machine's network interfaces (driver, MAC, link, speed, counters), the
+// choice of capture interface, and the inline forwarder (bump in the wire): its table,
+// capture IP, capture mode and counters.
 import { useState } from 'preact/hooks';
 import * as API from '../api.js';
-import { html, Coming, ErrorMsg, usePoll, fmtBytes, fmtCount, fmtSpeed } from '../ui.js';
+import { html, ErrorMsg, usePoll, fmtBits, fmtBytes, fmtCount, fmtPps, fmtSpeed } from '../ui.js';
+
+const MODES = ['ingress', 'egress', 'inline', 'both'];
+
+/** The forwarding table, capture IP, mode and counters; the mode can be changed (admin). */
+function Forwarding({ capturing }) {
+  const [f, setF] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  usePoll(async () => {
+    try { setF(await API.forward()); } catch (e) { setError(e); }
+  }, 2000);
+  const setMode = async (mode) => {
+    setBusy(true); setError(null);
+    try { setF(await API.setForward({ capture_mode: mode })); } catch (e) { setError(e); } finally { setBusy(false); }
+  };
+  if (!f) return null;
+  if (!f.enabled) {
+    return html`<section class="panel" data-test="forwarding">
+      <h2>Forwarding (bump in the wire)</h2>
+      <p class="muted" data-test="forwarding-off">Forwarding is off. Start <code>wirecap serve --interface IF --inline 10.9.0.1/24
+        --forward 10.9.0.2=10.9.0.3 --capture-mode inline</code>, or set <code>[forward]</code> in wirecap.toml: hosts send to the
+        capture IP, the appliance relays between each pair and records the traffic.</p>
+    </section>`;
+  }
+  const c = f.counters;
+  const mac = Object.fromEntries(f.neighbours.map((n) => [n.ip, n.mac]));
+  const drops = Object.entries(c.drops).filter(([, v]) => v > 0);
+  return html`<section class="panel" data-test="forwarding">
+    <h2>Forwarding (bump in the wire)</h2>
+    <${ErrorMsg} error=${error} />
+    <p>Interface <b class="mono">${f.interface}</b> (${f.mac}, MTU ${f.mtu}) · capture IP <b class="mono" data-test="capture-ip">${f.inline}</b>${' '}
+      · capture mode <select data-test="capture-mode" value=${f.capture_mode} disabled=${busy || capturing}
+        title=${capturing ? 'stop the capture to change the mode' : 'what a capture records'}
+        onChange=${(e) => setMode(e.target.value)}>${MODES.map((m) => html`<option value=${m}>${m}</option>`)}</select></p>
+    <div class="table-wrap"><table data-test="forward-pairs">
+      <thead><tr><th>A</th><th>MAC</th><th></th><th>B</th><th>MAC</th></tr></thead>
+      <tbody>${f.pairs.map((p) => {
+        const [a, b] = p.split('=');
+        return html`<tr key=${p}><td class="mono">${a}</td><td class="mono">${mac[a] || html`<span class="muted">resolving…</span>`}</td>
+          <td>⇄</td><td class="mono">${b}</td><td class="mono">${mac[b] || html`<span class="muted">resolving…</span>`}</td></tr>`;
+      })}</tbody>
+    </table></div>
+    <p data-test="forward-counters">A→B ${fmtCount(c.a_to_b.packets)} packets, ${fmtBytes(c.a_to_b.bytes)} ·${' '}
+      B→A ${fmtCount(c.b_to_a.packets)} packets, ${fmtBytes(c.b_to_a.bytes)} · ${fmtPps(c.pps)}, ${fmtBits(c.bps)}${' '}
+      · ARP answered ${fmtCount(c.arp.requests_answered)}, resolved ${fmtCount(c.arp.resolved)}, waiting ${fmtCount(c.arp.pending)}${' '}
+      · dropped ${fmtCount(c.dropped)}${drops.length ? ` (${drops.map(([k, v]) => `${k.replaceAll('_', ' ')} ${fmtCount(v)}`).join(', ')})` : ''}</p>
+  </section>`;
+}
 
 export function Config({ status, refresh }) {
   const [ifs, setIfs] = useState(null);
@@ -66,7 +115,6 @@ export function Config({ status, refresh }) {
         })}</tbody>
       </table></div>
     </section>
-    <${Coming} title="Forwarding table and capture mode" issue="7">The bump-in-the-wire forwarder: routes between two
-      peers and the capture mode (ingress, egress, inline or both), as on the appliance's Config page.<//>
+    <${Forwarding} capturing=${!!s.capture_active} />
   </div>`;
 }

@@ -1,0 +1,668 @@
+//! The forwarder's decisions, as a pure function of frames and time: what to answer, what
+//! to send where, what to drop and why, and what a capture records.
+//!
+//! ```text
+//!  receive(frame) ─► ARP?  ── request for the capture IP ─► reply ─► Transmit
+//!        │                └─ from a peer ─► neighbour cache ─► release queued packets
+//!        └─ IPv4 to the capture IP from peer A ─► route (table) ─► B's MAC known?
+//!                 │ no: drop + reason                 yes ─► rewrite into a TX slot ─► Transmit
+//!                 │                                   no  ─► queue (bounded), ARP for B
+//!                 └─ records for the capture mode ─► Recorder
+//!  poll(now) ─► ARP requests due (resolve, refresh), queued packets that waited too long
+//! ```
+//!
+//! Sockets, rings and clocks are the caller's ([`crate::afpacket`] in production, plain
+//! vectors in tests): [`Transmit`] hands out room for one outgoing frame, [`Recorder`]
+//! takes the frames a capture keeps.
+
+use crate::neighbour::{NeighbourConfig, Neighbours, Solicit};
+use crate::rewrite::{self, Rewrite};
+use crate::segment;
+use crate::table::{Direction, ForwardTable, Inline};
+use crate::wire::{
+    self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Mac, ethertype,
+};
+use std::net::Ipv4Addr;
+
+/// What a capture records of each forwarded packet (the manual's "Capture Options").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// The packet exactly as received (its destination is the capture IP).
+    Ingress,
+    /// The packet exactly as sent (its source is the capture IP).
+    Egress,
+    /// The packet as if there were no appliance: A -> B and B -> A, valid checksums.
+    #[default]
+    Inline,
+    /// Ingress and egress, one record each.
+    Both,
+}
+
+impl CaptureMode {
+    /// Every mode, in the order of [`Self::as_str`]'s documentation.
+    pub const ALL: [Self; 4] = [Self::Ingress, Self::Egress, Self::Inline, Self::Both];
+
+    /// `ingress`, `egress`, `inline` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+            Self::Inline => "inline",
+            Self::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for CaptureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("capture mode {s:?} is not one of ingress, egress, inline, both")
+            })
+    }
+}
+
+impl std::fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a received frame was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Neither IPv4 nor ARP (IPv6, LLDP, …).
+    NonIpv4,
+    /// A header too short, the wrong version, lengths that do not add up, a bad IPv4
+    /// header checksum, or an ARP packet that is not Ethernet/IPv4.
+    BadHeader,
+    /// An IPv4 fragment (not reassembled).
+    Fragment,
+    /// IPv4 not addressed to the capture IP (or not to our MAC).
+    NotForUs,
+    /// From an address that is in no pair of the table.
+    UnknownPeer,
+    /// TTL 1 or 0: it may make no further hop.
+    TtlExpired,
+    /// Larger than the MTU and not TCP (TCP super-packets are segmented and sent).
+    Oversize,
+    /// Cut short by the ring's snap length.
+    Truncated,
+    /// The next hop did not answer ARP in time.
+    Unresolved,
+    /// The queue of packets waiting for ARP was full.
+    ArpQueueFull,
+    /// No room in the TX ring.
+    TxFull,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 11] = [
+        Self::NonIpv4,
+        Self::BadHeader,
+        Self::Fragment,
+        Self::NotForUs,
+        Self::UnknownPeer,
+        Self::TtlExpired,
+        Self::Oversize,
+        Self::Truncated,
+        Self::Unresolved,
+        Self::ArpQueueFull,
+        Self::TxFull,
+    ];
+
+    /// The counter's name (`unknown_peer`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NonIpv4 => "non_ipv4",
+            Self::BadHeader => "bad_header",
+            Self::Fragment => "fragment",
+            Self::NotForUs => "not_for_us",
+            Self::UnknownPeer => "unknown_peer",
+            Self::TtlExpired => "ttl_expired",
+            Self::Oversize => "oversize",
+            Self::Truncated => "truncated",
+            Self::Unresolved => "unresolved",
+            Self::ArpQueueFull => "arp_queue_full",
+            Self::TxFull => "tx_full",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// Cumulative counters of one forwarder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets forwarded from a pair's `a` to its `b`.
+    pub a_to_b_packets: u64,
+    /// Bytes (frames as sent) forwarded from `a` to `b`.
+    pub a_to_b_bytes: u64,
+    /// Packets forwarded from `b` to `a`.
+    pub b_to_a_packets: u64,
+    /// Bytes forwarded from `b` to `a`.
+    pub b_to_a_bytes: u64,
+    /// Drops, indexed like [`DropReason::ALL`].
+    pub drops: [u64; DropReason::ALL.len()],
+    /// ARP requests for the capture IP answered.
+    pub arp_answered: u64,
+    /// ARP requests sent to resolve or refresh peers.
+    pub arp_requests_sent: u64,
+    /// ARP answers from peers learnt.
+    pub arp_resolved: u64,
+    /// TCP/UDP checksums completed (received partial, from checksum offload).
+    pub checksums_completed: u64,
+    /// TCP super-packets (GSO/GRO, larger than the MTU) cut into segments here.
+    pub super_packets_segmented: u64,
+    /// TCP super-packets sent on whole, for the kernel to segment (GSO pass-through).
+    pub super_packets_passed: u64,
+}
+
+impl Stats {
+    /// Drops for one reason.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r.index()]
+    }
+    /// Drops, all reasons.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    /// Packets forwarded, both directions.
+    pub fn forwarded(&self) -> u64 {
+        self.a_to_b_packets + self.b_to_a_packets
+    }
+}
+
+/// Room for outgoing frames (a TX ring, a vector in tests).
+pub trait Transmit {
+    /// Asks for room for one frame of `len` bytes; when there is some, `fill` writes the
+    /// frame into it and the frame is sent. False when there is no room.
+    fn transmit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool;
+    /// Sends one TCP super-packet of `len` bytes for the kernel to segment by `gso` (a
+    /// `virtio_net_hdr`), after every frame transmitted before it. False when this path
+    /// cannot (the forwarder then segments the packet itself).
+    fn transmit_gso(&mut self, gso: &Gso, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let _ = (gso, len, fill);
+        false
+    }
+}
+
+/// The segmentation offload facts of a received super-packet (its `virtio_net_hdr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gso {
+    /// The header as the kernel wrote it (10 bytes, host byte order).
+    pub vnet_hdr: [u8; 10],
+    /// Segment payload size.
+    pub gso_size: u16,
+}
+
+/// Where a capture's records go.
+pub trait Recorder {
+    /// Whether a capture is recording (records are not built otherwise).
+    fn active(&self) -> bool;
+    /// One record: `frame` at `ts_ns`.
+    fn record(&mut self, ts_ns: u64, frame: &[u8]);
+}
+
+/// A recorder that never records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRecorder;
+
+impl Recorder for NoRecorder {
+    fn active(&self) -> bool {
+        false
+    }
+    fn record(&mut self, _: u64, _: &[u8]) {}
+}
+
+/// A received frame as the ring gives it.
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// Receive time, ns since the epoch.
+    pub ts_ns: u64,
+    /// The frame, writable in place (its checksum may be completed).
+    pub data: &'a mut [u8],
+    /// Its length on the wire (more than `data.len()` when the ring truncated it).
+    pub wire_len: usize,
+    /// The kernel left the TCP/UDP checksum partial (`TP_STATUS_CSUMNOTREADY`).
+    pub checksum_partial: bool,
+    /// The kernel stripped an 802.1Q tag from it (`TP_STATUS_VLAN_VALID`).
+    pub vlan_stripped: bool,
+    /// A TCP super-packet with its segmentation facts, when the ring reports them.
+    pub gso: Option<Gso>,
+}
+
+/// Settings of the forwarder that are not the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwarderConfig {
+    /// The capture port's address.
+    pub inline: Inline,
+    /// The capture interface's MAC.
+    pub mac: Mac,
+    /// The capture interface's MTU (IP bytes).
+    pub mtu: usize,
+    /// Neighbour cache timers and bounds.
+    pub neighbours: NeighbourConfig,
+}
+
+/// A packet waiting for ARP.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    ts_ns: u64,
+    frame: Vec<u8>,
+}
+
+/// The forwarder.
+#[derive(Debug)]
+pub struct Forwarder {
+    config: ForwarderConfig,
+    table: ForwardTable,
+    mode: CaptureMode,
+    neighbours: Neighbours<Queued>,
+    stats: Stats,
+    scratch: Vec<u8>,
+    solicit: Vec<Solicit>,
+    segment: Vec<u8>,
+}
+
+impl Forwarder {
+    /// A forwarder for `table` (checked against `config.inline` by its constructor).
+    pub fn new(config: ForwarderConfig, table: ForwardTable, mode: CaptureMode) -> Self {
+        let neighbours = Neighbours::new(config.neighbours, table.peers());
+        Self {
+            config,
+            table,
+            mode,
+            neighbours,
+            stats: Stats::default(),
+            scratch: Vec::with_capacity(2048),
+            solicit: Vec::new(),
+            segment: Vec::new(),
+        }
+    }
+
+    /// Replaces the capture address, table and mode; packets waiting for a peer that left
+    /// the table are dropped as `unknown_peer`. Known MACs of remaining peers are kept.
+    pub fn reconfigure(&mut self, inline: Inline, table: ForwardTable, mode: CaptureMode) {
+        self.config.inline = inline;
+        let gone = self.neighbours.set_peers(table.peers());
+        self.stats.drops[DropReason::UnknownPeer.index()] += gone.len() as u64;
+        self.table = table;
+        self.mode = mode;
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// The capture mode.
+    pub fn mode(&self) -> CaptureMode {
+        self.mode
+    }
+    /// The table.
+    pub fn table(&self) -> &ForwardTable {
+        &self.table
+    }
+    /// The settings.
+    pub fn config(&self) -> &ForwarderConfig {
+        &self.config
+    }
+    /// Packets waiting for ARP.
+    pub fn arp_pending(&self) -> usize {
+        self.neighbours.pending()
+    }
+    /// Peers whose MAC is known.
+    pub fn peers_resolved(&self, now_ns: u64) -> usize {
+        self.neighbours.resolved(now_ns)
+    }
+    /// The MAC known for `peer`, if any.
+    pub fn neighbour(&self, peer: Ipv4Addr, now_ns: u64) -> Option<Mac> {
+        self.neighbours.lookup(peer, now_ns)
+    }
+
+    fn drop(&mut self, r: DropReason) {
+        self.stats.drops[r.index()] += 1;
+    }
+
+    /// Counts a frame the I/O edge dropped before it reached [`Self::receive`].
+    pub fn count_drop(&mut self, r: DropReason) {
+        self.drop(r);
+    }
+
+    /// Handles one received frame.
+    pub fn receive(
+        &mut self,
+        now_ns: u64,
+        rx: Received<'_>,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
+        let Some(eth) = Ethernet::new_checked(&*rx.data) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let kind = eth.ethertype();
+        if kind == ethertype::ARP {
+            return self.arp(now_ns, rx.data, tx, rec);
+        }
+        if kind != ethertype::IPV4 {
+            return self.drop(DropReason::NonIpv4);
+        }
+        if rx.data.len() < rx.wire_len {
+            return self.drop(DropReason::Truncated);
+        }
+        if eth.dst() != self.config.mac {
+            return self.drop(DropReason::NotForUs);
+        }
+        let ip = match Ipv4::new_checked(eth.payload()) {
+            Ok(ip) => ip,
+            Err(_) => return self.drop(DropReason::BadHeader),
+        };
+        if ip.dst() != self.config.inline.ip {
+            return self.drop(DropReason::NotForUs);
+        }
+        if ip.is_fragment() {
+            return self.drop(DropReason::Fragment);
+        }
+        let Some((next, _)) = self.table.route(ip.src()) else {
+            return self.drop(DropReason::UnknownPeer);
+        };
+        if ip.ttl() <= 1 {
+            return self.drop(DropReason::TtlExpired);
+        }
+        if let Some(f) = wire::l4_checksum_field(ip.protocol())
+            && ip.payload().len() < f.end
+        {
+            return self.drop(DropReason::BadHeader);
+        }
+        let oversize = ip.total_len() > self.config.mtu;
+        let tcp = ip.protocol() == wire::protocol::TCP;
+        let end = ETH_HEADER_LEN + ip.total_len();
+        if oversize && !tcp {
+            return self.drop(DropReason::Oversize);
+        }
+        if oversize
+            && let Some(gso) = rx.gso
+            && self.neighbours.lookup(next, now_ns).is_some()
+            && self.forward_gso(
+                now_ns,
+                rx.ts_ns,
+                &rx.data[..end],
+                &gso,
+                rx.checksum_partial,
+                tx,
+                rec,
+            )
+        {
+            return;
+        }
+        if oversize {
+            // A GSO/GRO super-packet: sent on as the segments a NIC would have made.
+            let mut buf = std::mem::take(&mut self.segment);
+            let mtu = self.config.mtu;
+            let n = segment::segment_tcp(&rx.data[..end], mtu, &mut buf, &mut |s| {
+                self.dispatch(now_ns, rx.ts_ns, next, s, tx, rec);
+            });
+            if n == 0 {
+                self.drop(DropReason::Oversize);
+            } else {
+                self.stats.super_packets_segmented += 1;
+            }
+            self.segment = buf;
+            return;
+        }
+        if rx.checksum_partial && rewrite::complete_l4_checksum(rx.data) {
+            self.stats.checksums_completed += 1;
+        }
+        self.dispatch(now_ns, rx.ts_ns, next, rx.data, tx, rec);
+    }
+
+    /// Sends a TCP super-packet on whole (the kernel segments it on the way out), and
+    /// records it as the segments that go on the wire. False when the transmitter cannot
+    /// take it (nothing was sent or recorded).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_gso(
+        &mut self,
+        now_ns: u64,
+        ts_ns: u64,
+        frame: &[u8],
+        gso: &Gso,
+        partial: bool,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) -> bool {
+        let src_ip = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap_or_default());
+        let (Some((next, dir)), true) = (self.table.route(src_ip), gso.gso_size > 0) else {
+            return false;
+        };
+        let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
+            return false;
+        };
+        let egress = Rewrite {
+            eth_src: self.config.mac,
+            eth_dst: next_mac,
+            ip_src: self.config.inline.ip,
+            ip_dst: next,
+            decrement_ttl: true,
+            l4_partial: partial,
+        };
+        if !tx.transmit_gso(gso, frame.len(), &mut |buf: &mut [u8]| {
+            buf.copy_from_slice(frame);
+            rewrite::apply(buf, &egress);
+        }) {
+            return false;
+        }
+        let ihl = usize::from(frame[ETH_HEADER_LEN] & 0x0f) * 4;
+        let thl = usize::from(
+            frame
+                .get(ETH_HEADER_LEN + ihl + 12)
+                .copied()
+                .unwrap_or(0x50)
+                >> 4,
+        ) * 4;
+        let seg_mtu = ihl + thl + usize::from(gso.gso_size);
+        let payload = frame.len().saturating_sub(ETH_HEADER_LEN + ihl + thl);
+        let n = payload.div_ceil(usize::from(gso.gso_size)).max(1);
+        self.stats.super_packets_passed += 1;
+        let bytes = (frame.len() + (n - 1) * (ETH_HEADER_LEN + ihl + thl)) as u64;
+        match dir {
+            Direction::AToB => {
+                self.stats.a_to_b_packets += n as u64;
+                self.stats.a_to_b_bytes += bytes;
+            }
+            Direction::BToA => {
+                self.stats.b_to_a_packets += n as u64;
+                self.stats.b_to_a_bytes += bytes;
+            }
+        }
+        if !rec.active() {
+            return true;
+        }
+        // Records hold what the wire carries: the segments, each with its checksums.
+        let mut seg = std::mem::take(&mut self.segment);
+        let mut whole = std::mem::take(&mut self.scratch);
+        let mode = self.mode;
+        let mut record = |bytes: &[u8], r: Option<&Rewrite>, ts: u64| {
+            whole.clear();
+            whole.extend_from_slice(bytes);
+            if let Some(r) = r {
+                rewrite::apply(&mut whole, r);
+            }
+            segment::segment_tcp(&whole, seg_mtu, &mut seg, &mut |s| rec.record(ts, s));
+        };
+        let src_mac: Mac = frame[6..12].try_into().unwrap_or_default();
+        let inline = Rewrite {
+            eth_src: src_mac,
+            eth_dst: next_mac,
+            ip_src: src_ip,
+            ip_dst: next,
+            decrement_ttl: false,
+            l4_partial: partial,
+        };
+        match mode {
+            CaptureMode::Ingress => record(frame, None, ts_ns),
+            CaptureMode::Egress => record(frame, Some(&egress), now_ns.max(ts_ns)),
+            CaptureMode::Inline => record(frame, Some(&inline), ts_ns),
+            CaptureMode::Both => {
+                record(frame, None, ts_ns);
+                record(frame, Some(&egress), now_ns.max(ts_ns));
+            }
+        }
+        self.segment = seg;
+        self.scratch = whole;
+        true
+    }
+
+    /// Forwards `frame` now if the next hop's MAC is known, else queues it for ARP.
+    fn dispatch(
+        &mut self,
+        now_ns: u64,
+        ts_ns: u64,
+        next: Ipv4Addr,
+        frame: &[u8],
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
+        match self.neighbours.lookup(next, now_ns) {
+            Some(_) => self.forward(now_ns, ts_ns, frame, tx, rec),
+            None => {
+                let q = Queued {
+                    ts_ns,
+                    frame: frame.to_vec(),
+                };
+                if self.neighbours.enqueue(next, q, now_ns).is_err() {
+                    self.drop(DropReason::ArpQueueFull);
+                }
+            }
+        }
+    }
+
+    /// Sends `frame` (a checked IPv4 packet from a peer to the capture IP) to the other
+    /// peer of its pair, and records it.
+    fn forward(
+        &mut self,
+        now_ns: u64,
+        ts_ns: u64,
+        frame: &[u8],
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
+        let src_ip = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap_or_default());
+        let Some((next, dir)) = self.table.route(src_ip) else {
+            return self.drop(DropReason::UnknownPeer);
+        };
+        let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
+            return self.drop(DropReason::Unresolved);
+        };
+        let egress = Rewrite {
+            eth_src: self.config.mac,
+            eth_dst: next_mac,
+            ip_src: self.config.inline.ip,
+            ip_dst: next,
+            decrement_ttl: true,
+            l4_partial: false,
+        };
+        let recording = rec.active();
+        let mode = self.mode;
+        let scratch = &mut self.scratch;
+        let sent = tx.transmit(frame.len(), &mut |buf: &mut [u8]| {
+            buf.copy_from_slice(frame);
+            if recording && matches!(mode, CaptureMode::Ingress | CaptureMode::Both) {
+                rec.record(ts_ns, frame);
+            }
+            if recording && mode == CaptureMode::Inline {
+                scratch.clear();
+                scratch.extend_from_slice(frame);
+                let src_mac: Mac = frame[6..12].try_into().unwrap_or_default();
+                rewrite::apply(
+                    scratch,
+                    &Rewrite {
+                        eth_src: src_mac,
+                        eth_dst: next_mac,
+                        ip_src: src_ip,
+                        ip_dst: next,
+                        decrement_ttl: false,
+                        l4_partial: false,
+                    },
+                );
+                rec.record(ts_ns, scratch);
+            }
+            rewrite::apply(buf, &egress);
+            if recording && matches!(mode, CaptureMode::Egress | CaptureMode::Both) {
+                rec.record(now_ns.max(ts_ns), buf);
+            }
+        });
+        if !sent {
+            return self.drop(DropReason::TxFull);
+        }
+        let n = frame.len() as u64;
+        match dir {
+            Direction::AToB => {
+                self.stats.a_to_b_packets += 1;
+                self.stats.a_to_b_bytes += n;
+            }
+            Direction::BToA => {
+                self.stats.b_to_a_packets += 1;
+                self.stats.b_to_a_bytes += n;
+            }
+        }
+    }
+
+    fn arp(&mut self, now_ns: u64, frame: &[u8], tx: &mut dyn Transmit, rec: &mut dyn Recorder) {
+        let Some(arp) = Arp::new_checked(&frame[ETH_HEADER_LEN..]) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let (sender_ip, sender_mac) = (arp.sender_ip(), arp.sender_mac());
+        let me = (self.config.mac, self.config.inline.ip);
+        if arp.op() == ArpOp::Request && arp.target_ip() == me.1 {
+            let sent = tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                wire::emit_arp(buf, sender_mac, ArpOp::Reply, me, (sender_mac, sender_ip));
+            });
+            if sent {
+                self.stats.arp_answered += 1;
+            } else {
+                self.drop(DropReason::TxFull);
+            }
+        }
+        if !self.table.is_peer(sender_ip) || sender_mac == BROADCAST {
+            return;
+        }
+        if let Some(ready) = self.neighbours.learn(sender_ip, sender_mac, now_ns) {
+            if arp.op() == ArpOp::Reply && arp.target_ip() == me.1 {
+                self.stats.arp_resolved += 1;
+            }
+            for w in ready {
+                self.forward(now_ns, w.packet.ts_ns, &w.packet.frame, tx, rec);
+            }
+        }
+    }
+
+    /// Timers: ARP requests due, packets that waited too long for ARP. Call it often
+    /// (every few milliseconds of a busy loop, at least every 100 ms when idle).
+    pub fn poll(&mut self, now_ns: u64, tx: &mut dyn Transmit) {
+        let mut solicit = std::mem::take(&mut self.solicit);
+        solicit.clear();
+        let expired = self.neighbours.poll(now_ns, &mut solicit);
+        self.stats.drops[DropReason::Unresolved.index()] += expired.len() as u64;
+        let me = (self.config.mac, self.config.inline.ip);
+        for s in &solicit {
+            let dst = s.unicast.unwrap_or(BROADCAST);
+            let sent = tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                wire::emit_arp(buf, dst, ArpOp::Request, me, ([0; 6], s.ip));
+            });
+            if sent {
+                self.stats.arp_requests_sent += 1;
+            }
+        }
+        self.solicit = solicit;
+    }
+}
+
+#[cfg(test)]
+#[path = "forwarder_tests.rs"]
+mod tests;

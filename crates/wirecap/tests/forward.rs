@@ -1,0 +1,915 @@
+//! End-to-end tests of the inline forwarder ("bump in the wire"), root only: they print
+//! why they skip otherwise.
+//!
+//! Each test builds its own four network namespaces: hosts `a` (10.9.0.2) and `b`
+//! (10.9.0.3), the appliance `app` whose `eth0` has no address, and `br` holding the
+//! bridge that joins the three (the root namespace's interfaces are never touched). The
+//! real `wirecap serve` runs inside `app` with `--inline 10.9.0.1/24 --forward
+//! 10.9.0.2=10.9.0.3`; HTTP goes to it with curl inside `app`. Traffic only flows between
+//! the test's namespaces, every traffic command is bounded in count and time, and a guard
+//! deletes the namespaces and stops every process, also when a test panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::have;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
+const PW: &str = "fwd-Pa55word";
+const CAPTURE_IP: &str = "10.9.0.1";
+const A: &str = "10.9.0.2";
+const B: &str = "10.9.0.3";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not root (the forwarder needs network namespaces and AF_PACKET)".into());
+    }
+    for tool in ["ip", "ping", "tcpdump", "tshark", "curl", "python3"] {
+        if !have(tool)
+            && !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+macro_rules! need_root {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok()
+}
+
+/// The four namespaces, the appliance and helper processes; all removed on drop.
+struct Net {
+    prefix: String,
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+    serve: Option<Child>,
+}
+
+impl Net {
+    fn new(tag: &str) -> Self {
+        let prefix = format!("wf{}{tag}", std::process::id());
+        let n = Self {
+            prefix,
+            dir: tempfile::tempdir().expect("tempdir"),
+            children: Vec::new(),
+            serve: None,
+        };
+        for ns in ["br", "a", "app", "b"] {
+            run(&["ip", "netns", "add", &n.ns(ns)]);
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &n.ns(ns),
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+            run(&["ip", "-n", &n.ns(ns), "link", "set", "lo", "up"]);
+        }
+        let br = n.ns("br");
+        run(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"]);
+        run(&["ip", "-n", &br, "link", "set", "br0", "up"]);
+        for host in ["a", "app", "b"] {
+            let port = format!("p{host}");
+            run(&[
+                "ip",
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                &n.ns(host),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &br,
+            ]);
+            run(&["ip", "-n", &br, "link", "set", &port, "master", "br0", "up"]);
+            run(&["ip", "-n", &n.ns(host), "link", "set", "eth0", "up"]);
+        }
+        run(&[
+            "ip",
+            "-n",
+            &n.ns("a"),
+            "addr",
+            "add",
+            &format!("{A}/24"),
+            "dev",
+            "eth0",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &n.ns("b"),
+            "addr",
+            "add",
+            &format!("{B}/24"),
+            "dev",
+            "eth0",
+        ]);
+        n
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// `cmd` inside namespace `host`.
+    fn exec(&self, host: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["ip", "netns", "exec"];
+        let ns = self.ns(host);
+        args.push(&ns);
+        args.extend_from_slice(cmd);
+        Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Starts `cmd` inside `host` in the background (stopped when the test ends).
+    fn spawn(&mut self, host: &str, cmd: &[&str], log: &str) -> usize {
+        let out = std::fs::File::create(self.path(log)).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(cmd)
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// Starts `wirecap serve` in the appliance namespace and waits until it answers.
+    fn serve(&mut self, mode: &str) {
+        let out = std::fs::File::create(self.path("serve.log")).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("app"), BIN, "serve", "--data"])
+            .arg(self.data())
+            .args([
+                "--http",
+                "127.0.0.1:8080",
+                "--interface",
+                "eth0",
+                "--inline",
+                "10.9.0.1/24",
+                "--forward",
+                "10.9.0.2=10.9.0.3",
+                "--capture-mode",
+                mode,
+            ])
+            .env("WIRECAP_ADMIN_PASSWORD", PW)
+            .env_remove("RUST_LOG")
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start wirecap serve");
+        self.serve = Some(child);
+        let up = wait_until(Duration::from_secs(30), || {
+            self.curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1:8080/api/v1/forward",
+            ])
+            .0 == "200"
+        });
+        assert!(
+            up,
+            "wirecap serve did not answer:\n{}",
+            self.log("serve.log")
+        );
+        // Both peers resolved: the forwarder asks at start, the hosts answer at once.
+        let resolved = wait_until(Duration::from_secs(10), || {
+            let f = self.forward();
+            f["neighbours"]
+                .as_array()
+                .is_some_and(|n| n.iter().all(|x| x["mac"].is_string()))
+        });
+        assert!(resolved, "peers not resolved: {}", self.forward());
+    }
+
+    /// curl inside the appliance namespace: (body, exit ok).
+    fn curl(&self, args: &[&str]) -> (String, bool) {
+        let mut a = vec!["curl", "-s", "-m", "10", "-u"];
+        let cred = format!("admin:{PW}");
+        a.push(&cred);
+        a.extend_from_slice(args);
+        let o = self.exec("app", &a);
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            o.status.success(),
+        )
+    }
+
+    fn get(&self, path: &str) -> String {
+        let (body, ok) = self.curl(&[&format!("http://127.0.0.1:8080{path}")]);
+        assert!(ok, "GET {path} failed:\n{}", self.log("serve.log"));
+        body
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let b = self.get(path);
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{path}: {e}: {b}"))
+    }
+
+    fn forward(&self) -> serde_json::Value {
+        self.json("/api/v1/forward")
+    }
+
+    fn put_forward(&self, body: &str) -> serde_json::Value {
+        let (b, ok) = self.curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            "http://127.0.0.1:8080/api/v1/forward",
+        ]);
+        assert!(ok, "PUT failed");
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"))
+    }
+
+    fn start_capture(&self, name: &str) {
+        let b = self.get(&format!("/sysmaster/capture_start?StreamName={name}"));
+        assert!(b.contains("\"Status\":true"), "{b}");
+    }
+
+    /// Stops the capture; returns the stored stream name.
+    fn stop_capture(&self) -> String {
+        let s = self.json("/api/v1/status");
+        let name = s["capture"]["stream"]
+            .as_str()
+            .expect("a stream")
+            .to_owned();
+        let b = self.get("/sysmaster/capture_stop");
+        assert!(b.contains("\"Status\":true"), "{b}");
+        name
+    }
+
+    /// The stored stream as a pcap file.
+    fn export(&self, stream: &str) -> PathBuf {
+        let out = self.path(&format!("{stream}.pcap"));
+        let o = Command::new(BIN)
+            .args(["export", "--data"])
+            .arg(self.data())
+            .arg(stream)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("wirecap export");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    }
+
+    fn ping(&self, args: &[&str]) -> String {
+        let mut a = vec!["timeout", "60", "ping"];
+        a.extend_from_slice(args);
+        let o = self.exec("a", &a);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The forwarded count once it stopped moving (the status is published every 100 ms).
+    fn settled_forwarded(&self) -> u64 {
+        let mut last = self.counter(&["forwarded_packets"]);
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.counter(&["forwarded_packets"]);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
+    fn counter(&self, path: &[&str]) -> u64 {
+        let mut v = self.forward()["counters"].clone();
+        for p in path {
+            v = v[*p].clone();
+        }
+        v.as_u64().unwrap_or_else(|| panic!("counter {path:?}"))
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.serve.take() {
+            // SIGTERM first so the capture is sealed; then make sure.
+            let _ = Command::new("kill")
+                .args(["-TERM", &s.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                if s.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in ["a", "app", "b", "br"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(ns)])
+                .status();
+        }
+    }
+}
+
+/// `ping` output: how many replies came back.
+fn received(ping_out: &str) -> u64 {
+    ping_out
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("transmitted, ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// One packet as tshark reads it, checksums verified.
+#[derive(Debug)]
+struct Pkt {
+    src: String,
+    dst: String,
+    proto: String,
+    /// Every checksum tshark checked was good (IPv4 header and ICMP/TCP/UDP).
+    checksums_good: bool,
+}
+
+fn tshark(file: &Path) -> Vec<Pkt> {
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ip.proto",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "icmp.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "udp.checksum.status",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let l4 = [f.get(4), f.get(5), f.get(6)];
+            // Status 1 is Good; the IPv4 one is always there, exactly one L4 one.
+            let checksums_good = f.get(3) == Some(&"1")
+                && l4
+                    .iter()
+                    .filter(|s| s.is_some_and(|s| !s.is_empty()))
+                    .count()
+                    == 1
+                && l4
+                    .iter()
+                    .all(|s| s.is_none_or(|s| s.is_empty() || *s == "1"));
+            Pkt {
+                src: f.first().unwrap_or(&"").to_string(),
+                dst: f.get(1).unwrap_or(&"").to_string(),
+                proto: f.get(2).unwrap_or(&"").to_string(),
+                checksums_good,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn ping_reaches_b_and_a_tcp_transfer_arrives_intact() {
+    need_root!();
+    let mut n = Net::new("p");
+    n.serve("inline");
+    // A tcpdump in B sees the echo requests coming from the capture IP.
+    let pcap_b = n.path("b.pcap");
+    let p = pcap_b.to_string_lossy().into_owned();
+    n.spawn(
+        "b",
+        &[
+            "timeout",
+            "30",
+            "tcpdump",
+            "-i",
+            "eth0",
+            "-nn",
+            "-U",
+            "-c",
+            "5",
+            "-w",
+            &p,
+            "icmp[icmptype] == 8",
+        ],
+        "tcpdump.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || n
+            .log("tcpdump.log")
+            .contains("listening on")),
+        "tcpdump did not start: {}",
+        n.log("tcpdump.log")
+    );
+    let out = n.ping(&["-c", "5", "-i", "0.2", "-W", "2", CAPTURE_IP]);
+    assert_eq!(received(&out), 5, "{out}");
+    assert!(out.contains(&format!("from {CAPTURE_IP}")), "{out}");
+    let tcpdump = n.children.pop().map(|mut c| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) && c.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait()
+    });
+    assert!(tcpdump.is_some());
+    let seen = tshark(&pcap_b);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    for s in &seen {
+        assert_eq!((s.src.as_str(), s.dst.as_str()), (CAPTURE_IP, B));
+        assert!(s.checksums_good, "{s:?}");
+    }
+    assert_eq!(n.counter(&["a_to_b", "packets"]), 5);
+    assert_eq!(n.counter(&["b_to_a", "packets"]), 5);
+
+    // TCP: curl from A against a small HTTP server in B, through the capture IP.
+    let www = n.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let blob: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(www.join("blob"), &blob).unwrap();
+    let www_s = www.to_string_lossy().into_owned();
+    n.spawn(
+        "b",
+        &[
+            "timeout",
+            "60",
+            "python3",
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            B,
+            "--directory",
+            &www_s,
+        ],
+        "http.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || n
+            .exec(
+                "b",
+                &[
+                    "curl",
+                    "-s",
+                    "-m",
+                    "2",
+                    "-o",
+                    "/dev/null",
+                    &format!("http://{B}:8000/")
+                ]
+            )
+            .status
+            .success()),
+        "http server in B did not start: {}",
+        n.log("http.log")
+    );
+    let got = n.path("got");
+    let got_s = got.to_string_lossy().into_owned();
+    let before = n.settled_forwarded();
+    n.start_capture("tcp");
+    let o = n.exec(
+        "a",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "30",
+            "-o",
+            &got_s,
+            &format!("http://{CAPTURE_IP}:8000/blob"),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "curl through the forwarder failed: {o:?}"
+    );
+    let sha = |p: &Path| {
+        let o = run(&["sha256sum", p.to_str().unwrap()]);
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(sha(&got), sha(&www.join("blob")));
+    // The capture holds the transfer as the wire carried it (super-packets the kernel
+    // segments are recorded as their segments): A <-> B, valid checksums, none over the MTU.
+    let forwarded = n.settled_forwarded() - before;
+    assert!(wait_until(Duration::from_secs(10), || n
+        .json("/api/v1/status")["packets_received"]
+        .as_u64()
+        .unwrap_or(0)
+        >= forwarded));
+    let stream = n.stop_capture();
+    let file = n.export(&stream);
+    let pkts = tshark(&file);
+    assert_eq!(pkts.len() as u64, forwarded);
+    assert!(
+        pkts.len() > 2000,
+        "3 MB in 1500-byte segments: {}",
+        pkts.len()
+    );
+    for p in &pkts {
+        assert!(p.checksums_good, "{p:?}");
+        assert!(
+            (p.src.as_str(), p.dst.as_str()) == (A, B)
+                || (p.src.as_str(), p.dst.as_str()) == (B, A),
+            "{p:?}"
+        );
+    }
+    let o = run(&[
+        "tshark",
+        "-r",
+        file.to_str().unwrap(),
+        "-Y",
+        "frame.len > 1514",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ]);
+    assert!(
+        o.stdout.is_empty(),
+        "frames over the MTU: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let f = n.forward();
+    // Frames for other MACs the bridge floods while it learns reach the veth and count as
+    // `not_for_us`; nothing else may be dropped.
+    let drops = f["counters"]["drops"].as_object().unwrap();
+    for (reason, v) in drops {
+        if reason != "not_for_us" {
+            assert_eq!(v, 0, "{reason}: {f}");
+        }
+    }
+    assert!(
+        f["offloads"].as_array().is_some_and(|o| !o.is_empty()),
+        "offload handling reported: {f}"
+    );
+}
+
+#[test]
+fn each_capture_mode_records_the_expected_packets() {
+    need_root!();
+    let mut n = Net::new("m");
+    n.serve("ingress");
+    // A UDP listener in B, so the datagram gets no ICMP error back.
+    n.spawn(
+        "b",
+        &["timeout", "120", "python3", "-c", &format!(
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('{B}', 9999))\nwhile True: s.recvfrom(100)"
+        )],
+        "udp.log",
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        let o = n.exec("b", &["ss", "-uln"]);
+        String::from_utf8_lossy(&o.stdout).contains(":9999")
+    }));
+    for mode in ["ingress", "egress", "inline", "both"] {
+        let f = n.put_forward(&format!("{{\"capture_mode\": \"{mode}\"}}"));
+        assert_eq!(f["capture_mode"], mode, "{f}");
+        let before = n.settled_forwarded();
+        n.start_capture(&format!("mode_{mode}"));
+        // The mode cannot change under a running capture.
+        let (b, _) = n.curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{\"capture_mode\": \"ingress\"}",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:8080/api/v1/forward",
+        ]);
+        if mode != "ingress" {
+            assert!(b.ends_with("409"), "{b}");
+        }
+        let out = n.ping(&["-c", "3", "-i", "0.2", "-W", "2", CAPTURE_IP]);
+        assert_eq!(received(&out), 3, "{out}");
+        // And one UDP datagram (its checksum is partial on the veth: completed).
+        n.exec("a", &["python3", "-c", &format!(
+            "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'hello', ('{CAPTURE_IP}', 9999))"
+        )]);
+        let k = if mode == "both" { 2 } else { 1 };
+        assert!(
+            wait_until(Duration::from_secs(5), || n.counter(&["forwarded_packets"])
+                - before
+                >= 7),
+            "3 requests, 3 replies, 1 datagram: {}",
+            n.forward()
+        );
+        let forwarded = n.settled_forwarded() - before;
+        assert_eq!(forwarded, 7, "3 requests, 3 replies, 1 datagram");
+        // The capture sees what the forwarder forwarded, once it reached the store.
+        assert!(wait_until(Duration::from_secs(5), || {
+            n.json("/api/v1/status")["packets_received"]
+                .as_u64()
+                .unwrap_or(0)
+                >= forwarded * k
+        }));
+        let stream = n.stop_capture();
+        let meta = n.json(&format!("/api/v1/streams/{stream}"));
+        assert_eq!(meta["capture_mode"], mode, "{meta}");
+        let pkts = tshark(&n.export(&stream));
+        let want = if mode == "both" { 14 } else { 7 };
+        assert_eq!(pkts.len(), want, "{mode}: {pkts:?}");
+        assert!(pkts.iter().all(|p| p.checksums_good), "{mode}: {pkts:?}");
+        let pairs: Vec<(&str, &str)> = pkts
+            .iter()
+            .map(|p| (p.src.as_str(), p.dst.as_str()))
+            .collect();
+        let count = |s: &str, d: &str| pairs.iter().filter(|p| **p == (s, d)).count();
+        let udp = pkts.iter().filter(|p| p.proto == "17").count();
+        match mode {
+            "ingress" => {
+                assert_eq!(
+                    (count(A, CAPTURE_IP), count(B, CAPTURE_IP)),
+                    (4, 3),
+                    "{pairs:?}"
+                );
+                assert_eq!(udp, 1);
+            }
+            "egress" => {
+                assert_eq!(
+                    (count(CAPTURE_IP, B), count(CAPTURE_IP, A)),
+                    (4, 3),
+                    "{pairs:?}"
+                )
+            }
+            "inline" => assert_eq!((count(A, B), count(B, A)), (4, 3), "{pairs:?}"),
+            _ => {
+                assert_eq!(
+                    (
+                        count(A, CAPTURE_IP),
+                        count(CAPTURE_IP, B),
+                        count(B, CAPTURE_IP),
+                        count(CAPTURE_IP, A)
+                    ),
+                    (4, 4, 3, 3),
+                    "{pairs:?}"
+                );
+                // Each ingress record is followed by its egress record.
+                for w in pairs.chunks(2) {
+                    assert_ne!(w[0].0, CAPTURE_IP, "{pairs:?}");
+                    assert_eq!(w[1].0, CAPTURE_IP, "{pairs:?}");
+                }
+            }
+        }
+    }
+    // The last change is kept in wirecap.toml.
+    let toml = std::fs::read_to_string(n.data().join("wirecap.toml")).unwrap();
+    assert!(toml.contains("capture_mode = \"both\""), "{toml}");
+}
+
+#[test]
+fn unknown_peers_and_fragments_are_dropped_and_counted() {
+    need_root!();
+    let mut n = Net::new("d");
+    n.serve("inline");
+    // A second address on A that is in no pair.
+    run(&[
+        "ip",
+        "-n",
+        &n.ns("a"),
+        "addr",
+        "add",
+        "10.9.0.9/24",
+        "dev",
+        "eth0",
+    ]);
+    let out = n.ping(&[
+        "-c", "2", "-i", "0.2", "-W", "1", "-I", "10.9.0.9", CAPTURE_IP,
+    ]);
+    assert_eq!(received(&out), 0, "{out}");
+    assert_eq!(n.counter(&["drops", "unknown_peer"]), 2);
+    // 3000 bytes of ICMP data in a 1500-byte MTU: three fragments per echo request.
+    let out = n.ping(&[
+        "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", "-M", "dont", CAPTURE_IP,
+    ]);
+    assert_eq!(received(&out), 0, "{out}");
+    assert_eq!(n.counter(&["drops", "fragment"]), 6);
+    assert_eq!(n.counter(&["forwarded_packets"]), 0);
+    let m = n.get("/metrics");
+    assert!(
+        m.contains("wirecap_forward_dropped{reason=\"fragment\"} 6"),
+        "{m}"
+    );
+    assert!(
+        m.contains("wirecap_forward_dropped{reason=\"unknown_peer\"} 2"),
+        "{m}"
+    );
+}
+
+#[test]
+fn smoke_test_ping_then_bounded_flood_is_fully_accounted() {
+    need_root!();
+    let mut n = Net::new("s");
+    n.serve("inline");
+    // Step 1: ping routes.
+    let out = n.ping(&["-c", "5", "-i", "0.2", "-W", "2", CAPTURE_IP]);
+    assert_eq!(received(&out), 5, "{out}");
+    // Steps 2-3: capture running, a bounded flood.
+    // Counted before the capture starts: the status lags the forwarder by up to 100 ms.
+    let before = n.settled_forwarded();
+    n.start_capture("smoke");
+    let out = n.ping(&["-f", "-c", "2000", "-W", "1", CAPTURE_IP]);
+    let replies = received(&out);
+    assert!(replies > 0, "{out}");
+    let forwarded = n.settled_forwarded() - before;
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || n.json("/api/v1/status")["packets_received"]
+                .as_u64()
+                .unwrap_or(0)
+                >= forwarded
+        ),
+        "capture did not catch up with {forwarded}: {} {}",
+        n.json("/api/v1/status"),
+        n.forward()
+    );
+    n.stop_capture();
+    // Step 4: the status adds up, in the manual's format.
+    let text = n.get("/sysmaster/status");
+    let val = |k: &str| -> u64 {
+        text.lines()
+            .find_map(|l| {
+                let (key, v) = l.split_once(',')?;
+                (key.trim() == k).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("{k} in {text}"))
+    };
+    let (rx, cap, drop) = (
+        val("packets_received"),
+        val("packets_captured"),
+        val("packets_dropped"),
+    );
+    assert_eq!(rx, cap + drop, "{text}");
+    assert_eq!(
+        rx, forwarded,
+        "one inline record per forwarded packet: {text}"
+    );
+    assert!(
+        forwarded >= 2 * replies,
+        "requests and replies: {forwarded} vs {replies}"
+    );
+}
+
+#[test]
+fn serve_refuses_an_interface_that_owns_the_capture_ip() {
+    need_root!();
+    let n = Net::new("k");
+    // The kernel would answer ARP for it and take the packets: the forwarder says so.
+    run(&[
+        "ip",
+        "-n",
+        &n.ns("app"),
+        "addr",
+        "add",
+        "10.9.0.1/24",
+        "dev",
+        "eth0",
+    ]);
+    let data = n.data();
+    let o = n.exec(
+        "app",
+        &[
+            "timeout",
+            "30",
+            BIN,
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:8080",
+            "--interface",
+            "eth0",
+            "--inline",
+            "10.9.0.1/24",
+            "--forward",
+            "10.9.0.2=10.9.0.3",
+        ],
+    );
+    assert!(!o.status.success(), "serve started anyway");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("has 10.9.0.1 as a kernel address"), "{err}");
+    // And a table that makes no sense is refused before anything starts.
+    let o = n.exec(
+        "app",
+        &[
+            "timeout",
+            "30",
+            BIN,
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:8080",
+            "--interface",
+            "eth0",
+            "--inline",
+            "10.9.0.1/24",
+            "--forward",
+            "10.9.0.2=10.9.0.2",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("more than once"), "{err}");
+}
