@@ -34,7 +34,6 @@ use std::io;
 use std::mem::{offset_of, size_of};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -42,6 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wirecap_capture::frame::now_ns;
 use wirecap_capture::ring::block::BlockHeader;
+use wirecap_capture::ring::sys::{Mmap, check, ifreq, setsockopt};
 
 /// Why the forwarder could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,41 +78,6 @@ fn sock_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) 
         interface: interface.to_owned(),
         source,
     }
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a valid `T` for the duration of the call and the length given is
-    // its size; the kernel only reads it.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    })
-}
-
-fn ifreq(name: &str) -> libc::ifreq {
-    // SAFETY: an all-zero ifreq is a valid value (a C struct of integers and a union).
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr
-        .ifr_name
-        .iter_mut()
-        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *d = s as libc::c_char;
-    }
-    ifr
 }
 
 /// The interface's MAC address and MTU.
@@ -210,64 +175,6 @@ pub fn disable_offloads(fd: RawFd, name: &str) -> Vec<String> {
         Err(e) => format!("tso unknown: {e}"),
     });
     said
-}
-
-/// A shared memory mapping of a socket's ring, unmapped on drop.
-struct Mmap {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: plain memory owned by this value; access is through `&mut self` or atomics.
-unsafe impl Send for Mmap {}
-
-impl Mmap {
-    fn ring(fd: RawFd, len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of the socket's ring; nothing existing is touched
-        // and the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap: null"))?;
-        Ok(Self { ptr, len })
-    }
-
-    /// The status word at `off`.
-    fn status(&self, off: usize) -> &AtomicU32 {
-        assert!(off + 4 <= self.len && off.is_multiple_of(4));
-        // SAFETY: inside the mapping (checked above) and 4-byte aligned (the mapping is
-        // page-aligned, `off` a multiple of 4); the kernel accesses it concurrently, hence
-        // only through an atomic.
-        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
-    }
-
-    /// `len` bytes at `off`. The caller owns that region (its status word says so).
-    fn region(&mut self, off: usize, len: usize) -> &mut [u8] {
-        assert!(off + len <= self.len);
-        // SAFETY: inside the mapping (checked above); the caller only asks for a region
-        // whose status word hands it to user space, so the kernel does not write it while
-        // the slice lives, and `&mut self` makes the slice unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: exactly what mmap returned; no slice outlives `self`.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
 }
 
 fn packet_socket(name: &str, protocol: u16) -> Result<(OwnedFd, i32), OpenError> {

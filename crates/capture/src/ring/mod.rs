@@ -19,6 +19,7 @@
 //! This is the only module of the crate with `unsafe`; every block says why it is sound.
 
 pub mod block;
+pub mod sys;
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -28,9 +29,9 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use sys::{Mmap, check, setsockopt};
 
 /// How PACKET_FANOUT spreads packets over the sockets of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,94 +133,12 @@ impl RingConfig {
     }
 }
 
-/// A memory mapping, unmapped on drop.
-struct Mmap {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain memory owned by this value; moving it to another thread is
-// fine, and access goes through `&mut self` (blocks) or atomics (status words).
-unsafe impl Send for Mmap {}
-
-impl Mmap {
-    fn ring(fd: RawFd, len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of the socket's ring; no existing memory is touched,
-        // and the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_LOCKED | libc::MAP_POPULATE,
-                fd,
-                0,
-            )
-        };
-        let p = if p == libc::MAP_FAILED {
-            // MAP_LOCKED fails under a low RLIMIT_MEMLOCK: retry without it.
-            // SAFETY: as above.
-            let p2 = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    fd,
-                    0,
-                )
-            };
-            if p2 == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            p2
-        } else {
-            p
-        };
-        let ptr =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Self { ptr, len })
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what mmap returned, and no slice into the mapping
-        // outlives `self` (slices borrow `&mut self`).
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
 fn os_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
     move |source| Error::Socket {
         op,
         interface: interface.to_owned(),
         source,
     }
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a valid, initialised `T` for the duration of the call and the
-    // length passed is its size; the kernel only reads it.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    })
 }
 
 /// Creates the socket (protocol 0: nothing is queued before the ring exists) and resolves
@@ -433,19 +352,7 @@ impl RingSource {
 
     fn status_word(&self, i: usize) -> &AtomicU32 {
         debug_assert!(i < self.block_count);
-        // SAFETY: block `i` lies inside the mapping (i < block_count, mapping length is
-        // block_size * block_count); blocks start page-aligned so the status word at offset
-        // BLOCK_STATUS_OFFSET is 4-byte aligned; the kernel accesses it concurrently, which is
-        // why it is only ever touched through this atomic.
-        unsafe {
-            AtomicU32::from_ptr(
-                self.map
-                    .ptr
-                    .as_ptr()
-                    .add(i * self.block_size + BLOCK_STATUS_OFFSET)
-                    .cast(),
-            )
-        }
+        self.map.status(i * self.block_size + BLOCK_STATUS_OFFSET)
     }
 
     fn block_ready(&self, i: usize) -> bool {
@@ -547,13 +454,9 @@ impl Source for RingSource {
         }
         let i = self.current;
         let start = i * self.block_size;
-        // SAFETY: the block lies inside the mapping; its status is TP_STATUS_USER (checked
-        // with Acquire above), so the kernel does not write it until we store
-        // TP_STATUS_KERNEL below; the slice is disjoint from every other block and does not
-        // outlive this call (`&mut self` is held throughout).
-        let block = unsafe {
-            std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(start), self.block_size)
-        };
+        // The block's status is TP_STATUS_USER (checked with Acquire above): the kernel does
+        // not write it until TP_STATUS_KERNEL is stored below.
+        let block = self.map.region(start, self.block_size);
         let mut n = 0u32;
         match BlockIter::new(block, self.config.snaplen, &mut self.scratch) {
             Ok(mut it) => {
