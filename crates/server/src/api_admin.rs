@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::app::Shared;
+use crate::app::{Shared, blocking_api as blocking, json_no_store as json_response};
 use crate::auth::{Identity, Role, UserError};
 use crate::error::ApiError;
 use crate::report::{self, ReportError};
@@ -103,37 +103,8 @@ pub fn openapi_paths() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    (
-        status,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        v.to_string(),
-    )
-        .into_response()
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?
-        .map_err(ApiError::api)
-}
-
 fn body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
-    crate::app::require_json(headers)?;
-    if bytes.is_empty() {
-        return Ok(json!({}));
-    }
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")).api())?;
+    let v = crate::app::json_body(headers, bytes)?;
     if !v.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object").api());
     }

@@ -25,14 +25,14 @@ use std::path::Path as FsPath;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
-use crate::app::Shared;
+use crate::app::{Shared, blocking_api as blocking, json_no_store};
 use crate::config::{CONFIG_FILE, FileConfig, SourceChoice};
 use crate::error::ApiError;
 use crate::query::Query;
@@ -113,26 +113,7 @@ pub fn openapi_paths() -> Vec<(&'static str, Value)> {
 }
 
 fn compact(v: &Value) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        v.to_string(),
-    )
-        .into_response()
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?
-        .map_err(ApiError::api)
+    json_no_store(StatusCode::OK, v)
 }
 
 /// `offset` and `limit` of a page request, checked.
@@ -435,23 +416,10 @@ async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
         let rows: Vec<Value> = list
             .iter()
             .map(|l| {
-                json!({
-                    "name": l.name,
-                    "operstate": l.operstate,
-                    "link_up": l.up,
-                    "speed_mbps": l.speed_mbps,
-                    "mac": l.mac,
-                    "mtu": l.mtu,
-                    "driver": l.driver,
-                    "rx_packets": l.counters.rx_packets,
-                    "rx_bytes": l.counters.rx_bytes,
-                    "rx_dropped": l.counters.rx_dropped,
-                    "rx_errors": l.counters.rx_errors,
-                    "rx_missed_errors": l.counters.rx_missed_errors,
-                    "tx_packets": l.counters.tx_packets,
-                    "tx_bytes": l.counters.tx_bytes,
-                    "capture": current.as_deref() == Some(l.name.as_str()),
-                })
+                let mut v = crate::app::link_json(l);
+                v["link_up"] = json!(l.up);
+                v["capture"] = json!(current.as_deref() == Some(l.name.as_str()));
+                v
             })
             .collect();
         Ok(json!({

@@ -225,6 +225,33 @@ where
         .map_err(|_| ApiError::internal("internal error; see the server log"))?
 }
 
+/// [`blocking`] for the JSON API routes: every error answers in the API's JSON shape.
+pub(crate) async fn blocking_api<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    blocking(move || f().map_err(ApiError::api))
+        .await
+        .map_err(ApiError::api)
+}
+
+/// Compact JSON that browsers and proxies must not cache (the UI's polled answers).
+pub(crate) fn json_no_store(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        v.to_string(),
+    )
+        .into_response()
+}
+
 fn text(body: String) -> Response {
     (
         [(
@@ -865,6 +892,26 @@ async fn api_stop(
     }
 }
 
+/// One interface as the JSON API, the UI and the system report show it.
+pub(crate) fn link_json(l: &wirecap_capture::link::LinkInfo) -> Value {
+    json!({
+        "name": l.name,
+        "operstate": l.operstate,
+        "up": l.up,
+        "speed_mbps": l.speed_mbps,
+        "mac": l.mac,
+        "mtu": l.mtu,
+        "driver": l.driver,
+        "rx_packets": l.counters.rx_packets,
+        "rx_bytes": l.counters.rx_bytes,
+        "rx_dropped": l.counters.rx_dropped,
+        "rx_errors": l.counters.rx_errors,
+        "rx_missed_errors": l.counters.rx_missed_errors,
+        "tx_packets": l.counters.tx_packets,
+        "tx_bytes": l.counters.tx_bytes,
+    })
+}
+
 async fn api_interfaces() -> Result<Response, ApiError> {
     let list = blocking(|| {
         wirecap_capture::link::Sysfs::default()
@@ -873,23 +920,7 @@ async fn api_interfaces() -> Result<Response, ApiError> {
     })
     .await
     .map_err(ApiError::api)?;
-    let out: Vec<Value> = list
-        .iter()
-        .map(|l| {
-            json!({
-                "name": l.name,
-                "up": l.up,
-                "operstate": l.operstate,
-                "speed_mbps": l.speed_mbps,
-                "mac": l.mac,
-                "mtu": l.mtu,
-                "driver": l.driver,
-                "rx_packets": l.counters.rx_packets,
-                "rx_bytes": l.counters.rx_bytes,
-                "rx_dropped": l.counters.rx_dropped,
-            })
-        })
-        .collect();
+    let out: Vec<Value> = list.iter().map(link_json).collect();
     Ok(json_ok(&Value::Array(out)))
 }
 

@@ -520,7 +520,17 @@ pub fn can_capture() -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    // CapEff in /proc/self/status, bit 13 = CAP_NET_RAW.
+    has_capability(CAP_NET_RAW)
+}
+
+/// `CAP_NET_RAW` of linux/capability.h (libc does not define the capability numbers).
+pub const CAP_NET_RAW: u32 = 13;
+/// `CAP_SYS_ADMIN` of linux/capability.h.
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether capability number `cap` is in this process's effective set (`CapEff` of
+/// /proc/self/status).
+pub fn has_capability(cap: u32) -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -528,7 +538,7 @@ pub fn can_capture() -> bool {
                 .find_map(|l| l.strip_prefix("CapEff:"))
                 .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << 13) != 0)
+        .is_some_and(|caps| caps & (1u64 << cap) != 0)
 }
 
 impl Settings {

@@ -64,14 +64,7 @@ pub fn effective(configured: Option<&str>) -> String {
 /// Whether the process's effective capabilities include CAP_SYS_ADMIN (bit 21), which
 /// sethostname(2) needs (in the process's UTS namespace).
 pub fn can_set_os_hostname() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 21) != 0)
+    crate::config::has_capability(crate::config::CAP_SYS_ADMIN)
 }
 
 /// What [`apply_to_os`] did.

@@ -345,26 +345,7 @@ fn streams(dir: &Path) -> Value {
 
 fn interfaces() -> Value {
     match wirecap_capture::link::Sysfs::default().list() {
-        Ok(list) => json!(
-            list.iter()
-                .map(|l| json!({
-                    "name": l.name,
-                    "operstate": l.operstate,
-                    "up": l.up,
-                    "speed_mbps": l.speed_mbps,
-                    "mac": l.mac,
-                    "mtu": l.mtu,
-                    "driver": l.driver,
-                    "rx_packets": l.counters.rx_packets,
-                    "rx_bytes": l.counters.rx_bytes,
-                    "rx_dropped": l.counters.rx_dropped,
-                    "rx_errors": l.counters.rx_errors,
-                    "rx_missed_errors": l.counters.rx_missed_errors,
-                    "tx_packets": l.counters.tx_packets,
-                    "tx_bytes": l.counters.tx_bytes,
-                }))
-                .collect::<Vec<_>>()
-        ),
+        Ok(list) => json!(list.iter().map(crate::app::link_json).collect::<Vec<_>>()),
         Err(e) => json!({"error": e.to_string()}),
     }
 }
