@@ -1,12 +1,13 @@
 //! A stand-alone `wirecap capture` for the benchmark (same engine, minimal flags):
 //! `capture IFACE DATA_DIR NAME [SECONDS] [THREADS] [--block-kib N] [--blocks N]
-//! [--queue-chunks N] [--no-direct] [--sync-ms N]`. Prints the final counters as
-//! `key=value` lines on stdout.
+//! [--queue-chunks N] [--no-direct] [--sync-ms N] [--no-summaries]`. Writes the filter
+//! summaries per chunk as `wirecap capture` and `wirecap serve` do (`--no-summaries` to
+//! measure what they cost). Prints the final counters as `key=value` lines on stdout.
 
 use std::time::Duration;
-use wirecap_capture::PipelineConfig;
 use wirecap_capture::cli::{Foreground, SourceSpec, run_foreground};
 use wirecap_capture::ring::{RingConfig, Timestamps};
+use wirecap_capture::{PipelineConfig, Summarizer};
 
 fn main() {
     let all: Vec<String> = std::env::args().collect();
@@ -20,7 +21,7 @@ fn main() {
     if a.len() < 4 {
         eprintln!(
             "usage: capture IFACE DATA_DIR NAME [SECONDS] [THREADS] [--block-kib N] [--blocks N] \
-             [--queue-chunks N] [--no-direct] [--sync-ms N]"
+             [--queue-chunks N] [--no-direct] [--sync-ms N] [--no-summaries]"
         );
         std::process::exit(2);
     }
@@ -33,7 +34,12 @@ fn main() {
         timestamps: Timestamps::Software,
         ..RingConfig::new(a[1].clone())
     };
-    let mut pipeline = PipelineConfig::default();
+    let mut pipeline = PipelineConfig {
+        summarizer: Some(Summarizer(std::sync::Arc::new(
+            wirecap_query::FilterSummarizer,
+        ))),
+        ..PipelineConfig::default()
+    };
     let mut it = flags.into_iter();
     while let Some(f) = it.next() {
         let mut num = || -> u64 {
@@ -50,6 +56,7 @@ fn main() {
                 pipeline.sync_interval = Some(Duration::from_millis(num())).filter(|d| !d.is_zero())
             }
             "--no-direct" => pipeline.direct_io = false,
+            "--no-summaries" => pipeline.summarizer = None,
             other => {
                 eprintln!("unknown flag {other}");
                 std::process::exit(2);
