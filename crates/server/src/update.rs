@@ -534,6 +534,18 @@ impl Releases {
     }
 }
 
+/// Whether process `pid` exists and has not exited (a zombie waiting for its parent to
+/// reap it has exited).
+fn has_not_exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+        })
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
 /// Whether `pid` runs a wirecap binary (a reused pid after a reboot would not).
 fn is_wirecap(pid: u32) -> bool {
     std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -558,7 +570,11 @@ pub fn watchdog(data: &Path) -> Result<(), String> {
         .ok_or("no pending launch: nothing to watch".to_owned())?;
     // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() } as u32;
-    if parent != p.pid {
+    // The server forks this watchdog just before it execs the new release; a release that
+    // crashes at once can be gone before this line runs, and the watchdog then already
+    // belongs to init. That is the crash this watchdog is for, not a misuse: only a launch
+    // that is still alive elsewhere means the watchdog was started by hand.
+    if parent != p.pid && has_not_exited(p.pid) {
         return Err(format!(
             "the watchdog must be a child of the launched process {} (parent is {parent})",
             p.pid
