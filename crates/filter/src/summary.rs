@@ -55,7 +55,81 @@ pub struct ChunkSummary {
     ports: [u8; PORT_BYTES],
     vlans: [u8; VLAN_BYTES],
     mpls: [u8; MPLS_BYTES],
+    /// Keys already in the blooms, so that the packets of one flow do not hash the same
+    /// addresses and ports again (a bloom insert is idempotent: skipping it changes no bit).
+    seen: Seen,
 }
+
+/// Small direct-mapped caches of the addresses and ports a summary has inserted. Not part
+/// of the summary's value: two summaries with the same bits are equal whatever they cached.
+#[derive(Clone)]
+struct Seen {
+    /// IPv4 addresses (0 = empty: 0.0.0.0 is simply never cached).
+    v4: [u32; 64],
+    /// IPv6 addresses (0 = empty).
+    v6: [u128; 16],
+    /// `proto << 16 | port`, plus one (0 = empty).
+    ports: [u32; 64],
+}
+
+impl Seen {
+    const fn new() -> Self {
+        Self {
+            v4: [0; 64],
+            v6: [0; 16],
+            ports: [0; 64],
+        }
+    }
+
+    /// Records `key` in `slots`; false if it was there already.
+    fn first<T: Copy + PartialEq + Default>(slots: &mut [T], slot: usize, key: T) -> bool {
+        if key == T::default() {
+            return true;
+        }
+        let s = &mut slots[slot % slots.len()];
+        if *s == key {
+            return false;
+        }
+        *s = key;
+        true
+    }
+
+    fn first_addr(&mut self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => {
+                let k = u32::from(a);
+                Self::first(
+                    &mut self.v4,
+                    (k.wrapping_mul(0x9e37_79b1) >> 26) as usize,
+                    k,
+                )
+            }
+            IpAddr::V6(a) => {
+                let k = u128::from(a);
+                let folded = (k as u64) ^ ((k >> 64) as u64);
+                let slot = (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
+                Self::first(&mut self.v6, slot, k)
+            }
+        }
+    }
+
+    fn first_port(&mut self, proto: u8, port: u16) -> bool {
+        let k = (u32::from(proto) << 16 | u32::from(port)) + 1;
+        Self::first(
+            &mut self.ports,
+            (k.wrapping_mul(0x9e37_79b1) >> 26) as usize,
+            k,
+        )
+    }
+}
+
+impl PartialEq for Seen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Seen {}
 
 impl std::fmt::Debug for ChunkSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,6 +279,7 @@ impl ChunkSummary {
             ports: [0; PORT_BYTES],
             vlans: [0; VLAN_BYTES],
             mpls: [0; MPLS_BYTES],
+            seen: Seen::new(),
         }
     }
 
@@ -231,6 +306,9 @@ impl ChunkSummary {
     }
 
     fn add_addr(&mut self, a: IpAddr) {
+        if !self.seen.first_addr(a) {
+            return;
+        }
         let prefixes = if a.is_ipv4() {
             V4_PREFIXES
         } else {
@@ -242,6 +320,9 @@ impl ChunkSummary {
     }
 
     fn add_port(&mut self, proto: u8, port: u16) {
+        if !self.seen.first_port(proto, port) {
+            return;
+        }
         bloom_set(&mut self.ports, port_key(proto, port));
     }
 
@@ -514,6 +595,7 @@ impl ChunkSummary {
             ports: r.take(),
             vlans: r.take(),
             mpls: r.take(),
+            seen: Seen::new(),
         })
     }
 }
