@@ -41,7 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wirecap_capture::frame::now_ns;
 use wirecap_capture::ring::block::BlockHeader;
-use wirecap_capture::ring::sys::{Mmap, check, ifreq, setsockopt};
+use wirecap_capture::ring::sys::{Mmap, check, ifreq, poll_ring, setsockopt};
 
 /// Why the forwarder could not start.
 #[derive(Debug, thiserror::Error)]
@@ -434,32 +434,11 @@ impl RxRing {
     }
 
     fn wait(&self, timeout: Duration) {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(100);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc > 0 && pfd.revents & libc::POLLERR != 0 {
-            // A link going down leaves an error pending (ENETDOWN): read it so poll does
-            // not return at once forever, and do not spin while the link is down.
-            let mut err: libc::c_int = 0;
-            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: `err` and `len` are valid for writes of the sizes given.
-            unsafe {
-                libc::getsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut err as *mut libc::c_int).cast(),
-                    &mut len,
-                );
-            }
-            if !self.ready() {
-                std::thread::sleep(timeout.min(Duration::from_millis(20)));
-            }
+        // A poll failure other than EINTR cannot happen on a live packet socket; the
+        // loop comes back here either way.
+        let link_error = poll_ring(self.fd.as_raw_fd(), timeout).unwrap_or(false);
+        if link_error && !self.ready() {
+            std::thread::sleep(timeout.min(Duration::from_millis(20)));
         }
     }
 

@@ -360,39 +360,12 @@ impl RingSource {
     }
 
     fn wait(&self, timeout: Duration) -> Result<()> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(os_err("poll", &self.config.interface)(e));
-            }
-        }
-        if rc > 0 && pfd.revents & libc::POLLERR != 0 {
-            // The link went down (ENETDOWN) or similar: read SO_ERROR to clear the pending
-            // error, else poll would return at once forever; then wait out the timeout so a
-            // downed link does not spin a core. The ring resumes when the link comes back.
-            let mut err: libc::c_int = 0;
-            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: `err` and `len` are valid for writes of the sizes given.
-            unsafe {
-                libc::getsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut err as *mut libc::c_int).cast(),
-                    &mut len,
-                );
-            }
-            if !self.block_ready(self.current) {
-                std::thread::sleep(timeout.min(Duration::from_millis(100)));
-            }
+        let link_error = sys::poll_ring(self.fd.as_raw_fd(), timeout)
+            .map_err(os_err("poll", &self.config.interface))?;
+        // A downed link: wait out the timeout instead of spinning a core; the ring
+        // resumes when the link comes back.
+        if link_error && !self.block_ready(self.current) {
+            std::thread::sleep(timeout.min(Duration::from_millis(100)));
         }
         Ok(())
     }

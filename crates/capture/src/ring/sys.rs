@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 /// A negative return code as the `errno` error.
 pub fn check(rc: libc::c_int) -> io::Result<()> {
@@ -48,6 +49,45 @@ pub fn ifreq(name: &str) -> libc::ifreq {
         *d = s as libc::c_char;
     }
     ifr
+}
+
+/// Waits up to `timeout` for a ring socket to have packets. Returns whether the socket
+/// reported an error instead (a link going down leaves ENETDOWN pending): that error is
+/// read and so cleared, else poll would return at once forever; the caller should then
+/// not spin while the link is down. An interrupted wait is a normal return.
+pub fn poll_ring(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLERR,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    if rc == 0 || pfd.revents & libc::POLLERR == 0 {
+        return Ok(false);
+    }
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes given.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        );
+    }
+    Ok(true)
 }
 
 /// The shared mapping of a socket's ring, unmapped on drop.
