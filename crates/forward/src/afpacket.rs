@@ -29,19 +29,18 @@ use crate::neighbour::NeighbourConfig;
 use crate::table::{ForwardTable, Inline, Pair};
 use crate::tap::{Tap, TapRecorder};
 use crate::wire::Mac;
-use std::ffi::CString;
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wirecap_capture::frame::now_ns;
-use wirecap_capture::ring::block::BlockHeader;
-use wirecap_capture::ring::sys::{Mmap, check, ifreq, poll_ring, setsockopt};
+use wirecap_capture::ring::block::{BLOCK_STATUS_OFFSET, RawPacket, RawPackets};
+use wirecap_capture::ring::sys::{self, Mmap, check, ethtool, ifreq, poll_ring, setsockopt};
 
 /// Why the forwarder could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,31 +114,6 @@ fn kernel_has_address(fd: RawFd, name: &str, ip: Ipv4Addr) -> bool {
     Ipv4Addr::new(b[2] as u8, b[3] as u8, b[4] as u8, b[5] as u8) == ip
 }
 
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
-}
-
-const ETHTOOL_GFLAGS: u32 = 0x25;
-const ETHTOOL_SFLAGS: u32 = 0x26;
-const ETHTOOL_GTSO: u32 = 0x1e;
-const ETHTOOL_GGSO: u32 = 0x23;
-const ETHTOOL_SGSO: u32 = 0x24;
-const ETHTOOL_GGRO: u32 = 0x2b;
-const ETHTOOL_SGRO: u32 = 0x2c;
-const ETH_FLAG_LRO: u32 = 1 << 15;
-
-fn ethtool(fd: RawFd, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
-    let mut v = EthtoolValue { cmd, data };
-    let mut ifr = ifreq(name);
-    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
-    // SAFETY: SIOCETHTOOL reads and writes the ethtool_value `ifr` points at, which lives on
-    // this frame for the whole call.
-    check(unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as _, &mut ifr) })?;
-    Ok(v.data)
-}
-
 /// Turns off GRO, LRO and GSO on `name`; says what it did for each, and what TSO is.
 ///
 /// TSO is left as it is: the only frames larger than the MTU the forwarder sends are the
@@ -149,27 +123,27 @@ fn ethtool(fd: RawFd, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
 pub fn disable_offloads(fd: RawFd, name: &str) -> Vec<String> {
     let mut said = Vec::new();
     for (what, get, set) in [
-        ("gro", ETHTOOL_GGRO, ETHTOOL_SGRO),
-        ("gso", ETHTOOL_GGSO, ETHTOOL_SGSO),
+        ("gro", ethtool::GGRO, ethtool::SGRO),
+        ("gso", ethtool::GGSO, ethtool::SGSO),
     ] {
-        said.push(match ethtool(fd, name, get, 0) {
+        said.push(match ethtool::value(fd, name, get, 0) {
             Ok(0) => format!("{what} already off"),
-            Ok(_) => match ethtool(fd, name, set, 0) {
+            Ok(_) => match ethtool::value(fd, name, set, 0) {
                 Ok(_) => format!("{what} turned off"),
                 Err(e) => format!("{what} could not be turned off: {e}"),
             },
             Err(e) => format!("{what} unknown: {e}"),
         });
     }
-    said.push(match ethtool(fd, name, ETHTOOL_GFLAGS, 0) {
-        Ok(f) if f & ETH_FLAG_LRO == 0 => "lro already off".to_owned(),
-        Ok(f) => match ethtool(fd, name, ETHTOOL_SFLAGS, f & !ETH_FLAG_LRO) {
+    said.push(match ethtool::value(fd, name, ethtool::GFLAGS, 0) {
+        Ok(f) if f & ethtool::FLAG_LRO == 0 => "lro already off".to_owned(),
+        Ok(f) => match ethtool::value(fd, name, ethtool::SFLAGS, f & !ethtool::FLAG_LRO) {
             Ok(_) => "lro turned off".to_owned(),
             Err(e) => format!("lro could not be turned off: {e}"),
         },
         Err(e) => format!("lro unknown: {e}"),
     });
-    said.push(match ethtool(fd, name, ETHTOOL_GTSO, 0) {
+    said.push(match ethtool::value(fd, name, ethtool::GTSO, 0) {
         Ok(0) => "tso off (left as it is)".to_owned(),
         Ok(_) => "tso on (left on: super-packets sent whole are segmented by it)".to_owned(),
         Err(e) => format!("tso unknown: {e}"),
@@ -178,61 +152,13 @@ pub fn disable_offloads(fd: RawFd, name: &str) -> Vec<String> {
 }
 
 fn packet_socket(name: &str, protocol: u16) -> Result<(OwnedFd, i32), OpenError> {
-    // SAFETY: plain socket(2); the result is checked and owned at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(protocol.to_be()),
-        )
-    };
-    if fd < 0 {
-        return Err(sock_err("socket(AF_PACKET)", name)(
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let c = CString::new(name).map_err(|_| OpenError::NoSuchInterface(name.to_owned()))?;
-    // SAFETY: `c` is NUL-terminated.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        return Err(OpenError::NoSuchInterface(name.to_owned()));
-    }
-    Ok((fd, idx as i32))
+    let fd = sys::packet_socket(protocol).map_err(sock_err("socket(AF_PACKET)", name))?;
+    let idx = sys::if_index(name).ok_or_else(|| OpenError::NoSuchInterface(name.to_owned()))?;
+    Ok((fd, idx))
 }
 
 fn bind(fd: RawFd, ifindex: i32, protocol: u16, name: &str) -> Result<(), OpenError> {
-    // SAFETY: an all-zero sockaddr_ll is valid; fields are set below.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = protocol.to_be();
-    sll.sll_ifindex = ifindex;
-    // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
-    check(unsafe {
-        libc::bind(
-            fd,
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    })
-    .map_err(sock_err("bind", name))
-}
-
-/// Offsets in a `tpacket3_hdr`.
-mod v3 {
-    use super::*;
-    use libc::tpacket3_hdr;
-    pub(super) const NEXT: usize = offset_of!(tpacket3_hdr, tp_next_offset);
-    pub(super) const SEC: usize = offset_of!(tpacket3_hdr, tp_sec);
-    pub(super) const NSEC: usize = offset_of!(tpacket3_hdr, tp_nsec);
-    pub(super) const SNAPLEN: usize = offset_of!(tpacket3_hdr, tp_snaplen);
-    pub(super) const LEN: usize = offset_of!(tpacket3_hdr, tp_len);
-    pub(super) const STATUS: usize = offset_of!(tpacket3_hdr, tp_status);
-    pub(super) const MAC: usize = offset_of!(tpacket3_hdr, tp_mac);
-    pub(super) const HDR_LEN: usize = size_of::<tpacket3_hdr>();
-    pub(super) const BLOCK_STATUS: usize =
-        offset_of!(libc::tpacket_block_desc, hdr) + offset_of!(libc::tpacket_hdr_v1, block_status);
+    sys::bind_packet(fd, ifindex, protocol).map_err(sock_err("bind", name))
 }
 
 /// Offsets in a `tpacket2_hdr` (TX frames).
@@ -245,13 +171,6 @@ mod v2 {
     /// Frame data starts here (TPACKET2_HDRLEN minus the sockaddr_ll, without TX_HAS_OFF).
     pub(super) const DATA: usize =
         (size_of::<tpacket2_hdr>() + libc::TPACKET_ALIGNMENT - 1) & !(libc::TPACKET_ALIGNMENT - 1);
-}
-
-fn rd32(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn rd16(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
 /// Ring sizes.
@@ -404,7 +323,7 @@ struct RxRing {
 impl RxRing {
     fn ready(&self) -> bool {
         self.map
-            .status(self.current * self.block_size + v3::BLOCK_STATUS)
+            .status(self.current * self.block_size + BLOCK_STATUS_OFFSET)
             .load(Ordering::Acquire)
             & libc::TP_STATUS_USER
             != 0
@@ -412,23 +331,7 @@ impl RxRing {
 
     /// Adds what PACKET_STATISTICS says (and resets) to `self.kernel_drops`.
     fn read_drops(&mut self) {
-        let mut st = libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st` and `len` are valid for writes of the sizes given.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
+        if let Ok(st) = sys::packet_stats(self.fd.as_raw_fd()) {
             self.kernel_drops += u64::from(st.tp_drops);
         }
     }
@@ -445,61 +348,50 @@ impl RxRing {
     /// Calls `each` for every packet of the current block (ready), then gives it back.
     fn block(&mut self, each: &mut dyn FnMut(Received<'_>)) -> usize {
         let start = self.current * self.block_size;
-        let bs = self.block_size;
-        let block = self.map.region(start, bs);
+        let block = self.map.region(start, self.block_size);
         let mut n = 0;
-        if let Ok(h) = BlockHeader::parse(block) {
-            let mut at = h.offset_to_first_pkt as usize;
-            for _ in 0..h.num_pkts {
-                if at + v3::HDR_LEN > bs {
-                    self.malformed += 1;
-                    break;
+        match RawPackets::new(block) {
+            Ok(mut packets) => {
+                while let Some(p) = packets.next() {
+                    let Ok(p) = p else {
+                        self.malformed += 1;
+                        break;
+                    };
+                    let gso = if self.vnet {
+                        let Some(&h) = p.headroom.last_chunk::<VNET_HDR_LEN>() else {
+                            self.malformed += 1;
+                            break;
+                        };
+                        let gso_size = u16::from_ne_bytes([h[4], h[5]]);
+                        (h[1] & 0x7f == VNET_GSO_TCPV4 && gso_size > 0).then_some(Gso {
+                            vnet_hdr: h,
+                            gso_size,
+                        })
+                    } else {
+                        None
+                    };
+                    each(received(p, gso));
+                    n += 1;
                 }
-                let next = rd32(block, at + v3::NEXT) as usize;
-                let ts = u64::from(rd32(block, at + v3::SEC)) * 1_000_000_000
-                    + u64::from(rd32(block, at + v3::NSEC));
-                let snap = rd32(block, at + v3::SNAPLEN) as usize;
-                let wire = rd32(block, at + v3::LEN) as usize;
-                let status = rd32(block, at + v3::STATUS);
-                let mac = usize::from(rd16(block, at + v3::MAC));
-                let (ds, de) = (at + mac, at + mac + snap);
-                if de > bs || (self.vnet && mac < VNET_HDR_LEN) {
-                    self.malformed += 1;
-                    break;
-                }
-                let gso = if self.vnet {
-                    let h: [u8; VNET_HDR_LEN] =
-                        block[ds - VNET_HDR_LEN..ds].try_into().unwrap_or_default();
-                    let gso_size = u16::from_ne_bytes([h[4], h[5]]);
-                    (h[1] & 0x7f == VNET_GSO_TCPV4 && gso_size > 0).then_some(Gso {
-                        vnet_hdr: h,
-                        gso_size,
-                    })
-                } else {
-                    None
-                };
-                each(Received {
-                    ts_ns: ts,
-                    data: &mut block[ds..de],
-                    wire_len: wire,
-                    checksum_partial: status & libc::TP_STATUS_CSUMNOTREADY != 0,
-                    vlan_stripped: status & libc::TP_STATUS_VLAN_VALID != 0,
-                    gso,
-                });
-                n += 1;
-                if next == 0 {
-                    break;
-                }
-                at += next;
             }
-        } else {
-            self.malformed += 1;
+            Err(_) => self.malformed += 1,
         }
         self.map
-            .status(start + v3::BLOCK_STATUS)
+            .status(start + BLOCK_STATUS_OFFSET)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.current = (self.current + 1) % self.blocks;
         n
+    }
+}
+
+fn received(p: RawPacket<'_>, gso: Option<Gso>) -> Received<'_> {
+    Received {
+        ts_ns: p.ts_ns,
+        data: p.data,
+        wire_len: p.wire_len as usize,
+        checksum_partial: p.status & libc::TP_STATUS_CSUMNOTREADY != 0,
+        vlan_stripped: p.status & libc::TP_STATUS_VLAN_VALID != 0,
+        gso,
     }
 }
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use wirecap_capture::link::Sysfs;
+use wirecap_capture::ring::sys::ethtool;
 
 /// The user `wirecap install` creates and the service runs as.
 pub const SERVICE_USER: &str = "wirecap";
@@ -329,40 +330,6 @@ fn service_user_check(dir: &Path) -> Check {
     }
 }
 
-const ETHTOOL_GFLAGS: u32 = 0x25;
-const ETHTOOL_GGRO: u32 = 0x2b;
-const ETH_FLAG_LRO: u32 = 1 << 15;
-
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
-}
-
-/// One ethtool "get value" ioctl on `ifname`.
-fn ethtool_get(ifname: &str, cmd: u32) -> Option<u32> {
-    if ifname.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: a datagram socket only to carry the ioctl; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    let mut v = EthtoolValue { cmd, data: 0 };
-    // SAFETY: ifreq is plain data; zeroed is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
-        *d = s as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_data = (&raw mut v).cast::<libc::c_char>();
-    // SAFETY: SIOCETHTOOL reads `ifr` and writes `v`, both alive for the call.
-    let r = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as _, &mut ifr) };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    (r == 0).then_some(v.data)
-}
-
 fn interface_checks(name: &str, caps: Option<u64>) -> Vec<Check> {
     let sys = Sysfs::default();
     let Some(l) = sys.read(name) else {
@@ -392,8 +359,8 @@ fn interface_checks(name: &str, caps: Option<u64>) -> Vec<Check> {
             format!("ip link set {name} up, and check the cable / SPAN port"),
         )
     });
-    let gro = ethtool_get(name, ETHTOOL_GGRO);
-    let lro = ethtool_get(name, ETHTOOL_GFLAGS).map(|f| f & ETH_FLAG_LRO != 0);
+    let gro = ethtool::get(name, ethtool::GGRO);
+    let lro = ethtool::get(name, ethtool::GFLAGS).map(|f| f & ethtool::FLAG_LRO != 0);
     let on: Vec<&str> = [(gro == Some(1), "GRO"), (lro == Some(true), "LRO")]
         .iter()
         .filter(|(b, _)| *b)

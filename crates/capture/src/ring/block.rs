@@ -54,7 +54,7 @@ mod field {
 }
 
 /// Offset of the 32-bit block status word in a block (read and written atomically by the ring).
-pub(crate) const BLOCK_STATUS_OFFSET: usize = field::BLOCK_STATUS;
+pub const BLOCK_STATUS_OFFSET: usize = field::BLOCK_STATUS;
 
 /// Why a block could not be walked to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -199,17 +199,80 @@ pub fn reinsert_vlan_copy(frame: &[u8], tag: [u8; 4], out: &mut Vec<u8>) {
     out.extend_from_slice(&frame[MAC_ADDRS_LEN..]);
 }
 
+/// The walk over a block's packet chain, shared by [`BlockIter`] (the capture's frames,
+/// VLAN tag put back) and [`RawPackets`] (the forwarder's packets, in place and writable):
+/// one owner for the offset checks.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    offset: usize,
+    index: u32,
+    num_pkts: u32,
+    failed: bool,
+    chain_broken: bool,
+}
+
+impl Cursor {
+    fn new(block: &[u8]) -> Result<Self, BlockError> {
+        let hdr = BlockHeader::parse(block)?;
+        let first = hdr.offset_to_first_pkt as usize;
+        if hdr.num_pkts > 0 && (first < field::BLOCK_DESC_LEN || first > block.len()) {
+            return Err(BlockError::Descriptor(block.len()));
+        }
+        Ok(Self {
+            offset: first,
+            index: 0,
+            num_pkts: hdr.num_pkts,
+            failed: false,
+            chain_broken: false,
+        })
+    }
+
+    /// The next packet's header offset and header, its frame checked to lie inside the
+    /// block (`at + tp_mac .. + tp_snaplen`); the cursor has moved past it.
+    #[inline]
+    fn step(&mut self, block: &[u8]) -> Option<Result<(usize, PktHeader), BlockError>> {
+        if self.failed || self.index >= self.num_pkts {
+            return None;
+        }
+        let at = self.offset;
+        let oob = BlockError::OutOfBounds {
+            index: self.index,
+            offset: at,
+        };
+        if self.chain_broken {
+            self.failed = true;
+            return Some(Err(oob));
+        }
+        let Some(h) = PktHeader::parse(block, at) else {
+            self.failed = true;
+            return Some(Err(oob));
+        };
+        if (at + usize::from(h.mac))
+            .checked_add(h.snaplen as usize)
+            .is_none_or(|end| end > block.len())
+        {
+            self.failed = true;
+            return Some(Err(oob));
+        }
+        // Advance first, so the next call is right whatever the caller does with this one.
+        self.index += 1;
+        if self.index < self.num_pkts {
+            if h.next == 0 {
+                self.chain_broken = true; // the chain ends early: the next call reports it
+            }
+            self.offset = at.saturating_add(h.next as usize);
+        }
+        Some(Ok((at, h)))
+    }
+}
+
 /// Walks the packets of one block. A lending iterator: each [`Frame`] borrows the block
 /// (or the scratch buffer) until the next call.
 pub struct BlockIter<'b> {
     block: &'b mut [u8],
     scratch: &'b mut Vec<u8>,
     snaplen: u32,
-    offset: usize,
-    index: u32,
-    num_pkts: u32,
-    failed: bool,
-    chain_broken: bool,
+    cursor: Cursor,
 }
 
 impl<'b> BlockIter<'b> {
@@ -221,68 +284,35 @@ impl<'b> BlockIter<'b> {
         snaplen: u32,
         scratch: &'b mut Vec<u8>,
     ) -> Result<Self, BlockError> {
-        let hdr = BlockHeader::parse(block)?;
-        let first = hdr.offset_to_first_pkt as usize;
-        if hdr.num_pkts > 0 && (first < field::BLOCK_DESC_LEN || first > block.len()) {
-            return Err(BlockError::Descriptor(block.len()));
-        }
+        let cursor = Cursor::new(block)?;
         Ok(Self {
             block,
             scratch,
             snaplen,
-            offset: first,
-            index: 0,
-            num_pkts: hdr.num_pkts,
-            failed: false,
-            chain_broken: false,
+            cursor,
         })
     }
 
     /// Packets the descriptor announces.
     pub fn num_pkts(&self) -> u32 {
-        self.num_pkts
+        self.cursor.num_pkts
     }
 
     /// Packets handed out so far.
     pub fn yielded(&self) -> u32 {
-        self.index
+        self.cursor.index
     }
 
     /// The next frame, `None` at the end, or an error that ends the walk (the remaining
     /// `num_pkts() - yielded()` packets are lost and must be counted by the caller).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Result<Frame<'_>, BlockError>> {
-        if self.failed || self.index >= self.num_pkts {
-            return None;
-        }
-        let at = self.offset;
-        let index = self.index;
-        let oob = BlockError::OutOfBounds { index, offset: at };
-        if self.chain_broken {
-            self.failed = true;
-            return Some(Err(oob));
-        }
-        let Some(h) = PktHeader::parse(self.block, at) else {
-            self.failed = true;
-            return Some(Err(oob));
+        let (at, h) = match self.cursor.step(self.block)? {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
         };
         let start = at + usize::from(h.mac);
         let caplen = h.snaplen as usize;
-        if start
-            .checked_add(caplen)
-            .is_none_or(|end| end > self.block.len())
-        {
-            self.failed = true;
-            return Some(Err(oob));
-        }
-        // Advance first, so the next call is right whatever happens below.
-        self.index += 1;
-        if self.index < self.num_pkts {
-            if h.next == 0 {
-                self.chain_broken = true; // the chain ends early: the next call reports it
-            }
-            self.offset = at.saturating_add(h.next as usize);
-        }
         let mut orig_len = h.len;
         let limit = self.snaplen as usize;
         if h.vlan_valid() && caplen >= MAC_ADDRS_LEN {
@@ -313,6 +343,66 @@ impl<'b> BlockIter<'b> {
             ts_ns: h.ts_ns,
             orig_len,
             data,
+        }))
+    }
+}
+
+/// One packet of a block as the kernel left it: no VLAN reinsertion, no snaplen, the frame
+/// writable in place (the forwarder rewrites it there).
+#[derive(Debug)]
+pub struct RawPacket<'b> {
+    /// Timestamp in nanoseconds since the epoch.
+    pub ts_ns: u64,
+    /// Length on the wire (`tp_len`).
+    pub wire_len: u32,
+    /// `tp_status` (`TP_STATUS_CSUMNOTREADY`, `TP_STATUS_VLAN_VALID`, …).
+    pub status: u32,
+    /// The slot's bytes before the frame: the `tpacket3_hdr`, the `sockaddr_ll`, and right
+    /// before the frame the `virtio_net_hdr` when the socket has `PACKET_VNET_HDR`.
+    pub headroom: &'b [u8],
+    /// The captured bytes (`tp_snaplen` of them).
+    pub data: &'b mut [u8],
+}
+
+/// Walks the packets of one block in place, for a reader that changes them (the inline
+/// forwarder). A lending iterator like [`BlockIter`], with the same checks.
+pub struct RawPackets<'b> {
+    block: &'b mut [u8],
+    cursor: Cursor,
+}
+
+impl<'b> RawPackets<'b> {
+    /// Starts a walk over `block`.
+    pub fn new(block: &'b mut [u8]) -> Result<Self, BlockError> {
+        let cursor = Cursor::new(block)?;
+        Ok(Self { block, cursor })
+    }
+
+    /// Packets the descriptor announces.
+    pub fn num_pkts(&self) -> u32 {
+        self.cursor.num_pkts
+    }
+
+    /// Packets handed out so far.
+    pub fn yielded(&self) -> u32 {
+        self.cursor.index
+    }
+
+    /// The next packet, `None` at the end, or an error that ends the walk.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Result<RawPacket<'_>, BlockError>> {
+        let (at, h) = match self.cursor.step(self.block)? {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let start = at + usize::from(h.mac);
+        let (before, rest) = self.block.split_at_mut(start);
+        Some(Ok(RawPacket {
+            ts_ns: h.ts_ns,
+            wire_len: h.len,
+            status: h.status,
+            headroom: &before[at..],
+            data: &mut rest[..h.snaplen as usize],
         }))
     }
 }
@@ -444,6 +534,51 @@ mod tests {
             got,
             vec![(10_000_000_005, 64, p1), (11_999_999_999, 1014, p2)]
         );
+    }
+
+    #[test]
+    fn raw_packets_are_in_place_and_keep_the_stripped_tag_out() {
+        let p1 = eth(0xff, 0x0800, &[1; 50]);
+        let p2 = eth(0xaa, 0x0800, &[2; 70]);
+        let mut b = block(
+            1 << 16,
+            &[
+                TestPacket {
+                    sec: 1,
+                    nsec: 2,
+                    len: 64,
+                    data: p1.clone(),
+                    vlan: None,
+                },
+                TestPacket {
+                    sec: 3,
+                    nsec: 4,
+                    len: 84,
+                    data: p2.clone(),
+                    vlan: Some((None, 7)),
+                },
+            ],
+        );
+        let mut it = RawPackets::new(&mut b).unwrap();
+        assert_eq!(it.num_pkts(), 2);
+        let p = it.next().unwrap().unwrap();
+        assert_eq!(
+            (p.ts_ns, p.wire_len, &p.data[..]),
+            (1_000_000_002, 64, &p1[..])
+        );
+        assert_eq!(p.status & libc::TP_STATUS_VLAN_VALID, 0);
+        assert!(p.headroom.len() >= field::PKT_HDR_LEN);
+        p.data[0] = 0x11; // written in place
+        let p = it.next().unwrap().unwrap();
+        assert_eq!(
+            (p.ts_ns, p.wire_len, &p.data[..]),
+            (3_000_000_004, 84, &p2[..])
+        );
+        assert_ne!(p.status & libc::TP_STATUS_VLAN_VALID, 0);
+        assert!(it.next().is_none());
+        assert_eq!(it.yielded(), 2);
+        let mut it = RawPackets::new(&mut b).unwrap();
+        assert_eq!(it.next().unwrap().unwrap().data[0], 0x11);
     }
 
     #[test]

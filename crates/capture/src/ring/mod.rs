@@ -25,9 +25,8 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::source::{LINKTYPE_ETHERNET, Polled, Source, SourceStats};
 use block::{BLOCK_STATUS_OFFSET, BlockIter};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -147,25 +146,9 @@ fn os_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) ->
 fn socket_and_index(cfg: &RingConfig) -> Result<(OwnedFd, i32)> {
     let name = cfg.interface.clone();
     let open = move || -> Result<(OwnedFd, i32)> {
-        // SAFETY: plain socket(2) call; the result is checked and owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(os_err("socket(AF_PACKET)", &name)(
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let c = CString::new(name.as_str()).map_err(|_| Error::NoSuchInterface(name.clone()))?;
-        // SAFETY: `c` is a valid NUL-terminated string.
-        let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        if idx == 0 {
-            return Err(Error::NoSuchInterface(name.clone()));
-        }
-        Ok((
-            fd,
-            i32::try_from(idx).map_err(|_| Error::NoSuchInterface(name.clone()))?,
-        ))
+        let fd = sys::packet_socket(0).map_err(os_err("socket(AF_PACKET)", &name))?;
+        let idx = sys::if_index(&name).ok_or_else(|| Error::NoSuchInterface(name.clone()))?;
+        Ok((fd, idx))
     };
     let Some(ns) = cfg.netns.clone() else {
         return open();
@@ -191,11 +174,7 @@ fn enable_hw_timestamps(fd: RawFd, interface: &str) -> bool {
         tx_type: 0,
         rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
     };
-    // SAFETY: an all-zero ifreq is valid; we fill the name and the data pointer below.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(interface.bytes()) {
-        *d = s as libc::c_char;
-    }
+    let mut ifr = sys::ifreq(interface);
     ifr.ifr_ifru.ifru_data = (&mut cfg as *mut libc::hwtstamp_config).cast();
     // SAFETY: SIOCSHWTSTAMP reads and writes the hwtstamp_config `ifr` points at, which
     // lives on this stack frame for the whole call.
@@ -290,20 +269,7 @@ impl RingSource {
             .map_err(os_err("setsockopt(PACKET_RX_RING)", ifname))?;
         let len = config.block_size as usize * config.block_count as usize;
         let map = Mmap::ring(raw, len).map_err(os_err("mmap(ring)", ifname))?;
-        // SAFETY: an all-zero sockaddr_ll is valid; fields are set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
-        check(unsafe {
-            libc::bind(
-                raw,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })
-        .map_err(os_err("bind", ifname))?;
+        sys::bind_packet(raw, ifindex, libc::ETH_P_ALL as u16).map_err(os_err("bind", ifname))?;
         if config.promiscuous {
             let mreq = libc::packet_mreq {
                 mr_ifindex: ifindex,
@@ -372,23 +338,7 @@ impl RingSource {
 
     /// Reads (and thereby resets) PACKET_STATISTICS, accumulating into `self.stats`.
     fn read_kernel_stats(&mut self) -> Result<()> {
-        let mut st = libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st` and `len` are valid for writes of the sizes given.
-        check(unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        })
-        .map_err(os_err(
+        let st = sys::packet_stats(self.fd.as_raw_fd()).map_err(os_err(
             "getsockopt(PACKET_STATISTICS)",
             &self.config.interface,
         ))?;

@@ -1,9 +1,12 @@
 //! The few system calls every AF_PACKET ring needs, shared by the capture rings and the
-//! inline forwarder's RX/TX rings: checked `setsockopt`, `ifreq` for interface ioctls, and
-//! the ring's shared mapping with bounds-checked access to its status words and regions.
+//! inline forwarder's RX/TX rings: checked `setsockopt`, `ifreq` for interface ioctls, the
+//! packet socket, its bind and its statistics, the ring's shared mapping with
+//! bounds-checked access to its status words and regions, and the ethtool ioctl
+//! ([`ethtool`]) that the forwarder and `wirecap doctor` use.
 
+use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -49,6 +52,126 @@ pub fn ifreq(name: &str) -> libc::ifreq {
         *d = s as libc::c_char;
     }
     ifr
+}
+
+/// A raw `AF_PACKET` socket for `protocol` (host order; 0 queues nothing until bound).
+pub fn packet_socket(protocol: u16) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked and owned at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(protocol.to_be()),
+        )
+    };
+    check(fd)?;
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The index of interface `name` in the caller's network namespace, `None` if there is none.
+pub fn if_index(name: &str) -> Option<i32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    i32::try_from(idx).ok().filter(|&i| i != 0)
+}
+
+/// Binds packet socket `fd` to interface `ifindex` for `protocol` (host order).
+pub fn bind_packet(fd: RawFd, ifindex: i32, protocol: u16) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is valid; fields are set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
+    check(unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+}
+
+/// Reads (and thereby resets) `PACKET_STATISTICS` of a TPACKET_V3 socket.
+pub fn packet_stats(fd: RawFd) -> io::Result<libc::tpacket_stats_v3> {
+    let mut st = libc::tpacket_stats_v3 {
+        tp_packets: 0,
+        tp_drops: 0,
+        tp_freeze_q_cnt: 0,
+    };
+    let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+    // SAFETY: `st` and `len` are valid for writes of the sizes given.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut st as *mut libc::tpacket_stats_v3).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(st)
+}
+
+/// The ethtool "value" ioctls (`SIOCETHTOOL` with a `struct ethtool_value`): reading and
+/// setting the offloads a capture cares about (GRO, LRO, GSO, TSO).
+pub mod ethtool {
+    use super::{check, ifreq};
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+    /// Get the flags word (`ETH_FLAG_*`).
+    pub const GFLAGS: u32 = 0x25;
+    /// Set the flags word.
+    pub const SFLAGS: u32 = 0x26;
+    /// Get TSO.
+    pub const GTSO: u32 = 0x1e;
+    /// Get GSO.
+    pub const GGSO: u32 = 0x23;
+    /// Set GSO.
+    pub const SGSO: u32 = 0x24;
+    /// Get GRO.
+    pub const GGRO: u32 = 0x2b;
+    /// Set GRO.
+    pub const SGRO: u32 = 0x2c;
+    /// LRO in the flags word.
+    pub const FLAG_LRO: u32 = 1 << 15;
+
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+
+    /// One ethtool value command `cmd` with `data` on interface `name` through socket `fd`
+    /// (any socket will do); returns the value the kernel wrote back.
+    pub fn value(fd: RawFd, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
+        let mut v = EthtoolValue { cmd, data };
+        let mut ifr = ifreq(name);
+        ifr.ifr_ifru.ifru_data = (&raw mut v).cast();
+        // SAFETY: SIOCETHTOOL reads and writes the ethtool_value `ifr` points at, which
+        // lives on this frame for the whole call.
+        check(unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as _, &mut ifr) })?;
+        Ok(v.data)
+    }
+
+    /// [`value`] for a "get" command, on a datagram socket opened for the call; `None`
+    /// when the interface or its driver does not answer.
+    pub fn get(name: &str, cmd: u32) -> Option<u32> {
+        if name.len() >= libc::IFNAMSIZ {
+            return None;
+        }
+        // SAFETY: a datagram socket only to carry the ioctl; checked and owned at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        value(fd.as_raw_fd(), name, cmd, 0).ok()
+    }
 }
 
 /// Waits up to `timeout` for a ring socket to have packets. Returns whether the socket
