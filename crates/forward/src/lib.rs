@@ -12,8 +12,7 @@
 //!                                       └─► Recorder ─► tap (bounded queue) ─► capture pipeline
 //! ```
 //!
-//! What it owns: header views ([`wire`]), the Internet checksum and its incremental update
-//! ([`checksum`]), the address rewrite ([`rewrite`]), software segmentation of TCP super-packets
+//! What it owns: the address rewrite ([`rewrite`]), software segmentation of TCP super-packets
 //! ([`segment`]), the forwarding table ([`table`]),
 //! the neighbour cache ([`neighbour`]), the forwarder's decisions and counters
 //! ([`forwarder`], sans-I/O, unit tested without sockets), the AF_PACKET edge
@@ -21,17 +20,19 @@
 //!
 //! What it never does: touch the store (records go to the capture pipeline), route by a
 //! kernel table (peers are on the capture subnet and resolved by ARP), reassemble
-//! fragments, keep per-flow state, or drop a packet without counting why.
+//! fragments, keep per-flow state, or drop a packet without counting why. Header layouts
+//! and the Internet checksum are `wirecap-wire`'s ([`wire`], [`checksum`]); the
+//! TPACKET_V3 block walk and the ring's system calls are `wirecap-capture`'s
+//! (`ring::block::RawPackets`, `ring::sys`).
 
 pub mod afpacket;
-pub mod checksum;
+pub use wirecap_wire::{self as wire, checksum};
 pub mod forwarder;
 pub mod neighbour;
 pub mod rewrite;
 pub mod segment;
 pub mod table;
 pub mod tap;
-pub mod wire;
 
 pub use forwarder::{
     CaptureMode, DropReason, Forwarder, ForwarderConfig, Received, Recorder, Stats, Transmit,

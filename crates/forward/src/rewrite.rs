@@ -8,9 +8,10 @@
 //! accepted and no fragment.
 
 use crate::checksum::{self, update16, update32};
+use crate::wire::ethernet::field as eth_field;
 use crate::wire::{
-    ETH_HEADER_LEN, Mac, ipv4_field, l4_checksum_field, l4_uses_pseudo_header, protocol, read16,
-    write16,
+    ETH_HEADER_LEN, IPV4_MIN_HEADER, Mac, ipv4_field, l4_checksum_field, l4_uses_pseudo_header,
+    protocol, read16, write16,
 };
 use std::net::Ipv4Addr;
 
@@ -35,8 +36,8 @@ pub struct Rewrite {
 
 /// Applies `r` to `frame` (Ethernet header, then a checked, unfragmented IPv4 packet).
 pub fn apply(frame: &mut [u8], r: &Rewrite) {
-    frame[0..6].copy_from_slice(&r.eth_dst);
-    frame[6..12].copy_from_slice(&r.eth_src);
+    frame[eth_field::DST].copy_from_slice(&r.eth_dst);
+    frame[eth_field::SRC].copy_from_slice(&r.eth_src);
     let ip = &mut frame[ETH_HEADER_LEN..];
     let ihl = usize::from(ip[ipv4_field::VER_IHL] & 0x0f) * 4;
     let total = usize::from(read16(ip, ipv4_field::LENGTH).unwrap_or(0));
@@ -95,7 +96,7 @@ pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
     let Some(ip) = frame.get_mut(ETH_HEADER_LEN..) else {
         return false;
     };
-    if ip.len() < 20 {
+    if ip.len() < IPV4_MIN_HEADER {
         return false;
     }
     let ihl = usize::from(ip[ipv4_field::VER_IHL] & 0x0f) * 4;

@@ -8,13 +8,10 @@
 
 use crate::checksum;
 use crate::rewrite::complete_l4_checksum;
+use crate::wire::tcp::MIN_HEADER_LEN as TCP_MIN_HEADER;
+use crate::wire::tcp::field::{DATA_OFF, FLAGS as TCP_FLAGS, SEQ as TCP_SEQ};
+use crate::wire::tcp::flags::{CWR, FIN, PSH};
 use crate::wire::{ETH_HEADER_LEN, ipv4_field, read16, write16};
-
-const TCP_SEQ: std::ops::Range<usize> = 4..8;
-const TCP_FLAGS: usize = 13;
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-const CWR: u8 = 0x80;
 
 /// Cuts `frame` (Ethernet, then a checked, unfragmented TCP/IPv4 packet) into segments
 /// whose IPv4 packets fit `mtu`, building each in `buf` and handing it to `each`.
@@ -34,11 +31,11 @@ pub fn segment_tcp(
     let Some(tcp) = ip.get(ihl..total) else {
         return 0;
     };
-    let Some(&off) = tcp.get(12) else {
+    let Some(&off) = tcp.get(DATA_OFF) else {
         return 0;
     };
     let thl = usize::from(off >> 4) * 4;
-    if thl < 20 || thl > tcp.len() || ihl + thl >= mtu {
+    if thl < TCP_MIN_HEADER || thl > tcp.len() || ihl + thl >= mtu {
         return 0;
     }
     let payload = &tcp[thl..];

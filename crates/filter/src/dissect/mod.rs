@@ -68,46 +68,9 @@ impl Link {
 }
 
 /// EtherType values the dissector acts on.
-pub mod ethertype {
-    /// IPv4.
-    pub const IPV4: u16 = 0x0800;
-    /// ARP.
-    pub const ARP: u16 = 0x0806;
-    /// Reverse ARP.
-    pub const RARP: u16 = 0x8035;
-    /// 802.1Q customer VLAN tag.
-    pub const VLAN: u16 = 0x8100;
-    /// 802.1ad service VLAN tag.
-    pub const QINQ: u16 = 0x88a8;
-    /// Pre-standard QinQ tag.
-    pub const QINQ_OLD: u16 = 0x9100;
-    /// IPv6.
-    pub const IPV6: u16 = 0x86dd;
-    /// MPLS unicast.
-    pub const MPLS: u16 = 0x8847;
-    /// MPLS multicast.
-    pub const MPLS_MC: u16 = 0x8848;
-    /// PPPoE discovery.
-    pub const PPPOE_DISC: u16 = 0x8863;
-    /// PPPoE session.
-    pub const PPPOE_SESSION: u16 = 0x8864;
-}
-
+pub use wirecap_wire::ethertype;
 /// IP protocol numbers the dissector acts on.
-pub mod ipproto {
-    /// ICMP.
-    pub const ICMP: u8 = 1;
-    /// IGMP.
-    pub const IGMP: u8 = 2;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-    /// SCTP.
-    pub const SCTP: u8 = 132;
-}
+pub use wirecap_wire::ip_protocol as ipproto;
 
 /// Up to `N` values of a repeated header (VLAN ids, MPLS labels, EtherTypes), outermost
 /// first, without allocating.

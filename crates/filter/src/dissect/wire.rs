@@ -1,8 +1,11 @@
 //! Zero-copy views of the headers the filters read, in the smoltcp style: a view is
 //! made by `new_checked`, which checks the length once, after which no accessor can
-//! panic. Byte offsets are named in a `field` table per header.
+//! panic. Byte offsets come from `wirecap-wire`'s `field` tables (the one owner of the
+//! layouts); these views stay here because they are the dissector's hot path: read-only,
+//! `Copy`, borrowing the packet for `'a` so that each layer's payload outlives its view.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use wirecap_wire::{arp, ethernet, icmp, ipv4, ipv6, tcp, udp, vlan};
 
 /// The buffer is shorter than the header needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,48 +95,48 @@ macro_rules! view {
 view!(
     /// Ethernet II / 802.3 header.
     EthernetFrame,
-    14
+    ethernet::HEADER_LEN
 );
 impl<'a> EthernetFrame<'a> {
     /// Destination address.
     pub fn dst(&self) -> MacAddr {
-        MacAddr(array(self.buf, 0..6))
+        MacAddr(array(self.buf, ethernet::field::DST))
     }
     /// Source address.
     pub fn src(&self) -> MacAddr {
-        MacAddr(array(self.buf, 6..12))
+        MacAddr(array(self.buf, ethernet::field::SRC))
     }
     /// EtherType (or an 802.3 length when ≤ 1500).
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf, 12)
+        be16(self.buf, ethernet::field::ETHERTYPE.start)
     }
     /// Everything after the 14-byte header.
     pub fn payload(&self) -> &'a [u8] {
-        rest(self.buf, 14)
+        rest(self.buf, ethernet::HEADER_LEN)
     }
 }
 
 view!(
     /// One 802.1Q / 802.1ad tag (the 4 bytes after a VLAN TPID: TCI and inner type).
     VlanTag,
-    4
+    vlan::HEADER_LEN
 );
 impl<'a> VlanTag<'a> {
     /// The 12-bit VLAN identifier.
     pub fn vid(&self) -> u16 {
-        be16(self.buf, 0) & 0x0fff
+        be16(self.buf, vlan::field::TCI.start) & 0x0fff
     }
     /// Priority code point.
     pub fn pcp(&self) -> u8 {
-        byte(self.buf, 0) >> 5
+        byte(self.buf, vlan::field::TCI.start) >> 5
     }
     /// The EtherType of what follows the tag.
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf, 2)
+        be16(self.buf, vlan::field::ETHERTYPE.start)
     }
     /// What follows the tag.
     pub fn payload(&self) -> &'a [u8] {
-        rest(self.buf, 4)
+        rest(self.buf, vlan::HEADER_LEN)
     }
 }
 
@@ -228,48 +231,48 @@ impl<'a> Sll2Header<'a> {
 view!(
     /// IPv4 header, fixed part (options are reached through [`Ipv4Packet::header_len`]).
     Ipv4Packet,
-    20
+    ipv4::MIN_HEADER_LEN
 );
 impl<'a> Ipv4Packet<'a> {
     /// Version nibble (4 for a well-formed packet).
     pub fn version(&self) -> u8 {
-        byte(self.buf, 0) >> 4
+        byte(self.buf, ipv4::field::VER_IHL) >> 4
     }
     /// Header length in bytes (IHL × 4), options included.
     pub fn header_len(&self) -> usize {
-        usize::from(byte(self.buf, 0) & 0x0f) * 4
+        usize::from(byte(self.buf, ipv4::field::VER_IHL) & 0x0f) * 4
     }
     /// Total length field.
     pub fn total_len(&self) -> u16 {
-        be16(self.buf, 2)
+        be16(self.buf, ipv4::field::LENGTH.start)
     }
     /// Identification.
     pub fn ident(&self) -> u16 {
-        be16(self.buf, 4)
+        be16(self.buf, ipv4::field::IDENT.start)
     }
     /// More-fragments flag.
     pub fn more_frags(&self) -> bool {
-        byte(self.buf, 6) & 0x20 != 0
+        byte(self.buf, ipv4::field::FLAGS_FRAG.start) & 0x20 != 0
     }
     /// Fragment offset in 8-byte units.
     pub fn frag_offset(&self) -> u16 {
-        be16(self.buf, 6) & 0x1fff
+        be16(self.buf, ipv4::field::FLAGS_FRAG.start) & 0x1fff
     }
     /// Time to live.
     pub fn ttl(&self) -> u8 {
-        byte(self.buf, 8)
+        byte(self.buf, ipv4::field::TTL)
     }
     /// Protocol number of the payload.
     pub fn protocol(&self) -> u8 {
-        byte(self.buf, 9)
+        byte(self.buf, ipv4::field::PROTOCOL)
     }
     /// Source address.
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buf, 12..16))
+        Ipv4Addr::from(array::<4>(self.buf, ipv4::field::SRC))
     }
     /// Destination address.
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buf, 16..20))
+        Ipv4Addr::from(array::<4>(self.buf, ipv4::field::DST))
     }
     /// The payload after the header and its options; `None` when the header length
     /// field is below 20 or the options are cut off.
@@ -285,69 +288,57 @@ impl<'a> Ipv4Packet<'a> {
 view!(
     /// IPv6 fixed header.
     Ipv6Packet,
-    40
+    ipv6::HEADER_LEN
 );
 impl<'a> Ipv6Packet<'a> {
     /// Version nibble (6 for a well-formed packet).
     pub fn version(&self) -> u8 {
-        byte(self.buf, 0) >> 4
+        byte(self.buf, ipv6::field::VER_TC_FLOW.start) >> 4
     }
     /// Payload length field.
     pub fn payload_len(&self) -> u16 {
-        be16(self.buf, 4)
+        be16(self.buf, ipv6::field::PAYLOAD_LEN.start)
     }
     /// Next header of the fixed header.
     pub fn next_header(&self) -> u8 {
-        byte(self.buf, 6)
+        byte(self.buf, ipv6::field::NEXT_HEADER)
     }
     /// Hop limit.
     pub fn hop_limit(&self) -> u8 {
-        byte(self.buf, 7)
+        byte(self.buf, ipv6::field::HOP_LIMIT)
     }
     /// Source address.
     pub fn src(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buf, 8..24))
+        Ipv6Addr::from(array::<16>(self.buf, ipv6::field::SRC))
     }
     /// Destination address.
     pub fn dst(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buf, 24..40))
+        Ipv6Addr::from(array::<16>(self.buf, ipv6::field::DST))
     }
     /// What follows the fixed header.
     pub fn payload(&self) -> &'a [u8] {
-        rest(self.buf, 40)
+        rest(self.buf, ipv6::HEADER_LEN)
     }
 }
 
-/// IPv6 extension header numbers the dissector walks through.
-pub mod ipv6_ext {
-    /// Hop-by-hop options.
-    pub const HOP_BY_HOP: u8 = 0;
-    /// Routing header.
-    pub const ROUTING: u8 = 43;
-    /// Fragment header.
-    pub const FRAGMENT: u8 = 44;
-    /// Authentication header.
-    pub const AH: u8 = 51;
-    /// Destination options.
-    pub const DEST_OPTS: u8 = 60;
-    /// Mobility header: has no upper layer after it, so it ends the walk.
-    pub const MOBILITY: u8 = 135;
-}
+/// IPv6 extension header numbers the dissector walks through (they are IP protocol
+/// numbers).
+pub use wirecap_wire::ip_protocol as ipv6_ext;
 
 view!(
     /// A generic IPv6 extension header (hop-by-hop, routing, fragment, destination
     /// options, AH); the length rule depends on the kind.
     Ipv6ExtHeader,
-    8
+    ipv6::EXT_MIN_LEN
 );
 impl<'a> Ipv6ExtHeader<'a> {
     /// Next header.
     pub fn next_header(&self) -> u8 {
-        byte(self.buf, 0)
+        byte(self.buf, ipv6::ext_field::NEXT_HEADER)
     }
     /// Length in bytes of this extension header of kind `kind`.
     pub fn header_len(&self, kind: u8) -> usize {
-        let n = usize::from(byte(self.buf, 1));
+        let n = usize::from(byte(self.buf, ipv6::ext_field::LENGTH));
         match kind {
             ipv6_ext::FRAGMENT => 8,
             // AH counts 4-byte words minus 2.
@@ -357,44 +348,44 @@ impl<'a> Ipv6ExtHeader<'a> {
     }
     /// For a fragment header: the fragment offset in 8-byte units.
     pub fn frag_offset(&self) -> u16 {
-        be16(self.buf, 2) >> 3
+        be16(self.buf, ipv6::ext_field::FRAG_OFFSET.start) >> 3
     }
     /// For a fragment header: the more-fragments flag.
     pub fn more_frags(&self) -> bool {
-        byte(self.buf, 3) & 0x01 != 0
+        byte(self.buf, ipv6::ext_field::FRAG_OFFSET.end - 1) & 0x01 != 0
     }
 }
 
 view!(
     /// TCP header, fixed part.
     TcpSegment,
-    20
+    tcp::MIN_HEADER_LEN
 );
 impl<'a> TcpSegment<'a> {
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf, 0)
+        be16(self.buf, tcp::field::SRC_PORT.start)
     }
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf, 2)
+        be16(self.buf, tcp::field::DST_PORT.start)
     }
     /// Sequence number.
     pub fn seq(&self) -> u32 {
-        be32(self.buf, 4)
+        be32(self.buf, tcp::field::SEQ.start)
     }
     /// Acknowledgment number.
     pub fn ack(&self) -> u32 {
-        be32(self.buf, 8)
+        be32(self.buf, tcp::field::ACK.start)
     }
     /// Header length in bytes.
     pub fn header_len(&self) -> usize {
-        usize::from(byte(self.buf, 12) >> 4) * 4
+        usize::from(byte(self.buf, tcp::field::DATA_OFF) >> 4) * 4
     }
     /// The flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20,
     /// ECE 0x40, CWR 0x80).
     pub fn flags(&self) -> u8 {
-        byte(self.buf, 13)
+        byte(self.buf, tcp::field::FLAGS)
     }
 }
 
@@ -418,20 +409,20 @@ impl<'a> PortPair<'a> {
 view!(
     /// UDP header.
     UdpDatagram,
-    8
+    udp::HEADER_LEN
 );
 impl<'a> UdpDatagram<'a> {
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf, 0)
+        be16(self.buf, udp::field::SRC_PORT.start)
     }
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf, 2)
+        be16(self.buf, udp::field::DST_PORT.start)
     }
     /// Length field.
     pub fn len(&self) -> u16 {
-        be16(self.buf, 4)
+        be16(self.buf, udp::field::LENGTH.start)
     }
     /// Always false: a checked view holds at least the 8-byte header.
     pub fn is_empty(&self) -> bool {
@@ -447,39 +438,39 @@ view!(
 impl<'a> IcmpMessage<'a> {
     /// Message type.
     pub fn msg_type(&self) -> u8 {
-        byte(self.buf, 0)
+        byte(self.buf, icmp::field::TYPE)
     }
     /// Message code (IGMP: max response time).
     pub fn code(&self) -> u8 {
-        byte(self.buf, 1)
+        byte(self.buf, icmp::field::CODE)
     }
 }
 
 view!(
     /// ARP / RARP for Ethernet and IPv4 (the only layout the filters read).
     ArpPacket,
-    28
+    arp::LEN
 );
 impl<'a> ArpPacket<'a> {
     /// Hardware type.
     pub fn htype(&self) -> u16 {
-        be16(self.buf, 0)
+        be16(self.buf, arp::field::HTYPE.start)
     }
     /// Protocol type.
     pub fn ptype(&self) -> u16 {
-        be16(self.buf, 2)
+        be16(self.buf, arp::field::PTYPE.start)
     }
     /// Hardware address length.
     pub fn hlen(&self) -> u8 {
-        byte(self.buf, 4)
+        byte(self.buf, arp::field::HLEN)
     }
     /// Protocol address length.
     pub fn plen(&self) -> u8 {
-        byte(self.buf, 5)
+        byte(self.buf, arp::field::PLEN)
     }
     /// Operation.
     pub fn oper(&self) -> u16 {
-        be16(self.buf, 6)
+        be16(self.buf, arp::field::OPER.start)
     }
     /// True when the addresses are Ethernet + IPv4 (hlen 6, plen 4).
     pub fn is_ether_ipv4(&self) -> bool {
@@ -487,19 +478,19 @@ impl<'a> ArpPacket<'a> {
     }
     /// Sender hardware address (meaningful when [`Self::is_ether_ipv4`]).
     pub fn sha(&self) -> MacAddr {
-        MacAddr(array(self.buf, 8..14))
+        MacAddr(array(self.buf, arp::field::SHA))
     }
     /// Sender protocol address (meaningful when [`Self::is_ether_ipv4`]).
     pub fn spa(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buf, 14..18))
+        Ipv4Addr::from(array::<4>(self.buf, arp::field::SPA))
     }
     /// Target hardware address.
     pub fn tha(&self) -> MacAddr {
-        MacAddr(array(self.buf, 18..24))
+        MacAddr(array(self.buf, arp::field::THA))
     }
     /// Target protocol address.
     pub fn tpa(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buf, 24..28))
+        Ipv4Addr::from(array::<4>(self.buf, arp::field::TPA))
     }
 }
 

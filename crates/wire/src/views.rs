@@ -2,19 +2,21 @@
 //! and the checksum fields of ICMP, TCP and UDP.
 //!
 //! In the manner of smoltcp's `wire` module: each view wraps a byte buffer, `new_checked`
-//! checks the length once, after which no accessor can panic; byte offsets are named in a
-//! `field` table per header. Setters exist only where the buffer is mutable.
+//! checks the length once, after which no accessor can panic; byte offsets come from the
+//! crate's `field` tables. Setters exist only where the buffer is mutable.
 
+use crate::{Field, arp::field as arp_field, ethernet::field as eth_field, ip_protocol};
 use std::net::Ipv4Addr;
 
-type Field = std::ops::Range<usize>;
-
+#[inline]
 fn get16(b: &[u8], f: Field) -> u16 {
     u16::from_be_bytes([b[f.start], b[f.start + 1]])
 }
+#[inline]
 fn set16(b: &mut [u8], f: Field, v: u16) {
     b[f].copy_from_slice(&v.to_be_bytes());
 }
+#[inline]
 fn ip_at(b: &[u8], f: Field) -> Ipv4Addr {
     Ipv4Addr::new(b[f.start], b[f.start + 1], b[f.start + 2], b[f.start + 3])
 }
@@ -32,33 +34,12 @@ pub fn mac_to_string(m: &Mac) -> String {
         .join(":")
 }
 
-/// EtherTypes this module knows.
-pub mod ethertype {
-    /// IPv4.
-    pub const IPV4: u16 = 0x0800;
-    /// ARP.
-    pub const ARP: u16 = 0x0806;
-}
-
-/// IP protocol numbers this module knows.
-pub mod protocol {
-    /// ICMP.
-    pub const ICMP: u8 = 1;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-}
-
-mod eth_field {
-    use super::Field;
-    pub(super) const DST: Field = 0..6;
-    pub(super) const SRC: Field = 6..12;
-    pub(super) const ETHERTYPE: Field = 12..14;
-}
+pub use crate::ethertype;
+/// IP protocol numbers (the forwarder's name for [`crate::ip_protocol`]).
+pub use crate::ip_protocol as protocol;
 
 /// Length of an Ethernet II header (no VLAN tag: the kernel strips the outer tag).
-pub const ETH_HEADER_LEN: usize = 14;
+pub const ETH_HEADER_LEN: usize = crate::ethernet::HEADER_LEN;
 
 /// An Ethernet II frame.
 #[derive(Debug)]
@@ -110,21 +91,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ethernet<T> {
     }
 }
 
-mod arp_field {
-    use super::Field;
-    pub(super) const HTYPE: Field = 0..2;
-    pub(super) const PTYPE: Field = 2..4;
-    pub(super) const HLEN: usize = 4;
-    pub(super) const PLEN: usize = 5;
-    pub(super) const OPER: Field = 6..8;
-    pub(super) const SHA: Field = 8..14;
-    pub(super) const SPA: Field = 14..18;
-    pub(super) const THA: Field = 18..24;
-    pub(super) const TPA: Field = 24..28;
-}
-
 /// Length of an Ethernet/IPv4 ARP packet.
-pub const ARP_LEN: usize = 28;
+pub const ARP_LEN: usize = crate::arp::LEN;
 
 /// ARP operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,32 +181,10 @@ pub fn emit_arp(
 pub const ARP_FRAME_LEN: usize = 60;
 
 /// Byte offsets in the IPv4 header.
-pub mod ipv4_field {
-    use super::Field;
-    /// Version and header length.
-    pub const VER_IHL: usize = 0;
-    /// Total length.
-    pub const LENGTH: Field = 2..4;
-    /// Identification.
-    pub const IDENT: Field = 4..6;
-    /// Flags and fragment offset.
-    pub const FLAGS_FRAG: Field = 6..8;
-    /// TTL and protocol, as one 16-bit word (what the checksum update sees).
-    pub const TTL_PROTO: Field = 8..10;
-    /// TTL.
-    pub const TTL: usize = 8;
-    /// Protocol.
-    pub const PROTOCOL: usize = 9;
-    /// Header checksum.
-    pub const CHECKSUM: Field = 10..12;
-    /// Source address.
-    pub const SRC: Field = 12..16;
-    /// Destination address.
-    pub const DST: Field = 16..20;
-}
+pub use crate::ipv4::field as ipv4_field;
 
 /// Shortest IPv4 header.
-pub const IPV4_MIN_HEADER: usize = 20;
+pub const IPV4_MIN_HEADER: usize = crate::ipv4::MIN_HEADER_LEN;
 
 /// Why an IPv4 header was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,27 +257,31 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
 }
 
 /// Offset of the checksum field in an L4 header, and the shortest header that holds it.
+#[inline]
 pub fn l4_checksum_field(protocol: u8) -> Option<Field> {
     match protocol {
-        protocol::ICMP => Some(2..4),
-        protocol::TCP => Some(16..18),
-        protocol::UDP => Some(6..8),
+        ip_protocol::ICMP => Some(crate::icmp::field::CHECKSUM),
+        ip_protocol::TCP => Some(crate::tcp::field::CHECKSUM),
+        ip_protocol::UDP => Some(crate::udp::field::CHECKSUM),
         _ => None,
     }
 }
 
 /// Whether the L4 checksum of `protocol` covers the IPv4 pseudo-header.
+#[inline]
 pub fn l4_uses_pseudo_header(protocol: u8) -> bool {
-    matches!(protocol, protocol::TCP | protocol::UDP)
+    matches!(protocol, ip_protocol::TCP | ip_protocol::UDP)
 }
 
 /// Reads a big-endian u16 at `f` of `b`, if it lies inside.
+#[inline]
 pub fn read16(b: &[u8], f: Field) -> Option<u16> {
     let s = b.get(f)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
 }
 
 /// Writes a big-endian u16 at `f` of `b` (the caller checked the bounds).
+#[inline]
 pub fn write16(b: &mut [u8], f: Field, v: u16) {
     set16(b, f, v);
 }
