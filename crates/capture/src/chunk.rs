@@ -12,11 +12,11 @@
 //! so a source's successive chunks are ordered too.
 
 use crate::frame::{NS_PER_SEC, join_ns, split_ns};
-use wirecap_pcap::MAX_PACKET_LEN;
+use wirecap_pcap::{MAX_PACKET_LEN, RecordHeader};
 use wirecap_store::Chunk;
 
 /// Length of a pcap record header.
-pub const RECORD_HEADER_LEN: usize = 16;
+pub const RECORD_HEADER_LEN: usize = wirecap_pcap::PCAP_RECORD_HEADER_LEN;
 
 /// What [`ChunkBuf::push`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,17 +197,13 @@ impl<'a> Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
     fn next(&mut self) -> Option<Record<'a>> {
-        let h = self.buf.get(..RECORD_HEADER_LEN)?;
-        let rd = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (sec, nsec, caplen, orig_len) = (rd(0), rd(4), rd(8) as usize, rd(12));
-        let data = self
-            .buf
-            .get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + caplen)?;
-        self.buf = &self.buf[RECORD_HEADER_LEN + caplen..];
-        debug_assert!(u64::from(nsec) < NS_PER_SEC);
+        let h = RecordHeader::parse_le(self.buf)?;
+        let data = self.buf.get(RECORD_HEADER_LEN..h.record_len())?;
+        self.buf = &self.buf[h.record_len()..];
+        debug_assert!(u64::from(h.ts_nsec) < NS_PER_SEC);
         Some(Record {
-            ts_ns: join_ns(u64::from(sec), nsec),
-            orig_len,
+            ts_ns: join_ns(u64::from(h.ts_sec), h.ts_nsec),
+            orig_len: h.orig_len,
             data,
         })
     }

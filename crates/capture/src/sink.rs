@@ -50,15 +50,10 @@ pub struct PcapFileSink {
     bytes: u64,
 }
 
-/// The 24-byte pcap-ns global header (little-endian).
-pub fn pcap_ns_header(link_type: u32, snaplen: u32) -> [u8; 24] {
-    let mut h = [0u8; 24];
-    h[0..4].copy_from_slice(&0xa1b2_3c4d_u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
-    h[20..24].copy_from_slice(&link_type.to_le_bytes());
-    h
+/// The 24-byte pcap-ns global header (little-endian), for a link type as the capture
+/// counts it (a `u32`; every `LINKTYPE_*` fits 16 bits).
+pub fn pcap_ns_header(link_type: u32, snaplen: u32) -> [u8; wirecap_pcap::PCAP_NS_HEADER_LEN] {
+    wirecap_pcap::pcap_ns_header(wirecap_pcap::LinkType(link_type as u16), snaplen)
 }
 
 impl PcapFileSink {

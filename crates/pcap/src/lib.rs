@@ -17,7 +17,8 @@
 //! What it writes: pcap with nanosecond timestamps (magic `a1b23c4d`, little-endian,
 //! the format of wirecap's store and downloads), and pcapng (one SHB, one IDB with
 //! `if_tsresol = 9`, EPBs). Store chunks, which are pcap-ns records without a file
-//! header, are built with [`pcap_record_header`] and iterated with [`records`].
+//! header, are built with [`pcap_record_header`] and iterated with [`records`]; other
+//! crates that walk records themselves read each header with [`RecordHeader::parse_le`].
 //!
 //! Errors carry the byte offset at which the file went wrong; the caller adds the file
 //! name. A reader that hits damage returns every packet before it first, then the error.
@@ -35,8 +36,8 @@ pub use linktype::LinkType;
 pub use read::{CaptureReader, Format, Packet};
 pub use records::{Records, records};
 pub use write::{
-    PCAP_NS_HEADER_LEN, PCAP_RECORD_HEADER_LEN, PcapNsWriter, PcapngWriter, pcap_ns_header,
-    pcap_record_header,
+    PCAP_NS_HEADER_LEN, PCAP_RECORD_HEADER_LEN, PcapNsWriter, PcapngWriter, RecordHeader,
+    pcap_ns_header, pcap_record_header,
 };
 
 /// Largest packet the readers accept. A record that claims more is treated as

@@ -8,8 +8,7 @@
 //! crash) ends the iteration; [`Records::consumed`] tells the caller where the complete
 //! records stop, so it can truncate or resume there.
 
-use crate::bytes::ByteOrder;
-use crate::{PCAP_RECORD_HEADER_LEN, Packet};
+use crate::{PCAP_RECORD_HEADER_LEN, Packet, RecordHeader};
 
 /// Iterator over the complete records at the start of a buffer; see [`records`].
 #[derive(Debug, Clone)]
@@ -37,16 +36,14 @@ impl<'a> Iterator for Records<'a> {
     #[inline]
     fn next(&mut self) -> Option<Packet<'a>> {
         let rest = self.buf.get(self.pos..)?;
-        let h = rest.get(..PCAP_RECORD_HEADER_LEN)?;
-        let le = ByteOrder::Little;
-        let caplen = le.u32(h, 8) as usize;
-        let end = PCAP_RECORD_HEADER_LEN.checked_add(caplen)?;
+        let h = RecordHeader::parse_le(rest)?;
+        let end = PCAP_RECORD_HEADER_LEN.checked_add(h.caplen as usize)?;
         let data = rest.get(PCAP_RECORD_HEADER_LEN..end)?;
         self.pos += end;
         Some(Packet {
-            ts_sec: u64::from(le.u32(h, 0)),
-            ts_nsec: le.u32(h, 4),
-            orig_len: le.u32(h, 12),
+            ts_sec: u64::from(h.ts_sec),
+            ts_nsec: h.ts_nsec,
+            orig_len: h.orig_len,
             data,
             interface: 0,
         })

@@ -25,6 +25,7 @@ pub const PCAP_NS_HEADER_LEN: usize = 24;
 pub const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 /// A little-endian pcap file header: magic `a1b23c4d` (ns timestamps), version 2.4.
+#[inline]
 pub fn pcap_ns_header(link: LinkType, snaplen: u32) -> [u8; PCAP_NS_HEADER_LEN] {
     let mut h = [0u8; PCAP_NS_HEADER_LEN];
     h[0..4].copy_from_slice(&MAGIC_NS.to_le_bytes());
@@ -36,19 +37,73 @@ pub fn pcap_ns_header(link: LinkType, snaplen: u32) -> [u8; PCAP_NS_HEADER_LEN] 
     h
 }
 
+/// The four fields of a pcap record header, in the little-endian layout wirecap writes
+/// (store chunks, pcap-ns files): the one place that layout is read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Seconds.
+    pub ts_sec: u32,
+    /// Nanoseconds (microseconds in a pcap-us file).
+    pub ts_nsec: u32,
+    /// Captured length: the bytes that follow the header.
+    pub caplen: u32,
+    /// Length on the wire.
+    pub orig_len: u32,
+}
+
+impl RecordHeader {
+    /// Reads the little-endian header at the start of `b`, if `b` holds one.
+    #[inline]
+    pub fn parse_le(b: &[u8]) -> Option<Self> {
+        let h: &[u8; PCAP_RECORD_HEADER_LEN] = b.first_chunk()?;
+        let at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        Some(Self {
+            ts_sec: at(0),
+            ts_nsec: at(4),
+            caplen: at(8),
+            orig_len: at(12),
+        })
+    }
+
+    /// The header's bytes, little-endian.
+    #[inline]
+    pub fn to_le_bytes(self) -> [u8; PCAP_RECORD_HEADER_LEN] {
+        let mut h = [0u8; PCAP_RECORD_HEADER_LEN];
+        h[0..4].copy_from_slice(&self.ts_sec.to_le_bytes());
+        h[4..8].copy_from_slice(&self.ts_nsec.to_le_bytes());
+        h[8..12].copy_from_slice(&self.caplen.to_le_bytes());
+        h[12..16].copy_from_slice(&self.orig_len.to_le_bytes());
+        h
+    }
+
+    /// The timestamp in nanoseconds, for a nanosecond header.
+    #[inline]
+    pub fn ts_ns(&self) -> u64 {
+        u64::from(self.ts_sec) * 1_000_000_000 + u64::from(self.ts_nsec)
+    }
+
+    /// Header and record: the bytes this record takes.
+    #[inline]
+    pub fn record_len(&self) -> usize {
+        PCAP_RECORD_HEADER_LEN + self.caplen as usize
+    }
+}
+
 /// A little-endian pcap record header.
+#[inline]
 pub fn pcap_record_header(
     ts_sec: u32,
     ts_nsec: u32,
     caplen: u32,
     orig_len: u32,
 ) -> [u8; PCAP_RECORD_HEADER_LEN] {
-    let mut h = [0u8; PCAP_RECORD_HEADER_LEN];
-    h[0..4].copy_from_slice(&ts_sec.to_le_bytes());
-    h[4..8].copy_from_slice(&ts_nsec.to_le_bytes());
-    h[8..12].copy_from_slice(&caplen.to_le_bytes());
-    h[12..16].copy_from_slice(&orig_len.to_le_bytes());
-    h
+    RecordHeader {
+        ts_sec,
+        ts_nsec,
+        caplen,
+        orig_len,
+    }
+    .to_le_bytes()
 }
 
 /// Captured length of `p`, refused when the reader would refuse it.

@@ -10,7 +10,9 @@
 //! last timestamp (ns). The header makes segments self-describing, so the index can be
 //! rebuilt from them after a crash.
 
-use wirecap_pcap::{MAX_PACKET_LEN, PCAP_RECORD_HEADER_LEN, Packet, pcap_record_header};
+use wirecap_pcap::{
+    MAX_PACKET_LEN, PCAP_RECORD_HEADER_LEN, Packet, RecordHeader, pcap_record_header,
+};
 
 use crate::error::{Error, Result};
 use crate::index::{le32, le64};
@@ -213,9 +215,8 @@ impl ChunkHeader {
 pub(crate) fn record_lengths(body: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
     let mut at = 0usize;
     std::iter::from_fn(move || {
-        let h = body.get(at..at + PCAP_RECORD_HEADER_LEN)?;
-        let ts = u64::from(le32(h, 0)) * NS_PER_SEC + u64::from(le32(h, 4));
-        let len = PCAP_RECORD_HEADER_LEN + le32(h, 8) as usize;
+        let h = RecordHeader::parse_le(body.get(at..)?)?;
+        let (ts, len) = (h.ts_ns(), h.record_len());
         if at + len > body.len() {
             return None;
         }
