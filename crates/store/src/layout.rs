@@ -13,8 +13,7 @@
 //!     pinned              optional, empty: retention never deletes this stream
 //! ```
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
@@ -62,17 +61,12 @@ pub(crate) fn lock(dir: &Path, name: &str) -> Result<File> {
         .write(true)
         .open(&path)
         .at(&path)?;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Err(Error::Locked(name.to_owned()))
-        } else {
-            Err(e).at(&path)
-        };
+    // std's lock is flock(2) on Linux: the same lock other wirecap versions take.
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked(name.to_owned())),
+        Err(TryLockError::Error(e)) => Err(e).at(&path),
     }
-    Ok(f)
 }
 
 /// Whether some process holds the stream's writer lock right now.
@@ -80,7 +74,6 @@ pub(crate) fn is_locked(dir: &Path) -> bool {
     let Ok(f) = File::open(dir.join(LOCK)) else {
         return false;
     };
-    // SAFETY: as in `lock`; a shared probe lock, released at once by closing the file.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    r != 0
+    // A shared probe lock, released at once by closing the file.
+    f.try_lock_shared().is_err()
 }

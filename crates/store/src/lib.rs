@@ -22,10 +22,12 @@
 //!   of one, even while it is written ([`Store::trim_head`], [`head`]); index and data go
 //!   together, and a crash in between is completed by [`Store::recover`]. A stream can be
 //!   pinned ([`Store::set_pinned`]) so that retention leaves it alone.
+//! * **Disk space** of the file system under a store: [`disk::space`], the one `statvfs`.
 //!
 //! The store does no networking and knows nothing of filters or HTTP.
 
 pub mod chunk;
+pub mod disk;
 mod error;
 pub mod head;
 pub mod index;

@@ -173,17 +173,6 @@ fn memlock_check(caps: Option<u64>) -> Check {
     }
 }
 
-fn statvfs(path: &Path) -> Option<(u64, u64)> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs fills a zeroed struct from a NUL-terminated path.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    let f = s.f_frsize as u64;
-    Some((s.f_blocks as u64 * f, s.f_bavail as u64 * f))
-}
-
 fn gib(b: u64) -> String {
     format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
 }
@@ -201,8 +190,8 @@ fn disk_checks(dir: &Path) -> Vec<Check> {
         )];
     }
     let mut out = Vec::new();
-    match statvfs(dir) {
-        Some((total, avail)) if total > 0 => {
+    match wirecap_store::disk::space(dir) {
+        Ok(wirecap_store::disk::Space { total, avail, .. }) if total > 0 => {
             let used_pct = 100 - avail * 100 / total;
             let detail = format!(
                 "{}: {} free of {} ({used_pct}% used)",
