@@ -55,7 +55,6 @@ pub use view::{PacketRange, Split, View};
 pub use writer::{ChunkSummarizer, Recovery, StreamSummary, StreamWriter, WriterOptions};
 
 use error::IoContext;
-use time::OffsetDateTime;
 use wirecap_pcap::LinkType;
 
 /// Current time in ns since the epoch.
@@ -130,7 +129,6 @@ impl Store {
         opts: WriterOptions,
     ) -> Result<StreamWriter> {
         validate_base_name(base)?;
-        let created = OffsetDateTime::from(created);
         let name = stored_name(base, created);
         let dir = self.streams.join(&name);
         match fs::create_dir(&dir) {
@@ -144,7 +142,9 @@ impl Store {
             format: 1,
             name,
             base_name: base.to_owned(),
-            created_ns: created.unix_timestamp_nanos().max(0) as u64,
+            created_ns: created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             link_type: params.link_type.0,
             snaplen: params.snaplen,
             source: params.source.clone(),

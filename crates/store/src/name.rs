@@ -2,7 +2,7 @@
 //! system: no separators, no `..`, no control bytes, no leading dot, bounded length.
 
 use crate::error::{Error, Result};
-use time::OffsetDateTime;
+use std::time::SystemTime;
 
 /// Longest base name accepted (the stored name adds 14 bytes of date suffix).
 pub const MAX_NAME_LEN: usize = 100;
@@ -48,12 +48,14 @@ pub fn validate_stored_name(name: &str) -> Result<()> {
 }
 
 /// The stored name: `base` plus `_YYYYMMDD_HHMM` of `created` in UTC, as the appliance does.
-pub fn stored_name(base: &str, created: OffsetDateTime) -> String {
-    let t = created.to_offset(time::UtcOffset::UTC);
+pub fn stored_name(base: &str, created: SystemTime) -> String {
+    let t = jiff::Timestamp::try_from(created)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC);
     format!(
         "{base}_{:04}{:02}{:02}_{:02}{:02}",
         t.year(),
-        t.month() as u8,
+        t.month(),
         t.day(),
         t.hour(),
         t.minute()
@@ -112,8 +114,13 @@ mod tests {
 
     #[test]
     fn suffix_is_utc_minutes() {
-        let t = time::macros::datetime!(2015-06-20 20:28:55 +02:00);
+        // 2015-06-20 20:28:55 +02:00.
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_434_824_935);
         assert_eq!(stored_name("cli", t), "cli_20150620_1828");
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1);
+        assert_eq!(stored_name("cli", t), "cli_19700101_0000");
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(951_868_799);
+        assert_eq!(stored_name("x", t), "x_20000229_2359");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! times as such integers (optionally with the appliance's `ULL` suffix), as ISO-8601 /
 //! RFC 3339, or in the appliance's split-name format `20150620_18:36:47.780.373.248`.
 
-use time::format_description::well_known::Rfc3339;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{Offset, TimeZone};
 
 pub const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -30,12 +31,11 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
             t.to_owned()
         };
     let with_zone = with_zone.replacen(' ', "T", 1);
-    if let Ok(dt) = OffsetDateTime::parse(&with_zone, &Rfc3339) {
-        return to_ns(dt).ok_or_else(|| format!("time {s:?} is before 1970"));
+    if let Some(ns) = parse_rfc3339(&with_zone) {
+        return to_ns(ns).ok_or_else(|| format!("time {s:?} is before 1970"));
     }
-    if let Ok(d) = Date::parse(t, time::macros::format_description!("[year]-[month]-[day]")) {
-        return to_ns(d.midnight().assume_utc())
-            .ok_or_else(|| format!("time {s:?} is before 1970"));
+    if let Some(d) = parse_ymd(t) {
+        return to_ns(days_ns(d)).ok_or_else(|| format!("time {s:?} is before 1970"));
     }
     Err(format!(
         "cannot read time {s:?}: give ns since the epoch (1434793007780373366), \
@@ -43,8 +43,116 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     ))
 }
 
-fn to_ns(dt: OffsetDateTime) -> Option<u64> {
-    u64::try_from(dt.unix_timestamp_nanos()).ok()
+fn to_ns(ns: i128) -> Option<u64> {
+    u64::try_from(ns).ok()
+}
+
+/// Nanoseconds since the epoch of midnight UTC starting `d`.
+fn days_ns(d: Date) -> i128 {
+    datetime_ns(d.to_datetime(jiff::civil::Time::midnight()), Offset::UTC)
+}
+
+/// Nanoseconds since the epoch of civil time `dt` at `offset`. Plain arithmetic, not a
+/// `Timestamp`: the whole civil range (to 9999-12-31) has an answer, as it had before.
+fn datetime_ns(dt: DateTime, offset: Offset) -> i128 {
+    let epoch = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+    dt.duration_since(epoch).as_nanos() - i128::from(offset.seconds()) * 1_000_000_000
+}
+
+/// `digits` as a number when it is exactly that many ASCII digits.
+fn digits(s: &str, n: usize) -> Option<i32> {
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// `YYYY-MM-DD`, a valid calendar date.
+fn parse_ymd(s: &str) -> Option<Date> {
+    if !s.is_ascii() {
+        return None; // and so every slice below falls on a character boundary
+    }
+    let (y, m, d) = (s.get(0..4)?, s.get(5..7)?, s.get(8..)?);
+    if s.len() != 10 || &s[4..5] != "-" || &s[7..8] != "-" {
+        return None;
+    }
+    Date::new(
+        i16::try_from(digits(y, 4)?).ok()?,
+        i8::try_from(digits(m, 2)?).ok()?,
+        i8::try_from(digits(d, 2)?).ok()?,
+    )
+    .ok()
+}
+
+/// RFC 3339's `date-time` (section 5.6), strictly: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`,
+/// `T` and `Z` in either case. Digits beyond nanoseconds are cut, and a leap second
+/// (`:60`) stands for the last nanosecond before it where one can fall (23:59:60 UTC on
+/// the last day of a month), as the `time` crate did.
+fn parse_rfc3339(s: &str) -> Option<i128> {
+    if !s.is_ascii() {
+        return None; // and so every slice below falls on a character boundary
+    }
+    let d = parse_ymd(s.get(..10)?)?;
+    let rest = s.get(10..)?;
+    let rest = rest.strip_prefix(['T', 't'])?;
+    let (hms, rest) = (rest.get(..8)?, rest.get(8..)?);
+    if &hms[2..3] != ":" || &hms[5..6] != ":" {
+        return None;
+    }
+    let (h, mi, sec) = (
+        digits(&hms[0..2], 2)?,
+        digits(&hms[3..5], 2)?,
+        digits(&hms[6..8], 2)?,
+    );
+    let (frac, zone) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let n = r.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 {
+                return None;
+            }
+            let kept = &r[..n.min(9)];
+            let ns = kept.parse::<i32>().ok()? * 10i32.pow(9 - kept.len() as u32);
+            (ns, &r[n..])
+        }
+        None => (0, rest),
+    };
+    let offset = match zone {
+        "Z" | "z" => Offset::UTC,
+        _ => {
+            let sign = match zone.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            if zone.len() != 6 || &zone[3..4] != ":" {
+                return None;
+            }
+            let (oh, om) = (digits(&zone[1..3], 2)?, digits(&zone[4..6], 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            Offset::from_seconds(sign * (oh * 3600 + om * 60)).ok()?
+        }
+    };
+    let leap = sec == 60;
+    let time = jiff::civil::Time::new(
+        i8::try_from(h).ok()?,
+        i8::try_from(mi).ok()?,
+        if leap { 59 } else { i8::try_from(sec).ok()? },
+        if leap { 999_999_999 } else { frac },
+    )
+    .ok()?;
+    let ns = datetime_ns(d.to_datetime(time), offset);
+    if leap {
+        let utc = offset
+            .to_timestamp(d.to_datetime(time))
+            .ok()?
+            .to_zoned(TimeZone::UTC);
+        let last_day = utc.date().last_of_month() == utc.date();
+        if !(last_day && utc.hour() == 23 && utc.minute() == 59) {
+            return None;
+        }
+    }
+    Some(ns)
 }
 
 /// `YYYYMMDD_HH:MM:SS[.mmm[.uuu[.nnn]]]`, UTC.
@@ -59,13 +167,19 @@ fn parse_appliance(t: &str) -> Option<u64> {
             .all(|c| c.is_ascii_digit())
             .then(|| s.parse().ok())?
     };
-    let date = Date::from_calendar_date(
-        num(0..4)? as i32,
-        Month::try_from(num(4..6)? as u8).ok()?,
-        num(6..8)? as u8,
+    let date = Date::new(
+        i16::try_from(num(0..4)?).ok()?,
+        i8::try_from(num(4..6)?).ok()?,
+        i8::try_from(num(6..8)?).ok()?,
     )
     .ok()?;
-    let time = Time::from_hms(num(9..11)? as u8, num(12..14)? as u8, num(15..17)? as u8).ok()?;
+    let time = jiff::civil::Time::new(
+        i8::try_from(num(9..11)?).ok()?,
+        i8::try_from(num(12..14)?).ok()?,
+        i8::try_from(num(15..17)?).ok()?,
+        0,
+    )
+    .ok()?;
     let mut frac: u64 = 0;
     let mut groups = 0;
     let mut rest = &t[17..];
@@ -84,14 +198,14 @@ fn parse_appliance(t: &str) -> Option<u64> {
     for _ in groups..3 {
         frac *= 1000;
     }
-    let secs = to_ns(PrimitiveDateTime::new(date, time).assume_utc())?;
+    let secs = to_ns(datetime_ns(date.to_datetime(time), Offset::UTC))?;
     Some(secs + frac)
 }
 
-fn utc(ns: u64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(UtcOffset::UTC)
+fn utc(ns: u64) -> jiff::Zoned {
+    Timestamp::from_nanosecond(i128::from(ns))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(TimeZone::UTC)
 }
 
 /// The appliance's split name: `20150620_18:36:47.780.373.248` (UTC).
@@ -101,7 +215,7 @@ pub fn split_name(ns: u64) -> String {
     format!(
         "{:04}{:02}{:02}_{:02}:{:02}:{:02}.{:03}.{:03}.{:03}",
         t.year(),
-        t.month() as u8,
+        t.month(),
         t.day(),
         t.hour(),
         t.minute(),
@@ -115,8 +229,8 @@ pub fn split_name(ns: u64) -> String {
 /// The appliance's list date: `Sat Jun 20 20:28:56 2015` (UTC).
 pub fn ctime(ns: u64) -> String {
     let t = utc(ns);
-    let wd = &format!("{:?}", t.weekday())[..3];
-    let mon = &format!("{:?}", t.month())[..3];
+    let wd = t.strftime("%a");
+    let mon = t.strftime("%b");
     // C's ctime(3): the day is padded with a space ("Jun  5"), as the appliance prints it.
     format!(
         "{wd} {mon} {:>2} {:02}:{:02}:{:02} {}",
@@ -130,7 +244,8 @@ pub fn ctime(ns: u64) -> String {
 
 /// RFC 3339 with nanoseconds, for JSON and the CLI.
 pub fn rfc3339(ns: u64) -> String {
-    utc(ns).format(&Rfc3339).unwrap_or_else(|_| ns.to_string())
+    // Timestamp's Display is RFC 3339 in UTC with the fraction's trailing zeros cut.
+    utc(ns).timestamp().to_string()
 }
 
 #[cfg(test)]
@@ -196,6 +311,17 @@ mod tests {
             rfc3339(1434793007780373366),
             "2015-06-20T09:36:47.780373366Z"
         );
+    }
+
+    #[test]
+    fn every_printed_time_reads_back() {
+        // A spread of instants over the whole u64 range, stepping by an odd prime.
+        let mut ns = 7u64;
+        for _ in 0..20_000 {
+            assert_eq!(parse_time(&split_name(ns)), Ok(ns), "{ns}");
+            assert_eq!(parse_time(&rfc3339(ns)), Ok(ns), "{ns}");
+            ns = ns.wrapping_add(922_337_203_685_477_589);
+        }
     }
 
     #[test]
