@@ -1,87 +1,53 @@
 //! Calendar arithmetic for `frame.time` (UTC, proleptic Gregorian), without a clock.
 
 /// A UTC calendar date. The caller supplies "today" (the crate never reads a clock).
+/// The calendar itself is jiff's (the workspace's one time library).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    year: i32,
-    month: u8,
-    day: u8,
-}
+pub struct Date(jiff::civil::Date);
+
+const EPOCH: jiff::civil::Date = jiff::civil::Date::constant(1970, 1, 1);
+const SECS_PER_DAY: i64 = 86_400;
 
 impl Date {
     /// A valid date, or `None` (month 1–12, day within the month, year 1970–9999).
     pub fn new(year: i32, month: u8, day: u8) -> Option<Self> {
-        if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
+        if !(1970..=9999).contains(&year) {
             return None;
         }
-        if day == 0 || day > days_in_month(year, month) {
-            return None;
-        }
-        Some(Self { year, month, day })
+        jiff::civil::Date::new(
+            i16::try_from(year).ok()?,
+            i8::try_from(month).ok()?,
+            i8::try_from(day).ok()?,
+        )
+        .ok()
+        .map(Self)
     }
 
-    /// The date `days` days after 1970-01-01 (negative days clamp to 1970-01-01).
+    /// The date `days` days after 1970-01-01 (negative days clamp to 1970-01-01, days
+    /// past 9999-12-31 to that day).
     pub fn from_days_since_epoch(days: i64) -> Self {
-        let (year, month, day) = civil_from_days(days.max(0));
-        Self { year, month, day }
+        let d =
+            jiff::SignedDuration::from_secs(days.clamp(0, i64::MAX / SECS_PER_DAY) * SECS_PER_DAY);
+        Self(EPOCH.checked_add(d).unwrap_or(jiff::civil::Date::MAX))
     }
 
     /// Days since 1970-01-01.
     pub fn days_since_epoch(&self) -> i64 {
-        days_from_civil(self.year, self.month, self.day)
+        self.0.duration_since(EPOCH).as_secs() / SECS_PER_DAY
     }
 
     /// Year.
     pub fn year(&self) -> i32 {
-        self.year
+        i32::from(self.0.year())
     }
     /// Month, 1–12.
     pub fn month(&self) -> u8 {
-        self.month
+        self.0.month() as u8
     }
     /// Day of the month.
     pub fn day(&self) -> u8 {
-        self.day
+        self.0.day() as u8
     }
-}
-
-fn is_leap(y: i32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i32, m: u8) -> u8 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(y) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-// Howard Hinnant's days_from_civil / civil_from_days.
-fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    ((y + i64::from(m <= 2)) as i32, m, d)
 }
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -183,6 +149,47 @@ mod tests {
         assert_eq!(Date::new(2000, 2, 30), None);
         assert!(Date::new(2000, 2, 29).is_some());
         assert_eq!(Date::new(1900, 2, 29), None);
+        assert_eq!(Date::new(1969, 12, 31), None);
+        assert_eq!(Date::new(2000, 13, 1), None);
+        assert_eq!(Date::new(2000, 4, 31), None);
+        assert_eq!(
+            Date::from_days_since_epoch(-5),
+            Date::new(1970, 1, 1).unwrap()
+        );
+        assert_eq!(
+            Date::from_days_since_epoch(2_932_896),
+            Date::new(9999, 12, 31).unwrap()
+        );
+        assert_eq!(
+            Date::from_days_since_epoch(i64::MAX),
+            Date::new(9999, 12, 31).unwrap()
+        );
+        let d = Date::from_days_since_epoch(11_016); // 2000-02-29
+        assert_eq!((d.year(), d.month(), d.day()), (2000, 2, 29));
+    }
+
+    /// Every day from 1970 to 2400 against a count of month lengths by hand.
+    #[test]
+    fn calendar_matches_month_lengths() {
+        let mut days = 0i64;
+        for y in 1970..2400 {
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            for m in 1..=12u8 {
+                let len = match m {
+                    2 if leap => 29,
+                    2 => 28,
+                    4 | 6 | 9 | 11 => 30,
+                    _ => 31,
+                };
+                for d in 1..=len {
+                    let date = Date::new(y, m, d).expect("valid");
+                    assert_eq!(date.days_since_epoch(), days);
+                    assert_eq!(Date::from_days_since_epoch(days), date);
+                    days += 1;
+                }
+                assert_eq!(Date::new(y, m, len + 1), None);
+            }
+        }
     }
 
     #[test]
