@@ -404,16 +404,8 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
     // Super-packets then come with their segmentation facts and can be sent on whole.
     let one: libc::c_int = 1;
     let vnet = setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one).is_ok();
-    let req = libc::tpacket_req3 {
-        tp_block_size: sizes.rx_block,
-        tp_block_nr: sizes.rx_blocks,
-        tp_frame_size: 2048,
-        tp_frame_nr: sizes.rx_block / 2048 * sizes.rx_blocks,
-        tp_retire_blk_tov: 1,
-        tp_sizeof_priv: 0,
-        tp_feature_req_word: 0,
-    };
-    setsockopt(raw, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+    // A 1 ms retire timeout: a lone ping waits at most that long in a half-filled block.
+    sys::set_rx_ring_v3(raw, sizes.rx_block, sizes.rx_blocks, 1)
         .map_err(sock_err("setsockopt(PACKET_RX_RING)", name))?;
     let len = sizes.rx_block as usize * sizes.rx_blocks as usize;
     let map = Mmap::ring(raw, len).map_err(sock_err("mmap(RX ring)", name))?;

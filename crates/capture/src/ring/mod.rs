@@ -255,18 +255,13 @@ impl RingSource {
             setsockopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
                 .map_err(os_err("setsockopt(SO_ATTACH_FILTER)", ifname))?;
         }
-        let req = libc::tpacket_req3 {
-            tp_block_size: config.block_size,
-            tp_block_nr: config.block_count,
-            tp_frame_size: 2048,
-            tp_frame_nr: (u64::from(config.block_size) * u64::from(config.block_count) / 2048)
-                as u32,
-            tp_retire_blk_tov: config.retire_timeout_ms,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
-        };
-        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
-            .map_err(os_err("setsockopt(PACKET_RX_RING)", ifname))?;
+        sys::set_rx_ring_v3(
+            raw,
+            config.block_size,
+            config.block_count,
+            config.retire_timeout_ms,
+        )
+        .map_err(os_err("setsockopt(PACKET_RX_RING)", ifname))?;
         let len = config.block_size as usize * config.block_count as usize;
         let map = Mmap::ring(raw, len).map_err(os_err("mmap(ring)", ifname))?;
         sys::bind_packet(raw, ifindex, libc::ETH_P_ALL as u16).map_err(os_err("bind", ifname))?;

@@ -94,6 +94,29 @@ pub fn bind_packet(fd: RawFd, ifindex: i32, protocol: u16) -> io::Result<()> {
     })
 }
 
+/// Asks for a TPACKET_V3 RX ring of `block_count` blocks of `block_size` bytes
+/// (`PACKET_RX_RING`); a block is handed over when full or after `retire_timeout_ms`.
+/// The socket must be at `PACKET_VERSION` 3 already; map the ring with [`Mmap::ring`].
+pub fn set_rx_ring_v3(
+    fd: RawFd,
+    block_size: u32,
+    block_count: u32,
+    retire_timeout_ms: u32,
+) -> io::Result<()> {
+    // Frames are a TPACKET_V1/V2 notion; V3 only checks that they tile the blocks.
+    const FRAME: u32 = 2048;
+    let req = libc::tpacket_req3 {
+        tp_block_size: block_size,
+        tp_block_nr: block_count,
+        tp_frame_size: FRAME,
+        tp_frame_nr: (u64::from(block_size) * u64::from(block_count) / u64::from(FRAME)) as u32,
+        tp_retire_blk_tov: retire_timeout_ms,
+        tp_sizeof_priv: 0,
+        tp_feature_req_word: 0,
+    };
+    setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+}
+
 /// Reads (and thereby resets) `PACKET_STATISTICS` of a TPACKET_V3 socket.
 pub fn packet_stats(fd: RawFd) -> io::Result<libc::tpacket_stats_v3> {
     let mut st = libc::tpacket_stats_v3 {
