@@ -10,13 +10,15 @@
 //! ```
 //!
 //! What it owns: the ring ([`ring`], the crate's only `unsafe`), block parsing and VLAN tag
-//! reinsertion ([`ring::block`]), sources ([`source`], [`replay`], [`synth`]), chunks
+//! reinsertion ([`ring::block`]; its in-place walk `RawPackets` is the forwarder's too),
+//! the AF_PACKET and ethtool system calls both use ([`ring::sys`]), sources ([`source`], [`replay`], [`synth`]), chunks
 //! ([`chunk`]), the time-order merge ([`merge`]), the pipeline and its lifecycle
 //! ([`pipeline`]), counters and history ([`counters`]), link state ([`link`]), the
 //! foreground command ([`cli`]).
 //!
 //! What it never does: serve HTTP, parse protocols beyond the Ethernet/VLAN header it must
-//! restore, send packets on a live interface, block a capture thread on disk, or lose a
+//! restore (header layouts and checksums are `wirecap-wire`'s, the pcap record layout is
+//! `wirecap-pcap`'s), send packets on a live interface, block a capture thread on disk, or lose a
 //! packet without counting it.
 
 pub mod chunk;

@@ -8,7 +8,7 @@
 //! administered: the packets are never sent anywhere by this module.
 
 use crate::frame::{Frame, NS_PER_SEC};
-use wirecap_wire::{checksum, icmp, ip_protocol, ipv4, ipv6, tcp, udp};
+use wirecap_wire::{checksum, ethernet, ethertype, icmp, ip_protocol, ipv4, ipv6, tcp, udp};
 
 /// Frame-size mix, in percent (the rest are uniform between 60 and 1514 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ struct Flow {
     icmp_seq: u16,
 }
 
-const ETH_LEN: usize = 14;
+const ETH_LEN: usize = ethernet::HEADER_LEN;
 const MIN_FRAME: usize = 60;
 const MAX_FRAME: usize = 1514;
 
@@ -232,15 +232,25 @@ fn build_packet(buf: &mut Vec<u8>, f: &mut Flow, target: usize, fill: u8) {
     buf.extend_from_slice(&f.dst_mac);
     buf.extend_from_slice(&f.src_mac);
     if let Some(vid) = f.vlan {
-        buf.extend_from_slice(&[0x81, 0x00]);
+        buf.extend_from_slice(&ethertype::VLAN.to_be_bytes());
         buf.extend_from_slice(&vid.to_be_bytes());
     }
-    buf.extend_from_slice(if f.v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    let et = if f.v6 {
+        ethertype::IPV6
+    } else {
+        ethertype::IPV4
+    };
+    buf.extend_from_slice(&et.to_be_bytes());
     let l2 = buf.len();
-    let ip_hdr = if f.v6 { 40 } else { 20 };
+    let ip_hdr = if f.v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::MIN_HEADER_LEN
+    };
     let l4_hdr = match f.proto {
-        Proto::Tcp => 20,
-        Proto::Udp | Proto::Icmp => 8,
+        Proto::Tcp => tcp::MIN_HEADER_LEN,
+        Proto::Udp => udp::HEADER_LEN,
+        Proto::Icmp => icmp::HEADER_LEN,
     };
     let target = target + (l2 - ETH_LEN);
     let payload = target.saturating_sub(l2 + ip_hdr + l4_hdr);

@@ -21,11 +21,11 @@ use crate::frame::{Frame, NS_PER_SEC};
 use std::mem::{offset_of, size_of};
 
 /// Length of an 802.1Q / 802.1ad tag (TPID + TCI).
-pub const VLAN_TAG_LEN: usize = 4;
+pub const VLAN_TAG_LEN: usize = wirecap_wire::vlan::TAG_LEN;
 /// Destination and source MAC addresses: where the tag is inserted.
-const MAC_ADDRS_LEN: usize = 12;
+const MAC_ADDRS_LEN: usize = wirecap_wire::ethernet::field::SRC.end;
 /// TPID reported when the kernel does not give one (`TP_STATUS_VLAN_TPID_VALID` unset).
-pub const DEFAULT_TPID: u16 = 0x8100;
+pub const DEFAULT_TPID: u16 = wirecap_wire::ethertype::VLAN;
 
 /// Byte offsets of the fields this module reads, taken from `libc`'s definitions.
 mod field {
