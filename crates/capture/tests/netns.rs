@@ -1,4 +1,5 @@
-//! End-to-end tests in network namespaces (root only; they print why they skip otherwise).
+//! End-to-end tests in network namespaces (root only: without it they record a skip, and
+//! fail under CI).
 //!
 //! Each test creates two namespaces joined by a veth pair (`wc-<pid>-<tag>-{a,b}`), sends a
 //! known set of frames from `a` with tcpreplay, captures on `b` with the TPACKET_V3 ring into
@@ -17,30 +18,10 @@ use wirecap_capture::sink::Throttled;
 use wirecap_capture::store_sink::StoreSink;
 use wirecap_capture::{Capture, Counters, PipelineConfig, Source};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("not root");
-    }
-    if !have("tcpreplay") || !have("ip") || !have("nsenter") {
-        return Some("tcpreplay, ip or nsenter missing");
-    }
-    None
+/// Root and the tools the harness runs; otherwise a recorded skip (a failure under CI).
+fn ready() -> bool {
+    wirecap_testkit::require_root()
+        && wirecap_testkit::require_tools(&["tcpreplay", "ip", "nsenter"])
 }
 
 fn run(args: &[&str]) {
@@ -234,8 +215,7 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn capture_and_compare(tag: &str, threads: usize) {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipping {tag}: {why}");
+    if !ready() {
         return;
     }
     let n = Netns::new(tag);
@@ -301,8 +281,7 @@ fn fanout_capture_is_complete_and_ordered() {
 
 #[test]
 fn link_down_and_up_are_seen() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipping link test: {why}");
+    if !ready() {
         return;
     }
     let n = Netns::new("link");
@@ -357,8 +336,7 @@ fn link_down_and_up_are_seen() {
 
 #[test]
 fn slowed_writer_drops_are_counted() {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipping slow-writer test: {why}");
+    if !ready() {
         return;
     }
     let n = Netns::new("slow");

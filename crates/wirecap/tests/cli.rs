@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod support;
-use support::{corpus, have, ok};
+use support::ok;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 
@@ -121,12 +121,10 @@ fn stream_name(stdout: &str) -> String {
 /// in pcap and in pcapng.
 #[test]
 fn corpus_round_trip_matches_tcpdump() {
-    let Some(corpus) = corpus() else {
-        eprintln!("skipped: corpus not found (set WIRECAP_CORPUS)");
+    let Some(corpus) = wirecap_testkit::require_corpus() else {
         return;
     };
-    if !have("tcpdump") {
-        eprintln!("skipped: tcpdump is not installed");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let rows = Arc::new(manifest(&corpus));
@@ -339,8 +337,7 @@ fn generated(dir: &Path, seconds: u64, pps: u64) -> PathBuf {
 /// window, and its listed size and count are the download's.
 #[test]
 fn splits_match_tcpdump_time_windows() {
-    if !have("tcpdump") {
-        eprintln!("skipped: tcpdump is not installed");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -436,8 +433,7 @@ fn splits_match_tcpdump_time_windows() {
 /// `-o -` pipes into `tcpdump -r -`, and a sub-second ISO range is exact.
 #[test]
 fn export_to_stdout_pipes_into_tcpdump() {
-    if !have("tcpdump") {
-        eprintln!("skipped: tcpdump is not installed");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -476,8 +472,7 @@ fn export_to_stdout_pipes_into_tcpdump() {
 /// and they are exactly the first packets of the input.
 #[test]
 fn killed_import_recovers_a_clean_prefix() {
-    if !have("tcpdump") {
-        eprintln!("skipped: tcpdump is not installed");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

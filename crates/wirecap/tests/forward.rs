@@ -1,5 +1,5 @@
-//! End-to-end tests of the inline forwarder ("bump in the wire"), root only: they print
-//! why they skip otherwise.
+//! End-to-end tests of the inline forwarder ("bump in the wire"), root only: without it
+//! they record a skip, and fail under CI.
 //!
 //! Each test builds its own four network namespaces: hosts `a` (10.9.0.2) and `b`
 //! (10.9.0.3), the appliance `app` whose `eth0` has no address, and `br` holding the
@@ -14,7 +14,6 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::have;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 const PW: &str = "fwd-Pa55word";
@@ -22,36 +21,13 @@ const CAPTURE_IP: &str = "10.9.0.1";
 const A: &str = "10.9.0.2";
 const B: &str = "10.9.0.3";
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-/// Why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    if !is_root() {
-        return Some("not root (the forwarder needs network namespaces and AF_PACKET)".into());
-    }
-    for tool in ["ip", "ping", "tcpdump", "tshark", "curl", "python3"] {
-        if !have(tool)
-            && !Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
-}
-
 macro_rules! need_root {
     () => {
-        if let Some(why) = skip_reason() {
-            eprintln!("skipping: {why}");
+        if !(wirecap_testkit::require_root()
+            && wirecap_testkit::require_tools(&[
+                "ip", "ping", "tcpdump", "tshark", "curl", "python3",
+            ]))
+        {
             return;
         }
     };
