@@ -17,14 +17,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Node.js runs the browser tests and npm fetches the UI's packages (preact, htm, uplot,
-# playwright-core) from package-lock.json; the machine image has Node 20, else Debian's.
-if ! command -v npm >/dev/null; then
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
-fi
-(cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
-
 # What the suite expects of the machine. Under CI (CI=true) a missing piece fails the run
 # here, naming it, and every test that needs it would fail too (crates/testkit); elsewhere
 # those tests skip, and the summary at the end lists them.
@@ -43,6 +35,14 @@ if ((${#lacking[@]})); then
   fi
   printf 'note: without %s the tests that need them skip\n' "$(IFS=,; echo "${lacking[*]}")"
 fi
+
+# Node.js runs the browser tests and npm fetches the UI's packages (preact, htm, uplot,
+# playwright-core) from package-lock.json; the machine image has Node 20, else Debian's.
+if ! command -v npm >/dev/null; then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
