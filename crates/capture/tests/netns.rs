@@ -231,6 +231,42 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// A capture of `sources` on vb into a new stream `name` of `store`.
+fn start(
+    n: &Netns,
+    store: &wirecap_store::Store,
+    name: &str,
+    sources: Vec<Box<dyn Source>>,
+) -> Capture {
+    let sink = StoreSink::create(store, name, 1, 262144, "capture:vb", 1 << 20).unwrap();
+    let cfg = PipelineConfig {
+        sysfs: n.sysfs_b(),
+        ..PipelineConfig::default()
+    };
+    Capture::start_with(sources, Box::new(sink), &cfg, Arc::new(Counters::new())).unwrap()
+}
+
+/// Waits until the capture has stored or counted as dropped every one of the `delivered`
+/// frames (kernel drops are read about once a second).
+fn wait_accounted(c: &Capture, delivered: u64) {
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let s = c.status();
+            s.packets_captured + s.packets_dropped >= delivered && s.packets_pending == 0
+        }),
+        "the capture did not account for the {delivered} frames delivered: {:?}",
+        c.status()
+    );
+}
+
+/// Each stored frame is, byte for byte, the sent frame its number names.
+fn assert_kept_intact(got: &[(u64, u32, Vec<u8>)], frames: &[Vec<u8>]) {
+    for g in got {
+        let id = u32::from_be_bytes(g.2[g.2.len() - 4..].try_into().unwrap()) as usize;
+        assert_eq!(&g.2, &frames[id], "frame {id}");
+    }
+}
+
 fn capture_and_compare(tag: &str, threads: usize) {
     if !ready() {
         return;
@@ -246,13 +282,7 @@ fn capture_and_compare(tag: &str, threads: usize) {
         .into_iter()
         .map(|s| Box::new(s) as Box<dyn Source>)
         .collect();
-    let sink = StoreSink::create(&store, tag, 1, 262144, "capture:vb", 1 << 20).unwrap();
-    let cfg = PipelineConfig {
-        sysfs: n.sysfs_b(),
-        ..PipelineConfig::default()
-    };
-    let counters = Arc::new(Counters::new());
-    let c = Capture::start_with(sources, Box::new(sink), &cfg, counters.clone()).unwrap();
+    let c = start(&n, &store, tag, sources);
     let t0 = wirecap_capture::frame::now_ns();
     let tx0 = n.va_stat("tx_packets");
     n.replay(&pcap, &["--pps=20000"]);
@@ -263,14 +293,7 @@ fn capture_and_compare(tag: &str, threads: usize) {
         "the veth carried every frame sent (tx_dropped {})",
         n.va_stat("tx_dropped")
     );
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let s = c.status();
-            s.packets_captured + s.packets_dropped >= delivered
-        }),
-        "the capture did not account for the {delivered} frames delivered: {:?}",
-        c.status()
-    );
+    wait_accounted(&c, delivered);
     let st = c.stop().unwrap();
     let t1 = wirecap_capture::frame::now_ns();
     let s = &st.status;
@@ -324,18 +347,7 @@ fn link_down_and_up_are_seen() {
     let dir = tempfile::tempdir().unwrap();
     let store = wirecap_store::Store::open(dir.path()).unwrap();
     let src = RingSource::open(&ring(&n)).unwrap();
-    let sink = StoreSink::create(&store, "link", 1, 262144, "capture:vb", 1 << 20).unwrap();
-    let cfg = PipelineConfig {
-        sysfs: n.sysfs_b(),
-        ..PipelineConfig::default()
-    };
-    let c = Capture::start_with(
-        vec![Box::new(src)],
-        Box::new(sink),
-        &cfg,
-        Arc::new(Counters::new()),
-    )
-    .unwrap();
+    let c = start(&n, &store, "link", vec![Box::new(src)]);
     assert!(wait_until(Duration::from_secs(5), || c.status().link.up == Some(true)));
     run(&["ip", "-n", &n.b, "link", "set", "vb", "down"]);
     assert!(
@@ -410,14 +422,7 @@ fn slowed_writer_drops_are_counted() {
         sent,
         "tcpreplay's frames: delivered or refused"
     );
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let s = c.status();
-            s.packets_captured + s.packets_dropped >= delivered && s.packets_pending == 0
-        }),
-        "the capture did not account for the {delivered} frames delivered: {:?}",
-        c.status()
-    );
+    wait_accounted(&c, delivered);
     let st = c.stop().unwrap();
     let s = st.status;
     assert!(s.dropped_queue > 0, "expected queue drops: {s:?}");
@@ -426,10 +431,7 @@ fn slowed_writer_drops_are_counted() {
     let got = stored_frames(&store, &st.sealed.name);
     assert_eq!(got.len() as u64, s.packets_captured);
     // What was kept is byte-exact.
-    for g in &got {
-        let id = u32::from_be_bytes(g.2[g.2.len() - 4..].try_into().unwrap()) as usize;
-        assert_eq!(&g.2, &frames[id]);
-    }
+    assert_kept_intact(&got, &frames);
 }
 
 /// A ring source whose reader does not read while `stall` is set, as a capture thread
@@ -493,18 +495,7 @@ fn a_full_ring_drops_in_the_kernel_and_counts_every_drop() {
         ring,
         stall: stall.clone(),
     };
-    let sink = StoreSink::create(&store, "kdrop", 1, 262144, "capture:vb", 1 << 20).unwrap();
-    let cfg = PipelineConfig {
-        sysfs: n.sysfs_b(),
-        ..PipelineConfig::default()
-    };
-    let c = Capture::start_with(
-        vec![Box::new(src)],
-        Box::new(sink),
-        &cfg,
-        Arc::new(Counters::new()),
-    )
-    .unwrap();
+    let c = start(&n, &store, "kdrop", vec![Box::new(src)]);
     let tx0 = n.va_stat("tx_packets");
     n.replay(&pcap, &["--pps=50000"]);
     let delivered = n.va_stat("tx_packets") - tx0;
@@ -515,14 +506,7 @@ fn a_full_ring_drops_in_the_kernel_and_counts_every_drop() {
     );
     // The reader catches up: it takes what the ring holds, the kernel reports the rest.
     stall.store(false, Ordering::Relaxed);
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let s = c.status();
-            s.packets_captured + s.packets_dropped >= delivered && s.packets_pending == 0
-        }),
-        "the capture did not account for the {delivered} frames delivered: {:?}",
-        c.status()
-    );
+    wait_accounted(&c, delivered);
     let st = c.stop().unwrap();
     let s = st.status;
     eprintln!(
@@ -536,8 +520,5 @@ fn a_full_ring_drops_in_the_kernel_and_counts_every_drop() {
     assert_eq!(s.packets_dropped, s.dropped_kernel, "no other loss: {s:?}");
     let got = stored_frames(&store, &st.sealed.name);
     assert_eq!(got.len() as u64, s.packets_captured);
-    for g in &got {
-        let id = u32::from_be_bytes(g.2[g.2.len() - 4..].try_into().unwrap()) as usize;
-        assert_eq!(&g.2, &frames[id]);
-    }
+    assert_kept_intact(&got, &frames);
 }
