@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh Debian machine, then runs every test.
 # Root (or sudo) is needed to install packages and for the network-namespace tests;
-# without root those tests print why they skip.
+# without root those tests skip (outside CI) and the last line says which.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,25 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# What the suite expects of the machine. Under CI (CI=true) a missing piece fails the run
+# here, naming it, and every test that needs it would fail too (crates/testkit); elsewhere
+# those tests skip, and the summary at the end lists them.
+corpus=${WIRECAP_CORPUS:-../shared/corpus}
+lacking=()
+[[ $(id -u) -eq 0 ]] || lacking+=("root (network namespaces, AF_PACKET rings, tmpfs mounts)")
+for t in tcpdump tshark tcpreplay chromium trafgen ip; do
+  command -v "$t" >/dev/null || lacking+=("$t")
+done
+[[ -f $corpus/MANIFEST.tsv ]] || lacking+=("the corpus at $corpus (set WIRECAP_CORPUS)")
+if ((${#lacking[@]})); then
+  if [[ ${CI:-} == true ]]; then
+    printf 'CI=true and this machine lacks:\n' >&2
+    printf '  - %s\n' "${lacking[@]}" >&2
+    exit 1
+  fi
+  printf 'note: without %s the tests that need them skip\n' "$(IFS=,; echo "${lacking[*]}")"
+fi
+
 # Node.js runs the browser tests and npm fetches the UI's packages (preact, htm, uplot,
 # playwright-core) from package-lock.json; the machine image has Node 20, else Debian's.
 if ! command -v npm >/dev/null; then
@@ -25,11 +44,18 @@ if ! command -v npm >/dev/null; then
 fi
 (cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
 
-# The corpus lives beside the checkout (../shared/corpus); say so if it is elsewhere.
-if [[ -z ${WIRECAP_CORPUS:-} && ! -f ../shared/corpus/MANIFEST.tsv ]]; then
-  echo "note: ../shared/corpus not found; corpus tests will skip (set WIRECAP_CORPUS)"
-fi
-
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
-cargo test --workspace -q
+
+# Every skip is appended to this log by the test that skipped (crates/testkit).
+skips=$(mktemp)
+trap 'rm -f "$skips"' EXIT
+rc=0
+WIRECAP_SKIP_LOG=$skips cargo test --workspace -q || rc=$?
+if [[ -s $skips ]]; then
+  n=$(wc -l <"$skips")
+  echo "skipped $n test(s): $(sed 's/^SKIP //' "$skips" | sort | paste -sd ';' | sed 's/;/; /g')"
+else
+  echo "skipped 0 tests"
+fi
+exit "$rc"

@@ -69,8 +69,7 @@ fn tcpdump_count(file: &Path, expr: &str) -> usize {
 
 #[test]
 fn ip6_on_null_and_loop_matches_tcpdump() {
-    if Command::new("tcpdump").arg("--version").output().is_err() {
-        eprintln!("SKIP: tcpdump is not installed");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let packets: Vec<(u32, Vec<u8>)> = vec![

@@ -173,9 +173,6 @@ fn kind_matches(kind: &ErrorKind, tcpdump: &str) -> bool {
 #[test]
 fn every_manifest_row() {
     let Some(corpus) = common::corpus_dir() else {
-        eprintln!(
-            "SKIP: corpus not found (set WIRECAP_CORPUS, or put it at <repo>/../shared/corpus)"
-        );
         return;
     };
     let rows = common::manifest(&corpus);

@@ -169,11 +169,10 @@ fn sample(rows: &[common::Row]) -> Vec<&common::Row> {
 #[test]
 fn copies_print_like_the_original() {
     if !Path::new(TCPDUMP).exists() {
-        eprintln!("SKIP: {TCPDUMP} is not installed");
+        wirecap_testkit::skip(&format!("needs {TCPDUMP}"));
         return;
     }
     let Some(corpus) = common::corpus_dir() else {
-        eprintln!("SKIP: corpus not found (set WIRECAP_CORPUS)");
         return;
     };
     let rows = common::manifest(&corpus);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod support;
-use support::{corpus, have, ok};
+use support::ok;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 
@@ -110,15 +110,8 @@ fn exprs(corpus: &Path, per_category: usize) -> Vec<String> {
 }
 
 fn setup() -> Option<PathBuf> {
-    let Some(c) = corpus() else {
-        eprintln!("skipped: corpus not found (set WIRECAP_CORPUS)");
-        return None;
-    };
-    if !have("tcpdump") {
-        eprintln!("skipped: tcpdump is not installed");
-        return None;
-    }
-    Some(c)
+    let c = wirecap_testkit::require_corpus()?;
+    wirecap_testkit::require_tool("tcpdump").then_some(c)
 }
 
 /// `wirecap filter --bpf EXPR -r F -w OUT` selects what `tcpdump -r F -w OUT EXPR` does,
@@ -529,7 +522,7 @@ fn analysis_totals_equal_tcpdump_and_tshark() {
         .collect();
     assert_eq!(series, per_sec);
     // Talkers: tshark's IPv4 conversations (frames per address pair).
-    if have("tshark") {
+    if wirecap_testkit::require_tool("tshark") {
         let o = Command::new("tshark")
             .arg("-r")
             .arg(&f)

@@ -8,19 +8,10 @@ use std::path::{Path, PathBuf};
 
 use wirecap_pcap::CaptureReader;
 
-/// The shared corpus: `$WIRECAP_CORPUS`, else `<workspace>/../shared/corpus`. `None`
-/// (and a printed reason) when it is absent, so the caller can skip.
+/// The shared corpus (see [`wirecap_testkit::corpus_dir`]); `None` after recording a
+/// skip (a failure under CI).
 pub fn corpus_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("WIRECAP_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-    };
-    if dir.join("bpf-oracle.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: no corpus at {} (set WIRECAP_CORPUS)", dir.display());
-        None
-    }
+    wirecap_testkit::require_corpus()
 }
 
 /// One packet, owned.
@@ -81,16 +72,9 @@ pub fn write_pcap(path: &Path, link: wirecap_pcap::LinkType, pkts: &[Pkt]) {
     w.into_inner().flush().expect("flush");
 }
 
-/// True when `/usr/bin/<tool>` (or `<tool>` on PATH) runs; prints why not otherwise.
+/// True when `tool` is installed; otherwise records a skip (a failure under CI).
 pub fn have_tool(tool: &str) -> bool {
-    let ok = std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: `{tool}` is not installed");
-    }
-    ok
+    wirecap_testkit::require_tool(tool)
 }
 
 /// `tcpdump -r FILE --count EXPR`: the number of packets tcpdump's filter accepts.

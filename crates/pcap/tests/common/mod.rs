@@ -4,16 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// `$WIRECAP_CORPUS`, else the first `shared/corpus` found beside an ancestor of this
-/// crate (the repository is `<x>/main` or a CI clone, with `<x>/shared` next to it).
+/// The shared corpus (see [`wirecap_testkit::corpus_dir`]); `None` after recording a
+/// skip (a failure under CI).
 pub fn corpus_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("WIRECAP_CORPUS") {
-        return Some(PathBuf::from(dir));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared").join("corpus"))
-        .find(|c| c.join("MANIFEST.tsv").is_file())
+    wirecap_testkit::require_corpus()
 }
 
 #[derive(Debug, Clone)]
