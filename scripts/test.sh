@@ -23,7 +23,7 @@ if ! command -v npm >/dev/null; then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 fi
-(cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
+(cd crates/http/ui && npm ci --no-audit --no-fund --loglevel=error)
 
 # The corpus lives beside the checkout (../shared/corpus); say so if it is elsewhere.
 if [[ -z ${WIRECAP_CORPUS:-} && ! -f ../shared/corpus/MANIFEST.tsv ]]; then

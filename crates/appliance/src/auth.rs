@@ -147,7 +147,7 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
     } else {
         Err(UserError::InvalidName(format!(
             "user name {:?}: use 1 to 32 letters, digits, '_', '.' or '-', starting with a letter or '_'",
-            crate::query::short(name)
+            crate::short(name)
         )))
     }
 }
@@ -180,7 +180,7 @@ fn find_in<'a>(users: &'a [User], name: &str) -> Result<&'a User, UserError> {
     users
         .iter()
         .find(|u| u.name == name)
-        .ok_or_else(|| UserError::NoSuchUser(crate::query::short(name).into_owned()))
+        .ok_or_else(|| UserError::NoSuchUser(crate::short(name).into_owned()))
 }
 
 fn admins_in(users: &[User]) -> usize {

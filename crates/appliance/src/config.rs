@@ -24,7 +24,7 @@
 //! capture_mode = "inline"         # ingress | egress | inline | both
 //!
 //! [log]
-//! level = "info"                  # or a tracing filter such as "wirecap_server=debug,info"
+//! level = "info"                  # or a tracing filter such as "wirecap_appliance=debug,info"
 //!
 //! [update]                        # software update (see `crate::update`)
 //! trusted_keys = ["base64…"]      # public keys from `wirecap release keygen`
@@ -57,6 +57,8 @@ use wirecap_forward::{CaptureMode, ForwardTable, Inline, Pair, TableError};
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "wirecap.toml";
+/// Log files are kept here inside the data directory, one per day, two weeks of them.
+pub const LOG_DIR: &str = "log";
 /// The listener used when neither `--http` nor `--https` nor the config names one.
 pub const DEFAULT_HTTPS: &str = "0.0.0.0:8443";
 /// Packets per second of the synthetic source when nothing else is configured.
@@ -261,7 +263,7 @@ impl FileConfig {
             tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
                 KeyError::new(
                     &["log", "level"],
-                    format!("{level:?} is not a log level or tracing filter ({e}); e.g. \"info\" or \"wirecap_server=debug,info\""),
+                    format!("{level:?} is not a log level or tracing filter ({e}); e.g. \"info\" or \"wirecap_appliance=debug,info\""),
                 )
             })?;
         }

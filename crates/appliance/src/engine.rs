@@ -17,8 +17,8 @@ use wirecap_capture::{Capture, Counters, PipelineConfig, Status, Summarizer};
 use wirecap_forward::afpacket::ForwarderHandle;
 use wirecap_store::Store;
 
-use crate::appliance::StatusFigures;
 use crate::config::SourceChoice;
+use crate::manual::StatusFigures;
 
 /// Why a capture could not be started or stopped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

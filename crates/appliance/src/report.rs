@@ -71,7 +71,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
 pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient, ReportError> {
     s.trim()
         .parse::<age::x25519::Recipient>()
-        .map_err(|_| ReportError::Recipient(crate::query::short(s).into_owned()))
+        .map_err(|_| ReportError::Recipient(crate::short(s).into_owned()))
 }
 
 /// Steps done out of [`STEPS`], and the one under way.
@@ -285,7 +285,7 @@ impl Read for Positioned<'_> {
 
 /// The log files, newest first, at most [`MAX_LOG_BYTES`] in all (tails of files).
 fn logs(dir: &Path) -> Vec<(String, Content)> {
-    let log_dir = dir.join(crate::server::LOG_DIR);
+    let log_dir = dir.join(crate::config::LOG_DIR);
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&log_dir)
         .map(|rd| {
             rd.flatten()
@@ -338,14 +338,18 @@ fn users(dir: &Path) -> Value {
 
 fn streams(dir: &Path) -> Value {
     match wirecap_store::Store::open(dir).and_then(|s| s.list()) {
-        Ok(list) => json!(list.iter().map(crate::app::stream_json).collect::<Vec<_>>()),
+        Ok(list) => json!(
+            list.iter()
+                .map(crate::json::stream_json)
+                .collect::<Vec<_>>()
+        ),
         Err(e) => json!({"error": e.to_string()}),
     }
 }
 
 fn interfaces() -> Value {
     match wirecap_capture::link::Sysfs::default().list() {
-        Ok(list) => json!(list.iter().map(crate::app::link_json).collect::<Vec<_>>()),
+        Ok(list) => json!(list.iter().map(crate::json::link_json).collect::<Vec<_>>()),
         Err(e) => json!({"error": e.to_string()}),
     }
 }
@@ -403,7 +407,7 @@ fn system(input: &Input) -> Value {
     let uptime_s = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
-    let df = crate::api_ui::disk_space(&input.dir).map(|(total, free)| {
+    let df = crate::retention::disk_space(&input.dir).map(|(total, free)| {
         json!({"path": input.dir, "total_bytes": total, "free_bytes": free, "used_bytes": total - free})
     });
     json!({
@@ -574,7 +578,7 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     };
 
     progress.start("archive");
-    let list_text = filelist(&files).map_err(io_at(&input.dir.join(crate::server::LOG_DIR)))?;
+    let list_text = filelist(&files).map_err(io_at(&input.dir.join(crate::config::LOG_DIR)))?;
     files.push((
         "filelist".into(),
         Content::Bytes(list_text.clone().into_bytes()),

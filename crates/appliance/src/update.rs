@@ -34,24 +34,15 @@
 //! selection survives a reboot and a bad one is still undone.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wirecap_store::now_ns;
 use wirecap_store::timefmt::rfc3339;
 
-use crate::app::Shared;
-use crate::auth::{Identity, Role};
 use crate::config::write_atomically;
-use crate::error::ApiError;
 use crate::release::{self, ReleaseError, Signed};
 
 /// Folder of the installed releases and the update state, inside the data directory.
@@ -198,7 +189,7 @@ impl Releases {
         read_json(&self.file("healthy"))
     }
 
-    fn ensure_dir(&self) -> Result<(), UpdateError> {
+    pub fn ensure_dir(&self) -> Result<(), UpdateError> {
         std::fs::create_dir_all(&self.dir).map_err(io(self.dir.display().to_string()))
     }
 
@@ -547,6 +538,39 @@ fn has_not_exited(pid: u32) -> bool {
 }
 
 /// Whether `pid` runs a wirecap binary (a reused pid after a reboot would not).
+impl Releases {
+    /// What the update page shows: installed releases, the running and the selected one,
+    /// a pending restart, the last 50 events of the history.
+    pub fn overview(&self) -> Value {
+        let me = running();
+        let selected = self.selected();
+        let releases: Vec<Value> = self
+            .installed()
+            .into_iter()
+            .map(|(version, info)| {
+                let bin = self.dir().join(&version).join(release::BINARY);
+                let mut v = release_json(&version, &info);
+                v["running"] = json!(same_file(&bin, &me.path));
+                v["selected"] = json!(selected.as_ref().is_some_and(|s| same_file(&s.path, &bin)));
+                v
+            })
+            .collect();
+        json!({
+            "running": {
+                "version": me.version,
+                "path": me.path,
+                "pid": std::process::id(),
+                "managed": me.path.starts_with(self.dir()),
+            },
+            "selected": selected,
+            "pending": self.pending().map(|p| json!({"version": p.target.version, "since": rfc3339(p.started_ns)})),
+            "healthy": self.healthy(),
+            "releases": releases,
+            "history": self.history(50),
+        })
+    }
+}
+
 fn is_wirecap(pid: u32) -> bool {
     std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.file_name().is_some_and(|n| n == release::BINARY))
@@ -619,261 +643,6 @@ pub fn watchdog(data: &Path) -> Result<(), String> {
         "rolled back, but cannot exec {}: {err}",
         p.previous.path.display()
     ))
-}
-
-// ─── HTTP ────────────────────────────────────────────────────────────────────────────
-
-/// One upload at a time: each one holds a whole binary on disk.
-static UPLOADING: AtomicBool = AtomicBool::new(false);
-
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/releases", get(list).post(upload))
-        .route("/api/v1/releases/{version}/activate", post(activate))
-}
-
-/// The update routes for the OpenAPI document.
-pub fn openapi_paths() -> Vec<(&'static str, Value)> {
-    let err = json!({"$ref": "#/components/responses/ApiError"});
-    vec![
-        (
-            "/api/v1/releases",
-            json!({
-                "get": {"summary": "Installed releases, the running and selected one, a pending restart, the update history",
-                        "responses": {"200": {"description": "Releases"}}},
-                "post": {"summary": "Upload a release archive (admin): wirecap-VERSION.tar.gz from `wirecap release pack`, as Content-Type: application/gzip; checked (checksum, signature, ELF, --version) before it is installed",
-                         "requestBody": {"required": true, "content": {"application/gzip": {}}},
-                         "responses": {"201": {"description": "Installed"}, "200": {"description": "Already installed (same binary)"},
-                                       "403": err, "409": err, "413": err, "415": err, "422": err}},
-            }),
-        ),
-        (
-            "/api/v1/releases/{version}/activate",
-            json!({
-                "post": {"summary": "Select a release and restart into it (admin): seals the capture, answers 202, re-executes; rolled back unless healthy within [update] health_timeout_secs. Send Content-Type: application/json",
-                         "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
-                         "responses": {"202": {"description": "Restarting; retry after Retry-After seconds"}, "403": err, "404": err, "409": err, "415": err}},
-            }),
-        ),
-    ]
-}
-
-fn admin(id: Option<&Identity>) -> Result<(), ApiError> {
-    match id {
-        Some(i) if i.role == Role::Admin => Ok(()),
-        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "this needs the admin role").api()),
-    }
-}
-
-fn api_err(e: UpdateError) -> ApiError {
-    let status = match &e {
-        UpdateError::Release(ReleaseError::Io { .. }) | UpdateError::Io { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-        UpdateError::Release(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        UpdateError::NotInstalled(_) => StatusCode::NOT_FOUND,
-        UpdateError::Conflict(_) => StatusCode::CONFLICT,
-    };
-    ApiError::new(status, e.to_string()).api()
-}
-
-fn json_resp(status: StatusCode, v: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(v).unwrap_or_default(),
-    )
-        .into_response()
-}
-
-async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
-    let r = Releases::new(&app.settings.data);
-    let v = tokio::task::spawn_blocking(move || {
-        let me = running();
-        let selected = r.selected();
-        let releases: Vec<Value> = r
-            .installed()
-            .into_iter()
-            .map(|(version, info)| {
-                let bin = r.dir().join(&version).join(release::BINARY);
-                let mut v = release_json(&version, &info);
-                v["running"] = json!(same_file(&bin, &me.path));
-                v["selected"] = json!(selected.as_ref().is_some_and(|s| same_file(&s.path, &bin)));
-                v
-            })
-            .collect();
-        json!({
-            "running": {
-                "version": me.version,
-                "path": me.path,
-                "pid": std::process::id(),
-                "managed": me.path.starts_with(r.dir()),
-            },
-            "selected": selected,
-            "pending": r.pending().map(|p| json!({"version": p.target.version, "since": rfc3339(p.started_ns)})),
-            "healthy": r.healthy(),
-            "releases": releases,
-            "history": r.history(50),
-        })
-    })
-    .await
-    .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
-    Ok(json_resp(StatusCode::OK, &v))
-}
-
-/// Resets [`UPLOADING`] however the upload ends.
-struct UploadSlot;
-impl Drop for UploadSlot {
-    fn drop(&mut self) {
-        UPLOADING.store(false, Ordering::Release);
-    }
-}
-
-async fn upload(
-    State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    admin(id.as_deref())?;
-    // Not a type an HTML form can send: a cross-site form cannot post an archive.
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ![
-        "application/gzip",
-        "application/x-gzip",
-        "application/octet-stream",
-    ]
-    .iter()
-    .any(|t| ct.trim_start().starts_with(t))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the release archive as Content-Type: application/gzip",
-        )
-        .api());
-    }
-    let limit = app
-        .settings
-        .update
-        .max_upload_mb
-        .unwrap_or(DEFAULT_MAX_UPLOAD_MB)
-        << 20;
-    let announced: Option<u64> = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let too_big = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "a release archive may be at most {} MiB ([update] max_upload_mb)",
-                limit >> 20
-            ),
-        )
-        .api()
-    };
-    if announced.is_some_and(|n| n > limit) {
-        return Err(too_big());
-    }
-    if UPLOADING.swap(true, Ordering::AcqRel) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "another upload is in progress").api());
-    }
-    let _slot = UploadSlot;
-    let r = Releases::new(&app.settings.data);
-    r.ensure_dir().map_err(api_err)?;
-    let path = r
-        .dir()
-        .join(format!(".upload-{}.tar.gz", std::process::id()));
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())).api())?;
-    let mut file = tokio::io::BufWriter::new(file);
-    let mut body = req.into_body().into_data_stream();
-    let mut n = 0u64;
-    let streamed: Result<(), ApiError> = async {
-        use tokio::io::AsyncWriteExt;
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad_request(format!("upload cut short: {e}")).api())?;
-            n += chunk.len() as u64;
-            if n > limit {
-                return Err(too_big());
-            }
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())
-    }
-    .await;
-    drop(file);
-    if let Err(e) = streamed {
-        let _ = std::fs::remove_file(&path);
-        return Err(e);
-    }
-    if n == 0 {
-        let _ = std::fs::remove_file(&path);
-        return Err(ApiError::bad_request("empty body: send a release archive").api());
-    }
-    let trusted = app.settings.update.trusted_keys.clone();
-    let require = app.settings.update.require_signature;
-    let res = tokio::task::spawn_blocking(move || r.install(&path, &trusted, require))
-        .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
-    match res {
-        Ok((v, true)) => Ok(json_resp(StatusCode::CREATED, &v)),
-        Ok((v, false)) => Ok(json_resp(StatusCode::OK, &v)),
-        Err(e) => Err(api_err(e)),
-    }
-}
-
-async fn activate(
-    State(app): State<Shared>,
-    id: Option<axum::Extension<Identity>>,
-    UrlPath(version): UrlPath<String>,
-    headers: axum::http::HeaderMap,
-) -> Result<Response, ApiError> {
-    admin(id.as_deref())?;
-    crate::app::require_json(&headers)?;
-    let timeout = app.settings.update.health_timeout();
-    let r = Releases::new(&app.settings.data);
-    let target = r.target(&version).map_err(api_err)?;
-    // Seal first, so the answer can say what was sealed and the restart loses nothing.
-    let engine = app.engine.clone();
-    let sealed = tokio::task::spawn_blocking(move || {
-        let stream = engine
-            .capture_info()
-            .stored
-            .filter(|_| engine.capture_info().active);
-        engine.shutdown();
-        stream
-    })
-    .await
-    .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
-    let answer = json!({
-        "restarting": target.version,
-        "sealed": sealed,
-        "retry_after_secs": 2,
-        "health_timeout_secs": timeout.as_secs(),
-    });
-    tokio::spawn(async move {
-        // Let the 202 reach the client before the process image is replaced.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let err = tokio::task::spawn_blocking(move || r.select_and_restart(&target, timeout)).await;
-        tracing::error!("restart failed, still running the previous release: {err:?}");
-    });
-    let mut resp = json_resp(StatusCode::ACCEPTED, &answer);
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("2"),
-    );
-    Ok(resp)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Who may do what: every request is classified here, once, by method and path, and the
-//! guard in [`crate::app`] refuses a viewer anything that is not a read.
+//! guard in [`crate::guard`] refuses a viewer anything that is not a read.
 //!
 //! The rule is fail-closed: a `GET`/`HEAD` is a read, every other method is a write, and
 //! the exceptions are listed in this file: the manual's `GET /sysmaster/capture_start`
@@ -15,7 +15,7 @@
 
 use axum::http::Method;
 
-use crate::auth::{Identity, Role};
+use wirecap_appliance::auth::{Identity, Role};
 
 /// What a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +52,18 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// Routes the guard lets through without credentials: the UI's files (its login page and
+/// its code) and the login itself.
+fn is_public(method: &Method, path: &str) -> bool {
+    path == "/"
+        || path == "/index.html"
+        || path.starts_with("/ui/")
+        || (path == "/api/v1/session" && *method == Method::POST)
+}
+
 /// The access `method path` needs.
 pub fn classify(method: &Method, path: &str) -> Access {
-    if crate::ui::is_public(path) || crate::session::is_public(method, path) {
+    if is_public(method, path) {
         return Access::Public;
     }
     if matches!(*method, Method::GET | Method::HEAD) {
@@ -150,5 +159,15 @@ mod tests {
         assert!(allows(&Access::Account("bob".into()), &viewer));
         assert!(!allows(&Access::Account("root".into()), &viewer));
         assert!(allows(&Access::Account("bob".into()), &admin));
+    }
+
+    #[test]
+    fn only_the_login_and_the_uis_files_are_public() {
+        assert!(is_public(&Method::POST, "/api/v1/session"));
+        assert!(!is_public(&Method::GET, "/api/v1/session"));
+        assert!(!is_public(&Method::DELETE, "/api/v1/session"));
+        assert!(!is_public(&Method::POST, "/api/v1/capture/start"));
+        assert!(is_public(&Method::GET, "/ui/src/main.js"));
+        assert!(!is_public(&Method::GET, "/uix"));
     }
 }

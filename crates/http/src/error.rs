@@ -1,51 +1,15 @@
-//! Errors: [`Error`] for setting the server up, [`ApiError`] for answering a request.
-
-use std::path::PathBuf;
+//! [`ApiError`]: how a request that cannot be answered is answered, and the one mapping
+//! of each domain error to an HTTP status (`impl From<…> for ApiError`, here at the edge).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::appliance::ApplianceJson;
-
-/// What can stop the server from starting.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config {path}: {why}")]
-    Config { path: PathBuf, why: String },
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("users file {path}: {why}")]
-    Users { path: PathBuf, why: String },
-    #[error("store: {0}")]
-    Store(#[from] wirecap_store::Error),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-}
-
-pub(crate) trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T, Error>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T, Error> {
-        self.map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })
-    }
-}
+use wirecap_appliance::auth::UserError;
+use wirecap_appliance::engine::EngineError;
+use wirecap_appliance::manual::ApplianceJson;
+use wirecap_appliance::release::ReleaseError;
+use wirecap_appliance::report::ReportError;
+use wirecap_appliance::update::UpdateError;
 
 /// How an error is rendered: the manual's `{"Status":false,"Str":"…"}`, or the JSON
 /// API's `{"error":"…","status":N}`.
@@ -114,6 +78,72 @@ impl From<wirecap_store::Error> for ApiError {
             tracing::error!("store: {e}");
             return Self::internal("the store failed to read this stream; see the server log");
         }
+        Self::new(status, e.to_string())
+    }
+}
+
+/// `e` as an error of the JSON API (`.map_err(api)`).
+pub(crate) fn api(e: impl Into<ApiError>) -> ApiError {
+    e.into().api()
+}
+
+/// The status of an engine error: the manual's capture answers use it too.
+pub(crate) fn engine_status(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::AlreadyRunning(_) | EngineError::NotRunning | EngineError::StreamExists(_) => {
+            StatusCode::CONFLICT
+        }
+        EngineError::InvalidName(_) => StatusCode::BAD_REQUEST,
+        EngineError::NoInterface(_) => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::NoPermission(_) => StatusCode::FORBIDDEN,
+        EngineError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::new(engine_status(&e), e.to_string())
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        let status = match &e {
+            UserError::InvalidName(_) | UserError::WeakPassword(_) => StatusCode::BAD_REQUEST,
+            UserError::Exists(_) | UserError::LastAdmin(_) => StatusCode::CONFLICT,
+            UserError::NoSuchUser(_) => StatusCode::NOT_FOUND,
+            UserError::Store(inner) => {
+                tracing::error!("users: {inner}");
+                return Self::internal("cannot save the users; see the server log");
+            }
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Recipient(_) => Self::bad_request(e.to_string()),
+            ReportError::Busy(_) => Self::conflict(e.to_string()),
+            other => {
+                tracing::error!("report: {other}");
+                Self::internal("cannot make the report; see the server log")
+            }
+        }
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        let status = match &e {
+            UpdateError::Release(ReleaseError::Io { .. }) | UpdateError::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            UpdateError::Release(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UpdateError::NotInstalled(_) => StatusCode::NOT_FOUND,
+            UpdateError::Conflict(_) => StatusCode::CONFLICT,
+        };
         Self::new(status, e.to_string())
     }
 }

@@ -1,60 +1,62 @@
-//! The wirecap appliance server: one process that runs the capture engine and serves it
-//! over HTTP(S).
+//! wirecap's HTTP edge: the manual's routes and the JSON API over the appliance, behind one
+//! guard, on one listener (HTTP and/or HTTPS).
 //!
 //! ```text
-//!   curl / scripts / UI ──HTTP(S)──► guard (limits, Basic auth + per-IP backoff, role (access), access log, metrics)
-//!                                        │
-//!        ┌───────────────────────────────┼─────────────────────────────┐
-//!   /sysmaster/* ──► engine        /plain/* ──► appliance (pure text)   /pcap/*, /api/v1/*/pcap ──► download
-//!   (capture start/stop, counters)  /api/v1/* ──► JSON                  (store ─► filter ─► pcap/pcapng ─► gzip/zstd)
+//!   curl / scripts / UI ──HTTP(S)──► serve (listener, TLS) ──► router (the one route table)
+//!                                                                  │
+//!                       guard: limits, Basic auth or session + CSRF (csrf), the role (access),
+//!                              access log, request metric
+//!                                                                  │
+//!        ┌──────────────┬─────────────┬──────────────┬─────────────┴──┬───────────────────┐
+//!   routes/manual  routes/streams  routes/capture  routes/ops, admin,  routes/ui, session,
+//!   (/sysmaster,   (/api/v1/       (capture,       update, meta        assets (the UI)
+//!    /plain,/pcap)  streams…)       forward…)
+//!        └──── shared: respond (responses, blocking), error (ApiError and the mapping of
+//!              every domain error), query, download (Range, formats, compression), state
+//!                                                                  │
+//!                                                                  ▼
+//!                         wirecap-appliance (engine, config, users, ops, report, update…)
 //! ```
 //!
-//! What it owns: the manual's routes, byte for byte ([`appliance`] holds the formats as pure
-//! functions, tested against the manual's examples), the JSON API and its OpenAPI document
-//! ([`openapi`]), users and authentication ([`auth`]), TLS ([`tls`]), configuration
-//! ([`config`]), metrics ([`metrics`]), streaming downloads with Range and compression
-//! ([`download`]), the capture engine's lifecycle ([`engine`]), who may do what
-//! ([`access`]: one rule for every route), the appliance's own administration (users in
-//! [`auth`], [`hostname`], system [`report`]s, their routes in [`api_admin`]), the inline
-//! forwarder's API shape ([`forward`]), and the browser UI: its
-//! embedded files ([`ui`]), session login with CSRF tokens ([`session`]) and the paged,
-//! compact JSON it reads ([`api_ui`]); software update: release archives ([`release`]),
-//! installing, restarting into and rolling back releases ([`update`]).
+//! What it owns: the route table ([`router`]), the guard ([`guard`]), who may do what
+//! ([`access`]: one rule for every route), the CSRF check of browser sessions ([`csrf`]),
+//! the error answers and the one mapping of each domain error to a status ([`error`]),
+//! response helpers ([`respond`]), query strings ([`query`]), streaming downloads with
+//! Range and compression ([`download`]), the OpenAPI document ([`openapi`]), the handlers
+//! one module per family ([`routes`]), the UI's embedded files (`ui/`, served by
+//! [`routes::assets`]), TLS ([`tls`]) and the listener ([`serve`]). The manual's text
+//! formats are the appliance's ([`wirecap_appliance::manual`]): they are what the
+//! appliance answers whatever carries them, the engine and the metrics build on them, and
+//! they stay pure functions tested against the manual's examples.
 //!
-//! What it never does: parse packets (filters are `wirecap-filter`'s), touch the store's
-//! files other than through `wirecap-store`, answer a request without credentials (but
-//! the UI's login page, its code and the login itself), or
-//! let a stream name from a URL reach the file system before the store validated it.
+//! What it never does: decide anything the appliance decides (a handler parses the
+//! request, calls `wirecap-appliance` or the store, and shapes the answer), register a
+//! route anywhere but [`router`], let a route module import another one, answer a
+//! request without credentials (but the UI's login page, its code and the login itself),
+//! or let a stream name from a URL reach the file system before the store validated it.
+//!
+//! Where things go: a new route is one line in [`router`] and a handler in the
+//! `routes/` module of its family (a new family is a new module there); a route that is
+//! not a plain read or admin-only write is listed in [`access`]; its OpenAPI entry goes in
+//! [`openapi`]. A new API field goes where its answer is built: the route module, or
+//! `wirecap_appliance::json` for the shapes the system report shares. A new ops feature
+//! lives in `wirecap-appliance`; only its routes come here.
 
 pub mod access;
-pub mod api_admin;
-pub mod api_ops;
-pub mod api_ui;
-pub mod app;
-pub mod appliance;
-pub mod auth;
-pub mod catalog;
-pub mod config;
+pub mod csrf;
 pub mod download;
-pub mod engine;
 pub mod error;
-pub mod forward;
-pub mod hostname;
-pub mod metrics;
+pub mod guard;
 pub mod openapi;
-pub mod operations;
 pub mod query;
-pub mod release;
-pub mod report;
-pub mod retention;
-pub mod schedule;
-pub mod scheduler;
-pub mod server;
-pub mod session;
+pub mod respond;
+pub mod router;
+pub mod routes;
+pub mod serve;
+pub mod state;
 pub mod tls;
-pub mod ui;
-pub mod update;
 
-pub use config::{ServeArgs, SourceChoice};
-pub use error::{ApiError, Error};
-pub use server::run;
+pub use error::ApiError;
+pub use router::router;
+pub use serve::run;
+pub use state::{AppState, Shared};

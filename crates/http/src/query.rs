@@ -3,7 +3,7 @@
 //! manual's own links end in `&`) are allowed. Unknown keys are ignored, as the appliance
 //! does, so that scripts which add their own parameters keep working.
 
-use std::borrow::Cow;
+use wirecap_appliance::short;
 
 use crate::error::ApiError;
 
@@ -107,15 +107,6 @@ impl Query {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(ApiError::bad_request(format!("missing parameter {key}"))),
         }
-    }
-}
-
-/// At most 64 characters of user text, for error messages.
-pub fn short(s: &str) -> Cow<'_, str> {
-    if s.chars().count() <= 64 {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(s.chars().take(64).chain("…".chars()).collect())
     }
 }
 

@@ -10,21 +10,21 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use wirecap_store::Store;
 
-use crate::app::{AppState, router};
-use crate::auth::{AdminLogin, Authenticator, Users};
-use crate::config::{FileConfig, ServeArgs, Settings, SourceChoice};
+use wirecap_appliance::auth::{AdminLogin, Authenticator, Users};
+use wirecap_appliance::config::{FileConfig, LOG_DIR, ServeArgs, Settings, SourceChoice};
+use wirecap_appliance::engine::Engine;
+use wirecap_appliance::error::{Error, IoContext};
+use wirecap_appliance::metrics::Metrics;
+use wirecap_appliance::operations::Operations;
+use wirecap_appliance::update::Releases;
+
 use crate::download::Slots;
-use crate::engine::Engine;
-use crate::error::{Error, IoContext};
-use crate::metrics::Metrics;
-use crate::operations::Operations;
+use crate::router::router;
+use crate::state::AppState;
 use crate::tls;
-use crate::update::Releases;
 
 /// Environment variable with the admin password for the first start.
 pub const ADMIN_PASSWORD_ENV: &str = "WIRECAP_ADMIN_PASSWORD";
-/// Log files are kept here inside the data directory, one per day, two weeks of them.
-pub const LOG_DIR: &str = "log";
 
 /// Logs to stderr and to `DIR/log/wirecap.YYYY-MM-DD.log`. Keep the guard alive.
 pub fn init_logging(
@@ -102,7 +102,7 @@ fn shown(addr: SocketAddr, scheme: &str) -> String {
 pub fn run(args: ServeArgs) -> Result<(), Error> {
     let dir = args.data.clone();
     std::fs::create_dir_all(&dir).at(&dir)?;
-    crate::config::cleanup_temp_files(&dir);
+    wirecap_appliance::config::cleanup_temp_files(&dir);
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;
@@ -152,7 +152,7 @@ fn limit_header_time(
 /// Starts the inline forwarder on the capture interface.
 fn start_forwarder(
     source: &SourceChoice,
-    f: &crate::config::ForwardChoice,
+    f: &wirecap_appliance::config::ForwardChoice,
 ) -> Result<wirecap_forward::afpacket::ForwarderHandle, Error> {
     let SourceChoice::Interface(interface) = source else {
         return Err(Error::Other(
@@ -203,15 +203,15 @@ async fn serve(
         None => None,
     };
     let engine = Arc::new(engine);
-    let hostname = crate::hostname::effective(settings.hostname.as_deref());
+    let hostname = wirecap_appliance::hostname::effective(settings.hostname.as_deref());
     if let Some(h) = &settings.hostname {
         // The configured name wins over the OS's after a reboot too, when allowed.
-        match crate::hostname::apply_to_os(
+        match wirecap_appliance::hostname::apply_to_os(
             h,
             settings.apply_hostname_to_os,
-            Path::new(crate::hostname::ETC_HOSTNAME),
+            Path::new(wirecap_appliance::hostname::ETC_HOSTNAME),
         ) {
-            Ok(crate::hostname::OsApply::NoCapability) => tracing::warn!(
+            Ok(wirecap_appliance::hostname::OsApply::NoCapability) => tracing::warn!(
                 hostname = %h,
                 "apply_hostname_to_os is on but the process lacks CAP_SYS_ADMIN: the OS keeps its name"
             ),
@@ -228,7 +228,7 @@ async fn serve(
         slots: Slots::default(),
         settings: settings.clone(),
         hostname: std::sync::RwLock::new(hostname),
-        reports: crate::report::Jobs::default(),
+        reports: wirecap_appliance::report::Jobs::default(),
     });
     let shared = state.clone();
     let app = router(state);
@@ -290,7 +290,7 @@ async fn serve(
                     // `wirecap hostname` beside the server writes the file only; without
                     // a configured name the OS's is shown, and the OS's may change too.
                     if let Ok(c) = FileConfig::load(&s.settings.data) {
-                        let h = crate::hostname::effective(c.hostname.as_deref());
+                        let h = wirecap_appliance::hostname::effective(c.hostname.as_deref());
                         if h != s.hostname() {
                             s.set_hostname(&h);
                         }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext};
+use wirecap_appliance::error::{Error, IoContext};
 
 pub const TLS_DIR: &str = "tls";
 

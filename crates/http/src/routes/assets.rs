@@ -1,4 +1,4 @@
-//! The browser UI's files: `crates/server/ui/`, embedded in release builds.
+//! The browser UI's files: `crates/http/ui/`, embedded in release builds.
 //!
 //! The UI is plain ES modules (Preact + htm + uPlot, no bundler): `index.html` carries an
 //! import map that points the bare names at the packages' own module files under
@@ -7,7 +7,7 @@
 //! the rest of `node_modules` (the test driver) never reaches the binary.
 //!
 //! Release builds embed the files (the appliance is one file to deploy); debug builds read
-//! them from `crates/server/ui/` on every request, so a reload shows an edit at once.
+//! them from `crates/http/ui/` on every request, so a reload shows an edit at once.
 //!
 //! Routes (no credentials needed: they are the login page and its code, and hold no
 //! data): `GET /` (the app, with the hostname in its title) and `GET /ui/{*path}`.
@@ -17,16 +17,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine as _;
 use bytes::Bytes;
 use std::io::Write as _;
 
-/// The UI's files. `npm ci` in `crates/server/ui` must have run before a release build
+/// The UI's files. `npm ci` in `crates/http/ui` must have run before a release build
 /// (`scripts/run.sh` and `scripts/test.sh` do it); a build without it serves a page that
 /// says so.
 #[derive(rust_embed::RustEmbed)]
@@ -42,19 +40,6 @@ use std::io::Write as _;
 #[include = "node_modules/uplot/dist/uPlot.esm.js"]
 #[include = "node_modules/uplot/dist/uPlot.min.css"]
 pub struct Assets;
-
-/// The routes of the UI's files; merge them into the app's router (outside auth).
-pub fn routes() -> Router<crate::app::Shared> {
-    Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route("/ui/{*path}", get(asset))
-}
-
-/// True for the paths [`routes`] serves: the guard lets them through without credentials.
-pub fn is_public(path: &str) -> bool {
-    path == "/" || path == "/index.html" || path.starts_with("/ui/")
-}
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {
@@ -120,13 +105,13 @@ fn security_headers(h: &mut HeaderMap) {
 
 const MISSING_DEPS: &str = "<!doctype html><meta charset=utf-8><title>wirecap</title>\
 <h1>wirecap's web UI is not installed in this build</h1>\
-<p>Run <code>npm ci</code> in <code>crates/server/ui</code> before <code>cargo build</code> \
+<p>Run <code>npm ci</code> in <code>crates/http/ui</code> before <code>cargo build</code> \
 (<code>scripts/run.sh</code> does). The HTTP API works without it: see \
 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>";
 
 /// `GET /`: the app's page with the appliance's hostname filled in.
-pub async fn index(
-    axum::extract::State(app): axum::extract::State<crate::app::Shared>,
+pub(crate) async fn index(
+    axum::extract::State(app): axum::extract::State<crate::state::Shared>,
 ) -> Response {
     let Some(file) = Assets::get("index.html") else {
         return (
@@ -204,11 +189,11 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /ui/{*path}`: one of the UI's files.
-pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     let Some(file) = Assets::get(&path) else {
         return (
             StatusCode::NOT_FOUND,
-            format!("no such file: /ui/{}\n", crate::query::short(&path)),
+            format!("no such file: /ui/{}\n", wirecap_appliance::short(&path)),
         )
             .into_response();
     };

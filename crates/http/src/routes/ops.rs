@@ -1,86 +1,24 @@
 //! The JSON API of operations: schedules, retention and pins. Reads are open to every
-//! user; writes need the admin role and go through [`crate::config::update`] (atomic,
+//! user; writes need the admin role and go through [`config::update`] (atomic,
 //! validated as a load would), after which the server applies the file at once.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use serde_json::{Value, json};
 
-use crate::app::{Shared, blocking, json_body, json_ok, stream_name};
+use wirecap_appliance::config;
+use wirecap_appliance::retention::RetentionConfig;
+use wirecap_appliance::schedule::{self, ScheduleConfig};
+
 use crate::error::ApiError;
-use crate::retention::RetentionConfig;
-use crate::schedule::ScheduleConfig;
-
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/schedules", get(list).post(create))
-        .route(
-            "/api/v1/schedules/{name}",
-            get(one).put(replace).delete(remove),
-        )
-        .route("/api/v1/retention", get(retention).put(set_retention))
-        .route("/api/v1/streams/{name}/pin", put(pin))
-}
-
-/// These routes for the OpenAPI document.
-pub fn openapi_paths() -> Vec<(&'static str, Value)> {
-    let err = json!({"$ref": "#/components/responses/ApiError"});
-    let field_err =
-        json!({"description": "A field is invalid: {\"error\", \"status\": 400, \"field\"}"});
-    let name = json!({"name": "name", "in": "path", "required": true, "description": "Schedule name", "schema": {"type": "string"}});
-    let stream = json!({"name": "name", "in": "path", "required": true, "description": "Full stored stream name", "schema": {"type": "string"}});
-    let schedule = json!({
-        "type": "object",
-        "description": "Either cron (5 fields, or 6 with seconds first) and duration (\"1h 30m\", \"90s\"), or days ([\"mon\", …] or [\"daily\"]) with start and stop (HH:MM local time). timezone: IANA name (default: the file's timezone, else UTC). stream: base name of the streams (default: name).",
-        "properties": {
-            "name": {"type": "string"}, "cron": {"type": "string"}, "duration": {"type": "string"},
-            "days": {"type": "array", "items": {"type": "string"}}, "start": {"type": "string"},
-            "stop": {"type": "string"}, "timezone": {"type": "string"}, "stream": {"type": "string"},
-            "enabled": {"type": "boolean"}
-        },
-        "required": ["name"]
-    });
-    let body = json!({"required": true, "content": {"application/json": {"schema": schedule}}});
-    let status = json!({"200": {"description": "The schedule with its status: active, current_stream, next_start, next_stop, suspended_until, last_event {at, text}"}});
-    vec![
-        (
-            "/api/v1/schedules",
-            json!({
-                "get": {"summary": "Capture schedules with their status", "responses": status},
-                "post": {"summary": "Add a schedule (admin)", "requestBody": body, "responses": {"201": {"description": "Added"}, "400": field_err, "403": err, "409": err}}
-            }),
-        ),
-        (
-            "/api/v1/schedules/{name}",
-            json!({
-                "get": {"summary": "One schedule with its status", "parameters": [name], "responses": status},
-                "put": {"summary": "Replace (or add) a schedule (admin)", "parameters": [name], "requestBody": body, "responses": {"200": {"description": "Saved"}, "400": field_err, "403": err}},
-                "delete": {"summary": "Remove a schedule (admin); its running capture is stopped", "parameters": [name], "responses": {"204": {"description": "Removed"}, "403": err, "404": err}}
-            }),
-        ),
-        (
-            "/api/v1/retention",
-            json!({
-                "get": {"summary": "Disk budget, watermarks and the retention status (bytes used, oldest packet on disk, last deletion, warning)", "responses": {"200": {"description": "Retention"}}},
-                "put": {"summary": "Change budget (\"50GB\" or \"80%\"), high_watermark, low_watermark, segment (admin); null removes a key", "responses": {"200": {"description": "Saved"}, "400": field_err, "403": err}}
-            }),
-        ),
-        (
-            "/api/v1/streams/{name}/pin",
-            json!({
-                "put": {"summary": "Pin ({\"pinned\": true}) or unpin a stream (admin): retention never deletes a pinned stream", "parameters": [stream], "responses": {"200": {"description": "Saved"}, "403": err, "404": err}}
-            }),
-        ),
-    ]
-}
+use crate::respond::{blocking, json_body, json_ok, stream_name};
+use crate::state::Shared;
 
 /// Why an operations request was refused.
 #[derive(Debug)]
-enum Refused {
+pub(crate) enum Refused {
     /// A body field is wrong: 400 naming the field, so that a form can point at it.
     Field {
         field: String,
@@ -133,7 +71,7 @@ fn now() -> jiff::Timestamp {
 // The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
 // moment): reads wait for it on a blocking thread, never on the runtime's.
 
-async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
+pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
         let mut v = json!({"schedules": a.ops.scheduler.list(now())});
@@ -147,7 +85,10 @@ async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     Ok(json_ok(&v))
 }
 
-async fn one(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn one(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let a = app.clone();
     blocking(move || {
         a.ops
@@ -196,13 +137,13 @@ async fn write_schedules(
     let r = tokio::task::spawn_blocking(move || {
         let mut refusal = None;
         let dir = a.settings.data.clone();
-        let r = crate::config::update(&dir, &why, |c| {
+        let r = config::update(&dir, &why, |c| {
             if let Err(e) = change(&mut c.schedule) {
                 let m = e.1.clone();
                 refusal = Some(e);
                 return Err(m);
             }
-            crate::schedule::validate_all(&c.schedule, c.timezone.as_deref())
+            schedule::validate_all(&c.schedule, c.timezone.as_deref())
                 .map(|_| ())
                 .map_err(|e| {
                     refusal = Some((StatusCode::BAD_REQUEST, format!("{}\u{0}{e}", e.field)));
@@ -225,7 +166,7 @@ async fn write_schedules(
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     State(app): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
@@ -249,7 +190,7 @@ async fn create(
     Ok((StatusCode::CREATED, json_ok(&v)).into_response())
 }
 
-async fn replace(
+pub(crate) async fn replace(
     State(app): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -270,7 +211,10 @@ async fn replace(
     Ok(json_ok(&v))
 }
 
-async fn remove(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, Refused> {
+pub(crate) async fn remove(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, Refused> {
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} removed"), move |list| {
         let before = list.len();
@@ -289,7 +233,7 @@ async fn remove(State(app): State<Shared>, Path(name): Path<String>) -> Result<R
 
 fn retention_json(app: &Shared) -> Value {
     let p = app.ops.policy();
-    let file = crate::config::FileConfig::load(&app.settings.data)
+    let file = config::FileConfig::load(&app.settings.data)
         .map(|f| f.retention)
         .unwrap_or_default();
     json!({
@@ -301,7 +245,7 @@ fn retention_json(app: &Shared) -> Value {
     })
 }
 
-async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
+pub(crate) async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || Ok(retention_json(&a)))
         .await
@@ -310,7 +254,7 @@ async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
 }
 
 /// `PUT /api/v1/retention`: the keys given replace those in the file; `null` removes one.
-async fn set_retention(
+pub(crate) async fn set_retention(
     State(app): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
@@ -325,7 +269,7 @@ async fn set_retention(
     let a = app.clone();
     let obj = obj.clone();
     let r = tokio::task::spawn_blocking(move || {
-        let r = crate::config::update(&a.settings.data, "retention changed", |c| {
+        let r = config::update(&a.settings.data, "retention changed", |c| {
             let mut cur = serde_json::to_value(&c.retention).map_err(|e| e.to_string())?;
             for (k, val) in &obj {
                 if val.is_null() {
@@ -362,7 +306,7 @@ async fn set_retention(
 }
 
 /// `PUT /api/v1/streams/{name}/pin` with `{"pinned": true|false}` (default true).
-async fn pin(
+pub(crate) async fn pin(
     State(app): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,

@@ -22,20 +22,23 @@
 
 use std::path::Path as FsPath;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
-use crate::app::{Shared, blocking_api as blocking, json_no_store};
-use crate::config::{CONFIG_FILE, FileConfig, SourceChoice};
+use wirecap_appliance::catalog::Catalog;
+use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
+use wirecap_appliance::json;
+use wirecap_appliance::retention::{RetentionStatus, disk_space};
+
 use crate::error::ApiError;
 use crate::query::Query;
+use crate::respond::{blocking_api as blocking, json_no_store, require_json};
+use crate::state::Shared;
 
 /// Rows in a page when the request does not say.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -43,74 +46,6 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// The most points a chart gets.
 pub const MAX_POINTS: usize = 360;
-
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/ui/streams", get(streams))
-        .route("/api/v1/ui/streams/{name}", get(stream))
-        .route("/api/v1/ui/streams/{name}/views", get(views))
-        .route("/api/v1/ui/streams/{name}/views/{view}/splits", get(splits))
-        .route("/api/v1/ui/history", get(history))
-        .route("/api/v1/ui/system", get(system))
-        .route("/api/v1/ui/interfaces", get(interfaces))
-        .route("/api/v1/ui/capture/interface", put(set_interface))
-        .route("/api/v1/ui/filter/check", post(check_filter))
-        .route("/api/v1/ui/streams/{name}/analysis", post(analysis))
-}
-
-/// These routes for the OpenAPI document.
-pub fn openapi_paths() -> Vec<(&'static str, Value)> {
-    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}});
-    let name = json!({"name": "name", "in": "path", "required": true, "description": "Full stored stream name", "schema": {"type": "string"}});
-    let page = [
-        q("offset", "First row (default 0)"),
-        q("limit", "Rows (default 100, at most 1000)"),
-    ];
-    let ok = |d: &str| json!({"200": {"description": d}, "400": {"$ref": "#/components/responses/ApiError"}, "404": {"$ref": "#/components/responses/ApiError"}});
-    let body = |props: Value| json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": props}}}});
-    vec![
-        (
-            "/api/v1/ui/streams",
-            json!({"get": {"summary": "One page of streams, newest first", "parameters": [page[0], page[1], q("q", "Name contains (case-insensitive)")], "responses": ok("{total, offset, limit, streams}")}}),
-        ),
-        (
-            "/api/v1/ui/streams/{name}",
-            json!({"get": {"summary": "A stream and the names of its views", "parameters": [name], "responses": ok("The stream")}}),
-        ),
-        (
-            "/api/v1/ui/streams/{name}/views",
-            json!({"get": {"summary": "Split count of every view", "parameters": [name], "responses": ok("{views: [{view, splits}]}")}}),
-        ),
-        (
-            "/api/v1/ui/streams/{name}/views/{view}/splits",
-            json!({"get": {"summary": "One page of a view's splits with download links", "parameters": [name, {"name": "view", "in": "path", "required": true, "schema": {"type": "string"}}, page[0], page[1]], "responses": ok("{total, offset, limit, splits}")}}),
-        ),
-        (
-            "/api/v1/ui/streams/{name}/analysis",
-            json!({"post": {"summary": "Protocols, talkers, ports, flows and a time series of the packets that match", "parameters": [name], "requestBody": body(json!({"filter": {"type": "string"}, "bpf": {"type": "string"}, "start": {"type": "string"}, "stop": {"type": "string"}})), "responses": ok("The analysis")}}),
-        ),
-        (
-            "/api/v1/ui/history",
-            json!({"get": {"summary": "Capture rate columns for charts (at most 360 points)", "parameters": [q("seconds", "Window (default 300)")], "responses": ok("{interval_s, t, bps, pps, drops}")}}),
-        ),
-        (
-            "/api/v1/ui/system",
-            json!({"get": {"summary": "Hostname, version, disk total/free, oldest packet on disk", "responses": ok("System figures")}}),
-        ),
-        (
-            "/api/v1/ui/interfaces",
-            json!({"get": {"summary": "Interfaces with driver, MAC, link, speed and counters, and the capture interface", "responses": ok("Interfaces")}}),
-        ),
-        (
-            "/api/v1/ui/capture/interface",
-            json!({"put": {"summary": "Write the capture interface to wirecap.toml for the next start (admin)", "requestBody": body(json!({"interface": {"type": "string"}})), "responses": ok("{message}")}}),
-        ),
-        (
-            "/api/v1/ui/filter/check",
-            json!({"post": {"summary": "Compile a filter and say where it is wrong", "requestBody": body(json!({"language": {"type": "string", "enum": ["appliance", "bpf"]}, "text": {"type": "string"}})), "responses": ok("{ok} or {ok: false, error: {kind, message, offset}}")}}),
-        ),
-    ]
-}
 
 fn compact(v: &Value) -> Response {
     json_no_store(StatusCode::OK, v)
@@ -172,20 +107,26 @@ pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit:
     json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
 }
 
-async fn streams(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn streams(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
     let (offset, limit) = page(&q)?;
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
     let v = blocking(move || {
-        let list = crate::catalog::Catalog::of(store.dir()).list(&store)?;
+        let list = Catalog::of(store.dir()).list(&store)?;
         Ok(page_of_streams(list, &needle, offset, limit))
     })
     .await?;
     Ok(compact(&v))
 }
 
-async fn stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn stream(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
     let store = app.engine.store().clone();
     let v = blocking(move || {
@@ -204,7 +145,10 @@ async fn stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<R
     Ok(compact(&v))
 }
 
-async fn views(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn views(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
     let store = app.engine.store().clone();
     let v = blocking(move || {
@@ -219,7 +163,7 @@ async fn views(State(app): State<Shared>, Path(name): Path<String>) -> Result<Re
     Ok(compact(&v))
 }
 
-async fn splits(
+pub(crate) async fn splits(
     State(app): State<Shared>,
     Path((name, view)): Path<(String, String)>,
     RawQuery(q): RawQuery,
@@ -295,7 +239,10 @@ pub fn history_columns(hist: &[(u64, u64, u64, u64)], seconds: u64, now: u64) ->
     })
 }
 
-async fn history(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn history(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
     let seconds = q
         .get("seconds")
@@ -315,31 +262,10 @@ async fn history(State(app): State<Shared>, RawQuery(q): RawQuery) -> Result<Res
     )))
 }
 
-/// Total and free bytes of the file system that holds `dir`.
-pub fn disk_space(dir: &FsPath) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `s` points to writable memory of the right
-    // type; statvfs fills it completely when it returns 0, and only then is it read.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so `s` is initialised.
-    let s = unsafe { s.assume_init() };
-    // c_ulong / fsblkcnt_t are 32 bits wide on some targets.
-    #[allow(clippy::unnecessary_cast)]
-    let frag = s.f_frsize as u64;
-    #[allow(clippy::unnecessary_cast)]
-    let (blocks, avail) = (s.f_blocks as u64, s.f_bavail as u64);
-    Some((blocks * frag, avail * frag))
-}
-
-async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
+pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
-        let list = crate::catalog::Catalog::of(a.engine.store().dir()).list(a.engine.store())?;
+        let list = Catalog::of(a.engine.store().dir()).list(a.engine.store())?;
         let oldest = list
             .iter()
             .filter_map(|s| s.first_ts.map(|t| (t, &s.meta.name)))
@@ -366,7 +292,7 @@ async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
 }
 
 /// One line for the dashboard's retention panel.
-fn retention_text(r: &crate::retention::RetentionStatus) -> String {
+fn retention_text(r: &RetentionStatus) -> String {
     let mut t = match r.budget_bytes {
         Some(b) => format!(
             "Disk budget {b} bytes: {} bytes used ({:.1}%); the oldest data is deleted above {} bytes, down to {} bytes.",
@@ -403,7 +329,7 @@ fn capture_interface(app: &Shared) -> Option<String> {
     }
 }
 
-async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
+pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
         let list = wirecap_capture::link::Sysfs::default()
@@ -416,7 +342,7 @@ async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
         let rows: Vec<Value> = list
             .iter()
             .map(|l| {
-                let mut v = crate::app::link_json(l);
+                let mut v = json::link_json(l);
                 v["link_up"] = json!(l.up);
                 v["capture"] = json!(current.as_deref() == Some(l.name.as_str()));
                 v
@@ -434,14 +360,14 @@ async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
 }
 
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    crate::app::require_json(headers)?;
+    require_json(headers)?;
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
 }
 
 /// Sets `[capture] interface` in `DIR/wirecap.toml` (dropping replay/synthetic), keeping
 /// the other settings. The running engine keeps its source until the server restarts.
 pub fn write_capture_interface(dir: &FsPath, interface: &str) -> Result<(), String> {
-    crate::config::update(
+    config::update(
         dir,
         "capture interface set from the web UI (Config page)",
         |c| {
@@ -455,7 +381,7 @@ pub fn write_capture_interface(dir: &FsPath, interface: &str) -> Result<(), Stri
     .map(drop)
 }
 
-async fn set_interface(
+pub(crate) async fn set_interface(
     State(app): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
@@ -472,7 +398,7 @@ async fn set_interface(
             .interfaces()
             .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))?;
         if !known.contains(&name) {
-            return Err(ApiError::bad_request(format!("no interface named {}", crate::query::short(&name))));
+            return Err(ApiError::bad_request(format!("no interface named {}", wirecap_appliance::short(&name))));
         }
         write_capture_interface(&a.settings.data, &name).map_err(ApiError::internal)?;
         let now = capture_interface(&a);
@@ -501,7 +427,7 @@ pub fn check(language: &str, text: &str, now_ns: u64) -> Result<Value, String> {
         other => {
             return Err(format!(
                 "language must be appliance or bpf, not {}",
-                crate::query::short(other)
+                wirecap_appliance::short(other)
             ));
         }
     };
@@ -531,7 +457,7 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
     }
 }
 
-async fn analysis(
+pub(crate) async fn analysis(
     State(app): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -579,7 +505,7 @@ async fn analysis(
     Ok(compact(&out))
 }
 
-async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     if body.len() > 16 * 1024 {
         return Err(
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a filter of at most 16 kB").api(),

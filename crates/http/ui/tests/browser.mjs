@@ -1,7 +1,7 @@
 // Browser test of wirecap's web UI: the real `wirecap serve` (synthetic source, no root),
 // Debian's chromium driven by playwright-core, headless. Traffic goes to 127.0.0.1 only.
 //
-//   node crates/server/ui/tests/browser.mjs /path/to/wirecap
+//   node crates/http/ui/tests/browser.mjs /path/to/wirecap
 //
 // Environment: WIRECAP_BIN (instead of the argument), WIRECAP_UI_ARTIFACTS (folder for
 // screenshots and downloads; a new temp folder otherwise, printed at the start),
