@@ -105,7 +105,7 @@ pub fn generate_password() -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    crate::config::write_atomically_mode(path, bytes, 0o600).at(path)
+    crate::os::write_atomically_mode(path, bytes, 0o600).at(path)
 }
 
 /// Why a change to the users was refused.
@@ -358,7 +358,7 @@ impl Users {
     ) -> Result<(), UserError> {
         let dir = self.path.parent().unwrap_or(Path::new(".")).to_owned();
         let lock = dir.join(USERS_LOCK_FILE);
-        let _other_processes = crate::config::FileLock::exclusive(&lock).at(&lock)?;
+        let _other_processes = crate::os::FileLock::exclusive(&lock).at(&lock)?;
         let mut next = if stamp(&self.path) == self.stamp {
             self.clone()
         } else {

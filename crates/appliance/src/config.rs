@@ -373,7 +373,7 @@ pub fn update(
     change: impl FnOnce(&mut FileConfig) -> Result<(), String>,
 ) -> Result<FileConfig, String> {
     let _serial = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let _other_processes = FileLock::exclusive(&dir.join(LOCK_FILE))
+    let _other_processes = crate::os::FileLock::exclusive(&dir.join(LOCK_FILE))
         .map_err(|e| format!("{}: {e}", dir.join(LOCK_FILE).display()))?;
     let mut c = FileConfig::load(dir).map_err(|e| e.to_string())?;
     change(&mut c)?;
@@ -385,94 +385,13 @@ pub fn update(
 # Edited by wirecap; keep one setting per line.
 {body}"
     );
-    write_atomically(&dir.join(CONFIG_FILE), text.as_bytes())
+    crate::os::write_atomically(&dir.join(CONFIG_FILE), text.as_bytes())
         .map_err(|e| format!("{}: {e}", dir.join(CONFIG_FILE).display()))?;
     Ok(checked)
 }
 
 /// The lock file that serializes [`update`] across processes.
 pub const LOCK_FILE: &str = ".wirecap.toml.lock";
-
-/// An exclusive `flock` held until dropped (the kernel drops it if the process dies).
-pub(crate) struct FileLock {
-    _file: std::fs::File,
-}
-
-impl FileLock {
-    pub(crate) fn exclusive(path: &Path) -> std::io::Result<Self> {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        loop {
-            // SAFETY: the descriptor is open for as long as `f` lives; flock has no
-            // other preconditions.
-            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(Self { _file: f });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Replaces `path` with `bytes` so that readers and a crash see the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomically_mode(path, bytes, 0o666)
-}
-
-/// [`write_atomically`] with the file created with `mode` (before the umask), so that a
-/// private file (`users.json`, 0600) is never readable by others, not even for a moment.
-pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique per process and call, so a stale temp file from a killed writer never
-    // collides with a live one; `cleanup_temp_files` removes the stale ones.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Removes temp files left by writers killed before their rename; they hold nothing that
-/// the real file lacks.
-pub fn cleanup_temp_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let n = e.file_name();
-        let n = n.to_string_lossy();
-        if n.starts_with('.') && n.contains(".tmp-") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
 
 /// Where captured packets come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -522,25 +441,7 @@ pub fn can_capture() -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    has_capability(CAP_NET_RAW)
-}
-
-/// `CAP_NET_RAW` of linux/capability.h (libc does not define the capability numbers).
-pub const CAP_NET_RAW: u32 = 13;
-/// `CAP_SYS_ADMIN` of linux/capability.h.
-pub const CAP_SYS_ADMIN: u32 = 21;
-
-/// Whether capability number `cap` is in this process's effective set (`CapEff` of
-/// /proc/self/status).
-pub fn has_capability(cap: u32) -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1u64 << cap) != 0)
+    crate::os::has_capability(crate::os::CAP_NET_RAW)
 }
 
 impl Settings {
@@ -709,16 +610,6 @@ mod tests {
         let c = FileConfig::parse("hostname = \"probe-1\"\napply_hostname_to_os = true").unwrap();
         assert_eq!(c.hostname.as_deref(), Some("probe-1"));
         assert!(c.apply_hostname_to_os);
-    }
-
-    #[test]
-    fn private_files_are_created_0600() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.json");
-        write_atomically_mode(&p, b"{}", 0o600).unwrap();
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn effective(configured: Option<&str>) -> String {
 /// Whether the process's effective capabilities include CAP_SYS_ADMIN (bit 21), which
 /// sethostname(2) needs (in the process's UTS namespace).
 pub fn can_set_os_hostname() -> bool {
-    crate::config::has_capability(crate::config::CAP_SYS_ADMIN)
+    crate::os::has_capability(crate::os::CAP_SYS_ADMIN)
 }
 
 /// What [`apply_to_os`] did.

@@ -47,6 +47,7 @@ pub mod json;
 pub mod manual;
 pub mod metrics;
 pub mod operations;
+pub mod os;
 pub mod release;
 pub mod report;
 pub mod retention;

@@ -407,7 +407,7 @@ fn system(input: &Input) -> Value {
     let uptime_s = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
-    let df = crate::retention::disk_space(&input.dir).map(|(total, free)| {
+    let df = crate::os::disk_space(&input.dir).map(|(total, free)| {
         json!({"path": input.dir, "total_bytes": total, "free_bytes": free, "used_bytes": total - free})
     });
     json!({
@@ -630,7 +630,7 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
             .and_then(|()| std::fs::rename(&tmp, &latest))
             .map_err(io_at(&latest))?;
     }
-    crate::config::write_atomically_mode(&up.join("filelist"), list_text.as_bytes(), 0o600)
+    crate::os::write_atomically_mode(&up.join("filelist"), list_text.as_bytes(), 0o600)
         .map_err(io_at(&up.join("filelist")))?;
     // Reports hold logs: a box left alone for a year must not fill its disk with them.
     for (old, _, _) in list(&input.dir).into_iter().skip(KEEP_REPORTS) {

@@ -262,7 +262,7 @@ impl Scheduler {
         }
         if changed {
             let body = serde_json::to_vec_pretty(&*runtime).unwrap_or_default();
-            if let Err(e) = crate::config::write_atomically(&self.dir.join(STATE_FILE), &body) {
+            if let Err(e) = crate::os::write_atomically(&self.dir.join(STATE_FILE), &body) {
                 tracing::error!("cannot keep the schedules' state in {STATE_FILE}: {e}");
             }
         }

@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 use wirecap_store::now_ns;
 use wirecap_store::timefmt::rfc3339;
 
-use crate::config::write_atomically;
+use crate::os::write_atomically;
 use crate::release::{self, ReleaseError, Signed};
 
 /// Folder of the installed releases and the update state, inside the data directory.
@@ -266,7 +266,7 @@ impl Releases {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        crate::config::cleanup_temp_files(&self.dir);
+        crate::os::cleanup_temp_files(&self.dir);
     }
 
     /// Checks the archive `upload` and installs it as `releases/<version>`. The upload

@@ -48,15 +48,6 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
     }
-    pub fn uri_too_long() -> Self {
-        Self::new(
-            StatusCode::URI_TOO_LONG,
-            format!(
-                "the query string is longer than {} bytes",
-                crate::query::MAX_QUERY_LEN
-            ),
-        )
-    }
     /// Renders as the JSON API's shape.
     pub fn api(mut self) -> Self {
         self.shape = Shape::Api;

@@ -58,7 +58,7 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
         req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_LEN) || path.len() > MAX_PATH_LEN;
     let access = access::classify(&method, &path);
     let (resp, user) = if too_long {
-        let mut e = ApiError::uri_too_long();
+        let mut e = crate::query::too_long();
         e.shape = shape;
         (e.into_response(), None)
     } else if access == Access::Public {

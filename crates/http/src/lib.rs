@@ -48,6 +48,7 @@ pub mod download;
 pub mod error;
 pub mod guard;
 pub mod openapi;
+pub mod packets;
 pub mod query;
 pub mod respond;
 pub mod router;

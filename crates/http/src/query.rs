@@ -3,6 +3,7 @@
 //! manual's own links end in `&`) are allowed. Unknown keys are ignored, as the appliance
 //! does, so that scripts which add their own parameters keep working.
 
+use axum::http::StatusCode;
 use wirecap_appliance::short;
 
 use crate::error::ApiError;
@@ -68,7 +69,7 @@ impl Query {
             return Ok(Self::default());
         };
         if raw.len() > MAX_QUERY_LEN {
-            return Err(ApiError::uri_too_long());
+            return Err(too_long());
         }
         let mut pairs: Vec<(String, String)> = Vec::new();
         for part in raw.split('&') {
@@ -108,6 +109,14 @@ impl Query {
             _ => Err(ApiError::bad_request(format!("missing parameter {key}"))),
         }
     }
+}
+
+/// The answer to a query string longer than [`MAX_QUERY_LEN`].
+pub fn too_long() -> ApiError {
+    ApiError::new(
+        StatusCode::URI_TOO_LONG,
+        format!("the query string is longer than {MAX_QUERY_LEN} bytes"),
+    )
 }
 
 #[cfg(test)]

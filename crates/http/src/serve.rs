@@ -102,7 +102,7 @@ fn shown(addr: SocketAddr, scheme: &str) -> String {
 pub fn run(args: ServeArgs) -> Result<(), Error> {
     let dir = args.data.clone();
     std::fs::create_dir_all(&dir).at(&dir)?;
-    wirecap_appliance::config::cleanup_temp_files(&dir);
+    wirecap_appliance::os::cleanup_temp_files(&dir);
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;

@@ -10,8 +10,8 @@ use wirecap_appliance::manual::{self, ApplianceJson, ListRow, SplitRow};
 use wirecap_store::timefmt::ctime;
 use wirecap_store::{StreamReader, View, now_ns};
 
-use crate::download::{DownloadAsk, Selection, download, selection};
 use crate::error::ApiError;
+use crate::packets::{DownloadAsk, Selection, download, selection};
 use crate::query::Query;
 use crate::respond::{appliance_json, blocking, open, stream_name, text};
 use crate::state::Shared;

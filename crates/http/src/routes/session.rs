@@ -2,7 +2,7 @@
 //! scripts).
 //!
 //! * `POST /api/v1/session` `{"user", "password"}` checks the password through
-//!   [`Authenticator::check`] (so failures slow the address down exactly as with Basic
+//!   [`Authenticator::check`](wirecap_appliance::auth::Authenticator::check) (so failures slow the address down exactly as with Basic
 //!   auth), then issues a random 256-bit session id in the cookie
 //!   `wirecap_session` (`HttpOnly; SameSite=Strict; Path=/`, plus `Secure` when the
 //!   browser came over HTTPS) and a random CSRF token in the JSON answer.
@@ -14,7 +14,7 @@
 //! * `GET /api/v1/session` tells the UI who it is (and the token again, after a reload);
 //!   `DELETE /api/v1/session` logs out.
 //! * Sessions live in memory: a restart signs everyone out. They end after
-//!   [`IDLE_TIMEOUT`] without a request or [`MAX_AGE`] after login.
+//!   [`IDLE_TIMEOUT`](wirecap_appliance::session::IDLE_TIMEOUT) without a request or [`MAX_AGE`] after login.
 //!
 //! An unknown or expired session id is refused like missing credentials, without the
 //! failure penalty: ids are unguessable, and a browser with a stale cookie must not slow

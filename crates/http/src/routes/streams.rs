@@ -9,8 +9,8 @@ use wirecap_appliance::json::{status_json, stream_json};
 use wirecap_store::View;
 use wirecap_store::timefmt::rfc3339;
 
-use crate::download::{DownloadAsk, download, selection};
 use crate::error::ApiError;
+use crate::packets::{DownloadAsk, download, selection};
 use crate::query::Query;
 use crate::respond::{blocking, json_ok, open, stream_name};
 use crate::state::Shared;
