@@ -1,22 +1,24 @@
 //! The wirecap appliance: everything the server does that is not HTTP.
 //!
 //! ```text
-//!   wirecap-http (routes, guard) ──┐        wirecap CLI (users, ops, hostname, report, update…)
-//!                                  ▼          │
-//!   ┌──────────────────────── wirecap-appliance ─────────────────────────────────────────┐
-//!   │ engine ─► catalog          config (wirecap.toml, settings, atomic writes, file lock) │
-//!   │ operations ─► retention, scheduler ─► schedule      auth + session (users, logins) │
-//!   │ report, release ─► update, hostname, metrics (counters), manual (the manual's text) │
-//!   │ json (the JSON shapes the API and the system report share), forward (its shape)    │
-//!   └──────────────────────────────────────┬────────────────────────────────────────────┘
-//!                                          ▼
+//!   wirecap-http (routes, guard, serve)       wirecap CLI (users, ops, hostname, report, update…)
+//!            │                                  │
+//!            ▼                                  ▼
+//!   ┌─────────────────────────── wirecap-appliance ───────────────────────────┐
+//!   │ engine ─► catalog, manual        operations ─► retention, scheduler      │
+//!   │ auth ◄─► session                 scheduler ─► schedule, engine            │
+//!   │ report ─► json, auth, hostname   update ─► release                        │
+//!   │ metrics ─► manual, retention     config ◄─► hostname     (all ─► os)      │
+//!   └─────────────────────────────────────┬───────────────────────────────────┘
+//!                                         ▼
 //!        wirecap-capture, wirecap-store, wirecap-query, wirecap-forward, wirecap-pcap
 //! ```
 //!
 //! What it owns: the capture engine's lifecycle ([`engine`]), the stream catalog
-//! ([`catalog`]), configuration: `wirecap.toml`, the resolved [`config::Settings`], atomic
-//! writes and the file lock ([`config`]); schedules and retention ([`operations`],
-//! [`schedule`], [`scheduler`], [`retention`]); users, password hashing, login backoff
+//! ([`catalog`]), configuration: `wirecap.toml` and the resolved [`config::Settings`]
+//! ([`config`]); atomic file writes, the cross-process file lock, capabilities and disk
+//! space ([`os`]); schedules and retention ([`operations`], [`schedule`], [`scheduler`],
+//! [`retention`]); users, password hashing, login backoff
 //! ([`auth`]) and browser sessions with their CSRF tokens ([`session`]); the appliance's
 //! name ([`hostname`]); system reports ([`report`]); release archives ([`release`]) and
 //! installing, restarting into and rolling back releases ([`update`]); the metrics

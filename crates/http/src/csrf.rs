@@ -69,13 +69,6 @@ mod tests {
     use super::*;
     use wirecap_appliance::auth::{Identity, Role};
 
-    fn alice() -> Identity {
-        Identity {
-            user: "alice".into(),
-            role: Role::Admin,
-        }
-    }
-
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
     }
@@ -103,7 +96,10 @@ mod tests {
     #[test]
     fn unsafe_requests_need_the_token_and_this_origin() {
         let s = Sessions::default();
-        let (id, csrf) = s.create(alice());
+        let (id, csrf) = s.create(Identity {
+            user: "alice".into(),
+            role: Role::Admin,
+        });
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert_eq!(

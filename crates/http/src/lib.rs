@@ -12,17 +12,18 @@
 //!   (/sysmaster,   (/api/v1/       (capture,       update, meta        assets (the UI)
 //!    /plain,/pcap)  streams…)       forward…)
 //!        └──── shared: respond (responses, blocking), error (ApiError and the mapping of
-//!              every domain error), query, download (Range, formats, compression), state
+//!              every domain error), query, packets (which packets) ─► download (Range,
+//!              formats, compression), state, openapi
 //!                                                                  │
 //!                                                                  ▼
 //!                         wirecap-appliance (engine, config, users, ops, report, update…)
 //! ```
 //!
-//! What it owns: the route table ([`router`]), the guard ([`guard`]), who may do what
+//! What it owns: the route table ([`router()`]), the guard ([`guard`]), who may do what
 //! ([`access`]: one rule for every route), the CSRF check of browser sessions ([`csrf`]),
 //! the error answers and the one mapping of each domain error to a status ([`error`]),
-//! response helpers ([`respond`]), query strings ([`query`]), streaming downloads with
-//! Range and compression ([`download`]), the OpenAPI document ([`openapi`]), the handlers
+//! response helpers ([`respond`]), query strings ([`query`]), which packets a download asks
+//! for ([`packets`]), streaming downloads with Range and compression ([`download`]), the OpenAPI document ([`openapi`]), the handlers
 //! one module per family ([`routes`]), the UI's embedded files (`ui/`, served by
 //! [`routes::assets`]), TLS ([`tls`]) and the listener ([`serve`]). The manual's text
 //! formats are the appliance's ([`wirecap_appliance::manual`]): they are what the
@@ -31,11 +32,11 @@
 //!
 //! What it never does: decide anything the appliance decides (a handler parses the
 //! request, calls `wirecap-appliance` or the store, and shapes the answer), register a
-//! route anywhere but [`router`], let a route module import another one, answer a
+//! route anywhere but [`router()`], let a route module import another one, answer a
 //! request without credentials (but the UI's login page, its code and the login itself),
 //! or let a stream name from a URL reach the file system before the store validated it.
 //!
-//! Where things go: a new route is one line in [`router`] and a handler in the
+//! Where things go: a new route is one line in [`router()`] and a handler in the
 //! `routes/` module of its family (a new family is a new module there); a route that is
 //! not a plain read or admin-only write is listed in [`access`]; its OpenAPI entry goes in
 //! [`openapi`]. A new API field goes where its answer is built: the route module, or

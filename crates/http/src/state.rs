@@ -1,6 +1,6 @@
 //! The state every handler gets: the appliance's parts (engine, users and sessions,
 //! settings, operations, reports) and the edge's own (download slots). Build one and hand
-//! it to [`crate::router`] to get the whole application, with or without a listener.
+//! it to [`crate::router()`] to get the whole application, with or without a listener.
 
 use std::sync::Arc;
 

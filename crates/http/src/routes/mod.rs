@@ -1,5 +1,5 @@
 //! The handlers, one module per family of routes. They are registered in
-//! [`crate::router`] only; a route module imports the shared helpers (`respond`, `error`,
+//! [`crate::router()`] only; a route module imports the shared helpers (`respond`, `error`,
 //! `query`, `download`, `state`, `csrf`) and the appliance, never another route module.
 
 pub mod admin;
