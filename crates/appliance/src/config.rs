@@ -390,6 +390,23 @@ pub fn update(
     Ok(checked)
 }
 
+/// Sets `[capture] interface` in `DIR/wirecap.toml` (dropping replay/synthetic), keeping
+/// the other settings. The running engine keeps its source until the server restarts.
+pub fn write_capture_interface(dir: &Path, interface: &str) -> Result<(), String> {
+    update(
+        dir,
+        "capture interface set from the web UI (Config page)",
+        |c| {
+            c.capture.interface = Some(interface.to_owned());
+            c.capture.replay = None;
+            c.capture.speed = None;
+            c.capture.synthetic = None;
+            Ok(())
+        },
+    )
+    .map(drop)
+}
+
 /// The lock file that serializes [`update`] across processes.
 pub const LOCK_FILE: &str = ".wirecap.toml.lock";
 

@@ -90,6 +90,8 @@ pub(crate) struct DownloadAsk<'a> {
     pub bpf: Option<&'a str>,
 }
 
+/// Answers `ask`: opens the stream, resolves the selection, compiles the filters and
+/// streams the file (see [`crate::download`]).
 pub(crate) async fn download(
     app: &Shared,
     headers: &HeaderMap,

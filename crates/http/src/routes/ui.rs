@@ -20,8 +20,6 @@
 //! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
-use std::path::Path as FsPath;
-
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -365,23 +363,6 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
 }
 
-/// Sets `[capture] interface` in `DIR/wirecap.toml` (dropping replay/synthetic), keeping
-/// the other settings. The running engine keeps its source until the server restarts.
-pub fn write_capture_interface(dir: &FsPath, interface: &str) -> Result<(), String> {
-    config::update(
-        dir,
-        "capture interface set from the web UI (Config page)",
-        |c| {
-            c.capture.interface = Some(interface.to_owned());
-            c.capture.replay = None;
-            c.capture.speed = None;
-            c.capture.synthetic = None;
-            Ok(())
-        },
-    )
-    .map(drop)
-}
-
 pub(crate) async fn set_interface(
     State(app): State<Shared>,
     headers: HeaderMap,
@@ -401,7 +382,7 @@ pub(crate) async fn set_interface(
         if !known.contains(&name) {
             return Err(ApiError::bad_request(format!("no interface named {}", wirecap_appliance::short(&name))));
         }
-        write_capture_interface(&a.settings.data, &name).map_err(ApiError::internal)?;
+        config::write_capture_interface(&a.settings.data, &name).map_err(ApiError::internal)?;
         let now = capture_interface(&a);
         Ok(if now.as_deref() == Some(name.as_str()) {
             format!("{name} is the capture interface.")
