@@ -407,6 +407,32 @@ pub fn write_capture_interface(dir: &Path, interface: &str) -> Result<(), String
     .map(drop)
 }
 
+/// Persists `name` in `DIR/wirecap.toml`, shows it (`show`: a running server's name) and
+/// applies it to the OS when the file allows it and the process may. Answers what happened
+/// to the OS.
+pub fn set_hostname(
+    dir: &Path,
+    name: &str,
+    show: impl FnOnce(&str),
+) -> Result<&'static str, String> {
+    let c = update(dir, "hostname set by wirecap", |c| {
+        c.hostname = Some(name.to_owned());
+        Ok(())
+    })?;
+    show(name);
+    let os = crate::hostname::apply_to_os(
+        name,
+        c.apply_hostname_to_os,
+        Path::new(crate::hostname::ETC_HOSTNAME),
+    )?;
+    tracing::info!(hostname = %name, ?os, "hostname set");
+    Ok(match os {
+        crate::hostname::OsApply::Applied => "applied",
+        crate::hostname::OsApply::NotAllowed => "not applied: apply_hostname_to_os is off",
+        crate::hostname::OsApply::NoCapability => "not applied: no CAP_SYS_ADMIN",
+    })
+}
+
 /// The lock file that serializes [`update`] across processes.
 pub const LOCK_FILE: &str = ".wirecap.toml.lock";
 
@@ -699,5 +725,20 @@ mod tests {
     fn parse_errors_name_the_line() {
         let err = FileConfig::parse("http = \"a\"\n[capture]\nsynthetic = \"many\"\n").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn interface_choice_is_written_to_the_config() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            "http = \"127.0.0.1:1\"\n[capture]\nsynthetic = 5\n",
+        )
+        .unwrap();
+        write_capture_interface(d.path(), "eth9").unwrap();
+        let c = FileConfig::load(d.path()).unwrap();
+        assert_eq!(c.capture.interface.as_deref(), Some("eth9"));
+        assert_eq!(c.capture.synthetic, None);
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:1"));
     }
 }

@@ -117,28 +117,6 @@ fn write_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Persists `name` in `DIR/wirecap.toml`, shows it (`show`: a running server's name) and
-/// applies it to the OS when the file allows it and the process may. Answers what happened
-/// to the OS.
-pub fn set_and_apply(
-    dir: &Path,
-    name: &str,
-    show: impl FnOnce(&str),
-) -> Result<&'static str, String> {
-    let c = crate::config::update(dir, "hostname set by wirecap", |c| {
-        c.hostname = Some(name.to_owned());
-        Ok(())
-    })?;
-    show(name);
-    let os = apply_to_os(name, c.apply_hostname_to_os, Path::new(ETC_HOSTNAME))?;
-    tracing::info!(hostname = %name, ?os, "hostname set");
-    Ok(match os {
-        OsApply::Applied => "applied",
-        OsApply::NotAllowed => "not applied: apply_hostname_to_os is off",
-        OsApply::NoCapability => "not applied: no CAP_SYS_ADMIN",
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //!   │ engine ─► catalog, manual        operations ─► retention, scheduler      │
 //!   │ auth ◄─► session                 scheduler ─► schedule, engine            │
 //!   │ report ─► json, auth, hostname   update ─► release                        │
-//!   │ metrics ─► manual, retention     config ◄─► hostname     (all ─► os)      │
+//!   │ metrics ─► manual, retention     config ─► hostname       (all ─► os)      │
 //!   └─────────────────────────────────────┬───────────────────────────────────┘
 //!                                         ▼
 //!        wirecap-capture, wirecap-store, wirecap-query, wirecap-forward, wirecap-pcap

@@ -28,7 +28,7 @@ pub fn run(a: HostnameArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     wirecap_appliance::hostname::validate(&name).map_err(|e| anyhow!(e))?;
-    let os = wirecap_appliance::hostname::set_and_apply(&a.data, &name, |_| {})
+    let os = wirecap_appliance::config::set_hostname(&a.data, &name, |_| {})
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("hostname in {}", a.data.display()))?;
     eprintln!("hostname set to {name} (OS: {os})");

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use wirecap_appliance::auth::{Identity, Role};
-use wirecap_appliance::{hostname, json, report};
+use wirecap_appliance::{config, hostname, json, report};
 
 use crate::error::{ApiError, api};
 use crate::respond::{blocking_api as blocking, json_body, json_no_store as json_response};
@@ -207,7 +207,7 @@ pub(crate) async fn set_hostname(
     hostname::validate(&name).map_err(|e| ApiError::bad_request(e).api())?;
     let a = app.clone();
     let os = blocking(move || {
-        hostname::set_and_apply(&a.settings.data, &name, |n| a.set_hostname(n))
+        config::set_hostname(&a.settings.data, &name, |n| a.set_hostname(n))
             .map_err(ApiError::internal)
     })
     .await?;

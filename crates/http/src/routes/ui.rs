@@ -568,19 +568,4 @@ mod tests {
             assert!(doc["paths"][p].is_object(), "{p} missing");
         }
     }
-
-    #[test]
-    fn interface_choice_is_written_to_the_config() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(
-            d.path().join(CONFIG_FILE),
-            "http = \"127.0.0.1:1\"\n[capture]\nsynthetic = 5\n",
-        )
-        .unwrap();
-        write_capture_interface(d.path(), "eth9").unwrap();
-        let c = FileConfig::load(d.path()).unwrap();
-        assert_eq!(c.capture.interface.as_deref(), Some("eth9"));
-        assert_eq!(c.capture.synthetic, None);
-        assert_eq!(c.http.as_deref(), Some("127.0.0.1:1"));
-    }
 }
