@@ -5,10 +5,10 @@
 //!            │                                  │
 //!            ▼                                  ▼
 //!   ┌─────────────────────────── wirecap-appliance ───────────────────────────┐
-//!   │ engine ─► catalog, manual        operations ─► retention, scheduler      │
-//!   │ auth ◄─► session                 scheduler ─► schedule, engine            │
-//!   │ report ─► json, auth, hostname   update ─► release                        │
-//!   │ metrics ─► manual, retention     config ─► hostname       (all ─► os)      │
+//!   │ engine ─► catalog, manual        operations ─► retention, scheduler     │
+//!   │ auth ◄─► session                 scheduler ─► schedule, engine          │
+//!   │ report ─► json, auth, hostname   update ─► release                      │
+//!   │ metrics ─► manual, retention     config ─► hostname   (all ─► os)       │
 //!   └─────────────────────────────────────┬───────────────────────────────────┘
 //!                                         ▼
 //!        wirecap-capture, wirecap-store, wirecap-query, wirecap-forward, wirecap-pcap
