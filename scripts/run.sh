@@ -14,7 +14,7 @@ if ! dpkg-query -W -f='${Status}' libpcap-dev 2>/dev/null | grep -q "ok installe
 fi
 command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 command -v cargo >/dev/null || { echo "wirecap needs Rust (cargo): https://rustup.rs"; exit 1; }
-(cd crates/server/ui && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+(cd crates/http/ui && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 cargo build --release -q -p wirecap
 DATA=${DATA:-$PWD/data}
 mkdir -p "$DATA"

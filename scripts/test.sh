@@ -42,7 +42,7 @@ if ! command -v npm >/dev/null; then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 fi
-(cd crates/server/ui && npm ci --no-audit --no-fund --loglevel=error)
+(cd crates/http/ui && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings

@@ -488,7 +488,7 @@ pub fn checks(data: &Path, interface: Option<&str>) -> Vec<Check> {
 pub fn run(a: DoctorArgs) -> Result<ExitCode> {
     let data = a.data.unwrap_or_else(|| PathBuf::from("/var/lib/wirecap"));
     let interface = a.interface.or_else(|| {
-        wirecap_server::config::FileConfig::load(&data)
+        wirecap_appliance::config::FileConfig::load(&data)
             .ok()
             .and_then(|c| c.capture.interface)
     });

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use wirecap_server::config::FileConfig;
+use wirecap_appliance::config::FileConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct HostnameArgs {
@@ -23,12 +23,12 @@ pub fn run(a: HostnameArgs) -> Result<ExitCode> {
         let c = FileConfig::load(&a.data)?;
         println!(
             "{}",
-            wirecap_server::hostname::effective(c.hostname.as_deref())
+            wirecap_appliance::hostname::effective(c.hostname.as_deref())
         );
         return Ok(ExitCode::SUCCESS);
     };
-    wirecap_server::hostname::validate(&name).map_err(|e| anyhow!(e))?;
-    let os = wirecap_server::api_admin::set_and_apply(&a.data, &name, None)
+    wirecap_appliance::hostname::validate(&name).map_err(|e| anyhow!(e))?;
+    let os = wirecap_appliance::config::set_hostname(&a.data, &name, |_| {})
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("hostname in {}", a.data.display()))?;
     eprintln!("hostname set to {name} (OS: {os})");

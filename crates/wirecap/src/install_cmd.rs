@@ -148,7 +148,7 @@ pub fn run(a: InstallArgs) -> Result<ExitCode> {
     } else {
         let dir = unit_path.parent().context("unit path has no folder")?;
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        wirecap_server::config::write_atomically(&unit_path, unit.as_bytes())
+        wirecap_appliance::os::write_atomically(&unit_path, unit.as_bytes())
             .with_context(|| unit_path.display().to_string())?;
     }
 

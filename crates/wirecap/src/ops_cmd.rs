@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use wirecap_server::config::{self, FileConfig};
-use wirecap_server::retention::{self, RetentionConfig};
-use wirecap_server::schedule::ScheduleConfig;
+use wirecap_appliance::config::{self, FileConfig};
+use wirecap_appliance::retention::{self, RetentionConfig};
+use wirecap_appliance::schedule::ScheduleConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct ScheduleArgs {
@@ -141,10 +141,11 @@ fn update(
 
 fn list(data: &std::path::Path) -> Result<ExitCode> {
     let f = FileConfig::load(data).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let state: serde_json::Value = std::fs::read(data.join(wirecap_server::scheduler::STATE_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let state: serde_json::Value =
+        std::fs::read(data.join(wirecap_appliance::scheduler::STATE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
     let now = jiff::Timestamp::now();
     let show =
         |t: jiff::Timestamp| wirecap_store::timefmt::rfc3339(t.as_nanosecond().max(0) as u64);

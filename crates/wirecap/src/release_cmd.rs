@@ -1,11 +1,11 @@
 //! `wirecap release keygen|pack`: make signing keys and release archives for the
-//! appliance's software update (format in `wirecap_server::release`).
+//! appliance's software update (format in `wirecap_appliance::release`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use wirecap_server::release;
+use wirecap_appliance::release;
 
 #[derive(Debug, clap::Args)]
 pub struct ReleaseArgs {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use wirecap_server::config::FileConfig;
-use wirecap_server::report;
+use wirecap_appliance::config::FileConfig;
+use wirecap_appliance::report;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -36,7 +36,7 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     let config = FileConfig::load(&a.data)?;
     let input = report::Input {
         dir: a.data.clone(),
-        hostname: wirecap_server::hostname::effective(config.hostname.as_deref()),
+        hostname: wirecap_appliance::hostname::effective(config.hostname.as_deref()),
         status: None,
         recipient,
         now_ns: wirecap_store::now_ns(),

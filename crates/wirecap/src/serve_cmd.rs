@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use wirecap_server::config::ForwardChoice;
-use wirecap_server::{ServeArgs, SourceChoice};
+use wirecap_appliance::config::ForwardChoice;
+use wirecap_appliance::{ServeArgs, SourceChoice};
 
 /// Run the appliance: capture engine, the manual's HTTP API, the JSON API, metrics
 #[derive(Debug, clap::Args)]
@@ -74,7 +74,7 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let data = a.data.clone();
-    wirecap_server::run(ServeArgs {
+    wirecap_http::run(ServeArgs {
         data: a.data,
         http: a.http,
         https: a.https,

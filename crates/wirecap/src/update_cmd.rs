@@ -42,7 +42,7 @@ enum UpdateCmd {
     },
 }
 
-/// Arguments of the hidden `update-watchdog` subcommand (see `wirecap_server::update`).
+/// Arguments of the hidden `update-watchdog` subcommand (see `wirecap_appliance::update`).
 #[derive(Debug, clap::Args)]
 pub struct WatchdogArgs {
     /// Data directory of the server that is restarting
@@ -50,7 +50,7 @@ pub struct WatchdogArgs {
 }
 
 pub fn watchdog(a: WatchdogArgs) -> Result<ExitCode> {
-    wirecap_server::update::watchdog(&a.data).map_err(anyhow::Error::msg)?;
+    wirecap_appliance::update::watchdog(&a.data).map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use wirecap_server::auth::{Role, Users};
+use wirecap_appliance::auth::{Role, Users};
 
 #[derive(Debug, clap::Args)]
 pub struct UsersArgs {
@@ -114,7 +114,7 @@ pub fn run(a: UsersArgs) -> Result<ExitCode> {
         }
         UsersCmd::Add { dir, name, role } => {
             let mut users = load(&dir)?;
-            wirecap_server::auth::validate_user_name(&name)?;
+            wirecap_appliance::auth::validate_user_name(&name)?;
             let pw = read_password(&name)?;
             users.add(&name, &pw, role.into())?;
             eprintln!("added {name} ({role:?})");

@@ -561,7 +561,7 @@ fn users_cli_round_trip_beside_a_running_server() {
 }
 
 fn config_hostname(data: &Path) -> Option<String> {
-    wirecap_server::config::FileConfig::load(data)
+    wirecap_appliance::config::FileConfig::load(data)
         .expect("wirecap.toml loads")
         .hostname
 }
@@ -1020,7 +1020,7 @@ fn kill_9_during_config_writes_leaves_a_valid_config() {
         );
         let text = std::fs::read_to_string(data.join("wirecap.toml")).unwrap();
         assert!(
-            wirecap_server::config::FileConfig::parse(&text).is_ok(),
+            wirecap_appliance::config::FileConfig::parse(&text).is_ok(),
             "{text}"
         );
     }

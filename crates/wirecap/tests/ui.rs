@@ -1,10 +1,10 @@
-//! The web UI in a real browser: runs `crates/server/ui/tests/browser.mjs` (playwright-core
+//! The web UI in a real browser: runs `crates/http/ui/tests/browser.mjs` (playwright-core
 //! driving Debian's chromium, headless) against `wirecap serve` on 127.0.0.1 with a
 //! synthetic source: login, capture from the UI, downloads checked with tcpdump, filters,
 //! screenshots of every page, and page loads with 1,000 streams and 3,600 splits.
 //!
 //! Needs `node`, `/usr/bin/chromium` (apt `chromium`), `tcpdump` and `npm ci` in
-//! `crates/server/ui`. Without them the test says what is missing and passes, except
+//! `crates/http/ui`. Without them the test says what is missing and passes, except
 //! under CI (`CI=true`), where a missing piece fails.
 //!
 //! The binary under test is `WIRECAP_UI_BIN` when set (scripts/test.sh points it at the
@@ -44,7 +44,7 @@ fn missing_prerequisites(ui: &Path) -> Vec<String> {
 
 #[test]
 fn web_ui_in_chromium() {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/ui");
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/ui");
     let missing = missing_prerequisites(&ui);
     if !missing.is_empty() {
         let msg = format!("web UI browser test needs: {}", missing.join(", "));

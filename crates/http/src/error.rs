@@ -1,0 +1,163 @@
+//! [`ApiError`]: how a request that cannot be answered is answered, and the one mapping
+//! of each domain error to an HTTP status (`impl From<…> for ApiError`, here at the edge).
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use wirecap_appliance::auth::UserError;
+use wirecap_appliance::engine::EngineError;
+use wirecap_appliance::manual::ApplianceJson;
+use wirecap_appliance::release::ReleaseError;
+use wirecap_appliance::report::ReportError;
+use wirecap_appliance::update::UpdateError;
+
+/// How an error is rendered: the manual's `{"Status":false,"Str":"…"}`, or the JSON
+/// API's `{"error":"…","status":N}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    #[default]
+    Appliance,
+    Api,
+}
+
+/// A request that cannot be answered as asked: an HTTP status and a reason for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub shape: Shape,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            shape: Shape::Appliance,
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+    /// Renders as the JSON API's shape.
+    pub fn api(mut self) -> Self {
+        self.shape = Shape::Api;
+        self
+    }
+}
+
+impl From<wirecap_store::Error> for ApiError {
+    fn from(e: wirecap_store::Error) -> Self {
+        use wirecap_store::Error as E;
+        let status = match &e {
+            E::NoSuchStream(_) | E::NoSuchSplit { .. } => StatusCode::NOT_FOUND,
+            E::InvalidName { .. } | E::UnknownView(_) | E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::StreamExists(_) | E::Locked(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The detail (paths on the server) goes to the log, not to the client.
+            tracing::error!("store: {e}");
+            return Self::internal("the store failed to read this stream; see the server log");
+        }
+        Self::new(status, e.to_string())
+    }
+}
+
+/// `e` as an error of the JSON API (`.map_err(api)`).
+pub(crate) fn api(e: impl Into<ApiError>) -> ApiError {
+    e.into().api()
+}
+
+/// The status of an engine error: the manual's capture answers use it too.
+pub(crate) fn engine_status(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::AlreadyRunning(_) | EngineError::NotRunning | EngineError::StreamExists(_) => {
+            StatusCode::CONFLICT
+        }
+        EngineError::InvalidName(_) => StatusCode::BAD_REQUEST,
+        EngineError::NoInterface(_) => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::NoPermission(_) => StatusCode::FORBIDDEN,
+        EngineError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::new(engine_status(&e), e.to_string())
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        let status = match &e {
+            UserError::InvalidName(_) | UserError::WeakPassword(_) => StatusCode::BAD_REQUEST,
+            UserError::Exists(_) | UserError::LastAdmin(_) => StatusCode::CONFLICT,
+            UserError::NoSuchUser(_) => StatusCode::NOT_FOUND,
+            UserError::Store(inner) => {
+                tracing::error!("users: {inner}");
+                return Self::internal("cannot save the users; see the server log");
+            }
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Recipient(_) => Self::bad_request(e.to_string()),
+            ReportError::Busy(_) => Self::conflict(e.to_string()),
+            other => {
+                tracing::error!("report: {other}");
+                Self::internal("cannot make the report; see the server log")
+            }
+        }
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        let status = match &e {
+            UpdateError::Release(ReleaseError::Io { .. }) | UpdateError::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            UpdateError::Release(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UpdateError::NotInstalled(_) => StatusCode::NOT_FOUND,
+            UpdateError::Conflict(_) => StatusCode::CONFLICT,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.shape {
+            Shape::Appliance => ApplianceJson::err(self.message).to_body(),
+            Shape::Api => {
+                let mut s = serde_json::json!({
+                    "error": self.message,
+                    "status": self.status.as_u16(),
+                })
+                .to_string();
+                s.push('\n');
+                s
+            }
+        };
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}

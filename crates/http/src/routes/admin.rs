@@ -1,0 +1,310 @@
+//! JSON routes that run the appliance itself: users, hostname, system reports.
+//!
+//! Who may call them is decided by [`crate::access`] before a handler runs (reads for
+//! everyone signed in, changes for admins, one's own password for oneself); handlers
+//! here only check what the route's rule cannot see (a viewer changing their own role).
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /api/v1/users` | `[{name, role}]` |
+//! | `POST /api/v1/users` | `{name, password, role?}` adds a user (role viewer by default) |
+//! | `DELETE /api/v1/users/{name}` | removes a user (not the last admin) |
+//! | `PATCH /api/v1/users/{name}` | `{password?, current_password?, role?}`; a viewer changes their own password with the current one |
+//! | `GET /api/v1/hostname`, `PUT` | `{hostname}`; persisted in `wirecap.toml`, applied to the OS when allowed |
+//! | `POST /api/v1/report` | `{recipient?}` starts a system report → `{id, …}` (202) |
+//! | `GET /api/v1/report/{id}` | the job: state, steps done/total, file |
+//! | `GET /api/v1/reports` | reports in `DIR/upload/` |
+//! | `GET /api/v1/reports/{file}` | downloads one |
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use wirecap_appliance::auth::{Identity, Role};
+use wirecap_appliance::{config, hostname, json, report};
+
+use crate::error::{ApiError, api};
+use crate::respond::{blocking_api as blocking, json_body, json_no_store as json_response};
+use crate::state::Shared;
+
+fn body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
+    let v = json_body(headers, bytes)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object").api());
+    }
+    Ok(v)
+}
+
+fn role_of(v: &Value) -> Result<Option<Role>, ApiError> {
+    match v.get("role") {
+        None | Some(Value::Null) => Ok(None),
+        Some(r) => serde_json::from_value::<Role>(r.clone())
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("role must be \"admin\" or \"viewer\"").api()),
+    }
+}
+
+fn users_json(list: Vec<(String, Role)>) -> Value {
+    Value::Array(
+        list.into_iter()
+            .map(|(name, role)| json!({"name": name, "role": role}))
+            .collect(),
+    )
+}
+
+pub(crate) async fn list_users(State(app): State<Shared>) -> Response {
+    json_response(StatusCode::OK, &users_json(app.auth.list_users()))
+}
+
+pub(crate) async fn add_user(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let v = body(&headers, &bytes)?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(name), Some(password)) = (field("name"), field("password")) else {
+        return Err(
+            ApiError::bad_request("body must be {\"name\", \"password\", \"role\"?}").api(),
+        );
+    };
+    let role = role_of(&v)?.unwrap_or(Role::Viewer);
+    let a = app.clone();
+    let n = name.clone();
+    blocking(move || {
+        a.auth
+            .change_users(&n, |u| u.add(&n, &password, role))
+            .map_err(api)
+    })
+    .await?;
+    tracing::info!(user = %name, ?role, "user added");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"name": name, "role": role}),
+    ))
+}
+
+pub(crate) async fn remove_user(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let n = name.clone();
+    blocking(move || a.auth.change_users(&n, |u| u.remove(&n)).map_err(api)).await?;
+    tracing::info!(user = %wirecap_appliance::short(&name), "user removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn change_user(
+    State(app): State<Shared>,
+    id: Option<axum::Extension<Identity>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let v = body(&headers, &bytes)?;
+    let password = v.get("password").and_then(Value::as_str).map(str::to_owned);
+    let role = role_of(&v)?;
+    if password.is_none() && role.is_none() {
+        return Err(ApiError::bad_request("body must hold \"password\" and/or \"role\"").api());
+    }
+    // Before anything is saved: a role change must not land when the password is refused.
+    if let Some(p) = &password {
+        wirecap_appliance::auth::check_password(p).map_err(api)?;
+    }
+    let me = id.map(|e| e.0);
+    let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+    let is_admin = me.as_ref().is_some_and(|m| m.role == Role::Admin);
+    // The route lets a user reach their own account; a role is an admin's to give.
+    if role.is_some() && !is_admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin changes roles").api());
+    }
+    // A viewer proves the current password: a borrowed browser session alone must not
+    // be enough to take the account over. (Admins set any password anyway.)
+    if !is_admin && password.is_some() {
+        let current = v
+            .get("current_password")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let creds = wirecap_appliance::auth::Credentials::Basic {
+            user: name.clone(),
+            password: current.to_owned(),
+        };
+        // Through `check`, so that guessing here is slowed like any login.
+        if app.auth.check(Some(creds), peer).await.is_err() {
+            app.metrics.auth_failure();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "give your current password as current_password",
+            )
+            .api());
+        }
+    }
+    // Changing one's own password keeps the session it was done in (not a role change:
+    // a session carries its role).
+    let keep = match wirecap_appliance::auth::credentials(
+        None,
+        headers.get(header::COOKIE).map(HeaderValue::as_bytes),
+    ) {
+        Some(wirecap_appliance::auth::Credentials::Session { id })
+            if role.is_none() && me.as_ref().is_some_and(|m| m.user == name) =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
+    let a = app.clone();
+    let n = name.clone();
+    let role_now = blocking(move || {
+        a.auth
+            .change_users_keeping(&n, keep.as_deref(), |u| {
+                if let Some(r) = role {
+                    u.set_role(&n, r)?;
+                }
+                if let Some(p) = &password {
+                    u.set_password(&n, p)?;
+                }
+                Ok(u.role_of(&n))
+            })
+            .map_err(api)
+    })
+    .await?;
+    tracing::info!(user = %wirecap_appliance::short(&name), by = %me.map(|m| m.user).unwrap_or_default(), "user changed");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"name": name, "role": role_now}),
+    ))
+}
+
+fn hostname_json(app: &Shared) -> Value {
+    json!({
+        "hostname": app.hostname(),
+        "os_hostname": hostname::os_hostname(),
+        "apply_to_os": app.settings.apply_hostname_to_os,
+        "can_apply_to_os": hostname::can_set_os_hostname(),
+    })
+}
+
+pub(crate) async fn get_hostname(State(app): State<Shared>) -> Response {
+    json_response(StatusCode::OK, &hostname_json(&app))
+}
+
+pub(crate) async fn set_hostname(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let v = body(&headers, &bytes)?;
+    let name = v
+        .get("hostname")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("body must be {\"hostname\": \"…\"}").api())?
+        .trim()
+        .to_owned();
+    hostname::validate(&name).map_err(|e| ApiError::bad_request(e).api())?;
+    let a = app.clone();
+    let os = blocking(move || {
+        config::set_hostname(&a.settings.data, &name, |n| a.set_hostname(n))
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    let mut out = hostname_json(&app);
+    out["os"] = json!(os);
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+pub(crate) async fn start_report(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let v = if bytes.is_empty() {
+        json!({})
+    } else {
+        body(&headers, &bytes)?
+    };
+    let recipient = match v.get("recipient").and_then(Value::as_str) {
+        Some(r) if !r.trim().is_empty() => Some(report::parse_recipient(r).map_err(api)?),
+        _ => None,
+    };
+    let status = json::status_json(
+        &app.engine,
+        &app.ops,
+        app.hostname(),
+        wirecap_capture::counters::HISTORY_SECONDS,
+    );
+    let input = report::Input {
+        dir: app.settings.data.clone(),
+        hostname: app.hostname(),
+        status: Some(status),
+        recipient,
+        now_ns: wirecap_store::now_ns(),
+    };
+    let job = app.reports.start(input).map_err(api)?;
+    Ok(json_response(StatusCode::ACCEPTED, &job.to_json()))
+}
+
+pub(crate) async fn report_job(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|i| app.reports.get(i))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no report job {}", wirecap_appliance::short(&id))).api()
+        })?;
+    Ok(json_response(StatusCode::OK, &job.to_json()))
+}
+
+pub(crate) async fn list_reports(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let dir = app.settings.data.clone();
+    let list = blocking(move || Ok(report::list(&dir))).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Value::Array(
+            list.into_iter()
+                .map(|(file, bytes, t)| {
+                    json!({
+                        "file": file,
+                        "bytes": bytes,
+                        "modified": wirecap_store::timefmt::rfc3339(t),
+                        "download": format!("/api/v1/reports/{file}"),
+                    })
+                })
+                .collect(),
+        ),
+    ))
+}
+
+pub(crate) async fn download_report(
+    State(app): State<Shared>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    if !report::valid_file_name(&file) {
+        return Err(ApiError::not_found("no such report").api());
+    }
+    let path = app.settings.data.join(report::UPLOAD_DIR).join(&file);
+    let bytes =
+        blocking(move || std::fs::read(&path).map_err(|_| ApiError::not_found("no such report")))
+            .await?;
+    let ct = if file.ends_with(".age") {
+        "application/octet-stream"
+    } else {
+        "application/gzip"
+    };
+    let disposition = format!("attachment; filename=\"{file}\"");
+    let mut r = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        bytes,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}

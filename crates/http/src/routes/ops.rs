@@ -1,0 +1,348 @@
+//! The JSON API of operations: schedules, retention and pins. Reads are open to every
+//! user; writes need the admin role and go through [`config::update`] (atomic,
+//! validated as a load would), after which the server applies the file at once.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use wirecap_appliance::config;
+use wirecap_appliance::retention::RetentionConfig;
+use wirecap_appliance::schedule::{self, ScheduleConfig};
+
+use crate::error::ApiError;
+use crate::respond::{blocking, json_body, json_ok, stream_name};
+use crate::state::Shared;
+
+/// Why an operations request was refused.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// A body field is wrong: 400 naming the field, so that a form can point at it.
+    Field {
+        field: String,
+        why: String,
+    },
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e.api())
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Field { field, why } => {
+                let mut s = json!({"error": why, "status": 400, "field": field}).to_string();
+                s.push('\n');
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    s,
+                )
+                    .into_response()
+            }
+            Self::Api(e) => e.into_response(),
+        }
+    }
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> Refused {
+    Refused::Field {
+        field: field.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// The field a serde error is about (`unknown field `x``, `invalid type … for key `x``).
+fn serde_field(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    m.split('`').nth(1).unwrap_or("body").to_owned()
+}
+
+fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+// The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
+// moment): reads wait for it on a blocking thread, never on the runtime's.
+
+pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let v = blocking(move || {
+        let mut v = json!({"schedules": a.ops.scheduler.list(now())});
+        if let Some(e) = a.ops.file_error().or_else(|| a.ops.scheduler.error()) {
+            v["error"] = json!(e);
+        }
+        Ok(v)
+    })
+    .await
+    .map_err(ApiError::api)?;
+    Ok(json_ok(&v))
+}
+
+pub(crate) async fn one(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let a = app.clone();
+    blocking(move || {
+        a.ops
+            .scheduler
+            .get(&name, now())
+            .map(|v| json_ok(&v))
+            .ok_or_else(|| ApiError::not_found(format!("no schedule named {name:?}")))
+    })
+    .await
+    .map_err(ApiError::api)
+}
+
+/// Parses and validates a schedule body against the file's default time zone.
+fn schedule_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    name: Option<&str>,
+) -> Result<ScheduleConfig, Refused> {
+    let mut v = json_body(headers, body)?;
+    if let (Some(n), Some(obj)) = (name, v.as_object_mut()) {
+        match obj.get("name") {
+            None => {
+                obj.insert("name".into(), json!(n));
+            }
+            Some(Value::String(b)) if b == n => {}
+            Some(_) => {
+                return Err(invalid(
+                    "name",
+                    format!("the body names another schedule than the URL ({n:?})"),
+                ));
+            }
+        }
+    }
+    let c: ScheduleConfig =
+        serde_json::from_value(v).map_err(|e| invalid(&serde_field(&e), e.to_string()))?;
+    Ok(c)
+}
+
+/// Applies `change` to the file's schedules; a validation error names its field.
+async fn write_schedules(
+    app: &Shared,
+    why: String,
+    change: impl FnOnce(&mut Vec<ScheduleConfig>) -> Result<(), (StatusCode, String)> + Send + 'static,
+) -> Result<(), Refused> {
+    let a = app.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut refusal = None;
+        let dir = a.settings.data.clone();
+        let r = config::update(&dir, &why, |c| {
+            if let Err(e) = change(&mut c.schedule) {
+                let m = e.1.clone();
+                refusal = Some(e);
+                return Err(m);
+            }
+            schedule::validate_all(&c.schedule, c.timezone.as_deref())
+                .map(|_| ())
+                .map_err(|e| {
+                    refusal = Some((StatusCode::BAD_REQUEST, format!("{}\u{0}{e}", e.field)));
+                    e.to_string()
+                })
+        });
+        a.ops.reload(&a.engine);
+        (r, refusal)
+    })
+    .await
+    .map_err(|_| ApiError::internal("internal error"))?;
+    match r {
+        (Ok(_), _) => Ok(()),
+        (Err(_), Some((code, m))) if code == StatusCode::BAD_REQUEST => {
+            let (field, why) = m.split_once('\u{0}').unwrap_or(("body", &m));
+            Err(invalid(field, why))
+        }
+        (Err(_), Some((code, m))) => Err(ApiError::new(code, m).into()),
+        (Err(e), None) => Err(ApiError::bad_request(e).into()),
+    }
+}
+
+pub(crate) async fn create(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let c = schedule_body(&headers, &body, None)?;
+    let name = c.name.clone();
+    let n = name.clone();
+    write_schedules(&app, format!("schedule {name} added"), move |list| {
+        if list.iter().any(|s| s.name == n) {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("a schedule named {n:?} exists; PUT /api/v1/schedules/{n} replaces it"),
+            ));
+        }
+        list.push(c);
+        Ok(())
+    })
+    .await?;
+    let a = app.clone();
+    let v = blocking(move || Ok(a.ops.scheduler.get(&name, now()).unwrap_or(Value::Null))).await?;
+    Ok((StatusCode::CREATED, json_ok(&v)).into_response())
+}
+
+pub(crate) async fn replace(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let c = schedule_body(&headers, &body, Some(&name))?;
+    let n = name.clone();
+    write_schedules(&app, format!("schedule {name} changed"), move |list| {
+        match list.iter_mut().find(|s| s.name == n) {
+            Some(s) => *s = c,
+            None => list.push(c),
+        }
+        Ok(())
+    })
+    .await?;
+    let a = app.clone();
+    let v = blocking(move || Ok(a.ops.scheduler.get(&name, now()).unwrap_or(Value::Null))).await?;
+    Ok(json_ok(&v))
+}
+
+pub(crate) async fn remove(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, Refused> {
+    let n = name.clone();
+    write_schedules(&app, format!("schedule {name} removed"), move |list| {
+        let before = list.len();
+        list.retain(|s| s.name != n);
+        if list.len() == before {
+            return Err((StatusCode::NOT_FOUND, format!("no schedule named {n:?}")));
+        }
+        Ok(())
+    })
+    .await?;
+    // The scheduler stops a removed schedule's capture at its next tick; do it now.
+    let a = app.clone();
+    let _ = tokio::task::spawn_blocking(move || a.ops.scheduler.tick(&a.engine, now())).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn retention_json(app: &Shared) -> Value {
+    let p = app.ops.policy();
+    let file = config::FileConfig::load(&app.settings.data)
+        .map(|f| f.retention)
+        .unwrap_or_default();
+    json!({
+        "config": file,
+        "high_watermark": p.high,
+        "low_watermark": p.low,
+        "segment_bytes": p.segment_bytes,
+        "status": app.ops.retention.status(),
+    })
+}
+
+pub(crate) async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
+    let a = app.clone();
+    let v = blocking(move || Ok(retention_json(&a)))
+        .await
+        .map_err(ApiError::api)?;
+    Ok(json_ok(&v))
+}
+
+/// `PUT /api/v1/retention`: the keys given replace those in the file; `null` removes one.
+pub(crate) async fn set_retention(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let v = json_body(&headers, &body)?;
+    let Some(obj) = v.as_object() else {
+        return Err(invalid(
+            "body",
+            "send an object such as {\"budget\": \"50GB\"}",
+        ));
+    };
+    let a = app.clone();
+    let obj = obj.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let r = config::update(&a.settings.data, "retention changed", |c| {
+            let mut cur = serde_json::to_value(&c.retention).map_err(|e| e.to_string())?;
+            for (k, val) in &obj {
+                if val.is_null() {
+                    cur.as_object_mut().map(|o| o.remove(k));
+                } else {
+                    cur[k] = val.clone();
+                }
+            }
+            let next: RetentionConfig =
+                serde_json::from_value(cur).map_err(|e| format!("{}\u{0}{e}", serde_field(&e)))?;
+            next.validate().map_err(|e| {
+                let field = e
+                    .strip_prefix("[retention] ")
+                    .and_then(|r| r.split(':').next())
+                    .unwrap_or("body")
+                    .to_owned();
+                format!("{field}\u{0}{e}")
+            })?;
+            c.retention = next;
+            Ok(())
+        });
+        a.ops.reload(&a.engine);
+        (r, retention_json(&a))
+    })
+    .await
+    .map_err(|_| ApiError::internal("internal error"))?;
+    match r {
+        (Ok(_), v) => Ok(json_ok(&v)),
+        (Err(e), _) => {
+            let (field, why) = e.split_once('\u{0}').unwrap_or(("body", &e));
+            Err(invalid(field, why))
+        }
+    }
+}
+
+/// `PUT /api/v1/streams/{name}/pin` with `{"pinned": true|false}` (default true).
+pub(crate) async fn pin(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = stream_name(&name).map_err(ApiError::api)?;
+    let v = json_body(&headers, &body)?;
+    let pinned = match v.get("pinned") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::bad_request("pinned must be true or false").api());
+        }
+    };
+    let a = app.clone();
+    let n = name.clone();
+    blocking(move || Ok(a.engine.store().set_pinned(&n, pinned)?))
+        .await
+        .map_err(ApiError::api)?;
+    tracing::info!(stream = %name, pinned, "stream pin changed");
+    Ok(json_ok(&json!({"name": name, "pinned": pinned})))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_lists_the_operations_routes() {
+        let doc = crate::openapi::document();
+        for p in [
+            "/api/v1/schedules",
+            "/api/v1/schedules/{name}",
+            "/api/v1/retention",
+            "/api/v1/streams/{name}/pin",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p}");
+        }
+        assert!(doc["paths"]["/api/v1/schedules"]["post"].is_object());
+    }
+}

@@ -1,0 +1,530 @@
+// Browser test of wirecap's web UI: the real `wirecap serve` (synthetic source, no root),
+// Debian's chromium driven by playwright-core, headless. Traffic goes to 127.0.0.1 only.
+//
+//   node crates/http/ui/tests/browser.mjs /path/to/wirecap
+//
+// Environment: WIRECAP_BIN (instead of the argument), WIRECAP_UI_ARTIFACTS (folder for
+// screenshots and downloads; a new temp folder otherwise, printed at the start),
+// CHROMIUM (default /usr/bin/chromium), WIRECAP_UI_STREAMS (default 1000),
+// WIRECAP_UI_BUDGET_MS (page-load budget, default 1000).
+// Ends with "N passed, N failed" and exits non-zero when a check failed.
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir, hostname } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+
+const BIN = process.env.WIRECAP_BIN || process.argv[2];
+if (!BIN) {
+  console.error('usage: node browser.mjs /path/to/wirecap (or WIRECAP_BIN)');
+  process.exit(2);
+}
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const STREAMS = Number(process.env.WIRECAP_UI_STREAMS || 1000);
+const OUT = process.env.WIRECAP_UI_ARTIFACTS || mkdtempSync(join(tmpdir(), 'wirecap-ui-'));
+mkdirSync(OUT, { recursive: true });
+const DATA = mkdtempSync(join(tmpdir(), 'wirecap-ui-data-'));
+const PASSWORD = 'ui-test-password';
+const LOAD_BUDGET_MS = Number(process.env.WIRECAP_UI_BUDGET_MS || 1000);
+console.log(`screenshots and downloads: ${OUT}`);
+
+const results = [];
+let failShot = null; // screenshots the main page when a check fails
+const figures = {};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function run(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Imports `n` small streams (4 importers at once) and one stream of 3,600 one-second splits. */
+async function makeData() {
+  const t0 = Date.now();
+  const small = join(DATA, 'small.pcap');
+  const hour = join(DATA, 'hour.pcap');
+  run(BIN, ['generate', '-o', small, '--seconds', '2', '--pps', '5']);
+  run(BIN, ['generate', '-o', hour, '--seconds', '3600', '--pps', '2', '--start', '2025-01-01T00:00:00Z']);
+  const store = join(DATA, 'store');
+  run(BIN, ['import', '--data', store, '--name', 'hour', hour]);
+  const importOne = (i) => new Promise((resolve, reject) => {
+    const p = spawn(BIN, ['import', '--data', store, '--name', `s${String(i).padStart(4, '0')}`, small], { stdio: 'ignore' });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`import ${i} exited ${code}`))));
+  });
+  let next = 1;
+  const worker = async () => { while (next <= STREAMS) await importOne(next++); };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  console.log(`test data: ${STREAMS} small streams + one of 3,600 s, imported in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return store;
+}
+
+async function startServer(store, port) {
+  const log = join(OUT, 'server.log');
+  const srv = spawn(BIN, ['serve', '--data', store, '--http', `127.0.0.1:${port}`, '--synthetic', '3000'], {
+    env: { ...process.env, WIRECAP_ADMIN_PASSWORD: PASSWORD },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  srv.stdout.on('data', (d) => { text += d; });
+  srv.stderr.on('data', (d) => { text += d; });
+  srv.on('exit', () => writeFileSync(log, text));
+  const auth = `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`;
+  for (let i = 0; i < 150; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/api/v1/status?history=0`, { headers: { Authorization: auth } });
+      if (r.ok) return { srv, auth, log: () => text };
+    } catch { /* not listening yet */ }
+    if (srv.exitCode !== null) throw new Error(`wirecap serve exited ${srv.exitCode}:\n${text}`);
+    await sleep(200);
+  }
+  throw new Error(`wirecap serve did not answer in 30 s:\n${text}`);
+}
+
+async function check(name, f) {
+  const t0 = Date.now();
+  try {
+    await f();
+    results.push([name, true]);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    if (failShot) await failShot(`fail-${results.length}`).catch(() => {});
+  }
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+const num = (s) => Number(String(s).replace(/[^0-9]/g, ''));
+
+function tcpdumpCount(file, filter = []) {
+  const out = run('tcpdump', ['-nn', '-r', file, ...filter]);
+  return out.split('\n').filter((l) => l.trim()).length;
+}
+
+/**
+ * Loads `url` in a fresh page and waits for `selector`: the page load is the time from
+ * navigation start until the page recorded its rows as rendered (window.__wirecapRendered).
+ */
+async function timedLoad(context, url, selector, throttle = 1) {
+  const page = await context.newPage();
+  if (throttle > 1) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate: throttle });
+  }
+  await page.goto(url);
+  await page.waitForSelector(selector, { timeout: 20000 });
+  await page.waitForFunction(() => window.__wirecapRendered && window.__wirecapRendered.at);
+  const ms = await page.evaluate(() => window.__wirecapRendered.at);
+  return { page, ms };
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const store = await makeData();
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = await startServer(store, port);
+  let browser = null;
+  const stop = async () => {
+    if (browser) await browser.close().catch(() => {});
+    server.srv.kill('SIGTERM');
+    await new Promise((r) => (server.srv.exitCode !== null ? r() : server.srv.on('exit', r)));
+    rmSync(DATA, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => { stop().then(() => process.exit(130)); });
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'], // playwright gives it a fresh profile folder
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  const shot = (name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+  failShot = shot;
+  let captured = null; // stored name of the capture made from the UI
+
+  try {
+    await check('login page, hostname in the title', async () => {
+      await page.goto(base);
+      await page.waitForSelector('form[aria-label="Sign in"]');
+      const title = await page.title();
+      expect(title.includes(hostname()), `title "${title}" lacks the hostname ${hostname()}`);
+      await shot('01-login');
+    });
+
+    await check('wrong password is refused on the login page', async () => {
+      await page.fill('#password', 'not-the-password');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('[role=alert]');
+      expect((await page.textContent('[role=alert]')).includes('Wrong user name or password'), 'no error shown');
+    });
+
+    await check('login sets an HttpOnly SameSite=Strict session cookie', async () => {
+      await page.fill('#password', PASSWORD);
+      await page.click('button[type=submit]');
+      await page.waitForSelector('main h1:text("Dashboard")');
+      const c = (await context.cookies()).find((x) => x.name === 'wirecap_session');
+      expect(c && c.httpOnly && c.sameSite === 'Strict', `cookie ${JSON.stringify(c)}`);
+    });
+
+    await check('a request without the CSRF token is refused', async () => {
+      const codes = await page.evaluate(async () => {
+        const noToken = await fetch('/api/v1/capture/stop', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+        const getStart = await fetch('/sysmaster/capture_start?StreamName=csrf');
+        return [noToken.status, getStart.status];
+      });
+      expect(codes[0] === 403 && codes[1] === 403, `answered ${codes}`);
+    });
+
+    await check('start a capture from the Capture page; counters move', async () => {
+      await page.goto(`${base}/#/capture`);
+      await page.fill('[data-test=capture-name-input]', 'uitest');
+      await page.click('[data-test=rec-button]');
+      await page.waitForSelector('[data-test=rec]');
+      await page.waitForSelector('[data-test=capture-packets]');
+      const a = num(await page.textContent('[data-test=capture-packets]'));
+      await sleep(2500);
+      const b = num(await page.textContent('[data-test=capture-packets]'));
+      expect(b > a, `packets did not move: ${a} then ${b}`);
+      const bytes = await page.textContent('[data-test=capture-bytes]');
+      expect(num(bytes) > 0, `bytes: ${bytes}`);
+      expect((await page.textContent('[data-test=capture-name]')).trim() === 'uitest', 'capture name not shown');
+      captured = (await page.textContent('table.kv a.mono')).trim();
+      await shot('02-capture-running');
+    });
+
+    await check('REC indicator on every page while capturing', async () => {
+      for (const p of ['dashboard', 'files', 'analysis', 'config', 'tools']) {
+        await page.goto(`${base}/#/${p}`);
+        await page.waitForSelector('[data-test=rec]', { timeout: 5000 });
+      }
+    });
+
+    await check('dashboard: live uPlot charts and status', async () => {
+      await page.goto(`${base}/#/dashboard`);
+      await page.waitForSelector('[data-test=chart-bps] canvas');
+      await page.waitForSelector('[data-test=chart-pps] canvas');
+      await sleep(3000);
+      const text = await page.textContent('[data-test=stats]');
+      expect(text.includes('recording'), 'dashboard does not say recording');
+      expect(/oldest packet on disk is from/.test(await page.textContent('[data-test=retention]')), 'no retention horizon');
+      await shot('03-dashboard');
+      await page.click('text=last 1 hour');
+      await sleep(800);
+      await shot('03b-dashboard-hour');
+    });
+
+    await check('stop the capture; REC disappears', async () => {
+      await page.goto(`${base}/#/capture`);
+      await page.click('[data-test=stop]');
+      await page.waitForFunction(() => document.querySelector('[data-test=capture-running]')?.textContent === 'false');
+      await page.waitForSelector('[data-test=rec]', { state: 'detached' });
+      await shot('04-capture-stopped');
+    });
+
+    await check('the Capture page lists schedules with their next start', async () => {
+      const r = await fetch(`${base}/api/v1/schedules`, {
+        method: 'POST',
+        headers: { Authorization: server.auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'nightly', cron: '0 2 * * *', duration: '1h', enabled: false }),
+      });
+      expect(r.status === 201, `POST /api/v1/schedules: ${r.status} ${await r.text()}`);
+      await page.goto(`${base}/#/capture`);
+      await page.waitForSelector('[data-test=schedule-row]');
+      const row = await page.textContent('[data-test=schedule-row]');
+      expect(row.includes('nightly') && row.includes('cron 0 2 * * *'), `row: ${row}`);
+      expect((await page.textContent('[data-test=schedule-state]')).trim() === 'disabled', 'state not shown');
+      await shot('04b-schedules');
+      const d = await fetch(`${base}/api/v1/schedules/nightly`, { method: 'DELETE', headers: { Authorization: server.auth } });
+      expect(d.status === 204, `DELETE: ${d.status}`);
+    });
+
+    await check(`Files page with ${STREAMS + 1} streams loads in under ${LOAD_BUDGET_MS} ms`, async () => {
+      const times = [];
+      let last = null;
+      for (let i = 0; i < 3; i++) {
+        const r = await timedLoad(context, `${base}/#/files`, `table[data-test=streams] tbody tr:nth-child(${Math.min(100, STREAMS)})`);
+        times.push(r.ms);
+        if (last) await last.close();
+        last = r.page;
+      }
+      const slow = await timedLoad(context, `${base}/#/files`, `table[data-test=streams] tbody tr:nth-child(${Math.min(100, STREAMS)})`, 4);
+      await slow.page.close();
+      figures.files_ms = median(times);
+      figures.files_ms_cpu4x = slow.ms;
+      const count = await last.textContent('[data-test=stream-count]');
+      expect(num(count) === STREAMS + 2, `stream count says ${count}`);
+      await last.screenshot({ path: join(OUT, '05-files.png'), fullPage: false });
+      await last.close();
+      console.log(`     files page: ${times.map((t) => t.toFixed(0)).join(', ')} ms (median ${figures.files_ms.toFixed(0)}), ${slow.ms.toFixed(0)} ms at 4x CPU throttling`);
+      expect(figures.files_ms < LOAD_BUDGET_MS, `median ${figures.files_ms} ms`);
+    });
+
+    await check('open the captured stream, download a split, tcpdump reads it', async () => {
+      expect(captured, 'no stream from the capture step');
+      await page.goto(`${base}/#/files?q=uitest`);
+      await page.click(`a:text("${captured}")`);
+      await page.waitForSelector('[data-test=views]');
+      await page.click('[data-test=views] a:has-text("split_1sec")');
+      await page.waitForSelector('table[data-test=splits] tbody tr td.actions a');
+      const row = page.locator('table[data-test=splits] tbody tr').first();
+      const packets = num(await row.locator('td').nth(4).textContent());
+      await shot('06-stream');
+      const [dl] = await Promise.all([page.waitForEvent('download'), row.locator('td.actions a').click()]);
+      const file = join(OUT, 'split.pcap');
+      await dl.saveAs(file);
+      expect(statSync(file).size > 24, 'empty download');
+      const n = tcpdumpCount(file);
+      expect(n === packets, `tcpdump read ${n} packets, the list says ${packets}`);
+      const [whole] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=download-stream]')]);
+      const wfile = join(OUT, 'stream.pcap');
+      await whole.saveAs(wfile);
+      expect(tcpdumpCount(wfile) >= packets, 'whole-stream download has fewer packets than a split');
+    });
+
+    await check(`a 3,600-split list loads in under ${LOAD_BUDGET_MS} ms`, async () => {
+      const hourName = await page.evaluate(async () => (await (await fetch('/api/v1/ui/streams?q=hour_')).json()).streams[0].name);
+      const url = `${base}/#/files/${hourName}?view=split_1sec`;
+      const times = [];
+      let last = null;
+      for (let i = 0; i < 3; i++) {
+        const r = await timedLoad(context, url, 'table[data-test=splits] tbody tr:nth-child(100)');
+        times.push(r.ms);
+        if (last) await last.close();
+        last = r.page;
+      }
+      const slow = await timedLoad(context, url, 'table[data-test=splits] tbody tr:nth-child(100)', 4);
+      await slow.page.close();
+      figures.splits_ms = median(times);
+      figures.splits_ms_cpu4x = slow.ms;
+      const count = await last.textContent('[data-test=split-count]');
+      expect(count.includes('3,600 splits'), `split count says ${count}`);
+      await last.click('button[aria-label="last page"]');
+      await last.waitForSelector('table[data-test=splits] tbody tr td:text("3599")');
+      await last.screenshot({ path: join(OUT, '07-splits.png'), fullPage: false });
+      await last.close();
+      console.log(`     3,600-split list: ${times.map((t) => t.toFixed(0)).join(', ')} ms (median ${figures.splits_ms.toFixed(0)}), ${slow.ms.toFixed(0)} ms at 4x CPU throttling`);
+      expect(figures.splits_ms < LOAD_BUDGET_MS, `median ${figures.splits_ms} ms`);
+    });
+
+    await check('analysis: a valid filter block, run, download the filtered pcap', async () => {
+      await page.goto(`${base}/#/analysis?stream=${captured}`);
+      await page.fill('[data-test=block-expr-0]', 'ipv4.proto == udp');
+      await page.waitForSelector('text=✓ filter is valid');
+      await page.click('[data-test=run-analysis]');
+      await page.waitForSelector('[data-test=analysis-result] [data-test=protocols]');
+      const matched = num(await page.textContent('[data-test=analysis-result] .stat .v'));
+      expect(/udp/i.test(await page.textContent('[data-test=protocols]')), 'no UDP in the protocol table');
+      await shot('08-analysis');
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=download-filtered]')]);
+      const file = join(OUT, 'filtered-udp.pcap');
+      await dl.saveAs(file);
+      // Every packet tcpdump prints is UDP (tcpdump's own `udp` misses VLAN-tagged frames).
+      const lines = run('tcpdump', ['-q', '-nn', '-r', file]).split('\n').filter((l) => l.trim());
+      const other = lines.filter((l) => !/ UDP|ip-proto-17/.test(l));
+      expect(lines.length > 0 && other.length === 0, `filtered pcap: ${lines.length} packets, not UDP: ${other.slice(0, 3).join(' | ')}`);
+      expect(lines.length === matched, `the analysis matched ${matched} packets, the download holds ${lines.length}`);
+    });
+
+    await check('bad filters are shown inline where they are wrong', async () => {
+      await page.fill('[data-test=block-expr-0]', 'tcp.prot == 80');
+      const err = page.locator('.block:has([data-test=block-expr-0]) [data-test=filter-error]');
+      await err.waitFor();
+      const t = await err.textContent();
+      expect(/unknown field/i.test(t), `error says: ${t}`);
+      expect(t.split('\n')[1].indexOf('^') === 0, `caret not under column 0: ${JSON.stringify(t)}`);
+      expect(await page.isDisabled('[data-test=run-analysis]'), 'run is not disabled with a bad filter');
+      await shot('09-bad-filter');
+      // A block renamed, an expression naming a block that does not exist.
+      await page.fill('[data-test=block-expr-0]', 'ipv4.proto == tcp');
+      await page.click('[data-test=add-block]');
+      await page.fill('[data-test=block-name-1]', 'web');
+      await page.fill('[data-test=block-expr-1]', 'tcp.port == 80');
+      await page.fill('[data-test=expression]', 'block0 & webx');
+      const e2 = page.locator('.field:has([data-test=expression]) [data-test=filter-error]');
+      await e2.waitFor();
+      const t2 = await e2.textContent();
+      expect(/webx/.test(t2) && t2.split('\n')[1].indexOf('^') === 'block0 & '.length, `expression error: ${JSON.stringify(t2)}`);
+      await page.fill('[data-test=expression]', 'block0 & web');
+      await page.waitForSelector('text=✓ filter is valid');
+      // tcpdump syntax.
+      await page.click('[data-test=mode-bpf]');
+      await page.fill('[data-test=bpf]', 'tcp prt 80');
+      const e3 = page.locator('.field:has([data-test=bpf]) [data-test=filter-error]');
+      await e3.waitFor();
+      const t3 = await e3.textContent();
+      expect(t3.split('\n').length === 2 && t3.split('\n')[1].includes('^'), `tcpdump error: ${JSON.stringify(t3)}`);
+      await shot('09b-bad-bpf');
+      await page.fill('[data-test=bpf]', 'udp and not port 53');
+      await page.waitForSelector('text=✓ filter is valid');
+    });
+
+    await check('config page: interfaces with driver, MAC, link, counters', async () => {
+      await page.goto(`${base}/#/config`);
+      await page.waitForSelector('table[data-test=interfaces] tr[data-if=lo]');
+      expect(/up|down|unknown/.test(await page.textContent('table[data-test=interfaces] tr[data-if=lo]')), 'no link state');
+      // Choosing the capture interface writes wirecap.toml; the running source stays until a restart.
+      await page.click('table[data-test=interfaces] tr[data-if=lo] button:text("Capture here")');
+      await page.waitForSelector('.msg.ok:has-text("after the next restart")');
+      await page.waitForSelector('table[data-test=interfaces] tr[data-if=lo] .tag:text("after restart")');
+      await shot('10-config');
+    });
+
+    await check('config page: the forwarding panel says how to turn forwarding on', async () => {
+      await page.goto(`${base}/#/config`);
+      await page.waitForSelector('[data-test=forwarding] [data-test=forwarding-off]:has-text("--inline")');
+      const f = await page.evaluate(async () => (await fetch('/api/v1/forward', { headers: { 'X-Wirecap-UI': '1' } })).json());
+      expect(f.enabled === false, `GET /api/v1/forward without forwarding: ${JSON.stringify(f)}`);
+    });
+
+    await check('tools: setting the hostname shows it in the title', async () => {
+      await page.goto(`${base}/#/tools`);
+      await page.waitForSelector('[data-test=version]:has-text("wirecap 0.")');
+      await page.fill('[data-test=hostname-input]', 'bad_name');
+      expect(await page.isDisabled('[data-test=hostname-save]'), 'an invalid hostname can be saved');
+      await page.fill('[data-test=hostname-input]', 'ui-probe-1');
+      await page.click('[data-test=hostname-save]');
+      await page.waitForSelector('[data-test=hostname-msg]:has-text("ui-probe-1")');
+      await page.waitForFunction(() => document.title.includes('ui-probe-1'), null, { timeout: 10000 });
+      await page.waitForSelector('header [data-test=hostname]:text("ui-probe-1")');
+      await shot('11-tools');
+    });
+
+    await check('tools page: software update panel lists the running release and refuses a bad archive', async () => {
+      await page.goto(`${base}/#/tools`);
+      await page.waitForSelector('[data-test=software-update] [data-test=running-version]:has-text("wirecap 0.")');
+      await page.waitForSelector('table[data-test=releases] >> text=No releases installed');
+      const bad = join(OUT, 'not-a-release.tar.gz');
+      writeFileSync(bad, 'this is not a gzip archive');
+      await page.setInputFiles('[data-test=release-file]', bad);
+      await page.click('[data-test=release-upload]');
+      const err = page.locator('[data-test=software-update] .msg.error');
+      await err.waitFor();
+      const t = await err.textContent();
+      expect(/not a release archive/.test(t), `upload error says: ${t}`);
+      await page.waitForSelector('[data-test=update-history] >> text=refused');
+      expect(await page.isVisible('table[data-test=releases] >> text=No releases installed'), 'a refused archive was listed');
+      await shot('11b-software-update');
+    });
+
+    await check('tools: a system report is generated and downloaded', async () => {
+      await page.goto(`${base}/#/tools`);
+      await page.click('[data-test=report-start]');
+      await page.waitForSelector('[data-test=report-download]', { timeout: 60000 });
+      const name = await page.textContent('[data-test=report-download]');
+      expect(/^report_ui-probe-1_\d{8}_\d{6}\.tar\.gz$/.test(name), `report named ${name}`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test=report-download]')]);
+      const file = join(OUT, name);
+      await download.saveAs(file);
+      const listing = run('tar', ['tzf', file]);
+      for (const want of ['/filelist', '/status.json', '/config.toml', '/streams.json', '/system.json']) {
+        expect(listing.includes(want), `${want} not in the report:\n${listing}`);
+      }
+      await page.waitForSelector(`table[data-test=reports] a:text("${name}")`);
+      await shot('11b-report');
+    });
+
+    await check('a viewer sees REC refused and the tools read-only', async () => {
+      const add = await fetch(`${base}/api/v1/users`, {
+        method: 'POST',
+        headers: { Authorization: server.auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'viewer1', password: 'viewer-password', role: 'viewer' }),
+      });
+      expect(add.status === 201, `adding a viewer: ${add.status}`);
+      const vctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+      try {
+        const v = await vctx.newPage();
+        await v.goto(base);
+        await v.fill('#user', 'viewer1');
+        await v.fill('#password', 'viewer-password');
+        await v.click('button[type=submit]');
+        await v.waitForSelector('main h1:text("Dashboard")');
+        await v.goto(`${base}/#/capture`);
+        await v.fill('[data-test=capture-name-input]', 'viewertest');
+        await v.click('[data-test=rec-button]');
+        await v.waitForSelector('.msg.error:has-text("admin role")');
+        await v.screenshot({ path: join(OUT, '13-viewer-rec-refused.png'), fullPage: true });
+        const st = await (await fetch(`${base}/api/v1/status?history=0`, { headers: { Authorization: server.auth } })).json();
+        expect(!st.capture.active, 'the viewer started a capture');
+        await v.goto(`${base}/#/tools`);
+        await v.waitForSelector('[data-test=whoami]:has-text("viewer1 (viewer)")');
+        expect(!(await v.isVisible('[data-test=hostname-input]')), 'a viewer sees the hostname form');
+        expect(!(await v.isVisible('[data-test=report-start]')), 'a viewer sees the report button');
+        expect(!(await v.isVisible('[data-test=user-add]')), 'a viewer sees the add-user form');
+        // A viewer changes their own password with the current one.
+        await v.fill('[data-test=current-password]', 'viewer-password');
+        await v.fill('[data-test=new-password]', 'viewer-password-2');
+        await v.click('[data-test=change-password]');
+        await v.waitForSelector('[data-test=users-msg]:has-text("changed")');
+        const vauth = `Basic ${Buffer.from('viewer1:viewer-password-2').toString('base64')}`;
+        const who = await fetch(`${base}/api/v1/status?history=0`, { headers: { Authorization: vauth } });
+        expect(who.ok, `the new password does not work: ${who.status}`);
+      } finally {
+        await vctx.close();
+      }
+    });
+
+    await check('deleting a stream asks for confirmation', async () => {
+      await page.goto(`${base}/#/files?q=s0001_`);
+      await page.waitForSelector('table[data-test=streams] tbody tr button:text("Delete")');
+      await page.click('table[data-test=streams] tbody tr button:text("Delete")');
+      await page.waitForSelector('[role=dialog]');
+      await shot('12-delete-confirm');
+      await page.click('[role=dialog] button:text("Cancel")');
+      await page.waitForSelector('[role=dialog]', { state: 'detached' });
+      expect(num(await page.textContent('[data-test=stream-count]')) === 1, 'cancel deleted it');
+      await page.click('table[data-test=streams] tbody tr button:text("Delete")');
+      await page.click('[role=dialog] button:text("Delete for good")');
+      await page.waitForFunction(() => document.querySelector('[data-test=stream-count]')?.textContent.startsWith('0 '));
+    });
+
+    await check('sign out ends the session; Basic auth still works for scripts', async () => {
+      await page.click('button:text("Sign out")');
+      await page.waitForSelector('form[aria-label="Sign in"]');
+      const code = await page.evaluate(async () => (await fetch('/api/v1/status', { headers: { 'X-Wirecap-UI': '1' } })).status);
+      expect(code === 401, `status after logout: ${code}`);
+      const r = await fetch(`${base}/sysmaster/status`, { headers: { Authorization: server.auth } });
+      expect(r.ok && (await r.text()).includes('capture_active'), 'Basic auth refused');
+    });
+
+    await check('no JavaScript errors in the console', async () => {
+      const real = consoleErrors.filter((e) => !/401|403|Failed to load resource/.test(e));
+      expect(real.length === 0, real.join('\n'));
+    });
+  } finally {
+    await stop();
+  }
+  const passed = results.filter((r) => r[1]).length;
+  const failed = results.length - passed;
+  writeFileSync(join(OUT, 'figures.json'), JSON.stringify(figures, null, 2));
+  console.log(`page loads: files ${figures.files_ms?.toFixed(0)} ms (${figures.files_ms_cpu4x?.toFixed(0)} ms at 4x CPU throttling), `
+    + `3,600 splits ${figures.splits_ms?.toFixed(0)} ms (${figures.splits_ms_cpu4x?.toFixed(0)} ms at 4x); budget ${LOAD_BUDGET_MS} ms`);
+  console.log(`screenshots and downloads: ${OUT}`);
+  console.log(`ui: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log('ui: 0 passed, 1 failed');
+  process.exit(1);
+});
