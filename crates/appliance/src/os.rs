@@ -99,25 +99,11 @@ pub fn has_capability(cap: u32) -> bool {
         .is_some_and(|caps| caps & (1u64 << cap) != 0)
 }
 
-/// Total and free bytes of the file system that holds `dir`.
+/// Total and free bytes of the file system that holds `dir` (the store owns the call).
 pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `s` points to writable memory of the right
-    // type; statvfs fills it completely when it returns 0, and only then is it read.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so `s` is initialised.
-    let s = unsafe { s.assume_init() };
-    // c_ulong / fsblkcnt_t are 32 bits wide on some targets.
-    #[allow(clippy::unnecessary_cast)]
-    let frag = s.f_frsize as u64;
-    #[allow(clippy::unnecessary_cast)]
-    let (blocks, avail) = (s.f_blocks as u64, s.f_bavail as u64);
-    Some((blocks * frag, avail * frag))
+    wirecap_store::disk::space(dir)
+        .ok()
+        .map(|s| (s.total, s.avail))
 }
 
 #[cfg(test)]

@@ -109,8 +109,9 @@ pub struct Input {
 
 /// `report_<hostname>_<YYYYMMDD_HHMMSS>` for `now_ns` (UTC).
 pub fn base_name(hostname: &str, now_ns: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((now_ns / 1_000_000_000) as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = jiff::Timestamp::from_second((now_ns / 1_000_000_000) as i64)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC);
     let host: String = hostname
         .chars()
         .map(|c| {
@@ -124,7 +125,7 @@ pub fn base_name(hostname: &str, now_ns: u64) -> String {
     format!(
         "report_{host}_{:04}{:02}{:02}_{:02}{:02}{:02}",
         t.year(),
-        u8::from(t.month()),
+        t.month(),
         t.day(),
         t.hour(),
         t.minute(),
