@@ -25,11 +25,13 @@
 //!
 //! The store does no networking and knows nothing of filters or HTTP.
 
+mod check;
 pub mod chunk;
 mod error;
 pub mod head;
 pub mod index;
 pub mod layout;
+mod mapped;
 mod meta;
 mod name;
 mod reader;
@@ -45,6 +47,7 @@ use std::time::SystemTime;
 pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
 pub use head::Head;
+pub use mapped::{Mapped, MappedRanges};
 pub use meta::{StreamMeta, StreamState};
 pub use name::{sanitize, stored_name, validate_base_name, validate_stored_name};
 pub use reader::{PcapReader, ScanStats, Slice, Slices, StreamInfo, StreamReader};
