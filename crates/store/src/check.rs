@@ -43,6 +43,13 @@ impl StreamReader {
     /// The cheap checks made whenever a stream is opened (see the module doc).
     pub(crate) fn check_on_open(&self) -> Result<()> {
         let (Some(first), Some(last)) = (self.first_record(), self.last_record()) else {
+            let seg = layout::segment(self.head().segment);
+            if self.is_sealed() && chunk_header_at(&self.dir().join(&seg), 0)?.is_some() {
+                return Err(self.damaged_index(
+                    layout::CHUNKS,
+                    format!("it names no chunk, but {seg} holds one: the index was cut short"),
+                ));
+            }
             return Ok(());
         };
         let head = self.head();

@@ -28,13 +28,13 @@ enum Backing {
 }
 
 /// Bytes of a segment file starting at file offset `base`.
-struct Region {
+pub(crate) struct Region {
     backing: Backing,
     base: u64,
 }
 
 impl Region {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match &self.backing {
             Backing::Map(m) => m,
             Backing::Heap(v) => v,
@@ -51,7 +51,7 @@ impl Region {
 
 /// Maps segment file `path`. `None` when the file cannot be mapped (empty, or a file
 /// system without mmap); the caller then reads what it needs.
-fn map(path: &Path) -> Result<Option<Region>> {
+pub(crate) fn map(path: &Path) -> Result<Option<Region>> {
     let f = File::open(path).at(path)?;
     // SAFETY: a mapping is unsound only if the file shrinks while mapped pages are
     // touched. Segment files only grow while readers exist: the writer appends, and the
