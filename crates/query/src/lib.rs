@@ -29,7 +29,10 @@ pub use analyze::{
     TalkerRow, analyze,
 };
 pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
-pub use export::{ExportStats, FileFilterStats, Format, export, filter_capture};
+pub use export::{
+    Export, ExportReader, ExportStats, FileFilterStats, Format, PIECE, Piece, Pieces, export,
+    filter_capture,
+};
 pub use wirecap_filter::Date;
 pub use wirecap_filter::summary::{ChunkSummary, SUMMARY_LEN};
 

@@ -226,9 +226,15 @@ pub(crate) fn check_chunk(
 }
 
 impl MappedRanges {
-    /// The next slice with its verified bytes, or without them (nothing read) when `skip`
-    /// says the caller does not want the chunk.
-    pub(crate) fn next_unless<F>(&mut self, skip: F) -> Option<Result<(Slice, Option<Mapped>)>>
+    /// The range this iterates over.
+    pub fn range(&self) -> crate::PacketRange {
+        self.slices.range()
+    }
+
+    /// The next slice with its verified bytes, or without them (nothing read, nothing
+    /// checked) when `skip` says the caller does not want the chunk (a filter that its
+    /// summary rules out).
+    pub fn next_unless<F>(&mut self, skip: F) -> Option<Result<(Slice, Option<Mapped>)>>
     where
         F: FnOnce(&Slice) -> bool,
     {

@@ -570,6 +570,7 @@ impl StreamReader {
         Slices {
             reader: self.clone(),
             range,
+            orig: range,
             next: None,
         }
     }
@@ -658,6 +659,11 @@ impl StreamReader {
         Ok(stats)
     }
 
+    /// `summary.idx` and the length of its records, when the stream has summaries.
+    pub fn summary_file(&self) -> Option<(File, usize)> {
+        self.summaries().ok().flatten()
+    }
+
     fn summaries(&self) -> Result<Option<(File, usize)>> {
         let len = self.inner.meta.summary_len as usize;
         if len == 0 {
@@ -702,10 +708,16 @@ pub struct Slice {
 pub struct Slices {
     reader: StreamReader,
     range: PacketRange,
+    orig: PacketRange,
     next: Option<u64>,
 }
 
 impl Slices {
+    /// The range the slices cover (its start is fixed when the first slice is taken).
+    pub(crate) fn range(&self) -> PacketRange {
+        self.orig
+    }
+
     /// The next slice and the record of the chunk it belongs to.
     pub(crate) fn next_with_record(&mut self) -> Option<Result<(Slice, ChunkRecord)>> {
         if self.range.start_pos >= self.range.end_pos {
