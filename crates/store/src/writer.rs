@@ -581,9 +581,12 @@ impl StreamWriter {
     fn roll_segment(&mut self) -> Result<()> {
         // A full segment never changes again: make it durable before moving on.
         self.seg.sync_data().at(&self.seg_path)?;
+        // Nothing changes until the new segment is open: a failure (a full disk) leaves
+        // the writer on its old segment, consistent.
+        let path = self.dir.join(layout::segment(self.seg_no + 1));
+        (self.seg, self.direct) = open_segment(&path, self.direct)?;
         self.seg_no += 1;
-        self.seg_path = self.dir.join(layout::segment(self.seg_no));
-        (self.seg, self.direct) = open_segment(&self.seg_path, self.direct)?;
+        self.seg_path = path;
         self.seg_len = 0;
         Ok(())
     }
