@@ -18,6 +18,12 @@
 //!   computed without reading packet data, even while the stream is being written.
 //! * **Recovery** ([`StreamWriter`] docs): a killed writer loses at most the chunk it was
 //!   filling; what came before is intact and indexed.
+//! * **Damage never answers silently**: every chunk is checked (header and CRC32C) before
+//!   any of its bytes leave the store ([`StreamReader::mapped`], the verified, zero-copy
+//!   byte ranges every read path uses); index records are checked against each other and
+//!   the segments (`check`); [`Store::verify`] and [`Store::rebuild_index`] derive the
+//!   index again from the self-describing segments; [`Store::listing`] names damaged
+//!   streams.
 //! * **Retention** deletes whole streams ([`Store::delete_stream`]) or the oldest segments
 //!   of one, even while it is written ([`Store::trim_head`], [`head`]); index and data go
 //!   together, and a crash in between is completed by [`Store::recover`]. A stream can be
@@ -497,6 +503,7 @@ const CREATING: &str = ".creating-";
 
 /// One entry of [`Store::listing`].
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a listing holds a few hundred entries at most
 pub enum Listed {
     Stream(StreamInfo),
     /// A stream that cannot be read, and why.

@@ -228,7 +228,7 @@ pub(crate) fn check_chunk(
 impl MappedRanges {
     /// The range this iterates over.
     pub fn range(&self) -> crate::PacketRange {
-        self.slices.range()
+        self.slices.asked()
     }
 
     /// The next slice with its verified bytes, or without them (nothing read, nothing

@@ -713,8 +713,8 @@ pub struct Slices {
 }
 
 impl Slices {
-    /// The range the slices cover (its start is fixed when the first slice is taken).
-    pub(crate) fn range(&self) -> PacketRange {
+    /// The range asked for (`range` itself moves on as slices are taken).
+    pub(crate) fn asked(&self) -> PacketRange {
         self.orig
     }
 
