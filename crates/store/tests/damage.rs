@@ -60,6 +60,11 @@ fn damage(path: &PathBuf, at: u64, bytes: &[u8]) {
     f.write_all_at(bytes, at).unwrap();
 }
 
+/// What `verify` finds wrong with a stream.
+fn problems(store: &Store, name: &str) -> Vec<String> {
+    store.verify(name, &mut |_| {}).unwrap().problems
+}
+
 fn count(store: &Store, name: &str, start: u64, stop: u64) -> Result<u64, Error> {
     let r = store.open_stream(name)?;
     Ok(
@@ -143,13 +148,7 @@ fn truncated_chunk_index_of_a_sealed_stream_is_detected_and_rebuilt() {
             l.iter().any(|x| matches!(x, Listed::Damaged { name: n, why } if *n == name && why.contains("chunks.idx"))),
             "{l:?}"
         );
-        assert!(
-            !store
-                .verify(&name, &mut |_| {})
-                .unwrap()
-                .problems
-                .is_empty()
-        );
+        assert!(!problems(&store, &name).is_empty());
         let rec = store.recover().unwrap();
         assert!(
             rec.iter()
@@ -158,13 +157,7 @@ fn truncated_chunk_index_of_a_sealed_stream_is_detected_and_rebuilt() {
         );
         let r = store.open_stream(&name).unwrap();
         assert_eq!(r.packets(), 6000);
-        assert!(
-            store
-                .verify(&name, &mut |_| {})
-                .unwrap()
-                .problems
-                .is_empty()
-        );
+        assert!(problems(&store, &name).is_empty());
     }
     // Nothing left to do.
     assert!(store.recover().unwrap().is_empty());
@@ -234,10 +227,7 @@ fn a_torn_time_mark_is_detected_not_answered_from() {
     );
     assert_eq!(fs::read(&tidx).unwrap(), good);
     assert_eq!(count(&store, &name, T0 + 6, T0 + 7).unwrap(), 300);
-    assert_eq!(
-        store.verify(&name, &mut |_| {}).unwrap().problems,
-        Vec::<String>::new()
-    );
+    assert_eq!(problems(&store, &name), Vec::<String>::new());
 }
 
 #[test]
@@ -260,13 +250,7 @@ fn garbage_meta_is_listed_as_damaged() {
         rec.iter().any(|(n, r)| *n == name && r.failed.is_some()),
         "{rec:?}"
     );
-    assert!(
-        !store
-            .verify(&name, &mut |_| {})
-            .unwrap()
-            .problems
-            .is_empty()
-    );
+    assert!(!problems(&store, &name).is_empty());
 }
 
 #[test]
