@@ -538,7 +538,8 @@ impl StreamReader {
             start_pos: c.pos,
             end_pos: c.end_pos(),
         };
-        match self.mapped(range).next() {
+        // One chunk: nothing to hold mapped ahead.
+        match MappedRanges::new(self.clone(), self.slices(range), None).next() {
             Some(r) => r.map(|(_, m)| m),
             None => Err(self.damaged_index(layout::CHUNKS, "an empty chunk".into())),
         }
