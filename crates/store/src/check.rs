@@ -182,6 +182,23 @@ impl StreamReader {
     /// Checks the marks of `file` (all below the snapshot's end) against each other and
     /// against the chunk records.
     pub(crate) fn check_marks(&self, file: &str, marks: &[Mark]) -> Result<()> {
+        self.check_marks_with(file, marks, &self.live_records()?)
+    }
+
+    /// Every index check at once, the chunk records read once: what recovery runs on
+    /// every stream.
+    pub(crate) fn check_all(&self) -> Result<()> {
+        let recs = self.live_records()?;
+        for file in std::iter::once(layout::TIME.to_owned())
+            .chain((0..SIZE_LEVELS.len()).map(layout::size_file))
+        {
+            let marks = self.marks_unchecked(&file)?;
+            self.check_marks_with(&file, &marks, &recs)?;
+        }
+        Ok(())
+    }
+
+    fn check_marks_with(&self, file: &str, marks: &[Mark], recs: &[ChunkRecord]) -> Result<()> {
         let kind = kind_of(file);
         let bad = |why: String| Err(self.damaged_index(file, why));
         for w in marks.windows(2) {
@@ -195,7 +212,6 @@ impl StreamReader {
         }
         let head = self.head();
         let live: Vec<&Mark> = marks.iter().filter(|m| m.packet >= head.packet).collect();
-        let recs = self.live_records()?;
         for (i, w) in recs.windows(2).enumerate() {
             if w[1].first_packet != w[0].end_packet()
                 || w[1].pos != w[0].end_pos()
@@ -214,7 +230,7 @@ impl StreamReader {
         let sec = |t: u64| t / NS_PER_SEC;
         let mut mi = 0usize;
         let mut prev_last: Option<u64> = None;
-        for c in &recs {
+        for c in recs {
             // The marks pointing into this chunk.
             let from = mi;
             while mi < live.len() && live[mi].packet < c.end_packet() {

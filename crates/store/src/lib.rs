@@ -488,13 +488,7 @@ impl Store {
     /// The index checks a reader makes, all of them at once: on open, and over every
     /// mark file. Reads the index files, not the packet data.
     pub fn check_index(&self, name: &str) -> Result<()> {
-        let r = self.open_stream(name)?;
-        for v in std::iter::once(View::Time { secs: 1 })
-            .chain((0..index::SIZE_LEVELS.len()).map(|level| View::Size { level }))
-        {
-            r.splits(v)?;
-        }
-        Ok(())
+        self.open_stream(name)?.check_all()
     }
 }
 
