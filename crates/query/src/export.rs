@@ -1,14 +1,13 @@
 //! Filtered exports: a range of a stream, or a capture file, through a filter.
 
-use std::io::{BufWriter, Read, Write};
-use std::ops::ControlFlow;
+use std::io::{Read, Write};
 
 use serde::Serialize;
 use wirecap_pcap::{
     CaptureReader, LinkType, MAX_PACKET_LEN, PCAP_NS_HEADER_LEN, Packet, PcapngWriter,
     pcap_ns_header, pcap_record_header,
 };
-use wirecap_store::{PacketRange, ScanStats, StreamReader};
+use wirecap_store::{Mapped, MappedRanges, PacketRange, StreamReader};
 
 use crate::{Error, Filter, Result, packet_ts};
 
@@ -35,16 +34,6 @@ pub struct ExportStats {
     pub chunks_skipped: u64,
     pub bytes_read: u64,
     pub bytes_skipped: u64,
-}
-
-impl ExportStats {
-    fn with_scan(mut self, s: ScanStats) -> Self {
-        self.chunks_read = s.chunks_read;
-        self.chunks_skipped = s.chunks_skipped;
-        self.bytes_read = s.bytes_read;
-        self.bytes_skipped = s.bytes_skipped;
-        self
-    }
 }
 
 /// Filtered pcap output is gathered into a buffer this large before each write.
@@ -115,8 +104,7 @@ impl<'a, W: Write> RecordBuf<'a, W> {
 }
 
 /// Writes the packets of `range` that match `filter` (all of them without one) to `out`
-/// as `format`. With a filter, chunks whose summary rules it out are skipped unread;
-/// without one, pcap output is copied by the kernel ([`StreamReader::write_pcap`]).
+/// as `format` (see [`Export`]).
 pub fn export<W: Write>(
     reader: &StreamReader,
     range: PacketRange,
@@ -124,62 +112,386 @@ pub fn export<W: Write>(
     format: Format,
     out: &mut W,
 ) -> Result<ExportStats> {
-    let link = reader.link_type();
-    let snaplen = reader.meta().snaplen;
-    let mut stats = ExportStats::default();
-    match (format, filter) {
-        (Format::Pcap, None) => {
-            stats.bytes = reader.write_pcap(range, out)?;
-            stats.packets = range.packets();
-            stats.packets_examined = range.packets();
-            stats.bytes_read = range.end_pos - range.start_pos;
-            Ok(stats)
+    Export::new(reader.clone(), range, format, filter.cloned()).write_to(out)
+}
+
+/// Bytes per piece of a filtered or pcapng export.
+pub const PIECE: usize = 1 << 20;
+
+/// One export of a range of a stream, filtered (or not) and formatted: what `wirecap
+/// export` writes to a file and what an HTTP download streams. Both filter languages
+/// are compiled into one [`Filter`] by [`compile`](crate::compile), which ANDs them when
+/// both are given.
+///
+/// Its bytes come out as [`Pieces`], an iterator that does the work as it is pulled (a
+/// slow consumer slows the export, nothing piles up): unfiltered pcap pieces are the
+/// store's verified, mapped chunk bytes, without a copy; filtered or pcapng pieces are
+/// buffers of about [`PIECE`] bytes. Every chunk read is checked against its CRC32C;
+/// a damaged one ends the pieces with an error naming it.
+#[derive(Clone)]
+pub struct Export {
+    reader: StreamReader,
+    range: PacketRange,
+    format: Format,
+    filter: Option<Filter>,
+}
+
+impl Export {
+    pub fn new(
+        reader: StreamReader,
+        range: PacketRange,
+        format: Format,
+        filter: Option<Filter>,
+    ) -> Self {
+        Self {
+            reader,
+            range,
+            format,
+            filter,
         }
-        (Format::Pcap, Some(f)) => {
-            let mut w = RecordBuf::new(out, &pcap_ns_header(link, snaplen));
-            let scan = reader.scan(
-                range,
-                |s| f.may_match(s),
-                |p| {
-                    stats.packets_examined += 1;
-                    if f.matches(packet_ts(p), p.orig_len, p.data) {
-                        stats.packets += 1;
-                        if !w.push(p) {
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    ControlFlow::Continue(())
-                },
-            )?;
-            stats.bytes = w.finish()?;
-            Ok(stats.with_scan(scan))
+    }
+
+    /// The exact size of the output, when it is known before it is written (pcap
+    /// without a filter): a `Content-Length`, and what byte ranges are taken from.
+    pub fn exact_len(&self) -> Option<u64> {
+        (self.format == Format::Pcap && self.filter.is_none()).then(|| self.range.pcap_bytes())
+    }
+
+    /// The whole output.
+    pub fn pieces(&self) -> Pieces {
+        self.pieces_inner(0, u64::MAX)
+    }
+
+    /// Bytes `[skip, skip + take)` of the output, reading only the chunks they are in
+    /// (a `Range` request). Only for an export whose [`exact_len`](Self::exact_len) is
+    /// known.
+    pub fn byte_range(&self, skip: u64, take: u64) -> Result<Pieces> {
+        if self.exact_len().is_none() {
+            return Err(Error::Invalid(
+                "byte ranges exist only for unfiltered pcap exports".into(),
+            ));
         }
-        (Format::Pcapng, f) => {
-            let mut w =
-                PcapngWriter::new(BufWriter::with_capacity(OUT_BUF, &mut *out), link, snaplen)
-                    .map_err(Error::Output)?;
-            let mut err = None;
-            let scan = reader.scan(
-                range,
-                |s| f.is_none_or(|f| f.may_match(s)),
-                |p| {
-                    stats.packets_examined += 1;
-                    if f.is_none_or(|f| f.matches(packet_ts(p), p.orig_len, p.data)) {
-                        stats.packets += 1;
-                        if let Err(e) = w.write_packet(p) {
-                            err = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    ControlFlow::Continue(())
-                },
-            )?;
-            if let Some(e) = err {
-                return Err(pcap_out(e));
+        Ok(self.pieces_inner(skip, take))
+    }
+
+    fn pieces_inner(&self, skip: u64, take: u64) -> Pieces {
+        let link = self.reader.link_type();
+        let snaplen = self.reader.meta().snaplen;
+        let out = match (self.format, &self.filter) {
+            (Format::Pcap, None) => Out::Raw {
+                header: pcap_ns_header(link, snaplen).to_vec(),
+                skip,
+                end: skip.saturating_add(take),
+                pos: 0,
+            },
+            (Format::Pcap, Some(_)) => Out::Pcap(pcap_ns_header(link, snaplen).to_vec()),
+            (Format::Pcapng, _) => {
+                match PcapngWriter::new(Vec::with_capacity(PIECE * 2), link, snaplen) {
+                    Ok(w) => Out::Pcapng(Box::new(w)),
+                    Err(e) => Out::Failed(Some(Error::Output(e))),
+                }
             }
-            stats.bytes = w.offset();
-            w.into_inner().flush().map_err(Error::Output)?;
-            Ok(stats.with_scan(scan))
+        };
+        // An unfiltered range needs no summaries: nothing is skipped.
+        let summaries = match &self.filter {
+            Some(_) => self.reader.summary_file(),
+            None => None,
+        };
+        Pieces {
+            ranges: self.reader.mapped(self.range),
+            filter: self.filter.clone(),
+            out,
+            summaries,
+            stats: ExportStats::default(),
+            done: false,
+            header_sent: false,
+        }
+    }
+
+    /// Writes the whole output to `out`.
+    pub fn write_to<W: Write>(&self, out: &mut W) -> Result<ExportStats> {
+        let mut p = self.pieces();
+        for piece in p.by_ref() {
+            out.write_all(&piece?).map_err(Error::Output)?;
+        }
+        out.flush().map_err(Error::Output)?;
+        Ok(p.stats())
+    }
+
+    /// The whole output as a `Read`.
+    pub fn reader(&self) -> ExportReader {
+        ExportReader {
+            pieces: self.pieces(),
+            cur: None,
+        }
+    }
+}
+
+/// A piece of an export's output: mapped store bytes or a buffer of ours. `Send +
+/// 'static` and `AsRef<[u8]>`, so it can back a `bytes::Bytes` without a copy.
+#[derive(Debug)]
+pub enum Piece {
+    Mapped(Mapped),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Piece {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+enum Out {
+    /// Unfiltered pcap: the header, then mapped chunk bytes, clipped to `[skip, end)`.
+    Raw {
+        header: Vec<u8>,
+        skip: u64,
+        end: u64,
+        pos: u64,
+    },
+    /// Filtered pcap records gathered here.
+    Pcap(Vec<u8>),
+    Pcapng(Box<PcapngWriter<Vec<u8>>>),
+    Failed(Option<Error>),
+}
+
+/// The output of an [`Export`], piece by piece (see there).
+pub struct Pieces {
+    ranges: MappedRanges,
+    filter: Option<Filter>,
+    out: Out,
+    summaries: Option<(std::fs::File, usize)>,
+    stats: ExportStats,
+    done: bool,
+    header_sent: bool,
+}
+
+impl Pieces {
+    /// What was exported so far (all of it once the iterator is exhausted).
+    pub fn stats(&self) -> ExportStats {
+        self.stats
+    }
+
+    fn fail(&mut self, e: Error) -> Option<Result<Piece>> {
+        self.done = true;
+        Some(Err(e))
+    }
+
+    fn next_raw(&mut self) -> Option<Result<Piece>> {
+        let Out::Raw {
+            header,
+            skip,
+            end,
+            pos,
+        } = &mut self.out
+        else {
+            unreachable!("raw output")
+        };
+        let (skip, end) = (*skip, *end);
+        let clip = |a: u64, len: u64| -> Option<(usize, usize)> {
+            let from = skip.max(a);
+            let to = end.min(a + len);
+            (from < to).then(|| ((from - a) as usize, (to - a) as usize))
+        };
+        if !self.header_sent {
+            self.header_sent = true;
+            *pos = header.len() as u64;
+            self.stats.bytes += header.len() as u64;
+            if let Some((a, b)) = clip(0, header.len() as u64) {
+                return Some(Ok(Piece::Owned(header[a..b].to_vec())));
+            }
+        }
+        loop {
+            if *pos >= end {
+                return None;
+            }
+            let (s, m) = match self.ranges.next()? {
+                Ok(x) => x,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            };
+            let here = *pos;
+            *pos += s.len;
+            self.stats.chunks_read += 1;
+            self.stats.bytes_read += s.len;
+            let Some((a, b)) = clip(here, s.len) else {
+                continue;
+            };
+            self.stats.bytes += (b - a) as u64;
+            return Some(Ok(Piece::Mapped(if (a, b) == (0, m.len()) {
+                m
+            } else {
+                m.sub(a, b)
+            })));
+        }
+    }
+
+    fn may_match(summaries: &Option<(std::fs::File, usize)>, filter: &Filter, chunk: u64) -> bool {
+        let Some((f, len)) = summaries else {
+            return true;
+        };
+        let mut sum = vec![0u8; *len];
+        match std::os::unix::fs::FileExt::read_exact_at(f, &mut sum, chunk * *len as u64) {
+            Ok(()) => filter.may_match(&sum),
+            Err(_) => true,
+        }
+    }
+
+    /// Filters chunks into the output buffer until it holds a piece (or the range ends).
+    fn next_filtered(&mut self) -> Option<Result<Piece>> {
+        loop {
+            let full = match &mut self.out {
+                Out::Pcap(b) => b.len() >= PIECE,
+                Out::Pcapng(w) => w.get_mut().len() >= PIECE,
+                _ => unreachable!("filtered output"),
+            };
+            if full || self.done {
+                let buf = match &mut self.out {
+                    Out::Pcap(b) => std::mem::take(b),
+                    Out::Pcapng(w) => std::mem::take(w.get_mut()),
+                    _ => unreachable!("filtered output"),
+                };
+                self.stats.bytes += buf.len() as u64;
+                return (!buf.is_empty()).then_some(Ok(Piece::Owned(buf)));
+            }
+            let (filter, summaries) = (&self.filter, &self.summaries);
+            let next = self.ranges.next_unless(|s| {
+                filter
+                    .as_ref()
+                    .is_some_and(|f| !Self::may_match(summaries, f, s.chunk))
+            });
+            let (s, m) = match next {
+                None => {
+                    self.done = true;
+                    continue;
+                }
+                Some(Err(e)) => return self.fail(e.into()),
+                Some(Ok(x)) => x,
+            };
+            let Some(m) = m else {
+                self.stats.chunks_skipped += 1;
+                self.stats.bytes_skipped += s.len;
+                continue;
+            };
+            self.stats.chunks_read += 1;
+            self.stats.bytes_read += s.len;
+            for p in wirecap_pcap::records(&m) {
+                self.stats.packets_examined += 1;
+                if !self
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(packet_ts(&p), p.orig_len, p.data))
+                {
+                    continue;
+                }
+                self.stats.packets += 1;
+                match &mut self.out {
+                    Out::Pcap(b) => {
+                        // Stored records have 32-bit seconds.
+                        let sec = p.ts_sec as u32;
+                        b.extend_from_slice(&pcap_record_header(
+                            sec,
+                            p.ts_nsec,
+                            p.data.len() as u32,
+                            p.orig_len,
+                        ));
+                        b.extend_from_slice(p.data);
+                    }
+                    Out::Pcapng(w) => {
+                        if let Err(e) = w.write_packet(&p) {
+                            return self.fail(pcap_out(e));
+                        }
+                    }
+                    _ => unreachable!("filtered output"),
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Pieces {
+    type Item = Result<Piece>;
+
+    fn next(&mut self) -> Option<Result<Piece>> {
+        if let Out::Failed(e) = &mut self.out {
+            return e.take().map(Err);
+        }
+        if matches!(self.out, Out::Raw { .. }) {
+            if self.done {
+                return None;
+            }
+            let r = self.next_raw();
+            if r.is_none() {
+                // Every packet of the range went out.
+                self.stats.packets = self.ranges_packets();
+                self.stats.packets_examined = self.stats.packets;
+            }
+            return r;
+        }
+        if self.done && !self.has_buffered() {
+            return None;
+        }
+        self.next_filtered()
+    }
+}
+
+impl Pieces {
+    fn ranges_packets(&self) -> u64 {
+        self.ranges.range().packets()
+    }
+    fn has_buffered(&mut self) -> bool {
+        match &mut self.out {
+            Out::Pcap(b) => !b.is_empty(),
+            Out::Pcapng(w) => !w.get_mut().is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// An [`Export`]'s output as a `Read` (see [`Export::reader`]). A damaged chunk is an
+/// `InvalidData` error carrying the store's error.
+pub struct ExportReader {
+    pieces: Pieces,
+    cur: Option<(Piece, usize)>,
+}
+
+impl ExportReader {
+    pub fn stats(&self) -> ExportStats {
+        self.pieces.stats()
+    }
+}
+
+impl Read for ExportReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some((p, at)) = &mut self.cur
+                && *at < p.len()
+            {
+                let n = (p.len() - *at).min(buf.len());
+                buf[..n].copy_from_slice(&p[*at..*at + n]);
+                *at += n;
+                return Ok(n);
+            }
+            match self.pieces.next() {
+                None => return Ok(0),
+                Some(Ok(p)) => self.cur = Some((p, 0)),
+                Some(Err(Error::Output(e))) => return Err(e),
+                Some(Err(e)) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                }
+            }
         }
     }
 }

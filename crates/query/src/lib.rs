@@ -13,7 +13,9 @@
 //! * [`compile`] turns the two filter languages (either, both — ANDed — or none) into one
 //!   [`Filter`]; a mistake comes back as a [`CompileError`] that prints the text with a
 //!   caret under the column.
-//! * [`export`](export()) writes a range of a stream through a filter as pcap or pcapng;
+//! * [`Export`] is the one filtered, formatted export of a range, for the CLI (`write_to`)
+//!   and HTTP downloads (`pieces` pulled on demand, `exact_len` and `byte_range` for
+//!   `Content-Length` and `Range`); [`export`](export()) is its one-call form;
 //!   [`filter_capture`] does the same for a capture file (`wirecap filter`).
 //! * [`analyze`](analyze()) condenses a range into totals, a protocol breakdown, top
 //!   talkers and ports, a per-second series and a flow table of bounded size.
@@ -29,7 +31,10 @@ pub use analyze::{
     TalkerRow, analyze,
 };
 pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
-pub use export::{ExportStats, FileFilterStats, Format, export, filter_capture};
+pub use export::{
+    Export, ExportReader, ExportStats, FileFilterStats, Format, PIECE, Piece, Pieces, export,
+    filter_capture,
+};
 pub use wirecap_filter::Date;
 pub use wirecap_filter::summary::{ChunkSummary, SUMMARY_LEN};
 

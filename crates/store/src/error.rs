@@ -49,8 +49,47 @@ pub enum Error {
         "stream {0:?}: this part was deleted by retention while it was being read; ask again for what remains"
     )]
     Trimmed(String),
+    /// A chunk's bytes do not match what its header and index record say: a read of
+    /// its packets would return something other than what was stored.
+    #[error(
+        "stream {stream:?}: chunk {chunk} at offset {offset} of {segment} is damaged ({why}); `wirecap verify` lists the damage"
+    )]
+    DamagedChunk {
+        stream: String,
+        segment: String,
+        chunk: u64,
+        offset: u64,
+        why: String,
+    },
+    /// An index file disagrees with itself, with another index file or with the
+    /// segments: answers from it could be silently wrong.
+    #[error(
+        "stream {stream:?}: {file} is damaged: {why}; `wirecap recover` rebuilds the index from the segments"
+    )]
+    DamagedIndex {
+        stream: String,
+        file: String,
+        why: String,
+    },
+    /// A directory under `streams/` that is not a readable stream.
+    #[error("stream {name:?} is damaged: {why}")]
+    DamagedStream { name: String, why: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// Whether the error says stored data or index is damaged (rather than, say, a
+    /// missing stream or an I/O failure).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Self::DamagedChunk { .. }
+                | Self::DamagedIndex { .. }
+                | Self::DamagedStream { .. }
+                | Self::Corrupt { .. }
+        )
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,6 +18,12 @@
 //!   computed without reading packet data, even while the stream is being written.
 //! * **Recovery** ([`StreamWriter`] docs): a killed writer loses at most the chunk it was
 //!   filling; what came before is intact and indexed.
+//! * **Damage never answers silently**: every chunk is checked (header and CRC32C) before
+//!   any of its bytes leave the store ([`StreamReader::mapped`], the verified, zero-copy
+//!   byte ranges every read path uses); index records are checked against each other and
+//!   the segments (`check`); [`Store::verify`] and [`Store::rebuild_index`] derive the
+//!   index again from the self-describing segments; [`Store::listing`] names damaged
+//!   streams.
 //! * **Retention** deletes whole streams ([`Store::delete_stream`]) or the oldest segments
 //!   of one, even while it is written ([`Store::trim_head`], [`head`]); index and data go
 //!   together, and a crash in between is completed by [`Store::recover`]. A stream can be
@@ -26,16 +32,19 @@
 //!
 //! The store does no networking and knows nothing of filters or HTTP.
 
+mod check;
 pub mod chunk;
 pub mod disk;
 mod error;
 pub mod head;
 pub mod index;
 pub mod layout;
+mod mapped;
 mod meta;
 mod name;
 mod reader;
 mod reorder;
+mod repair;
 pub mod timefmt;
 mod view;
 mod writer;
@@ -47,10 +56,12 @@ use std::time::SystemTime;
 pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
 pub use head::Head;
+pub use mapped::{Mapped, MappedRanges};
 pub use meta::{StreamMeta, StreamState};
 pub use name::{sanitize, stored_name, validate_base_name, validate_stored_name};
 pub use reader::{PcapReader, ScanStats, Slice, Slices, StreamInfo, StreamReader};
 pub use reorder::{DEFAULT_WINDOW_BYTES, Reorder};
+pub use repair::{Rebuild, VerifyReport};
 pub use view::{PacketRange, Split, View};
 pub use writer::{ChunkSummarizer, Recovery, StreamSummary, StreamWriter, WriterOptions};
 
@@ -131,16 +142,16 @@ impl Store {
         validate_base_name(base)?;
         let name = stored_name(base, created);
         let dir = self.streams.join(&name);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        if dir.exists() {
+            // An orphan of a creation killed by an older version (no meta.json, no
+            // writer) does not block its name.
+            if !self.remove_orphan(&name)? {
                 return Err(Error::StreamExists(name));
             }
-            Err(e) => return Err(e).at(&dir),
         }
         let meta = StreamMeta {
             format: 1,
-            name,
+            name: name.clone(),
             base_name: base.to_owned(),
             created_ns: created
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -154,11 +165,40 @@ impl Store {
             chunk_align: 0,
             attrs: Default::default(),
         };
-        let w = StreamWriter::create(dir.clone(), meta, opts);
+        // Built under a temporary name and renamed into place, locked and with its
+        // meta.json: a creation killed halfway leaves only a `.creating-*` directory,
+        // which no listing shows and recovery removes, never a half stream.
+        let tmp = self
+            .streams
+            .join(format!("{CREATING}{name}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).at(&tmp)?;
+        let w = StreamWriter::create_at(tmp.clone(), dir.clone(), meta, opts);
         if w.is_err() {
-            let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_dir_all(&tmp);
         }
         w
+    }
+
+    /// Removes directory `name` when it is an orphan: no meta.json, no writer, no
+    /// packet data. Returns whether it is gone.
+    fn remove_orphan(&self, name: &str) -> Result<bool> {
+        let dir = self.streams.join(name);
+        if dir.join(meta::META_FILE).exists() || layout::is_locked(&dir) {
+            return Ok(false);
+        }
+        let holds_data = fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok())
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 0));
+        if holds_data {
+            return Ok(false);
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e).at(&dir),
+        }
     }
 
     /// Opens a read-only snapshot of stream `name` (the full stored name).
@@ -190,21 +230,64 @@ impl Store {
         Ok(v.into_iter().map(|(_, n)| n).collect())
     }
 
-    /// Every stream with its totals, newest first. A stream deleted meanwhile (retention,
-    /// another client) is left out rather than failing the whole list.
+    /// Every readable stream with its totals, newest first. A stream deleted meanwhile
+    /// (retention, another client) is left out rather than failing the whole list; so is
+    /// a damaged one: [`Self::listing`] names those.
     pub fn list(&self) -> Result<Vec<StreamInfo>> {
-        let mut out = Vec::new();
-        for n in self.stream_names()? {
-            match self.open_stream(&n).and_then(|r| r.info()) {
-                Ok(i) => out.push(i),
+        Ok(self
+            .listing()?
+            .into_iter()
+            .filter_map(|e| match e {
+                Listed::Stream(i) => Some(i),
+                Listed::Damaged { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Every stream, newest first, then every damaged one (by name) with the reason: a
+    /// directory under `streams/` that holds a stream but cannot be read as one is
+    /// never hidden.
+    pub fn listing(&self) -> Result<Vec<Listed>> {
+        let mut ok: Vec<(u64, StreamInfo)> = Vec::new();
+        let mut bad: Vec<Listed> = Vec::new();
+        for e in fs::read_dir(&self.streams).at(&self.streams)? {
+            let e = e.at(&self.streams)?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if validate_stored_name(&name).is_err() || !e.path().is_dir() {
+                continue;
+            }
+            let damaged = |why: String| Listed::Damaged {
+                name: name.clone(),
+                why,
+            };
+            if !e.path().join(meta::META_FILE).exists() {
+                if !layout::is_locked(&e.path()) && e.path().exists() {
+                    bad.push(damaged(
+                        "no meta.json: its creation was interrupted (`wirecap recover` removes it when it holds no packets)".into(),
+                    ));
+                }
+                continue;
+            }
+            match self.open_stream(&name).and_then(|r| r.info()) {
+                Ok(i) => ok.push((i.meta.created_ns, i)),
                 Err(Error::NoSuchStream(_)) => {}
                 Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound
-                        && !self.streams.join(&n).exists() => {}
-                Err(e) => return Err(e),
+                    if source.kind() == std::io::ErrorKind::NotFound && !e.path().exists() => {}
+                Err(err) => bad.push(damaged(err.to_string())),
             }
         }
-        Ok(out)
+        ok.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| b.1.meta.name.cmp(&a.1.meta.name))
+        });
+        bad.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(ok
+            .into_iter()
+            .map(|(_, i)| Listed::Stream(i))
+            .chain(bad)
+            .collect())
     }
 
     /// Deletes a stream (data and index together). Refused while it is being written.
@@ -306,9 +389,22 @@ impl Store {
         head::delete_dead_segments(r.dir(), &head)
     }
 
-    /// Repairs and seals every stream whose writer died (state `open`, lock free), and
-    /// completes head trims cut short by a crash. Returns what was done per stream.
+    /// Repairs and seals every stream whose writer died (state `open`, lock free),
+    /// completes head trims cut short by a crash, removes what interrupted creations
+    /// left, and rebuilds from the segments the index of any stream, sealed or not, that
+    /// fails the index checks (see [`Self::rebuild_index`]). A stream that cannot be
+    /// repaired is reported with [`Recovery::failed`] rather than stopping the others.
+    /// Returns what was done per stream.
     pub fn recover(&self) -> Result<Vec<(String, Recovery)>> {
+        self.recover_with(None)
+    }
+
+    /// [`Self::recover`], rebuilding chunk summaries with `summarizer` when an index is
+    /// rebuilt.
+    pub fn recover_with(
+        &self,
+        summarizer: Option<&dyn ChunkSummarizer>,
+    ) -> Result<Vec<(String, Recovery)>> {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.streams).at(&self.streams)? {
             let e = e.at(&self.streams)?;
@@ -317,29 +413,107 @@ impl Store {
                 let _ = fs::remove_dir_all(e.path());
                 continue;
             }
-            let Ok(meta) = StreamMeta::load(&e.path()) else {
+            if name.starts_with(CREATING) {
+                if !layout::is_locked(&e.path()) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
                 continue;
-            };
-            // Segments below a trim point are dead whether or not the stream is written.
-            let head = Head::load(&e.path())?;
-            let freed = head::delete_dead_segments(&e.path(), &head)?;
-            if freed > 0 && meta.state != StreamState::Open {
-                out.push((
-                    name.clone(),
+            }
+            if validate_stored_name(&name).is_err() {
+                continue;
+            }
+            if !e.path().join(meta::META_FILE).exists() {
+                if self.remove_orphan(&name)? {
+                    out.push((
+                        name,
+                        Recovery {
+                            orphan_removed: true,
+                            ..Recovery::default()
+                        },
+                    ));
+                }
+                continue;
+            }
+            match self.recover_one(&name, &e.path(), summarizer) {
+                Ok(Some(rec)) => out.push((name, rec)),
+                Ok(None) => {}
+                Err(err) => out.push((
+                    name,
                     Recovery {
-                        bytes_cut: freed,
+                        failed: Some(err.to_string()),
                         ..Recovery::default()
                     },
-                ));
+                )),
             }
-            if meta.state != StreamState::Open || layout::is_locked(&e.path()) {
-                continue;
-            }
-            let (w, mut rec) = StreamWriter::resume(e.path(), WriterOptions::default())?;
-            rec.bytes_cut += freed;
-            w.finish(StreamState::Recovered)?;
-            out.push((name, rec));
         }
         Ok(out)
+    }
+
+    fn recover_one(
+        &self,
+        name: &str,
+        dir: &Path,
+        summarizer: Option<&dyn ChunkSummarizer>,
+    ) -> Result<Option<Recovery>> {
+        let meta = StreamMeta::load(dir)?;
+        if layout::is_locked(dir) {
+            return Ok(None);
+        }
+        // Segments below a trim point are dead whether or not the stream is written.
+        let head = Head::load(dir)?;
+        let freed = head::delete_dead_segments(dir, &head)?;
+        let mut rec = Recovery {
+            bytes_cut: freed,
+            ..Recovery::default()
+        };
+        let mut did = freed > 0;
+        if meta.state == StreamState::Open {
+            let (w, r) = StreamWriter::resume(dir.to_path_buf(), WriterOptions::default())?;
+            w.finish(StreamState::Recovered)?;
+            rec.chunks_kept = r.chunks_kept;
+            rec.chunks_reindexed = r.chunks_reindexed;
+            rec.bytes_cut += r.bytes_cut;
+            did = true;
+        }
+        if let Err(e) = self.check_index(name)
+            && e.is_damage()
+        {
+            let r = self.rebuild_index(name, summarizer)?;
+            rec.index_rebuilt = Some(e.to_string());
+            rec.chunks_kept = r.chunks;
+            rec.chunks_dropped = r.chunks_dropped;
+            did = true;
+        }
+        Ok(did.then_some(rec))
+    }
+
+    /// The index checks a reader makes, all of them at once: on open, and over every
+    /// mark file. Reads the index files, not the packet data.
+    pub fn check_index(&self, name: &str) -> Result<()> {
+        self.open_stream(name)?.check_all()
+    }
+}
+
+/// Prefix of the directory a stream is built in before it is renamed into place.
+const CREATING: &str = ".creating-";
+
+/// One entry of [`Store::listing`].
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a listing holds a few hundred entries at most
+pub enum Listed {
+    Stream(StreamInfo),
+    /// A stream that cannot be read, and why.
+    Damaged {
+        name: String,
+        why: String,
+    },
+}
+
+impl Listed {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Stream(i) => &i.meta.name,
+            Self::Damaged { name, .. } => name,
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! before the trim, cut at the head.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::head::Head;
 use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, MARK_LEN, Mark};
 use crate::layout;
-use crate::meta::StreamMeta;
+use crate::mapped::{Mapped, MappedRanges};
+use crate::meta::{StreamMeta, StreamState};
 use crate::timefmt::{NS_PER_SEC, split_name};
 use crate::view::{PacketRange, Split, View};
 use crate::writer::{read_chunk_record, read_exact_at};
@@ -39,6 +40,8 @@ pub struct StreamReader {
 struct Inner {
     dir: PathBuf,
     meta: StreamMeta,
+    /// Closed by its writer or by recovery: its files no longer change (but a trim).
+    sealed: bool,
     chunks: File,
     chunks_path: PathBuf,
     n_chunks: u64,
@@ -81,7 +84,8 @@ impl StreamReader {
             Err(e) => return Err(e).at(&chunks_path),
         };
         let len = chunks.metadata().at(&chunks_path)?.len();
-        let mut n = len / CHUNK_RECORD_LEN as u64;
+        let whole = len / CHUNK_RECORD_LEN as u64;
+        let mut n = whole;
         // A record torn by a crash (not yet recovered) ends the snapshot early.
         let mut last = None;
         while n > 0 {
@@ -90,6 +94,18 @@ impl StreamReader {
                 break;
             }
             n -= 1;
+        }
+        let sealed = meta.state != StreamState::Open;
+        if sealed && (n != whole || len != whole * CHUNK_RECORD_LEN as u64) {
+            // A sealed stream was closed by its writer or by recovery: nothing in its
+            // index may be torn.
+            return Err(Error::DamagedIndex {
+                stream: meta.name.clone(),
+                file: layout::CHUNKS.to_owned(),
+                why: format!(
+                    "{len} bytes, of which only the first {n} records are whole and intact"
+                ),
+            });
         }
         let head = if head.chunk > n {
             Head::default()
@@ -104,10 +120,11 @@ impl StreamReader {
         if first.is_none() {
             last = None;
         }
-        Ok(Self {
+        let r = Self {
             inner: Arc::new(Inner {
                 dir,
                 meta,
+                sealed,
                 chunks,
                 chunks_path,
                 n_chunks: n,
@@ -115,7 +132,9 @@ impl StreamReader {
                 first,
                 last,
             }),
-        })
+        };
+        r.check_on_open()?;
+        Ok(r)
     }
 
     pub fn name(&self) -> &str {
@@ -162,6 +181,18 @@ impl StreamReader {
     pub fn chunk_count(&self) -> u64 {
         self.inner.n_chunks
     }
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.inner.sealed
+    }
+    pub(crate) fn first_record(&self) -> Option<ChunkRecord> {
+        self.inner.first
+    }
+    pub(crate) fn last_record(&self) -> Option<ChunkRecord> {
+        self.inner.last
+    }
+    pub(crate) fn end(&self) -> (u64, u64) {
+        (self.end_packet(), self.end_pos())
+    }
 
     pub fn info(&self) -> Result<StreamInfo> {
         let mut disk = 0;
@@ -204,19 +235,41 @@ impl StreamReader {
         }
     }
 
+    /// The marks of `file` for packets in this snapshot, checked against each other and
+    /// against the chunk records (see [`crate::check`]).
     fn marks(&self, file: &str) -> Result<Vec<Mark>> {
+        let marks = self.marks_unchecked(file)?;
+        self.check_marks(file, &marks)?;
+        Ok(marks)
+    }
+
+    /// The marks of `file` below the snapshot's end; a missing or (when sealed) torn
+    /// file is damage.
+    pub(crate) fn marks_unchecked(&self, file: &str) -> Result<Vec<Mark>> {
         let path = self.inner.dir.join(file);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.inner.first.is_none() => {
+                Vec::new()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(self.damaged_index(file, "missing".into()));
+            }
             Err(e) => return Err(e).at(&path),
         };
+        if self.inner.sealed && !bytes.len().is_multiple_of(MARK_LEN) {
+            return Err(self.damaged_index(
+                file,
+                format!("{} bytes is not a whole number of marks", bytes.len()),
+            ));
+        }
         let total = self.end_packet();
-        Ok(bytes
+        let marks: Vec<Mark> = bytes
             .chunks_exact(MARK_LEN)
             .map(|b| Mark::decode(b.try_into().expect("chunks_exact")))
             .take_while(|m| m.packet < total)
-            .collect())
+            .collect();
+        Ok(marks)
     }
 
     /// Every non-empty split of `view`, from the index alone.
@@ -328,7 +381,9 @@ impl StreamReader {
                 count,
             });
         }
-        Ok(all.swap_remove(index as usize))
+        let s = all.swap_remove(index as usize);
+        self.check_split(view, &s)?;
+        Ok(s)
     }
 
     /// The packets with `start <= ts < stop` (either bound open when `None`).
@@ -372,6 +427,19 @@ impl StreamReader {
         }
         if ts.is_multiple_of(NS_PER_SEC) {
             if let Some(m) = self.time_mark_at_or_after(ts / NS_PER_SEC)? {
+                if m.packet >= end.0 {
+                    // ts <= the last packet's time, so some packet is at or after it.
+                    return Err(self.damaged_index(
+                        layout::TIME,
+                        format!(
+                            "the mark for second {} names packet {}, past the last one",
+                            m.key, m.packet
+                        ),
+                    ));
+                }
+                if m.packet >= self.inner.head.packet {
+                    self.check_time_mark(&m, ts)?;
+                }
                 return Ok(if m.packet >= end.0 {
                     end
                 } else if m.packet < self.inner.head.packet {
@@ -380,7 +448,13 @@ impl StreamReader {
                     (m.packet, m.pos)
                 });
             }
-            return Ok(end);
+            return Err(self.damaged_index(
+                layout::TIME,
+                format!(
+                    "no mark at or after second {}, yet packets are",
+                    ts / NS_PER_SEC
+                ),
+            ));
         }
         // First live chunk whose last packet is at or after ts.
         let (mut lo, mut hi) = (self.inner.head.chunk, self.inner.n_chunks);
@@ -399,7 +473,7 @@ impl StreamReader {
         if c.first_ts >= ts {
             return Ok((c.first_packet, c.pos));
         }
-        let body = self.read_body(&c)?;
+        let body = self.read_body_of(&c)?;
         let (mut packet, mut pos) = (c.first_packet, c.pos);
         for (t, len) in record_lengths(&body) {
             if t >= ts {
@@ -415,7 +489,9 @@ impl StreamReader {
         let path = self.inner.dir.join(layout::TIME);
         let f = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(self.damaged_index(layout::TIME, "missing".into()));
+            }
             Err(e) => return Err(e).at(&path),
         };
         let n = f.metadata().at(&path)?.len() / MARK_LEN as u64;
@@ -446,7 +522,7 @@ impl StreamReader {
 
     /// Opens segment `n`; one that retention deleted after this snapshot was taken is
     /// reported as such rather than as a damaged store.
-    fn open_segment(&self, n: u32) -> Result<File> {
+    pub(crate) fn open_segment(&self, n: u32) -> Result<File> {
         let p = self.segment_path(n);
         match File::open(&p) {
             Ok(f) => Ok(f),
@@ -461,17 +537,40 @@ impl StreamReader {
         }
     }
 
-    fn read_body(&self, c: &ChunkRecord) -> Result<Vec<u8>> {
-        let path = self.segment_path(c.segment);
-        let f = self.open_segment(c.segment)?;
-        let mut body = vec![0u8; c.body_len as usize];
-        if !read_exact_at(&f, &mut body, c.body_offset()).at(&path)? {
-            return Err(Error::Corrupt {
-                path,
-                why: format!("chunk at {} is cut short", c.file_offset),
-            });
+    /// The records of chunk `c`, checked against its header and CRC.
+    pub(crate) fn read_body_of(&self, c: &ChunkRecord) -> Result<Mapped> {
+        let range = PacketRange {
+            first_packet: c.first_packet,
+            end_packet: c.end_packet(),
+            start_pos: c.pos,
+            end_pos: c.end_pos(),
+        };
+        // One chunk: nothing to hold mapped ahead.
+        match MappedRanges::new(self.clone(), self.slices(range), None).next() {
+            Some(r) => r.map(|(_, m)| m),
+            None => Err(self.damaged_index(layout::CHUNKS, "an empty chunk".into())),
         }
-        Ok(body)
+    }
+
+    pub(crate) fn damaged_index(&self, file: &str, why: String) -> Error {
+        Error::DamagedIndex {
+            stream: self.name().to_owned(),
+            file: file.to_owned(),
+            why,
+        }
+    }
+
+    /// The bytes of `range`, one verified slice per chunk it touches, straight from the
+    /// mapped segment files: every chunk is checked (header and CRC32C) before any of its
+    /// bytes are yielded, and a damaged one ends the iteration with
+    /// [`Error::DamagedChunk`]. The slices own their mapping (see [`Mapped`]).
+    pub fn mapped(&self, range: PacketRange) -> MappedRanges {
+        let first = self
+            .slices(range)
+            .next()
+            .and_then(|s| s.ok())
+            .map(|s| s.segment);
+        MappedRanges::new(self.clone(), self.slices(range), first)
     }
 
     /// The file slices holding `range`, in order: `(segment, file offset, length)`.
@@ -479,33 +578,21 @@ impl StreamReader {
         Slices {
             reader: self.clone(),
             range,
+            orig: range,
             next: None,
         }
     }
 
-    /// Writes `range` as a pcap file (nanosecond timestamps). Copies file to file, pipe
-    /// or socket in the kernel where it can (`copy_file_range`, `splice`, `sendfile`).
+    /// Writes `range` as a pcap file (nanosecond timestamps), every chunk checked first
+    /// (see [`mapped`](Self::mapped)).
     pub fn write_pcap<W: Write>(&self, range: PacketRange, out: &mut W) -> Result<u64> {
         let hdr = pcap_ns_header(self.link_type(), self.inner.meta.snaplen);
         out.write_all(&hdr).map_err(out_err)?;
         let mut written = PCAP_NS_HEADER_LEN as u64;
-        let mut open: Option<(u32, File, PathBuf)> = None;
-        for s in self.slices(range) {
-            let s = s?;
-            if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
-                let p = self.segment_path(s.segment);
-                open = Some((s.segment, self.open_segment(s.segment)?, p));
-            }
-            let (_, f, p) = open.as_mut().expect("opened above");
-            f.seek(SeekFrom::Start(s.offset)).at(p)?;
-            let n = io::copy(&mut Read::by_ref(f).take(s.len), out).map_err(out_err)?;
-            if n != s.len {
-                return Err(Error::Corrupt {
-                    path: p.clone(),
-                    why: format!("segment ends before offset {}", s.offset + s.len),
-                });
-            }
-            written += n;
+        for r in self.mapped(range) {
+            let (_, bytes) = r?;
+            out.write_all(&bytes).map_err(out_err)?;
+            written += bytes.len() as u64;
         }
         Ok(written)
     }
@@ -515,7 +602,7 @@ impl StreamReader {
         PcapReader {
             header: pcap_ns_header(self.link_type(), self.inner.meta.snaplen),
             header_at: 0,
-            slices: self.slices(range),
+            ranges: self.mapped(range),
             cur: None,
             len: range.pcap_bytes(),
         }
@@ -554,41 +641,35 @@ impl StreamReader {
     {
         let mut stats = ScanStats::default();
         let summaries = self.summaries()?;
-        let mut buf = Vec::new();
-        let mut open: Option<(u32, File, PathBuf)> = None;
-        for s in self.slices(range) {
-            let s = s?;
-            if let Some((file, len)) = &summaries {
-                let mut sum = vec![0u8; *len];
-                if read_exact_at(file, &mut sum, s.chunk * *len as u64).unwrap_or(false)
+        let mut ranges = self.mapped(range);
+        let mut sum = vec![0u8; summaries.as_ref().map_or(0, |(_, len)| *len)];
+        while let Some(r) = ranges.next_unless(|s| match &summaries {
+            Some((file, len)) => {
+                read_exact_at(file, &mut sum, s.chunk * *len as u64).unwrap_or(false)
                     && !may_match(&sum)
-                {
-                    stats.chunks_skipped += 1;
-                    stats.bytes_skipped += s.len;
-                    continue;
-                }
             }
-            if open.as_ref().is_none_or(|(n, _, _)| *n != s.segment) {
-                let p = self.segment_path(s.segment);
-                open = Some((s.segment, self.open_segment(s.segment)?, p));
-            }
-            let (_, file, p) = open.as_ref().expect("opened above");
-            buf.resize(s.len as usize, 0);
-            if !read_exact_at(file, &mut buf, s.offset).at(p)? {
-                return Err(Error::Corrupt {
-                    path: p.clone(),
-                    why: format!("segment ends before offset {}", s.offset + s.len),
-                });
-            }
+            None => false,
+        }) {
+            let (s, bytes) = r?;
+            let Some(bytes) = bytes else {
+                stats.chunks_skipped += 1;
+                stats.bytes_skipped += s.len;
+                continue;
+            };
             stats.chunks_read += 1;
             stats.bytes_read += s.len;
-            for pkt in wirecap_pcap::records(&buf) {
+            for pkt in wirecap_pcap::records(&bytes) {
                 if f(&pkt).is_break() {
                     return Ok(stats);
                 }
             }
         }
         Ok(stats)
+    }
+
+    /// `summary.idx` and the length of its records, when the stream has summaries.
+    pub fn summary_file(&self) -> Option<(File, usize)> {
+        self.summaries().ok().flatten()
     }
 
     fn summaries(&self) -> Result<Option<(File, usize)>> {
@@ -635,13 +716,18 @@ pub struct Slice {
 pub struct Slices {
     reader: StreamReader,
     range: PacketRange,
+    orig: PacketRange,
     next: Option<u64>,
 }
 
-impl Iterator for Slices {
-    type Item = Result<Slice>;
+impl Slices {
+    /// The range asked for (`range` itself moves on as slices are taken).
+    pub(crate) fn asked(&self) -> PacketRange {
+        self.orig
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next slice and the record of the chunk it belongs to.
+    pub(crate) fn next_with_record(&mut self) -> Option<Result<(Slice, ChunkRecord)>> {
         if self.range.start_pos >= self.range.end_pos {
             return None;
         }
@@ -667,7 +753,13 @@ impl Iterator for Slices {
             }
         };
         if i >= r.inner.n_chunks {
-            return None;
+            return Some(Err(r.damaged_index(
+                layout::CHUNKS,
+                format!(
+                    "a range asks for stream bytes up to {} but the last chunk ends at {}",
+                    self.range.end_pos, self.range.start_pos
+                ),
+            )));
         }
         let c = match r.chunk(i) {
             Ok(c) => c,
@@ -675,14 +767,37 @@ impl Iterator for Slices {
         };
         let from = self.range.start_pos.max(c.pos);
         let to = self.range.end_pos.min(c.end_pos());
+        if from >= to || c.pos > self.range.start_pos {
+            // Records must tile the logical stream; a gap or overlap is a damaged index.
+            return Some(Err(r.damaged_index(
+                layout::CHUNKS,
+                format!(
+                    "chunk {i} covers bytes {}..{} of the stream, but the one before it ends at {}",
+                    c.pos,
+                    c.end_pos(),
+                    self.range.start_pos
+                ),
+            )));
+        }
         self.range.start_pos = to;
         self.next = Some(i + 1);
-        Some(Ok(Slice {
-            chunk: i,
-            segment: c.segment,
-            offset: c.body_offset() + (from - c.pos),
-            len: to - from,
-        }))
+        Some(Ok((
+            Slice {
+                chunk: i,
+                segment: c.segment,
+                offset: c.body_offset() + (from - c.pos),
+                len: to - from,
+            },
+            c,
+        )))
+    }
+}
+
+impl Iterator for Slices {
+    type Item = Result<Slice>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_record().map(|r| r.map(|(s, _)| s))
     }
 }
 
@@ -690,8 +805,9 @@ impl Iterator for Slices {
 pub struct PcapReader {
     header: [u8; PCAP_NS_HEADER_LEN],
     header_at: usize,
-    slices: Slices,
-    cur: Option<(File, u64, u64)>,
+    ranges: MappedRanges,
+    /// The current verified slice and how much of it was read.
+    cur: Option<(Mapped, usize)>,
     len: u64,
 }
 
@@ -714,32 +830,18 @@ impl Read for PcapReader {
             return Ok(n);
         }
         loop {
-            if let Some((f, off, left)) = &mut self.cur
-                && *left > 0
+            if let Some((m, at)) = &mut self.cur
+                && *at < m.len()
             {
-                let want = (*left).min(buf.len() as u64) as usize;
-                let n = f.read_at(&mut buf[..want], *off)?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "segment file is shorter than its index says",
-                    ));
-                }
-                *off += n as u64;
-                *left -= n as u64;
+                let n = (m.len() - *at).min(buf.len());
+                buf[..n].copy_from_slice(&m[*at..*at + n]);
+                *at += n;
                 return Ok(n);
             }
-            match self.slices.next() {
+            match self.ranges.next() {
                 None => return Ok(0),
-                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
-                Some(Ok(s)) => {
-                    let f = self
-                        .slices
-                        .reader
-                        .open_segment(s.segment)
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    self.cur = Some((f, s.offset, s.len));
-                }
+                Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                Some(Ok((_, m))) => self.cur = Some((m, 0)),
             }
         }
     }

@@ -57,7 +57,19 @@ impl Reorder {
         self.reordered
     }
 
+    /// Takes a packet into the window, writing the oldest ones when it is full. A packet
+    /// that cannot be stored at all (a time after 2106, too large) is refused here, when
+    /// it arrives, not later when it leaves the window in the middle of other packets.
     pub fn push(&mut self, p: &Packet<'_>, out: &mut StreamWriter) -> Result<()> {
+        if u32::try_from(p.ts_sec).is_err() {
+            return Err(Error::TimestampOutOfRange { ts_sec: p.ts_sec });
+        }
+        if p.data.len() > wirecap_pcap::MAX_PACKET_LEN as usize {
+            return Err(Error::PacketTooLarge {
+                len: p.data.len(),
+                max: wirecap_pcap::MAX_PACKET_LEN,
+            });
+        }
         let ts = p.ts_ns();
         if let Some(w) = self.watermark
             && ts < w
@@ -117,6 +129,15 @@ impl Reorder {
         }
         std::mem::swap(&mut self.arena, &mut self.spare);
         Ok(())
+    }
+
+    /// Drops everything still in the window (the stream cannot take it: a full disk);
+    /// returns how many packets that was.
+    pub fn discard(&mut self) -> u64 {
+        let n = self.entries.len() as u64;
+        self.entries.clear();
+        self.arena.clear();
+        n
     }
 
     /// Writes everything still in the window.

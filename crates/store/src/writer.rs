@@ -97,6 +97,14 @@ pub struct Recovery {
     pub chunks_reindexed: u64,
     /// Bytes of torn data cut from segments and index files.
     pub bytes_cut: u64,
+    /// The index was damaged (this says how) and was rebuilt from the segments.
+    pub index_rebuilt: Option<String>,
+    /// Damaged chunks left out of a rebuilt index.
+    pub chunks_dropped: u64,
+    /// A directory left by an interrupted creation, holding no packets, was removed.
+    pub orphan_removed: bool,
+    /// The stream could not be repaired: why.
+    pub failed: Option<String>,
 }
 
 struct IndexFile {
@@ -160,9 +168,17 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    /// Starts a new, empty stream in `dir` (which the store has just created).
-    pub(crate) fn create(dir: PathBuf, mut meta: StreamMeta, opts: WriterOptions) -> Result<Self> {
-        let lock = layout::lock(&dir, &meta.name)?;
+    /// Starts a new, empty stream: built in `tmp` (which the store has just created),
+    /// locked, then renamed to `dir` (which must not exist, or be an empty directory).
+    pub(crate) fn create_at(
+        tmp: PathBuf,
+        dir: PathBuf,
+        mut meta: StreamMeta,
+        opts: WriterOptions,
+    ) -> Result<Self> {
+        // The lock is on the file, not the path: it holds across the rename, so
+        // recovery never takes the new stream for one whose writer died.
+        let lock = layout::lock(&tmp, &meta.name)?;
         meta.summary_len = opts
             .summarizer
             .as_ref()
@@ -172,7 +188,19 @@ impl StreamWriter {
         } else {
             1
         };
-        meta.store(&dir)?;
+        meta.store(&tmp)?;
+        if let Err(e) = fs::rename(&tmp, &dir) {
+            return Err(match e.raw_os_error() {
+                Some(libc::ENOTEMPTY | libc::EEXIST) => Error::StreamExists(meta.name.clone()),
+                _ => Error::Io {
+                    path: dir,
+                    source: e,
+                },
+            });
+        }
+        if let Some(parent) = dir.parent() {
+            crate::meta::sync_dir(parent)?;
+        }
         Self::open_files(dir, meta, lock, opts, Indexer::default(), 0, 0, 0, 0)
     }
 
@@ -553,9 +581,12 @@ impl StreamWriter {
     fn roll_segment(&mut self) -> Result<()> {
         // A full segment never changes again: make it durable before moving on.
         self.seg.sync_data().at(&self.seg_path)?;
+        // Nothing changes until the new segment is open: a failure (a full disk) leaves
+        // the writer on its old segment, consistent.
+        let path = self.dir.join(layout::segment(self.seg_no + 1));
+        (self.seg, self.direct) = open_segment(&path, self.direct)?;
         self.seg_no += 1;
-        self.seg_path = self.dir.join(layout::segment(self.seg_no));
-        (self.seg, self.direct) = open_segment(&self.seg_path, self.direct)?;
+        self.seg_path = path;
         self.seg_len = 0;
         Ok(())
     }

@@ -76,14 +76,14 @@ fn write(
     r: &StreamReader,
     range: PacketRange,
     format: Format,
-    filter: Option<&wirecap_query::Filter>,
+    filter: Option<wirecap_query::Filter>,
     out: &mut impl Write,
 ) -> Result<wirecap_query::ExportStats> {
     let format = match format {
         Format::Pcap => wirecap_query::Format::Pcap,
         Format::Pcapng => wirecap_query::Format::Pcapng,
     };
-    Ok(wirecap_query::export(r, range, filter, format, out)?)
+    Ok(wirecap_query::Export::new(r.clone(), range, format, filter).write_to(out)?)
 }
 
 pub fn run(a: ExportArgs) -> Result<ExitCode> {
@@ -98,12 +98,12 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     )?;
     let stats = if a.out == "-" {
         let mut lock = crate::output::capture_stdout("-o - | tcpdump -r -, or give -o FILE")?;
-        let s = write(&r, range, a.format, filter.as_ref(), &mut lock)?;
+        let s = write(&r, range, a.format, filter.clone(), &mut lock)?;
         lock.flush()?;
         s
     } else {
         let mut part = crate::output::PartFile::create(&a.out)?;
-        let s = write(&r, range, a.format, filter.as_ref(), part.file())
+        let s = write(&r, range, a.format, filter.clone(), part.file())
             .with_context(|| format!("writing {}", part.target().display()))?;
         part.commit()?;
         s

@@ -125,6 +125,9 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
     let mut done_bytes = 0u64;
     let mut packets = 0u64;
 
+    // A failure of the store (a full disk, an I/O error) ends the whole import; a bad
+    // packet or file ends only that file.
+    let mut fatal: Option<anyhow::Error> = None;
     for (_, path) in &files {
         let shown = path.display();
         let mut r = match open(path) {
@@ -162,7 +165,13 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
             }
             let w = writer.as_mut().expect("created with the link type");
             if let Err(e) = reorder.push(&p, w) {
-                break Err(anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1)));
+                let input = is_input_error(&e);
+                let e = anyhow::Error::new(e).context(format!("{shown}: packet {}", n + 1));
+                if !input {
+                    fatal = Some(e);
+                    break Ok(());
+                }
+                break Err(e);
             }
             n += 1;
             if n.is_multiple_of(65536) {
@@ -170,12 +179,17 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
             }
         };
         packets += n;
+        if fatal.is_some() {
+            break;
+        }
         let outcome_is_err = outcome.is_err();
         if let Err(e) = outcome {
             failures += 1;
             bar.suspend(|| {
                 eprintln!("wirecap: {e:#}");
-                eprintln!("wirecap: kept the {n} packets of {shown} read before the error");
+                eprintln!(
+                    "wirecap: {shown}: the {n} packets before that one are imported; the rest of the file is not"
+                );
             });
         }
         // Zero-packet files still fix the stream's link type.
@@ -197,8 +211,38 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
     let Some(mut w) = writer else {
         bail!("no readable capture among the files given; nothing imported");
     };
-    reorder.finish(&mut w)?;
-    let summary = w.seal()?;
+    let name = w.name().to_owned();
+    if fatal.is_none()
+        && let Err(e) = reorder.finish(&mut w)
+    {
+        fatal = Some(anyhow::Error::new(e).context("writing the last packets"));
+    }
+    if fatal.is_some() {
+        reorder.discard();
+    }
+    // Whatever happened, what the stream holds is sealed and reported as it is.
+    let summary = match w.seal() {
+        Ok(s) => s,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            bail!(
+                "{}{e:#}; stream {name} stays open: `wirecap recover` seals what it holds",
+                fatal.map_or(String::new(), |f| format!(
+                    "{}; then sealing failed: ",
+                    describe(&f)
+                ))
+            );
+        }
+    };
+    if let Some(e) = fatal {
+        eprintln!("wirecap: {}", describe(&e));
+        eprintln!(
+            "wirecap: import stopped: stream {} holds {} of the {packets} packets read ({} bytes as pcap) and is sealed",
+            summary.name, summary.packets, summary.bytes
+        );
+        println!("{}", summary.name);
+        return Ok(ExitCode::from(1));
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
         "imported {} packets ({} bytes as pcap) from {} file(s) in {:.2} s: {:.0} packets/s, {:.1} MB/s{}",
@@ -223,4 +267,31 @@ pub fn run(a: ImportArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether a store error is about the packet given (the rest of the input may go on)
+/// rather than about the store (nothing more can be written).
+fn is_input_error(e: &wirecap_store::Error) -> bool {
+    use wirecap_store::Error as E;
+    matches!(
+        e,
+        E::TimestampOutOfRange { .. }
+            | E::PacketTooLarge { .. }
+            | E::OutOfOrder { .. }
+            | E::BeyondReorderWindow { .. }
+    )
+}
+
+/// The error, said plainly when it is a full disk.
+fn describe(e: &anyhow::Error) -> String {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == libc::ENOSPC || n == libc::EDQUOT)
+    });
+    if full {
+        format!("disk full (ENOSPC: no space left on device, or the quota is used up): {e:#}")
+    } else {
+        format!("{e:#}")
+    }
 }

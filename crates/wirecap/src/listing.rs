@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use wirecap_store::timefmt::rfc3339;
-use wirecap_store::{Store, View};
+use wirecap_store::{Listed, Store, View};
 
 use crate::DataDir;
 
@@ -58,13 +58,13 @@ fn ts_or_dash(t: Option<u64>) -> String {
 
 pub fn list(a: ListArgs) -> Result<ExitCode> {
     let store = open_store(&a.data)?;
-    let streams = store.list()?;
+    let listing = store.listing()?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        let v: Vec<_> = streams
+        let v: Vec<_> = listing
             .iter()
-            .map(|s| {
-                serde_json::json!({
+            .map(|e| match e {
+                Listed::Stream(s) => serde_json::json!({
                     "name": s.meta.name,
                     "packets": s.packets,
                     "bytes": s.bytes,
@@ -74,23 +74,33 @@ pub fn list(a: ListArgs) -> Result<ExitCode> {
                     "state": s.meta.state,
                     "source": s.meta.source,
                     "link_type": s.meta.link_type,
-                })
+                }),
+                Listed::Damaged { name, why } => serde_json::json!({
+                    "name": name,
+                    "state": "damaged",
+                    "damage": why,
+                }),
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    for s in &streams {
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{:?}",
-            s.meta.name,
-            s.packets,
-            s.bytes,
-            ts_or_dash(s.first_ts),
-            ts_or_dash(s.last_ts),
-            s.meta.state
-        )?;
+    for e in &listing {
+        match e {
+            Listed::Stream(s) => writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{:?}",
+                s.meta.name,
+                s.packets,
+                s.bytes,
+                ts_or_dash(s.first_ts),
+                ts_or_dash(s.last_ts),
+                s.meta.state
+            )?,
+            Listed::Damaged { name, why } => {
+                writeln!(out, "{name}\t-\t-\t-\t-\tDamaged: {why}")?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,17 +153,36 @@ pub fn splits(a: SplitsArgs) -> Result<ExitCode> {
 
 pub fn recover(d: DataDir) -> Result<ExitCode> {
     let store = open_store(&d)?;
-    let done = store.recover()?;
+    let done = store.recover_with(Some(&wirecap_query::FilterSummarizer))?;
     if done.is_empty() {
-        eprintln!("nothing to recover: every stream was sealed by its writer");
-    }
-    for (name, r) in done {
-        println!(
-            "{name}\trecovered: {} chunks kept, {} re-indexed, {} torn bytes cut",
-            r.chunks_kept, r.chunks_reindexed, r.bytes_cut
+        eprintln!(
+            "nothing to recover: every stream was sealed by its writer and its index checks out"
         );
     }
-    Ok(ExitCode::SUCCESS)
+    let mut failed = false;
+    for (name, r) in done {
+        if let Some(why) = &r.failed {
+            failed = true;
+            println!("{name}\tcannot be recovered: {why}");
+        } else if r.orphan_removed {
+            println!("{name}\tremoved: left without meta.json by an interrupted creation");
+        } else if let Some(why) = &r.index_rebuilt {
+            println!(
+                "{name}\tindex rebuilt from the segments ({why}): {} chunks kept, {} damaged chunks left out",
+                r.chunks_kept, r.chunks_dropped
+            );
+        } else {
+            println!(
+                "{name}\trecovered: {} chunks kept, {} re-indexed, {} torn bytes cut",
+                r.chunks_kept, r.chunks_reindexed, r.bytes_cut
+            );
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn delete(a: DeleteArgs) -> Result<ExitCode> {

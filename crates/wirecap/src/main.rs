@@ -21,6 +21,7 @@ mod report_cmd;
 mod serve_cmd;
 mod update_cmd;
 mod users_cmd;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ enum Cmd {
     Analyze(analyze_cmd::AnalyzeArgs),
     /// Repair and seal streams whose writer died (the server does this at start)
     Recover(DataDir),
+    /// Check every chunk CRC and index record of a stream against its segments
+    Verify(verify_cmd::VerifyArgs),
     /// Delete a stream
     Delete(listing::DeleteArgs),
     /// Capture an interface (or a replay, or synthetic traffic) into a new stream, in the
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
         Cmd::Filter(a) => filter_cmd::run(a),
         Cmd::Analyze(a) => analyze_cmd::run(a),
         Cmd::Recover(a) => listing::recover(a),
+        Cmd::Verify(a) => verify_cmd::run(a),
         Cmd::Delete(a) => listing::delete(a),
         Cmd::Generate(a) => generate::run(a),
         Cmd::Capture(a) => capture_cmd::run(a).map(|()| ExitCode::SUCCESS),

@@ -1,0 +1,276 @@
+//! Verified, zero-copy byte ranges of a stream: the bytes of a packet range as slices of
+//! mapped segment files, each chunk checked against its header and CRC32C before any of
+//! its bytes are handed out.
+//!
+//! Readers outside the store (the HTTP download, exports) get [`Mapped`] slices that own
+//! their mapping: they can be sent to a socket without a copy (`bytes::Bytes::from_owner`)
+//! and stay valid after retention unlinks the file. The `unsafe` of the mapping lives
+//! here, next to the invariant it rests on.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::chunk::{CHUNK_HEADER_LEN, ChunkHeader};
+use crate::error::{Error, IoContext, Result};
+use crate::index::ChunkRecord;
+use crate::layout;
+use crate::reader::{Slice, Slices, StreamReader};
+use crate::writer::read_exact_at;
+
+/// A whole segment file mapped read-only, or (where mapping is refused) the one chunk
+/// read into memory.
+enum Backing {
+    Map(memmap2::Mmap),
+    Heap(Vec<u8>),
+}
+
+/// Bytes of a segment file starting at file offset `base`.
+pub(crate) struct Region {
+    backing: Backing,
+    base: u64,
+}
+
+impl Region {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Map(m) => m,
+            Backing::Heap(v) => v,
+        }
+    }
+
+    /// File bytes `[at, at + len)`, `None` when the file is shorter.
+    fn get(&self, at: u64, len: u64) -> Option<&[u8]> {
+        let from = usize::try_from(at.checked_sub(self.base)?).ok()?;
+        let to = from.checked_add(usize::try_from(len).ok()?)?;
+        self.bytes().get(from..to)
+    }
+}
+
+/// Maps segment file `path`. `None` when the file cannot be mapped (empty, or a file
+/// system without mmap); the caller then reads what it needs.
+pub(crate) fn map(path: &Path) -> Result<Option<Region>> {
+    let f = File::open(path).at(path)?;
+    // SAFETY: a mapping is unsound only if the file shrinks while mapped pages are
+    // touched. Segment files only grow while readers exist: the writer appends, and the
+    // two places that cut a segment (a writer's failed append, and recovery of a dead
+    // writer's torn tail) only cut bytes past the last chunk `chunks.idx` names, which
+    // no reader's snapshot covers. Bytes are only touched after the chunk's range was
+    // checked against the mapping's length. Retention deletes whole files, which leaves
+    // existing mappings valid. (An operator truncating segment files by hand breaks
+    // this, as it would break any reader that mmaps.)
+    match unsafe { memmap2::Mmap::map(&f) } {
+        Ok(m) => {
+            let _ = m.advise(memmap2::Advice::Sequential);
+            Ok(Some(Region {
+                backing: Backing::Map(m),
+                base: 0,
+            }))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Record bytes of one chunk (or part of it), checked, borrowed from a mapping it keeps
+/// alive. Cheap to clone; `Send + Sync + 'static`, so it can back a `bytes::Bytes`.
+#[derive(Clone)]
+pub struct Mapped {
+    region: Arc<Region>,
+    start: usize,
+    len: usize,
+}
+
+impl Mapped {
+    /// Bytes `[from, to)` of this slice.
+    pub fn sub(&self, from: usize, to: usize) -> Self {
+        assert!(from <= to && to <= self.len, "sub-slice out of bounds");
+        Self {
+            region: self.region.clone(),
+            start: self.start + from,
+            len: to - from,
+        }
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.region.bytes()[self.start..self.start + self.len]
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapped({} bytes)", self.len)
+    }
+}
+
+/// Iterator over the verified byte ranges of a packet range, one per chunk touched
+/// (see [`StreamReader::mapped`]). Every chunk is checked whole (header and CRC32C of
+/// its body) before any part of it is yielded, so damaged bytes never leave the store.
+pub struct MappedRanges {
+    slices: Slices,
+    reader: StreamReader,
+    /// Segments mapped so far; the first ones are mapped up front (see `hold`).
+    maps: BTreeMap<u32, Arc<Region>>,
+}
+
+/// Segments mapped when a range is opened: retention may trim the stream's head while a
+/// long download runs, and a mapped file stays readable after it is unlinked.
+const HELD_SEGMENTS: u32 = 64;
+
+impl MappedRanges {
+    pub(crate) fn new(reader: StreamReader, slices: Slices, first_segment: Option<u32>) -> Self {
+        let mut maps = BTreeMap::new();
+        if let Some(first) = first_segment {
+            for n in first..first.saturating_add(HELD_SEGMENTS) {
+                match map(&reader.dir().join(layout::segment(n))) {
+                    Ok(Some(r)) => {
+                        maps.insert(n, Arc::new(r));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Self {
+            slices,
+            reader,
+            maps,
+        }
+    }
+
+    fn region_for(&mut self, s: &Slice, c: &ChunkRecord) -> Result<Arc<Region>> {
+        if let Some(r) = self.maps.get(&s.segment) {
+            return Ok(r.clone());
+        }
+        // Only the current segment stays mapped from here on: a long range must not hold
+        // every file it passed.
+        self.maps.retain(|n, _| *n > s.segment);
+        let path = self.reader.dir().join(layout::segment(s.segment));
+        let region = match self.reader.open_segment(s.segment).map(drop) {
+            Err(e) => return Err(e),
+            Ok(()) => match map(&path)? {
+                Some(r) => r,
+                None => {
+                    let f = File::open(&path).at(&path)?;
+                    let len = CHUNK_HEADER_LEN as u64 + u64::from(c.body_len);
+                    let mut v = vec![0u8; len as usize];
+                    if !read_exact_at(&f, &mut v, c.file_offset).at(&path)? {
+                        v.clear();
+                    }
+                    let r = Arc::new(Region {
+                        backing: Backing::Heap(v),
+                        base: c.file_offset,
+                    });
+                    return Ok(r);
+                }
+            },
+        };
+        let r = Arc::new(region);
+        self.maps.insert(s.segment, r.clone());
+        Ok(r)
+    }
+}
+
+/// Checks chunk `i` (record `c`) against the bytes of its segment: header fields equal
+/// the record's, the body is whole and its CRC32C matches.
+pub(crate) fn check_chunk(
+    reader: &StreamReader,
+    i: u64,
+    c: &ChunkRecord,
+    header: Option<&[u8]>,
+    body: Option<&[u8]>,
+) -> Result<()> {
+    let damaged = |why: String| Error::DamagedChunk {
+        stream: reader.name().to_owned(),
+        segment: layout::segment(c.segment),
+        chunk: i,
+        offset: c.file_offset,
+        why,
+    };
+    let Some(h) = header.and_then(|h| <&[u8; CHUNK_HEADER_LEN]>::try_from(h).ok()) else {
+        return Err(damaged("the segment file ends before the chunk".into()));
+    };
+    let Some(h) = ChunkHeader::decode(h) else {
+        return Err(damaged(
+            "no chunk header where the index says one is".into(),
+        ));
+    };
+    if (h.body_len, h.packets, h.body_crc, h.first_ts, h.last_ts)
+        != (c.body_len, c.packets, c.body_crc, c.first_ts, c.last_ts)
+    {
+        return Err(damaged(
+            "the chunk header disagrees with its index record".into(),
+        ));
+    }
+    let Some(body) = body else {
+        return Err(damaged("the segment file ends inside the chunk".into()));
+    };
+    let crc = crc32c::crc32c(body);
+    if crc != c.body_crc {
+        return Err(damaged(format!(
+            "CRC32C of its {} bytes is {crc:08x}, stored {:08x}",
+            body.len(),
+            c.body_crc
+        )));
+    }
+    Ok(())
+}
+
+impl MappedRanges {
+    /// The range this iterates over.
+    pub fn range(&self) -> crate::PacketRange {
+        self.slices.asked()
+    }
+
+    /// The next slice with its verified bytes, or without them (nothing read, nothing
+    /// checked) when `skip` says the caller does not want the chunk (a filter that its
+    /// summary rules out).
+    pub fn next_unless<F>(&mut self, skip: F) -> Option<Result<(Slice, Option<Mapped>)>>
+    where
+        F: FnOnce(&Slice) -> bool,
+    {
+        let (s, c) = match self.slices.next_with_record()? {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        if skip(&s) {
+            return Some(Ok((s, None)));
+        }
+        let region = match self.region_for(&s, &c) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        let header = region.get(c.file_offset, CHUNK_HEADER_LEN as u64);
+        let body = region.get(c.body_offset(), u64::from(c.body_len));
+        if let Err(e) = check_chunk(&self.reader, s.chunk, &c, header, body) {
+            return Some(Err(e));
+        }
+        let start = (s.offset - region.base) as usize;
+        Some(Ok((
+            s,
+            Some(Mapped {
+                region,
+                start,
+                len: s.len as usize,
+            }),
+        )))
+    }
+}
+
+impl Iterator for MappedRanges {
+    type Item = Result<(Slice, Mapped)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_unless(|_| false)
+            .map(|r| r.map(|(s, m)| (s, m.expect("not skipped"))))
+    }
+}
