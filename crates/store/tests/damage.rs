@@ -260,7 +260,7 @@ fn an_interrupted_creation_neither_hides_nor_blocks_a_name() {
     let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(T0);
     // What a creation killed before meta.json left with older versions: the directory
     // and its lock file.
-    let name = wirecap_store::stored_name("orphan", time::OffsetDateTime::from(when));
+    let name = wirecap_store::stored_name("orphan", when);
     let d = dir(&store, &name);
     fs::create_dir(&d).unwrap();
     fs::File::create(d.join("writer.lock")).unwrap();
