@@ -31,7 +31,7 @@ use crate::tap::{Tap, TapRecorder};
 use crate::wire::Mac;
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -67,7 +67,7 @@ pub enum OpenError {
         /// The interface.
         interface: String,
         /// The address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
 }
 
@@ -101,7 +101,20 @@ fn mac_and_mtu(fd: RawFd, name: &str) -> Result<(Mac, usize), OpenError> {
 }
 
 /// Whether the kernel has `ip` as an address of `name`.
-fn kernel_has_address(fd: RawFd, name: &str, ip: Ipv4Addr) -> bool {
+fn kernel_has_address(fd: RawFd, name: &str, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => {
+            // One line per address: hex address, ifindex, prefix, scope, flags, name.
+            let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+            return std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| {
+                t.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.first() == Some(&hex.as_str()) && f.last() == Some(&name)
+                })
+            });
+        }
+    };
     let mut ifr = ifreq(name);
     // SAFETY: SIOCGIFADDR fills `ifr`, which lives on this frame for the whole call.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFADDR as _, &mut ifr) } < 0 {
@@ -413,6 +426,16 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)
         .map_err(sock_err("setsockopt(PACKET_IGNORE_OUTGOING)", name))?;
     bind(raw, ifindex, libc::ETH_P_ALL as u16, name)?;
+    // Neighbour solicitations for the capture address go to its solicited-node multicast
+    // group, which a NIC filters out unless told otherwise; undone when the socket closes.
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_ALLMULTI as u16,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+        .map_err(sock_err("setsockopt(PACKET_ADD_MEMBERSHIP)", name))?;
     Ok((
         RxRing {
             map,
@@ -503,7 +526,7 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeighbourView {
     /// The peer.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Its MAC, if resolved.
     pub mac: Option<Mac>,
 }

@@ -230,6 +230,10 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
     pub fn is_fragment(&self) -> bool {
         get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x3fff != 0
     }
+    /// Fragment offset, in 8-byte units (0: the fragment that carries the L4 header).
+    pub fn fragment_offset(&self) -> u16 {
+        get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x1fff
+    }
     /// TTL.
     pub fn ttl(&self) -> u8 {
         self.0.as_ref()[ipv4_field::TTL]
