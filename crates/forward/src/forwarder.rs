@@ -19,11 +19,11 @@
 //! vectors in tests): [`Transmit`] hands out room for one outgoing frame, [`Recorder`]
 //! takes the frames a capture keeps.
 
+use crate::checksum;
 use crate::neighbour::{NeighbourConfig, Neighbours, Solicit};
 use crate::rewrite::{self, Rewrite};
 use crate::segment;
 use crate::table::{Direction, ForwardTable, Inline};
-use crate::checksum;
 use crate::wire::{
     self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Ipv6, Mac,
     NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, ethertype, icmpv4, icmpv6, ndp,
@@ -752,7 +752,14 @@ impl Forwarder {
                 self.stats.arp_resolved += 1;
             }
             for w in ready {
-                self.forward(now_ns, w.packet.ts_ns, &w.packet.plan, &w.packet.frame, tx, rec);
+                self.forward(
+                    now_ns,
+                    w.packet.ts_ns,
+                    &w.packet.plan,
+                    &w.packet.frame,
+                    tx,
+                    rec,
+                );
             }
         }
     }
@@ -857,7 +864,9 @@ impl Parsed {
                     && v.protocol() == wire::protocol::ICMP
                     && matches!(
                         icmp_type,
-                        Some(icmpv4::DST_UNREACHABLE | icmpv4::TIME_EXCEEDED | icmpv4::PARAM_PROBLEM)
+                        Some(
+                            icmpv4::DST_UNREACHABLE | icmpv4::TIME_EXCEEDED | icmpv4::PARAM_PROBLEM
+                        )
                     ),
                 ndp: false,
             })

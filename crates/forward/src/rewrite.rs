@@ -95,7 +95,15 @@ fn swap_addresses(
 }
 
 /// Updates the L4 checksum at `f` of `l4` for the pseudo-header words `old` → `new`.
-fn update_l4(l4: &mut [u8], proto: u8, f: crate::wire::Field, old: &[u8], new: &[u8], partial: bool, v4: bool) {
+fn update_l4(
+    l4: &mut [u8],
+    proto: u8,
+    f: crate::wire::Field,
+    old: &[u8],
+    new: &[u8],
+    partial: bool,
+    v4: bool,
+) {
     let Some(c) = read16(l4, f.clone()) else {
         return;
     };
@@ -205,14 +213,27 @@ fn apply_v6(ip: &mut [u8], r: &Rewrite) {
         let len = l4.len() as u32;
         refresh_icmp(
             l4,
-            Some(checksum::pseudo_header_v6(new_src, new_dst, protocol::ICMPV6, len)),
+            Some(checksum::pseudo_header_v6(
+                new_src,
+                new_dst,
+                protocol::ICMPV6,
+                len,
+            )),
         );
         return;
     }
     if pseudo(upper.protocol)
         && let Some(f) = l4_field(upper.protocol)
     {
-        update_l4(l4, upper.protocol, f, &old[..n], &new[..n], r.l4_partial, false);
+        update_l4(
+            l4,
+            upper.protocol,
+            f,
+            &old[..n],
+            &new[..n],
+            r.l4_partial,
+            false,
+        );
     }
 }
 
@@ -242,13 +263,21 @@ fn rewrite_quoted(msg: &mut [u8], src: IpAddr, dst: IpAddr) {
             let ihl = usize::from(q[ipv4_field::VER_IHL] & 0x0f) * 4;
             let proto = q[ipv4_field::PROTOCOL];
             let first = read16(q, ipv4_field::FLAGS_FRAG).unwrap_or(0) & 0x1fff == 0;
-            let Some((old, new, n)) =
-                swap_addresses(q, ipv4_field::SRC, ipv4_field::DST, &s.octets(), &d.octets())
-            else {
+            let Some((old, new, n)) = swap_addresses(
+                q,
+                ipv4_field::SRC,
+                ipv4_field::DST,
+                &s.octets(),
+                &d.octets(),
+            ) else {
                 return;
             };
             let hc = read16(q, ipv4_field::CHECKSUM).unwrap_or(0);
-            write16(q, ipv4_field::CHECKSUM, update_words(hc, &old[..n], &new[..n]));
+            write16(
+                q,
+                ipv4_field::CHECKSUM,
+                update_words(hc, &old[..n], &new[..n]),
+            );
             if first
                 && pseudo(proto)
                 && let Some(f) = l4_field(proto)
@@ -333,7 +362,10 @@ pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
     let Some((acc, range, proto)) = l4_of(frame) else {
         return false;
     };
-    let (Some(f), true) = (l4_checksum_field(proto), matches!(proto, protocol::TCP | protocol::UDP)) else {
+    let (Some(f), true) = (
+        l4_checksum_field(proto),
+        matches!(proto, protocol::TCP | protocol::UDP),
+    ) else {
         return false;
     };
     let l4 = &mut frame[range];

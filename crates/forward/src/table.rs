@@ -101,9 +101,7 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {
     /// Not `ADDR/PREFIX`.
-    #[error(
-        "capture address {0:?} is not ADDR/PREFIX (e.g. 10.9.0.1/24 or 2001:db8::1/64)"
-    )]
+    #[error("capture address {0:?} is not ADDR/PREFIX (e.g. 10.9.0.1/24 or 2001:db8::1/64)")]
     Inline(String),
     /// Not `A=B`.
     #[error(
@@ -119,7 +117,9 @@ pub enum TableError {
     #[error("peer {0} is the capture address itself")]
     CaptureIp(IpAddr),
     /// A peer is not on the capture subnet.
-    #[error("peer {peer} is not on the capture subnet {inline}: peers are reached by ARP or neighbour discovery, so they share its subnet and family")]
+    #[error(
+        "peer {peer} is not on the capture subnet {inline}: peers are reached by ARP or neighbour discovery, so they share its subnet and family"
+    )]
     OffSubnet {
         /// The peer.
         peer: IpAddr,

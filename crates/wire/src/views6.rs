@@ -134,11 +134,15 @@ fn walk(pkt: &[u8], mut next: u8) -> Result<Upper, Ipv6Error> {
     for _ in 0..=MAX_EXTENSION_HEADERS {
         let len = match next {
             ip_protocol::HOP_BY_HOP | ip_protocol::ROUTING | ip_protocol::DEST_OPTS => {
-                let l = *pkt.get(at + ext_field::LENGTH).ok_or(Ipv6Error::Extension)?;
+                let l = *pkt
+                    .get(at + ext_field::LENGTH)
+                    .ok_or(Ipv6Error::Extension)?;
                 (usize::from(l) + 1) * 8
             }
             ip_protocol::AH => {
-                let l = *pkt.get(at + ext_field::LENGTH).ok_or(Ipv6Error::Extension)?;
+                let l = *pkt
+                    .get(at + ext_field::LENGTH)
+                    .ok_or(Ipv6Error::Extension)?;
                 (usize::from(l) + 2) * 4
             }
             ip_protocol::FRAGMENT => {
@@ -300,12 +304,7 @@ pub fn emit_ndp(buf: &mut [u8], m: &NdpMessage) -> usize {
     o[0] = opt;
     o[1] = 1;
     o[2..8].copy_from_slice(&m.eth_src);
-    let acc = crate::checksum::pseudo_header_v6(
-        m.src,
-        m.dst,
-        ip_protocol::ICMPV6,
-        u32::from(plen),
-    );
+    let acc = crate::checksum::pseudo_header_v6(m.src, m.dst, ip_protocol::ICMPV6, u32::from(plen));
     let c = !crate::checksum::fold(crate::checksum::sum(acc, msg));
     msg[icmp::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     NDP_FRAME_LEN
@@ -365,7 +364,10 @@ mod tests {
     #[test]
     fn refuses_what_does_not_add_up() {
         let mut p = packet(ip_protocol::UDP, &[], &[0; 8]);
-        assert_eq!(Ipv6::new_checked(&p[..39]).unwrap_err(), Ipv6Error::Malformed);
+        assert_eq!(
+            Ipv6::new_checked(&p[..39]).unwrap_err(),
+            Ipv6Error::Malformed
+        );
         p[0] = 0x40;
         assert_eq!(Ipv6::new_checked(&p[..]).unwrap_err(), Ipv6Error::Malformed);
         // An extension header claiming more than the packet holds.
