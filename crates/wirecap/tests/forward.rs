@@ -1121,3 +1121,67 @@ print(c.recv(100).decode(), flush=True)\n";
     let route = String::from_utf8_lossy(&route.stdout);
     assert!(route.contains("mtu 1280"), "{route}");
 }
+
+#[test]
+fn two_pairs_carry_traffic_at_once_each_recorded_between_its_own_peers() {
+    need_root!();
+    let mut n = Net::new("2");
+    // The second pair, C=D, on second addresses of the same two hosts.
+    let (c, d) = ("10.9.0.4", "10.9.0.5");
+    for (host, addr) in [("a", c), ("b", d)] {
+        let ns = n.ns(host);
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+    }
+    n.serve_with(
+        "10.9.0.1/24",
+        &[&format!("{A}={B}"), &format!("{c}={d}")],
+        "inline",
+    );
+    n.start_capture("pairs");
+    // Both pairs at once: two pings in parallel, bounded in count and time.
+    let ns_a = n.ns("a");
+    let spawn_ping = |from: &str, count: &str| {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns_a, "timeout", "30", "ping", "-c", count, "-i", "0.2",
+            ])
+            .args(["-W", "2", "-I", from, CAPTURE_IP])
+            .output()
+    };
+    let (p1, p2) = std::thread::scope(|s| {
+        let h1 = s.spawn(|| spawn_ping(A, "5"));
+        let h2 = s.spawn(|| spawn_ping(c, "7"));
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let (p1, p2) = (
+        String::from_utf8_lossy(&p1.unwrap().stdout).into_owned(),
+        String::from_utf8_lossy(&p2.unwrap().stdout).into_owned(),
+    );
+    assert_eq!((received(&p1), received(&p2)), (5, 7), "{p1}\n{p2}");
+    let forwarded = n.settled_forwarded();
+    assert_eq!(forwarded, 24);
+    assert!(wait_until(Duration::from_secs(10), || n
+        .json("/api/v1/status")["packets_received"]
+        .as_u64()
+        .unwrap_or(0)
+        >= forwarded));
+    let stream = n.stop_capture();
+    let file = n.export(&stream);
+    let dump = tcpdump_read(&file, &["icmp"]);
+    let count = |s: &str| dump.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(count(&format!("{A} > {B}: ICMP echo request")), 5, "{dump}");
+    assert_eq!(count(&format!("{B} > {A}: ICMP echo reply")), 5, "{dump}");
+    assert_eq!(count(&format!("{c} > {d}: ICMP echo request")), 7, "{dump}");
+    assert_eq!(count(&format!("{d} > {c}: ICMP echo reply")), 7, "{dump}");
+    assert!(!dump.contains(CAPTURE_IP), "{dump}");
+    assert!(!dump.contains("bad"), "{dump}");
+}
