@@ -22,9 +22,7 @@
 //!
 //! This is the crate's only `unsafe`; every block says why it is sound.
 
-use crate::forwarder::{
-    CaptureMode, DropReason, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit,
-};
+use crate::forwarder::{CaptureMode, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit};
 use crate::neighbour::NeighbourConfig;
 use crate::table::{ForwardTable, Inline, Pair};
 use crate::tap::{Tap, TapRecorder};
@@ -397,13 +395,37 @@ impl RxRing {
     }
 }
 
+/// The tag the kernel took off `p` (TPID and TCI as on the wire), read from its
+/// `tpacket3_hdr` at the start of the headroom.
+fn stripped_tag(p: &RawPacket<'_>) -> Option<[u8; 4]> {
+    use std::mem::offset_of;
+    const HV1: usize = offset_of!(libc::tpacket3_hdr, hv1);
+    const TCI: usize = HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci);
+    const TPID: usize = HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid);
+    let h = p.headroom;
+    let tci = u32::from_ne_bytes(h.get(TCI..TCI + 4)?.try_into().ok()?) as u16;
+    let tpid = u16::from_ne_bytes(h.get(TPID..TPID + 2)?.try_into().ok()?);
+    // libpcap's rule: the flag, or a non-zero TCI from kernels that predate it.
+    if p.status & libc::TP_STATUS_VLAN_VALID == 0 && tci == 0 {
+        return None;
+    }
+    let tpid = if p.status & libc::TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 {
+        tpid
+    } else {
+        crate::wire::ethertype::VLAN
+    };
+    let (t, c) = (tpid.to_be_bytes(), tci.to_be_bytes());
+    Some([t[0], t[1], c[0], c[1]])
+}
+
 fn received(p: RawPacket<'_>, gso: Option<Gso>) -> Received<'_> {
+    let stripped_tag = stripped_tag(&p);
     Received {
         ts_ns: p.ts_ns,
         data: p.data,
         wire_len: p.wire_len as usize,
         checksum_partial: p.status & libc::TP_STATUS_CSUMNOTREADY != 0,
-        vlan_stripped: p.status & libc::TP_STATUS_VLAN_VALID != 0,
+        stripped_tag,
         gso,
     }
 }
@@ -462,7 +484,7 @@ fn open_tx(name: &str, mtu: usize, sizes: RingSizes) -> Result<(TxRing, bool), O
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_LOSS, &one)
         .map_err(sock_err("setsockopt(PACKET_LOSS)", name))?;
     let bypass = setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one).is_ok();
-    let frame_size = (mtu + 14 + 4 + v2::DATA).next_power_of_two().max(2048);
+    let frame_size = (mtu + 14 + 2 * 4 + v2::DATA).next_power_of_two().max(2048);
     let frames_per_block = (1usize << 20) / frame_size;
     let blocks = (sizes.tx_frames as usize).div_ceil(frames_per_block).max(1);
     let frames = blocks * frames_per_block;
@@ -733,15 +755,7 @@ impl Worker {
             if self.rx.ready() {
                 let now = now_ns();
                 let (fwd, tx, rec) = (&mut self.fwd, &mut self.tx, &mut self.rec);
-                self.rx.block(&mut |r| {
-                    if r.vlan_stripped {
-                        // The kernel took the 802.1Q tag off; sent on untagged the frame
-                        // would land in the wrong VLAN.
-                        fwd.count_drop(DropReason::NonIpv4);
-                    } else {
-                        fwd.receive(now, r, tx, rec);
-                    }
-                });
+                self.rx.block(&mut |r| fwd.receive(now, r, tx, rec));
                 self.tx.flush();
                 self.rec.flush();
             } else {

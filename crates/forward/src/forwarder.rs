@@ -26,7 +26,7 @@ use crate::segment;
 use crate::table::{Direction, ForwardTable, Inline};
 use crate::wire::{
     self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Ipv6, Mac,
-    NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, ethertype, icmpv4, icmpv6, ndp,
+    NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, VlanTags, ethertype, icmpv4, icmpv6, ndp,
 };
 use std::net::IpAddr;
 
@@ -102,11 +102,14 @@ pub enum DropReason {
     ArpQueueFull,
     /// No room in the TX ring.
     TxFull,
+    /// Tagged with a VLAN other than its peer's (or tagged for an untagged pair, or the
+    /// other way round).
+    WrongVlan,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::NonIpv4,
         Self::BadHeader,
         Self::NotForUs,
@@ -117,6 +120,7 @@ impl DropReason {
         Self::Unresolved,
         Self::ArpQueueFull,
         Self::TxFull,
+        Self::WrongVlan,
     ];
 
     /// The counter's name (`unknown_peer`, …).
@@ -132,6 +136,7 @@ impl DropReason {
             Self::Unresolved => "unresolved",
             Self::ArpQueueFull => "arp_queue_full",
             Self::TxFull => "tx_full",
+            Self::WrongVlan => "wrong_vlan",
         }
     }
 
@@ -235,8 +240,9 @@ pub struct Received<'a> {
     pub wire_len: usize,
     /// The kernel left the TCP/UDP checksum partial (`TP_STATUS_CSUMNOTREADY`).
     pub checksum_partial: bool,
-    /// The kernel stripped an 802.1Q tag from it (`TP_STATUS_VLAN_VALID`).
-    pub vlan_stripped: bool,
+    /// The outer VLAN tag (TPID and TCI as on the wire) the kernel took off the frame
+    /// (`TP_STATUS_VLAN_VALID`); inner tags stay in `data`.
+    pub stripped_tag: Option<[u8; 4]>,
     /// A TCP super-packet with its segmentation facts, when the ring reports them.
     pub gso: Option<Gso>,
 }
@@ -271,6 +277,7 @@ pub struct Forwarder {
     neighbours: Neighbours<Queued>,
     stats: Stats,
     scratch: Vec<u8>,
+    tagged: Vec<u8>,
     solicit: Vec<Solicit>,
     segment: Vec<u8>,
 }
@@ -286,6 +293,7 @@ impl Forwarder {
             neighbours,
             stats: Stats::default(),
             scratch: Vec::with_capacity(2048),
+            tagged: Vec::new(),
             solicit: Vec::new(),
             segment: Vec::new(),
         }
@@ -343,16 +351,34 @@ impl Forwarder {
     pub fn receive(
         &mut self,
         now_ns: u64,
-        rx: Received<'_>,
+        mut rx: Received<'_>,
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
+        // VLAN tags come off here (the MAC addresses move over them, in place) and go back
+        // on when the frame is sent: everything between sees an untagged frame.
+        let Some((inband, _)) = VlanTags::of(rx.data) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let tags = match rx.stripped_tag {
+            Some(t) => match inband.with_outer_tag(t) {
+                Some(all) => all,
+                None => return self.drop(DropReason::BadHeader),
+            },
+            None => inband,
+        };
+        if !inband.is_empty() {
+            let n = inband.len();
+            rx.data.copy_within(..wire::ethernet::field::SRC.end, n);
+            rx.data = &mut std::mem::take(&mut rx.data)[n..];
+            rx.wire_len = rx.wire_len.saturating_sub(n);
+        }
         let Some(eth) = Ethernet::new_checked(&*rx.data) else {
             return self.drop(DropReason::BadHeader);
         };
         let kind = eth.ethertype();
         if kind == ethertype::ARP {
-            return self.arp(now_ns, rx.data, tx, rec);
+            return self.arp(now_ns, rx.data, tags, tx, rec);
         }
         let v6_here = self.config.inline.ip.is_ipv6();
         if !(kind == ethertype::IPV4 || kind == ethertype::IPV6 && v6_here) {
@@ -365,13 +391,13 @@ impl Forwarder {
             return self.drop(DropReason::BadHeader);
         };
         if p.ndp {
-            return self.ndp(now_ns, rx.data, &p, tx, rec);
+            return self.ndp(now_ns, rx.data, &p, tags, tx, rec);
         }
         if eth.dst() != self.config.mac || p.dst != self.config.inline.ip {
             return self.drop(DropReason::NotForUs);
         }
-        let plan = if p.icmp_error {
-            match self.error_plan(&eth.payload()[p.l4_at..p.total]) {
+        let (plan, from) = if p.icmp_error {
+            match self.error_plan(&eth.payload()[p.l4_at..p.total], tags) {
                 Some(plan) => plan,
                 None => return self.drop(DropReason::UnknownPeer),
             }
@@ -379,12 +405,17 @@ impl Forwarder {
             let Some((next, dir)) = self.table.route(p.src) else {
                 return self.drop(DropReason::UnknownPeer);
             };
-            Plan {
+            let plan = Plan {
                 next,
                 dir,
                 quoted: None,
-            }
+                tags,
+            };
+            (plan, p.src)
         };
+        if tags.outer_vid() != self.table.vlan_of(from) {
+            return self.drop(DropReason::WrongVlan);
+        }
         if p.hop_limit <= 1 {
             return self.drop(DropReason::TtlExpired);
         }
@@ -401,6 +432,8 @@ impl Forwarder {
             return self.drop(DropReason::Oversize);
         }
         if oversize
+            && tags.is_empty()
+            && self.table.vlan_of(plan.next).is_none()
             && let Some(gso) = rx.gso
             && self.neighbours.lookup(plan.next, now_ns).is_some()
             && self.forward_gso(
@@ -440,17 +473,20 @@ impl Forwarder {
     /// Where an ICMP error (`msg`, the ICMP message) goes: it quotes a packet the
     /// forwarder sent (from the capture address to peer P), so it belongs to P's partner,
     /// whatever router sent it; the quote is rewritten to what the partner sent.
-    fn error_plan(&self, msg: &[u8]) -> Option<Plan> {
+    /// Also returns the peer on whose side the error arose (its VLAN is the one to expect).
+    fn error_plan(&self, msg: &[u8], tags: VlanTags) -> Option<(Plan, IpAddr)> {
         let (qsrc, qdst) = rewrite::quoted_addresses(msg)?;
         if qsrc != self.config.inline.ip {
             return None;
         }
         let (next, dir) = self.table.route(qdst)?;
-        Some(Plan {
+        let plan = Plan {
             next,
             dir,
             quoted: Some((next, qdst)),
-        })
+            tags,
+        };
+        Some((plan, qdst))
     }
 
     /// Sends a TCP super-packet on whole (the kernel segments it on the way out), and
@@ -609,10 +645,25 @@ impl Forwarder {
         let recording = rec.active();
         let mode = self.mode;
         let scratch = &mut self.scratch;
-        let sent = tx.transmit(frame.len(), &mut |buf: &mut [u8]| {
-            buf.copy_from_slice(frame);
+        let tagged = &mut self.tagged;
+        let tags_in = plan.tags;
+        let tags_out = tags_in.with_outer_vid(self.table.vlan_of(next));
+        let tl = tags_out.len();
+        // Records carry the tags the wire carries: as received for ingress and inline.
+        let mut record_tagged = |ts: u64, f: &[u8], rec: &mut dyn Recorder| {
+            if tags_in.is_empty() {
+                return rec.record(ts, f);
+            }
+            tagged.clear();
+            tagged.resize(f.len() + tags_in.len(), 0);
+            tags_in.insert(f, tagged);
+            rec.record(ts, tagged);
+        };
+        let sent = tx.transmit(frame.len() + tl, &mut |buf: &mut [u8]| {
+            let out = &mut buf[tl..];
+            out.copy_from_slice(frame);
             if recording && matches!(mode, CaptureMode::Ingress | CaptureMode::Both) {
-                rec.record(ts_ns, frame);
+                record_tagged(ts_ns, frame, rec);
             }
             if recording && mode == CaptureMode::Inline {
                 scratch.clear();
@@ -630,9 +681,13 @@ impl Forwarder {
                         quoted: plan.quoted,
                     },
                 );
-                rec.record(ts_ns, scratch);
+                record_tagged(ts_ns, scratch, rec);
             }
-            rewrite::apply(buf, &egress);
+            rewrite::apply(&mut buf[tl..], &egress);
+            if tl > 0 {
+                buf.copy_within(tl..tl + wire::ethernet::field::SRC.end, 0);
+                buf[wire::ethernet::field::SRC.end..][..tl].copy_from_slice(tags_out.as_bytes());
+            }
             if recording && matches!(mode, CaptureMode::Egress | CaptureMode::Both) {
                 rec.record(now_ns.max(ts_ns), buf);
             }
@@ -653,7 +708,14 @@ impl Forwarder {
         }
     }
 
-    fn arp(&mut self, now_ns: u64, frame: &[u8], tx: &mut dyn Transmit, rec: &mut dyn Recorder) {
+    fn arp(
+        &mut self,
+        now_ns: u64,
+        frame: &[u8],
+        tags: VlanTags,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
         let Some(arp) = Arp::new_checked(&frame[ETH_HEADER_LEN..]) else {
             return self.drop(DropReason::BadHeader);
         };
@@ -663,7 +725,7 @@ impl Forwarder {
         };
         let me = (self.config.mac, my_ip);
         if arp.op() == ArpOp::Request && arp.target_ip() == me.1 {
-            let sent = tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+            let sent = transmit_tagged(tx, tags, ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
                 wire::emit_arp(buf, sender_mac, ArpOp::Reply, me, (sender_mac, sender_ip));
             });
             if sent {
@@ -673,7 +735,7 @@ impl Forwarder {
             }
         }
         let answer = arp.op() == ArpOp::Reply && arp.target_ip() == me.1;
-        self.learn(now_ns, sender_ip.into(), sender_mac, answer, tx, rec);
+        self.learn(now_ns, sender_ip.into(), sender_mac, tags, answer, tx, rec);
     }
 
     /// A neighbour solicitation or advertisement (`p` says where its ICMPv6 message is).
@@ -682,6 +744,7 @@ impl Forwarder {
         now_ns: u64,
         frame: &[u8],
         p: &Parsed,
+        tags: VlanTags,
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
@@ -714,7 +777,7 @@ impl Forwarder {
                         target: me,
                         flags: ndp::FLAG_SOLICITED | ndp::FLAG_OVERRIDE,
                     };
-                    if tx.transmit(NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                    if transmit_tagged(tx, tags, NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
                         wire::emit_ndp(buf, &na);
                     }) {
                         self.stats.arp_answered += 1;
@@ -723,28 +786,31 @@ impl Forwarder {
                     }
                 }
                 if !src.is_unspecified() && nd.lladdr(ndp::OPT_SOURCE_LLADDR).is_some() {
-                    self.learn(now_ns, src.into(), mac, false, tx, rec);
+                    self.learn(now_ns, src.into(), mac, tags, false, tx, rec);
                 }
             }
             NdpKind::Advert => {
                 let mac = nd.lladdr(ndp::OPT_TARGET_LLADDR).unwrap_or(eth_src);
-                self.learn(now_ns, nd.target().into(), mac, dst == me, tx, rec);
+                self.learn(now_ns, nd.target().into(), mac, tags, dst == me, tx, rec);
             }
         }
     }
 
-    /// A peer said where it is: learn it and send what waited for it. `answer`: it
-    /// answered one of our requests.
+    /// A peer said where it is (in a frame with `tags`): learn it and send what waited
+    /// for it. `answer`: it answered one of our requests.
+    #[allow(clippy::too_many_arguments)]
     fn learn(
         &mut self,
         now_ns: u64,
         ip: IpAddr,
         mac: Mac,
+        tags: VlanTags,
         answer: bool,
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
-        if !self.table.is_peer(ip) || mac == BROADCAST || mac[0] & 1 == 1 {
+        let on_its_vlan = tags.outer_vid() == self.table.vlan_of(ip);
+        if !self.table.is_peer(ip) || !on_its_vlan || mac == BROADCAST || mac[0] & 1 == 1 {
             return;
         }
         if let Some(ready) = self.neighbours.learn(ip, mac, now_ns) {
@@ -774,10 +840,11 @@ impl Forwarder {
         self.stats.drops[DropReason::Unresolved.index()] += expired.len() as u64;
         let mac = self.config.mac;
         for s in &solicit {
+            let tags = VlanTags::NONE.with_outer_vid(self.table.vlan_of(s.ip));
             let sent = match (self.config.inline.ip, s.ip) {
                 (IpAddr::V4(me), IpAddr::V4(peer)) => {
                     let dst = s.unicast.unwrap_or(BROADCAST);
-                    tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                    transmit_tagged(tx, tags, ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
                         wire::emit_arp(buf, dst, ArpOp::Request, (mac, me), ([0; 6], peer));
                     })
                 }
@@ -799,7 +866,7 @@ impl Forwarder {
                         target: peer,
                         flags: 0,
                     };
-                    tx.transmit(NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                    transmit_tagged(tx, tags, NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
                         wire::emit_ndp(buf, &ns);
                     })
                 }
@@ -821,6 +888,27 @@ struct Plan {
     next: IpAddr,
     dir: Direction,
     quoted: Option<(IpAddr, IpAddr)>,
+    /// The VLAN tags it came with.
+    tags: VlanTags,
+}
+
+/// Sends a frame of `len` bytes that `fill` writes untagged, with `tags` after its MAC
+/// addresses.
+fn transmit_tagged(
+    tx: &mut dyn Transmit,
+    tags: VlanTags,
+    len: usize,
+    fill: &mut dyn FnMut(&mut [u8]),
+) -> bool {
+    let tl = tags.len();
+    let macs = wire::ethernet::field::SRC.end;
+    tx.transmit(len + tl, &mut |buf: &mut [u8]| {
+        fill(&mut buf[tl..]);
+        if tl > 0 {
+            buf.copy_within(tl..tl + macs, 0);
+            buf[macs..macs + tl].copy_from_slice(tags.as_bytes());
+        }
+    })
 }
 
 /// What the forwarder needs of a checked IPv4 or IPv6 header.

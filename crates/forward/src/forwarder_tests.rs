@@ -99,7 +99,7 @@ fn rx(buf: &mut [u8]) -> Received<'_> {
         data: buf,
         wire_len,
         checksum_partial: false,
-        vlan_stripped: false,
+        stripped_tag: None,
         gso: None,
     }
 }
@@ -321,7 +321,7 @@ fn drops_are_counted_with_their_reason() {
             data: &mut buf,
             wire_len,
             checksum_partial: false,
-            vlan_stripped: false,
+            stripped_tag: None,
             gso: None,
         };
         f.receive(2 * S, r, &mut tx, &mut NoRecorder);
@@ -355,7 +355,7 @@ fn completes_partial_checksums_and_keeps_udp_zero() {
         data: &mut p,
         wire_len,
         checksum_partial: true,
-        vlan_stripped: false,
+        stripped_tag: None,
         gso: None,
     };
     f.receive(2 * S, r, &mut tx, &mut NoRecorder);
@@ -496,7 +496,7 @@ fn super_packets_pass_whole_when_the_kernel_segments_and_are_recorded_as_segment
             data: &mut p,
             wire_len,
             checksum_partial: true,
-            vlan_stripped: false,
+            stripped_tag: None,
             gso: Some(gso),
         };
         f.receive(6 * S, r, &mut tx, &mut rec);
@@ -945,4 +945,95 @@ proptest::proptest! {
         rewrite::apply(&mut f, &r);
         proptest::prop_assert!(checksums_valid(&f));
     }
+}
+
+/// `f` with `tags` after its MAC addresses.
+fn tag(f: &[u8], tags: &[u8]) -> Vec<u8> {
+    [&f[..12], tags, &f[12..]].concat()
+}
+
+#[test]
+fn a_tagged_pair_resolves_and_forwards_on_its_vlans_mapping_the_outer_tag() {
+    let mut f = forwarder(&["10.9.0.2=10.9.0.3@vlan100:200"], CaptureMode::Both);
+    let mut tx = VecTx::default();
+    f.poll(S, &mut tx);
+    // ARP requests go out on each peer's VLAN.
+    let vids: Vec<_> = tx
+        .sent
+        .iter()
+        .map(|s| (s[12..14].to_vec(), s[15], s[16..18].to_vec()))
+        .collect();
+    assert!(vids.contains(&(vec![0x81, 0], 100, vec![8, 6])), "{vids:?}");
+    assert!(vids.contains(&(vec![0x81, 0], 200, vec![8, 6])), "{vids:?}");
+    tx.sent.clear();
+    // A's reply arrives with its tag stripped by the kernel, B's with the tag in band.
+    let mut ra = arp_frame(ArpOp::Reply, (A_MAC, "10.9.0.2"), (ME, "10.9.0.1"), ME);
+    let wire_len = ra.len();
+    f.receive(
+        S,
+        Received {
+            ts_ns: S,
+            data: &mut ra,
+            wire_len,
+            checksum_partial: false,
+            stripped_tag: Some([0x81, 0, 0, 100]),
+            gso: None,
+        },
+        &mut tx,
+        &mut NoRecorder,
+    );
+    // B answering on the wrong VLAN is not believed.
+    let mut wrong = tag(
+        &arp_frame(ArpOp::Reply, (B_MAC, "10.9.0.3"), (ME, "10.9.0.1"), ME),
+        &[0x81, 0, 0, 100],
+    );
+    f.receive(S, rx(&mut wrong), &mut tx, &mut NoRecorder);
+    assert_eq!(f.neighbour(ip("10.9.0.3").into(), S), None);
+    let mut rb = tag(
+        &arp_frame(ArpOp::Reply, (B_MAC, "10.9.0.3"), (ME, "10.9.0.1"), ME),
+        &[0x81, 0, 0, 200],
+    );
+    f.receive(S, rx(&mut rb), &mut tx, &mut NoRecorder);
+    assert_eq!(f.stats().arp_resolved, 2);
+    // QinQ from A: outer 802.1ad VID 100 priority 3, inner 802.1Q VID 7.
+    let tags_in = [0x88, 0xa8, 0x60, 100, 0x81, 0x00, 0, 7];
+    let plain = ip_frame((A_MAC, "10.9.0.2"), "10.9.0.1", protocol::UDP, 64, &[9; 30]);
+    let mut p = tag(&plain, &tags_in);
+    let mut rec = VecRec {
+        on: true,
+        ..VecRec::default()
+    };
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut rec);
+    assert_eq!(tx.sent.len(), 1);
+    let out = &tx.sent[0];
+    // To B on VID 200, priority and inner tag kept.
+    assert_eq!(&out[12..20], &[0x88, 0xa8, 0x60, 200, 0x81, 0x00, 0, 7]);
+    assert_eq!(&out[0..6], &B_MAC);
+    let untagged = [&out[..12], &out[20..]].concat();
+    assert!(checksums_valid(&untagged));
+    let v = Ipv4::new_checked(&untagged[14..]).unwrap();
+    assert_eq!((v.src(), v.dst()), (ip("10.9.0.1"), ip("10.9.0.3")));
+    // Recorded as the wire carries them: ingress with A's tags, egress with B's.
+    assert_eq!(rec.got.len(), 2);
+    assert_eq!(rec.got[0].1, tag(&plain, &tags_in));
+    assert_eq!(&rec.got[1].1, out);
+    // Untagged, or on another VLAN, from a tagged pair's peer: dropped.
+    for mut bad in [plain.clone(), tag(&plain, &[0x81, 0, 0, 200])] {
+        f.receive(2 * S, rx(&mut bad), &mut tx, &mut NoRecorder);
+    }
+    assert_eq!(f.stats().dropped(DropReason::WrongVlan), 2);
+    assert_eq!(tx.sent.len(), 1);
+}
+
+#[test]
+fn an_untagged_pair_drops_tagged_frames() {
+    let (mut f, mut tx) = resolved(&["10.9.0.2=10.9.0.3"], CaptureMode::Inline);
+    let plain = ip_frame((A_MAC, "10.9.0.2"), "10.9.0.1", protocol::UDP, 64, &[9; 30]);
+    let mut p = tag(&plain, &[0x81, 0, 0, 5]);
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(f.stats().dropped(DropReason::WrongVlan), 1);
+    // Three tags are more than a frame may carry here.
+    let mut p = tag(&plain, &[0x81, 0, 0, 5, 0x81, 0, 0, 6, 0x81, 0, 0, 7]);
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(f.stats().dropped(DropReason::BadHeader), 1);
 }

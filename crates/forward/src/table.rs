@@ -68,23 +68,51 @@ pub struct Pair {
     pub a: IpAddr,
     /// The right peer.
     pub b: IpAddr,
+    /// The VLAN IDs on which `a` and `b` are reached (`A=B@vlan100`: both on 100, tags
+    /// kept; `A=B@vlan100:200`: A's side 100, B's side 200, the outer tag mapped); `None`:
+    /// untagged, as is every frame of the pair. Inner (QinQ) tags pass as received.
+    pub vlan: Option<(u16, u16)>,
 }
 
 impl std::str::FromStr for Pair {
     type Err = TableError;
     fn from_str(s: &str) -> Result<Self, TableError> {
         let bad = || TableError::Pair(s.to_owned());
-        let (a, b) = s.split_once('=').ok_or_else(bad)?;
+        let (peers, vlan) = match s.split_once('@') {
+            Some((p, v)) => {
+                let v = v.trim().strip_prefix("vlan").ok_or_else(bad)?;
+                let vid = |x: &str| {
+                    x.trim()
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|v| (1..4095).contains(v))
+                        .ok_or_else(bad)
+                };
+                let (va, vb) = match v.split_once(':') {
+                    Some((va, vb)) => (vid(va)?, vid(vb)?),
+                    None => (vid(v)?, vid(v)?),
+                };
+                (p, Some((va, vb)))
+            }
+            None => (s, None),
+        };
+        let (a, b) = peers.split_once('=').ok_or_else(bad)?;
         Ok(Self {
             a: a.trim().parse().map_err(|_| bad())?,
             b: b.trim().parse().map_err(|_| bad())?,
+            vlan,
         })
     }
 }
 
 impl std::fmt::Display for Pair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.a, self.b)
+        write!(f, "{}={}", self.a, self.b)?;
+        match self.vlan {
+            Some((va, vb)) if va == vb => write!(f, "@vlan{va}"),
+            Some((va, vb)) => write!(f, "@vlan{va}:{vb}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -177,6 +205,16 @@ impl ForwardTable {
         })
     }
 
+    /// The VLAN ID on which `peer` is reached (`None`: untagged, or not a peer).
+    pub fn vlan_of(&self, peer: IpAddr) -> Option<u16> {
+        let &(i, dir) = self.by_peer.get(&peer)?;
+        let (va, vb) = self.pairs[i].vlan?;
+        Some(match dir {
+            Direction::AToB => va,
+            Direction::BToA => vb,
+        })
+    }
+
     /// Whether `a` is a peer.
     pub fn is_peer(&self, a: IpAddr) -> bool {
         self.by_peer.contains_key(&a)
@@ -232,6 +270,41 @@ mod tests {
         assert!(e(&["10.9.0.2-10.9.0.3"]).contains("A=B"));
         assert!(e(&["10.9.0.2=host"]).contains("A=B"));
         assert!(e(&["2001:db8::2=10.9.0.3"]).contains("not on the capture subnet"));
+    }
+
+    #[test]
+    fn pairs_carry_their_vlans() {
+        let t = ForwardTable::parse(
+            inline(),
+            &[
+                "10.9.0.2=10.9.0.3@vlan100",
+                "10.9.0.4=10.9.0.5@vlan100:200",
+                "10.9.0.6=10.9.0.7",
+            ],
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let v: Vec<_> = ["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"]
+            .iter()
+            .map(|p| t.vlan_of(ip(p)))
+            .collect();
+        assert_eq!(v, [Some(100), Some(100), Some(100), Some(200), None]);
+        let shown: Vec<String> = t.pairs().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "10.9.0.2=10.9.0.3@vlan100",
+                "10.9.0.4=10.9.0.5@vlan100:200",
+                "10.9.0.6=10.9.0.7"
+            ]
+        );
+        for bad in [
+            "10.9.0.2=10.9.0.3@100",
+            "10.9.0.2=10.9.0.3@vlan0",
+            "10.9.0.2=10.9.0.3@vlan4095",
+        ] {
+            assert!(bad.parse::<Pair>().is_err(), "{bad}");
+        }
     }
 
     #[test]
