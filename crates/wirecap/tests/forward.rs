@@ -1185,3 +1185,88 @@ fn two_pairs_carry_traffic_at_once_each_recorded_between_its_own_peers() {
     assert!(!dump.contains(CAPTURE_IP), "{dump}");
     assert!(!dump.contains("bad"), "{dump}");
 }
+
+#[test]
+fn a_tagged_pair_is_forwarded_between_its_vlans_and_recorded_with_the_tags() {
+    need_root!();
+    let mut n = Net::new("v");
+    // A on VLAN 100, B on VLAN 200 of the same bridge; the appliance's port sees both
+    // tagged. Needs the kernel's 802.1Q module (CI has it; some containers do not).
+    for (host, addr, vid) in [("a", A, "100"), ("b", B, "200")] {
+        let ns = n.ns(host);
+        let vif = format!("eth0.{vid}");
+        let made = Command::new("ip")
+            .args([
+                "-n", &ns, "link", "add", "link", "eth0", "name", &vif, "type", "vlan",
+            ])
+            .args(["id", vid])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !made {
+            eprintln!("skipping: this kernel cannot make 802.1Q interfaces (no 8021q module)");
+            return;
+        }
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "del",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            &vif,
+        ]);
+        run(&["ip", "-n", &ns, "link", "set", &vif, "up"]);
+    }
+    n.serve_with("10.9.0.1/24", &[&format!("{A}={B}@vlan100:200")], "both");
+    n.start_capture("vlan");
+    let out = n.ping(&["-c", "3", "-i", "0.2", "-W", "2", CAPTURE_IP]);
+    assert_eq!(received(&out), 3, "{out}");
+    let forwarded = n.settled_forwarded();
+    assert_eq!(forwarded, 6);
+    assert!(wait_until(Duration::from_secs(10), || n
+        .json("/api/v1/status")["packets_received"]
+        .as_u64()
+        .unwrap_or(0)
+        >= 2 * forwarded));
+    let stream = n.stop_capture();
+    let file = n.export(&stream);
+    let o = run(&["tcpdump", "-nn", "-e", "-r", file.to_str().unwrap(), "icmp"]);
+    let dump = String::from_utf8_lossy(&o.stdout);
+    let count = |vlan: &str, what: &str| {
+        dump.lines()
+            .filter(|l| l.contains(&format!("vlan {vlan},")) && l.contains(what))
+            .count()
+    };
+    // Ingress on A's VLAN, egress on B's, and back.
+    assert_eq!(
+        count("100", &format!("{A} > {CAPTURE_IP}: ICMP echo request")),
+        3,
+        "{dump}"
+    );
+    assert_eq!(
+        count("200", &format!("{CAPTURE_IP} > {B}: ICMP echo request")),
+        3,
+        "{dump}"
+    );
+    assert_eq!(
+        count("200", &format!("{B} > {CAPTURE_IP}: ICMP echo reply")),
+        3,
+        "{dump}"
+    );
+    assert_eq!(
+        count("100", &format!("{CAPTURE_IP} > {A}: ICMP echo reply")),
+        3,
+        "{dump}"
+    );
+}
