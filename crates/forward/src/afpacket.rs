@@ -223,6 +223,8 @@ struct TxRing {
 const VNET_HDR_LEN: usize = 10;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`, without the ECN bit.
 const VNET_GSO_TCPV4: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_TCPV6`.
+const VNET_GSO_TCPV6: u8 = 4;
 
 impl TxRing {
     fn slot_status(&self, i: usize) -> &AtomicU32 {
@@ -374,10 +376,11 @@ impl RxRing {
                             break;
                         };
                         let gso_size = u16::from_ne_bytes([h[4], h[5]]);
-                        (h[1] & 0x7f == VNET_GSO_TCPV4 && gso_size > 0).then_some(Gso {
-                            vnet_hdr: h,
-                            gso_size,
-                        })
+                        (matches!(h[1] & 0x7f, VNET_GSO_TCPV4 | VNET_GSO_TCPV6) && gso_size > 0)
+                            .then_some(Gso {
+                                vnet_hdr: h,
+                                gso_size,
+                            })
                     } else {
                         None
                     };

@@ -426,7 +426,7 @@ impl Forwarder {
             return self.drop(DropReason::BadHeader);
         }
         let oversize = p.total > self.config.mtu;
-        let tcp = p.protocol == wire::protocol::TCP && !p.fragment && !p.v6;
+        let tcp = p.protocol == wire::protocol::TCP && !p.fragment;
         let end = ETH_HEADER_LEN + p.total;
         if oversize && !tcp {
             return self.drop(DropReason::Oversize);
@@ -508,6 +508,10 @@ impl Forwarder {
         let Some(src_ip) = frame_src(frame).filter(|_| gso.gso_size > 0) else {
             return false;
         };
+        // Bytes of IP header (and IPv6 extension headers) before the TCP header.
+        let Some((ihl, _, _)) = segment::tcp_at(frame) else {
+            return false;
+        };
         let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
             return false;
         };
@@ -526,7 +530,6 @@ impl Forwarder {
         }) {
             return false;
         }
-        let ihl = usize::from(frame[ETH_HEADER_LEN] & 0x0f) * 4;
         let thl = usize::from(
             frame
                 .get(ETH_HEADER_LEN + ihl + 12)
@@ -914,7 +917,6 @@ fn transmit_tagged(
 /// What the forwarder needs of a checked IPv4 or IPv6 header.
 #[derive(Debug, Clone, Copy)]
 struct Parsed {
-    v6: bool,
     src: IpAddr,
     dst: IpAddr,
     hop_limit: u8,
@@ -939,7 +941,6 @@ impl Parsed {
             let first = v.fragment_offset() == 0;
             let icmp_type = v.payload().first().copied();
             Some(Self {
-                v6: false,
                 src: v.src().into(),
                 dst: v.dst().into(),
                 hop_limit: v.ttl(),
@@ -965,7 +966,6 @@ impl Parsed {
                 .then(|| v.upper_payload().first().copied())
                 .flatten();
             Some(Self {
-                v6: true,
                 src: v.src().into(),
                 dst: v.dst().into(),
                 hop_limit: v.hop_limit(),

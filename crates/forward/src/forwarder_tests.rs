@@ -1037,3 +1037,45 @@ fn an_untagged_pair_drops_tagged_frames() {
     f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
     assert_eq!(f.stats().dropped(DropReason::BadHeader), 1);
 }
+
+#[test]
+fn an_ipv6_tcp_super_packet_is_cut_into_valid_segments() {
+    let (mut f, mut tx) = resolved6(CaptureMode::Inline);
+    let mut tcp = vec![0u8; 20];
+    tcp[0..4].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+    tcp[4..8].copy_from_slice(&5000u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18;
+    let data: Vec<u8> = (0..4000u32).map(|i| (i * 3) as u8).collect();
+    tcp.extend_from_slice(&data);
+    let ext = [protocol::TCP, 0, 1, 4, 0, 0, 0, 0];
+    let mut p = frame6(
+        (A_MAC, A6),
+        ME6,
+        protocol::DEST_OPTS,
+        &ext,
+        protocol::TCP,
+        &tcp,
+    );
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    // 1500 - 40 - 8 - 20 = 1432 bytes a segment: three segments.
+    assert_eq!(tx.sent.len(), 3);
+    assert_eq!(f.stats().super_packets_segmented, 1);
+    let mut joined = Vec::new();
+    for (k, s) in tx.sent.iter().enumerate() {
+        assert!(checksums_valid(s), "segment {k}");
+        let v = Ipv6::new_checked(&s[14..]).unwrap();
+        assert!(v.total_len() <= 1500);
+        assert_eq!(
+            (v.src(), v.dst(), v.upper().offset),
+            (ip6(ME6), ip6(B6), 48)
+        );
+        let t = v.upper_payload();
+        assert_eq!(
+            u32::from_be_bytes(t[4..8].try_into().unwrap()),
+            5000 + (k * 1432) as u32
+        );
+        joined.extend_from_slice(&t[20..]);
+    }
+    assert_eq!(joined, data);
+}
