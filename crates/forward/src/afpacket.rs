@@ -453,13 +453,7 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
     bind(raw, ifindex, libc::ETH_P_ALL as u16, name)?;
     // Neighbour solicitations for the capture address go to its solicited-node multicast
     // group, which a NIC filters out unless told otherwise; undone when the socket closes.
-    let mreq = libc::packet_mreq {
-        mr_ifindex: ifindex,
-        mr_type: libc::PACKET_MR_ALLMULTI as u16,
-        mr_alen: 0,
-        mr_address: [0; 8],
-    };
-    setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+    sys::add_membership(raw, ifindex, libc::PACKET_MR_ALLMULTI)
         .map_err(sock_err("setsockopt(PACKET_ADD_MEMBERSHIP)", name))?;
     Ok((
         RxRing {
