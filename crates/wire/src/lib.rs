@@ -5,7 +5,9 @@
 //! ```text
 //!   field tables (byte offsets)     ethernet · vlan · arp · ipv4 · ipv6 · tcp · udp · icmp
 //!   numbers                         ethertype · ip_protocol (with the IPv6 extension headers)
-//!   views (smoltcp's wire style)    Ethernet<T> · Arp<T> · Ipv4<T>: new_checked once, then
+//!                                   · icmpv4 · icmpv6 · ndp
+//!   views (smoltcp's wire style)    Ethernet<T> · Arp<T> · Ipv4<T> · Ipv6<T> (extension-header
+//!                                   walk) · Ndp<T> · VlanTags: new_checked once, then
 //!                                   accessors that cannot panic, setters where T is mutable
 //!   checksum                        RFC 1071 sum and fold, RFC 1624 incremental update
 //! ```
