@@ -22,16 +22,14 @@
 //!
 //! This is the crate's only `unsafe`; every block says why it is sound.
 
-use crate::forwarder::{
-    CaptureMode, DropReason, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit,
-};
+use crate::forwarder::{CaptureMode, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit};
 use crate::neighbour::NeighbourConfig;
 use crate::table::{ForwardTable, Inline, Pair};
 use crate::tap::{Tap, TapRecorder};
 use crate::wire::Mac;
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -67,7 +65,7 @@ pub enum OpenError {
         /// The interface.
         interface: String,
         /// The address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
 }
 
@@ -101,7 +99,20 @@ fn mac_and_mtu(fd: RawFd, name: &str) -> Result<(Mac, usize), OpenError> {
 }
 
 /// Whether the kernel has `ip` as an address of `name`.
-fn kernel_has_address(fd: RawFd, name: &str, ip: Ipv4Addr) -> bool {
+fn kernel_has_address(fd: RawFd, name: &str, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => {
+            // One line per address: hex address, ifindex, prefix, scope, flags, name.
+            let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+            return std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| {
+                t.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.first() == Some(&hex.as_str()) && f.last() == Some(&name)
+                })
+            });
+        }
+    };
     let mut ifr = ifreq(name);
     // SAFETY: SIOCGIFADDR fills `ifr`, which lives on this frame for the whole call.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFADDR as _, &mut ifr) } < 0 {
@@ -212,6 +223,8 @@ struct TxRing {
 const VNET_HDR_LEN: usize = 10;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`, without the ECN bit.
 const VNET_GSO_TCPV4: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_TCPV6`.
+const VNET_GSO_TCPV6: u8 = 4;
 
 impl TxRing {
     fn slot_status(&self, i: usize) -> &AtomicU32 {
@@ -363,10 +376,11 @@ impl RxRing {
                             break;
                         };
                         let gso_size = u16::from_ne_bytes([h[4], h[5]]);
-                        (h[1] & 0x7f == VNET_GSO_TCPV4 && gso_size > 0).then_some(Gso {
-                            vnet_hdr: h,
-                            gso_size,
-                        })
+                        (matches!(h[1] & 0x7f, VNET_GSO_TCPV4 | VNET_GSO_TCPV6) && gso_size > 0)
+                            .then_some(Gso {
+                                vnet_hdr: h,
+                                gso_size,
+                            })
                     } else {
                         None
                     };
@@ -384,13 +398,37 @@ impl RxRing {
     }
 }
 
+/// The tag the kernel took off `p` (TPID and TCI as on the wire), read from its
+/// `tpacket3_hdr` at the start of the headroom.
+fn stripped_tag(p: &RawPacket<'_>) -> Option<[u8; 4]> {
+    use std::mem::offset_of;
+    const HV1: usize = offset_of!(libc::tpacket3_hdr, hv1);
+    const TCI: usize = HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci);
+    const TPID: usize = HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid);
+    let h = p.headroom;
+    let tci = u32::from_ne_bytes(h.get(TCI..TCI + 4)?.try_into().ok()?) as u16;
+    let tpid = u16::from_ne_bytes(h.get(TPID..TPID + 2)?.try_into().ok()?);
+    // libpcap's rule: the flag, or a non-zero TCI from kernels that predate it.
+    if p.status & libc::TP_STATUS_VLAN_VALID == 0 && tci == 0 {
+        return None;
+    }
+    let tpid = if p.status & libc::TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 {
+        tpid
+    } else {
+        crate::wire::ethertype::VLAN
+    };
+    let (t, c) = (tpid.to_be_bytes(), tci.to_be_bytes());
+    Some([t[0], t[1], c[0], c[1]])
+}
+
 fn received(p: RawPacket<'_>, gso: Option<Gso>) -> Received<'_> {
+    let stripped_tag = stripped_tag(&p);
     Received {
         ts_ns: p.ts_ns,
         data: p.data,
         wire_len: p.wire_len as usize,
         checksum_partial: p.status & libc::TP_STATUS_CSUMNOTREADY != 0,
-        vlan_stripped: p.status & libc::TP_STATUS_VLAN_VALID != 0,
+        stripped_tag,
         gso,
     }
 }
@@ -413,6 +451,10 @@ fn open_rx(name: &str, sizes: RingSizes) -> Result<(RxRing, RawFd, i32), OpenErr
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)
         .map_err(sock_err("setsockopt(PACKET_IGNORE_OUTGOING)", name))?;
     bind(raw, ifindex, libc::ETH_P_ALL as u16, name)?;
+    // Neighbour solicitations for the capture address go to its solicited-node multicast
+    // group, which a NIC filters out unless told otherwise; undone when the socket closes.
+    sys::add_membership(raw, ifindex, libc::PACKET_MR_ALLMULTI)
+        .map_err(sock_err("setsockopt(PACKET_ADD_MEMBERSHIP)", name))?;
     Ok((
         RxRing {
             map,
@@ -439,7 +481,7 @@ fn open_tx(name: &str, mtu: usize, sizes: RingSizes) -> Result<(TxRing, bool), O
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_LOSS, &one)
         .map_err(sock_err("setsockopt(PACKET_LOSS)", name))?;
     let bypass = setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one).is_ok();
-    let frame_size = (mtu + 14 + 4 + v2::DATA).next_power_of_two().max(2048);
+    let frame_size = (mtu + 14 + 2 * 4 + v2::DATA).next_power_of_two().max(2048);
     let frames_per_block = (1usize << 20) / frame_size;
     let blocks = (sizes.tx_frames as usize).div_ceil(frames_per_block).max(1);
     let frames = blocks * frames_per_block;
@@ -503,7 +545,7 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeighbourView {
     /// The peer.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Its MAC, if resolved.
     pub mac: Option<Mac>,
 }
@@ -710,15 +752,7 @@ impl Worker {
             if self.rx.ready() {
                 let now = now_ns();
                 let (fwd, tx, rec) = (&mut self.fwd, &mut self.tx, &mut self.rec);
-                self.rx.block(&mut |r| {
-                    if r.vlan_stripped {
-                        // The kernel took the 802.1Q tag off; sent on untagged the frame
-                        // would land in the wrong VLAN.
-                        fwd.count_drop(DropReason::NonIpv4);
-                    } else {
-                        fwd.receive(now, r, tx, rec);
-                    }
-                });
+                self.rx.block(&mut |r| fwd.receive(now, r, tx, rec));
                 self.tx.flush();
                 self.rec.flush();
             } else {

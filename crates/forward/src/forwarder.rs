@@ -2,27 +2,33 @@
 //! to send where, what to drop and why, and what a capture records.
 //!
 //! ```text
-//!  receive(frame) ─► ARP?  ── request for the capture IP ─► reply ─► Transmit
-//!        │                └─ from a peer ─► neighbour cache ─► release queued packets
-//!        └─ IPv4 to the capture IP from peer A ─► route (table) ─► B's MAC known?
+//!  receive(frame) ─► ARP/NDP? ── request (NS) for the capture IP ─► reply (NA) ─► Transmit
+//!        │                   └─ from a peer ─► neighbour cache ─► release queued packets
+//!        ├─ ICMP error quoting a packet sent to B ─► to A, the quote rewritten (PMTUD)
+//!        └─ IPv4/IPv6 to the capture IP from peer A ─► route (table) ─► B's MAC known?
 //!                 │ no: drop + reason                 yes ─► rewrite into a TX slot ─► Transmit
 //!                 │                                   no  ─► queue (bounded), ARP for B
 //!                 └─ records for the capture mode ─► Recorder
-//!  poll(now) ─► ARP requests due (resolve, refresh), queued packets that waited too long
+//!  poll(now) ─► ARP requests / NS due (resolve, refresh), queued packets that waited too long
 //! ```
+//!
+//! Fragments are forwarded one by one, never reassembled ([`crate::rewrite`] says how
+//! their checksums stay right).
 //!
 //! Sockets, rings and clocks are the caller's ([`crate::afpacket`] in production, plain
 //! vectors in tests): [`Transmit`] hands out room for one outgoing frame, [`Recorder`]
 //! takes the frames a capture keeps.
 
+use crate::checksum;
 use crate::neighbour::{NeighbourConfig, Neighbours, Solicit};
 use crate::rewrite::{self, Rewrite};
 use crate::segment;
 use crate::table::{Direction, ForwardTable, Inline};
 use crate::wire::{
-    self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Mac, ethertype,
+    self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Ipv6, Mac,
+    NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, VlanTags, ethertype, icmpv4, icmpv6, ndp,
 };
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// What a capture records of each forwarded packet (the manual's "Capture Options").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,13 +80,12 @@ impl std::fmt::Display for CaptureMode {
 /// Why a received frame was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// Neither IPv4 nor ARP (IPv6, LLDP, …).
+    /// Neither ARP nor IP of the capture address's family (IPv6 to an IPv4 capture
+    /// address, LLDP, a frame whose VLAN tag the kernel took off, …).
     NonIpv4,
     /// A header too short, the wrong version, lengths that do not add up, a bad IPv4
     /// header checksum, or an ARP packet that is not Ethernet/IPv4.
     BadHeader,
-    /// An IPv4 fragment (not reassembled).
-    Fragment,
     /// IPv4 not addressed to the capture IP (or not to our MAC).
     NotForUs,
     /// From an address that is in no pair of the table.
@@ -97,6 +102,9 @@ pub enum DropReason {
     ArpQueueFull,
     /// No room in the TX ring.
     TxFull,
+    /// Tagged with a VLAN other than its peer's (or tagged for an untagged pair, or the
+    /// other way round).
+    WrongVlan,
 }
 
 impl DropReason {
@@ -104,7 +112,6 @@ impl DropReason {
     pub const ALL: [Self; 11] = [
         Self::NonIpv4,
         Self::BadHeader,
-        Self::Fragment,
         Self::NotForUs,
         Self::UnknownPeer,
         Self::TtlExpired,
@@ -113,6 +120,7 @@ impl DropReason {
         Self::Unresolved,
         Self::ArpQueueFull,
         Self::TxFull,
+        Self::WrongVlan,
     ];
 
     /// The counter's name (`unknown_peer`, …).
@@ -120,7 +128,6 @@ impl DropReason {
         match self {
             Self::NonIpv4 => "non_ipv4",
             Self::BadHeader => "bad_header",
-            Self::Fragment => "fragment",
             Self::NotForUs => "not_for_us",
             Self::UnknownPeer => "unknown_peer",
             Self::TtlExpired => "ttl_expired",
@@ -129,6 +136,7 @@ impl DropReason {
             Self::Unresolved => "unresolved",
             Self::ArpQueueFull => "arp_queue_full",
             Self::TxFull => "tx_full",
+            Self::WrongVlan => "wrong_vlan",
         }
     }
 
@@ -150,11 +158,11 @@ pub struct Stats {
     pub b_to_a_bytes: u64,
     /// Drops, indexed like [`DropReason::ALL`].
     pub drops: [u64; DropReason::ALL.len()],
-    /// ARP requests for the capture IP answered.
+    /// ARP requests (IPv6: neighbour solicitations) for the capture IP answered.
     pub arp_answered: u64,
-    /// ARP requests sent to resolve or refresh peers.
+    /// ARP requests (IPv6: neighbour solicitations) sent to resolve or refresh peers.
     pub arp_requests_sent: u64,
-    /// ARP answers from peers learnt.
+    /// ARP answers (IPv6: solicited advertisements) from peers learnt.
     pub arp_resolved: u64,
     /// TCP/UDP checksums completed (received partial, from checksum offload).
     pub checksums_completed: u64,
@@ -232,8 +240,9 @@ pub struct Received<'a> {
     pub wire_len: usize,
     /// The kernel left the TCP/UDP checksum partial (`TP_STATUS_CSUMNOTREADY`).
     pub checksum_partial: bool,
-    /// The kernel stripped an 802.1Q tag from it (`TP_STATUS_VLAN_VALID`).
-    pub vlan_stripped: bool,
+    /// The outer VLAN tag (TPID and TCI as on the wire) the kernel took off the frame
+    /// (`TP_STATUS_VLAN_VALID`); inner tags stay in `data`.
+    pub stripped_tag: Option<[u8; 4]>,
     /// A TCP super-packet with its segmentation facts, when the ring reports them.
     pub gso: Option<Gso>,
 }
@@ -251,10 +260,11 @@ pub struct ForwarderConfig {
     pub neighbours: NeighbourConfig,
 }
 
-/// A packet waiting for ARP.
+/// A packet waiting for ARP or neighbour discovery.
 #[derive(Debug, Clone)]
 pub struct Queued {
     ts_ns: u64,
+    plan: Plan,
     frame: Vec<u8>,
 }
 
@@ -267,6 +277,7 @@ pub struct Forwarder {
     neighbours: Neighbours<Queued>,
     stats: Stats,
     scratch: Vec<u8>,
+    tagged: Vec<u8>,
     solicit: Vec<Solicit>,
     segment: Vec<u8>,
 }
@@ -282,6 +293,7 @@ impl Forwarder {
             neighbours,
             stats: Stats::default(),
             scratch: Vec::with_capacity(2048),
+            tagged: Vec::new(),
             solicit: Vec::new(),
             segment: Vec::new(),
         }
@@ -322,7 +334,7 @@ impl Forwarder {
         self.neighbours.resolved(now_ns)
     }
     /// The MAC known for `peer`, if any.
-    pub fn neighbour(&self, peer: Ipv4Addr, now_ns: u64) -> Option<Mac> {
+    pub fn neighbour(&self, peer: IpAddr, now_ns: u64) -> Option<Mac> {
         self.neighbours.lookup(peer, now_ns)
     }
 
@@ -339,59 +351,95 @@ impl Forwarder {
     pub fn receive(
         &mut self,
         now_ns: u64,
-        rx: Received<'_>,
+        mut rx: Received<'_>,
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
+        // VLAN tags come off here (the MAC addresses move over them, in place) and go back
+        // on when the frame is sent: everything between sees an untagged frame.
+        let Some((inband, _)) = VlanTags::of(rx.data) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let tags = match rx.stripped_tag {
+            Some(t) => match inband.with_outer_tag(t) {
+                Some(all) => all,
+                None => return self.drop(DropReason::BadHeader),
+            },
+            None => inband,
+        };
+        if !inband.is_empty() {
+            let n = inband.len();
+            rx.data.copy_within(..wire::ethernet::field::SRC.end, n);
+            rx.data = &mut std::mem::take(&mut rx.data)[n..];
+            rx.wire_len = rx.wire_len.saturating_sub(n);
+        }
         let Some(eth) = Ethernet::new_checked(&*rx.data) else {
             return self.drop(DropReason::BadHeader);
         };
         let kind = eth.ethertype();
         if kind == ethertype::ARP {
-            return self.arp(now_ns, rx.data, tx, rec);
+            return self.arp(now_ns, rx.data, tags, tx, rec);
         }
-        if kind != ethertype::IPV4 {
+        let v6_here = self.config.inline.ip.is_ipv6();
+        if !(kind == ethertype::IPV4 || kind == ethertype::IPV6 && v6_here) {
             return self.drop(DropReason::NonIpv4);
         }
         if rx.data.len() < rx.wire_len {
             return self.drop(DropReason::Truncated);
         }
-        if eth.dst() != self.config.mac {
+        let Some(p) = Parsed::new(eth.payload(), kind) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        if p.ndp {
+            return self.ndp(now_ns, rx.data, &p, tags, tx, rec);
+        }
+        if eth.dst() != self.config.mac || p.dst != self.config.inline.ip {
             return self.drop(DropReason::NotForUs);
         }
-        let ip = match Ipv4::new_checked(eth.payload()) {
-            Ok(ip) => ip,
-            Err(_) => return self.drop(DropReason::BadHeader),
+        let (plan, from) = if p.icmp_error {
+            match self.error_plan(&eth.payload()[p.l4_at..p.total], tags) {
+                Some(plan) => plan,
+                None => return self.drop(DropReason::UnknownPeer),
+            }
+        } else {
+            let Some((next, dir)) = self.table.route(p.src) else {
+                return self.drop(DropReason::UnknownPeer);
+            };
+            let plan = Plan {
+                next,
+                dir,
+                quoted: None,
+                tags,
+            };
+            (plan, p.src)
         };
-        if ip.dst() != self.config.inline.ip {
-            return self.drop(DropReason::NotForUs);
+        if tags.outer_vid() != self.table.vlan_of(from) {
+            return self.drop(DropReason::WrongVlan);
         }
-        if ip.is_fragment() {
-            return self.drop(DropReason::Fragment);
-        }
-        let Some((next, _)) = self.table.route(ip.src()) else {
-            return self.drop(DropReason::UnknownPeer);
-        };
-        if ip.ttl() <= 1 {
+        if p.hop_limit <= 1 {
             return self.drop(DropReason::TtlExpired);
         }
-        if let Some(f) = wire::l4_checksum_field(ip.protocol())
-            && ip.payload().len() < f.end
+        if p.first
+            && let Some(f) = wire::l4_checksum_field(p.protocol)
+            && p.total - p.l4_at < f.end
         {
             return self.drop(DropReason::BadHeader);
         }
-        let oversize = ip.total_len() > self.config.mtu;
-        let tcp = ip.protocol() == wire::protocol::TCP;
-        let end = ETH_HEADER_LEN + ip.total_len();
+        let oversize = p.total > self.config.mtu;
+        let tcp = p.protocol == wire::protocol::TCP && !p.fragment;
+        let end = ETH_HEADER_LEN + p.total;
         if oversize && !tcp {
             return self.drop(DropReason::Oversize);
         }
         if oversize
+            && tags.is_empty()
+            && self.table.vlan_of(plan.next).is_none()
             && let Some(gso) = rx.gso
-            && self.neighbours.lookup(next, now_ns).is_some()
+            && self.neighbours.lookup(plan.next, now_ns).is_some()
             && self.forward_gso(
                 now_ns,
                 rx.ts_ns,
+                &plan,
                 &rx.data[..end],
                 &gso,
                 rx.checksum_partial,
@@ -406,7 +454,7 @@ impl Forwarder {
             let mut buf = std::mem::take(&mut self.segment);
             let mtu = self.config.mtu;
             let n = segment::segment_tcp(&rx.data[..end], mtu, &mut buf, &mut |s| {
-                self.dispatch(now_ns, rx.ts_ns, next, s, tx, rec);
+                self.dispatch(now_ns, rx.ts_ns, plan, s, tx, rec);
             });
             if n == 0 {
                 self.drop(DropReason::Oversize);
@@ -416,10 +464,29 @@ impl Forwarder {
             self.segment = buf;
             return;
         }
-        if rx.checksum_partial && rewrite::complete_l4_checksum(rx.data) {
+        if rx.checksum_partial && !p.fragment && rewrite::complete_l4_checksum(rx.data) {
             self.stats.checksums_completed += 1;
         }
-        self.dispatch(now_ns, rx.ts_ns, next, rx.data, tx, rec);
+        self.dispatch(now_ns, rx.ts_ns, plan, rx.data, tx, rec);
+    }
+
+    /// Where an ICMP error (`msg`, the ICMP message) goes: it quotes a packet the
+    /// forwarder sent (from the capture address to peer P), so it belongs to P's partner,
+    /// whatever router sent it; the quote is rewritten to what the partner sent.
+    /// Also returns the peer on whose side the error arose (its VLAN is the one to expect).
+    fn error_plan(&self, msg: &[u8], tags: VlanTags) -> Option<(Plan, IpAddr)> {
+        let (qsrc, qdst) = rewrite::quoted_addresses(msg)?;
+        if qsrc != self.config.inline.ip {
+            return None;
+        }
+        let (next, dir) = self.table.route(qdst)?;
+        let plan = Plan {
+            next,
+            dir,
+            quoted: Some((next, qdst)),
+            tags,
+        };
+        Some((plan, qdst))
     }
 
     /// Sends a TCP super-packet on whole (the kernel segments it on the way out), and
@@ -430,14 +497,19 @@ impl Forwarder {
         &mut self,
         now_ns: u64,
         ts_ns: u64,
+        plan: &Plan,
         frame: &[u8],
         gso: &Gso,
         partial: bool,
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) -> bool {
-        let src_ip = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap_or_default());
-        let (Some((next, dir)), true) = (self.table.route(src_ip), gso.gso_size > 0) else {
+        let (next, dir) = (plan.next, plan.dir);
+        let Some(src_ip) = frame_src(frame).filter(|_| gso.gso_size > 0) else {
+            return false;
+        };
+        // Bytes of IP header (and IPv6 extension headers) before the TCP header.
+        let Some((ihl, _, _)) = segment::tcp_at(frame) else {
             return false;
         };
         let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
@@ -450,6 +522,7 @@ impl Forwarder {
             ip_dst: next,
             decrement_ttl: true,
             l4_partial: partial,
+            quoted: None,
         };
         if !tx.transmit_gso(gso, frame.len(), &mut |buf: &mut [u8]| {
             buf.copy_from_slice(frame);
@@ -457,7 +530,6 @@ impl Forwarder {
         }) {
             return false;
         }
-        let ihl = usize::from(frame[ETH_HEADER_LEN] & 0x0f) * 4;
         let thl = usize::from(
             frame
                 .get(ETH_HEADER_LEN + ihl + 12)
@@ -503,6 +575,7 @@ impl Forwarder {
             ip_dst: next,
             decrement_ttl: false,
             l4_partial: partial,
+            quoted: None,
         };
         match mode {
             CaptureMode::Ingress => record(frame, None, ts_ns),
@@ -518,62 +591,82 @@ impl Forwarder {
         true
     }
 
-    /// Forwards `frame` now if the next hop's MAC is known, else queues it for ARP.
+    /// Forwards `frame` now if the next hop's MAC is known, else queues it for ARP or
+    /// neighbour discovery.
     fn dispatch(
         &mut self,
         now_ns: u64,
         ts_ns: u64,
-        next: Ipv4Addr,
+        plan: Plan,
         frame: &[u8],
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
-        match self.neighbours.lookup(next, now_ns) {
-            Some(_) => self.forward(now_ns, ts_ns, frame, tx, rec),
+        match self.neighbours.lookup(plan.next, now_ns) {
+            Some(_) => self.forward(now_ns, ts_ns, &plan, frame, tx, rec),
             None => {
                 let q = Queued {
                     ts_ns,
+                    plan,
                     frame: frame.to_vec(),
                 };
-                if self.neighbours.enqueue(next, q, now_ns).is_err() {
+                if self.neighbours.enqueue(plan.next, q, now_ns).is_err() {
                     self.drop(DropReason::ArpQueueFull);
                 }
             }
         }
     }
 
-    /// Sends `frame` (a checked IPv4 packet from a peer to the capture IP) to the other
-    /// peer of its pair, and records it.
+    /// Sends `frame` (a checked IP packet to the capture address) as `plan` says, and
+    /// records it.
     fn forward(
         &mut self,
         now_ns: u64,
         ts_ns: u64,
+        plan: &Plan,
         frame: &[u8],
         tx: &mut dyn Transmit,
         rec: &mut dyn Recorder,
     ) {
-        let src_ip = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[26..30]).unwrap_or_default());
-        let Some((next, dir)) = self.table.route(src_ip) else {
-            return self.drop(DropReason::UnknownPeer);
+        let (next, dir) = (plan.next, plan.dir);
+        let Some(src_ip) = frame_src(frame) else {
+            return self.drop(DropReason::BadHeader);
         };
         let Some(next_mac) = self.neighbours.lookup(next, now_ns) else {
             return self.drop(DropReason::Unresolved);
         };
+        let me = self.config.inline.ip;
         let egress = Rewrite {
             eth_src: self.config.mac,
             eth_dst: next_mac,
-            ip_src: self.config.inline.ip,
+            ip_src: me,
             ip_dst: next,
             decrement_ttl: true,
             l4_partial: false,
+            quoted: plan.quoted.map(|(qsrc, _)| (qsrc, me)),
         };
         let recording = rec.active();
         let mode = self.mode;
         let scratch = &mut self.scratch;
-        let sent = tx.transmit(frame.len(), &mut |buf: &mut [u8]| {
-            buf.copy_from_slice(frame);
+        let tagged = &mut self.tagged;
+        let tags_in = plan.tags;
+        let tags_out = tags_in.with_outer_vid(self.table.vlan_of(next));
+        let tl = tags_out.len();
+        // Records carry the tags the wire carries: as received for ingress and inline.
+        let mut record_tagged = |ts: u64, f: &[u8], rec: &mut dyn Recorder| {
+            if tags_in.is_empty() {
+                return rec.record(ts, f);
+            }
+            tagged.clear();
+            tagged.resize(f.len() + tags_in.len(), 0);
+            tags_in.insert(f, tagged);
+            rec.record(ts, tagged);
+        };
+        let sent = tx.transmit(frame.len() + tl, &mut |buf: &mut [u8]| {
+            let out = &mut buf[tl..];
+            out.copy_from_slice(frame);
             if recording && matches!(mode, CaptureMode::Ingress | CaptureMode::Both) {
-                rec.record(ts_ns, frame);
+                record_tagged(ts_ns, frame, rec);
             }
             if recording && mode == CaptureMode::Inline {
                 scratch.clear();
@@ -588,11 +681,16 @@ impl Forwarder {
                         ip_dst: next,
                         decrement_ttl: false,
                         l4_partial: false,
+                        quoted: plan.quoted,
                     },
                 );
-                rec.record(ts_ns, scratch);
+                record_tagged(ts_ns, scratch, rec);
             }
-            rewrite::apply(buf, &egress);
+            rewrite::apply(&mut buf[tl..], &egress);
+            if tl > 0 {
+                buf.copy_within(tl..tl + wire::ethernet::field::SRC.end, 0);
+                buf[wire::ethernet::field::SRC.end..][..tl].copy_from_slice(tags_out.as_bytes());
+            }
             if recording && matches!(mode, CaptureMode::Egress | CaptureMode::Both) {
                 rec.record(now_ns.max(ts_ns), buf);
             }
@@ -613,14 +711,24 @@ impl Forwarder {
         }
     }
 
-    fn arp(&mut self, now_ns: u64, frame: &[u8], tx: &mut dyn Transmit, rec: &mut dyn Recorder) {
+    fn arp(
+        &mut self,
+        now_ns: u64,
+        frame: &[u8],
+        tags: VlanTags,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
         let Some(arp) = Arp::new_checked(&frame[ETH_HEADER_LEN..]) else {
             return self.drop(DropReason::BadHeader);
         };
         let (sender_ip, sender_mac) = (arp.sender_ip(), arp.sender_mac());
-        let me = (self.config.mac, self.config.inline.ip);
+        let IpAddr::V4(my_ip) = self.config.inline.ip else {
+            return;
+        };
+        let me = (self.config.mac, my_ip);
         if arp.op() == ArpOp::Request && arp.target_ip() == me.1 {
-            let sent = tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+            let sent = transmit_tagged(tx, tags, ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
                 wire::emit_arp(buf, sender_mac, ArpOp::Reply, me, (sender_mac, sender_ip));
             });
             if sent {
@@ -629,37 +737,265 @@ impl Forwarder {
                 self.drop(DropReason::TxFull);
             }
         }
-        if !self.table.is_peer(sender_ip) || sender_mac == BROADCAST {
-            return;
-        }
-        if let Some(ready) = self.neighbours.learn(sender_ip, sender_mac, now_ns) {
-            if arp.op() == ArpOp::Reply && arp.target_ip() == me.1 {
-                self.stats.arp_resolved += 1;
+        let answer = arp.op() == ArpOp::Reply && arp.target_ip() == me.1;
+        self.learn(now_ns, sender_ip.into(), sender_mac, tags, answer, tx, rec);
+    }
+
+    /// A neighbour solicitation or advertisement (`p` says where its ICMPv6 message is).
+    fn ndp(
+        &mut self,
+        now_ns: u64,
+        frame: &[u8],
+        p: &Parsed,
+        tags: VlanTags,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
+        let (IpAddr::V6(me), IpAddr::V6(src), IpAddr::V6(dst)) =
+            (self.config.inline.ip, p.src, p.dst)
+        else {
+            return self.drop(DropReason::NonIpv4);
+        };
+        let msg = &frame[ETH_HEADER_LEN + p.l4_at..ETH_HEADER_LEN + p.total];
+        let sum = checksum::pseudo_header_v6(src, dst, wire::protocol::ICMPV6, msg.len() as u32);
+        // RFC 4861 7.1.1: hop limit 255 proves the message was not forwarded.
+        let (Some(nd), true) = (
+            Ndp::new_checked(msg),
+            p.hop_limit == ndp::HOP_LIMIT && checksum::verifies(sum, msg),
+        ) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let eth_src: Mac = frame[6..12].try_into().unwrap_or_default();
+        match nd.kind() {
+            NdpKind::Solicit => {
+                let mac = nd.lladdr(ndp::OPT_SOURCE_LLADDR).unwrap_or(eth_src);
+                // An unspecified source is duplicate address detection: not ours to answer.
+                if nd.target() == me && !src.is_unspecified() {
+                    let na = NdpMessage {
+                        kind: NdpKind::Advert,
+                        eth_src: self.config.mac,
+                        eth_dst: mac,
+                        src: me,
+                        dst: src,
+                        target: me,
+                        flags: ndp::FLAG_SOLICITED | ndp::FLAG_OVERRIDE,
+                    };
+                    if transmit_tagged(tx, tags, NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                        wire::emit_ndp(buf, &na);
+                    }) {
+                        self.stats.arp_answered += 1;
+                    } else {
+                        self.drop(DropReason::TxFull);
+                    }
+                }
+                if !src.is_unspecified() && nd.lladdr(ndp::OPT_SOURCE_LLADDR).is_some() {
+                    self.learn(now_ns, src.into(), mac, tags, false, tx, rec);
+                }
             }
-            for w in ready {
-                self.forward(now_ns, w.packet.ts_ns, &w.packet.frame, tx, rec);
+            NdpKind::Advert => {
+                let mac = nd.lladdr(ndp::OPT_TARGET_LLADDR).unwrap_or(eth_src);
+                self.learn(now_ns, nd.target().into(), mac, tags, dst == me, tx, rec);
             }
         }
     }
 
-    /// Timers: ARP requests due, packets that waited too long for ARP. Call it often
-    /// (every few milliseconds of a busy loop, at least every 100 ms when idle).
+    /// A peer said where it is (in a frame with `tags`): learn it and send what waited
+    /// for it. `answer`: it answered one of our requests.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &mut self,
+        now_ns: u64,
+        ip: IpAddr,
+        mac: Mac,
+        tags: VlanTags,
+        answer: bool,
+        tx: &mut dyn Transmit,
+        rec: &mut dyn Recorder,
+    ) {
+        let on_its_vlan = tags.outer_vid() == self.table.vlan_of(ip);
+        if !self.table.is_peer(ip) || !on_its_vlan || mac == BROADCAST || mac[0] & 1 == 1 {
+            return;
+        }
+        if let Some(ready) = self.neighbours.learn(ip, mac, now_ns) {
+            if answer {
+                self.stats.arp_resolved += 1;
+            }
+            for w in ready {
+                self.forward(
+                    now_ns,
+                    w.packet.ts_ns,
+                    &w.packet.plan,
+                    &w.packet.frame,
+                    tx,
+                    rec,
+                );
+            }
+        }
+    }
+
+    /// Timers: ARP requests and neighbour solicitations due, packets that waited too long
+    /// for them. Call it often (every few milliseconds of a busy loop, at least every
+    /// 100 ms when idle).
     pub fn poll(&mut self, now_ns: u64, tx: &mut dyn Transmit) {
         let mut solicit = std::mem::take(&mut self.solicit);
         solicit.clear();
         let expired = self.neighbours.poll(now_ns, &mut solicit);
         self.stats.drops[DropReason::Unresolved.index()] += expired.len() as u64;
-        let me = (self.config.mac, self.config.inline.ip);
+        let mac = self.config.mac;
         for s in &solicit {
-            let dst = s.unicast.unwrap_or(BROADCAST);
-            let sent = tx.transmit(ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
-                wire::emit_arp(buf, dst, ArpOp::Request, me, ([0; 6], s.ip));
-            });
+            let tags = VlanTags::NONE.with_outer_vid(self.table.vlan_of(s.ip));
+            let sent = match (self.config.inline.ip, s.ip) {
+                (IpAddr::V4(me), IpAddr::V4(peer)) => {
+                    let dst = s.unicast.unwrap_or(BROADCAST);
+                    transmit_tagged(tx, tags, ARP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                        wire::emit_arp(buf, dst, ArpOp::Request, (mac, me), ([0; 6], peer));
+                    })
+                }
+                (IpAddr::V6(me), IpAddr::V6(peer)) => {
+                    // Resolve by the solicited-node group, refresh by unicast (RFC 4861 7.2.2).
+                    let (eth_dst, dst) = match s.unicast {
+                        Some(m) => (m, peer),
+                        None => (
+                            wire::multicast_mac(wire::solicited_node(peer)),
+                            wire::solicited_node(peer),
+                        ),
+                    };
+                    let ns = NdpMessage {
+                        kind: NdpKind::Solicit,
+                        eth_src: mac,
+                        eth_dst,
+                        src: me,
+                        dst,
+                        target: peer,
+                        flags: 0,
+                    };
+                    transmit_tagged(tx, tags, NDP_FRAME_LEN, &mut |buf: &mut [u8]| {
+                        wire::emit_ndp(buf, &ns);
+                    })
+                }
+                _ => false,
+            };
             if sent {
                 self.stats.arp_requests_sent += 1;
             }
         }
         self.solicit = solicit;
+    }
+}
+
+/// Where a packet goes: the next hop, which way through its pair, and for an ICMP error
+/// the new source and destination of the packet it quotes, as the capture's inline record
+/// shows them (egress puts the capture address as the destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    next: IpAddr,
+    dir: Direction,
+    quoted: Option<(IpAddr, IpAddr)>,
+    /// The VLAN tags it came with.
+    tags: VlanTags,
+}
+
+/// Sends a frame of `len` bytes that `fill` writes untagged, with `tags` after its MAC
+/// addresses.
+fn transmit_tagged(
+    tx: &mut dyn Transmit,
+    tags: VlanTags,
+    len: usize,
+    fill: &mut dyn FnMut(&mut [u8]),
+) -> bool {
+    let tl = tags.len();
+    let macs = wire::ethernet::field::SRC.end;
+    tx.transmit(len + tl, &mut |buf: &mut [u8]| {
+        fill(&mut buf[tl..]);
+        if tl > 0 {
+            buf.copy_within(tl..tl + macs, 0);
+            buf[macs..macs + tl].copy_from_slice(tags.as_bytes());
+        }
+    })
+}
+
+/// What the forwarder needs of a checked IPv4 or IPv6 header.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    protocol: u8,
+    /// Bytes of the IP packet (header to end of payload, no Ethernet padding).
+    total: usize,
+    /// Offset of the L4 header from the start of the IP header.
+    l4_at: usize,
+    /// The L4 header is in this packet (not a fragment other than the first).
+    first: bool,
+    fragment: bool,
+    /// An ICMP or ICMPv6 error (it quotes the packet that caused it).
+    icmp_error: bool,
+    /// A neighbour solicitation or advertisement.
+    ndp: bool,
+}
+
+impl Parsed {
+    fn new(ip: &[u8], kind: u16) -> Option<Self> {
+        if kind == ethertype::IPV4 {
+            let v = Ipv4::new_checked(ip).ok()?;
+            let first = v.fragment_offset() == 0;
+            let icmp_type = v.payload().first().copied();
+            Some(Self {
+                src: v.src().into(),
+                dst: v.dst().into(),
+                hop_limit: v.ttl(),
+                protocol: v.protocol(),
+                total: v.total_len(),
+                l4_at: v.header_len(),
+                first,
+                fragment: v.is_fragment(),
+                icmp_error: first
+                    && v.protocol() == wire::protocol::ICMP
+                    && matches!(
+                        icmp_type,
+                        Some(
+                            icmpv4::DST_UNREACHABLE | icmpv4::TIME_EXCEEDED | icmpv4::PARAM_PROBLEM
+                        )
+                    ),
+                ndp: false,
+            })
+        } else {
+            let v = Ipv6::new_checked(ip).ok()?;
+            let u = v.upper();
+            let icmp_type = (u.has_header() && u.protocol == wire::protocol::ICMPV6)
+                .then(|| v.upper_payload().first().copied())
+                .flatten();
+            Some(Self {
+                src: v.src().into(),
+                dst: v.dst().into(),
+                hop_limit: v.hop_limit(),
+                protocol: u.protocol,
+                total: v.total_len(),
+                l4_at: u.offset,
+                first: u.has_header(),
+                fragment: v.is_fragment(),
+                icmp_error: matches!(icmp_type, Some(1..=4)),
+                ndp: !v.is_fragment()
+                    && matches!(
+                        icmp_type,
+                        Some(icmpv6::NEIGHBOUR_SOLICIT | icmpv6::NEIGHBOUR_ADVERT)
+                    ),
+            })
+        }
+    }
+}
+
+/// The source address of `frame`'s IP packet (its family by the EtherType).
+fn frame_src(frame: &[u8]) -> Option<IpAddr> {
+    let ip = frame.get(ETH_HEADER_LEN..)?;
+    match wire::read16(frame, wire::ethernet::field::ETHERTYPE)? {
+        ethertype::IPV4 => Some(IpAddr::from(
+            <[u8; 4]>::try_from(ip.get(wire::ipv4_field::SRC)?).ok()?,
+        )),
+        ethertype::IPV6 => Some(IpAddr::from(
+            <[u8; 16]>::try_from(ip.get(wire::ipv6::field::SRC)?).ok()?,
+        )),
+        _ => None,
     }
 }
 

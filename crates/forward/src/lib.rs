@@ -12,14 +12,16 @@
 //!                                       └─► Recorder ─► tap (bounded queue) ─► capture pipeline
 //! ```
 //!
-//! What it owns: the address rewrite ([`rewrite`]), software segmentation of TCP super-packets
+//! What it owns: the address rewrite of IPv4 and IPv6 packets, fragments and the packets
+//! ICMP errors quote ([`rewrite`]), VLAN tags per pair (keep or map, [`table`]), software segmentation of TCP super-packets
 //! ([`segment`]), the forwarding table ([`table`]),
 //! the neighbour cache ([`neighbour`]), the forwarder's decisions and counters
 //! ([`forwarder`], sans-I/O, unit tested without sockets), the AF_PACKET edge
 //! ([`afpacket`]) and the tap into the capture pipeline ([`tap`]).
 //!
 //! What it never does: touch the store (records go to the capture pipeline), route by a
-//! kernel table (peers are on the capture subnet and resolved by ARP), reassemble
+//! kernel table (peers are on the capture subnet and resolved by ARP or IPv6 neighbour
+//! discovery), reassemble
 //! fragments, keep per-flow state, or drop a packet without counting why. Header layouts
 //! and the Internet checksum are `wirecap-wire`'s ([`wire`], [`checksum`]); the
 //! TPACKET_V3 block walk and the ring's system calls are `wirecap-capture`'s

@@ -1,4 +1,5 @@
-//! The neighbour cache: the peers' MAC addresses, learnt by ARP, refreshed before they
+//! The neighbour cache: the peers' MAC addresses, learnt by ARP (IPv4) or neighbour
+//! discovery (IPv6), the same rules for both: refreshed before they
 //! expire, and a bounded queue of packets waiting for a peer to be resolved.
 //!
 //! Sans-I/O: time comes in as nanoseconds, and [`Neighbours::poll`] says which ARP
@@ -6,7 +7,7 @@
 
 use crate::wire::Mac;
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -53,11 +54,11 @@ struct Entry {
     tries: u32,
 }
 
-/// An ARP request to send.
+/// An ARP request or neighbour solicitation to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Solicit {
     /// Whom to ask about.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// `Some`: unicast to the MAC we have (refresh); `None`: broadcast (resolve).
     pub unicast: Option<Mac>,
 }
@@ -66,7 +67,7 @@ pub struct Solicit {
 #[derive(Debug, Clone)]
 pub struct Waiting<P> {
     /// Next hop.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// When it was queued.
     pub since_ns: u64,
     /// The packet.
@@ -77,13 +78,13 @@ pub struct Waiting<P> {
 #[derive(Debug, Clone)]
 pub struct Neighbours<P> {
     config: NeighbourConfig,
-    entries: HashMap<Ipv4Addr, Entry>,
+    entries: HashMap<IpAddr, Entry>,
     queue: VecDeque<Waiting<P>>,
 }
 
 impl<P> Neighbours<P> {
     /// An empty cache that will resolve `peers`.
-    pub fn new(config: NeighbourConfig, peers: impl IntoIterator<Item = Ipv4Addr>) -> Self {
+    pub fn new(config: NeighbourConfig, peers: impl IntoIterator<Item = IpAddr>) -> Self {
         let mut n = Self {
             config,
             entries: HashMap::new(),
@@ -95,8 +96,8 @@ impl<P> Neighbours<P> {
 
     /// Keeps the entries of `peers` (and adds empty ones for new peers); forgets others and
     /// drops what waited for them (returned).
-    pub fn set_peers(&mut self, peers: impl IntoIterator<Item = Ipv4Addr>) -> Vec<Waiting<P>> {
-        let keep: HashMap<Ipv4Addr, Entry> = peers
+    pub fn set_peers(&mut self, peers: impl IntoIterator<Item = IpAddr>) -> Vec<Waiting<P>> {
+        let keep: HashMap<IpAddr, Entry> = peers
             .into_iter()
             .map(|ip| {
                 let e = self.entries.get(&ip).copied().unwrap_or(Entry {
@@ -121,7 +122,7 @@ impl<P> Neighbours<P> {
     }
 
     /// The MAC of `ip` if known and not expired.
-    pub fn lookup(&self, ip: Ipv4Addr, now_ns: u64) -> Option<Mac> {
+    pub fn lookup(&self, ip: IpAddr, now_ns: u64) -> Option<Mac> {
         let e = self.entries.get(&ip)?;
         let mac = e.mac?;
         (now_ns.saturating_sub(e.confirmed_ns) < self.config.lifetime_ns).then_some(mac)
@@ -129,7 +130,7 @@ impl<P> Neighbours<P> {
 
     /// Records what an ARP packet from `ip` said, if `ip` is a peer. Returns the packets
     /// that waited for it (now sendable), in order.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: Mac, now_ns: u64) -> Option<Vec<Waiting<P>>> {
+    pub fn learn(&mut self, ip: IpAddr, mac: Mac, now_ns: u64) -> Option<Vec<Waiting<P>>> {
         let e = self.entries.get_mut(&ip)?;
         e.mac = Some(mac);
         e.confirmed_ns = now_ns;
@@ -150,7 +151,7 @@ impl<P> Neighbours<P> {
     }
 
     /// Queues `packet` until `ip` is resolved; `Err(packet)` when the queue is full.
-    pub fn enqueue(&mut self, ip: Ipv4Addr, packet: P, now_ns: u64) -> Result<(), P> {
+    pub fn enqueue(&mut self, ip: IpAddr, packet: P, now_ns: u64) -> Result<(), P> {
         if self.queue.len() >= self.config.queue_limit {
             return Err(packet);
         }
@@ -226,7 +227,7 @@ mod tests {
 
     const S: u64 = NS_PER_SEC;
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 

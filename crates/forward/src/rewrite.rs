@@ -1,19 +1,31 @@
-//! The address rewrite, in place on an Ethernet/IPv4 frame: new MACs, new source and
-//! destination addresses, TTL, and the IPv4 header and TCP/UDP checksums updated
-//! incrementally (RFC 1624) from the words that changed. ICMP's checksum covers no
-//! addresses, so it stays as it is. A UDP checksum of 0 ("none", RFC 768) stays 0, and an
-//! updated one that comes out 0 is sent as 0xffff, as RFC 768 asks.
+//! The address rewrite, in place on an Ethernet/IPv4 or Ethernet/IPv6 frame: new MACs,
+//! new source and destination addresses, TTL or hop limit, and the checksums updated
+//! incrementally (RFC 1624) from the words that changed: IPv4's header checksum, and the
+//! TCP/UDP checksums (and ICMPv6's), which cover the addresses through the pseudo-header.
+//! ICMPv4's checksum covers no addresses, so an echo's stays as it is. A UDP checksum of 0
+//! over IPv4 ("none", RFC 768) stays 0, and an updated one that comes out 0 is sent as
+//! 0xffff, as RFC 768 asks.
 //!
-//! The caller has checked the frame: an IPv4 header that [`crate::wire::Ipv4::new_checked`]
-//! accepted and no fragment.
+//! Fragments: every fragment gets the new addresses; only the one carrying the L4 header
+//! (offset 0) has a checksum to update, and updating it by the pseudo-header change is
+//! exact, because the checksum covers the whole datagram and only the addresses changed.
+//!
+//! ICMP errors quote the packet that caused them; [`Rewrite::quoted`] rewrites the quoted
+//! addresses (and the quoted IPv4 header and L4 checksums, incrementally, when the quote
+//! holds them) to what the error's receiver sent, then the error's own checksum is
+//! computed in full (errors are rare and short; the quote may be cut anywhere).
+//!
+//! The caller has checked the frame: an IP header that [`crate::wire::Ipv4::new_checked`]
+//! or [`crate::wire::Ipv6::new_checked`] accepted.
 
-use crate::checksum::{self, update16, update32};
+use crate::checksum::{self, update_words, update16};
 use crate::wire::ethernet::field as eth_field;
+use crate::wire::ipv6::field as v6_field;
 use crate::wire::{
-    ETH_HEADER_LEN, IPV4_MIN_HEADER, Mac, ipv4_field, l4_checksum_field, l4_uses_pseudo_header,
-    protocol, read16, write16,
+    ETH_HEADER_LEN, IPV4_MIN_HEADER, Ipv6, Mac, ethertype, icmp, ipv4_field, ipv6,
+    l4_checksum_field, protocol, read16, write16,
 };
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// What to write into a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,29 +34,113 @@ pub struct Rewrite {
     pub eth_src: Mac,
     /// New Ethernet destination.
     pub eth_dst: Mac,
-    /// New IPv4 source.
-    pub ip_src: Ipv4Addr,
-    /// New IPv4 destination.
-    pub ip_dst: Ipv4Addr,
-    /// Decrement the TTL (a hop the packet makes through the forwarder).
+    /// New source address (the frame's family).
+    pub ip_src: IpAddr,
+    /// New destination address.
+    pub ip_dst: IpAddr,
+    /// Decrement the TTL or hop limit (a hop the packet makes through the forwarder).
     pub decrement_ttl: bool,
     /// The TCP/UDP checksum field holds the partial pseudo-header sum of checksum offload
     /// (not complemented, completed later by whoever segments or sends the packet), not a
     /// finished checksum: it is updated as a sum.
     pub l4_partial: bool,
+    /// For an ICMP error: the new source and destination of the packet it quotes.
+    pub quoted: Option<(IpAddr, IpAddr)>,
 }
 
-/// Applies `r` to `frame` (Ethernet header, then a checked, unfragmented IPv4 packet).
+/// Whether a TCP/UDP/ICMP checksum covers the addresses (through the pseudo-header).
+fn pseudo(proto: u8) -> bool {
+    matches!(proto, protocol::TCP | protocol::UDP | protocol::ICMPV6)
+}
+
+/// The checksum field of `proto`'s header (ICMPv6's sits where ICMP's does).
+fn l4_field(proto: u8) -> Option<crate::wire::Field> {
+    if proto == protocol::ICMPV6 {
+        return Some(icmp::field::CHECKSUM);
+    }
+    l4_checksum_field(proto)
+}
+
+/// The IP version of `frame`'s packet, by its EtherType.
+fn ip_version(frame: &[u8]) -> Option<u8> {
+    match read16(frame, eth_field::ETHERTYPE)? {
+        ethertype::IPV4 => Some(4),
+        ethertype::IPV6 => Some(6),
+        _ => None,
+    }
+}
+
+/// Replaces the addresses at `src`/`dst` of `ip`; returns the old and new bytes of both
+/// (the first `n`), which the caller feeds to the checksum updates that cover them.
+fn swap_addresses(
+    ip: &mut [u8],
+    src: crate::wire::Field,
+    dst: crate::wire::Field,
+    new_src: &[u8],
+    new_dst: &[u8],
+) -> Option<([u8; 32], [u8; 32], usize)> {
+    let n = new_src.len();
+    if src.len() != n || dst.len() != new_dst.len() || ip.len() < dst.end.max(src.end) {
+        return None;
+    }
+    let mut old = [0u8; 32];
+    let mut new = [0u8; 32];
+    old[..n].copy_from_slice(&ip[src.clone()]);
+    old[n..2 * n].copy_from_slice(&ip[dst.clone()]);
+    new[..n].copy_from_slice(new_src);
+    new[n..2 * n].copy_from_slice(new_dst);
+    ip[src].copy_from_slice(new_src);
+    ip[dst].copy_from_slice(new_dst);
+    Some((old, new, 2 * n))
+}
+
+/// Updates the L4 checksum at `f` of `l4` for the pseudo-header words `old` → `new`.
+fn update_l4(
+    l4: &mut [u8],
+    proto: u8,
+    f: crate::wire::Field,
+    old: &[u8],
+    new: &[u8],
+    partial: bool,
+    v4: bool,
+) {
+    let Some(c) = read16(l4, f.clone()) else {
+        return;
+    };
+    if partial {
+        // A sum S, not a checksum: S' = S + ~old + new, which is the update on ~S.
+        write16(l4, f, !update_words(!c, old, new));
+        return;
+    }
+    if v4 && proto == protocol::UDP && c == 0 {
+        return;
+    }
+    let mut c = update_words(c, old, new);
+    if proto == protocol::UDP && c == 0 {
+        c = 0xffff;
+    }
+    write16(l4, f, c);
+}
+
+/// Applies `r` to `frame` (Ethernet header, then a checked IPv4 or IPv6 packet).
 pub fn apply(frame: &mut [u8], r: &Rewrite) {
     frame[eth_field::DST].copy_from_slice(&r.eth_dst);
     frame[eth_field::SRC].copy_from_slice(&r.eth_src);
-    let ip = &mut frame[ETH_HEADER_LEN..];
+    match ip_version(frame) {
+        Some(4) => apply_v4(&mut frame[ETH_HEADER_LEN..], r),
+        Some(6) => apply_v6(&mut frame[ETH_HEADER_LEN..], r),
+        _ => {}
+    }
+}
+
+fn apply_v4(ip: &mut [u8], r: &Rewrite) {
+    let (IpAddr::V4(new_src), IpAddr::V4(new_dst)) = (r.ip_src, r.ip_dst) else {
+        return;
+    };
     let ihl = usize::from(ip[ipv4_field::VER_IHL] & 0x0f) * 4;
     let total = usize::from(read16(ip, ipv4_field::LENGTH).unwrap_or(0));
-    let old_src: [u8; 4] = ip[ipv4_field::SRC].try_into().unwrap_or_default();
-    let old_dst: [u8; 4] = ip[ipv4_field::DST].try_into().unwrap_or_default();
-    let (new_src, new_dst) = (r.ip_src.octets(), r.ip_dst.octets());
     let proto = ip[ipv4_field::PROTOCOL];
+    let first = read16(ip, ipv4_field::FLAGS_FRAG).unwrap_or(0) & 0x1fff == 0;
 
     let mut hc = read16(ip, ipv4_field::CHECKSUM).unwrap_or(0);
     if r.decrement_ttl {
@@ -53,39 +149,209 @@ pub fn apply(frame: &mut [u8], r: &Rewrite) {
         let new = read16(ip, ipv4_field::TTL_PROTO).unwrap_or(0);
         hc = update16(hc, old, new);
     }
-    hc = update32(hc, old_src, new_src);
-    hc = update32(hc, old_dst, new_dst);
-    ip[ipv4_field::SRC].copy_from_slice(&new_src);
-    ip[ipv4_field::DST].copy_from_slice(&new_dst);
-    write16(ip, ipv4_field::CHECKSUM, hc);
-
-    if !l4_uses_pseudo_header(proto) {
-        return;
-    }
-    let Some(f) = l4_checksum_field(proto) else {
+    let Some((old, new, n)) = swap_addresses(
+        ip,
+        ipv4_field::SRC,
+        ipv4_field::DST,
+        &new_src.octets(),
+        &new_dst.octets(),
+    ) else {
         return;
     };
+    hc = update_words(hc, &old[..n], &new[..n]);
+    write16(ip, ipv4_field::CHECKSUM, hc);
     let Some(l4) = ip.get_mut(ihl..total) else {
         return;
     };
-    let Some(c) = read16(l4, f.clone()) else {
+    if !first {
+        return;
+    }
+    if let Some((qs, qd)) = r.quoted {
+        if proto == protocol::ICMP {
+            rewrite_quoted(l4, qs, qd);
+            refresh_icmp(l4, None);
+        }
+        return;
+    }
+    if pseudo(proto)
+        && let Some(f) = l4_field(proto)
+    {
+        update_l4(l4, proto, f, &old[..n], &new[..n], r.l4_partial, true);
+    }
+}
+
+fn apply_v6(ip: &mut [u8], r: &Rewrite) {
+    let (IpAddr::V6(new_src), IpAddr::V6(new_dst)) = (r.ip_src, r.ip_dst) else {
         return;
     };
-    if r.l4_partial {
-        // A sum S, not a checksum: S' = S + ~old + new, which is update32 on ~S.
-        let c = !update32(update32(!c, old_src, new_src), old_dst, new_dst);
-        write16(l4, f, c);
+    let Ok(v) = Ipv6::new_checked(&*ip) else {
+        return;
+    };
+    let (upper, total) = (v.upper(), v.total_len());
+    if r.decrement_ttl {
+        ip[v6_field::HOP_LIMIT] = ip[v6_field::HOP_LIMIT].saturating_sub(1);
+    }
+    let Some((old, new, n)) = swap_addresses(
+        ip,
+        v6_field::SRC,
+        v6_field::DST,
+        &new_src.octets(),
+        &new_dst.octets(),
+    ) else {
+        return;
+    };
+    if !upper.has_header() {
         return;
     }
-    if proto == protocol::UDP && c == 0 {
+    let Some(l4) = ip.get_mut(upper.offset..total) else {
+        return;
+    };
+    if let Some((qs, qd)) = r.quoted
+        && upper.protocol == protocol::ICMPV6
+    {
+        rewrite_quoted(l4, qs, qd);
+        let len = l4.len() as u32;
+        refresh_icmp(
+            l4,
+            Some(checksum::pseudo_header_v6(
+                new_src,
+                new_dst,
+                protocol::ICMPV6,
+                len,
+            )),
+        );
         return;
     }
-    let mut c = update32(c, old_src, new_src);
-    c = update32(c, old_dst, new_dst);
-    if proto == protocol::UDP && c == 0 {
-        c = 0xffff;
+    if pseudo(upper.protocol)
+        && let Some(f) = l4_field(upper.protocol)
+    {
+        update_l4(
+            l4,
+            upper.protocol,
+            f,
+            &old[..n],
+            &new[..n],
+            r.l4_partial,
+            false,
+        );
     }
-    write16(l4, f, c);
+}
+
+/// Recomputes the checksum of the ICMP message `msg` in full (`pseudo`: the IPv6
+/// pseudo-header sum; ICMPv4 has none).
+fn refresh_icmp(msg: &mut [u8], pseudo: Option<u64>) {
+    if msg.len() < icmp::HEADER_LEN {
+        return;
+    }
+    write16(msg, icmp::field::CHECKSUM, 0);
+    let c = !checksum::fold(checksum::sum(pseudo.unwrap_or(0), msg));
+    write16(msg, icmp::field::CHECKSUM, c);
+}
+
+/// Rewrites the addresses of the packet an ICMP error `msg` quotes (after the error's
+/// 8-byte header) to `src` and `dst`, with the quoted IPv4 header checksum and the quoted
+/// TCP/UDP checksum updated when the quote holds them.
+fn rewrite_quoted(msg: &mut [u8], src: IpAddr, dst: IpAddr) {
+    let Some(q) = msg.get_mut(icmp::HEADER_LEN..) else {
+        return;
+    };
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            if q.len() < IPV4_MIN_HEADER || q[0] >> 4 != 4 {
+                return;
+            }
+            let ihl = usize::from(q[ipv4_field::VER_IHL] & 0x0f) * 4;
+            let proto = q[ipv4_field::PROTOCOL];
+            let first = read16(q, ipv4_field::FLAGS_FRAG).unwrap_or(0) & 0x1fff == 0;
+            let Some((old, new, n)) = swap_addresses(
+                q,
+                ipv4_field::SRC,
+                ipv4_field::DST,
+                &s.octets(),
+                &d.octets(),
+            ) else {
+                return;
+            };
+            let hc = read16(q, ipv4_field::CHECKSUM).unwrap_or(0);
+            write16(
+                q,
+                ipv4_field::CHECKSUM,
+                update_words(hc, &old[..n], &new[..n]),
+            );
+            if first
+                && pseudo(proto)
+                && let Some(f) = l4_field(proto)
+                && let Some(l4) = q.get_mut(ihl.max(IPV4_MIN_HEADER)..)
+            {
+                update_l4(l4, proto, f, &old[..n], &new[..n], false, true);
+            }
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let Ok(v) = Ipv6::new_quoted(&*q) else {
+                return;
+            };
+            let upper = v.upper();
+            let Some((old, new, n)) =
+                swap_addresses(q, v6_field::SRC, v6_field::DST, &s.octets(), &d.octets())
+            else {
+                return;
+            };
+            if upper.has_header()
+                && pseudo(upper.protocol)
+                && let Some(f) = l4_field(upper.protocol)
+                && let Some(l4) = q.get_mut(upper.offset..)
+            {
+                update_l4(l4, upper.protocol, f, &old[..n], &new[..n], false, false);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The addresses of the packet an ICMP error `msg` quotes, if the quote holds them.
+pub fn quoted_addresses(msg: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let q = msg.get(icmp::HEADER_LEN..)?;
+    match q.first()? >> 4 {
+        4 if q.len() >= IPV4_MIN_HEADER => Some((
+            IpAddr::from(<[u8; 4]>::try_from(&q[ipv4_field::SRC]).ok()?),
+            IpAddr::from(<[u8; 4]>::try_from(&q[ipv4_field::DST]).ok()?),
+        )),
+        6 if q.len() >= ipv6::HEADER_LEN => Some((
+            IpAddr::from(<[u8; 16]>::try_from(&q[v6_field::SRC]).ok()?),
+            IpAddr::from(<[u8; 16]>::try_from(&q[v6_field::DST]).ok()?),
+        )),
+        _ => None,
+    }
+}
+
+/// The pseudo-header sum, L4 bytes and protocol of `frame`'s (unfragmented) packet.
+fn l4_of(frame: &[u8]) -> Option<(u64, std::ops::Range<usize>, u8)> {
+    let ip = frame.get(ETH_HEADER_LEN..)?;
+    match ip_version(frame)? {
+        4 => {
+            let v = crate::wire::Ipv4::new_checked(ip).ok()?;
+            let proto = v.protocol();
+            let at = ETH_HEADER_LEN + v.header_len();
+            let len = v.total_len() - v.header_len();
+            let acc = if pseudo(proto) {
+                checksum::pseudo_header(v.src(), v.dst(), proto, len as u16)
+            } else {
+                0
+            };
+            Some((acc, at..at + len, proto))
+        }
+        _ => {
+            let v = Ipv6::new_checked(ip).ok()?;
+            let u = v.upper();
+            if !u.has_header() || v.is_fragment() {
+                return None;
+            }
+            let len = v.total_len() - u.offset;
+            let acc = checksum::pseudo_header_v6(v.src(), v.dst(), u.protocol, len as u32);
+            let at = ETH_HEADER_LEN + u.offset;
+            Some((acc, at..at + len, u.protocol))
+        }
+    }
 }
 
 /// Computes the TCP/UDP checksum of `frame` in full and writes it: for packets the kernel
@@ -93,32 +359,21 @@ pub fn apply(frame: &mut [u8], r: &Rewrite) {
 /// offload between local sockets and a veth). Returns false when the L4 header is not
 /// there (nothing written). ICMP has no offload and is left alone.
 pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
-    let Some(ip) = frame.get_mut(ETH_HEADER_LEN..) else {
+    let Some((acc, range, proto)) = l4_of(frame) else {
         return false;
     };
-    if ip.len() < IPV4_MIN_HEADER {
-        return false;
-    }
-    let ihl = usize::from(ip[ipv4_field::VER_IHL] & 0x0f) * 4;
-    let total = usize::from(read16(ip, ipv4_field::LENGTH).unwrap_or(0));
-    let proto = ip[ipv4_field::PROTOCOL];
-    let src = Ipv4Addr::from(<[u8; 4]>::try_from(&ip[ipv4_field::SRC]).unwrap_or_default());
-    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(&ip[ipv4_field::DST]).unwrap_or_default());
-    let (Some(f), true) = (l4_checksum_field(proto), l4_uses_pseudo_header(proto)) else {
+    let (Some(f), true) = (
+        l4_checksum_field(proto),
+        matches!(proto, protocol::TCP | protocol::UDP),
+    ) else {
         return false;
     };
-    let Some(l4) = ip.get_mut(ihl..total) else {
-        return false;
-    };
+    let l4 = &mut frame[range];
     if l4.len() < f.end {
         return false;
     }
     write16(l4, f.clone(), 0);
-    let len = u16::try_from(l4.len()).unwrap_or(u16::MAX);
-    let mut c = !checksum::fold(checksum::sum(
-        checksum::pseudo_header(src, dst, proto, len),
-        l4,
-    ));
+    let mut c = !checksum::fold(checksum::sum(acc, l4));
     if proto == protocol::UDP && c == 0 {
         c = 0xffff;
     }
@@ -126,39 +381,32 @@ pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
     true
 }
 
-/// Whether the IPv4 header checksum and the ICMP/TCP/UDP checksum of `frame` verify (a UDP
-/// checksum of 0 counts as valid). For tests and for checking frames built by hand.
+/// Whether the IPv4 header checksum and the ICMP/ICMPv6/TCP/UDP checksum of `frame`
+/// verify (a UDP checksum of 0 over IPv4 counts as valid). For tests and for checking
+/// frames built by hand.
 pub fn checksums_valid(frame: &[u8]) -> bool {
-    let Some(ip) = frame.get(ETH_HEADER_LEN..) else {
+    let Some((acc, range, proto)) = l4_of(frame) else {
         return false;
     };
-    let Ok(v) = crate::wire::Ipv4::new_checked(ip) else {
-        return false;
-    };
-    let l4 = v.payload();
-    let proto = v.protocol();
-    let Some(f) = l4_checksum_field(proto) else {
+    let l4 = &frame[range];
+    let Some(f) = l4_field(proto) else {
         return true;
     };
     let Some(c) = read16(l4, f) else {
         return false;
     };
     if proto == protocol::UDP && c == 0 {
-        return true;
+        return ip_version(frame) == Some(4);
     }
-    let acc = if l4_uses_pseudo_header(proto) {
-        checksum::pseudo_header(v.src(), v.dst(), proto, l4.len() as u16)
-    } else {
-        0
-    };
-    checksum::fold(checksum::sum(acc, l4)) == 0xffff
+    checksum::verifies(acc, l4)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::Ipv4;
+    use crate::wire::{Ipv4, l4_uses_pseudo_header};
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     /// An Ethernet/IPv4 frame with `payload` as the L4 segment, all checksums computed in full.
     pub(crate) fn frame(
@@ -209,10 +457,11 @@ pub(crate) mod tests {
         Rewrite {
             eth_src: [2, 0, 0, 0, 0, 0xc],
             eth_dst: [2, 0, 0, 0, 0, 0xb],
-            ip_src: ip(src),
-            ip_dst: ip(dst),
+            ip_src: ip(src).into(),
+            ip_dst: ip(dst).into(),
             decrement_ttl: true,
             l4_partial: false,
+            quoted: None,
         }
     }
 
@@ -309,7 +558,7 @@ pub(crate) mod tests {
             let mut f = frame(src.into(), dst.into(), proto, ttl, &l4, udp_zero);
             let r = Rewrite {
                 eth_src: [1; 6], eth_dst: [3; 6],
-                ip_src: nsrc.into(), ip_dst: ndst.into(), decrement_ttl: true, l4_partial: false,
+                ip_src: Ipv4Addr::from(nsrc).into(), ip_dst: Ipv4Addr::from(ndst).into(), decrement_ttl: true, l4_partial: false, quoted: None,
             };
             apply(&mut f, &r);
             prop_assert!(checksums_valid(&f));

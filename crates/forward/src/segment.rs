@@ -1,9 +1,9 @@
-//! Software TCP segmentation: a GSO/GRO super-packet (one TCP/IPv4 packet larger than the
+//! Software TCP segmentation: a GSO/GRO super-packet (one TCP/IPv4 or TCP/IPv6 packet larger than the
 //! MTU, as a veth hands over what a local sender's stack or GRO built) cut into segments
 //! that fit, as the NIC would have on the wire.
 //!
 //! Each segment gets the headers of the original with its own IPv4 total length and
-//! identification (+1 per segment), sequence number (+ payload offset), flags (FIN and PSH
+//! identification (+1 per segment) or IPv6 payload length, sequence number (+ payload offset), flags (FIN and PSH
 //! on the last segment only, CWR on the first only) and both checksums computed in full.
 
 use crate::checksum;
@@ -11,10 +11,34 @@ use crate::rewrite::complete_l4_checksum;
 use crate::wire::tcp::MIN_HEADER_LEN as TCP_MIN_HEADER;
 use crate::wire::tcp::field::{DATA_OFF, FLAGS as TCP_FLAGS, SEQ as TCP_SEQ};
 use crate::wire::tcp::flags::{CWR, FIN, PSH};
-use crate::wire::{ETH_HEADER_LEN, ipv4_field, read16, write16};
+use crate::wire::{ETH_HEADER_LEN, Ipv6, ipv4_field, ipv6, read16, write16};
 
-/// Cuts `frame` (Ethernet, then a checked, unfragmented TCP/IPv4 packet) into segments
-/// whose IPv4 packets fit `mtu`, building each in `buf` and handing it to `each`.
+/// Where the TCP header of `frame` (Ethernet, then an unfragmented TCP/IPv4 or TCP/IPv6
+/// packet) starts and where the IP packet ends, both from the start of the IP header, and
+/// whether it is IPv6.
+pub(crate) fn tcp_at(frame: &[u8]) -> Option<(usize, usize, bool)> {
+    let ip = frame.get(ETH_HEADER_LEN..)?;
+    match read16(frame, crate::wire::ethernet::field::ETHERTYPE)? {
+        crate::wire::ethertype::IPV4 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            let total = usize::from(read16(ip, ipv4_field::LENGTH)?);
+            Some((ihl, total, false))
+        }
+        crate::wire::ethertype::IPV6 => {
+            let v = Ipv6::new_checked(ip).ok()?;
+            let u = v.upper();
+            (u.protocol == crate::wire::protocol::TCP && !v.is_fragment()).then_some((
+                u.offset,
+                v.total_len(),
+                true,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Cuts `frame` (Ethernet, then a checked, unfragmented TCP/IPv4 or TCP/IPv6 packet) into
+/// segments whose IP packets fit `mtu`, building each in `buf` and handing it to `each`.
 /// Returns the number of segments, 0 when the packet cannot be cut (headers alone exceed
 /// the MTU, or the TCP header is malformed).
 pub fn segment_tcp(
@@ -23,11 +47,10 @@ pub fn segment_tcp(
     buf: &mut Vec<u8>,
     each: &mut dyn FnMut(&[u8]),
 ) -> usize {
-    let Some(ip) = frame.get(ETH_HEADER_LEN..) else {
+    let Some((ihl, total, v6)) = tcp_at(frame) else {
         return 0;
     };
-    let ihl = usize::from(ip[ipv4_field::VER_IHL] & 0x0f) * 4;
-    let total = usize::from(read16(ip, ipv4_field::LENGTH).unwrap_or(0));
+    let ip = &frame[ETH_HEADER_LEN..];
     let Some(tcp) = ip.get(ihl..total) else {
         return 0;
     };
@@ -52,11 +75,16 @@ pub fn segment_tcp(
         let (last, first) = (k + 1 == n, k == 0);
         {
             let ip = &mut buf[ETH_HEADER_LEN..];
-            write16(ip, ipv4_field::LENGTH, (ihl + thl + chunk.len()) as u16);
-            write16(ip, ipv4_field::IDENT, ident.wrapping_add(k as u16));
-            write16(ip, ipv4_field::CHECKSUM, 0);
-            let c = checksum::checksum(&ip[..ihl]);
-            write16(ip, ipv4_field::CHECKSUM, c);
+            if v6 {
+                let plen = (ihl - ipv6::HEADER_LEN + thl + chunk.len()) as u16;
+                write16(ip, ipv6::field::PAYLOAD_LEN, plen);
+            } else {
+                write16(ip, ipv4_field::LENGTH, (ihl + thl + chunk.len()) as u16);
+                write16(ip, ipv4_field::IDENT, ident.wrapping_add(k as u16));
+                write16(ip, ipv4_field::CHECKSUM, 0);
+                let c = checksum::checksum(&ip[..ihl]);
+                write16(ip, ipv4_field::CHECKSUM, c);
+            }
             let t = &mut ip[ihl..];
             let s = seq.wrapping_add((k * mss) as u32);
             t[TCP_SEQ].copy_from_slice(&s.to_be_bytes());

@@ -94,6 +94,18 @@ pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     !fold(acc)
 }
 
+/// [`update16`] for a field of any even length (an IPv6 address: eight words).
+#[must_use]
+#[inline]
+pub fn update_words(hc: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = u64::from(!hc);
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        acc += u64::from(!u16::from_be_bytes([o[0], o[1]]));
+        acc += u64::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    !fold(acc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +219,19 @@ mod tests {
             // 0x0000 and 0xffff are the same number in one's complement.
             prop_assert!(got == want || (got ^ want) == 0xffff && (got == 0 || want == 0),
                 "got {got:#06x} want {want:#06x}");
+        }
+
+        #[test]
+        fn update_words_matches_recomputation(
+            mut data in proptest::collection::vec(any::<u8>(), 40..200),
+            new in any::<[u8; 16]>(),
+        ) {
+            let hc = checksum(&data);
+            let old: [u8; 16] = data[8..24].try_into().unwrap();
+            data[8..24].copy_from_slice(&new);
+            let got = update_words(hc, &old, &new);
+            let want = checksum(&data);
+            prop_assert!(got == want || (got ^ want) == 0xffff && (got == 0 || want == 0));
         }
 
         #[test]

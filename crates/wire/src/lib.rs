@@ -5,7 +5,9 @@
 //! ```text
 //!   field tables (byte offsets)     ethernet · vlan · arp · ipv4 · ipv6 · tcp · udp · icmp
 //!   numbers                         ethertype · ip_protocol (with the IPv6 extension headers)
-//!   views (smoltcp's wire style)    Ethernet<T> · Arp<T> · Ipv4<T>: new_checked once, then
+//!                                   · icmpv4 · icmpv6 · ndp
+//!   views (smoltcp's wire style)    Ethernet<T> · Arp<T> · Ipv4<T> · Ipv6<T> (extension-header
+//!                                   walk) · Ndp<T> · VlanTags: new_checked once, then
 //!                                   accessors that cannot panic, setters where T is mutable
 //!   checksum                        RFC 1071 sum and fold, RFC 1624 incremental update
 //! ```
@@ -22,8 +24,10 @@
 
 pub mod checksum;
 mod views;
+mod views6;
 
 pub use views::*;
+pub use views6::*;
 
 /// A run of bytes in a header.
 pub type Field = std::ops::Range<usize>;
@@ -281,4 +285,65 @@ pub mod icmp {
     }
     /// Header length (type, code, checksum, 4 bytes of rest-of-header).
     pub const HEADER_LEN: usize = 8;
+}
+
+/// ICMPv6 message types (RFC 4443, RFC 4861) the forwarder tells apart.
+pub mod icmpv6 {
+    /// Destination unreachable (an error).
+    pub const DST_UNREACHABLE: u8 = 1;
+    /// Packet too big (an error: path-MTU discovery).
+    pub const PACKET_TOO_BIG: u8 = 2;
+    /// Time exceeded (an error: traceroute).
+    pub const TIME_EXCEEDED: u8 = 3;
+    /// Parameter problem (an error).
+    pub const PARAM_PROBLEM: u8 = 4;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 128;
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 129;
+    /// Neighbour solicitation.
+    pub const NEIGHBOUR_SOLICIT: u8 = 135;
+    /// Neighbour advertisement.
+    pub const NEIGHBOUR_ADVERT: u8 = 136;
+}
+
+/// ICMPv4 message types the forwarder tells apart.
+pub mod icmpv4 {
+    /// Echo reply.
+    pub const ECHO_REPLY: u8 = 0;
+    /// Destination unreachable (code 4: fragmentation needed, path-MTU discovery).
+    pub const DST_UNREACHABLE: u8 = 3;
+    /// Time exceeded (traceroute).
+    pub const TIME_EXCEEDED: u8 = 11;
+    /// Parameter problem.
+    pub const PARAM_PROBLEM: u8 = 12;
+    /// Echo request.
+    pub const ECHO_REQUEST: u8 = 8;
+}
+
+/// Neighbour discovery (RFC 4861): solicitations and advertisements, counted from the
+/// start of the ICMPv6 header.
+pub mod ndp {
+    /// Byte offsets.
+    pub mod field {
+        use crate::Field;
+        /// Advertisement flags: router (0x80), solicited (0x40), override (0x20).
+        pub const FLAGS: usize = 4;
+        /// The address asked about (NS) or announced (NA).
+        pub const TARGET: Field = 8..24;
+    }
+    /// Where the options start.
+    pub const OPTIONS_AT: usize = 24;
+    /// Option type: source link-layer address.
+    pub const OPT_SOURCE_LLADDR: u8 = 1;
+    /// Option type: target link-layer address.
+    pub const OPT_TARGET_LLADDR: u8 = 2;
+    /// A link-layer address option for Ethernet (type, length 1, MAC).
+    pub const LLADDR_OPT_LEN: usize = 8;
+    /// Advertisement flag: solicited.
+    pub const FLAG_SOLICITED: u8 = 0x40;
+    /// Advertisement flag: override.
+    pub const FLAG_OVERRIDE: u8 = 0x20;
+    /// Hop limit every NDP message carries (RFC 4861 checks it).
+    pub const HOP_LIMIT: u8 = 255;
 }

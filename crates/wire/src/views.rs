@@ -230,6 +230,10 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
     pub fn is_fragment(&self) -> bool {
         get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x3fff != 0
     }
+    /// Fragment offset, in 8-byte units (0: the fragment that carries the L4 header).
+    pub fn fragment_offset(&self) -> u16 {
+        get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x1fff
+    }
     /// TTL.
     pub fn ttl(&self) -> u8 {
         self.0.as_ref()[ipv4_field::TTL]
@@ -284,4 +288,157 @@ pub fn read16(b: &[u8], f: Field) -> Option<u16> {
 #[inline]
 pub fn write16(b: &mut [u8], f: Field, v: u16) {
     set16(b, f, v);
+}
+
+/// Whether `t` is a VLAN tag's TPID (802.1Q, 802.1ad or the pre-standard QinQ).
+#[inline]
+pub fn is_vlan_tpid(t: u16) -> bool {
+    matches!(t, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD)
+}
+
+/// Most VLAN tags a frame may carry here (QinQ: an outer and an inner one).
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// The VLAN tags of a frame as the wire carries them (TPID and TCI each, outer first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct VlanTags {
+    bytes: [u8; crate::vlan::TAG_LEN * MAX_VLAN_TAGS],
+    len: u8,
+}
+
+impl VlanTags {
+    /// No tag.
+    pub const NONE: Self = Self {
+        bytes: [0; crate::vlan::TAG_LEN * MAX_VLAN_TAGS],
+        len: 0,
+    };
+
+    /// The tags of `frame` (after its MAC addresses) and the EtherType after them; `None`
+    /// when the frame is cut inside a tag or carries more than [`MAX_VLAN_TAGS`].
+    pub fn of(frame: &[u8]) -> Option<(Self, u16)> {
+        let mut t = Self::NONE;
+        let mut at = eth_field::ETHERTYPE.start;
+        let mut kind = read16(frame, eth_field::ETHERTYPE)?;
+        while is_vlan_tpid(kind) {
+            let n = usize::from(t.len);
+            if n == t.bytes.len() {
+                return None;
+            }
+            let tag = frame.get(at..at + crate::vlan::TAG_LEN)?;
+            t.bytes[n..n + crate::vlan::TAG_LEN].copy_from_slice(tag);
+            t.len += crate::vlan::TAG_LEN as u8;
+            at += crate::vlan::TAG_LEN;
+            kind = read16(frame, at..at + 2)?;
+        }
+        Some((t, kind))
+    }
+
+    /// `tag` (TPID and TCI, as on the wire) outside these tags; `None` when that makes
+    /// more than [`MAX_VLAN_TAGS`].
+    pub fn with_outer_tag(&self, tag: [u8; 4]) -> Option<Self> {
+        let n = self.len();
+        if n + tag.len() > self.bytes.len() {
+            return None;
+        }
+        let mut t = Self::NONE;
+        t.bytes[..4].copy_from_slice(&tag);
+        t.bytes[4..4 + n].copy_from_slice(self.as_bytes());
+        t.len = self.len + 4;
+        Some(t)
+    }
+
+    /// One 802.1Q tag with VLAN ID `vid` (priority 0).
+    pub fn dot1q(vid: u16) -> Self {
+        let mut t = Self::NONE;
+        t.bytes[..2].copy_from_slice(&ethertype::VLAN.to_be_bytes());
+        t.bytes[2..4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+        t.len = crate::vlan::TAG_LEN as u8;
+        t
+    }
+
+    /// The tags, outer first, as on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Bytes the tags take.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether there is no tag.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The outer tag's VLAN ID.
+    pub fn outer_vid(&self) -> Option<u16> {
+        (self.len > 0).then(|| u16::from_be_bytes([self.bytes[2], self.bytes[3]]) & 0x0fff)
+    }
+
+    /// These tags with the outer VLAN ID set to `vid` (priority and inner tags kept), a new
+    /// 802.1Q tag when there was none; `None` takes the outer tag off.
+    #[must_use]
+    pub fn with_outer_vid(&self, vid: Option<u16>) -> Self {
+        match (vid, self.len) {
+            (None, 0) => *self,
+            (None, _) => {
+                let mut t = Self::NONE;
+                let rest = &self.as_bytes()[crate::vlan::TAG_LEN..];
+                t.bytes[..rest.len()].copy_from_slice(rest);
+                t.len = rest.len() as u8;
+                t
+            }
+            (Some(v), 0) => Self::dot1q(v),
+            (Some(v), _) => {
+                let mut t = *self;
+                let tci = u16::from_be_bytes([t.bytes[2], t.bytes[3]]) & 0xf000 | (v & 0x0fff);
+                t.bytes[2..4].copy_from_slice(&tci.to_be_bytes());
+                t
+            }
+        }
+    }
+
+    /// Writes `frame` (untagged) into `out` with these tags after its MAC addresses;
+    /// `out` is `frame.len() + self.len()` bytes.
+    pub fn insert(&self, frame: &[u8], out: &mut [u8]) {
+        let macs = eth_field::SRC.end;
+        out[..macs].copy_from_slice(&frame[..macs]);
+        out[macs..macs + self.len()].copy_from_slice(self.as_bytes());
+        out[macs + self.len()..].copy_from_slice(&frame[macs..]);
+    }
+}
+
+#[cfg(test)]
+mod vlan_tests {
+    use super::*;
+
+    #[test]
+    fn tags_parse_map_and_insert() {
+        // QinQ: outer 802.1ad VID 10 priority 5, inner 802.1Q VID 100, then IPv4.
+        let mut f = vec![1u8; 12];
+        f.extend_from_slice(&[0x88, 0xa8, 0xa0, 10, 0x81, 0x00, 0, 100, 0x08, 0x00, 0x45]);
+        let (t, kind) = VlanTags::of(&f).unwrap();
+        assert_eq!(
+            (t.len(), kind, t.outer_vid()),
+            (8, ethertype::IPV4, Some(10))
+        );
+        let m = t.with_outer_vid(Some(20));
+        assert_eq!(m.as_bytes(), &[0x88, 0xa8, 0xa0, 20, 0x81, 0x00, 0, 100]);
+        assert_eq!(t.with_outer_vid(None).outer_vid(), Some(100));
+        assert_eq!(VlanTags::NONE.with_outer_vid(Some(7)), VlanTags::dot1q(7));
+        let untagged = [&f[..12], &f[20..]].concat();
+        let mut out = vec![0u8; untagged.len() + 8];
+        t.insert(&untagged, &mut out);
+        assert_eq!(out, f);
+        // Three tags, or a frame cut inside one: refused.
+        let mut three = f[..12].to_vec();
+        three.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3, 8, 0]);
+        assert!(VlanTags::of(&three).is_none());
+        assert!(VlanTags::of(&f[..15]).is_none());
+        assert_eq!(
+            VlanTags::of(&untagged).unwrap(),
+            (VlanTags::NONE, ethertype::IPV4)
+        );
+    }
 }

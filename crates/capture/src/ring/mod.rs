@@ -266,13 +266,7 @@ impl RingSource {
         let map = Mmap::ring(raw, len).map_err(os_err("mmap(ring)", ifname))?;
         sys::bind_packet(raw, ifindex, libc::ETH_P_ALL as u16).map_err(os_err("bind", ifname))?;
         if config.promiscuous {
-            let mreq = libc::packet_mreq {
-                mr_ifindex: ifindex,
-                mr_type: libc::PACKET_MR_PROMISC as u16,
-                mr_alen: 0,
-                mr_address: [0; 8],
-            };
-            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+            sys::add_membership(raw, ifindex, libc::PACKET_MR_PROMISC)
                 .map_err(os_err("setsockopt(PACKET_ADD_MEMBERSHIP)", ifname))?;
         }
         if config.ignore_outgoing {

@@ -94,6 +94,18 @@ pub fn bind_packet(fd: RawFd, ifindex: i32, protocol: u16) -> io::Result<()> {
     })
 }
 
+/// Adds a membership of `kind` (`PACKET_MR_PROMISC`, `PACKET_MR_ALLMULTI`) on interface
+/// `ifindex` to packet socket `fd`; the kernel drops it when the socket closes.
+pub fn add_membership(fd: RawFd, ifindex: i32, kind: libc::c_int) -> io::Result<()> {
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: kind as u16,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+}
+
 /// Asks for a TPACKET_V3 RX ring of `block_count` blocks of `block_size` bytes
 /// (`PACKET_RX_RING`); a block is handed over when full or after `retire_timeout_ms`.
 /// The socket must be at `PACKET_VERSION` 3 already; map the ring with [`Mmap::ring`].
