@@ -44,6 +44,7 @@
 //! lives in `wirecap-appliance`; only its routes come here.
 
 pub mod access;
+pub mod body;
 pub mod csrf;
 pub mod download;
 pub mod error;

@@ -5,6 +5,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
 
+use crate::error::shape_errors;
 use crate::guard::{guard, not_found, on_panic};
 use crate::routes::{admin, assets, capture, manual, meta, ops, session, streams, ui, update};
 use crate::state::Shared;
@@ -110,5 +111,7 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        // Outermost: every error leaves in its family's format.
+        .layer(middleware::from_fn(shape_errors))
         .with_state(state)
 }

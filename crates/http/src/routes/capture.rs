@@ -1,33 +1,35 @@
 //! `/api/v1/capture/*`, `/api/v1/interfaces`, `/api/v1/config` and `/api/v1/forward`:
 //! starting and stopping a capture, what it listens on and how it is set up.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use wirecap_appliance::{config, forward, json};
 use wirecap_store::timefmt::rfc3339;
 
+use crate::body::Json;
 use crate::error::ApiError;
-use crate::respond::{blocking, json_body, json_ok};
+use crate::respond::{blocking, json_ok};
 use crate::state::Shared;
+
+/// `POST /api/v1/capture/start`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct StartRequest {
+    /// The stream's base name (the store adds the time).
+    pub name: String,
+}
+
+/// `POST /api/v1/capture/stop` (the body may be empty).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct StopRequest {}
 
 pub(crate) async fn api_start(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(StartRequest { name }): Json<StartRequest>,
 ) -> Result<Response, ApiError> {
-    let v = json_body(&headers, &body)?;
-    let name = v
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("body must be {\"name\": \"…\"}").api())?
-        .to_owned();
     let engine = app.engine.clone();
-    let res = blocking(move || Ok(engine.start(&name)))
-        .await
-        .map_err(ApiError::api)?;
+    let res = blocking(move || Ok(engine.start(&name))).await?;
     match res {
         Ok(info) => Ok(json_ok(&json!({
             "active": true,
@@ -35,27 +37,23 @@ pub(crate) async fn api_start(
             "stream": info.stored,
             "started": info.started_ns.map(rfc3339),
         }))),
-        Err(e) => Err(ApiError::from(e).api()),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 
 pub(crate) async fn api_stop(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(_): Json<Option<StopRequest>>,
 ) -> Result<Response, ApiError> {
-    json_body(&headers, &body)?;
     let engine = app.engine.clone();
-    let res = blocking(move || Ok(engine.stop()))
-        .await
-        .map_err(ApiError::api)?;
+    let res = blocking(move || Ok(engine.stop())).await?;
     match res {
         Ok(info) => Ok(json_ok(&json!({
             "active": false,
             "name": info.base,
             "stream": info.stored,
         }))),
-        Err(e) => Err(ApiError::from(e).api()),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 
@@ -65,8 +63,7 @@ pub(crate) async fn api_interfaces() -> Result<Response, ApiError> {
             .list()
             .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))
     })
-    .await
-    .map_err(ApiError::api)?;
+    .await?;
     let out: Vec<Value> = list.iter().map(json::link_json).collect();
     Ok(json_ok(&Value::Array(out)))
 }
@@ -91,7 +88,6 @@ fn no_forwarder() -> ApiError {
     ApiError::conflict(
         "forwarding is not running: start wirecap serve with --interface IF --inline ADDR/PREFIX --forward A=B (or [forward] in wirecap.toml)",
     )
-    .api()
 }
 
 pub(crate) async fn api_forward(State(app): State<Shared>) -> Result<Response, ApiError> {
@@ -106,21 +102,19 @@ pub(crate) async fn api_forward(State(app): State<Shared>) -> Result<Response, A
 /// change while a capture runs.
 pub(crate) async fn api_forward_put(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(v): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let v = json_body(&headers, &body)?;
     let engine = app.engine.clone();
     let dir = app.settings.data.clone();
     blocking(move || {
         let f = engine.forwarder().ok_or_else(no_forwarder)?;
         let current = f.settings();
-        let c = forward::merge(&current, &v).map_err(|e| ApiError::bad_request(e).api())?;
+        let c = forward::merge(&current, &v).map_err(ApiError::bad_request)?;
         if c.mode != current.mode && engine.capturing() {
             return Err(ApiError::conflict(
                 "a capture is running: stop it before changing the capture mode (each stream records one mode)",
             )
-            .api());
+            );
         }
         let pairs: Vec<String> = c.pairs.iter().map(ToString::to_string).collect();
         config::update(&dir, "forwarding changed through PUT /api/v1/forward", |fc| {
@@ -129,9 +123,9 @@ pub(crate) async fn api_forward_put(
             fc.forward.capture_mode = Some(c.mode.as_str().to_owned());
             Ok(())
         })
-        .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")).api())?;
+        .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")))?;
         f.reconfigure(c.inline, c.pairs.clone(), c.mode)
-            .map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         tracing::info!(capture_ip = %c.inline, pairs = %pairs.join(" "), capture_mode = %c.mode, "forwarding changed");
         Ok(json_ok(&forward::forward_json(f)))
     })

@@ -19,25 +19,21 @@ pub(crate) async fn api_status(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let secs = match q.get("history") {
         None => 300,
         Some(v) => v
             .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("history must be a number of seconds").api())?,
+            .map_err(|_| ApiError::bad_request("history must be a number of seconds"))?,
     };
     let a = app.clone();
-    let v = blocking(move || Ok(status_json(&a.engine, &a.ops, a.hostname(), secs)))
-        .await
-        .map_err(ApiError::api)?;
+    let v = blocking(move || Ok(status_json(&a.engine, &a.ops, a.hostname(), secs))).await?;
     Ok(json_ok(&v))
 }
 
 pub(crate) async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
-    let list = blocking(move || Ok(store.list()?))
-        .await
-        .map_err(ApiError::api)?;
+    let list = blocking(move || Ok(store.list()?)).await?;
     Ok(json_ok(&Value::Array(
         list.iter().map(stream_json).collect(),
     )))
@@ -47,11 +43,9 @@ pub(crate) async fn api_stream(
     State(app): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let name = stream_name(&name).map_err(ApiError::api)?;
+    let name = stream_name(&name)?;
     let a = app.clone();
-    let info = blocking(move || Ok(open(&a, &name)?.info()?))
-        .await
-        .map_err(ApiError::api)?;
+    let info = blocking(move || Ok(open(&a, &name)?.info()?)).await?;
     Ok(json_ok(&stream_json(&info)))
 }
 
@@ -59,11 +53,9 @@ pub(crate) async fn api_delete(
     State(app): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let name = stream_name(&name).map_err(ApiError::api)?;
+    let name = stream_name(&name)?;
     let a = app.clone();
-    blocking(move || Ok(a.engine.store().delete_stream(&name)?))
-        .await
-        .map_err(ApiError::api)?;
+    blocking(move || Ok(a.engine.store().delete_stream(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -71,12 +63,10 @@ pub(crate) async fn api_views(
     State(app): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let name = stream_name(&name).map_err(ApiError::api)?;
+    let name = stream_name(&name)?;
     let a = app.clone();
     let n = name.clone();
-    blocking(move || open(&a, &n).map(|_| ()))
-        .await
-        .map_err(ApiError::api)?;
+    blocking(move || open(&a, &n).map(|_| ())).await?;
     let views: Vec<Value> = std::iter::once(View::Single)
         .chain(View::splits())
         .map(|v| {
@@ -93,13 +83,11 @@ pub(crate) async fn api_splits(
     State(app): State<Shared>,
     Path((name, view)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let name = stream_name(&name).map_err(ApiError::api)?;
-    let view = View::parse(&view).map_err(|e| ApiError::from(e).api())?;
+    let name = stream_name(&name)?;
+    let view = View::parse(&view)?;
     let a = app.clone();
     let n = name.clone();
-    let splits = blocking(move || Ok(open(&a, &n)?.splits(view)?))
-        .await
-        .map_err(ApiError::api)?;
+    let splits = blocking(move || Ok(open(&a, &n)?.splits(view)?)).await?;
     let out: Vec<Value> = splits
         .iter()
         .map(|s| {
@@ -125,10 +113,9 @@ pub(crate) async fn api_pcap(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let api = |e: ApiError| e.api();
-    let q = Query::parse(q.as_deref()).map_err(api)?;
-    let name = stream_name(&name).map_err(api)?;
-    let selection = selection(&q, ["start", "stop", "view", "split"]).map_err(api)?;
+    let q = Query::parse(q.as_deref())?;
+    let name = stream_name(&name)?;
+    let selection = selection(&q, ["start", "stop", "view", "split"])?;
     download(
         &app,
         &headers,
@@ -142,5 +129,4 @@ pub(crate) async fn api_pcap(
         },
     )
     .await
-    .map_err(api)
 }

@@ -20,9 +20,8 @@
 //! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use wirecap_filter::LinkType;
@@ -34,9 +33,10 @@ use wirecap_appliance::json;
 use wirecap_appliance::os::disk_space;
 use wirecap_appliance::retention::RetentionStatus;
 
+use crate::body::Json;
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::respond::{blocking_api as blocking, json_no_store, require_json};
+use crate::respond::{blocking, json_no_store};
 use crate::state::Shared;
 
 /// Rows in a page when the request does not say.
@@ -55,7 +55,7 @@ pub fn page(q: &Query) -> Result<(usize, usize), ApiError> {
     let num = |k: &str, d: usize| -> Result<usize, ApiError> {
         q.get(k).filter(|s| !s.is_empty()).map_or(Ok(d), |s| {
             s.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")).api())
+                .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")))
         })
     };
     Ok((
@@ -65,7 +65,7 @@ pub fn page(q: &Query) -> Result<(usize, usize), ApiError> {
 }
 
 fn name_of(raw: &str) -> Result<String, ApiError> {
-    validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+    validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(raw.to_owned())
 }
 
@@ -110,7 +110,7 @@ pub(crate) async fn streams(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let (offset, limit) = page(&q)?;
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
@@ -167,10 +167,10 @@ pub(crate) async fn splits(
     Path((name, view)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let (offset, limit) = page(&q)?;
     let name = name_of(&name)?;
-    let view = View::parse(&view).map_err(|e| ApiError::from(e).api())?;
+    let view = View::parse(&view)?;
     let store = app.engine.store().clone();
     let v = blocking(move || {
         let all = store.open_stream(&name)?.splits(view)?;
@@ -242,11 +242,11 @@ pub(crate) async fn history(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let seconds = q
         .get("seconds")
         .map_or(Ok(300), str::parse::<u64>)
-        .map_err(|_| ApiError::bad_request("seconds must be a whole number").api())?;
+        .map_err(|_| ApiError::bad_request("seconds must be a whole number"))?;
     let hist: Vec<_> = app
         .engine
         .counters()
@@ -358,22 +358,40 @@ pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, Ap
     Ok(compact(&v))
 }
 
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    require_json(headers)?;
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
+/// `PUT /api/v1/ui/capture/interface`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct InterfaceChoice {
+    /// The interface to capture from after the next start.
+    pub interface: String,
 }
+
+/// `POST /api/v1/ui/streams/{name}/analysis`: every field optional (blank is absent).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct AnalysisRequest {
+    /// A filter in the appliance's language.
+    pub filter: Option<String>,
+    /// A filter in tcpdump syntax (ANDed with `filter`).
+    pub bpf: Option<String>,
+    /// The first time to look at (RFC 3339 or the store's forms).
+    pub start: Option<String>,
+    pub stop: Option<String>,
+}
+
+/// `POST /api/v1/ui/filter/check`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct FilterCheck {
+    /// `appliance` (the default), `bpf` or `tcpdump`.
+    pub language: Option<String>,
+    pub text: Option<String>,
+}
+
+/// The largest filter text checked.
+const MAX_FILTER: usize = 16 * 1024;
 
 pub(crate) async fn set_interface(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(InterfaceChoice { interface: name }): Json<InterfaceChoice>,
 ) -> Result<Response, ApiError> {
-    let v = json_body(&headers, &body)?;
-    let name = v
-        .get("interface")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("body must be {\"interface\": \"eth1\"}").api())?
-        .to_owned();
     let a = app.clone();
     let msg = blocking(move || {
         let known = wirecap_capture::link::Sysfs::default()
@@ -442,25 +460,18 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
 pub(crate) async fn analysis(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(v): Json<AnalysisRequest>,
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
-    let v = json_body(&headers, &body)?;
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(str::to_owned)
-    };
-    let (filter, bpf) = (field("filter"), field("bpf"));
-    let bound = |k: &str| -> Result<Option<u64>, ApiError> {
-        field(k)
+    let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let (filter, bpf) = (given(v.filter), given(v.bpf));
+    let bound = |k: &str, s: Option<String>| -> Result<Option<u64>, ApiError> {
+        given(s)
             .map(|s| wirecap_store::timefmt::parse_time(&s))
             .transpose()
-            .map_err(|e| ApiError::bad_request(format!("{k}: {e}")).api())
+            .map_err(|e| ApiError::field(k, format!("{k}: {e}")))
     };
-    let (start, stop) = (bound("start")?, bound("stop")?);
+    let (start, stop) = (bound("start", v.start)?, bound("stop", v.stop)?);
     let store = app.engine.store().clone();
     let out = blocking(move || {
         let started = std::time::Instant::now();
@@ -487,23 +498,15 @@ pub(crate) async fn analysis(
     Ok(compact(&out))
 }
 
-pub(crate) async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    if body.len() > 16 * 1024 {
-        return Err(
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a filter of at most 16 kB").api(),
-        );
+pub(crate) async fn check_filter(Json(v): Json<FilterCheck>) -> Result<Response, ApiError> {
+    let language = v.language.unwrap_or_else(|| "appliance".to_owned());
+    let text = v.text.unwrap_or_default();
+    if text.len() > MAX_FILTER {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a filter of at most 16 kB",
+        ));
     }
-    let v = json_body(&headers, &body)?;
-    let language = v
-        .get("language")
-        .and_then(Value::as_str)
-        .unwrap_or("appliance")
-        .to_owned();
-    let text = v
-        .get("text")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
     let out =
         blocking(move || check(&language, &text, now_ns()).map_err(ApiError::bad_request)).await?;
     Ok(compact(&out))

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use wirecap_appliance::auth::{Identity, Role};
 use wirecap_appliance::update::{DEFAULT_MAX_UPLOAD_MB, Releases};
 
-use crate::error::{ApiError, api};
-use crate::respond::require_json;
+use crate::body::require_json;
+use crate::error::ApiError;
 use crate::state::Shared;
 
 /// One upload at a time: each one holds a whole binary on disk.
@@ -22,7 +22,10 @@ static UPLOADING: AtomicBool = AtomicBool::new(false);
 fn admin(id: Option<&Identity>) -> Result<(), ApiError> {
     match id {
         Some(i) if i.role == Role::Admin => Ok(()),
-        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "this needs the admin role").api()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this needs the admin role",
+        )),
     }
 }
 
@@ -39,7 +42,7 @@ pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError
     let r = Releases::new(&app.settings.data);
     let v = tokio::task::spawn_blocking(move || r.overview())
         .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
+        .map_err(|_| ApiError::internal("internal error; see the server log"))?;
     Ok(json_resp(StatusCode::OK, &v))
 }
 
@@ -74,8 +77,7 @@ pub(crate) async fn upload(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the release archive as Content-Type: application/gzip",
-        )
-        .api());
+        ));
     }
     let limit = app
         .settings
@@ -96,23 +98,25 @@ pub(crate) async fn upload(
                 limit >> 20
             ),
         )
-        .api()
     };
     if announced.is_some_and(|n| n > limit) {
         return Err(too_big());
     }
     if UPLOADING.swap(true, Ordering::AcqRel) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "another upload is in progress").api());
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "another upload is in progress",
+        ));
     }
     let _slot = UploadSlot;
     let r = Releases::new(&app.settings.data);
-    r.ensure_dir().map_err(api)?;
+    r.ensure_dir().map_err(ApiError::from)?;
     let path = r
         .dir()
         .join(format!(".upload-{}.tar.gz", std::process::id()));
     let file = tokio::fs::File::create(&path)
         .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())).api())?;
+        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
     let mut file = tokio::io::BufWriter::new(file);
     let mut body = req.into_body().into_data_stream();
     let mut n = 0u64;
@@ -120,18 +124,18 @@ pub(crate) async fn upload(
         use tokio::io::AsyncWriteExt;
         while let Some(chunk) = body.next().await {
             let chunk =
-                chunk.map_err(|e| ApiError::bad_request(format!("upload cut short: {e}")).api())?;
+                chunk.map_err(|e| ApiError::bad_request(format!("upload cut short: {e}")))?;
             n += chunk.len() as u64;
             if n > limit {
                 return Err(too_big());
             }
             file.write_all(&chunk)
                 .await
-                .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())?;
+                .map_err(|e| ApiError::internal(format!("writing the upload: {e}")))?;
         }
         file.flush()
             .await
-            .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())
+            .map_err(|e| ApiError::internal(format!("writing the upload: {e}")))
     }
     .await;
     drop(file);
@@ -141,17 +145,17 @@ pub(crate) async fn upload(
     }
     if n == 0 {
         let _ = std::fs::remove_file(&path);
-        return Err(ApiError::bad_request("empty body: send a release archive").api());
+        return Err(ApiError::bad_request("empty body: send a release archive"));
     }
     let trusted = app.settings.update.trusted_keys.clone();
     let require = app.settings.update.require_signature;
     let res = tokio::task::spawn_blocking(move || r.install(&path, &trusted, require))
         .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
+        .map_err(|_| ApiError::internal("internal error; see the server log"))?;
     match res {
         Ok((v, true)) => Ok(json_resp(StatusCode::CREATED, &v)),
         Ok((v, false)) => Ok(json_resp(StatusCode::OK, &v)),
-        Err(e) => Err(api(e)),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 
@@ -165,7 +169,7 @@ pub(crate) async fn activate(
     require_json(&headers)?;
     let timeout = app.settings.update.health_timeout();
     let r = Releases::new(&app.settings.data);
-    let target = r.target(&version).map_err(api)?;
+    let target = r.target(&version).map_err(ApiError::from)?;
     // Seal first, so the answer can say what was sealed and the restart loses nothing.
     let engine = app.engine.clone();
     let sealed = tokio::task::spawn_blocking(move || {
@@ -177,7 +181,7 @@ pub(crate) async fn activate(
         stream
     })
     .await
-    .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
+    .map_err(|_| ApiError::internal("internal error; see the server log"))?;
     let answer = json!({
         "restarting": target.version,
         "sealed": sealed,
