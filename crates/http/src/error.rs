@@ -87,9 +87,9 @@ impl ApiError {
             Shape::Appliance => ApplianceJson::err(self.message.clone()).to_body(),
             Shape::Api => {
                 let mut s = serde_json::to_string(&ErrorBody {
-                    error: &self.message,
+                    error: self.message.clone(),
                     status: self.status.as_u16(),
-                    field: self.field.as_deref(),
+                    field: self.field.clone(),
                 })
                 .unwrap_or_default();
                 s.push('\n');
@@ -100,16 +100,16 @@ impl ApiError {
 }
 
 /// The JSON API's error answer.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody<'a> {
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
     /// What went wrong, for a person.
-    pub error: &'a str,
+    pub error: String,
     /// The HTTP status again.
     pub status: u16,
     /// The body field at fault, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl From<wirecap_store::Error> for ApiError {

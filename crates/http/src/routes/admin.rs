@@ -19,15 +19,16 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use wirecap_appliance::api::Status;
 use wirecap_appliance::auth::{Identity, Role};
-use wirecap_appliance::{config, hostname, json, report};
+use wirecap_appliance::{config, hostname, report};
 
 use crate::body::Json;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::respond::{blocking, json_no_store as json_response};
 use crate::state::Shared;
 
@@ -63,18 +64,31 @@ pub struct ReportRequest {
     pub recipient: Option<String>,
 }
 
-fn users_json(list: Vec<(String, Role)>) -> Value {
-    Value::Array(
-        list.into_iter()
-            .map(|(name, role)| json!({"name": name, "role": role}))
-            .collect(),
-    )
+/// A user and their role.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub role: Option<Role>,
 }
 
+fn users_json(list: Vec<(String, Role)>) -> Vec<User> {
+    list.into_iter()
+        .map(|(name, role)| User {
+            name,
+            role: Some(role),
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin",
+    responses((status = 200, body = Vec<User>), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list_users(State(app): State<Shared>) -> Response {
     json_response(StatusCode::OK, &users_json(app.auth.list_users()))
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", request_body = NewUser,
+    responses((status = 201, body = User), (status = "default", body = ErrorBody)))]
 pub(crate) async fn add_user(
     State(app): State<Shared>,
     Json(v): Json<NewUser>,
@@ -96,10 +110,15 @@ pub(crate) async fn add_user(
     tracing::info!(user = %name, ?role, "user added");
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({"name": name, "role": role}),
+        &User {
+            name,
+            role: Some(role),
+        },
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "admin", params(("name" = String, Path)),
+    responses((status = 204, description = "removed"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn remove_user(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -116,6 +135,8 @@ pub(crate) async fn remove_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "admin", params(("name" = String, Path)),
+    request_body = UserChange, responses((status = 200, body = User), (status = "default", body = ErrorBody)))]
 pub(crate) async fn change_user(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
@@ -197,7 +218,10 @@ pub(crate) async fn change_user(
     tracing::info!(user = %wirecap_appliance::short(&name), by = %me.map(|m| m.user).unwrap_or_default(), "user changed");
     Ok(json_response(
         StatusCode::OK,
-        &json!({"name": name, "role": role_now}),
+        &User {
+            name,
+            role: role_now,
+        },
     ))
 }
 
@@ -210,10 +234,14 @@ fn hostname_json(app: &Shared) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/hostname", tag = "admin",
+    responses((status = 200, body = serde_json::Value, description = "`{hostname, os_hostname, apply_to_os, can_apply_to_os}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn get_hostname(State(app): State<Shared>) -> Response {
     json_response(StatusCode::OK, &hostname_json(&app))
 }
 
+#[utoipa::path(put, path = "/api/v1/hostname", tag = "admin", request_body = HostnameChange,
+    responses((status = 200, body = serde_json::Value, description = "as GET, and what was done to the OS (`os`)"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_hostname(
     State(app): State<Shared>,
     Json(v): Json<HostnameChange>,
@@ -231,6 +259,8 @@ pub(crate) async fn set_hostname(
     Ok(json_response(StatusCode::OK, &out))
 }
 
+#[utoipa::path(post, path = "/api/v1/report", tag = "admin", request_body = Option<ReportRequest>,
+    responses((status = 202, body = serde_json::Value, description = "the job"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn start_report(
     State(app): State<Shared>,
     v: Option<Json<Option<ReportRequest>>>,
@@ -242,7 +272,7 @@ pub(crate) async fn start_report(
         }
         _ => None,
     };
-    let status = json::status_json(
+    let status = Status::of(
         &app.engine,
         &app.ops,
         app.hostname(),
@@ -251,7 +281,7 @@ pub(crate) async fn start_report(
     let input = report::Input {
         dir: app.settings.data.clone(),
         hostname: app.hostname(),
-        status: Some(status),
+        status: Some(Box::new(status)),
         recipient,
         now_ns: wirecap_store::now_ns(),
     };
@@ -259,6 +289,8 @@ pub(crate) async fn start_report(
     Ok(json_response(StatusCode::ACCEPTED, &job.to_json()))
 }
 
+#[utoipa::path(get, path = "/api/v1/report/{id}", tag = "admin", params(("id" = u64, Path)),
+    responses((status = 200, body = serde_json::Value, description = "the job: state, steps, file"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn report_job(
     State(app): State<Shared>,
     Path(id): Path<String>,
@@ -273,26 +305,37 @@ pub(crate) async fn report_job(
     Ok(json_response(StatusCode::OK, &job.to_json()))
 }
 
+/// A system report on disk.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFile {
+    pub bytes: u64,
+    pub download: String,
+    pub file: String,
+    pub modified: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/reports", tag = "admin",
+    responses((status = 200, body = Vec<ReportFile>), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list_reports(State(app): State<Shared>) -> Result<Response, ApiError> {
     let dir = app.settings.data.clone();
     let list = blocking(move || Ok(report::list(&dir))).await?;
     Ok(json_response(
         StatusCode::OK,
-        &Value::Array(
-            list.into_iter()
-                .map(|(file, bytes, t)| {
-                    json!({
-                        "file": file,
-                        "bytes": bytes,
-                        "modified": wirecap_store::timefmt::rfc3339(t),
-                        "download": format!("/api/v1/reports/{file}"),
-                    })
-                })
-                .collect(),
-        ),
+        &list
+            .into_iter()
+            .map(|(file, bytes, t)| ReportFile {
+                bytes,
+                download: format!("/api/v1/reports/{file}"),
+                file,
+                modified: wirecap_store::timefmt::rfc3339(t),
+            })
+            .collect::<Vec<_>>(),
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/reports/{file}", tag = "admin", params(("file" = String, Path)),
+    responses((status = 200, description = "the archive", content_type = "application/gzip"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn download_report(
     State(app): State<Shared>,
     Path(file): Path<String>,

@@ -3,13 +3,15 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use wirecap_appliance::{config, forward, json};
+use utoipa::ToSchema;
+use wirecap_appliance::api::Link;
+use wirecap_appliance::{config, forward};
 use wirecap_store::timefmt::rfc3339;
 
 use crate::body::Json;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::respond::{blocking, json_ok};
 use crate::state::Shared;
 
@@ -24,6 +26,23 @@ pub struct StartRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct StopRequest {}
 
+/// A capture's state after start or stop.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureAnswer {
+    pub active: bool,
+    /// The name given at start.
+    pub name: Option<String>,
+    /// When it started (only in start's answer).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>)]
+    pub started: Option<Option<String>>,
+    /// The stored stream.
+    pub stream: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/capture/start", tag = "capture", request_body = StartRequest,
+    responses((status = 200, body = CaptureAnswer), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_start(
     State(app): State<Shared>,
     Json(StartRequest { name }): Json<StartRequest>,
@@ -31,16 +50,18 @@ pub(crate) async fn api_start(
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.start(&name))).await?;
     match res {
-        Ok(info) => Ok(json_ok(&json!({
-            "active": true,
-            "name": info.base,
-            "stream": info.stored,
-            "started": info.started_ns.map(rfc3339),
-        }))),
+        Ok(info) => Ok(json_ok(&CaptureAnswer {
+            active: true,
+            name: info.base,
+            started: Some(info.started_ns.map(rfc3339)),
+            stream: info.stored,
+        })),
         Err(e) => Err(ApiError::from(e)),
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/capture/stop", tag = "capture", request_body = Option<StopRequest>,
+    responses((status = 200, body = CaptureAnswer), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_stop(
     State(app): State<Shared>,
     Json(_): Json<Option<StopRequest>>,
@@ -48,15 +69,18 @@ pub(crate) async fn api_stop(
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop())).await?;
     match res {
-        Ok(info) => Ok(json_ok(&json!({
-            "active": false,
-            "name": info.base,
-            "stream": info.stored,
-        }))),
+        Ok(info) => Ok(json_ok(&CaptureAnswer {
+            active: false,
+            name: info.base,
+            started: None,
+            stream: info.stored,
+        })),
         Err(e) => Err(ApiError::from(e)),
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/interfaces", tag = "capture",
+    responses((status = 200, body = Vec<Link>), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_interfaces() -> Result<Response, ApiError> {
     let list = blocking(|| {
         wirecap_capture::link::Sysfs::default()
@@ -64,10 +88,11 @@ pub(crate) async fn api_interfaces() -> Result<Response, ApiError> {
             .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))
     })
     .await?;
-    let out: Vec<Value> = list.iter().map(json::link_json).collect();
-    Ok(json_ok(&Value::Array(out)))
+    Ok(json_ok(&list.iter().map(Link::of).collect::<Vec<_>>()))
 }
 
+#[utoipa::path(get, path = "/api/v1/config", tag = "capture",
+    responses((status = 200, body = serde_json::Value, description = "the settings the server runs with"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_config(State(app): State<Shared>) -> Response {
     let s = &app.settings;
     json_ok(&json!({
@@ -90,6 +115,8 @@ fn no_forwarder() -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/forward", tag = "capture",
+    responses((status = 200, body = serde_json::Value, description = "the inline forwarder, or `{\"enabled\": false}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_forward(State(app): State<Shared>) -> Result<Response, ApiError> {
     match app.engine.forwarder() {
         Some(f) => Ok(json_ok(&forward::forward_json(f))),
@@ -100,6 +127,9 @@ pub(crate) async fn api_forward(State(app): State<Shared>) -> Result<Response, A
 /// Changes the capture IP, the pairs or the capture mode of the running forwarder and
 /// keeps them in `wirecap.toml`. The mode is recorded with each stream, so it cannot
 /// change while a capture runs.
+#[utoipa::path(put, path = "/api/v1/forward", tag = "capture",
+    request_body(content = serde_json::Value, description = "any of `inline`, `pairs` (`A=B`…), `capture_mode`"),
+    responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_forward_put(
     State(app): State<Shared>,
     Json(v): Json<Value>,

@@ -13,6 +13,7 @@ use wirecap_appliance::schedule::{self, ScheduleConfig};
 
 use crate::body::{Json, serde_field};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::respond::{blocking, json_ok, stream_name};
 use crate::state::Shared;
 
@@ -27,6 +28,7 @@ fn now() -> jiff::Timestamp {
 // The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
 // moment): reads wait for it on a blocking thread, never on the runtime's.
 
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "operations", responses((status = 200, body = serde_json::Value, description = "`{schedules: [...], error?}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -40,6 +42,7 @@ pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError
     Ok(json_ok(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value, description = "a schedule and its next window"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn one(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -115,6 +118,7 @@ async fn write_schedules(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "operations", request_body = serde_json::Value, responses((status = 201, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn create(
     State(app): State<Shared>,
     Json(body): Json<Value>,
@@ -138,6 +142,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, json_ok(&v)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), request_body = serde_json::Value, responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn replace(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -158,6 +163,7 @@ pub(crate) async fn replace(
     Ok(json_ok(&v))
 }
 
+#[utoipa::path(delete, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), responses((status = 204, description = "removed"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn remove(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -192,6 +198,7 @@ fn retention_json(app: &Shared) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/retention", tag = "operations", responses((status = 200, body = serde_json::Value, description = "the file's settings, the effective policy and the status"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || Ok(retention_json(&a))).await?;
@@ -199,6 +206,7 @@ pub(crate) async fn retention(State(app): State<Shared>) -> Result<Response, Api
 }
 
 /// `PUT /api/v1/retention`: the keys given replace those in the file; `null` removes one.
+#[utoipa::path(put, path = "/api/v1/retention", tag = "operations", request_body = serde_json::Value, responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_retention(
     State(app): State<Shared>,
     Json(v): Json<Value>,
@@ -260,7 +268,16 @@ pub struct PinRequest {
     pub pinned: Option<bool>,
 }
 
+/// A stream's pin.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pinned {
+    pub name: String,
+    pub pinned: bool,
+}
+
 /// `PUT /api/v1/streams/{name}/pin` with `{"pinned": true|false}` (default true).
+#[utoipa::path(put, path = "/api/v1/streams/{name}/pin", tag = "operations", params(("name" = String, Path)), request_body = Option<PinRequest>, responses((status = 200, body = Pinned), (status = "default", body = ErrorBody)))]
 pub(crate) async fn pin(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -272,7 +289,7 @@ pub(crate) async fn pin(
     let n = name.clone();
     blocking(move || Ok(a.engine.store().set_pinned(&n, pinned)?)).await?;
     tracing::info!(stream = %name, pinned, "stream pin changed");
-    Ok(json_ok(&json!({"name": name, "pinned": pinned})))
+    Ok(json_ok(&Pinned { name, pinned }))
 }
 
 #[cfg(test)]

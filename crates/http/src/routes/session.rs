@@ -30,6 +30,7 @@ use wirecap_appliance::session::{COOKIE, MAX_AGE};
 
 use crate::csrf::same_origin;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::respond::json_no_store;
 use crate::state::Shared;
 
@@ -76,6 +77,7 @@ fn me(app: &Shared, identity: &Identity, csrf: &str) -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/session", tag = "session", responses((status = 200, body = SessionInfo), (status = "default", body = ErrorBody)))]
 pub(crate) async fn whoami(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match session_id(&headers).and_then(|id| app.auth.sessions.get(&id)) {
         Some((identity, csrf)) => me(&app, &identity, &csrf),
@@ -87,6 +89,7 @@ pub(crate) async fn whoami(State(app): State<Shared>, headers: HeaderMap) -> Res
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest, responses((status = 200, body = SessionInfo, description = "signed in; the cookie is set"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
     let peer = req
         .extensions()
@@ -169,6 +172,7 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
     r
 }
 
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "signed out"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
         app.auth.sessions.remove(&id);

@@ -27,14 +27,15 @@ use serde_json::{Value, json};
 use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
+use wirecap_appliance::api::Link;
 use wirecap_appliance::catalog::Catalog;
 use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
-use wirecap_appliance::json;
 use wirecap_appliance::os::disk_space;
 use wirecap_appliance::retention::RetentionStatus;
 
 use crate::body::Json;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::query::Query;
 use crate::respond::{blocking, json_no_store};
 use crate::state::Shared;
@@ -106,6 +107,7 @@ pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit:
     json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query)), responses((status = 200, body = serde_json::Value, description = "`{total, offset, limit, streams}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn streams(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -122,6 +124,7 @@ pub(crate) async fn streams(
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn stream(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -144,6 +147,7 @@ pub(crate) async fn stream(
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn views(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -162,6 +166,7 @@ pub(crate) async fn views(
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views/{view}/splits", tag = "ui", params(("name" = String, Path), ("view" = String, Path), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn splits(
     State(app): State<Shared>,
     Path((name, view)): Path<(String, String)>,
@@ -238,6 +243,7 @@ pub fn history_columns(hist: &[(u64, u64, u64, u64)], seconds: u64, now: u64) ->
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/history", tag = "ui", params(("seconds" = Option<u64>, Query)), responses((status = 200, body = serde_json::Value, description = "`{interval_s, t, bps, pps, drops}` columns"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn history(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -261,6 +267,7 @@ pub(crate) async fn history(
     )))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/system", tag = "ui", responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -328,6 +335,7 @@ fn capture_interface(app: &Shared) -> Option<String> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/interfaces", tag = "ui", responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -341,7 +349,7 @@ pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, Ap
         let rows: Vec<Value> = list
             .iter()
             .map(|l| {
-                let mut v = json::link_json(l);
+                let mut v = serde_json::to_value(Link::of(l)).unwrap_or_default();
                 v["link_up"] = json!(l.up);
                 v["capture"] = json!(current.as_deref() == Some(l.name.as_str()));
                 v
@@ -388,6 +396,7 @@ pub struct FilterCheck {
 /// The largest filter text checked.
 const MAX_FILTER: usize = 16 * 1024;
 
+#[utoipa::path(put, path = "/api/v1/ui/capture/interface", tag = "ui", request_body = InterfaceChoice, responses((status = 200, body = serde_json::Value, description = "`{message}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_interface(
     State(app): State<Shared>,
     Json(InterfaceChoice { interface: name }): Json<InterfaceChoice>,
@@ -457,6 +466,7 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/ui/streams/{name}/analysis", tag = "ui", params(("name" = String, Path)), request_body = AnalysisRequest, responses((status = 200, body = serde_json::Value, description = "protocols, talkers, ports, flows, series"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn analysis(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -498,6 +508,7 @@ pub(crate) async fn analysis(
     Ok(compact(&out))
 }
 
+#[utoipa::path(post, path = "/api/v1/ui/filter/check", tag = "ui", request_body = FilterCheck, responses((status = 200, body = serde_json::Value, description = "`{ok}` or `{ok: false, error}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn check_filter(Json(v): Json<FilterCheck>) -> Result<Response, ApiError> {
     let language = v.language.unwrap_or_else(|| "appliance".to_owned());
     let text = v.text.unwrap_or_default();

@@ -8,12 +8,12 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 use wirecap_appliance::auth::{Identity, Role};
 use wirecap_appliance::update::{DEFAULT_MAX_UPLOAD_MB, Releases};
 
 use crate::body::require_json;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::Shared;
 
 /// One upload at a time: each one holds a whole binary on disk.
@@ -29,7 +29,7 @@ fn admin(id: Option<&Identity>) -> Result<(), ApiError> {
     }
 }
 
-fn json_resp(status: StatusCode, v: &Value) -> Response {
+fn json_resp(status: StatusCode, v: &impl serde::Serialize) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -38,6 +38,7 @@ fn json_resp(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/api/v1/releases", tag = "update", responses((status = 200, body = serde_json::Value, description = "the releases installed and running"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let r = Releases::new(&app.settings.data);
     let v = tokio::task::spawn_blocking(move || r.overview())
@@ -54,6 +55,7 @@ impl Drop for UploadSlot {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/releases", tag = "update", request_body(content = Vec<u8>, content_type = "application/gzip", description = "a release archive"), responses((status = 201, body = serde_json::Value, description = "installed"), (status = 200, body = serde_json::Value, description = "already installed"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn upload(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
@@ -159,6 +161,19 @@ pub(crate) async fn upload(
     }
 }
 
+/// The answer to an activation: the server restarts into `restarting`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restarting {
+    /// How long the new release has to report healthy before it is rolled back.
+    pub health_timeout_secs: u64,
+    pub restarting: String,
+    pub retry_after_secs: u64,
+    /// The stream the restart sealed, if a capture ran.
+    pub sealed: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{version}/activate", tag = "update", params(("version" = String, Path)), responses((status = 202, body = Restarting), (status = "default", body = ErrorBody)))]
 pub(crate) async fn activate(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
@@ -182,12 +197,12 @@ pub(crate) async fn activate(
     })
     .await
     .map_err(|_| ApiError::internal("internal error; see the server log"))?;
-    let answer = json!({
-        "restarting": target.version,
-        "sealed": sealed,
-        "retry_after_secs": 2,
-        "health_timeout_secs": timeout.as_secs(),
-    });
+    let answer = Restarting {
+        health_timeout_secs: timeout.as_secs(),
+        restarting: target.version.clone(),
+        retry_after_secs: 2,
+        sealed,
+    };
     tokio::spawn(async move {
         // Let the 202 reach the client before the process image is replaced.
         tokio::time::sleep(Duration::from_millis(300)).await;
