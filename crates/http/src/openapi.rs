@@ -73,6 +73,7 @@ mod tests {
     use crate::routes::admin::User;
     use crate::routes::capture::CaptureAnswer;
     use crate::routes::streams::{Split, ViewLink};
+    use crate::routes::ui::{UiSplitPage, UiStream, UiStreamPage, UiViews};
     use crate::state::{AppState, Shared};
 
     const PW: &str = "a-long-test-password";
@@ -270,6 +271,31 @@ mod tests {
         let (_, b) = call(&app, Method::GET, &views[1].splits, None).await;
         let splits: Vec<Split> = fits(&b, "Split");
         assert!(!splits.is_empty());
+        // The UI's pages.
+        let (_, b) = call(&app, Method::GET, "/api/v1/ui/streams?limit=5", None).await;
+        let page: UiStreamPage = fits(&b, "UiStreamPage");
+        assert_eq!((page.total, page.streams[0].views.is_none()), (1, true));
+        let (_, b) = call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/ui/streams/{name}"),
+            None,
+        )
+        .await;
+        let one: UiStream = fits(&b, "UiStream");
+        assert!(one.views.is_some_and(|v| v.len() == views.len()));
+        let (_, b) = call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/ui/streams/{name}/views"),
+            None,
+        )
+        .await;
+        let _: UiViews = fits(&b, "UiViews");
+        let path = format!("/api/v1/ui/streams/{name}/views/{}/splits", views[1].view);
+        let (_, b) = call(&app, Method::GET, &path, None).await;
+        let page: UiSplitPage = fits(&b, "UiSplitPage");
+        assert_eq!(page.total, splits.len());
         let (_, b) = call(&app, Method::GET, "/api/v1/interfaces", None).await;
         let _: Vec<Link> = fits(&b, "Link");
         let (_, b) = call(&app, Method::GET, "/api/v1/users", None).await;

@@ -23,7 +23,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
@@ -47,7 +49,7 @@ pub const MAX_LIMIT: usize = 1000;
 /// The most points a chart gets.
 pub const MAX_POINTS: usize = 360;
 
-fn compact(v: &Value) -> Response {
+fn compact(v: &impl Serialize) -> Response {
     json_no_store(StatusCode::OK, v)
 }
 
@@ -70,23 +72,104 @@ fn name_of(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
-fn stream_row(s: &StreamInfo) -> Value {
+/// A stream as the UI's lists show it; one stream's page adds the `Option`s.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiStream {
+    pub bytes: u64,
+    pub created_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    pub download: String,
+    pub first_ns: Option<u64>,
+    pub last_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_type: Option<u16>,
+    pub name: String,
+    pub packets: u64,
+    pub source: String,
+    /// `open`, `sealed` or `recovered`.
+    #[schema(value_type = String)]
+    pub state: wirecap_store::StreamState,
+    /// The names of its views.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<Vec<String>>,
+}
+
+/// One page of streams.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiStreamPage {
+    pub limit: usize,
+    pub offset: usize,
+    pub streams: Vec<UiStream>,
+    /// Streams that match, on every page.
+    pub total: usize,
+}
+
+/// A view and how many splits it has.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiView {
+    pub splits: u64,
+    pub view: String,
+}
+
+/// A stream's views.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiViews {
+    pub views: Vec<UiView>,
+}
+
+/// A split as the UI lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSplit {
+    pub bytes: u64,
+    pub download: String,
+    pub index: u64,
+    pub name: String,
+    pub packets: u64,
+    pub start_ns: u64,
+    pub stop_ns: u64,
+}
+
+/// One page of splits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSplitPage {
+    pub limit: usize,
+    pub offset: usize,
+    pub splits: Vec<UiSplit>,
+    pub total: usize,
+}
+
+fn stream_row(s: &StreamInfo) -> UiStream {
     let n = &s.meta.name;
-    json!({
-        "name": n,
-        "state": s.meta.state,
-        "source": s.meta.source,
-        "created_ns": s.meta.created_ns,
-        "packets": s.packets,
-        "bytes": s.bytes,
-        "first_ns": s.first_ts,
-        "last_ns": s.last_ts,
-        "download": format!("/api/v1/streams/{n}/pcap"),
-    })
+    UiStream {
+        bytes: s.bytes,
+        created_ns: s.meta.created_ns,
+        disk_bytes: None,
+        download: format!("/api/v1/streams/{n}/pcap"),
+        first_ns: s.first_ts,
+        last_ns: s.last_ts,
+        link_type: None,
+        name: n.clone(),
+        packets: s.packets,
+        source: s.meta.source.clone(),
+        state: s.meta.state,
+        views: None,
+    }
 }
 
 /// Streams whose name contains `q` (case-insensitive), newest first, one page.
-pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit: usize) -> Value {
+pub fn page_of_streams(
+    mut list: Vec<StreamInfo>,
+    q: &str,
+    offset: usize,
+    limit: usize,
+) -> UiStreamPage {
     let q = q.to_lowercase();
     if !q.is_empty() {
         list.retain(|s| s.meta.name.to_lowercase().contains(&q));
@@ -98,16 +181,20 @@ pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit:
             .then_with(|| a.meta.name.cmp(&b.meta.name))
     });
     let total = list.len();
-    let rows: Vec<Value> = list
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(stream_row)
-        .collect();
-    json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
+    UiStreamPage {
+        limit,
+        offset: offset.min(total),
+        streams: list
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(stream_row)
+            .collect(),
+        total,
+    }
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query)), responses((status = 200, body = serde_json::Value, description = "`{total, offset, limit, streams}`"), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query)), responses((status = 200, body = UiStreamPage), (status = "default", body = ErrorBody)))]
 pub(crate) async fn streams(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -124,7 +211,7 @@ pub(crate) async fn streams(
     Ok(compact(&v))
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/streams/{name}", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = UiStream), (status = "default", body = ErrorBody)))]
 pub(crate) async fn stream(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -138,16 +225,16 @@ pub(crate) async fn stream(
             .chain(View::splits())
             .map(|v| v.to_string())
             .collect();
-        row["views"] = json!(views);
-        row["link_type"] = json!(info.meta.link_type);
-        row["disk_bytes"] = json!(info.disk_bytes);
+        row.views = Some(views);
+        row.link_type = Some(info.meta.link_type);
+        row.disk_bytes = Some(info.disk_bytes);
         Ok(row)
     })
     .await?;
     Ok(compact(&v))
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = UiViews), (status = "default", body = ErrorBody)))]
 pub(crate) async fn views(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -156,17 +243,23 @@ pub(crate) async fn views(
     let store = app.engine.store().clone();
     let v = blocking(move || {
         let r = store.open_stream(&name)?;
-        let mut views = vec![json!({"view": "single", "splits": u64::from(r.packets() > 0)})];
+        let mut views = vec![UiView {
+            splits: u64::from(r.packets() > 0),
+            view: "single".into(),
+        }];
         for v in View::splits() {
-            views.push(json!({"view": v.to_string(), "splits": r.splits(v)?.len()}));
+            views.push(UiView {
+                splits: r.splits(v)?.len() as u64,
+                view: v.to_string(),
+            });
         }
-        Ok(json!({ "views": views }))
+        Ok(UiViews { views })
     })
     .await?;
     Ok(compact(&v))
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views/{view}/splits", tag = "ui", params(("name" = String, Path), ("view" = String, Path), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views/{view}/splits", tag = "ui", params(("name" = String, Path), ("view" = String, Path), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = UiSplitPage), (status = "default", body = ErrorBody)))]
 pub(crate) async fn splits(
     State(app): State<Shared>,
     Path((name, view)): Path<(String, String)>,
@@ -179,23 +272,26 @@ pub(crate) async fn splits(
     let store = app.engine.store().clone();
     let v = blocking(move || {
         let all = store.open_stream(&name)?.splits(view)?;
-        let rows: Vec<Value> = all
+        let splits = all
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|s| {
-                json!({
-                    "index": s.index,
-                    "name": s.name,
-                    "start_ns": s.start_ts,
-                    "stop_ns": s.stop_ts,
-                    "packets": s.range.packets(),
-                    "bytes": s.range.pcap_bytes(),
-                    "download": format!("/api/v1/streams/{name}/pcap?view={view}&split={}", s.index),
-                })
+            .map(|s| UiSplit {
+                bytes: s.range.pcap_bytes(),
+                download: format!("/api/v1/streams/{name}/pcap?view={view}&split={}", s.index),
+                index: s.index,
+                name: s.name.clone(),
+                packets: s.range.packets(),
+                start_ns: s.start_ts,
+                stop_ns: s.stop_ts,
             })
             .collect();
-        Ok(json!({"total": all.len(), "offset": offset.min(all.len()), "limit": limit, "splits": rows}))
+        Ok(UiSplitPage {
+            limit,
+            offset: offset.min(all.len()),
+            splits,
+            total: all.len(),
+        })
     })
     .await?;
     Ok(compact(&v))
