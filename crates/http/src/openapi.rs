@@ -70,8 +70,8 @@ mod tests {
     use wirecap_appliance::operations::Operations;
 
     use crate::error::ErrorBody;
-    use crate::routes::admin::User;
-    use crate::routes::capture::CaptureAnswer;
+    use crate::routes::admin::{Hostname, User};
+    use crate::routes::capture::{CaptureAnswer, Config};
     use crate::routes::streams::{Split, ViewLink};
     use crate::routes::ui::{UiSplitPage, UiStream, UiStreamPage, UiViews};
     use crate::state::{AppState, Shared};
@@ -296,6 +296,12 @@ mod tests {
         let (_, b) = call(&app, Method::GET, &path, None).await;
         let page: UiSplitPage = fits(&b, "UiSplitPage");
         assert_eq!(page.total, splits.len());
+        let (_, b) = call(&app, Method::GET, "/api/v1/config", None).await;
+        let c: Config = fits(&b, "Config");
+        assert_eq!(c.data, dir.path());
+        let (_, b) = call(&app, Method::GET, "/api/v1/hostname", None).await;
+        let h: Hostname = fits(&b, "Hostname");
+        assert_eq!(h.hostname, "test-host");
         let (_, b) = call(&app, Method::GET, "/api/v1/interfaces", None).await;
         let _: Vec<Link> = fits(&b, "Link");
         let (_, b) = call(&app, Method::GET, "/api/v1/users", None).await;

@@ -20,7 +20,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use wirecap_appliance::api::Status;
@@ -225,23 +224,39 @@ pub(crate) async fn change_user(
     ))
 }
 
-fn hostname_json(app: &Shared) -> Value {
-    json!({
-        "hostname": app.hostname(),
-        "os_hostname": hostname::os_hostname(),
-        "apply_to_os": app.settings.apply_hostname_to_os,
-        "can_apply_to_os": hostname::can_set_os_hostname(),
-    })
+/// The appliance's name, the OS's, and whether one is applied to the other.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hostname {
+    /// `apply_hostname_to_os` in `wirecap.toml`.
+    pub apply_to_os: bool,
+    /// Whether this process may rename the OS (CAP_SYS_ADMIN).
+    pub can_apply_to_os: bool,
+    pub hostname: String,
+    /// What a change did to the OS (only in `PUT`'s answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    pub os_hostname: String,
+}
+
+fn hostname_json(app: &Shared) -> Hostname {
+    Hostname {
+        apply_to_os: app.settings.apply_hostname_to_os,
+        can_apply_to_os: hostname::can_set_os_hostname(),
+        hostname: app.hostname(),
+        os: None,
+        os_hostname: hostname::os_hostname(),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/hostname", tag = "admin",
-    responses((status = 200, body = serde_json::Value, description = "`{hostname, os_hostname, apply_to_os, can_apply_to_os}`"), (status = "default", body = ErrorBody)))]
+    responses((status = 200, body = Hostname), (status = "default", body = ErrorBody)))]
 pub(crate) async fn get_hostname(State(app): State<Shared>) -> Response {
     json_response(StatusCode::OK, &hostname_json(&app))
 }
 
 #[utoipa::path(put, path = "/api/v1/hostname", tag = "admin", request_body = HostnameChange,
-    responses((status = 200, body = serde_json::Value, description = "as GET, and what was done to the OS (`os`)"), (status = "default", body = ErrorBody)))]
+    responses((status = 200, body = Hostname, description = "as GET, and what was done to the OS (`os`)"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_hostname(
     State(app): State<Shared>,
     Json(v): Json<HostnameChange>,
@@ -255,7 +270,7 @@ pub(crate) async fn set_hostname(
     })
     .await?;
     let mut out = hostname_json(&app);
-    out["os"] = json!(os);
+    out.os = Some(os.to_owned());
     Ok(json_response(StatusCode::OK, &out))
 }
 

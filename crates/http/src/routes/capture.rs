@@ -92,21 +92,44 @@ pub(crate) async fn api_interfaces() -> Result<Response, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/config", tag = "capture",
-    responses((status = 200, body = serde_json::Value, description = "the settings the server runs with"), (status = "default", body = ErrorBody)))]
+    responses((status = 200, body = Config), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_config(State(app): State<Shared>) -> Response {
     let s = &app.settings;
-    json_ok(&json!({
-        "data": s.data,
-        "http": s.http,
-        "https": s.https,
-        "tls_cert": s.tls_cert,
-        "source": app.engine.describe_source(),
-        "source_reason": s.source_reason,
-        "log_level": s.log_level,
-        "hostname": app.hostname(),
-        "apply_hostname_to_os": s.apply_hostname_to_os,
-        "forward": app.engine.forwarder().map(forward::forward_json),
-    }))
+    json_ok(&Config {
+        apply_hostname_to_os: s.apply_hostname_to_os,
+        data: s.data.clone(),
+        forward: app.engine.forwarder().map(forward::forward_json),
+        hostname: app.hostname(),
+        http: s.http.clone(),
+        https: s.https.clone(),
+        log_level: s.log_level.clone(),
+        source: app.engine.describe_source(),
+        source_reason: s.source_reason.clone(),
+        tls_cert: s.tls_cert.clone(),
+    })
+}
+
+/// The settings the server runs with (the command line over `wirecap.toml`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub apply_hostname_to_os: bool,
+    /// The data directory.
+    #[schema(value_type = String)]
+    pub data: std::path::PathBuf,
+    /// The inline forwarder, as `GET /api/v1/forward` shows it.
+    #[schema(value_type = Option<Object>)]
+    pub forward: Option<Value>,
+    pub hostname: String,
+    /// Where plain HTTP listens, if it does.
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub log_level: String,
+    pub source: String,
+    /// Why this source.
+    pub source_reason: String,
+    #[schema(value_type = Option<String>)]
+    pub tls_cert: Option<std::path::PathBuf>,
 }
 
 fn no_forwarder() -> ApiError {
