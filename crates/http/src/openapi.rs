@@ -73,7 +73,7 @@ mod tests {
     use crate::routes::admin::{Hostname, User};
     use crate::routes::capture::{CaptureAnswer, Config};
     use crate::routes::streams::{Split, ViewLink};
-    use crate::routes::ui::{UiSplitPage, UiStream, UiStreamPage, UiViews};
+    use crate::routes::ui::{UiInterfaces, UiSplitPage, UiStream, UiStreamPage, UiSystem, UiViews};
     use crate::state::{AppState, Shared};
 
     const PW: &str = "a-long-test-password";
@@ -296,6 +296,12 @@ mod tests {
         let (_, b) = call(&app, Method::GET, &path, None).await;
         let page: UiSplitPage = fits(&b, "UiSplitPage");
         assert_eq!(page.total, splits.len());
+        let (_, b) = call(&app, Method::GET, "/api/v1/ui/system", None).await;
+        let sys: UiSystem = fits(&b, "UiSystem");
+        assert_eq!(sys.streams, 1);
+        let (_, b) = call(&app, Method::GET, "/api/v1/ui/interfaces", None).await;
+        let ifs: UiInterfaces = fits(&b, "UiInterfaces");
+        assert!(ifs.interfaces.iter().any(|i| i.link.name == "lo"));
         let (_, b) = call(&app, Method::GET, "/api/v1/config", None).await;
         let c: Config = fits(&b, "Config");
         assert_eq!(c.data, dir.path());

@@ -363,7 +363,66 @@ pub(crate) async fn history(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/system", tag = "ui", responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
+/// The appliance at a glance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSystem {
+    /// The data directory's file system, when it can be read.
+    pub disk: Option<Disk>,
+    pub hostname: String,
+    /// The oldest packet on disk (the retention horizon).
+    pub oldest_packet_ns: Option<u64>,
+    pub oldest_stream: Option<String>,
+    /// Retention in a sentence.
+    pub retention: String,
+    #[schema(value_type = Object)]
+    pub retention_status: Value,
+    pub source: String,
+    pub store_bytes: u64,
+    /// How many streams.
+    pub streams: usize,
+    pub uptime_s: u64,
+    pub version: String,
+}
+
+/// A file system's size.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// The interfaces and which one captures.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiInterfaces {
+    /// The interface capturing now, if the source is one.
+    pub capture_interface: Option<String>,
+    /// `[capture] interface` in `wirecap.toml` (the next start's).
+    pub configured_interface: Option<String>,
+    pub interfaces: Vec<UiInterface>,
+    pub source: String,
+}
+
+/// An interface, its counters, and whether it is the capture interface.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UiInterface {
+    pub capture: bool,
+    #[serde(flatten)]
+    pub link: Link,
+    /// `up` again, under the name the UI reads.
+    pub link_up: bool,
+}
+
+/// What a change did, for a person.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub message: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/ui/system", tag = "ui", responses((status = 200, body = UiSystem), (status = "default", body = ErrorBody)))]
 pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -373,21 +432,24 @@ pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiErr
             .filter_map(|s| s.first_ts.map(|t| (t, &s.meta.name)))
             .min();
         let store_bytes: u64 = list.iter().map(|s| s.disk_bytes).sum();
-        let disk = disk_space(a.engine.store().dir())
-            .map(|(total, free)| json!({"total_bytes": total, "free_bytes": free}));
-        Ok(json!({
-            "hostname": a.hostname(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": a.engine.uptime().as_secs(),
-            "source": a.engine.describe_source(),
-            "disk": disk,
-            "streams": list.len(),
-            "store_bytes": store_bytes,
-            "oldest_packet_ns": oldest.map(|o| o.0),
-            "oldest_stream": oldest.map(|o| o.1.clone()),
-            "retention": retention_text(&a.ops.retention.status()),
-            "retention_status": a.ops.retention.status(),
-        }))
+        let disk = disk_space(a.engine.store().dir()).map(|(total, free)| Disk {
+            free_bytes: free,
+            total_bytes: total,
+        });
+        let retention = a.ops.retention.status();
+        Ok(UiSystem {
+            disk,
+            hostname: a.hostname(),
+            oldest_packet_ns: oldest.map(|o| o.0),
+            oldest_stream: oldest.map(|o| o.1.clone()),
+            retention: retention_text(&retention),
+            retention_status: serde_json::to_value(&retention).unwrap_or_default(),
+            source: a.engine.describe_source(),
+            store_bytes,
+            streams: list.len(),
+            uptime_s: a.engine.uptime().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
     })
     .await?;
     Ok(compact(&v))
@@ -431,7 +493,7 @@ fn capture_interface(app: &Shared) -> Option<String> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/interfaces", tag = "ui", responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/interfaces", tag = "ui", responses((status = 200, body = UiInterfaces), (status = "default", body = ErrorBody)))]
 pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -442,21 +504,20 @@ pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, Ap
             .ok()
             .and_then(|c| c.capture.interface);
         let current = capture_interface(&a);
-        let rows: Vec<Value> = list
+        let interfaces = list
             .iter()
-            .map(|l| {
-                let mut v = serde_json::to_value(Link::of(l)).unwrap_or_default();
-                v["link_up"] = json!(l.up);
-                v["capture"] = json!(current.as_deref() == Some(l.name.as_str()));
-                v
+            .map(|l| UiInterface {
+                capture: current.as_deref() == Some(l.name.as_str()),
+                link: Link::of(l),
+                link_up: l.up,
             })
             .collect();
-        Ok(json!({
-            "source": a.engine.describe_source(),
-            "capture_interface": current,
-            "configured_interface": configured,
-            "interfaces": rows,
-        }))
+        Ok(UiInterfaces {
+            capture_interface: current,
+            configured_interface: configured,
+            interfaces,
+            source: a.engine.describe_source(),
+        })
     })
     .await?;
     Ok(compact(&v))
@@ -492,7 +553,7 @@ pub struct FilterCheck {
 /// The largest filter text checked.
 const MAX_FILTER: usize = 16 * 1024;
 
-#[utoipa::path(put, path = "/api/v1/ui/capture/interface", tag = "ui", request_body = InterfaceChoice, responses((status = 200, body = serde_json::Value, description = "`{message}`"), (status = "default", body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/ui/capture/interface", tag = "ui", request_body = InterfaceChoice, responses((status = 200, body = Message), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_interface(
     State(app): State<Shared>,
     Json(InterfaceChoice { interface: name }): Json<InterfaceChoice>,
@@ -519,7 +580,7 @@ pub(crate) async fn set_interface(
     })
     .await?;
     tracing::info!("capture interface set in {CONFIG_FILE}");
-    Ok(compact(&json!({"message": msg})))
+    Ok(compact(&Message { message: msg }))
 }
 
 /// Compiles `text` and reports where it is wrong: `offset` counts characters (what a
