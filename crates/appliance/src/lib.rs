@@ -7,7 +7,7 @@
 //!   ┌─────────────────────────── wirecap-appliance ───────────────────────────┐
 //!   │ engine ─► catalog, manual        operations ─► retention, scheduler     │
 //!   │ auth ◄─► session                 scheduler ─► schedule, engine          │
-//!   │ report ─► json, auth, hostname   update ─► release                      │
+//!   │ report ─► api,  auth, hostname   update ─► release                      │
 //!   │ metrics ─► manual, retention     config ─► hostname   (all ─► os)       │
 //!   └─────────────────────────────────────┬───────────────────────────────────┘
 //!                                         ▼
@@ -24,7 +24,7 @@
 //! installing, restarting into and rolling back releases ([`update`]); the metrics
 //! registry and its counters ([`metrics`]); the manual's text and JSON formats as pure
 //! functions ([`manual`]: they are the appliance's answers, whoever carries them); the
-//! JSON shapes the API and the system report share ([`json`], [`forward`]).
+//! types of the API that the system report shares ([`api`], [`forward`]).
 //!
 //! What it never does: speak HTTP (no axum, hyper, tower or `http` types: a failure is a
 //! typed error here, and `wirecap-http` maps each error type to a status in one place),
@@ -35,9 +35,11 @@
 //! or on request, e.g. a new retention rule) is a module here, configured in
 //! [`config::FileConfig`] and started by [`operations::Operations`]; its routes are then one
 //! module in `wirecap-http`'s `routes/` and its CLI a `*_cmd.rs` in `wirecap`. A new field
-//! of an API answer the report also shows goes in [`json`]; a field only the API shows goes
+//! of an API answer the report also shows goes in its type in [`api`] (the OpenAPI document
+//! follows); a field only the API shows goes
 //! in the route module that builds that answer. A new route never comes here.
 
+pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -45,7 +47,6 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod hostname;
-pub mod json;
 pub mod manual;
 pub mod metrics;
 pub mod operations;

@@ -102,7 +102,7 @@ pub struct Input {
     pub dir: PathBuf,
     pub hostname: String,
     /// The live status with its counters history (a running server), or `None` (offline).
-    pub status: Option<Value>,
+    pub status: Option<Box<crate::api::Status>>,
     pub recipient: Option<age::x25519::Recipient>,
     pub now_ns: u64,
 }
@@ -339,18 +339,14 @@ fn users(dir: &Path) -> Value {
 
 fn streams(dir: &Path) -> Value {
     match wirecap_store::Store::open(dir).and_then(|s| s.list()) {
-        Ok(list) => json!(
-            list.iter()
-                .map(crate::json::stream_json)
-                .collect::<Vec<_>>()
-        ),
+        Ok(list) => json!(list.iter().map(crate::api::Stream::of).collect::<Vec<_>>()),
         Err(e) => json!({"error": e.to_string()}),
     }
 }
 
 fn interfaces() -> Value {
     match wirecap_capture::link::Sysfs::default().list() {
-        Ok(list) => json!(list.iter().map(crate::json::link_json).collect::<Vec<_>>()),
+        Ok(list) => json!(list.iter().map(crate::api::Link::of).collect::<Vec<_>>()),
         Err(e) => json!({"error": e.to_string()}),
     }
 }
@@ -537,9 +533,12 @@ pub fn build(input: &Input, progress: &Progress) -> Result<PathBuf, ReportError>
     progress.finish();
 
     progress.start("status and counters");
-    let status = input.status.clone().unwrap_or_else(
-        || json!({"note": "made offline by `wirecap report`: no live status or counters history"}),
-    );
+    let status = match &input.status {
+        Some(s) => serde_json::to_value(s).unwrap_or_default(),
+        None => {
+            json!({"note": "made offline by `wirecap report`: no live status or counters history"})
+        }
+    };
     add("status.json", pretty(&status));
     progress.finish();
 
@@ -842,7 +841,7 @@ mod tests {
         let input = Input {
             dir: d.path().to_owned(),
             hostname: "h1".into(),
-            status: Some(json!({"x": 1})),
+            status: None,
             recipient: Some(id.to_public()),
             now_ns: 1_750_444_607_000_000_000,
         };

@@ -1,7 +1,14 @@
 //! [`ApiError`]: how a request that cannot be answered is answered, and the one mapping
 //! of each domain error to an HTTP status (`impl From<…> for ApiError`, here at the edge).
+//!
+//! A handler never picks the error's format: [`shape_errors`], one layer around the whole
+//! router, renders every [`ApiError`] in the format of the route's family (the JSON API's
+//! `{"error","status","field"?}` under `/api/`, the manual's `{"Status":false,"Str"}`
+//! elsewhere).
 
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use wirecap_appliance::auth::UserError;
@@ -20,11 +27,24 @@ pub enum Shape {
     Api,
 }
 
+impl Shape {
+    /// The format of a route's errors, by its family.
+    pub fn of_path(path: &str) -> Self {
+        if path.split('/').nth(1) == Some("api") {
+            Self::Api
+        } else {
+            Self::Appliance
+        }
+    }
+}
+
 /// A request that cannot be answered as asked: an HTTP status and a reason for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// The body field the error is about (a form points at it).
+    pub field: Option<String>,
     pub shape: Shape,
 }
 
@@ -33,7 +53,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            field: None,
             shape: Shape::Appliance,
+        }
+    }
+    /// A 400 about one field of the body.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::bad_request(message)
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -48,11 +76,40 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
     }
-    /// Renders as the JSON API's shape.
+    /// Renders as the JSON API's shape (for answers built outside the router's layer).
     pub fn api(mut self) -> Self {
         self.shape = Shape::Api;
         self
     }
+
+    fn body(&self) -> String {
+        match self.shape {
+            Shape::Appliance => ApplianceJson::err(self.message.clone()).to_body(),
+            Shape::Api => {
+                let mut s = serde_json::to_string(&ErrorBody {
+                    error: self.message.clone(),
+                    status: self.status.as_u16(),
+                    field: self.field.clone(),
+                })
+                .unwrap_or_default();
+                s.push('\n');
+                s
+            }
+        }
+    }
+}
+
+/// The JSON API's error answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The HTTP status again.
+    pub status: u16,
+    /// The body field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl From<wirecap_store::Error> for ApiError {
@@ -71,11 +128,6 @@ impl From<wirecap_store::Error> for ApiError {
         }
         Self::new(status, e.to_string())
     }
-}
-
-/// `e` as an error of the JSON API (`.map_err(api)`).
-pub(crate) fn api(e: impl Into<ApiError>) -> ApiError {
-    e.into().api()
 }
 
 /// The status of an engine error: the manual's capture answers use it too.
@@ -141,23 +193,33 @@ impl From<UpdateError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.shape {
-            Shape::Appliance => ApplianceJson::err(self.message).to_body(),
-            Shape::Api => {
-                let mut s = serde_json::json!({
-                    "error": self.message,
-                    "status": self.status.as_u16(),
-                })
-                .to_string();
-                s.push('\n');
-                s
-            }
-        };
-        (
+        let mut r = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
-            body,
+            self.body(),
         )
-            .into_response()
+            .into_response();
+        r.extensions_mut().insert(self);
+        r
+    }
+}
+
+/// The one place that sets the format of errors: re-renders every [`ApiError`] a
+/// handler, an extractor or the guard answered in the format of the route's family.
+pub(crate) async fn shape_errors(req: Request, next: Next) -> Response {
+    let shape = Shape::of_path(req.uri().path());
+    let r = next.run(req).await;
+    match r.extensions().get::<ApiError>() {
+        Some(e) if e.shape != shape => {
+            let mut e = e.clone();
+            e.shape = shape;
+            // Keeps what else the answer carried (Retry-After, cookies…).
+            let (mut parts, _) = r.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let body = axum::body::Body::from(e.body());
+            parts.extensions.insert(e);
+            Response::from_parts(parts, body)
+        }
+        _ => r,
     }
 }

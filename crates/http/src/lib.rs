@@ -12,8 +12,9 @@
 //!   (/sysmaster,   (/api/v1/       (capture,       update, meta        assets (the UI)
 //!    /plain,/pcap)  streams…)       forward…)
 //!        └──── shared: respond (responses, blocking), error (ApiError and the mapping of
-//!              every domain error), query, packets (which packets) ─► download (Range,
-//!              formats, compression), state, openapi
+//!              every domain error, formatted by family), body (JSON bodies), query,
+//!              packets (which packets) ─► download (Range, formats, compression),
+//!              state, openapi (generated from the handlers' attributes)
 //!                                                                  │
 //!                                                                  ▼
 //!                         wirecap-appliance (engine, config, users, ops, report, update…)
@@ -23,7 +24,8 @@
 //! ([`access`]: one rule for every route), the CSRF check of browser sessions ([`csrf`]),
 //! the error answers and the one mapping of each domain error to a status ([`error`]),
 //! response helpers ([`respond`]), query strings ([`query`]), which packets a download asks
-//! for ([`packets`]), streaming downloads with Range and compression ([`download`]), the OpenAPI document ([`openapi`]), the handlers
+//! for ([`packets`]), streaming downloads with Range and compression ([`download`]), JSON
+//! bodies ([`body`]), the generated OpenAPI document ([`openapi`]), the handlers
 //! one module per family ([`routes`]), the UI's embedded files (`ui/`, served by
 //! [`routes::assets`]), TLS ([`tls`]) and the listener ([`serve`]). The manual's text
 //! formats are the appliance's ([`wirecap_appliance::manual`]): they are what the
@@ -36,14 +38,23 @@
 //! request without credentials (but the UI's login page, its code and the login itself),
 //! or let a stream name from a URL reach the file system before the store validated it.
 //!
-//! Where things go: a new route is one line in [`router()`] and a handler in the
-//! `routes/` module of its family (a new family is a new module there); a route that is
-//! not a plain read or admin-only write is listed in [`access`]; its OpenAPI entry goes in
-//! [`openapi`]. A new API field goes where its answer is built: the route module, or
-//! `wirecap_appliance::json` for the shapes the system report shares. A new ops feature
-//! lives in `wirecap-appliance`; only its routes come here.
+//! Where things go: a new route is a handler in the `routes/` module of its family (a new
+//! family is a new module there) with its `#[utoipa::path]` (method, path, parameters,
+//! body, answers), and one `routes!` line in [`router::documented`]: that registers the
+//! route and its entry in the OpenAPI document at once. A route that is not a plain read
+//! or admin-only write is listed in [`access`]. A request body is a serde struct read
+//! with [`body::Json`] (never parsed by hand); an error is an [`ApiError`] (its format is
+//! the router's, by family: never chosen in a handler).
+//!
+//! A new API field: add it to the answer's type: in `wirecap_appliance::api` when the
+//! system report shows it too (a stream, an interface, the status), else in the route
+//! module that answers it; the OpenAPI document follows, and the in-process tests in
+//! [`openapi`] check that the answer still fits its schema.
+//!
+//! A new ops feature lives in `wirecap-appliance`; only its routes come here.
 
 pub mod access;
+pub mod body;
 pub mod csrf;
 pub mod download;
 pub mod error;

@@ -1,114 +1,97 @@
 //! The route table: every route of the server, in one place, behind the guard. A new route
-//! is one line here and a handler in the `routes/` module of its family.
+//! is a handler in the `routes/` module of its family with its `#[utoipa::path]` (method,
+//! path, parameters, body and answers), and one `routes!` line in [`documented`]: the
+//! OpenAPI document is generated from the same attributes.
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::error::shape_errors;
 use crate::guard::{guard, not_found, on_panic};
+use crate::openapi::ApiDoc;
 use crate::routes::{admin, assets, capture, manual, meta, ops, session, streams, ui, update};
 use crate::state::Shared;
+
+/// Every documented route: the manual's, `/metrics` and the JSON API. A handler's
+/// `#[utoipa::path]` names its method and path, and `routes!` registers it from there, so
+/// a route and its entry in the OpenAPI document are one thing and cannot drift. Handlers
+/// of one path go in one `routes!`.
+pub fn documented() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        // The manual's routes.
+        .routes(routes!(manual::sys_status))
+        .routes(routes!(manual::sys_start))
+        .routes(routes!(manual::sys_stop))
+        .routes(routes!(manual::plain_list))
+        .routes(routes!(manual::plain_view))
+        .routes(routes!(manual::plain_split))
+        .routes(routes!(manual::pcap_single))
+        .routes(routes!(manual::pcap_splittime))
+        // About the server.
+        .routes(routes!(meta::metrics))
+        .routes(routes!(meta::openapi))
+        // Streams and their downloads.
+        .routes(routes!(streams::api_status))
+        .routes(routes!(streams::api_streams))
+        .routes(routes!(streams::api_stream, streams::api_delete))
+        .routes(routes!(streams::api_views))
+        .routes(routes!(streams::api_splits))
+        .routes(routes!(streams::api_pcap))
+        // Capture control, interfaces, configuration, forwarding.
+        .routes(routes!(capture::api_start))
+        .routes(routes!(capture::api_stop))
+        .routes(routes!(capture::api_interfaces))
+        .routes(routes!(capture::api_config))
+        .routes(routes!(capture::api_forward, capture::api_forward_put))
+        // Operations: schedules, retention, pins.
+        .routes(routes!(ops::list, ops::create))
+        .routes(routes!(ops::one, ops::replace, ops::remove))
+        .routes(routes!(ops::retention, ops::set_retention))
+        .routes(routes!(ops::pin))
+        // The browser's session (`POST` is public, see `access`).
+        .routes(routes!(session::whoami, session::login, session::logout))
+        // Software update.
+        .routes(routes!(update::list, update::upload))
+        .routes(routes!(update::activate))
+        // The UI's compact JSON.
+        .routes(routes!(ui::streams))
+        .routes(routes!(ui::stream))
+        .routes(routes!(ui::views))
+        .routes(routes!(ui::splits))
+        .routes(routes!(ui::history))
+        .routes(routes!(ui::system))
+        .routes(routes!(ui::interfaces))
+        .routes(routes!(ui::set_interface))
+        .routes(routes!(ui::check_filter))
+        .routes(routes!(ui::analysis))
+        // Administration: users, the hostname, system reports.
+        .routes(routes!(admin::list_users, admin::add_user))
+        .routes(routes!(admin::remove_user, admin::change_user))
+        .routes(routes!(admin::get_hostname, admin::set_hostname))
+        .routes(routes!(admin::start_report))
+        .routes(routes!(admin::report_job))
+        .routes(routes!(admin::list_reports))
+        .routes(routes!(admin::download_report))
+}
 
 /// The whole application: every route behind the guard. Needs no listener: serve it, or
 /// call it in-process (`tower::ServiceExt::oneshot`).
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        // The manual's routes.
-        .route("/sysmaster/status", get(manual::sys_status))
-        .route("/sysmaster/capture_start", get(manual::sys_start))
-        .route("/sysmaster/capture_stop", get(manual::sys_stop))
-        .route("/plain/list", get(manual::plain_list))
-        .route("/plain/view", get(manual::plain_view))
-        .route("/plain/split", get(manual::plain_split))
-        .route("/pcap/single", get(manual::pcap_single))
-        .route("/pcap/splittime", get(manual::pcap_splittime))
+    let (documented, _) = documented().split_for_parts();
+    documented
+        // Not in the document: a page for people, and the UI's files (public, see `access`).
         .route("/en.files.html", get(manual::files_page))
-        // About the server.
-        .route("/metrics", get(meta::metrics))
-        .route("/api/v1/openapi.json", get(meta::openapi))
-        // Streams and their downloads.
-        .route("/api/v1/status", get(streams::api_status))
-        .route("/api/v1/streams", get(streams::api_streams))
-        .route(
-            "/api/v1/streams/{name}",
-            get(streams::api_stream).delete(streams::api_delete),
-        )
-        .route("/api/v1/streams/{name}/views", get(streams::api_views))
-        .route(
-            "/api/v1/streams/{name}/views/{view}/splits",
-            get(streams::api_splits),
-        )
-        .route("/api/v1/streams/{name}/pcap", get(streams::api_pcap))
-        // Capture control, interfaces, configuration, forwarding.
-        .route("/api/v1/capture/start", post(capture::api_start))
-        .route("/api/v1/capture/stop", post(capture::api_stop))
-        .route("/api/v1/interfaces", get(capture::api_interfaces))
-        .route("/api/v1/config", get(capture::api_config))
-        .route(
-            "/api/v1/forward",
-            get(capture::api_forward).put(capture::api_forward_put),
-        )
-        // Operations: schedules, retention, pins.
-        .route("/api/v1/schedules", get(ops::list).post(ops::create))
-        .route(
-            "/api/v1/schedules/{name}",
-            get(ops::one).put(ops::replace).delete(ops::remove),
-        )
-        .route(
-            "/api/v1/retention",
-            get(ops::retention).put(ops::set_retention),
-        )
-        .route("/api/v1/streams/{name}/pin", put(ops::pin))
-        // The browser's session (`POST` is public, see `access`).
-        .route(
-            "/api/v1/session",
-            get(session::whoami)
-                .post(session::login)
-                .delete(session::logout),
-        )
-        // Software update.
-        .route("/api/v1/releases", get(update::list).post(update::upload))
-        .route(
-            "/api/v1/releases/{version}/activate",
-            post(update::activate),
-        )
-        // The UI's compact JSON.
-        .route("/api/v1/ui/streams", get(ui::streams))
-        .route("/api/v1/ui/streams/{name}", get(ui::stream))
-        .route("/api/v1/ui/streams/{name}/views", get(ui::views))
-        .route(
-            "/api/v1/ui/streams/{name}/views/{view}/splits",
-            get(ui::splits),
-        )
-        .route("/api/v1/ui/history", get(ui::history))
-        .route("/api/v1/ui/system", get(ui::system))
-        .route("/api/v1/ui/interfaces", get(ui::interfaces))
-        .route("/api/v1/ui/capture/interface", put(ui::set_interface))
-        .route("/api/v1/ui/filter/check", post(ui::check_filter))
-        .route("/api/v1/ui/streams/{name}/analysis", post(ui::analysis))
-        // Administration: users, the hostname, system reports.
-        .route(
-            "/api/v1/users",
-            get(admin::list_users).post(admin::add_user),
-        )
-        .route(
-            "/api/v1/users/{name}",
-            delete(admin::remove_user).patch(admin::change_user),
-        )
-        .route(
-            "/api/v1/hostname",
-            get(admin::get_hostname).put(admin::set_hostname),
-        )
-        .route("/api/v1/report", post(admin::start_report))
-        .route("/api/v1/report/{id}", get(admin::report_job))
-        .route("/api/v1/reports", get(admin::list_reports))
-        .route("/api/v1/reports/{file}", get(admin::download_report))
-        // The UI's files (public, see `access`).
         .route("/", get(assets::index))
         .route("/index.html", get(assets::index))
         .route("/ui/{*path}", get(assets::asset))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        // Outermost: every error leaves in its family's format.
+        .layer(middleware::from_fn(shape_errors))
         .with_state(state)
 }

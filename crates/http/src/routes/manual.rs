@@ -16,12 +16,14 @@ use crate::query::Query;
 use crate::respond::{appliance_json, blocking, open, stream_name, text};
 use crate::state::Shared;
 
+#[utoipa::path(get, path = "/sysmaster/status", tag = "manual", responses((status = 200, description = "the manual's status lines", content_type = "text/plain")))]
 pub(crate) async fn sys_status(State(app): State<Shared>) -> Result<Response, ApiError> {
     let engine = app.engine.clone();
     let f = blocking(move || Ok(engine.status_figures())).await?;
     Ok(text(manual::status_text(&f)))
 }
 
+#[utoipa::path(get, path = "/sysmaster/capture_start", tag = "manual", params(("StreamName" = String, Query)), responses((status = 200, description = "`{Status, Str}`", content_type = "application/json")))]
 pub(crate) async fn sys_start(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -33,6 +35,7 @@ pub(crate) async fn sys_start(
     Ok(capture_answer(res, manual::started_message))
 }
 
+#[utoipa::path(get, path = "/sysmaster/capture_stop", tag = "manual", responses((status = 200, description = "`{Status, Str}`", content_type = "application/json")))]
 pub(crate) async fn sys_stop(State(app): State<Shared>) -> Result<Response, ApiError> {
     let engine = app.engine.clone();
     let res = blocking(move || Ok(engine.stop())).await?;
@@ -57,6 +60,7 @@ fn capture_answer(
     }
 }
 
+#[utoipa::path(get, path = "/plain/list", tag = "manual", responses((status = 200, description = "one stream a line", content_type = "text/plain")))]
 pub(crate) async fn plain_list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
     let rows = blocking(move || {
@@ -75,6 +79,7 @@ pub(crate) async fn plain_list(State(app): State<Shared>) -> Result<Response, Ap
     Ok(text(manual::list_csv(&rows)))
 }
 
+#[utoipa::path(get, path = "/plain/view", tag = "manual", params(("StreamName" = String, Query)), responses((status = 200, description = "the views of a stream", content_type = "text/plain")))]
 pub(crate) async fn plain_view(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -101,6 +106,7 @@ fn split_rows(r: &StreamReader, view: View) -> Result<Vec<SplitRow>, ApiError> {
         .collect())
 }
 
+#[utoipa::path(get, path = "/plain/split", tag = "manual", params(("StreamName" = String, Query), ("StreamView" = String, Query)), responses((status = 200, description = "the splits of a view", content_type = "text/plain")))]
 pub(crate) async fn plain_split(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -114,6 +120,7 @@ pub(crate) async fn plain_split(
     Ok(text(manual::split_csv(&name, &rows)))
 }
 
+#[utoipa::path(get, path = "/pcap/single", tag = "manual", params(("StreamName" = String, Query), ("format" = Option<String>, Query), ("compress" = Option<String>, Query), ("Filter" = Option<String>, Query, description = "the appliance's filter language"), ("FilterBPF" = Option<String>, Query, description = "tcpdump syntax")), responses((status = 200, description = "the packets as pcap (Range supported)", content_type = "application/vnd.tcpdump.pcap")))]
 pub(crate) async fn pcap_single(
     State(app): State<Shared>,
     headers: HeaderMap,
@@ -136,6 +143,7 @@ pub(crate) async fn pcap_single(
     .await
 }
 
+#[utoipa::path(get, path = "/pcap/splittime", tag = "manual", params(("StreamName" = String, Query), ("StreamView" = String, Query), ("StreamSplit" = usize, Query), ("format" = Option<String>, Query), ("compress" = Option<String>, Query), ("Filter" = Option<String>, Query, description = "the appliance's filter language"), ("FilterBPF" = Option<String>, Query, description = "tcpdump syntax")), responses((status = 200, description = "the packets as pcap (Range supported)", content_type = "application/vnd.tcpdump.pcap")))]
 pub(crate) async fn pcap_splittime(
     State(app): State<Shared>,
     headers: HeaderMap,

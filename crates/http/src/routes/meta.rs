@@ -6,9 +6,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::respond::{blocking, json_ok};
 use crate::state::Shared;
 
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
     let engine = app.engine.clone();
     let (f, n) = blocking(move || {
@@ -36,6 +38,7 @@ pub(crate) async fn metrics(State(app): State<Shared>) -> Result<Response, ApiEr
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, body = serde_json::Value, description = "this document"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn openapi() -> Response {
-    json_ok(&crate::openapi::document())
+    json_ok(crate::openapi::document())
 }

@@ -2,9 +2,8 @@
 //! user; writes need the admin role and go through [`config::update`] (atomic,
 //! validated as a load would), after which the server applies the file at once.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -12,56 +11,14 @@ use wirecap_appliance::config;
 use wirecap_appliance::retention::RetentionConfig;
 use wirecap_appliance::schedule::{self, ScheduleConfig};
 
+use crate::body::{Json, serde_field};
 use crate::error::ApiError;
-use crate::respond::{blocking, json_body, json_ok, stream_name};
+use crate::error::ErrorBody;
+use crate::respond::{blocking, json_ok, stream_name};
 use crate::state::Shared;
 
-/// Why an operations request was refused.
-#[derive(Debug)]
-pub(crate) enum Refused {
-    /// A body field is wrong: 400 naming the field, so that a form can point at it.
-    Field {
-        field: String,
-        why: String,
-    },
-    Api(ApiError),
-}
-
-impl From<ApiError> for Refused {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e.api())
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Field { field, why } => {
-                let mut s = json!({"error": why, "status": 400, "field": field}).to_string();
-                s.push('\n');
-                (
-                    StatusCode::BAD_REQUEST,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    s,
-                )
-                    .into_response()
-            }
-            Self::Api(e) => e.into_response(),
-        }
-    }
-}
-
-fn invalid(field: &str, why: impl Into<String>) -> Refused {
-    Refused::Field {
-        field: field.to_owned(),
-        why: why.into(),
-    }
-}
-
-/// The field a serde error is about (`unknown field `x``, `invalid type … for key `x``).
-fn serde_field(e: &serde_json::Error) -> String {
-    let m = e.to_string();
-    m.split('`').nth(1).unwrap_or("body").to_owned()
+fn invalid(field: &str, why: impl Into<String>) -> ApiError {
+    ApiError::field(field, why)
 }
 
 fn now() -> jiff::Timestamp {
@@ -71,6 +28,7 @@ fn now() -> jiff::Timestamp {
 // The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
 // moment): reads wait for it on a blocking thread, never on the runtime's.
 
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "operations", responses((status = 200, body = serde_json::Value, description = "`{schedules: [...], error?}`"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -80,11 +38,11 @@ pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError
         }
         Ok(v)
     })
-    .await
-    .map_err(ApiError::api)?;
+    .await?;
     Ok(json_ok(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), responses((status = 200, body = serde_json::Value, description = "a schedule and its next window"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn one(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -98,16 +56,10 @@ pub(crate) async fn one(
             .ok_or_else(|| ApiError::not_found(format!("no schedule named {name:?}")))
     })
     .await
-    .map_err(ApiError::api)
 }
 
 /// Parses and validates a schedule body against the file's default time zone.
-fn schedule_body(
-    headers: &HeaderMap,
-    body: &Bytes,
-    name: Option<&str>,
-) -> Result<ScheduleConfig, Refused> {
-    let mut v = json_body(headers, body)?;
+fn schedule_body(mut v: Value, name: Option<&str>) -> Result<ScheduleConfig, ApiError> {
     if let (Some(n), Some(obj)) = (name, v.as_object_mut()) {
         match obj.get("name") {
             None => {
@@ -123,7 +75,7 @@ fn schedule_body(
         }
     }
     let c: ScheduleConfig =
-        serde_json::from_value(v).map_err(|e| invalid(&serde_field(&e), e.to_string()))?;
+        serde_json::from_value(v).map_err(|e| invalid(&field_of(&e), e.to_string()))?;
     Ok(c)
 }
 
@@ -132,7 +84,7 @@ async fn write_schedules(
     app: &Shared,
     why: String,
     change: impl FnOnce(&mut Vec<ScheduleConfig>) -> Result<(), (StatusCode, String)> + Send + 'static,
-) -> Result<(), Refused> {
+) -> Result<(), ApiError> {
     let a = app.clone();
     let r = tokio::task::spawn_blocking(move || {
         let mut refusal = None;
@@ -161,17 +113,17 @@ async fn write_schedules(
             let (field, why) = m.split_once('\u{0}').unwrap_or(("body", &m));
             Err(invalid(field, why))
         }
-        (Err(_), Some((code, m))) => Err(ApiError::new(code, m).into()),
-        (Err(e), None) => Err(ApiError::bad_request(e).into()),
+        (Err(_), Some((code, m))) => Err(ApiError::new(code, m)),
+        (Err(e), None) => Err(ApiError::bad_request(e)),
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "operations", request_body = serde_json::Value, responses((status = 201, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn create(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Refused> {
-    let c = schedule_body(&headers, &body, None)?;
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let c = schedule_body(body, None)?;
     let name = c.name.clone();
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} added"), move |list| {
@@ -190,13 +142,13 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, json_ok(&v)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), request_body = serde_json::Value, responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn replace(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Refused> {
-    let c = schedule_body(&headers, &body, Some(&name))?;
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let c = schedule_body(body, Some(&name))?;
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} changed"), move |list| {
         match list.iter_mut().find(|s| s.name == n) {
@@ -211,10 +163,11 @@ pub(crate) async fn replace(
     Ok(json_ok(&v))
 }
 
+#[utoipa::path(delete, path = "/api/v1/schedules/{name}", tag = "operations", params(("name" = String, Path)), responses((status = 204, description = "removed"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn remove(
     State(app): State<Shared>,
     Path(name): Path<String>,
-) -> Result<Response, Refused> {
+) -> Result<Response, ApiError> {
     let n = name.clone();
     write_schedules(&app, format!("schedule {name} removed"), move |list| {
         let before = list.len();
@@ -245,21 +198,19 @@ fn retention_json(app: &Shared) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/retention", tag = "operations", responses((status = 200, body = serde_json::Value, description = "the file's settings, the effective policy and the status"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn retention(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
-    let v = blocking(move || Ok(retention_json(&a)))
-        .await
-        .map_err(ApiError::api)?;
+    let v = blocking(move || Ok(retention_json(&a))).await?;
     Ok(json_ok(&v))
 }
 
 /// `PUT /api/v1/retention`: the keys given replace those in the file; `null` removes one.
+#[utoipa::path(put, path = "/api/v1/retention", tag = "operations", request_body = serde_json::Value, responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_retention(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Refused> {
-    let v = json_body(&headers, &body)?;
+    Json(v): Json<Value>,
+) -> Result<Response, ApiError> {
     let Some(obj) = v.as_object() else {
         return Err(invalid(
             "body",
@@ -279,7 +230,7 @@ pub(crate) async fn set_retention(
                 }
             }
             let next: RetentionConfig =
-                serde_json::from_value(cur).map_err(|e| format!("{}\u{0}{e}", serde_field(&e)))?;
+                serde_json::from_value(cur).map_err(|e| format!("{}\u{0}{e}", field_of(&e)))?;
             next.validate().map_err(|e| {
                 let field = e
                     .strip_prefix("[retention] ")
@@ -305,29 +256,40 @@ pub(crate) async fn set_retention(
     }
 }
 
+/// The field a serde error is about, or the whole body.
+fn field_of(e: &serde_json::Error) -> String {
+    serde_field(e).unwrap_or_else(|| "body".to_owned())
+}
+
+/// `PUT /api/v1/streams/{name}/pin` (an empty body pins).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct PinRequest {
+    /// `false` unpins (default `true`).
+    pub pinned: Option<bool>,
+}
+
+/// A stream's pin.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pinned {
+    pub name: String,
+    pub pinned: bool,
+}
+
 /// `PUT /api/v1/streams/{name}/pin` with `{"pinned": true|false}` (default true).
+#[utoipa::path(put, path = "/api/v1/streams/{name}/pin", tag = "operations", params(("name" = String, Path)), request_body = Option<PinRequest>, responses((status = 200, body = Pinned), (status = "default", body = ErrorBody)))]
 pub(crate) async fn pin(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(body): Json<Option<PinRequest>>,
 ) -> Result<Response, ApiError> {
-    let name = stream_name(&name).map_err(ApiError::api)?;
-    let v = json_body(&headers, &body)?;
-    let pinned = match v.get("pinned") {
-        None => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::bad_request("pinned must be true or false").api());
-        }
-    };
+    let name = stream_name(&name)?;
+    let pinned = body.and_then(|b| b.pinned).unwrap_or(true);
     let a = app.clone();
     let n = name.clone();
-    blocking(move || Ok(a.engine.store().set_pinned(&n, pinned)?))
-        .await
-        .map_err(ApiError::api)?;
+    blocking(move || Ok(a.engine.store().set_pinned(&n, pinned)?)).await?;
     tracing::info!(stream = %name, pinned, "stream pin changed");
-    Ok(json_ok(&json!({"name": name, "pinned": pinned})))
+    Ok(json_ok(&Pinned { name, pinned }))
 }
 
 #[cfg(test)]

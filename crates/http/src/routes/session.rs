@@ -22,27 +22,40 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use wirecap_appliance::auth::{Credentials, Identity, credentials};
+use wirecap_appliance::auth::{Credentials, Identity, Role, credentials};
 use wirecap_appliance::session::{COOKIE, MAX_AGE};
 
 use crate::csrf::same_origin;
+use crate::error::ApiError;
+use crate::error::ErrorBody;
+use crate::respond::json_no_store;
 use crate::state::Shared;
 
-fn json(status: StatusCode, v: &serde_json::Value) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        v.to_string(),
-    )
-        .into_response()
+/// `POST /api/v1/session`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+}
+
+/// Who the browser's session is, and the token its changes carry in `X-CSRF-Token`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInfo {
+    pub csrf: String,
+    pub hostname: String,
+    pub role: Role,
+    pub user: String,
+}
+
+/// The most a login body may hold.
+const MAX_LOGIN_BODY: usize = 8192;
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    ApiError::new(status, why).api().into_response()
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
@@ -52,26 +65,31 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-fn me(app: &Shared, identity: &Identity, csrf: &str) -> serde_json::Value {
-    json!({
-        "user": identity.user,
-        "role": identity.role,
-        "csrf": csrf,
-        "hostname": app.hostname(),
-    })
+fn me(app: &Shared, identity: &Identity, csrf: &str) -> Response {
+    json_no_store(
+        StatusCode::OK,
+        &SessionInfo {
+            csrf: csrf.to_owned(),
+            hostname: app.hostname(),
+            role: identity.role,
+            user: identity.user.clone(),
+        },
+    )
 }
 
+#[utoipa::path(get, path = "/api/v1/session", tag = "session", responses((status = 200, body = SessionInfo), (status = "default", body = ErrorBody)))]
 pub(crate) async fn whoami(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match session_id(&headers).and_then(|id| app.auth.sessions.get(&id)) {
-        Some((identity, csrf)) => json(StatusCode::OK, &me(&app, &identity, &csrf)),
+        Some((identity, csrf)) => me(&app, &identity, &csrf),
         // Signed in with Basic auth, not a session: nothing to tell the UI.
-        None => json(
+        None => refuse(
             StatusCode::UNAUTHORIZED,
-            &json!({"error": "not signed in (this route is for the browser's session)"}),
+            "not signed in (this route is for the browser's session)",
         ),
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginRequest, responses((status = 200, body = SessionInfo, description = "signed in; the cookie is set"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
     let peer = req
         .extensions()
@@ -85,39 +103,32 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !same_origin(req.uri(), &headers) {
-        return json(
-            StatusCode::FORBIDDEN,
-            &json!({"error": "login from another origin refused"}),
-        );
+        return refuse(StatusCode::FORBIDDEN, "login from another origin refused");
     }
     if !ct.trim_start().starts_with("application/json") {
-        return json(
+        return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &json!({"error": "send {\"user\", \"password\"} as Content-Type: application/json"}),
+            "send {\"user\", \"password\"} as Content-Type: application/json",
         );
     }
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), 8192).await {
+    // Smaller than other bodies: anyone may send this one.
+    let body = match axum::body::to_bytes(req.into_body(), MAX_LOGIN_BODY).await {
         Ok(b) => b,
+        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let LoginRequest { user, password } = match crate::body::parse(&body) {
+        Ok(l) => l,
         Err(_) => {
-            return json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body too large"}),
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "body must be {\"user\": \"…\", \"password\": \"…\"}",
             );
         }
     };
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let (Some(user), Some(password)) = (
-        v.get("user").and_then(|x| x.as_str()),
-        v.get("password").and_then(|x| x.as_str()),
-    ) else {
-        return json(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "body must be {\"user\": \"…\", \"password\": \"…\"}"}),
-        );
-    };
+    let user = user.as_str();
     let creds = Credentials::Basic {
         user: user.to_owned(),
-        password: password.to_owned(),
+        password,
     };
     let generation = app.auth.generation();
     let identity = match app.auth.check(Some(creds), peer).await {
@@ -125,10 +136,7 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
         Err(_) => {
             app.metrics.auth_failure();
             tracing::warn!(%peer, user = %wirecap_appliance::short(user), "wrong credentials at login");
-            return json(
-                StatusCode::UNAUTHORIZED,
-                &json!({"error": "wrong user name or password"}),
-            );
+            return refuse(StatusCode::UNAUTHORIZED, "wrong user name or password");
         }
     };
     if let Some(old) = session_id(&headers) {
@@ -140,9 +148,9 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
     // catches a session opened in between.
     if app.auth.generation() != generation {
         app.auth.sessions.remove(&id);
-        return json(
+        return refuse(
             StatusCode::CONFLICT,
-            &json!({"error": "the users changed while signing in: sign in again"}),
+            "the users changed while signing in: sign in again",
         );
     }
     let https = headers
@@ -155,7 +163,7 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
         if https { "; Secure" } else { "" }
     );
     tracing::info!(%peer, user = %identity.user, "signed in");
-    let mut r = json(StatusCode::OK, &me(&app, &identity, &csrf));
+    let mut r = me(&app, &identity, &csrf);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -164,6 +172,7 @@ pub(crate) async fn login(State(app): State<Shared>, req: Request) -> Response {
     r
 }
 
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204, description = "signed out"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
         app.auth.sessions.remove(&id);

@@ -20,23 +20,26 @@
 //! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use wirecap_filter::LinkType;
 use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
 
+use wirecap_appliance::api::Link;
 use wirecap_appliance::catalog::Catalog;
 use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
-use wirecap_appliance::json;
 use wirecap_appliance::os::disk_space;
 use wirecap_appliance::retention::RetentionStatus;
 
+use crate::body::Json;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::query::Query;
-use crate::respond::{blocking_api as blocking, json_no_store, require_json};
+use crate::respond::{blocking, json_no_store};
 use crate::state::Shared;
 
 /// Rows in a page when the request does not say.
@@ -46,7 +49,7 @@ pub const MAX_LIMIT: usize = 1000;
 /// The most points a chart gets.
 pub const MAX_POINTS: usize = 360;
 
-fn compact(v: &Value) -> Response {
+fn compact(v: &impl Serialize) -> Response {
     json_no_store(StatusCode::OK, v)
 }
 
@@ -55,7 +58,7 @@ pub fn page(q: &Query) -> Result<(usize, usize), ApiError> {
     let num = |k: &str, d: usize| -> Result<usize, ApiError> {
         q.get(k).filter(|s| !s.is_empty()).map_or(Ok(d), |s| {
             s.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")).api())
+                .map_err(|_| ApiError::bad_request(format!("{k} must be a whole number")))
         })
     };
     Ok((
@@ -65,27 +68,108 @@ pub fn page(q: &Query) -> Result<(usize, usize), ApiError> {
 }
 
 fn name_of(raw: &str) -> Result<String, ApiError> {
-    validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()).api())?;
+    validate_stored_name(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(raw.to_owned())
 }
 
-fn stream_row(s: &StreamInfo) -> Value {
+/// A stream as the UI's lists show it; one stream's page adds the `Option`s.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiStream {
+    pub bytes: u64,
+    pub created_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    pub download: String,
+    pub first_ns: Option<u64>,
+    pub last_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_type: Option<u16>,
+    pub name: String,
+    pub packets: u64,
+    pub source: String,
+    /// `open`, `sealed` or `recovered`.
+    #[schema(value_type = String)]
+    pub state: wirecap_store::StreamState,
+    /// The names of its views.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub views: Option<Vec<String>>,
+}
+
+/// One page of streams.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiStreamPage {
+    pub limit: usize,
+    pub offset: usize,
+    pub streams: Vec<UiStream>,
+    /// Streams that match, on every page.
+    pub total: usize,
+}
+
+/// A view and how many splits it has.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiView {
+    pub splits: u64,
+    pub view: String,
+}
+
+/// A stream's views.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiViews {
+    pub views: Vec<UiView>,
+}
+
+/// A split as the UI lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSplit {
+    pub bytes: u64,
+    pub download: String,
+    pub index: u64,
+    pub name: String,
+    pub packets: u64,
+    pub start_ns: u64,
+    pub stop_ns: u64,
+}
+
+/// One page of splits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSplitPage {
+    pub limit: usize,
+    pub offset: usize,
+    pub splits: Vec<UiSplit>,
+    pub total: usize,
+}
+
+fn stream_row(s: &StreamInfo) -> UiStream {
     let n = &s.meta.name;
-    json!({
-        "name": n,
-        "state": s.meta.state,
-        "source": s.meta.source,
-        "created_ns": s.meta.created_ns,
-        "packets": s.packets,
-        "bytes": s.bytes,
-        "first_ns": s.first_ts,
-        "last_ns": s.last_ts,
-        "download": format!("/api/v1/streams/{n}/pcap"),
-    })
+    UiStream {
+        bytes: s.bytes,
+        created_ns: s.meta.created_ns,
+        disk_bytes: None,
+        download: format!("/api/v1/streams/{n}/pcap"),
+        first_ns: s.first_ts,
+        last_ns: s.last_ts,
+        link_type: None,
+        name: n.clone(),
+        packets: s.packets,
+        source: s.meta.source.clone(),
+        state: s.meta.state,
+        views: None,
+    }
 }
 
 /// Streams whose name contains `q` (case-insensitive), newest first, one page.
-pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit: usize) -> Value {
+pub fn page_of_streams(
+    mut list: Vec<StreamInfo>,
+    q: &str,
+    offset: usize,
+    limit: usize,
+) -> UiStreamPage {
     let q = q.to_lowercase();
     if !q.is_empty() {
         list.retain(|s| s.meta.name.to_lowercase().contains(&q));
@@ -97,20 +181,25 @@ pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit:
             .then_with(|| a.meta.name.cmp(&b.meta.name))
     });
     let total = list.len();
-    let rows: Vec<Value> = list
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(stream_row)
-        .collect();
-    json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
+    UiStreamPage {
+        limit,
+        offset: offset.min(total),
+        streams: list
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(stream_row)
+            .collect(),
+        total,
+    }
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query)), responses((status = 200, body = UiStreamPage), (status = "default", body = ErrorBody)))]
 pub(crate) async fn streams(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let (offset, limit) = page(&q)?;
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
@@ -122,6 +211,7 @@ pub(crate) async fn streams(
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = UiStream), (status = "default", body = ErrorBody)))]
 pub(crate) async fn stream(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -135,15 +225,16 @@ pub(crate) async fn stream(
             .chain(View::splits())
             .map(|v| v.to_string())
             .collect();
-        row["views"] = json!(views);
-        row["link_type"] = json!(info.meta.link_type);
-        row["disk_bytes"] = json!(info.disk_bytes);
+        row.views = Some(views);
+        row.link_type = Some(info.meta.link_type);
+        row.disk_bytes = Some(info.disk_bytes);
         Ok(row)
     })
     .await?;
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views", tag = "ui", params(("name" = String, Path)), responses((status = 200, body = UiViews), (status = "default", body = ErrorBody)))]
 pub(crate) async fn views(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -152,45 +243,55 @@ pub(crate) async fn views(
     let store = app.engine.store().clone();
     let v = blocking(move || {
         let r = store.open_stream(&name)?;
-        let mut views = vec![json!({"view": "single", "splits": u64::from(r.packets() > 0)})];
+        let mut views = vec![UiView {
+            splits: u64::from(r.packets() > 0),
+            view: "single".into(),
+        }];
         for v in View::splits() {
-            views.push(json!({"view": v.to_string(), "splits": r.splits(v)?.len()}));
+            views.push(UiView {
+                splits: r.splits(v)?.len() as u64,
+                view: v.to_string(),
+            });
         }
-        Ok(json!({ "views": views }))
+        Ok(UiViews { views })
     })
     .await?;
     Ok(compact(&v))
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/streams/{name}/views/{view}/splits", tag = "ui", params(("name" = String, Path), ("view" = String, Path), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = UiSplitPage), (status = "default", body = ErrorBody)))]
 pub(crate) async fn splits(
     State(app): State<Shared>,
     Path((name, view)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let (offset, limit) = page(&q)?;
     let name = name_of(&name)?;
-    let view = View::parse(&view).map_err(|e| ApiError::from(e).api())?;
+    let view = View::parse(&view)?;
     let store = app.engine.store().clone();
     let v = blocking(move || {
         let all = store.open_stream(&name)?.splits(view)?;
-        let rows: Vec<Value> = all
+        let splits = all
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|s| {
-                json!({
-                    "index": s.index,
-                    "name": s.name,
-                    "start_ns": s.start_ts,
-                    "stop_ns": s.stop_ts,
-                    "packets": s.range.packets(),
-                    "bytes": s.range.pcap_bytes(),
-                    "download": format!("/api/v1/streams/{name}/pcap?view={view}&split={}", s.index),
-                })
+            .map(|s| UiSplit {
+                bytes: s.range.pcap_bytes(),
+                download: format!("/api/v1/streams/{name}/pcap?view={view}&split={}", s.index),
+                index: s.index,
+                name: s.name.clone(),
+                packets: s.range.packets(),
+                start_ns: s.start_ts,
+                stop_ns: s.stop_ts,
             })
             .collect();
-        Ok(json!({"total": all.len(), "offset": offset.min(all.len()), "limit": limit, "splits": rows}))
+        Ok(UiSplitPage {
+            limit,
+            offset: offset.min(all.len()),
+            splits,
+            total: all.len(),
+        })
     })
     .await?;
     Ok(compact(&v))
@@ -238,15 +339,16 @@ pub fn history_columns(hist: &[(u64, u64, u64, u64)], seconds: u64, now: u64) ->
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/history", tag = "ui", params(("seconds" = Option<u64>, Query)), responses((status = 200, body = serde_json::Value, description = "`{interval_s, t, bps, pps, drops}` columns"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn history(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref()).map_err(ApiError::api)?;
+    let q = Query::parse(q.as_deref())?;
     let seconds = q
         .get("seconds")
         .map_or(Ok(300), str::parse::<u64>)
-        .map_err(|_| ApiError::bad_request("seconds must be a whole number").api())?;
+        .map_err(|_| ApiError::bad_request("seconds must be a whole number"))?;
     let hist: Vec<_> = app
         .engine
         .counters()
@@ -261,6 +363,66 @@ pub(crate) async fn history(
     )))
 }
 
+/// The appliance at a glance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiSystem {
+    /// The data directory's file system, when it can be read.
+    pub disk: Option<Disk>,
+    pub hostname: String,
+    /// The oldest packet on disk (the retention horizon).
+    pub oldest_packet_ns: Option<u64>,
+    pub oldest_stream: Option<String>,
+    /// Retention in a sentence.
+    pub retention: String,
+    #[schema(value_type = Object)]
+    pub retention_status: Value,
+    pub source: String,
+    pub store_bytes: u64,
+    /// How many streams.
+    pub streams: usize,
+    pub uptime_s: u64,
+    pub version: String,
+}
+
+/// A file system's size.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// The interfaces and which one captures.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiInterfaces {
+    /// The interface capturing now, if the source is one.
+    pub capture_interface: Option<String>,
+    /// `[capture] interface` in `wirecap.toml` (the next start's).
+    pub configured_interface: Option<String>,
+    pub interfaces: Vec<UiInterface>,
+    pub source: String,
+}
+
+/// An interface, its counters, and whether it is the capture interface.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UiInterface {
+    pub capture: bool,
+    #[serde(flatten)]
+    pub link: Link,
+    /// `up` again, under the name the UI reads.
+    pub link_up: bool,
+}
+
+/// What a change did, for a person.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub message: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/ui/system", tag = "ui", responses((status = 200, body = UiSystem), (status = "default", body = ErrorBody)))]
 pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -270,21 +432,24 @@ pub(crate) async fn system(State(app): State<Shared>) -> Result<Response, ApiErr
             .filter_map(|s| s.first_ts.map(|t| (t, &s.meta.name)))
             .min();
         let store_bytes: u64 = list.iter().map(|s| s.disk_bytes).sum();
-        let disk = disk_space(a.engine.store().dir())
-            .map(|(total, free)| json!({"total_bytes": total, "free_bytes": free}));
-        Ok(json!({
-            "hostname": a.hostname(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": a.engine.uptime().as_secs(),
-            "source": a.engine.describe_source(),
-            "disk": disk,
-            "streams": list.len(),
-            "store_bytes": store_bytes,
-            "oldest_packet_ns": oldest.map(|o| o.0),
-            "oldest_stream": oldest.map(|o| o.1.clone()),
-            "retention": retention_text(&a.ops.retention.status()),
-            "retention_status": a.ops.retention.status(),
-        }))
+        let disk = disk_space(a.engine.store().dir()).map(|(total, free)| Disk {
+            free_bytes: free,
+            total_bytes: total,
+        });
+        let retention = a.ops.retention.status();
+        Ok(UiSystem {
+            disk,
+            hostname: a.hostname(),
+            oldest_packet_ns: oldest.map(|o| o.0),
+            oldest_stream: oldest.map(|o| o.1.clone()),
+            retention: retention_text(&retention),
+            retention_status: serde_json::to_value(&retention).unwrap_or_default(),
+            source: a.engine.describe_source(),
+            store_bytes,
+            streams: list.len(),
+            uptime_s: a.engine.uptime().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
     })
     .await?;
     Ok(compact(&v))
@@ -328,6 +493,7 @@ fn capture_interface(app: &Shared) -> Option<String> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/ui/interfaces", tag = "ui", responses((status = 200, body = UiInterfaces), (status = "default", body = ErrorBody)))]
 pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
@@ -338,42 +504,60 @@ pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, Ap
             .ok()
             .and_then(|c| c.capture.interface);
         let current = capture_interface(&a);
-        let rows: Vec<Value> = list
+        let interfaces = list
             .iter()
-            .map(|l| {
-                let mut v = json::link_json(l);
-                v["link_up"] = json!(l.up);
-                v["capture"] = json!(current.as_deref() == Some(l.name.as_str()));
-                v
+            .map(|l| UiInterface {
+                capture: current.as_deref() == Some(l.name.as_str()),
+                link: Link::of(l),
+                link_up: l.up,
             })
             .collect();
-        Ok(json!({
-            "source": a.engine.describe_source(),
-            "capture_interface": current,
-            "configured_interface": configured,
-            "interfaces": rows,
-        }))
+        Ok(UiInterfaces {
+            capture_interface: current,
+            configured_interface: configured,
+            interfaces,
+            source: a.engine.describe_source(),
+        })
     })
     .await?;
     Ok(compact(&v))
 }
 
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    require_json(headers)?;
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")).api())
+/// `PUT /api/v1/ui/capture/interface`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct InterfaceChoice {
+    /// The interface to capture from after the next start.
+    pub interface: String,
 }
 
+/// `POST /api/v1/ui/streams/{name}/analysis`: every field optional (blank is absent).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct AnalysisRequest {
+    /// A filter in the appliance's language.
+    pub filter: Option<String>,
+    /// A filter in tcpdump syntax (ANDed with `filter`).
+    pub bpf: Option<String>,
+    /// The first time to look at (RFC 3339 or the store's forms).
+    pub start: Option<String>,
+    pub stop: Option<String>,
+}
+
+/// `POST /api/v1/ui/filter/check`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct FilterCheck {
+    /// `appliance` (the default), `bpf` or `tcpdump`.
+    pub language: Option<String>,
+    pub text: Option<String>,
+}
+
+/// The largest filter text checked.
+const MAX_FILTER: usize = 16 * 1024;
+
+#[utoipa::path(put, path = "/api/v1/ui/capture/interface", tag = "ui", request_body = InterfaceChoice, responses((status = 200, body = Message), (status = "default", body = ErrorBody)))]
 pub(crate) async fn set_interface(
     State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(InterfaceChoice { interface: name }): Json<InterfaceChoice>,
 ) -> Result<Response, ApiError> {
-    let v = json_body(&headers, &body)?;
-    let name = v
-        .get("interface")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("body must be {\"interface\": \"eth1\"}").api())?
-        .to_owned();
     let a = app.clone();
     let msg = blocking(move || {
         let known = wirecap_capture::link::Sysfs::default()
@@ -396,7 +580,7 @@ pub(crate) async fn set_interface(
     })
     .await?;
     tracing::info!("capture interface set in {CONFIG_FILE}");
-    Ok(compact(&json!({"message": msg})))
+    Ok(compact(&Message { message: msg }))
 }
 
 /// Compiles `text` and reports where it is wrong: `offset` counts characters (what a
@@ -439,28 +623,22 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/ui/streams/{name}/analysis", tag = "ui", params(("name" = String, Path)), request_body = AnalysisRequest, responses((status = 200, body = serde_json::Value, description = "protocols, talkers, ports, flows, series"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn analysis(
     State(app): State<Shared>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Json(v): Json<AnalysisRequest>,
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
-    let v = json_body(&headers, &body)?;
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(str::to_owned)
-    };
-    let (filter, bpf) = (field("filter"), field("bpf"));
-    let bound = |k: &str| -> Result<Option<u64>, ApiError> {
-        field(k)
+    let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let (filter, bpf) = (given(v.filter), given(v.bpf));
+    let bound = |k: &str, s: Option<String>| -> Result<Option<u64>, ApiError> {
+        given(s)
             .map(|s| wirecap_store::timefmt::parse_time(&s))
             .transpose()
-            .map_err(|e| ApiError::bad_request(format!("{k}: {e}")).api())
+            .map_err(|e| ApiError::field(k, format!("{k}: {e}")))
     };
-    let (start, stop) = (bound("start")?, bound("stop")?);
+    let (start, stop) = (bound("start", v.start)?, bound("stop", v.stop)?);
     let store = app.engine.store().clone();
     let out = blocking(move || {
         let started = std::time::Instant::now();
@@ -487,23 +665,16 @@ pub(crate) async fn analysis(
     Ok(compact(&out))
 }
 
-pub(crate) async fn check_filter(headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    if body.len() > 16 * 1024 {
-        return Err(
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a filter of at most 16 kB").api(),
-        );
+#[utoipa::path(post, path = "/api/v1/ui/filter/check", tag = "ui", request_body = FilterCheck, responses((status = 200, body = serde_json::Value, description = "`{ok}` or `{ok: false, error}`"), (status = "default", body = ErrorBody)))]
+pub(crate) async fn check_filter(Json(v): Json<FilterCheck>) -> Result<Response, ApiError> {
+    let language = v.language.unwrap_or_else(|| "appliance".to_owned());
+    let text = v.text.unwrap_or_default();
+    if text.len() > MAX_FILTER {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a filter of at most 16 kB",
+        ));
     }
-    let v = json_body(&headers, &body)?;
-    let language = v
-        .get("language")
-        .and_then(Value::as_str)
-        .unwrap_or("appliance")
-        .to_owned();
-    let text = v
-        .get("text")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
     let out =
         blocking(move || check(&language, &text, now_ns()).map_err(ApiError::bad_request)).await?;
     Ok(compact(&out))

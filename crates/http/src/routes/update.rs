@@ -8,12 +8,12 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 use wirecap_appliance::auth::{Identity, Role};
 use wirecap_appliance::update::{DEFAULT_MAX_UPLOAD_MB, Releases};
 
-use crate::error::{ApiError, api};
-use crate::respond::require_json;
+use crate::body::require_json;
+use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::state::Shared;
 
 /// One upload at a time: each one holds a whole binary on disk.
@@ -22,11 +22,14 @@ static UPLOADING: AtomicBool = AtomicBool::new(false);
 fn admin(id: Option<&Identity>) -> Result<(), ApiError> {
     match id {
         Some(i) if i.role == Role::Admin => Ok(()),
-        _ => Err(ApiError::new(StatusCode::FORBIDDEN, "this needs the admin role").api()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this needs the admin role",
+        )),
     }
 }
 
-fn json_resp(status: StatusCode, v: &Value) -> Response {
+fn json_resp(status: StatusCode, v: &impl serde::Serialize) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -35,11 +38,12 @@ fn json_resp(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/api/v1/releases", tag = "update", responses((status = 200, body = serde_json::Value, description = "the releases installed and running"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let r = Releases::new(&app.settings.data);
     let v = tokio::task::spawn_blocking(move || r.overview())
         .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
+        .map_err(|_| ApiError::internal("internal error; see the server log"))?;
     Ok(json_resp(StatusCode::OK, &v))
 }
 
@@ -51,6 +55,7 @@ impl Drop for UploadSlot {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/releases", tag = "update", request_body(content = Vec<u8>, content_type = "application/gzip", description = "a release archive"), responses((status = 201, body = serde_json::Value, description = "installed"), (status = 200, body = serde_json::Value, description = "already installed"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn upload(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
@@ -74,8 +79,7 @@ pub(crate) async fn upload(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the release archive as Content-Type: application/gzip",
-        )
-        .api());
+        ));
     }
     let limit = app
         .settings
@@ -96,23 +100,25 @@ pub(crate) async fn upload(
                 limit >> 20
             ),
         )
-        .api()
     };
     if announced.is_some_and(|n| n > limit) {
         return Err(too_big());
     }
     if UPLOADING.swap(true, Ordering::AcqRel) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "another upload is in progress").api());
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "another upload is in progress",
+        ));
     }
     let _slot = UploadSlot;
     let r = Releases::new(&app.settings.data);
-    r.ensure_dir().map_err(api)?;
+    r.ensure_dir().map_err(ApiError::from)?;
     let path = r
         .dir()
         .join(format!(".upload-{}.tar.gz", std::process::id()));
     let file = tokio::fs::File::create(&path)
         .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())).api())?;
+        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
     let mut file = tokio::io::BufWriter::new(file);
     let mut body = req.into_body().into_data_stream();
     let mut n = 0u64;
@@ -120,18 +126,18 @@ pub(crate) async fn upload(
         use tokio::io::AsyncWriteExt;
         while let Some(chunk) = body.next().await {
             let chunk =
-                chunk.map_err(|e| ApiError::bad_request(format!("upload cut short: {e}")).api())?;
+                chunk.map_err(|e| ApiError::bad_request(format!("upload cut short: {e}")))?;
             n += chunk.len() as u64;
             if n > limit {
                 return Err(too_big());
             }
             file.write_all(&chunk)
                 .await
-                .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())?;
+                .map_err(|e| ApiError::internal(format!("writing the upload: {e}")))?;
         }
         file.flush()
             .await
-            .map_err(|e| ApiError::internal(format!("writing the upload: {e}")).api())
+            .map_err(|e| ApiError::internal(format!("writing the upload: {e}")))
     }
     .await;
     drop(file);
@@ -141,20 +147,33 @@ pub(crate) async fn upload(
     }
     if n == 0 {
         let _ = std::fs::remove_file(&path);
-        return Err(ApiError::bad_request("empty body: send a release archive").api());
+        return Err(ApiError::bad_request("empty body: send a release archive"));
     }
     let trusted = app.settings.update.trusted_keys.clone();
     let require = app.settings.update.require_signature;
     let res = tokio::task::spawn_blocking(move || r.install(&path, &trusted, require))
         .await
-        .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
+        .map_err(|_| ApiError::internal("internal error; see the server log"))?;
     match res {
         Ok((v, true)) => Ok(json_resp(StatusCode::CREATED, &v)),
         Ok((v, false)) => Ok(json_resp(StatusCode::OK, &v)),
-        Err(e) => Err(api(e)),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 
+/// The answer to an activation: the server restarts into `restarting`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restarting {
+    /// How long the new release has to report healthy before it is rolled back.
+    pub health_timeout_secs: u64,
+    pub restarting: String,
+    pub retry_after_secs: u64,
+    /// The stream the restart sealed, if a capture ran.
+    pub sealed: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{version}/activate", tag = "update", params(("version" = String, Path)), responses((status = 202, body = Restarting), (status = "default", body = ErrorBody)))]
 pub(crate) async fn activate(
     State(app): State<Shared>,
     id: Option<axum::Extension<Identity>>,
@@ -165,7 +184,7 @@ pub(crate) async fn activate(
     require_json(&headers)?;
     let timeout = app.settings.update.health_timeout();
     let r = Releases::new(&app.settings.data);
-    let target = r.target(&version).map_err(api)?;
+    let target = r.target(&version).map_err(ApiError::from)?;
     // Seal first, so the answer can say what was sealed and the restart loses nothing.
     let engine = app.engine.clone();
     let sealed = tokio::task::spawn_blocking(move || {
@@ -177,13 +196,13 @@ pub(crate) async fn activate(
         stream
     })
     .await
-    .map_err(|_| ApiError::internal("internal error; see the server log").api())?;
-    let answer = json!({
-        "restarting": target.version,
-        "sealed": sealed,
-        "retry_after_secs": 2,
-        "health_timeout_secs": timeout.as_secs(),
-    });
+    .map_err(|_| ApiError::internal("internal error; see the server log"))?;
+    let answer = Restarting {
+        health_timeout_secs: timeout.as_secs(),
+        restarting: target.version.clone(),
+        retry_after_secs: 2,
+        sealed,
+    };
     tokio::spawn(async move {
         // Let the 202 reach the client before the process image is replaced.
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,0 +1,272 @@
+//! The API's types that the system report shares: a stream, an interface, the status.
+//! Plain serde structs that describe themselves ([`utoipa::ToSchema`], no HTTP): the HTTP
+//! crate answers them and generates its OpenAPI document from them, the report writes
+//! them, so a field added here shows in the answer, the report and the document at once.
+//! (Types only one route shows live with that route in `wirecap-http`.)
+//!
+//! Fields are declared in alphabetical order: the order these answers had when they were
+//! built as `serde_json` maps, kept so that their bytes did not change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use wirecap_store::timefmt::rfc3339;
+use wirecap_store::{StreamInfo, StreamState};
+
+use crate::engine::Engine;
+use crate::operations::Operations;
+
+/// One stream as the JSON API and the system report show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// Attributes recorded with the stream (`capture_mode`, `source`, …).
+    pub attrs: BTreeMap<String, String>,
+    /// The name given at capture start.
+    pub base_name: String,
+    /// Size of the whole stream as one pcap file.
+    pub bytes: u64,
+    /// `capture` or `forward` (the `capture_mode` attribute), when recorded.
+    pub capture_mode: Option<String>,
+    pub created: String,
+    pub created_ns: u64,
+    /// Bytes on disk (segments and index).
+    pub disk_bytes: u64,
+    pub first: Option<String>,
+    pub first_ns: Option<u64>,
+    pub last: Option<String>,
+    pub last_ns: Option<u64>,
+    /// The pcap link type.
+    pub link_type: u16,
+    pub links: StreamLinks,
+    /// The stored name (base name and time): the stream's key in every route.
+    pub name: String,
+    pub packets: u64,
+    pub snaplen: u32,
+    pub source: String,
+    /// `open`, `sealed` or `recovered`.
+    #[schema(value_type = String)]
+    pub state: StreamState,
+}
+
+/// Where a stream's download and views are.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamLinks {
+    pub pcap: String,
+    pub views: String,
+}
+
+impl Stream {
+    pub fn of(s: &StreamInfo) -> Self {
+        let n = &s.meta.name;
+        Self {
+            attrs: s.meta.attrs.clone(),
+            base_name: s.meta.base_name.clone(),
+            bytes: s.bytes,
+            capture_mode: s.meta.attrs.get("capture_mode").cloned(),
+            created: rfc3339(s.meta.created_ns),
+            created_ns: s.meta.created_ns,
+            disk_bytes: s.disk_bytes,
+            first: s.first_ts.map(rfc3339),
+            first_ns: s.first_ts,
+            last: s.last_ts.map(rfc3339),
+            last_ns: s.last_ts,
+            link_type: s.meta.link_type,
+            links: StreamLinks {
+                pcap: format!("/api/v1/streams/{n}/pcap"),
+                views: format!("/api/v1/streams/{n}/views"),
+            },
+            name: n.clone(),
+            packets: s.packets,
+            snaplen: s.meta.snaplen,
+            source: s.meta.source.clone(),
+            state: s.meta.state,
+        }
+    }
+}
+
+/// The appliance's status: the JSON API's, the report's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub bytes_captured: u64,
+    pub bytes_disk: u64,
+    pub bytes_pending: u64,
+    pub capture: CaptureState,
+    pub capture_bps: u64,
+    pub capture_bytes: u64,
+    pub capture_packets: u64,
+    pub capture_pps: u64,
+    pub drops: Drops,
+    /// The inline forwarder (as `GET /api/v1/forward` shows it), when one runs.
+    #[schema(value_type = Option<Object>)]
+    pub forward: Option<serde_json::Value>,
+    /// Per-second counters, oldest first.
+    pub history: Vec<HistoryPoint>,
+    pub hostname: String,
+    pub last_error: Option<String>,
+    pub link: LinkState,
+    pub packets_captured: u64,
+    pub packets_dropped: u64,
+    pub packets_errors: u64,
+    pub packets_pending: u64,
+    pub packets_received: u64,
+    /// Disk budget, usage and the oldest packet kept.
+    #[schema(value_type = Object)]
+    pub retention: serde_json::Value,
+    /// What the appliance captures from.
+    pub source: String,
+    pub uptime_s: u64,
+}
+
+/// The capture running now (or the last one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureState {
+    pub active: bool,
+    /// The name given at start.
+    pub name: Option<String>,
+    pub started: Option<String>,
+    pub started_ns: Option<u64>,
+    /// The stored stream's name.
+    pub stream: Option<String>,
+}
+
+/// The capture interface's link.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkState {
+    pub speed_mbps: u64,
+    pub up: bool,
+    pub uptime_s: u64,
+}
+
+/// Packets lost, by where.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drops {
+    pub kernel: u64,
+    pub malformed: u64,
+    pub queue: u64,
+    pub write: u64,
+}
+
+/// One second of counters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryPoint {
+    pub bytes: u64,
+    pub drops: u64,
+    pub packets: u64,
+    /// Start of the second, Unix seconds.
+    pub ts: u64,
+}
+
+impl Status {
+    /// The status with the last `secs` seconds of counters history. Blocking (reads the
+    /// store's size).
+    pub fn of(engine: &Engine, ops: &Operations, hostname: String, secs: usize) -> Self {
+        let secs = secs.min(wirecap_capture::counters::HISTORY_SECONDS);
+        let (f, s, info, hist) = (
+            engine.status_figures(),
+            engine.status(),
+            engine.capture_info(),
+            engine.counters().history(),
+        );
+        let history = hist
+            .iter()
+            .skip(hist.len().saturating_sub(secs))
+            .map(|h| HistoryPoint {
+                bytes: h.bytes,
+                drops: h.drops,
+                packets: h.packets,
+                ts: h.ts,
+            })
+            .collect();
+        Self {
+            bytes_captured: f.bytes_captured,
+            bytes_disk: f.bytes_disk,
+            bytes_pending: f.bytes_pending,
+            capture: CaptureState {
+                active: info.active,
+                name: info.base,
+                started: info.started_ns.map(rfc3339),
+                started_ns: info.started_ns,
+                stream: info.stored,
+            },
+            capture_bps: f.capture_bps,
+            capture_bytes: f.capture_bytes,
+            capture_packets: f.capture_packets,
+            capture_pps: f.capture_pps,
+            drops: Drops {
+                kernel: s.dropped_kernel,
+                malformed: s.dropped_malformed,
+                queue: s.dropped_queue,
+                write: s.dropped_write,
+            },
+            forward: engine.forwarder().map(crate::forward::forward_json),
+            history,
+            hostname,
+            last_error: s.last_error,
+            link: LinkState {
+                speed_mbps: f.link_speed,
+                up: f.link_up,
+                uptime_s: f.link_uptime.as_secs(),
+            },
+            packets_captured: f.packets_captured,
+            packets_dropped: f.packets_dropped,
+            packets_errors: f.packets_errors,
+            packets_pending: s.packets_pending,
+            packets_received: f.packets_received,
+            retention: serde_json::to_value(ops.retention.status()).unwrap_or_default(),
+            source: engine.describe_source(),
+            uptime_s: f.uptime.as_secs(),
+        }
+    }
+}
+
+/// One interface as the JSON API, the UI and the system report show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// The kernel driver (`None` for virtual devices).
+    pub driver: Option<String>,
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    pub name: String,
+    /// `up`, `down`, `unknown`, `lowerlayerdown`, …
+    pub operstate: String,
+    pub rx_bytes: u64,
+    pub rx_dropped: u64,
+    pub rx_errors: u64,
+    pub rx_missed_errors: u64,
+    pub rx_packets: u64,
+    pub speed_mbps: Option<u32>,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub up: bool,
+}
+
+impl Link {
+    pub fn of(l: &wirecap_capture::link::LinkInfo) -> Self {
+        let c = &l.counters;
+        Self {
+            driver: l.driver.clone(),
+            mac: l.mac.clone(),
+            mtu: l.mtu,
+            name: l.name.clone(),
+            operstate: l.operstate.clone(),
+            rx_bytes: c.rx_bytes,
+            rx_dropped: c.rx_dropped,
+            rx_errors: c.rx_errors,
+            rx_missed_errors: c.rx_missed_errors,
+            rx_packets: c.rx_packets,
+            speed_mbps: l.speed_mbps,
+            tx_bytes: c.tx_bytes,
+            tx_packets: c.tx_packets,
+            up: l.up,
+        }
+    }
+}
