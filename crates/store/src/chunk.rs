@@ -172,7 +172,7 @@ impl Chunk {
 
     /// CRC32C of the records (computed now, over the whole body).
     pub fn crc(&self) -> u32 {
-        crc32c::crc32c(self.body())
+        crc32c_bulk(self.body())
     }
 
     /// Fills in the header, CRC included, and returns the bytes to write (header + body,
@@ -198,6 +198,13 @@ impl Chunk {
     pub(crate) fn unpad(&mut self, body_len: usize) {
         self.buf.truncate(self.start + CHUNK_HEADER_LEN + body_len);
     }
+}
+
+/// CRC32C of a large buffer (a chunk body) by carry-less multiply folding: on the capture
+/// box (AVX-512 VPCLMULQDQ) about 2x the `crc32c` crate's speed over 1 MiB. The same
+/// checksum as `crc32c::crc32c`, which readers use to check what was written.
+pub fn crc32c_bulk(data: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
 }
 
 /// The header in front of every chunk body in a segment file.
@@ -254,6 +261,17 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The writer's checksum is the readers' checksum, whatever the length and
+        /// alignment.
+        #[test]
+        fn bulk_crc_equals_crc32c(
+            data in proptest::collection::vec(any::<u8>(), 0..20_000),
+            skip in 0usize..64,
+        ) {
+            let d = &data[skip.min(data.len())..];
+            prop_assert_eq!(crc32c_bulk(d), crc32c::crc32c(d));
+        }
+
         /// Indexing from what the pushes noted equals indexing by walking the records, over
         /// random packets cut into random chunks (chunks finished, unpadded and reused as
         /// the writer does): same entries per chunk, same time and size marks, same totals.
