@@ -17,7 +17,8 @@
 # Environment: TOOLS="wirecap tcpdump netsniff-ng stenotype", SIZES="64 1500",
 #   WIRECAP_BIN=path (a prebuilt `capture` example instead of building this tree),
 #   WIRECAP_ARGS="…" (extra flags for it), TABLE=file (also write the final table there),
-#   TIMEOUT=seconds (longest a generator run may last, default 60), SETTLE=seconds
+#   RATE=… (a fixed generator rate in trafgen's units, e.g. 600000pps; default: as fast as
+#   it can), TIMEOUT=seconds (longest a generator run may last, default 60), SETTLE=seconds
 #   (wait between the end of the traffic and stopping the tool, default 5), KEEP=1 (leave the
 #   tools' outputs in /var/tmp/wirecap-bench.* for inspection).
 set -euo pipefail
@@ -140,7 +141,7 @@ run_one() { # tool size
   local rx0; rx0=$(rx_packets)
   local t0; t0=$(date +%s.%N)
   ip netns exec "$GEN" timeout -s INT "$TIMEOUT" taskset -c 0 \
-    trafgen --dev gva --conf "$WORK/$size.cfg" -P 1 -n "$count" --no-sock-mem -C > "$out/trafgen" 2>&1 || true
+    trafgen --dev gva --conf "$WORK/$size.cfg" -P 1 -n "$count" --no-sock-mem -C ${RATE:+-b "$RATE"} > "$out/trafgen" 2>&1 || true
   local t1; t1=$(date +%s.%N)
   # Time for a tool that lags the disk to catch up before it is stopped (stenotype
   # discards what is still in its ring at SIGINT; wirecap and tcpdump write it out).
@@ -175,10 +176,13 @@ run_one() { # tool size
   captured=${captured:-0}
   cpu=$(tail -1 "$timef" 2>/dev/null | awk '{printf "%.2f", $1 + $2}')
   cpu=${cpu:-0}
+  local usr sys
+  usr=$(tail -1 "$timef" 2>/dev/null | awk '{printf "%.2f", $1}'); usr=${usr:-0}
+  sys=$(tail -1 "$timef" 2>/dev/null | awk '{printf "%.2f", $2}'); sys=${sys:-0}
   local dropped=$(( offered > captured ? offered - captured : 0 ))
   local per_m; per_m=$(python3 -c "print(f'{$cpu / max($offered,1) * 1e6:.2f}')")
   local rate; rate=$(python3 -c "print(f'{$offered / max($t1 - $t0, 1e-3) / 1e3:.0f}')")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" "$rate" "$load" | tee -a "$RESULTS" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$size" "$offered" "$captured" "$dropped" "$cpu" "$per_m" "$rate" "$load" "$usr" "$sys" | tee -a "$RESULTS" >&2
 }
 
 for size in $SIZES; do
@@ -186,12 +190,12 @@ for size in $SIZES; do
 done
 
 table() {
-  echo "trafgen: $N64 x 64-byte and $N1500 x 1500-byte frames per tool, top speed, CPU 0; tools on CPU 1"
+  echo "trafgen: $N64 x 64-byte and $N1500 x 1500-byte frames per tool, ${RATE:-top speed}, CPU 0; tools on CPU 1"
   echo "(load1: the machine's 1-minute load average when the tool started; other work on a"
   echo " shared box takes CPU from the generator and the tools alike)"
-  printf '%-12s %6s %12s %12s %12s %8s %11s %9s %6s\n' tool frame offered captured dropped cpu_s cpu_s/Mpkt kpps_sent load1
-  while IFS=$'\t' read -r t s o c d cpu pm r l; do
-    printf '%-12s %6s %12s %12s %12s %8s %11s %9s %6s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$pm" "$r" "$l"
+  printf '%-12s %6s %12s %12s %12s %8s %7s %7s %11s %9s %6s\n' tool frame offered captured dropped cpu_s user_s sys_s cpu_s/Mpkt kpps_sent load1
+  while IFS=$'\t' read -r t s o c d cpu pm r l u y; do
+    printf '%-12s %6s %12s %12s %12s %8s %7s %7s %11s %9s %6s\n' "$t" "$s" "$o" "$c" "$d" "$cpu" "$u" "$y" "$pm" "$r" "$l"
   done < "$RESULTS"
   if [ -s "$DROPS" ]; then
     echo

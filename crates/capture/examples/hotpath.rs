@@ -1,26 +1,54 @@
 //! The capture thread's per-packet work, without a socket: walks TPACKET_V3 blocks built
 //! in memory (as the kernel lays them out) and copies every frame into store chunks, the
-//! way a capture thread does. `hotpath [FRAME_LEN] [MILLION_PACKETS]` prints ns/packet.
-//! Run under `valgrind --tool=callgrind` for instruction counts that a shared box does not
-//! blur.
+//! way a capture thread does.
+//!
+//! `hotpath [FRAME_LEN] [MILLION_PACKETS] [--store DIR] [--summaries]` prints ns/packet.
+//! With `--store`, every full chunk is also written by the pipeline's writer-side code (a
+//! [`StoreSink`]: indexing, checksum, O_DIRECT write into a new stream under DIR), and with
+//! `--summaries` the filter summaries are computed too, so the figure is the whole
+//! per-packet user-space cost of a capture on one core. Run under
+//! `valgrind --tool=callgrind` for instruction counts that a shared box does not blur.
 
 use std::time::Instant;
+use wirecap_capture::Sink;
 use wirecap_capture::chunk::ChunkBuf;
 use wirecap_capture::frame::Frame;
 use wirecap_capture::ring::block::BlockIter;
 use wirecap_capture::ring::block::build::{TestPacket, block};
+use wirecap_capture::store_sink::{SinkOptions, StoreSink};
 
 fn main() {
-    let a: Vec<String> = std::env::args().collect();
-    let len: usize = a.get(1).and_then(|s| s.parse().ok()).unwrap_or(60);
-    let millions: f64 = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let all: Vec<String> = std::env::args().collect();
+    let mut pos = Vec::new();
+    let (mut store_dir, mut summaries) = (None, false);
+    let mut it = all.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--store" => store_dir = it.next().cloned(),
+            "--summaries" => summaries = true,
+            _ => pos.push(a.clone()),
+        }
+    }
+    let len: usize = pos.first().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let millions: f64 = pos.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let mut sink = store_dir.map(|d| {
+        let store = wirecap_store::Store::open(&d).expect("open store");
+        let opts = SinkOptions {
+            direct_io: true,
+            summarizer: summaries.then(|| {
+                wirecap_capture::Summarizer(std::sync::Arc::new(wirecap_query::FilterSummarizer))
+            }),
+            ..SinkOptions::default()
+        };
+        StoreSink::create_with(&store, "hotpath", 1, 262_144, "hotpath", &opts).expect("stream")
+    });
     let per_block = (1 << 20) / (len + 96);
     let pkts: Vec<TestPacket> = (0..per_block)
         .map(|i| TestPacket {
             sec: 1_700_000_000,
             nsec: i as u32 * 100,
             len: len as u32,
-            data: vec![0x5a; len],
+            data: (0..len).map(|j| (i * 7 + j) as u8).collect(),
             vlan: None,
         })
         .collect();
@@ -38,10 +66,16 @@ fn main() {
     while packets < total {
         let mut on_frame = |f: &Frame<'_>| {
             if !chunks[cur].fits(f.data.len()) {
-                // What the pipeline does: swap in a fresh chunk, queue the full one.
+                // What the pipeline does: swap in a fresh chunk, queue the full one (here:
+                // write it at once, as the writer thread would).
                 sent += u64::from(chunks[cur].packets());
+                if let Some(s) = sink.as_mut() {
+                    s.write_chunk(&mut chunks[cur]).expect("write chunk");
+                }
+                let floor = chunks[cur].floor();
                 cur ^= 1;
                 chunks[cur].clear();
+                chunks[cur].set_floor(floor);
             }
             let chunk = &mut chunks[cur];
             if chunk.is_empty() {
@@ -58,6 +92,9 @@ fn main() {
         }
     }
     let dt = t.elapsed();
+    if let Some(s) = sink {
+        Box::new(s).seal().expect("seal");
+    }
     println!(
         "{len}-byte frames: {:.1} ns/packet ({packets} packets, {bytes} bytes, {sent} in full chunks, {:?} since)",
         dt.as_nanos() as f64 / packets as f64,

@@ -339,13 +339,16 @@ impl Reader {
     /// An empty chunk: a spare, one the writer gave back, or (until enough are in
     /// circulation) a new one.
     fn fresh(&self, floor: u64) -> ChunkBuf {
-        let mut c = match self.spare.borrow_mut().pop() {
-            Some(c) => c,
-            None => self.returned.try_recv().unwrap_or_else(|_| {
-                self.counters.chunks_allocated.fetch_add(1, Relaxed);
-                ChunkBuf::with_capacity(self.config.chunk_bytes)
-            }),
-        };
+        // Reuse the chunk the writer finished last (last in, first out): it is the one most
+        // likely still in cache, and after a burst that filled the queue the working set
+        // shrinks back to a few chunks instead of cycling through all of them.
+        let mut spare = self.spare.borrow_mut();
+        spare.extend(self.returned.try_iter());
+        let mut c = spare.pop().unwrap_or_else(|| {
+            self.counters.chunks_allocated.fetch_add(1, Relaxed);
+            ChunkBuf::with_capacity(self.config.chunk_bytes)
+        });
+        drop(spare);
         c.clear();
         c.set_floor(floor);
         c

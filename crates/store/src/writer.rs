@@ -449,10 +449,16 @@ impl StreamWriter {
         let at = self.seg_len;
         let align = self.meta.align();
         let padded = align_up(total, align);
-        let saved = self.observe_body(chunk.body());
+        // Indexed from what the pushes noted, not by walking the records again.
+        let saved = self.observe(
+            chunk
+                .index_entries()
+                .iter()
+                .map(|e| (e.ts_ns, u64::from(e.rec_len))),
+        );
         let body_len = chunk.len_bytes();
-        let written = if self.direct {
-            let (bytes, _) = chunk.finish(align as usize);
+        let (crc, written) = if self.direct {
+            let (bytes, crc) = chunk.finish(align as usize);
             let r = if (bytes.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) {
                 self.seg.write_all_at(bytes, at)
             } else {
@@ -468,10 +474,10 @@ impl StreamWriter {
                 self.seg.write_all_at(buf, at)
             };
             chunk.unpad(body_len);
-            r
+            (crc, r)
         } else {
             // Buffered: the padding (if any) stays a hole until the next chunk.
-            let (bytes, _) = chunk.finish(1);
+            let (bytes, crc) = chunk.finish(1);
             let r = self.seg.write_all_at(bytes, at);
             // Start writeback of what was just written without waiting for it, so that
             // a later fdatasync (seal, sync interval) has little left to do and dirty
@@ -479,9 +485,8 @@ impl StreamWriter {
             if r.is_ok() {
                 start_writeback(&self.seg, at, bytes.len() as u64);
             }
-            r
+            (crc, r)
         };
-        let crc = chunk.crc();
         if let Err(e) = written {
             self.indexer = saved;
             let _ = self.seg.set_len(at);
@@ -512,15 +517,20 @@ impl StreamWriter {
         self.maybe_sync()
     }
 
-    /// Runs the indexer over a chunk body, leaving its marks in `self.marks`; returns the
-    /// indexer as it was before, for rollback.
-    fn observe_body(&mut self, body: &[u8]) -> Indexer {
+    /// Runs the indexer over a chunk's records given as `(ts_ns, record length)`, leaving
+    /// its marks in `self.marks`; returns the indexer as it was before, for rollback.
+    fn observe(&mut self, records: impl Iterator<Item = (u64, u64)>) -> Indexer {
         let saved = self.indexer.clone();
         self.marks.clear();
-        for (ts, len) in record_lengths(body) {
+        for (ts, len) in records {
             self.indexer.observe(ts, len, &mut self.marks);
         }
         saved
+    }
+
+    /// [`observe`](Self::observe) over a body read back from disk (recovery).
+    fn observe_body(&mut self, body: &[u8]) -> Indexer {
+        self.observe(record_lengths(body))
     }
 
     /// Appends the observed marks and the chunk's record. On error the index files are
