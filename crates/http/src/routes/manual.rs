@@ -131,6 +131,7 @@ pub(crate) async fn pcap_single(
             compress: q.get("compress"),
             filter: q.get("Filter"),
             bpf: q.get("FilterBPF"),
+            names: ("Filter", "FilterBPF"),
         },
     )
     .await
@@ -154,6 +155,7 @@ pub(crate) async fn pcap_splittime(
             compress: q.get("compress"),
             filter: q.get("Filter"),
             bpf: q.get("FilterBPF"),
+            names: ("Filter", "FilterBPF"),
         },
     )
     .await

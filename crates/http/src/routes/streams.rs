@@ -139,6 +139,7 @@ pub(crate) async fn api_pcap(
             compress: q.get("compress"),
             filter: q.get("filter"),
             bpf: q.get("bpf"),
+            names: ("filter", "bpf"),
         },
     )
     .await

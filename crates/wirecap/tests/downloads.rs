@@ -1,0 +1,282 @@
+//! HTTP downloads go through the one export (`wirecap_query::Export`): `Filter` and
+//! `FilterBPF` together mean both (issue 11), a filtered download says what it holds
+//! and is named apart (issue 14, item 9), and a damaged stream is never served as a
+//! complete-looking file (issue 17, item 5). tcpdump is the oracle.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+mod support;
+use support::serve::{PW, Serve, wirecap_at};
+use support::{have, ok};
+
+/// One curl run: status, headers, body and whether curl saw a complete transfer.
+struct Got {
+    code: u16,
+    headers: String,
+    body: Vec<u8>,
+    complete: bool,
+    stderr: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn get(s: &Serve, path: &str, extra: &[&str]) -> Got {
+    let dir = s.data().parent().expect("data has a parent").to_path_buf();
+    let (h, b) = (dir.join("curl.headers"), dir.join("curl.body"));
+    let _ = std::fs::remove_file(&h);
+    let _ = std::fs::remove_file(&b);
+    let o = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "60", "-u", &format!("admin:{PW}")])
+        .arg("-o")
+        .arg(&b)
+        .arg("-D")
+        .arg(&h)
+        .args(["-w", "%{http_code}"])
+        .args(extra)
+        .arg(s.url(path))
+        .output()
+        .expect("run curl");
+    Got {
+        code: String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0),
+        headers: std::fs::read_to_string(&h).unwrap_or_default(),
+        body: std::fs::read(&b).unwrap_or_default(),
+        complete: o.status.success(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// tcpdump's text for a capture file.
+fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
+    let mut c = Command::new("tcpdump")
+        .args(["-r", "-", "-nn", "-S", "-tt", "--time-stamp-precision=nano"])
+        .args(filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tcpdump");
+    let mut stdin = c.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let o = c.wait_with_output().expect("tcpdump output");
+    let _ = w.join();
+    assert!(
+        o.status.success(),
+        "tcpdump failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A generated capture imported as stream `name`: (the capture file, the stored name).
+fn imported(dir: &Path, name: &str, secs: u32, pps: u32) -> (PathBuf, String) {
+    let src = dir.join(format!("{name}.pcap"));
+    ok(&Command::new(support::serve::BIN)
+        .args(["generate", "--seconds", &secs.to_string()])
+        .args(["--pps", &pps.to_string(), "-o"])
+        .arg(&src)
+        .output()
+        .expect("generate"));
+    let data = dir.join("data");
+    let stored = ok(&wirecap_at(
+        &data,
+        &["import", "-q", "--name", name, src.to_str().expect("utf8")],
+    ));
+    (src, stored.trim().to_owned())
+}
+
+fn tools() -> bool {
+    if !have("tcpdump") || !have("curl") {
+        eprintln!("skipped: tcpdump and curl are needed");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn filter_and_filter_bpf_together_mean_both() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let (src, name) = imported(t.path(), "office", 3, 3000);
+    let s = Serve::start(&t.path().join("data"), &[]);
+    let original = std::fs::read(&src).expect("capture");
+    let dl = |q: &str| {
+        let g = get(&s, &format!("/pcap/single?StreamName={name}{q}"), &[]);
+        assert_eq!(g.code, 200, "{q}: {}\n{}", g.text(), s.log());
+        assert!(g.complete, "{q}: {}", g.stderr);
+        g
+    };
+    let all = dl("");
+    let udp = dl("&Filter=ipv4.proto%20%3D%3D%20udp");
+    let dns = dl("&FilterBPF=port%2053");
+    let both = dl("&Filter=ipv4.proto%20%3D%3D%20udp&FilterBPF=port%2053");
+
+    // Each alone agrees with tcpdump; together they are exactly the packets of both.
+    assert_eq!(
+        tcpdump(&udp.body, &[]),
+        tcpdump(&original, &["(ip and udp) or (vlan and ip and udp)"])
+    );
+    assert_eq!(tcpdump(&dns.body, &[]), tcpdump(&original, &["port 53"]));
+    let dns_lines: std::collections::HashSet<String> =
+        tcpdump(&dns.body, &[]).lines().map(str::to_owned).collect();
+    let want: Vec<String> = tcpdump(&udp.body, &[])
+        .lines()
+        .filter(|l| dns_lines.contains(*l))
+        .map(str::to_owned)
+        .collect();
+    let got: Vec<String> = tcpdump(&both.body, &[])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!want.is_empty(), "the generated traffic holds UDP port 53");
+    assert!(want.len() < dns_lines.len(), "port 53 is not only UDP here");
+    assert_eq!(got, want, "Filter + FilterBPF is not their AND");
+    assert_eq!(
+        got.join("\n") + "\n",
+        tcpdump(&original, &["ip and udp and port 53"])
+    );
+    // The JSON API's download means the same.
+    let api = get(
+        &s,
+        &format!("/api/v1/streams/{name}/pcap?filter=ipv4.proto%20%3D%3D%20udp&bpf=port%2053"),
+        &[],
+    );
+    assert_eq!(api.code, 200, "{}", api.text());
+    assert_eq!(api.body, both.body);
+
+    // Item 9: the unfiltered download counts its packets; filtered ones leave the count
+    // out (it is known only after the body) and are named apart, per filter.
+    assert_eq!(
+        all.header("x-wirecap-packets"),
+        Some(tcpdump(&original, &[]).lines().count().to_string())
+    );
+    for g in [&udp, &dns, &both] {
+        assert_eq!(g.header("x-wirecap-packets"), None, "{}", g.headers);
+    }
+    let names: Vec<String> = [&all, &udp, &dns, &both]
+        .iter()
+        .map(|g| g.header("content-disposition").expect("disposition"))
+        .collect();
+    assert_eq!(names[0], format!("attachment; filename=\"{name}.pcap\""));
+    for n in &names[1..] {
+        assert!(n.contains(&format!("{name}_filtered_")), "{n}");
+        assert!(n.ends_with(".pcap\""), "{n}");
+    }
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), 4, "{names:?}");
+    // The same filter twice: the same name.
+    assert_eq!(
+        dl("&FilterBPF=port%2053").header("content-disposition"),
+        dns.header("content-disposition")
+    );
+
+    // A bad filter still names the parameter.
+    let bad = get(
+        &s,
+        &format!("/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp&FilterBPF=udp%20and%20("),
+        &[],
+    );
+    assert_eq!(bad.code, 400);
+    assert!(bad.text().contains("FilterBPF"), "{}", bad.text());
+}
+
+#[test]
+fn a_damaged_stream_is_never_served_as_a_complete_file() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let (_, late) = imported(t.path(), "late", 4, 5000);
+    let (_, early) = imported(t.path(), "early", 2, 2000);
+    let data = t.path().join("data");
+    let zero = |name: &str, at: u64| {
+        let seg = data.join("streams").join(name).join("seg-00000000.wcs");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("segment");
+        assert!(f.metadata().expect("len").len() > at + 4096);
+        f.write_all_at(&[0u8; 4096], at).expect("zero 4 KiB");
+    };
+    // Damage deep in one stream (found after the headers went out), at the very
+    // start of the other (found before).
+    zero(&late, 3 << 20);
+    zero(&early, 0);
+    let s = Serve::start(&data, &[]);
+
+    for q in [
+        "",
+        "&compress=gzip",
+        "&format=pcapng",
+        "&FilterBPF=tcp",
+        "&Filter=frame.size%20%3E%20100",
+    ] {
+        let g = get(&s, &format!("/pcap/single?StreamName={late}{q}"), &[]);
+        assert!(
+            !(g.code == 200 && g.complete),
+            "{q}: a 200 with a complete body from a damaged stream ({} bytes)",
+            g.body.len()
+        );
+        if q.is_empty() {
+            // Found after the headers: 200, then a cut the client sees.
+            assert_eq!(g.code, 200, "{}", g.text());
+            assert!(!g.complete);
+        }
+        if g.code == 200 {
+            if let Some(len) = g.header("content-length") {
+                assert!(g.body.len() < len.parse::<usize>().expect("length"));
+            }
+        } else {
+            assert_eq!(g.code, 500, "{q}: {}", g.text());
+            assert!(g.text().contains("damaged"), "{q}: {}", g.text());
+        }
+    }
+    // A Range before the damage is still served whole.
+    let head = get(
+        &s,
+        &format!("/pcap/single?StreamName={late}"),
+        &["-r", "0-99999"],
+    );
+    assert_eq!(head.code, 206);
+    assert!(head.complete, "{}", head.stderr);
+    assert_eq!(head.body.len(), 100_000);
+
+    for (path, api) in [
+        (format!("/pcap/single?StreamName={early}"), false),
+        (format!("/pcap/single?StreamName={early}&FilterBPF=udp"), false),
+        (format!("/api/v1/streams/{early}/pcap"), true),
+    ] {
+        let g = get(&s, &path, &[]);
+        assert_eq!(g.code, 500, "{path}: {}", g.text());
+        let text = g.text();
+        assert!(
+            text.contains("is damaged") && text.contains("wirecap verify"),
+            "{path}: {text}"
+        );
+        assert!(
+            text.starts_with(if api { "{\"error\"" } else { "{\"Status\":false" }),
+            "{path}: {text}"
+        );
+    }
+    let log = s.log();
+    assert!(log.contains("damaged"), "{log}");
+}
