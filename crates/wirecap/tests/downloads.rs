@@ -52,7 +52,10 @@ fn get(s: &Serve, path: &str, extra: &[&str]) -> Got {
         .output()
         .expect("run curl");
     Got {
-        code: String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0),
+        code: String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0),
         headers: std::fs::read_to_string(&h).unwrap_or_default(),
         body: std::fs::read(&b).unwrap_or_default(),
         complete: o.status.success(),
@@ -192,7 +195,9 @@ fn filter_and_filter_bpf_together_mean_both() {
     // A bad filter still names the parameter.
     let bad = get(
         &s,
-        &format!("/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp&FilterBPF=udp%20and%20("),
+        &format!(
+            "/pcap/single?StreamName={name}&Filter=ipv4.proto%20%3D%3D%20udp&FilterBPF=udp%20and%20("
+        ),
         &[],
     );
     assert_eq!(bad.code, 400);
@@ -262,7 +267,10 @@ fn a_damaged_stream_is_never_served_as_a_complete_file() {
 
     for (path, api) in [
         (format!("/pcap/single?StreamName={early}"), false),
-        (format!("/pcap/single?StreamName={early}&FilterBPF=udp"), false),
+        (
+            format!("/pcap/single?StreamName={early}&FilterBPF=udp"),
+            false,
+        ),
         (format!("/api/v1/streams/{early}/pcap"), true),
     ] {
         let g = get(&s, &path, &[]);
@@ -273,10 +281,101 @@ fn a_damaged_stream_is_never_served_as_a_complete_file() {
             "{path}: {text}"
         );
         assert!(
-            text.starts_with(if api { "{\"error\"" } else { "{\"Status\":false" }),
+            text.starts_with(if api {
+                "{\"error\""
+            } else {
+                "{\"Status\":false"
+            }),
             "{path}: {text}"
         );
     }
     let log = s.log();
     assert!(log.contains("damaged"), "{log}");
+}
+
+/// Issue 17, item 5 on the server: a damaged stream is listed as damaged (the JSON API,
+/// the UI's list), never fails the list nor hides; start-up recovery rebuilds a damaged
+/// index with its chunk summaries and says so in the log.
+#[test]
+fn damaged_streams_are_listed_and_start_up_rebuilds_indexes_with_summaries() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let (_, good) = imported(t.path(), "good", 1, 1000);
+    let (_, garbled) = imported(t.path(), "garbled", 1, 1000);
+    let (src, cut) = imported(t.path(), "cut", 2, 2000);
+    let data = t.path().join("data");
+    let sdir = |n: &str| data.join("streams").join(n);
+    std::fs::write(sdir(&garbled).join("meta.json"), b"{ not json").expect("garble meta");
+    let meta = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(sdir(n).join("meta.json")).expect("meta"))
+            .expect("meta json")
+    };
+    let summary_len = meta(&cut)["summary_len"].as_u64().unwrap_or(0);
+    assert!(summary_len > 0, "imports store chunk summaries");
+    let cidx = sdir(&cut).join("chunks.idx");
+    let len = std::fs::metadata(&cidx).expect("chunks.idx").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cidx)
+        .expect("chunks.idx")
+        .set_len(len / 2 + 3)
+        .expect("cut chunks.idx");
+
+    let s = Serve::start(&data, &[]);
+    // Start-up recovery rebuilt the cut index, summaries included, and said so.
+    let log = s.log();
+    assert!(log.contains("index rebuilt from the segments"), "{log}");
+    assert!(log.contains(&cut), "{log}");
+    assert!(
+        log.contains("recovery failed") && log.contains(&garbled),
+        "{log}"
+    );
+    assert_eq!(meta(&cut)["summary_len"].as_u64(), Some(summary_len));
+    let sums = std::fs::metadata(sdir(&cut).join("summary.idx")).expect("summary.idx");
+    assert!(sums.len() >= summary_len, "summaries rebuilt");
+    let original = std::fs::read(&src).expect("capture");
+    let udp = get(
+        &s,
+        &format!("/pcap/single?StreamName={cut}&FilterBPF=udp"),
+        &[],
+    );
+    assert_eq!(udp.code, 200, "{}", udp.text());
+    assert_eq!(tcpdump(&udp.body, &[]), tcpdump(&original, &["udp"]));
+
+    // The JSON API lists every stream; the damaged one with why.
+    let list = s.api("GET", "/api/v1/streams", None, 200);
+    let rows = list.as_array().expect("array");
+    assert_eq!(rows.len(), 3, "{list}");
+    let row = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not listed: {list}"))
+    };
+    assert_eq!(row(&good)["state"], "sealed", "{list}");
+    assert_eq!(row(&cut)["state"], "sealed", "{list}");
+    assert_eq!(row(&garbled)["state"], "damaged", "{list}");
+    assert!(
+        row(&garbled)["damage"]
+            .as_str()
+            .is_some_and(|d| d.contains("meta.json")),
+        "{list}"
+    );
+    // The UI's list (the Files page) too, counted.
+    let ui = s.api("GET", "/api/v1/ui/streams", None, 200);
+    assert_eq!(ui["total"], 3, "{ui}");
+    assert_eq!(ui["streams"][2]["name"], garbled.as_str(), "{ui}");
+    assert_eq!(ui["streams"][2]["state"], "damaged", "{ui}");
+    let ui = s.api("GET", "/api/v1/ui/streams?q=garb", None, 200);
+    assert_eq!(ui["total"], 1, "{ui}");
+    // The manual's CSV keeps its layout: only streams it can give numbers for.
+    let (code, plain) = s.curl("GET", "/plain/list", None);
+    assert_eq!(code, 200);
+    let plain = String::from_utf8_lossy(&plain).into_owned();
+    assert!(plain.contains(&good) && plain.contains(&cut), "{plain}");
+    assert!(!plain.contains(&garbled), "{plain}");
+    // The status page still counts what it can read.
+    let sys = s.api("GET", "/api/v1/ui/system", None, 200);
+    assert_eq!(sys["streams"], 2, "{sys}");
 }

@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use wirecap_appliance::json::{status_json, stream_json};
-use wirecap_store::View;
 use wirecap_store::timefmt::rfc3339;
+use wirecap_store::{Listed, View};
 
 use crate::error::ApiError;
 use crate::packets::{DownloadAsk, download, selection};
@@ -35,11 +35,19 @@ pub(crate) async fn api_status(
 
 pub(crate) async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
-    let list = blocking(move || Ok(store.list()?))
+    let list = blocking(move || Ok(store.listing()?))
         .await
         .map_err(ApiError::api)?;
     Ok(json_ok(&Value::Array(
-        list.iter().map(stream_json).collect(),
+        list.iter()
+            .map(|e| match e {
+                Listed::Stream(i) => stream_json(i),
+                // Never hidden: named with why (as `wirecap list --json` does).
+                Listed::Damaged { name, why } => {
+                    json!({"name": name, "state": "damaged", "damage": why})
+                }
+            })
+            .collect(),
     )))
 }
 

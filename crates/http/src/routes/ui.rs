@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 use wirecap_filter::LinkType;
-use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
+use wirecap_store::{Listed, StreamInfo, View, now_ns, validate_stored_name};
 
 use wirecap_appliance::catalog::Catalog;
 use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
@@ -84,24 +84,38 @@ fn stream_row(s: &StreamInfo) -> Value {
     })
 }
 
-/// Streams whose name contains `q` (case-insensitive), newest first, one page.
-pub fn page_of_streams(mut list: Vec<StreamInfo>, q: &str, offset: usize, limit: usize) -> Value {
+/// Streams whose name contains `q` (case-insensitive), newest first, then the damaged
+/// ones (state `damaged`, `damage` says why: the Files page shows them, never hides them),
+/// one page.
+pub fn page_of_streams(list: Vec<Listed>, q: &str, offset: usize, limit: usize) -> Value {
     let q = q.to_lowercase();
-    if !q.is_empty() {
-        list.retain(|s| s.meta.name.to_lowercase().contains(&q));
+    let (mut ok, mut bad): (Vec<StreamInfo>, Vec<(String, String)>) = (Vec::new(), Vec::new());
+    for e in list {
+        if !q.is_empty() && !e.name().to_lowercase().contains(&q) {
+            continue;
+        }
+        match e {
+            Listed::Stream(i) => ok.push(i),
+            Listed::Damaged { name, why } => bad.push((name, why)),
+        }
     }
-    list.sort_by(|a, b| {
+    ok.sort_by(|a, b| {
         b.meta
             .created_ns
             .cmp(&a.meta.created_ns)
             .then_with(|| a.meta.name.cmp(&b.meta.name))
     });
-    let total = list.len();
-    let rows: Vec<Value> = list
+    let total = ok.len() + bad.len();
+    let rows: Vec<Value> = ok
         .iter()
+        .map(Ok)
+        .chain(bad.iter().map(Err))
         .skip(offset)
         .take(limit)
-        .map(stream_row)
+        .map(|r| match r {
+            Ok(i) => stream_row(i),
+            Err((name, why)) => json!({"name": name, "state": "damaged", "damage": why}),
+        })
         .collect();
     json!({"total": total, "offset": offset.min(total), "limit": limit, "streams": rows})
 }
@@ -115,7 +129,7 @@ pub(crate) async fn streams(
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
     let v = blocking(move || {
-        let list = Catalog::of(store.dir()).list(&store)?;
+        let list = Catalog::of(store.dir()).listing(&store)?;
         Ok(page_of_streams(list, &needle, offset, limit))
     })
     .await?;
