@@ -151,16 +151,23 @@ mod tests {
     use super::*;
     use wirecap_pcap::LinkType;
 
-    #[test]
-    fn catalog_rereads_only_open_streams_and_forgets_deleted_ones() {
-        let d = tempfile::tempdir().unwrap();
-        let store = wirecap_store::Store::open(d.path()).unwrap();
-        let params = wirecap_store::StreamParams {
+    fn params() -> (wirecap_store::StreamParams, SystemTime) {
+        let p = wirecap_store::StreamParams {
             link_type: LinkType(1),
             snaplen: 65535,
             source: "test".into(),
         };
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        (
+            p,
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        )
+    }
+
+    #[test]
+    fn catalog_rereads_only_open_streams_and_forgets_deleted_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let store = wirecap_store::Store::open(d.path()).unwrap();
+        let (params, t) = params();
         let sealed = store.create_stream("a", &params, t).unwrap();
         let a = sealed.name().to_owned();
         sealed.seal().unwrap();
@@ -194,12 +201,7 @@ mod tests {
     fn damaged_streams_are_listed_as_damaged_not_a_failure() {
         let d = tempfile::tempdir().unwrap();
         let store = wirecap_store::Store::open(d.path()).unwrap();
-        let params = wirecap_store::StreamParams {
-            link_type: LinkType(1),
-            snaplen: 65535,
-            source: "test".into(),
-        };
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let (params, t) = params();
         let mk = |base: &str| {
             let w = store.create_stream(base, &params, t).unwrap();
             let n = w.name().to_owned();

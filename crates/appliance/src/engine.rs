@@ -268,11 +268,7 @@ impl Engine {
         use wirecap_capture::Error as E;
         let what = self.describe_source();
         match &e {
-            E::Socket {
-                source, interface, ..
-            } if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-                EngineError::NoPermission(interface.clone())
-            }
+            E::Socket(s) if s.is_permission() => EngineError::NoPermission(s.interface.clone()),
             E::NoSuchInterface(i) => EngineError::NoInterface(format!("{i} does not exist")),
             E::AlreadyActive(_) => EngineError::AlreadyRunning(what),
             E::Store(inner) => {

@@ -452,10 +452,13 @@ pub fn layouts(store: &Store) -> Result<Vec<StreamLayout>, wirecap_store::Error>
     Ok(v)
 }
 
+/// A stream retention leaves alone: its name, and why it is damaged.
+pub type Damaged = (String, String);
+
 /// [`layouts`], and the streams left out because they are damaged, with why.
 pub fn layouts_and_damage(
     store: &Store,
-) -> Result<(Vec<StreamLayout>, Vec<(String, String)>), wirecap_store::Error> {
+) -> Result<(Vec<StreamLayout>, Vec<Damaged>), wirecap_store::Error> {
     let (mut v, mut bad) = (Vec::new(), Vec::new());
     for n in store.stream_names()? {
         match store.layout_of(&n) {
@@ -541,6 +544,16 @@ mod tests {
         w.seal().unwrap().name
     }
 
+    /// A budget of 10 kB: any stream is over it.
+    fn tiny_budget() -> Policy {
+        RetentionConfig {
+            budget: Some("10kB".into()),
+            ..RetentionConfig::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
     /// Cuts a sealed stream's `chunks.idx` in half: it no longer opens.
     fn damage_index(store: &Store, name: &str) {
         let p = store
@@ -565,12 +578,7 @@ mod tests {
         let broken = write_stream(&store, "broken", 400);
         let old = write_stream(&store, "old", 400);
         damage_index(&store, &broken);
-        let policy = RetentionConfig {
-            budget: Some("10kB".into()),
-            ..RetentionConfig::default()
-        }
-        .validate()
-        .unwrap();
+        let policy = tiny_budget();
         let r = Retention::default();
         r.run(&store, &policy, 0);
         let st = r.status();
@@ -602,12 +610,7 @@ mod tests {
         let store = Store::open(d.path()).unwrap();
         let name = write_stream(&store, "kept", 400);
         store.set_pinned(&name, true).unwrap();
-        let policy = RetentionConfig {
-            budget: Some("10kB".into()),
-            ..RetentionConfig::default()
-        }
-        .validate()
-        .unwrap();
+        let policy = tiny_budget();
         let r = Retention::default();
         r.run(&store, &policy, 0);
         let st = r.status();
