@@ -379,3 +379,75 @@ fn damaged_streams_are_listed_and_start_up_rebuilds_indexes_with_summaries() {
     let sys = s.api("GET", "/api/v1/ui/system", None, 200);
     assert_eq!(sys["streams"], 2, "{sys}");
 }
+
+/// Issue 14, items 10 and 12: a capture restarted under one name within the minute gets
+/// a stream of its own (as schedules do) instead of 409; the manual's "File Link"
+/// opened by a browser without a session leads to the UI's login page, not to a
+/// Basic-auth prompt.
+#[test]
+fn a_restarted_capture_gets_its_own_stream_and_file_links_lead_to_the_login_page() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    let s = Serve::start(&t.path().join("data"), &["--synthetic", "2000"]);
+    for _ in 0..3 {
+        let (code, body) = s.curl("GET", "/sysmaster/capture_start?StreamName=again", None);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(code, 200, "{body}\n{}", s.log());
+        assert!(
+            body.contains("successfully started capture [again]"),
+            "{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (code, body) = s.curl("GET", "/sysmaster/capture_stop", None);
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let list = s.api("GET", "/api/v1/streams", None, 200);
+    let mut names: Vec<String> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .filter(|n| n.starts_with("again"))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "{list}");
+    // Within one minute the names are again_…, again-2_…, again-3_… (a minute boundary
+    // between the starts gives plain again_… names, distinct by their minute).
+    let minute = |n: &str| n.rsplit('_').take(2).collect::<Vec<_>>().join("_");
+    if names.iter().all(|n| minute(n) == minute(&names[0])) {
+        assert!(names[0].starts_with("again-2_"), "{names:?}");
+        assert!(names[1].starts_with("again-3_"), "{names:?}");
+        assert!(names[2].starts_with("again_"), "{names:?}");
+    }
+
+    // The File Link without credentials, as a browser opens it.
+    let o = Command::new("curl")
+        .args(["-s", "-S", "-D", "-", "-o", "/dev/null"])
+        .args(["-H", "Accept: text/html"])
+        .arg(s.url(&format!("/en.files.html?StreamName={}", names[0])))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 30"), "{head}");
+    assert!(
+        head.contains(&format!("location: /#/files/{}", names[0].to_lowercase())),
+        "{head}"
+    );
+    assert!(!head.contains("www-authenticate"), "{head}");
+    // It reads nothing: a bad name is still refused, and the UI asks for the login.
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(s.url("/en.files.html?StreamName=..%2Fetc"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "400");
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(s.url("/api/v1/streams"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "401");
+}
