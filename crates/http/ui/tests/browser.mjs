@@ -231,6 +231,12 @@ async function main() {
       const text = await page.textContent('[data-test=stats]');
       expect(text.includes('recording'), 'dashboard does not say recording');
       expect(/oldest packet on disk is from/.test(await page.textContent('[data-test=retention]')), 'no retention horizon');
+      // The panel "as /sysmaster/status prints them" has every line of it.
+      const plain = await (await fetch(`${base}/sysmaster/status`, { headers: { Authorization: server.auth } })).text();
+      const keys = plain.trim().split('\n').map((l) => l.split(',')[0]);
+      const shown = await page.locator('[data-test=status-counters] td.mono:first-child').allTextContents();
+      const missing = keys.filter((k) => !shown.includes(k));
+      expect(keys.length >= 18 && missing.length === 0, `dashboard leaves out ${missing.join(', ')}`);
       await shot('03-dashboard');
       await page.click('text=last 1 hour');
       await sleep(800);
