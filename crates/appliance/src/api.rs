@@ -51,6 +51,45 @@ pub struct Stream {
 }
 
 /// Where a stream's download and views are.
+/// A stream the store cannot read (its metadata or index is damaged): listed with why,
+/// never hidden (`wirecap verify NAME` says more, `wirecap recover` rebuilds its index).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Damaged {
+    /// Why it cannot be read.
+    pub damage: String,
+    pub name: String,
+    /// Always `damaged`.
+    pub state: String,
+}
+
+impl Damaged {
+    pub fn new(name: String, why: String) -> Self {
+        Self {
+            damage: why,
+            name,
+            state: "damaged".to_owned(),
+        }
+    }
+}
+
+/// One entry of the stream list: a readable stream, or a damaged one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Listing {
+    Stream(Box<Stream>),
+    Damaged(Damaged),
+}
+
+impl Listing {
+    pub fn of(e: wirecap_store::Listed) -> Self {
+        match e {
+            wirecap_store::Listed::Stream(i) => Self::Stream(Box::new(Stream::of(&i))),
+            wirecap_store::Listed::Damaged { name, why } => Self::Damaged(Damaged::new(name, why)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamLinks {

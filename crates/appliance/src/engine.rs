@@ -20,6 +20,10 @@ use wirecap_store::Store;
 use crate::config::SourceChoice;
 use crate::manual::StatusFigures;
 
+/// Captures started under one name within one minute get stored names `NAME`,
+/// `NAME-2`, … up to `NAME-9`; the tenth is refused as existing.
+pub const MAX_SAME_MINUTE: u32 = 9;
+
 /// Why a capture could not be started or stopped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EngineError {
@@ -222,7 +226,10 @@ impl Engine {
         self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Starts a capture into a new stream `base` + `_YYYYMMDD_HHMM`. Blocking.
+    /// Starts a capture into a new stream `base` + `_YYYYMMDD_HHMM`; when a stream of
+    /// that name and minute exists, into `base-2`, `base-3`, … (up to
+    /// [`MAX_SAME_MINUTE`]), as the manual's users restart captures under one name.
+    /// Blocking.
     pub fn start(&self, base: &str) -> Result<CaptureInfo, EngineError> {
         wirecap_store::validate_base_name(base)
             .map_err(|e| EngineError::InvalidName(e.to_string()))?;
@@ -240,11 +247,30 @@ impl Engine {
                 .load(std::sync::atomic::Ordering::Relaxed),
             ..self.pipeline.clone()
         };
-        let capture = match &self.forward {
-            Some(f) => self.start_forward_capture(base, f, &pipeline),
-            None => Capture::start(base, spec, &self.store, &pipeline, self.counters.clone()),
-        }
-        .map_err(|e| self.classify(e))?;
+        // A stream of this name and minute exists (a capture restarted within the
+        // minute, by hand or by a schedule): `base-2`, `base-3`, … as its stored name.
+        let mut candidate = base.to_owned();
+        let mut n = 2;
+        let capture = loop {
+            let r = match &self.forward {
+                Some(f) => self.start_forward_capture(&candidate, f, &pipeline),
+                None => Capture::start(
+                    &candidate,
+                    spec,
+                    &self.store,
+                    &pipeline,
+                    self.counters.clone(),
+                ),
+            }
+            .map_err(|e| self.classify(e));
+            match r {
+                Err(EngineError::StreamExists(_)) if n <= MAX_SAME_MINUTE => {
+                    candidate = format!("{base}-{n}");
+                    n += 1;
+                }
+                r => break r?,
+            }
+        };
         let started_ns = wirecap_store::now_ns();
         let stored = capture.name().to_owned();
         let info = CaptureInfo {
@@ -268,11 +294,7 @@ impl Engine {
         use wirecap_capture::Error as E;
         let what = self.describe_source();
         match &e {
-            E::Socket {
-                source, interface, ..
-            } if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-                EngineError::NoPermission(interface.clone())
-            }
+            E::Socket(s) if s.is_permission() => EngineError::NoPermission(s.interface.clone()),
             E::NoSuchInterface(i) => EngineError::NoInterface(format!("{i} does not exist")),
             E::AlreadyActive(_) => EngineError::AlreadyRunning(what),
             E::Store(inner) => {

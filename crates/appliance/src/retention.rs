@@ -245,6 +245,11 @@ pub struct RetentionStatus {
     pub warning: Option<String>,
     pub last_run_ns: Option<u64>,
     pub error: Option<String>,
+    /// Streams the last run left alone because they are damaged ("name: why"): their
+    /// bytes are not counted in `used_bytes`, and `wirecap verify` / `wirecap recover`
+    /// are the way to repair or delete them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -319,13 +324,69 @@ impl Retention {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = st;
     }
 
+    /// Takes `step` (unless its stream was pinned meanwhile), records it in `st`, and
+    /// brings `layouts` up to date. Returns the bytes freed.
+    fn apply(
+        &self,
+        store: &Store,
+        st: &mut RetentionStatus,
+        step: &Step,
+        layouts: &mut Vec<StreamLayout>,
+    ) -> Result<u64, wirecap_store::Error> {
+        let name = match step {
+            Step::DeleteStream { name, .. } | Step::TrimHead { name, .. } => name.clone(),
+        };
+        // Pinned since the layouts were read: leave it, and look again.
+        if store.is_pinned(&name)? {
+            let l = store.layout_of(&name)?;
+            layouts.retain(|l| l.name != name);
+            layouts.push(l);
+            return Ok(0);
+        }
+        let (freed, what) = match step {
+            Step::DeleteStream { name, bytes } => {
+                store.delete_stream(name)?;
+                (*bytes, "stream")
+            }
+            Step::TrimHead {
+                name, keep_from, ..
+            } => (store.trim_head(name, *keep_from)?, "head"),
+        };
+        st.deleted_bytes_total += freed;
+        let oldest_ns = match what {
+            "head" => store.open_stream(&name)?.first_ts(),
+            _ => None,
+        };
+        tracing::info!(
+            stream = %name,
+            bytes = freed,
+            what = %what,
+            "retention: deleted the oldest data (store over the {} watermark)",
+            "high"
+        );
+        st.last_deletion = Some(Deletion {
+            at_ns: wirecap_store::now_ns(),
+            at: wirecap_store::timefmt::rfc3339(wirecap_store::now_ns()),
+            stream: name.clone(),
+            what,
+            bytes: freed,
+            oldest_ns,
+        });
+        // Re-read only the stream that changed.
+        layouts.retain(|l| l.name != name);
+        if what == "head" {
+            layouts.push(store.layout_of(&name)?);
+        }
+        Ok(freed)
+    }
+
     fn pass(
         &self,
         store: &Store,
         st: &mut RetentionStatus,
         captured: u64,
     ) -> Result<(), wirecap_store::Error> {
-        let mut layouts = layouts(store)?;
+        let (mut layouts, mut damaged) = layouts_and_damage(store)?;
         let mut used: u64 = layouts.iter().map(|l| l.info.disk_bytes).sum();
         if let (Some(high), Some(low)) = (st.high_bytes, st.low_bytes)
             && used > high
@@ -337,50 +398,24 @@ impl Retention {
                 let name = match &step {
                     Step::DeleteStream { name, .. } | Step::TrimHead { name, .. } => name.clone(),
                 };
-                // Pinned since the layouts were read: leave it, and look again.
-                if store.is_pinned(&name)? {
-                    layouts.retain(|l| l.name != name);
-                    layouts.push(store.layout_of(&name)?);
-                    continue;
-                }
-                let (name, freed, what) = match &step {
-                    Step::DeleteStream { name, bytes } => {
-                        store.delete_stream(name)?;
-                        (name.clone(), *bytes, "stream")
+                match self.apply(store, st, &step, &mut layouts) {
+                    Ok(freed) => used = used.saturating_sub(freed),
+                    // One damaged stream must not stop retention for the others (the
+                    // disk would fill): it is left alone and reported.
+                    Err(e) if e.is_damage() => {
+                        tracing::warn!(stream = %name, "retention: skipped a damaged stream: {e}");
+                        layouts.retain(|l| l.name != name);
+                        damaged.push((name, e.to_string()));
                     }
-                    Step::TrimHead {
-                        name, keep_from, ..
-                    } => (name.clone(), store.trim_head(name, *keep_from)?, "head"),
-                };
-                used = used.saturating_sub(freed);
-                st.deleted_bytes_total += freed;
-                let oldest_ns = match what {
-                    "head" => store.open_stream(&name)?.first_ts(),
-                    _ => None,
-                };
-                tracing::info!(
-                    stream = %name,
-                    bytes = freed,
-                    what = %what,
-                    "retention: deleted the oldest data (store over the {} watermark)",
-                    "high"
-                );
-                st.last_deletion = Some(Deletion {
-                    at_ns: wirecap_store::now_ns(),
-                    at: wirecap_store::timefmt::rfc3339(wirecap_store::now_ns()),
-                    stream: name.clone(),
-                    what,
-                    bytes: freed,
-                    oldest_ns,
-                });
-                // Re-read only the stream that changed.
-                layouts.retain(|l| l.name != name);
-                if what == "head" {
-                    layouts.push(store.layout_of(&name)?);
+                    Err(e) => return Err(e),
                 }
             }
         }
         st.used_bytes = used;
+        st.damaged = damaged
+            .into_iter()
+            .map(|(n, why)| format!("{n}: {why}"))
+            .collect();
         st.pinned_bytes = layouts
             .iter()
             .filter(|l| l.info.pinned)
@@ -407,17 +442,33 @@ impl Retention {
     }
 }
 
-/// Every stream's layout; a stream that vanished meanwhile (deleted by hand) is skipped.
+/// Every stream's layout; a stream that vanished meanwhile (deleted by hand) is skipped,
+/// and so is a damaged one (logged; [`layouts_and_damage`] names them).
 pub fn layouts(store: &Store) -> Result<Vec<StreamLayout>, wirecap_store::Error> {
-    let mut v = Vec::new();
+    let (v, damaged) = layouts_and_damage(store)?;
+    for (name, why) in damaged {
+        tracing::warn!(stream = %name, "retention: skipped a damaged stream: {why}");
+    }
+    Ok(v)
+}
+
+/// A stream retention leaves alone: its name, and why it is damaged.
+pub type Damaged = (String, String);
+
+/// [`layouts`], and the streams left out because they are damaged, with why.
+pub fn layouts_and_damage(
+    store: &Store,
+) -> Result<(Vec<StreamLayout>, Vec<Damaged>), wirecap_store::Error> {
+    let (mut v, mut bad) = (Vec::new(), Vec::new());
     for n in store.stream_names()? {
         match store.layout_of(&n) {
             Ok(l) => v.push(l),
             Err(wirecap_store::Error::NoSuchStream(_)) => {}
+            Err(e) if e.is_damage() => bad.push((n, e.to_string())),
             Err(e) => return Err(e),
         }
     }
-    Ok(v)
+    Ok((v, bad))
 }
 
 #[cfg(test)]
@@ -493,18 +544,73 @@ mod tests {
         w.seal().unwrap().name
     }
 
+    /// A budget of 10 kB: any stream is over it.
+    fn tiny_budget() -> Policy {
+        RetentionConfig {
+            budget: Some("10kB".into()),
+            ..RetentionConfig::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    /// Cuts a sealed stream's `chunks.idx` in half: it no longer opens.
+    fn damage_index(store: &Store, name: &str) {
+        let p = store
+            .dir()
+            .join(wirecap_store::layout::STREAMS_DIR)
+            .join(name)
+            .join(wirecap_store::layout::CHUNKS);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len / 2 + 1)
+            .unwrap();
+        assert!(store.open_stream(name).err().is_some_and(|e| e.is_damage()));
+    }
+
+    #[test]
+    fn a_damaged_stream_is_skipped_and_reported_not_a_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let broken = write_stream(&store, "broken", 400);
+        let old = write_stream(&store, "old", 400);
+        damage_index(&store, &broken);
+        let policy = tiny_budget();
+        let r = Retention::default();
+        r.run(&store, &policy, 0);
+        let st = r.status();
+        assert_eq!(st.error, None, "{st:?}");
+        assert!(st.deleted_bytes_total > 200_000, "{st:?}");
+        assert!(
+            store.open_stream(&old).is_err(),
+            "the good stream was trimmed"
+        );
+        assert_eq!(st.damaged.len(), 1, "{st:?}");
+        assert!(
+            st.damaged[0].starts_with(&format!("{broken}: "))
+                && st.damaged[0].contains("chunks.idx"),
+            "{st:?}"
+        );
+        let v = serde_json::to_value(&st).unwrap();
+        assert!(v["damaged"][0].as_str().unwrap().contains("damaged"), "{v}");
+        // Still there for `wirecap verify` / `recover`: retention never deletes it.
+        assert!(
+            store.listing().unwrap().iter().any(
+                |e| matches!(e, wirecap_store::Listed::Damaged { name, .. } if *name == broken)
+            )
+        );
+    }
+
     #[test]
     fn pinned_data_over_budget_is_reported_not_deleted() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
         let name = write_stream(&store, "kept", 400);
         store.set_pinned(&name, true).unwrap();
-        let policy = RetentionConfig {
-            budget: Some("10kB".into()),
-            ..RetentionConfig::default()
-        }
-        .validate()
-        .unwrap();
+        let policy = tiny_budget();
         let r = Retention::default();
         r.run(&store, &policy, 0);
         let st = r.status();

@@ -305,18 +305,10 @@ fn event(name: &str, rt: &mut Runtime, now: Timestamp, text: String) {
     });
 }
 
-/// Starts a capture into a new stream `base`; when a stream of that name and minute
-/// exists (a restart within the minute), `base-2`, `base-3`, ….
+/// Starts a capture into a new stream `base` (the engine names a restart within the
+/// minute `base-2`, `base-3`, …); returns its stored name.
 fn start(engine: &Engine, base: &str) -> Result<String, EngineError> {
-    let mut name = base.to_owned();
-    for n in 2..=9 {
-        match engine.start(&name) {
-            Ok(info) => return Ok(info.stored.unwrap_or(name)),
-            Err(EngineError::StreamExists(_)) => name = format!("{base}-{n}"),
-            Err(e) => return Err(e),
-        }
-    }
-    engine.start(&name).map(|i| i.stored.unwrap_or_default())
+    engine.start(base).map(|i| i.stored.unwrap_or_default())
 }
 
 /// Stops the engine's capture if it is `stream`; `Ok(false)` when something else runs.

@@ -7,16 +7,8 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// A system call on the capture socket or ring failed.
-    #[error("{op} on interface {interface}: {source}")]
-    Socket {
-        /// The operation, e.g. `setsockopt(PACKET_RX_RING)`.
-        op: &'static str,
-        /// The interface the socket is for.
-        interface: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Socket(#[from] crate::ring::sys::SocketError),
     /// The interface does not exist (in the network namespace the socket was opened in).
     #[error("no interface named {0:?}: check `ip link` (and --netns)")]
     NoSuchInterface(String),

@@ -38,22 +38,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wirecap_capture::frame::now_ns;
 use wirecap_capture::ring::block::{BLOCK_STATUS_OFFSET, RawPacket, RawPackets};
-use wirecap_capture::ring::sys::{self, Mmap, check, ethtool, ifreq, poll_ring, setsockopt};
+use wirecap_capture::ring::sys::{
+    self, Mmap, SocketError, check, ethtool, ifreq, poll_ring, setsockopt,
+};
 
 /// Why the forwarder could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// A system call failed.
-    #[error("{op} on interface {interface}: {source}")]
-    Socket {
-        /// What was being done.
-        op: &'static str,
-        /// The interface.
-        interface: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     /// No such interface in this network namespace.
     #[error("no interface named {0:?}: check `ip link`")]
     NoSuchInterface(String),
@@ -70,11 +64,7 @@ pub enum OpenError {
 }
 
 fn sock_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) -> OpenError + 'a {
-    move |source| OpenError::Socket {
-        op,
-        interface: interface.to_owned(),
-        source,
-    }
+    move |source| OpenError::Socket(SocketError::at(op, interface)(source))
 }
 
 /// The interface's MAC address and MTU.
@@ -610,12 +600,12 @@ impl ForwarderHandle {
     /// forwarder thread.
     pub fn start(settings: Settings) -> Result<Self, OpenError> {
         let name = settings.interface.clone();
-        let table =
-            ForwardTable::new(settings.inline, &settings.pairs).map_err(|e| OpenError::Socket {
-                op: "forwarding table",
-                interface: name.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-            })?;
+        let table = ForwardTable::new(settings.inline, &settings.pairs).map_err(|e| {
+            OpenError::Socket(SocketError::at("forwarding table", &name)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                e.to_string(),
+            )))
+        })?;
         let sizes = RingSizes::default();
         let (rx, raw, _) = open_rx(&name, sizes)?;
         let (mac, mtu) = mac_and_mtu(raw, &name)?;

@@ -53,10 +53,13 @@ fn matches(pattern: &str, path: &str) -> bool {
 }
 
 /// Routes the guard lets through without credentials: the UI's files (its login page and
-/// its code) and the login itself.
+/// its code), the login itself, and the manual's "File Link" `/en.files.html`, which
+/// reads nothing and only redirects into the UI (whose login page a browser without a
+/// session then gets, instead of a Basic-auth prompt).
 fn is_public(method: &Method, path: &str) -> bool {
     path == "/"
         || path == "/index.html"
+        || path == "/en.files.html"
         || path.starts_with("/ui/")
         || (path == "/api/v1/session" && *method == Method::POST)
 }
@@ -117,6 +120,7 @@ mod tests {
             ("GET", "/", Public),
             ("GET", "/ui/src/main.js", Public),
             ("POST", "/api/v1/session", Public),
+            ("GET", "/en.files.html", Public),
             ("GET", "/api/v1/session", Read),
             ("DELETE", "/api/v1/session", Read),
             ("GET", "/sysmaster/status", Read),

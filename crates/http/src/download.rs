@@ -1,35 +1,43 @@
-//! Downloads: a range of a stream as pcap or pcapng, streamed straight from the store.
+//! Downloads: a range of a stream as pcap or pcapng, streamed straight from the store
+//! through [`wirecap_query::Export`] (the one export the CLI uses too).
 //!
 //! ```text
-//!  segment files ──mmap──► blocking producer ──bounded channel (4 × 1 MiB)──► HTTP body
-//!                             (filter, pcapng, gzip/zstd)        ▲ a slow client stops the producer
+//!  Export::pieces ──► blocking producer ──bounded channel (4 pieces)──► HTTP body
+//!  (verified, mapped     (gzip/zstd)           ▲ a slow client stops the producer
+//!   chunks; filter)
 //! ```
 //!
 //! * **pcap, unfiltered, identity encoding** (the manual's downloads): the size is known
-//!   from the index, so the answer has an exact `Content-Length`, an `ETag`, and honours
-//!   `Range` (206, one range) for resuming. Only the requested bytes are read.
+//!   ([`Export::exact_len`]), so the answer has an exact `Content-Length`, an `ETag`, and
+//!   honours `Range` (206, one range) for resuming. Only the requested bytes are read,
+//!   and they go to the socket as the store's mapped chunk bytes, without a copy.
 //! * **pcapng** (`format=pcapng` or `Accept: application/x-pcapng`), **filtered**
-//!   (`Filter=`, `FilterBPF=`) or **compressed** (`Accept-Encoding: zstd` or `gzip`, unless
-//!   `compress=none`) answers are chunked: their size is not known before they are written.
+//!   (`Filter=`, `FilterBPF=`; both given means both must match, as in the UI's analysis
+//!   and `wirecap export --filter --bpf`) or **compressed** (`Accept-Encoding: zstd` or
+//!   `gzip`, unless `compress=none`) answers are chunked: their size is not known before
+//!   they are written.
+//! * `x-wirecap-packets` gives the packets of an unfiltered download; a filtered one
+//!   leaves it out (its count is known only once the whole range was filtered, after
+//!   the headers are gone) and is named `NAME_filtered_HASH`, HASH being a short hash of
+//!   the filter text, so two filtered downloads of one stream do not overwrite each other.
+//! * **Damage is never served as data**: every chunk is checked against its CRC before
+//!   its bytes leave the store. Damage found before the first byte is a 500 saying so;
+//!   found later, the body ends with an error, so the client sees a broken transfer
+//!   rather than a complete-looking file.
 //! * A stream being captured can be downloaded at any time: the reader's snapshot is a
 //!   consistent prefix of it.
 //! * At most [`MAX_DOWNLOADS`] at once; more get 503 with `Retry-After`.
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::ops::ControlFlow;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use wirecap_filter::summary::ChunkSummary;
-use wirecap_filter::{CompileOptions, Date, Filter};
-use wirecap_pcap::{LinkType, PCAP_NS_HEADER_LEN, PcapNsWriter, PcapngWriter, pcap_ns_header};
-use wirecap_store::{PacketRange, StreamReader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+pub use wirecap_query::Format;
+use wirecap_query::{Export, Piece};
 
 use wirecap_appliance::short;
 
@@ -37,31 +45,25 @@ use crate::error::ApiError;
 
 /// Most downloads served at once.
 pub const MAX_DOWNLOADS: usize = 64;
-/// Bytes per body piece.
+/// Bytes per compressed body piece.
 const PIECE: usize = 1 << 20;
-/// Bytes per piece taken straight from a mapped segment (no memory of ours).
-const MAP_PIECE: usize = 4 << 20;
 /// Pieces in flight between the producer and the connection.
 const DEPTH: usize = 4;
+/// Pieces read before the answer's status is chosen: damage in them is a clear 500
+/// instead of a transfer cut after its headers said 200.
+const LOOKAHEAD: usize = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Pcap,
-    Pcapng,
+pub fn extension(f: Format) -> &'static str {
+    match f {
+        Format::Pcap => "pcap",
+        Format::Pcapng => "pcapng",
+    }
 }
 
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Pcap => "pcap",
-            Self::Pcapng => "pcapng",
-        }
-    }
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Pcap => "application/vnd.tcpdump.pcap",
-            Self::Pcapng => "application/x-pcapng",
-        }
+pub fn content_type(f: Format) -> &'static str {
+    match f {
+        Format::Pcap => "application/vnd.tcpdump.pcap",
+        Format::Pcapng => "application/x-pcapng",
     }
 }
 
@@ -138,30 +140,59 @@ pub fn negotiate_encoding(
     })
 }
 
-/// Compiles `Filter=` (the appliance language) or `FilterBPF=` (tcpdump syntax).
+/// Compiles `Filter=` (the appliance language) and `FilterBPF=` (tcpdump syntax) into
+/// one filter; when both are given a packet must match both.
 pub fn compile_filter(
     appliance: Option<&str>,
     bpf: Option<&str>,
-    link: LinkType,
+    link: wirecap_pcap::LinkType,
     now_ns: u64,
-) -> Result<Option<Filter>, ApiError> {
-    let bad = |e: wirecap_filter::FilterError| ApiError::bad_request(format!("filter: {e}"));
-    match (
-        appliance.filter(|s| !s.trim().is_empty()),
-        bpf.filter(|s| !s.trim().is_empty()),
-    ) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "give Filter (appliance language) or FilterBPF (tcpdump syntax), not both",
-        )),
-        (Some(f), None) => {
-            let today = Date::from_days_since_epoch((now_ns / 86_400_000_000_000) as i64);
-            Filter::appliance(f, link, &CompileOptions::new(today))
-                .map(Some)
-                .map_err(bad)
+    names: (&'static str, &'static str),
+) -> Result<Option<wirecap_query::Filter>, ApiError> {
+    wirecap_query::compile_named(
+        appliance,
+        bpf,
+        link,
+        wirecap_query::today_utc(now_ns),
+        names,
+    )
+    .map_err(|e| ApiError::bad_request(format!("filter error in {e}")))
+}
+
+/// The file name of a filtered download of `base`: the filter text's short hash tells
+/// two filtered downloads of one range apart, and both from the unfiltered one.
+pub fn filtered_name(base: &str, appliance: Option<&str>, bpf: Option<&str>) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(appliance.unwrap_or("").trim().as_bytes());
+    h.update([0]);
+    h.update(bpf.unwrap_or("").trim().as_bytes());
+    let d = h.finalize();
+    let hex: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{base}_filtered_{hex}")
+}
+
+/// The answer to a read of stream `stream` that failed before anything was sent:
+/// damage says so and how to look into it; other store errors keep their usual status.
+pub fn read_failure(e: wirecap_query::Error, stream: &str) -> ApiError {
+    match e {
+        wirecap_query::Error::Store(se) => store_failure(se, stream),
+        other => {
+            tracing::error!(stream, "download failed: {other}");
+            ApiError::internal("the download failed; see the server log")
         }
-        (None, Some(b)) => Filter::bpf(b, link).map(Some).map_err(bad),
-        (None, None) => Ok(None),
     }
+}
+
+/// [`read_failure`] for an error of the store itself (opening the stream).
+pub fn store_failure(e: wirecap_store::Error, stream: &str) -> ApiError {
+    if e.is_damage() {
+        tracing::error!(stream, what = %e, "download refused: the stream is damaged");
+        return ApiError::internal(format!(
+            "stream {stream:?} is damaged and cannot be downloaded: {e}. Run `wirecap verify {stream}` on the server for the damage, `wirecap recover` to rebuild its index"
+        ));
+    }
+    ApiError::from(e)
 }
 
 /// A byte range request, resolved against the body's length.
@@ -221,11 +252,15 @@ pub fn parse_range(h: &str, len: u64) -> ByteRange {
 
 /// One download, ready to be answered.
 pub struct Download {
-    pub reader: StreamReader,
-    pub range: PacketRange,
+    pub export: Export,
     pub format: Format,
-    pub filter: Option<Filter>,
     pub encoding: Encoding,
+    /// The stream's name (for the log and the `ETag`).
+    pub stream: String,
+    /// Names the first and end packet of the range (for the `ETag`).
+    pub packet_range: (u64, u64),
+    /// Packets in the file, when known before it is written.
+    pub packets: Option<u64>,
     /// File name without extension.
     pub filename: String,
 }
@@ -251,25 +286,29 @@ impl Slots {
     }
 }
 
-type Piece = Result<Bytes, io::Error>;
+type BodyPiece = Result<Bytes, io::Error>;
 
-fn body_from(rx: mpsc::Receiver<Piece>) -> Body {
+fn body_from(rx: mpsc::Receiver<BodyPiece>) -> Body {
     let s = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
     Body::from_stream(s)
 }
 
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "client went away")
+}
+
 /// A `Write` that sends what it is given to the body channel in pieces; fails with
 /// `BrokenPipe` once the client has gone.
 struct ChannelWriter {
-    tx: mpsc::Sender<Piece>,
+    tx: mpsc::Sender<BodyPiece>,
     buf: BytesMut,
     sent: u64,
 }
 
 impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Piece>) -> Self {
+    fn new(tx: mpsc::Sender<BodyPiece>) -> Self {
         Self {
             tx,
             buf: BytesMut::with_capacity(PIECE),
@@ -278,9 +317,7 @@ impl ChannelWriter {
     }
     fn send(&mut self, b: Bytes) -> io::Result<()> {
         self.sent += b.len() as u64;
-        self.tx
-            .blocking_send(Ok(b))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+        self.tx.blocking_send(Ok(b)).map_err(|_| gone())
     }
     fn push(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
@@ -323,6 +360,17 @@ impl Encoder {
             Encoding::Zstd => Self::Zstd(zstd::stream::write::Encoder::new(w, 1)?),
         })
     }
+
+    /// Sends `p`: an uncompressed piece goes to the body as it is (mapped store bytes
+    /// stay uncopied), a compressed one through the encoder.
+    fn put(&mut self, p: Piece) -> io::Result<()> {
+        match self {
+            Self::Identity(w) => w.send(Bytes::from_owner(p)),
+            Self::Gzip(w) => w.write_all(&p),
+            Self::Zstd(w) => w.write_all(&p),
+        }
+    }
+
     fn finish(self) -> io::Result<ChannelWriter> {
         let mut w = match self {
             Self::Identity(w) => w,
@@ -332,221 +380,6 @@ impl Encoder {
         w.flush()?;
         Ok(w)
     }
-}
-
-impl Write for Encoder {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Identity(w) => w.write(b),
-            Self::Gzip(w) => w.write(b),
-            Self::Zstd(w) => w.write(b),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Identity(w) => w.flush(),
-            Self::Gzip(w) => w.flush(),
-            Self::Zstd(w) => w.flush(),
-        }
-    }
-}
-
-/// One segment file, mapped read-only: pieces of the body are `Bytes` that borrow the
-/// mapping, so the socket (or TLS) reads the page cache directly, without a copy into a
-/// buffer of ours. Falls back to `read_at` when the file cannot be mapped.
-enum Segment {
-    Mapped(Bytes),
-    File(File),
-}
-
-impl Segment {
-    fn open(path: &std::path::Path) -> io::Result<Self> {
-        let f = File::open(path)?;
-        // SAFETY: a mapping is unsound only if the file shrinks under it while mapped
-        // pages are touched. Segment files only grow while the server runs (the store
-        // appends; recovery, the one place that cuts a torn tail, runs before the server
-        // serves and only beyond the last indexed chunk), and this function only ever
-        // reads ranges that the index recorded after their bytes were written. Deleting
-        // a stream unlinks its files, which leaves existing mappings valid.
-        match unsafe { memmap2::Mmap::map(&f) } {
-            Ok(m) => {
-                let _ = m.advise(memmap2::Advice::Sequential);
-                Ok(Self::Mapped(Bytes::from_owner(m)))
-            }
-            Err(_) => Ok(Self::File(f)),
-        }
-    }
-
-    /// Bytes `[at, at + n)` of the file.
-    fn piece(&self, at: u64, n: usize) -> io::Result<Bytes> {
-        match self {
-            Self::Mapped(b) => {
-                let (a, e) = (at as usize, at as usize + n);
-                if e > b.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "segment file is shorter than its index says",
-                    ));
-                }
-                Ok(b.slice(a..e))
-            }
-            Self::File(f) => {
-                let mut buf = BytesMut::zeroed(n);
-                f.read_exact_at(&mut buf, at)?;
-                Ok(buf.freeze())
-            }
-        }
-    }
-}
-
-/// Segments a download maps before it sends anything (the rest are mapped as reached).
-const HELD_SEGMENTS: u32 = 64;
-
-/// Maps the first segments of `range` at once: retention may trim the stream's head
-/// while the download runs, and a mapped file stays readable after it is unlinked, so a
-/// download that started is not cut by a trim of what it covers.
-fn hold_segments(
-    reader: &StreamReader,
-    range: PacketRange,
-) -> std::collections::BTreeMap<u32, Segment> {
-    let mut held = std::collections::BTreeMap::new();
-    let Some(Ok(first)) = reader.slices(range).next() else {
-        return held;
-    };
-    for n in first.segment..first.segment.saturating_add(HELD_SEGMENTS) {
-        match Segment::open(&reader.dir().join(wirecap_store::layout::segment(n))) {
-            Ok(seg) => {
-                held.insert(n, seg);
-            }
-            Err(_) => break,
-        }
-    }
-    held
-}
-
-/// Sends bytes `[skip, skip + take)` of `range` as a pcap file, reading only those.
-/// `emit` fails when the client has gone, which stops the producer.
-fn produce_raw(
-    reader: &StreamReader,
-    range: PacketRange,
-    skip: u64,
-    take: u64,
-    emit: &mut dyn FnMut(Bytes) -> io::Result<()>,
-) -> io::Result<()> {
-    let end = skip.saturating_add(take);
-    let header = pcap_ns_header(reader.link_type(), reader.meta().snaplen);
-    let mut pos = 0u64;
-    // The part of [a, a+len) that lies in [skip, end), as offsets into the part.
-    let clip = |a: u64, len: u64| -> Option<(u64, u64)> {
-        let from = skip.max(a);
-        let to = end.min(a + len);
-        (from < to).then(|| (from - a, to - from))
-    };
-    if let Some((off, n)) = clip(0, PCAP_NS_HEADER_LEN as u64) {
-        emit(Bytes::copy_from_slice(
-            &header[off as usize..(off + n) as usize],
-        ))?;
-    }
-    pos += PCAP_NS_HEADER_LEN as u64;
-    let mut held = hold_segments(reader, range);
-    let mut open: Option<(u32, Segment)> = None;
-    for s in reader.slices(range) {
-        if pos >= end {
-            break;
-        }
-        let s = s.map_err(|e| io::Error::other(e.to_string()))?;
-        let here = pos;
-        pos += s.len;
-        let Some((off, mut n)) = clip(here, s.len) else {
-            continue;
-        };
-        if open.as_ref().is_none_or(|(seg, _)| *seg != s.segment) {
-            let seg = match held.remove(&s.segment) {
-                Some(seg) => seg,
-                None => {
-                    Segment::open(&reader.dir().join(wirecap_store::layout::segment(s.segment)))?
-                }
-            };
-            open = Some((s.segment, seg));
-        }
-        let Some((_, seg)) = open.as_ref() else {
-            continue;
-        };
-        let mut at = s.offset + off;
-        while n > 0 {
-            let max = if matches!(seg, Segment::Mapped(_)) {
-                MAP_PIECE
-            } else {
-                PIECE
-            };
-            let want = n.min(max as u64) as usize;
-            let piece = seg.piece(at, want)?;
-            at += want as u64;
-            n -= want as u64;
-            emit(piece)?;
-        }
-    }
-    Ok(())
-}
-
-fn packet_ts(p: &wirecap_pcap::Packet<'_>) -> u64 {
-    p.ts_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(p.ts_nsec))
-}
-
-/// Writes `range` through `filter` in `format` into `out`.
-fn produce_packets(
-    reader: &StreamReader,
-    range: PacketRange,
-    format: Format,
-    filter: Option<&Filter>,
-    out: &mut Encoder,
-) -> io::Result<()> {
-    let link = reader.link_type();
-    let snaplen = reader.meta().snaplen;
-    let mut err: Option<io::Error> = None;
-    let to_io = |e: wirecap_pcap::Error| io::Error::other(e.to_string());
-    let keep = |p: &wirecap_pcap::Packet<'_>| {
-        filter.is_none_or(|f| f.matches(packet_ts(p), p.orig_len, p.data))
-    };
-    // Chunks whose stored summary the filter rules out are skipped without being read.
-    let may_match = |summary: &[u8]| match (filter, ChunkSummary::from_bytes(summary)) {
-        (Some(f), Ok(s)) => f.may_match(&s),
-        _ => true,
-    };
-    let walked = match format {
-        Format::Pcap => {
-            let mut w = PcapNsWriter::new(&mut *out, link, snaplen)?;
-            reader.scan(range, may_match, |p| {
-                if keep(p)
-                    && let Err(e) = w.write_packet(p)
-                {
-                    err = Some(to_io(e));
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            })
-        }
-        Format::Pcapng => {
-            let mut w = PcapngWriter::new(&mut *out, link, snaplen)?;
-            reader.scan(range, may_match, |p| {
-                if keep(p)
-                    && let Err(e) = w.write_packet(p)
-                {
-                    err = Some(to_io(e));
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            })
-        }
-    };
-    if let Some(e) = err {
-        return Err(e);
-    }
-    walked
-        .map(|_| ())
-        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 fn disposition(name: &str) -> HeaderValue {
@@ -566,130 +399,199 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// Answers a download request.
-pub fn respond(
+pub async fn respond(
     d: Download,
     req: &HeaderMap,
     slots: &Slots,
     metrics: Option<wirecap_appliance::metrics::Metrics>,
 ) -> Result<Response, ApiError> {
-    let raw = d.format == Format::Pcap && d.filter.is_none() && d.encoding == Encoding::Identity;
     let permit = slots.take()?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(d.format.content_type()),
+        HeaderValue::from_static(content_type(d.format)),
     );
     headers.insert(
         header::CONTENT_DISPOSITION,
-        disposition(&format!("{}.{}", d.filename, d.format.extension())),
+        disposition(&format!("{}.{}", d.filename, extension(d.format))),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&d.range.packets().to_string()) {
-        headers.insert("x-wirecap-packets", v);
+    if let Some(n) = d.packets {
+        headers.insert("x-wirecap-packets", HeaderValue::from(n));
     }
-    let (tx, rx) = mpsc::channel::<Piece>(DEPTH);
-    let reader = d.reader;
-    let range = d.range;
-    if raw {
-        let len = range.pcap_bytes();
-        let etag = format!(
-            "\"{}-{}-{}\"",
-            reader.name(),
-            range.first_packet,
-            range.end_packet
-        );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            headers.insert(header::ETAG, v);
-        }
-        let if_range_ok = req
-            .get(header::IF_RANGE)
-            .is_none_or(|v| v.as_bytes() == etag.as_bytes());
-        let br = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-            Some(h) if if_range_ok => parse_range(h, len),
-            _ => ByteRange::Full,
-        };
-        let (status, skip, take) = match br {
-            ByteRange::Full => (StatusCode::OK, 0, len),
-            ByteRange::Partial { start, end } => {
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
-                    headers.insert(header::CONTENT_RANGE, v);
+    // Bytes [skip, skip + take) of a file of known length, or the whole file.
+    let (status, part) = match (d.export.exact_len(), d.encoding) {
+        (Some(len), Encoding::Identity) => {
+            let etag = format!("\"{}-{}-{}\"", d.stream, d.packet_range.0, d.packet_range.1);
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, v);
+            }
+            let if_range_ok = req
+                .get(header::IF_RANGE)
+                .is_none_or(|v| v.as_bytes() == etag.as_bytes());
+            let br = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+                Some(h) if if_range_ok => parse_range(h, len),
+                _ => ByteRange::Full,
+            };
+            let (status, skip, take) = match br {
+                ByteRange::Full => (StatusCode::OK, 0, len),
+                ByteRange::Partial { start, end } => {
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                        headers.insert(header::CONTENT_RANGE, v);
+                    }
+                    (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
                 }
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
-            ByteRange::Unsatisfiable => {
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                    headers.insert(header::CONTENT_RANGE, v);
+                ByteRange::Unsatisfiable => {
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                        headers.insert(header::CONTENT_RANGE, v);
+                    }
+                    return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers, "").into_response());
                 }
-                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers, "").into_response());
-            }
-        };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(take));
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let mut sent = 0u64;
-            let res = produce_raw(&reader, range, skip, take, &mut |b| {
-                sent += b.len() as u64;
-                tx.blocking_send(Ok(b))
-                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
-            });
-            if let Some(m) = &metrics {
-                m.download_bytes(sent);
-            }
-            finish(res, sent, take, &tx, reader.name());
-        });
-        return Ok((status, headers, body_from(rx)).into_response());
-    }
-    match d.encoding {
-        Encoding::Identity => {}
-        Encoding::Gzip => {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            };
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(take));
+            (status, Some((skip, take)))
         }
-        Encoding::Zstd => {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        _ => {
+            match d.encoding {
+                Encoding::Identity => {}
+                Encoding::Gzip => {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                Encoding::Zstd => {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+                }
+            }
+            headers.insert(
+                header::VARY,
+                HeaderValue::from_static("accept-encoding, accept"),
+            );
+            (StatusCode::OK, None)
         }
-    }
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("accept-encoding, accept"),
-    );
-    let (format, filter, encoding) = (d.format, d.filter, d.encoding);
+    };
+    let (tx, rx) = mpsc::channel::<BodyPiece>(DEPTH);
+    let (started_tx, started_rx) = oneshot::channel::<Result<(), wirecap_query::Error>>();
+    let (export, encoding, stream) = (d.export, d.encoding, d.stream.clone());
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let run = || -> io::Result<u64> {
-            let mut enc = Encoder::new(encoding, ChannelWriter::new(tx.clone()))?;
-            if format == Format::Pcap && filter.is_none() {
-                produce_raw(&reader, range, 0, u64::MAX, &mut |b| enc.write_all(&b))?;
-            } else {
-                produce_packets(&reader, range, format, filter.as_ref(), &mut enc)?;
-            }
-            Ok(enc.finish()?.sent)
+        let pieces = match part {
+            Some((skip, take)) => export.byte_range(skip, take),
+            None => Ok(export.pieces()),
         };
-        let res = run();
-        let sent = *res.as_ref().unwrap_or(&0);
+        let mut pieces = match pieces {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
+            }
+        };
+        let mut ahead = Vec::with_capacity(LOOKAHEAD);
+        while ahead.len() < LOOKAHEAD {
+            match pieces.next() {
+                None => break,
+                Some(Ok(p)) => ahead.push(p),
+                Some(Err(e)) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if started_tx.send(Ok(())).is_err() {
+            return;
+        }
+        let mut sent = 0u64;
+        let res = produce(
+            ahead.into_iter().map(Ok).chain(pieces),
+            encoding,
+            &tx,
+            &mut sent,
+        );
         if let Some(m) = &metrics {
             m.download_bytes(sent);
         }
-        finish(res.map(|_| ()), sent, sent, &tx, reader.name());
+        let want = part.map(|(_, take)| take);
+        finish(res, sent, want, &tx, &stream);
     });
-    Ok((StatusCode::OK, headers, body_from(rx)).into_response())
+    match started_rx.await {
+        Ok(Ok(())) => Ok((status, headers, body_from(rx)).into_response()),
+        Ok(Err(e)) => Err(read_failure(e, &d.stream)),
+        Err(_) => Err(ApiError::internal(
+            "the download failed to start; see the server log",
+        )),
+    }
 }
 
-fn finish(res: io::Result<()>, sent: u64, want: u64, tx: &mpsc::Sender<Piece>, name: &str) {
+/// Why a download stopped early.
+enum Stop {
+    Read(wirecap_query::Error),
+    Write(io::Error),
+}
+
+/// Sends `pieces` to the body through `encoding`; `sent` counts the body bytes.
+fn produce(
+    pieces: impl Iterator<Item = wirecap_query::Result<Piece>>,
+    encoding: Encoding,
+    tx: &mpsc::Sender<BodyPiece>,
+    sent: &mut u64,
+) -> Result<(), Stop> {
+    let mut enc = Encoder::new(encoding, ChannelWriter::new(tx.clone())).map_err(Stop::Write)?;
+    let res = (|| {
+        for p in pieces {
+            enc.put(p.map_err(Stop::Read)?).map_err(Stop::Write)?;
+        }
+        Ok(())
+    })();
+    let sent_now = |e: &Encoder| match e {
+        Encoder::Identity(w) => w.sent,
+        Encoder::Gzip(g) => g.get_ref().sent,
+        Encoder::Zstd(z) => z.get_ref().sent,
+    };
+    if res.is_err() {
+        *sent = sent_now(&enc);
+        return res;
+    }
+    let w = enc.finish().map_err(Stop::Write)?;
+    *sent = w.sent;
+    Ok(())
+}
+
+fn finish(
+    res: Result<(), Stop>,
+    sent: u64,
+    want: Option<u64>,
+    tx: &mpsc::Sender<BodyPiece>,
+    stream: &str,
+) {
     match res {
-        Ok(()) if sent == want => tracing::debug!(stream = name, bytes = sent, "download done"),
+        Ok(()) if want.is_none_or(|w| w == sent) => {
+            tracing::debug!(stream, bytes = sent, "download done")
+        }
         Ok(()) => {
             // The index promised more than the segments hold: never end a body short
             // silently, the client must see a broken transfer.
-            tracing::error!(stream = name, sent, want, "download ended short");
+            tracing::error!(stream, sent, want, "download ended short");
             let _ = tx.blocking_send(Err(io::Error::other("stream ended short")));
         }
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            tracing::debug!(stream = name, bytes = sent, "client went away");
+        Err(Stop::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            tracing::debug!(stream, bytes = sent, "client went away");
         }
-        Err(e) => {
-            tracing::error!(stream = name, "download failed after {sent} bytes: {e}");
+        Err(Stop::Write(e)) => {
+            tracing::error!(stream, "download failed after {sent} bytes: {e}");
             let _ = tx.blocking_send(Err(e));
+        }
+        Err(Stop::Read(e)) => {
+            let damaged = matches!(&e, wirecap_query::Error::Store(se) if se.is_damage());
+            if damaged {
+                tracing::error!(
+                    stream,
+                    what = %e,
+                    "download cut after {sent} bytes: the stream is damaged; run `wirecap verify {stream}`"
+                );
+            } else {
+                tracing::error!(stream, what = %e, "download failed after {sent} bytes");
+            }
+            // An error ends the body without its end: the client sees a broken transfer.
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
     }
 }

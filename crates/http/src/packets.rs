@@ -11,7 +11,7 @@ use wirecap_store::{PacketRange, StreamReader, View, now_ns};
 use crate::download;
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::respond::{blocking, open};
+use crate::respond::blocking;
 use crate::state::Shared;
 
 /// Which packets of a stream a download wants.
@@ -62,7 +62,10 @@ pub(crate) fn selection(q: &Query, keys: [&str; 4]) -> Result<Selection, ApiErro
     })
 }
 
-fn resolve(r: &StreamReader, sel: Selection) -> Result<(PacketRange, String), ApiError> {
+fn resolve(
+    r: &StreamReader,
+    sel: Selection,
+) -> Result<(PacketRange, String), wirecap_store::Error> {
     Ok(match sel {
         Selection::All => (r.full_range(), r.name().to_owned()),
         Selection::Time(a, b) => (
@@ -88,6 +91,8 @@ pub(crate) struct DownloadAsk<'a> {
     pub compress: Option<&'a str>,
     pub filter: Option<&'a str>,
     pub bpf: Option<&'a str>,
+    /// What the request calls `filter` and `bpf` (for error messages).
+    pub names: (&'static str, &'static str),
 }
 
 /// Answers `ask`: opens the stream, resolves the selection, compiles the filters and
@@ -102,25 +107,36 @@ pub(crate) async fn download(
     let encoding = download::negotiate_encoding(ask.compress, h(header::ACCEPT_ENCODING))?;
     let (filter_text, bpf_text) = (ask.filter.map(str::to_owned), ask.bpf.map(str::to_owned));
     let a = app.clone();
-    let (name, sel) = (ask.name, ask.selection);
+    let (name, sel, names) = (ask.name, ask.selection, ask.names);
     let d = blocking(move || {
-        let reader = open(&a, &name)?;
-        let (range, filename) = resolve(&reader, sel)?;
+        let reader = a
+            .engine
+            .store()
+            .open_stream(&name)
+            .map_err(|e| download::store_failure(e, &name))?;
+        let (range, mut filename) =
+            resolve(&reader, sel).map_err(|e| download::store_failure(e, &name))?;
         let filter = download::compile_filter(
             filter_text.as_deref(),
             bpf_text.as_deref(),
             reader.link_type(),
             now_ns(),
+            names,
         )?;
+        if filter.is_some() {
+            filename =
+                download::filtered_name(&filename, filter_text.as_deref(), bpf_text.as_deref());
+        }
         Ok(download::Download {
-            reader,
-            range,
+            packets: filter.is_none().then(|| range.packets()),
+            stream: reader.name().to_owned(),
+            packet_range: (range.first_packet, range.end_packet),
+            export: wirecap_query::Export::new(reader, range, format, filter),
             format,
-            filter,
             encoding,
             filename,
         })
     })
     .await?;
-    download::respond(d, headers, &app.slots, Some(app.metrics.clone()))
+    download::respond(d, headers, &app.slots, Some(app.metrics.clone())).await
 }

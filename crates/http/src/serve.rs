@@ -111,8 +111,10 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     tls::install_crypto_provider();
 
     let store = Store::open(&dir)?;
-    for (name, rec) in store.recover()? {
-        tracing::warn!(stream = %name, "recovered a stream (its writer died, or a retention trim was cut short): {rec:?}");
+    // With the summarizer, a rebuilt index keeps its chunk summaries (filters skip
+    // chunks again); plain `recover()` would rebuild it without them.
+    for (name, rec) in store.recover_with(Some(&wirecap_query::FilterSummarizer))? {
+        log_recovery(&name, &rec);
     }
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;
@@ -128,6 +130,35 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(serve(settings, engine, ops, users, login))
+}
+
+/// Says what start-up recovery did to stream `name`: a stream it could not repair is
+/// an error (it is listed as damaged), a rebuilt index a warning naming the damage.
+fn log_recovery(name: &str, rec: &wirecap_store::Recovery) {
+    if let Some(why) = &rec.failed {
+        tracing::error!(
+            stream = %name,
+            "recovery failed; the stream is listed as damaged (run `wirecap verify {name}`): {why}"
+        );
+    } else if rec.orphan_removed {
+        tracing::warn!(stream = %name, "removed a directory left without meta.json by an interrupted creation");
+    } else if let Some(why) = &rec.index_rebuilt {
+        tracing::warn!(
+            stream = %name,
+            chunks_kept = rec.chunks_kept,
+            chunks_dropped = rec.chunks_dropped,
+            "index rebuilt from the segments ({why}); damaged chunks left out: {}",
+            rec.chunks_dropped
+        );
+    } else {
+        tracing::warn!(
+            stream = %name,
+            chunks_kept = rec.chunks_kept,
+            chunks_reindexed = rec.chunks_reindexed,
+            bytes_cut = rec.bytes_cut,
+            "recovered a stream (its writer died, or a retention trim was cut short)"
+        );
+    }
 }
 
 /// How long a client may take to send a request's headers (`WIRECAP_HEADER_TIMEOUT_SECS`

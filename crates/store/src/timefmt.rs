@@ -13,7 +13,11 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// Parses a user-supplied time into ns since the epoch.
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let digits = t.strip_suffix("ULL").unwrap_or(t);
+    // The appliance writes `ULL`; users type it in any case.
+    let digits = match t.len().checked_sub(3) {
+        Some(i) if t.is_char_boundary(i) && t[i..].eq_ignore_ascii_case("ull") => &t[..i],
+        _ => t,
+    };
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return digits
             .parse::<u64>()
@@ -262,6 +266,15 @@ mod tests {
             parse_time("1434793007780373366ULL").unwrap(),
             1434793007780373366
         );
+        assert_eq!(
+            parse_time("1434793007780373366ull").unwrap(),
+            1434793007780373366
+        );
+        assert_eq!(
+            parse_time("1434793007780373366Ull").unwrap(),
+            1434793007780373366
+        );
+        assert!(parse_time("ull").is_err());
         assert_eq!(
             parse_time("20150620_09:36:47.780.373.248").unwrap(),
             1434793007780373248

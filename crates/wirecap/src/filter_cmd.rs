@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use wirecap_query::{compile, today_utc};
+use wirecap_query::{CompileError, Date, Filter, compile_named, today_utc};
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -41,12 +41,8 @@ pub fn run(a: FilterArgs) -> Result<ExitCode> {
     };
     let today = today_utc(wirecap_store::now_ns());
     let compile = |link| {
-        let (f, b) = if a.bpf {
-            (None, Some(expr.as_str()))
-        } else {
-            (Some(expr.as_str()), None)
-        };
-        compile(f, b, link, today).map_err(|e| wirecap_query::Error::Invalid(e.to_string()))
+        compile_expr(&expr, a.bpf, link, today)
+            .map_err(|e| wirecap_query::Error::Invalid(e.to_string()))
     };
     // Filter errors carry their own caret drawing; reader errors name the file.
     let named = |e: wirecap_query::Error| -> anyhow::Error {
@@ -78,4 +74,34 @@ pub fn run(a: FilterArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles EXPR; its errors name it as the positional argument it is, not `--filter`.
+fn compile_expr(
+    expr: &str,
+    bpf: bool,
+    link: wirecap_pcap::LinkType,
+    today: Date,
+) -> Result<Option<Filter>, CompileError> {
+    if bpf {
+        compile_named(None, Some(expr), link, today, ("EXPR", "EXPR (--bpf)"))
+    } else {
+        compile_named(Some(expr), None, link, today, ("EXPR", "EXPR (--bpf)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_positional_expression() {
+        let today = today_utc(0);
+        let link = wirecap_pcap::LinkType::ETHERNET;
+        let e = compile_expr("tcp.prot == 1", false, link, today).unwrap_err();
+        assert!(e.to_string().starts_with("EXPR: "), "{e}");
+        let e = compile_expr("tcp and (", true, link, today).unwrap_err();
+        assert!(e.to_string().starts_with("EXPR (--bpf): "), "{e}");
+        assert!(!e.to_string().contains("--filter"), "{e}");
+    }
 }

@@ -588,7 +588,8 @@ fn bad_filters_and_damaged_files_are_clear_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("column 27") && e.contains("--filter"), "{e}");
+    // The expression is the positional EXPR, not --filter (issue 14, item 13).
+    assert!(e.contains("column 27") && e.contains("EXPR: "), "{e}");
     assert!(!out.exists());
 
     let data = dir.path().join("data");

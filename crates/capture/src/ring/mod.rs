@@ -133,11 +133,7 @@ impl RingConfig {
 }
 
 fn os_err<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Socket {
-        op,
-        interface: interface.to_owned(),
-        source,
-    }
+    move |source| Error::Socket(sys::SocketError::at(op, interface)(source))
 }
 
 /// Creates the socket (protocol 0: nothing is queued before the ring exists) and resolves

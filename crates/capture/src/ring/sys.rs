@@ -11,6 +11,36 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+/// A system call on an AF_PACKET socket or ring that failed: which, on which interface,
+/// and the OS error. The one such error of the capture rings and the inline forwarder.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} on interface {interface}: {source}")]
+pub struct SocketError {
+    /// The operation, e.g. `setsockopt(PACKET_RX_RING)`.
+    pub op: &'static str,
+    /// The interface the socket is for.
+    pub interface: String,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SocketError {
+    /// `map_err(SocketError::at("bind", name))`.
+    pub fn at<'a>(op: &'static str, interface: &'a str) -> impl FnOnce(io::Error) -> Self + 'a {
+        move |source| Self {
+            op,
+            interface: interface.to_owned(),
+            source,
+        }
+    }
+
+    /// Whether the OS refused for lack of privilege (`CAP_NET_RAW`, `CAP_NET_ADMIN`).
+    pub fn is_permission(&self) -> bool {
+        matches!(self.source.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+    }
+}
+
 /// A negative return code as the `errno` error.
 pub fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
@@ -316,5 +346,26 @@ impl Drop for Mmap {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_errors_read_the_same_from_capture_and_say_when_privilege_is_missing() {
+        let denied =
+            SocketError::at("socket(AF_PACKET)", "eth9")(io::Error::from_raw_os_error(libc::EPERM));
+        assert!(denied.is_permission());
+        let e = crate::Error::from(denied);
+        assert!(
+            e.to_string()
+                .starts_with("socket(AF_PACKET) on interface eth9: "),
+            "{e}"
+        );
+        assert!(matches!(&e, crate::Error::Socket(s) if s.interface == "eth9"));
+        let busy = SocketError::at("bind", "eth9")(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        assert!(!busy.is_permission());
     }
 }

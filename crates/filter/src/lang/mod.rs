@@ -159,6 +159,21 @@ fn definition(s: &str) -> Option<(usize, usize, usize)> {
     }
 }
 
+/// If `s` starts with `na-me :`, a definition whose name holds a `-` (not an identifier):
+/// the name's range, so that the error names the block rather than a field `na`.
+fn dashed_definition(s: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !c.is_ascii_whitespace())?;
+    let len = b[start..]
+        .iter()
+        .position(|&c| !(is_ident(c) || c == b'-'))
+        .unwrap_or(b.len() - start);
+    let end = start + len;
+    let word = &s[start..end];
+    let colon = b[end..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':');
+    (colon && word.contains('-') && is_ident_start(b[start])).then_some((start, end))
+}
+
 impl ApplianceFilter {
     /// Compiles `text` for packets of `link`.
     pub(crate) fn compile(
@@ -190,6 +205,16 @@ impl ApplianceFilter {
         let mut expr: Option<&Stmt<'_>> = None;
         let mut lone: Option<Pred> = None;
         for s in &stmts {
+            if let Some((ns, ne)) = dashed_definition(s.text) {
+                return Err(fail(
+                    ErrorKind::Syntax,
+                    format!(
+                        "`{}` cannot name a block: block names are letters, digits and `_` (no `-`)",
+                        &s.text[ns..ne]
+                    ),
+                    s.at + ns,
+                ));
+            }
             if let Some((ns, ne, after)) = definition(s.text) {
                 let name = &s.text[ns..ne];
                 if is_keyword(name) {

@@ -331,3 +331,19 @@ fn run_postfix() {
         );
     }
 }
+
+#[test]
+fn a_block_name_with_a_dash_is_named_in_the_error() {
+    let e = compile("a-b: tcp.port == 80; a-b").unwrap_err();
+    assert!(
+        e.message().contains("`a-b` cannot name a block"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(e.offset(), Some(0));
+    let e = compile("web: tcp.port == 80;\n  my-web : udp; web").unwrap_err();
+    assert!(e.message().contains("`my-web`"), "{}", e.message());
+    // Dashes elsewhere are not mistaken for a definition.
+    assert!(compile("m: ether.addr == 00-ba-be-11-22-33; m").is_ok());
+    assert!(compile("web_1: tcp.port == 80; web_1").is_ok());
+}

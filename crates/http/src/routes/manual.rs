@@ -138,6 +138,7 @@ pub(crate) async fn pcap_single(
             compress: q.get("compress"),
             filter: q.get("Filter"),
             bpf: q.get("FilterBPF"),
+            names: ("Filter", "FilterBPF"),
         },
     )
     .await
@@ -162,6 +163,7 @@ pub(crate) async fn pcap_splittime(
             compress: q.get("compress"),
             filter: q.get("Filter"),
             bpf: q.get("FilterBPF"),
+            names: ("Filter", "FilterBPF"),
         },
     )
     .await

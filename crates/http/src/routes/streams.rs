@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wirecap_appliance::api::{Status, Stream};
+use wirecap_appliance::api::{Listing, Status, Stream};
 use wirecap_store::View;
 use wirecap_store::timefmt::rfc3339;
 
@@ -64,8 +64,10 @@ pub(crate) async fn api_status(
     responses((status = 200, body = Vec<Stream>), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
-    let list = blocking(move || Ok(store.list()?)).await?;
-    Ok(json_ok(&list.iter().map(Stream::of).collect::<Vec<_>>()))
+    let list = blocking(move || Ok(store.listing()?)).await?;
+    Ok(json_ok(
+        &list.into_iter().map(Listing::of).collect::<Vec<_>>(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/streams/{name}", tag = "streams",
@@ -175,6 +177,7 @@ pub(crate) async fn api_pcap(
             compress: q.get("compress"),
             filter: q.get("filter"),
             bpf: q.get("bpf"),
+            names: ("filter", "bpf"),
         },
     )
     .await

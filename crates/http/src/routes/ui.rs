@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use wirecap_filter::LinkType;
-use wirecap_store::{StreamInfo, View, now_ns, validate_stored_name};
+use wirecap_store::{Listed, StreamInfo, View, now_ns, validate_stored_name};
 
-use wirecap_appliance::api::Link;
+use wirecap_appliance::api::{Damaged, Link};
 use wirecap_appliance::catalog::Catalog;
 use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
 use wirecap_appliance::os::disk_space;
@@ -96,13 +96,21 @@ pub struct UiStream {
     pub views: Option<Vec<String>>,
 }
 
+/// A row of the UI's stream list: a readable stream or a damaged one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum UiStreamRow {
+    Stream(UiStream),
+    Damaged(Damaged),
+}
+
 /// One page of streams.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UiStreamPage {
     pub limit: usize,
     pub offset: usize,
-    pub streams: Vec<UiStream>,
+    pub streams: Vec<UiStreamRow>,
     /// Streams that match, on every page.
     pub total: usize,
 }
@@ -163,33 +171,42 @@ fn stream_row(s: &StreamInfo) -> UiStream {
     }
 }
 
-/// Streams whose name contains `q` (case-insensitive), newest first, one page.
-pub fn page_of_streams(
-    mut list: Vec<StreamInfo>,
-    q: &str,
-    offset: usize,
-    limit: usize,
-) -> UiStreamPage {
+/// Streams whose name contains `q` (case-insensitive), newest first, then the damaged
+/// ones (state `damaged`, `damage` says why: the Files page shows them, never hides them),
+/// one page.
+pub fn page_of_streams(list: Vec<Listed>, q: &str, offset: usize, limit: usize) -> UiStreamPage {
     let q = q.to_lowercase();
-    if !q.is_empty() {
-        list.retain(|s| s.meta.name.to_lowercase().contains(&q));
+    let (mut ok, mut bad): (Vec<StreamInfo>, Vec<(String, String)>) = (Vec::new(), Vec::new());
+    for e in list {
+        if !q.is_empty() && !e.name().to_lowercase().contains(&q) {
+            continue;
+        }
+        match e {
+            Listed::Stream(i) => ok.push(i),
+            Listed::Damaged { name, why } => bad.push((name, why)),
+        }
     }
-    list.sort_by(|a, b| {
+    ok.sort_by(|a, b| {
         b.meta
             .created_ns
             .cmp(&a.meta.created_ns)
             .then_with(|| a.meta.name.cmp(&b.meta.name))
     });
-    let total = list.len();
+    let total = ok.len() + bad.len();
+    let streams = ok
+        .iter()
+        .map(|i| UiStreamRow::Stream(stream_row(i)))
+        .chain(
+            bad.into_iter()
+                .map(|(name, why)| UiStreamRow::Damaged(Damaged::new(name, why))),
+        )
+        .skip(offset)
+        .take(limit)
+        .collect();
     UiStreamPage {
         limit,
         offset: offset.min(total),
-        streams: list
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(stream_row)
-            .collect(),
+        streams,
         total,
     }
 }
@@ -204,7 +221,7 @@ pub(crate) async fn streams(
     let needle = q.get("q").unwrap_or("").to_owned();
     let store = app.engine.store().clone();
     let v = blocking(move || {
-        let list = Catalog::of(store.dir()).list(&store)?;
+        let list = Catalog::of(store.dir()).listing(&store)?;
         Ok(page_of_streams(list, &needle, offset, limit))
     })
     .await?;

@@ -50,6 +50,11 @@ export const session = {
   login: (user, password) => api('/api/v1/session', { method: 'POST', body: { user, password } }),
   logout: () => api('/api/v1/session', { method: 'DELETE' }),
 };
+/** Seconds as /sysmaster/status prints an uptime: `0D 3H 36M`. */
+const uptime = (secs) => {
+  const m = Math.floor((Number(secs) || 0) / 60);
+  return `${Math.floor(m / 1440)}D ${Math.floor(m / 60) % 24}H ${m % 60}M`;
+};
 /** The JSON status, flattened into the names of /sysmaster/status (plus a few more). */
 export async function status() {
   const s = await api('/api/v1/status?history=0');
@@ -67,6 +72,7 @@ export async function status() {
     capture_link: l.up ? 'up' : 'down',
     capture_link_speed: l.speed_mbps,
     capture_link_uptime_s: l.uptime_s,
+    capture_link_uptime: uptime(l.uptime_s),
     packets_received: s.packets_received,
     packets_dropped: s.packets_dropped,
     packets_errors: s.packets_errors,
@@ -74,8 +80,11 @@ export async function status() {
     packets_pending: s.packets_pending,
     bytes_captured: s.bytes_captured,
     bytes_pending: s.bytes_pending,
+    // The appliance's cache figure; wirecap's /sysmaster/status always prints 0.
+    bytes_cache: 0,
     bytes_disk: s.bytes_disk,
     uptime_s: s.uptime_s,
+    uptime: uptime(s.uptime_s),
     source: s.source,
     drops: s.drops,
     last_error: s.last_error,

@@ -65,6 +65,10 @@ async function makeData() {
   let next = 1;
   const worker = async () => { while (next <= STREAMS) await importOne(next++); };
   await Promise.all([worker(), worker(), worker(), worker()]);
+  // A stream whose meta.json is garbage: listed as damaged on the Files page, never hidden.
+  const broken = join(store, 'streams', 'broken_20250101_0000');
+  mkdirSync(broken, { recursive: true });
+  writeFileSync(join(broken, 'meta.json'), '{ this is not json');
   console.log(`test data: ${STREAMS} small streams + one of 3,600 s, imported in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return store;
 }
@@ -227,6 +231,12 @@ async function main() {
       const text = await page.textContent('[data-test=stats]');
       expect(text.includes('recording'), 'dashboard does not say recording');
       expect(/oldest packet on disk is from/.test(await page.textContent('[data-test=retention]')), 'no retention horizon');
+      // The panel "as /sysmaster/status prints them" has every line of it.
+      const plain = await (await fetch(`${base}/sysmaster/status`, { headers: { Authorization: server.auth } })).text();
+      const keys = plain.trim().split('\n').map((l) => l.split(',')[0]);
+      const shown = await page.locator('[data-test=status-counters] td.mono:first-child').allTextContents();
+      const missing = keys.filter((k) => !shown.includes(k));
+      expect(keys.length >= 18 && missing.length === 0, `dashboard leaves out ${missing.join(', ')}`);
       await shot('03-dashboard');
       await page.click('text=last 1 hour');
       await sleep(800);
@@ -272,11 +282,23 @@ async function main() {
       figures.files_ms = median(times);
       figures.files_ms_cpu4x = slow.ms;
       const count = await last.textContent('[data-test=stream-count]');
-      expect(num(count) === STREAMS + 2, `stream count says ${count}`);
+      expect(num(count) === STREAMS + 3, `stream count says ${count}`);
       await last.screenshot({ path: join(OUT, '05-files.png'), fullPage: false });
       await last.close();
       console.log(`     files page: ${times.map((t) => t.toFixed(0)).join(', ')} ms (median ${figures.files_ms.toFixed(0)}), ${slow.ms.toFixed(0)} ms at 4x CPU throttling`);
       expect(figures.files_ms < LOAD_BUDGET_MS, `median ${figures.files_ms} ms`);
+    });
+
+    await check('a damaged stream is listed with a damaged badge and why', async () => {
+      await page.goto(`${base}/#/files?q=broken`);
+      const badge = page.locator('table[data-test=streams] [data-test=damaged]');
+      await badge.waitFor();
+      const why = await badge.getAttribute('title');
+      expect(why.includes('meta.json') && why.includes('wirecap verify'), `badge title: ${why}`);
+      const row = page.locator('table[data-test=streams] tbody tr').first();
+      expect((await row.textContent()).includes('broken_20250101_0000'), 'damaged row not named');
+      expect(await row.locator('a.btn').count() === 0, 'a damaged stream offers a download');
+      await shot('05b-files-damaged');
     });
 
     await check('open the captured stream, download a split, tcpdump reads it', async () => {

@@ -14,9 +14,10 @@ const RANGES = [
   ['1 hour', 3600],
 ];
 
-const COUNTERS = ['packets_received', 'packets_dropped', 'packets_errors', 'packets_captured', 'bytes_captured',
-  'bytes_pending', 'bytes_disk', 'capture_link', 'capture_link_speed', 'capture_bytes', 'capture_packets', 'capture_bps',
-  'capture_pps', 'capture_name', 'capture_active', 'source'];
+// Every line of /sysmaster/status, in its order, then what the JSON status adds.
+const COUNTERS = ['uptime', 'packets_received', 'packets_dropped', 'packets_errors', 'packets_captured', 'bytes_captured',
+  'bytes_pending', 'bytes_cache', 'bytes_disk', 'capture_link', 'capture_link_uptime', 'capture_link_speed', 'capture_bytes',
+  'capture_packets', 'capture_bps', 'capture_pps', 'capture_name', 'capture_active', 'source'];
 const show = (v) => (typeof v === 'number' ? fmtCount(v) : String(v ?? 'none'));
 
 /** The status history as uPlot columns, null where the server has no sample. */
@@ -100,7 +101,7 @@ export function Dashboard({ status }) {
 
     <section class="panel">
       <h2>Status counters <span class="muted" style="font-weight:400">(as <a href="/sysmaster/status" target="_blank">/sysmaster/status</a> prints them)</span></h2>
-      <table class="kv"><tbody>
+      <table class="kv" data-test="status-counters"><tbody>
         ${COUNTERS.map((k) => html`<tr><td class="mono">${k}</td><td class="mono">${show(s[k])}</td></tr>`)}
         ${s.drops && html`<tr><td class="mono">drops by cause</td><td class="mono">${Object.entries(s.drops).map(([k, v]) => `${k} ${fmtCount(v)}`).join(' · ')}</td></tr>`}
         ${s.last_error && html`<tr><td class="mono">last_error</td><td class="mono" style="color:var(--bad)">${s.last_error}</td></tr>`}

@@ -11,7 +11,10 @@ const PAGE = 100;
 const duration = (a, b) => (a && b ? fmtDuration((Number(b) - Number(a)) / 1e9) : '–');
 const Download = ({ url, label = 'pcap', test }) => html`<a class="btn small" href=${url} download data-test=${test}
   title="download as pcap (nanosecond timestamps)">⤓ ${label}</a>`;
-const State = ({ state }) => html`<span class=${`tag ${state === 'open' || state === 'live' ? 'live' : 'sealed'}`}>${state === 'open' ? 'live' : state}</span>`;
+const State = ({ state, damage }) => (state === 'damaged'
+  // A stream that cannot be read is shown, never hidden: the badge says why on hover.
+  ? html`<span class="tag damaged" data-test="damaged" title=${`${damage || 'damaged'} (run \`wirecap verify\` on the server)`}>damaged</span>`
+  : html`<span class=${`tag ${state === 'open' || state === 'live' ? 'live' : 'sealed'}`}>${state === 'open' ? 'live' : state}</span>`);
 
 export function Files({ route }) {
   const page = Math.max(1, Number(route.query.page || 1));
@@ -66,13 +69,14 @@ export function Files({ route }) {
         <tbody>
           ${data && data.streams.map((s) => html`<tr key=${s.name}>
             <td><a class="mono" href=${href(['files', s.name])}>${s.name}</a></td>
-            <td><${State} state=${s.state} /></td>
+            <td><${State} state=${s.state} damage=${s.damage} /></td>
+            ${s.state === 'damaged' ? html`<td colspan="5" class="muted" title=${s.damage}>${s.damage}</td>` : html`
             <td class="mono">${fmtTime(s.first_ns)}</td>
             <td class="mono">${fmtTime(s.last_ns)}</td>
             <td class="num">${duration(s.first_ns, s.last_ns)}</td>
             <td class="num">${fmtCount(s.packets)}</td>
-            <td class="num" title=${`${fmtCount(s.bytes)} bytes`}>${fmtBytes(s.bytes)}</td>
-            <td class="actions"><${Download} url=${s.download} />
+            <td class="num" title=${`${fmtCount(s.bytes)} bytes`}>${fmtBytes(s.bytes)}</td>`}
+            <td class="actions">${s.download && html`<${Download} url=${s.download} />`}
               <button class="small danger" onClick=${() => setDoomed(s.name)} disabled=${s.state === 'open'}
                 title=${s.state === 'open' ? 'stop the capture first' : 'delete this stream'}>Delete</button></td>
           </tr>`)}
