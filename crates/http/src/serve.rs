@@ -18,7 +18,11 @@ use wirecap_appliance::metrics::Metrics;
 use wirecap_appliance::operations::Operations;
 use wirecap_appliance::update::Releases;
 
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
+
 use crate::download::Slots;
+use crate::limits::Limited;
 use crate::router::router;
 use crate::state::AppState;
 use crate::tls;
@@ -106,6 +110,27 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;
+    let fd_limit = match crate::limits::raise_fd_limit() {
+        Ok((before, after)) => {
+            tracing::info!(
+                before,
+                after,
+                "descriptor limit (RLIMIT_NOFILE) raised to its hard limit"
+            );
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the descriptor limit: {e}");
+            1024
+        }
+    };
+    let limits = crate::limits::ConnLimits::from_env(fd_limit);
+    tracing::info!(
+        max_connections = limits.total,
+        per_address = limits.per_addr,
+        first_byte_timeout_s = limits.first_byte.as_secs_f64(),
+        "client connection limits"
+    );
     // Before anything is opened: this may exec the selected release instead.
     Releases::new(&dir).on_start(settings.update.health_timeout());
     tls::install_crypto_provider();
@@ -127,7 +152,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         .thread_name("wc-http")
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings, engine, ops, users, login))
+    runtime.block_on(serve(settings, engine, ops, users, login, limits))
 }
 
 /// How long a client may take to send a request's headers (`WIRECAP_HEADER_TIMEOUT_SECS`
@@ -190,8 +215,11 @@ async fn serve(
     ops: Operations,
     users: Users,
     login: AdminLogin,
+    limits: crate::limits::ConnLimits,
 ) -> Result<(), Error> {
     let dir = settings.data.clone();
+    // One gate for both listeners: the caps count every client connection.
+    let gate = crate::limits::Gate::new(limits);
     let http = settings.http.as_deref().map(bind).transpose()?;
     let https = settings.https.as_deref().map(bind).transpose()?;
     let tls_files = match &https {
@@ -239,7 +267,9 @@ async fn serve(
     if let Some(l) = http {
         let addr = l.local_addr().at(&dir)?;
         urls.push(shown(addr, "http"));
-        let mut server = axum_server::from_tcp(l).handle(handle.clone());
+        let mut server = axum_server::from_tcp(l)
+            .handle(handle.clone())
+            .acceptor(Limited::new(DefaultAcceptor::new(), gate.clone()));
         limit_header_time(server.http_builder());
         let svc = app
             .clone()
@@ -259,7 +289,10 @@ async fn serve(
                     files.key.display()
                 ))
             })?;
-        let mut server = axum_server::from_tcp_rustls(l, config).handle(handle.clone());
+        let tls = RustlsAcceptor::new(config).handshake_timeout(limits.handshake);
+        let mut server = axum_server::from_tcp(l)
+            .handle(handle.clone())
+            .acceptor(Limited::new(tls, gate.clone()));
         limit_header_time(server.http_builder());
         let svc = app
             .clone()
