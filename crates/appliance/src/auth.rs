@@ -1011,6 +1011,44 @@ mod tests {
         assert_ne!(a, generate_password());
     }
 
+    /// Issue 17.11: m = 4 GiB in users.json hung start-up and every login.
+    #[test]
+    fn absurd_hash_parameters_are_refused_on_load() {
+        let d = tempfile::tempdir().unwrap();
+        let hash = "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        let json = serde_json::json!({"users": [{"name": "admin", "hash": hash, "role": "admin"}]});
+        std::fs::write(d.path().join(USERS_FILE), json.to_string()).unwrap();
+        let t = Instant::now();
+        let e = Users::open_or_init(d.path(), Some("whatever-password"))
+            .unwrap_err()
+            .to_string();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            e.contains("\"admin\"") && e.contains("m = 4194304 KiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn failures_count_per_network() {
+        assert_eq!(
+            prefix("10.1.2.3".parse().unwrap()),
+            prefix("10.1.2.200".parse().unwrap())
+        );
+        assert_ne!(
+            prefix("10.1.2.3".parse().unwrap()),
+            prefix("10.1.3.3".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("2001:db8::1".parse().unwrap()),
+            prefix("2001:db8::ffff:1".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("::ffff:10.1.2.3".parse().unwrap()),
+            prefix("10.1.2.9".parse().unwrap())
+        );
+    }
+
     #[tokio::test]
     async fn first_start_creates_admin_and_checks_passwords() {
         let d = tempfile::tempdir().unwrap();
