@@ -87,6 +87,8 @@ pub fn status_json(engine: &Engine, ops: &Operations, hostname: String, secs: us
             "malformed": s.dropped_malformed,
         },
         "last_error": s.last_error,
+        // The writer met ENOSPC in the current (or last) capture: the UI warns.
+        "disk_full": s.disk_full,
         "retention": ops.retention.status(),
         "forward": engine.forwarder().map(crate::forward::forward_json),
         "history": hist,

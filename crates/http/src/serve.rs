@@ -318,6 +318,7 @@ async fn serve(
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     e.observe_link();
+                    e.observe_disk();
                     e.reap_finished();
                     s.auth.reload_if_changed();
                     // `wirecap hostname` beside the server writes the file only; without

@@ -56,6 +56,17 @@ impl Server {
     fn start(args: &[&str], env: &[(&str, &str)], https: bool, nofile: Option<u64>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
+        Self::start_at(dir, &data, args, env, https, nofile)
+    }
+
+    fn start_at(
+        dir: tempfile::TempDir,
+        data: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        https: bool,
+        nofile: Option<u64>,
+    ) -> Self {
         let log = dir.path().join("serve.log");
         let out = std::fs::File::create(&log).expect("log");
         let http = free_port();
@@ -63,7 +74,7 @@ impl Server {
         let mut c = Command::new(bin());
         c.arg("serve")
             .arg("--data")
-            .arg(&data)
+            .arg(data)
             .args(["--http", &format!("127.0.0.1:{http}")]);
         if let Some(p) = https {
             c.args(["--https", &format!("127.0.0.1:{p}")]);
@@ -471,4 +482,113 @@ fn the_unit_raises_the_descriptor_limit() {
         .and_then(|v| v.trim().parse().ok())
         .expect("LimitNOFILE= in packaging/wirecap.service");
     assert!(n >= 16_384, "LimitNOFILE={n}");
+}
+
+/// A small tmpfs, unmounted on drop (root only).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 17.4: a full disk is said in the log, the status JSON and the CLI's exit code;
+/// a capture with no room is refused (507) instead of "successfully started".
+#[test]
+fn a_full_disk_is_reported_and_refuses_captures() {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 || !have("curl") {
+        eprintln!("skipped: needs root (tmpfs) and curl");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let Some(fs) = Tmpfs::mount(&data, "40m") else {
+        eprintln!("skipped: cannot mount a tmpfs");
+        return;
+    };
+    let s = Server::start_at(dir, &data, &["--synthetic", "200000"], &[], false, None);
+    let (code, body) = s.admin("/sysmaster/capture_start?StreamName=fill");
+    assert_eq!(code, 200, "{body}");
+    let t = Instant::now();
+    let status = loop {
+        let (code, body) = s.admin("/api/v1/status");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if v["disk_full"] == true {
+            break v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "disk_full never set: {body}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    eprintln!(
+        "disk full after {:?}: drops {}",
+        t.elapsed(),
+        status["drops"]
+    );
+    let t = Instant::now();
+    while !s.log().contains("disk full") {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "not in the log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _) = s.admin("/sysmaster/capture_stop");
+    assert_eq!(code, 200);
+    let (code, body) = s.admin("/sysmaster/capture_start?StreamName=again");
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("disk full"), "{body}");
+    drop(s);
+
+    // The CLI on the same disk filled up (sealing gave back preallocated space): the
+    // stream is sealed, the exit code says it failed (it was 0).
+    let pad = data.join("pad");
+    {
+        let mut f = std::fs::File::create(&pad).expect("pad");
+        let mb = vec![0u8; 1 << 20];
+        for _ in 0..100 {
+            if f.write_all(&mb).is_err() {
+                break;
+            }
+        }
+        let len = f.metadata().map_or(0, |m| m.len());
+        f.set_len(len.saturating_sub(2 << 20)).expect("truncate pad");
+    }
+    let o = Command::new(bin())
+        .args([
+            "capture",
+            "--synthetic",
+            "200000",
+            "--duration",
+            "3",
+            "--quiet",
+        ])
+        .args(["--name", "cli"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("wirecap capture");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "exit 0 on a full disk: {err}");
+    assert!(err.contains("disk full"), "{err}");
+    drop(fs);
 }
