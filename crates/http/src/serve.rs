@@ -335,6 +335,7 @@ async fn serve(
         })
     };
 
+    let ops_for_retention = ops.clone();
     // Once a second, just after the second turns (schedule windows start on whole
     // seconds): schedules, retention, changes to wirecap.toml.
     let operations = {
@@ -353,10 +354,26 @@ async fn serve(
         })
     };
 
+    // Retention's check, ten times a second: the writer's growth and the free space.
+    let retention = {
+        let engine = engine.clone();
+        let ops = ops_for_retention;
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(wirecap_appliance::operations::RETENTION_CHECK_EVERY);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                let (e, o) = (engine.clone(), ops.clone());
+                let _ = tokio::task::spawn_blocking(move || o.retention_step(&e)).await;
+            }
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down: stopping the capture, draining connections");
     ticker.abort();
     operations.abort();
+    retention.abort();
     let e = engine.clone();
     let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
     handle.graceful_shutdown(Some(Duration::from_secs(5)));

@@ -571,7 +571,8 @@ fn a_full_disk_is_reported_and_refuses_captures() {
             }
         }
         let len = f.metadata().map_or(0, |m| m.len());
-        f.set_len(len.saturating_sub(2 << 20)).expect("truncate pad");
+        f.set_len(len.saturating_sub(2 << 20))
+            .expect("truncate pad");
     }
     let o = Command::new(bin())
         .args([
