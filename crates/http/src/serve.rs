@@ -296,6 +296,7 @@ async fn serve(
         limit_header_time(server.http_builder());
         let svc = app
             .clone()
+            .layer(axum::middleware::map_response(tls::secure_cookies))
             .into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move { server.serve(svc).await }));
         tracing::info!(%addr, cert = %files.cert.display(), "listening (HTTPS)");
