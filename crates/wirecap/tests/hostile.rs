@@ -353,7 +353,7 @@ fn login_flood_is_bounded() {
     let quiet = correct(&s);
     let rss_before = s.rss_kib();
 
-    // 16 parallel clients, each 8 wrong passwords, from 127.0.0.1 (the attacker's /24).
+    // 16 parallel clients, each 5 wrong passwords, from 127.0.0.1 (the attacker's /24).
     let url = format!("http://127.0.0.1:{}/sysmaster/status", s.http);
     let started = Instant::now();
     let attackers: Vec<_> = (0..16)
@@ -361,7 +361,7 @@ fn login_flood_is_bounded() {
             let url = url.clone();
             std::thread::spawn(move || {
                 let mut codes = Vec::new();
-                for j in 0..8 {
+                for j in 0..5 {
                     let o = Command::new("curl")
                         .args([
                             "-s",
@@ -592,4 +592,35 @@ fn a_full_disk_is_reported_and_refuses_captures() {
     assert!(!o.status.success(), "exit 0 on a full disk: {err}");
     assert!(err.contains("disk full"), "{err}");
     drop(fs);
+}
+
+/// Issue 17.10: a login over HTTPS sets a `Secure` cookie, with or without `Origin`.
+#[test]
+fn the_session_cookie_is_secure_over_https() {
+    if !have("curl") {
+        eprintln!("skipped: needs curl");
+        return;
+    }
+    let s = Server::start(&[], &[], true, None);
+    let body = format!("{{\"user\":\"admin\",\"password\":\"{PW}\"}}");
+    let o = Command::new("curl")
+        .args(["-s", "-k", "-i", "--max-time", "20", "-X", "POST"])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{}/api/v1/session",
+            s.https.expect("https")
+        ))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: wirecap_session="))
+        .unwrap_or_else(|| panic!("no session cookie:\n{head}"));
+    assert!(cookie.contains("; secure"), "{cookie}");
 }
