@@ -543,6 +543,7 @@ struct Failures {
 struct InFlight<'a> {
     auth: &'a Authenticator,
     keys: Vec<Key>,
+    net: IpAddr,
 }
 
 impl Drop for InFlight<'_> {
@@ -553,8 +554,20 @@ impl Drop for InFlight<'_> {
                 x.busy = false;
             }
         }
+        drop(f);
+        let mut n = self.auth.checking.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = n.get_mut(&self.net) {
+            *c -= 1;
+            if *c == 0 {
+                n.remove(&self.net);
+            }
+        }
     }
 }
+
+/// Attempts of one network checked at once in the clean lane; more go to the suspect
+/// lane (a burst of guesses arrives before any of them has failed).
+pub const CLEAN_PER_NETWORK: u32 = 2;
 
 /// Checks credentials, remembers successes, slows failing addresses down.
 #[derive(Debug)]
@@ -566,6 +579,8 @@ pub struct Authenticator {
     /// not be remembered after it (it may have read the old users), nor a session opened.
     generation: std::sync::atomic::AtomicU64,
     failures: Mutex<HashMap<Key, Failures>>,
+    /// Attempts being checked now, per network (entries go at zero).
+    checking: Mutex<HashMap<IpAddr, u32>>,
     /// Bounds the CPU and memory spent on argon2 at once (see [`crate::password`]).
     hashing: crate::password::Pool,
     dummy_hash: String,
@@ -592,6 +607,7 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
             hashing: crate::password::Pool::default(),
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
             sessions: crate::session::Sessions::default(),
@@ -759,12 +775,28 @@ impl Authenticator {
                 x.busy = true;
             }
         }
-        let lane = if suspect {
+        drop(f);
+        let net_ip = prefix(ip);
+        let before = {
+            let mut n = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+            let c = n.entry(net_ip).or_insert(0);
+            *c += 1;
+            *c - 1
+        };
+        let lane = if suspect || before >= CLEAN_PER_NETWORK {
             crate::password::Lane::Suspect
         } else {
             crate::password::Lane::Clean
         };
-        Ok((wait, lane, InFlight { auth: self, keys }))
+        Ok((
+            wait,
+            lane,
+            InFlight {
+                auth: self,
+                keys,
+                net: net_ip,
+            },
+        ))
     }
 
     fn record_failure(&self, user: &str, ip: IpAddr) {
