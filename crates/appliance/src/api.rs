@@ -138,6 +138,8 @@ pub struct Status {
     pub capture_bytes: u64,
     pub capture_packets: u64,
     pub capture_pps: u64,
+    /// The writer met ENOSPC in the current (or last) capture: the UI warns.
+    pub disk_full: bool,
     pub drops: Drops,
     /// The inline forwarder (as `GET /api/v1/forward` shows it), when one runs.
     #[schema(value_type = Option<Object>)]
@@ -239,6 +241,7 @@ impl Status {
             capture_bytes: f.capture_bytes,
             capture_packets: f.capture_packets,
             capture_pps: f.capture_pps,
+            disk_full: s.disk_full,
             drops: Drops {
                 kernel: s.dropped_kernel,
                 malformed: s.dropped_malformed,

@@ -8,10 +8,19 @@
 //!   for localhost. An argon2 verification costs tens of milliseconds, so a success is
 //!   remembered for [`CACHE_TTL`], keyed by a keyed BLAKE2b hash of user and password
 //!   (the password itself is never kept).
-//! * **Failures slow their address down**: after [`FREE_FAILURES`] failures from one IP,
-//!   every further attempt from it that is not already known good waits
-//!   `250 ms × 2^(n-3)`, up to [`MAX_DELAY`], before it is even checked. A success resets
-//!   the address; an address forgets after [`FORGET_AFTER`] without failures.
+//! * **Failures slow their network down**: failures count per address prefix (/24 for
+//!   IPv4, /64 for IPv6: one host has many addresses there) and per account. After
+//!   [`FREE_FAILURES`] failures from a prefix, its next attempt waits
+//!   `250 ms × 2^(n-3)` after the last failure, up to [`MAX_DELAY`], and only one of its
+//!   attempts is checked at a time: parallel ones are refused at once
+//!   ([`Refusal::Busy`]). An account with more than [`ACCOUNT_FREE_FAILURES`] failures
+//!   makes attempts on it from prefixes that have failed before wait the same way;
+//!   attempts from prefixes that never failed are not slowed by the account (its owner
+//!   still logs in while it is attacked). A success resets its prefix and account; both
+//!   forget after [`FORGET_AFTER`] without failures.
+//! * **Password hashes are bounded globally** ([`crate::password`]): a small fixed pool
+//!   of threads with reused memory, bounded queues, and attempts from clean prefixes
+//!   served before those from failing ones.
 //! * **The browser UI** logs in once ([`crate::session`]): `POST /api/v1/session` checks
 //!   the password here (same backoff), then [`Credentials::Session`] (the
 //!   `wirecap_session` cookie) is looked up in [`Authenticator::sessions`]; the guard
@@ -25,11 +34,10 @@ use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use base64::Engine as _;
 use blake2::digest::{FixedOutput, KeyInit, Update};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
 use crate::error::{Error, IoContext};
 
@@ -42,6 +50,9 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 pub const FREE_FAILURES: u32 = 2;
 /// The longest wait imposed on an address.
 pub const MAX_DELAY: Duration = Duration::from_secs(8);
+/// Failures an account takes (from anywhere) before attempts on it from failing prefixes
+/// are slowed down too.
+pub const ACCOUNT_FREE_FAILURES: u32 = 10;
 /// An address without failures for this long starts afresh.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 const MAX_TRACKED: usize = 65_536;
@@ -81,9 +92,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 }
 
 fn verify_hash(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .and_then(|h| Argon2::default().verify_password(password.as_bytes(), &h))
-        .is_ok()
+    crate::password::verify_with(&mut Vec::new(), hash, password.as_bytes())
 }
 
 /// A random password of 20 characters from an unambiguous alphabet (~115 bits).
@@ -243,6 +252,13 @@ impl Users {
                     path: path.clone(),
                     why: e.to_string(),
                 })?;
+                for u in &f.users {
+                    // Absurd argon2 parameters would hang every login (and this start).
+                    crate::password::bounded_params(&u.hash).map_err(|why| Error::Users {
+                        path: path.clone(),
+                        why: format!("user {:?}: {why}", u.name),
+                    })?;
+                }
                 if f.users.is_empty() {
                     return Err(Error::Users {
                         path,
@@ -485,13 +501,73 @@ pub enum Refusal {
     Missing,
     /// Wrong user, password or session.
     Wrong,
+    /// Not checked: too many attempts from its network (or on its account) at once, or the
+    /// password checks are all busy. Try again later.
+    Busy,
+}
+
+/// What failures are counted against: a network (see [`prefix`]) or an account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Net(IpAddr),
+    Account(String),
+}
+
+/// The network an address counts for: its /24 (IPv4) or /64 (IPv6).
+pub fn prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let [x, y, z, _] = a.octets();
+            IpAddr::from([x, y, z, 0])
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => prefix(IpAddr::V4(v4)),
+            None => {
+                let s = a.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
     last: Instant,
+    /// An attempt counted here is being checked (or waits its turn) now.
+    busy: bool,
 }
+
+/// Marks a key's attempt in progress; the mark goes when the attempt ends, or is
+/// abandoned (its connection closed).
+struct InFlight<'a> {
+    auth: &'a Authenticator,
+    keys: Vec<Key>,
+    net: IpAddr,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut f = self.auth.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            if let Some(x) = f.get_mut(k) {
+                x.busy = false;
+            }
+        }
+        drop(f);
+        let mut n = self.auth.checking.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = n.get_mut(&self.net) {
+            *c -= 1;
+            if *c == 0 {
+                n.remove(&self.net);
+            }
+        }
+    }
+}
+
+/// Attempts of one network checked at once in the clean lane; more go to the suspect
+/// lane (a burst of guesses arrives before any of them has failed).
+pub const CLEAN_PER_NETWORK: u32 = 2;
 
 /// Checks credentials, remembers successes, slows failing addresses down.
 #[derive(Debug)]
@@ -502,9 +578,11 @@ pub struct Authenticator {
     /// Counts changes to the users. A password check that began before a change must
     /// not be remembered after it (it may have read the old users), nor a session opened.
     generation: std::sync::atomic::AtomicU64,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
-    /// Bounds the CPU spent on argon2 at once (two cores here).
-    hashing: Semaphore,
+    failures: Mutex<HashMap<Key, Failures>>,
+    /// Attempts being checked now, per network (entries go at zero).
+    checking: Mutex<HashMap<IpAddr, u32>>,
+    /// Bounds the CPU and memory spent on argon2 at once (see [`crate::password`]).
+    hashing: crate::password::Pool,
     dummy_hash: String,
     /// The browser UI's sessions (see [`crate::session`]).
     pub sessions: crate::session::Sessions,
@@ -529,7 +607,8 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
-            hashing: Semaphore::new(2),
+            checking: Mutex::new(HashMap::new()),
+            hashing: crate::password::Pool::default(),
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
             sessions: crate::session::Sessions::default(),
         }
@@ -638,38 +717,121 @@ impl Authenticator {
         h.finalize_fixed().into()
     }
 
-    /// The wait owed by `ip` now.
+    /// The wait owed by `ip`'s network now (before its next attempt is checked).
     pub fn delay_for(&self, ip: IpAddr) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match f.get(&ip) {
-            Some(x) if x.last.elapsed() > FORGET_AFTER => {
-                f.remove(&ip);
+        Self::owed(&mut f, &Key::Net(prefix(ip)), FREE_FAILURES)
+    }
+
+    fn owed(f: &mut HashMap<Key, Failures>, key: &Key, free: u32) -> Duration {
+        match f.get(key) {
+            Some(x) if x.last.elapsed() > FORGET_AFTER && !x.busy => {
+                f.remove(key);
                 Duration::ZERO
             }
-            Some(x) => backoff(x.count),
-            None => Duration::ZERO,
+            Some(x) if x.count > free => {
+                backoff(x.count - free + FREE_FAILURES).saturating_sub(x.last.elapsed())
+            }
+            _ => Duration::ZERO,
         }
     }
 
-    fn record_failure(&self, ip: IpAddr) {
+    /// Admits an attempt by `user` from `ip`: the wait it owes, its lane, and its marks;
+    /// `Err(Busy)` when its network (or, from a failing network, its account) has an
+    /// attempt in progress while being slowed down.
+    fn admit(
+        &self,
+        user: &str,
+        ip: IpAddr,
+    ) -> Result<(Duration, crate::password::Lane, InFlight<'_>), Refusal> {
+        let net = Key::Net(prefix(ip));
+        let account = Key::Account(user.to_owned());
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if f.len() >= MAX_TRACKED {
-            f.retain(|_, x| x.last.elapsed() <= FORGET_AFTER);
-            if f.len() >= MAX_TRACKED {
-                f.clear();
+        let net_wait = Self::owed(&mut f, &net, FREE_FAILURES);
+        let suspect = f.get(&net).is_some_and(|x| x.count > 0);
+        let slowed_net = f.get(&net).is_some_and(|x| x.count > FREE_FAILURES);
+        let mut keys = Vec::new();
+        let mut wait = net_wait;
+        if slowed_net {
+            if f.get(&net).is_some_and(|x| x.busy) {
+                return Err(Refusal::Busy);
+            }
+            keys.push(net.clone());
+        }
+        if suspect {
+            let acc_wait = Self::owed(&mut f, &account, ACCOUNT_FREE_FAILURES);
+            if f.get(&account)
+                .is_some_and(|x| x.count > ACCOUNT_FREE_FAILURES)
+            {
+                if f.get(&account).is_some_and(|x| x.busy) {
+                    return Err(Refusal::Busy);
+                }
+                keys.push(account);
+                wait = wait.max(acc_wait);
             }
         }
-        let e = f.entry(ip).or_insert(Failures {
-            count: 0,
-            last: Instant::now(),
-        });
-        e.count = e.count.saturating_add(1);
-        e.last = Instant::now();
+        for k in &keys {
+            if let Some(x) = f.get_mut(k) {
+                x.busy = true;
+            }
+        }
+        drop(f);
+        let net_ip = prefix(ip);
+        let before = {
+            let mut n = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+            let c = n.entry(net_ip).or_insert(0);
+            *c += 1;
+            *c - 1
+        };
+        let lane = if suspect || before >= CLEAN_PER_NETWORK {
+            crate::password::Lane::Suspect
+        } else {
+            crate::password::Lane::Clean
+        };
+        Ok((
+            wait,
+            lane,
+            InFlight {
+                auth: self,
+                keys,
+                net: net_ip,
+            },
+        ))
     }
 
-    /// Verifies a password (argon2, off the async threads). Does not touch the cache or
-    /// the failure counts.
-    pub async fn verify(&self, user: &str, password: &str) -> Option<Identity> {
+    fn record_failure(&self, user: &str, ip: IpAddr) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() >= MAX_TRACKED {
+            f.retain(|_, x| x.busy || x.last.elapsed() <= FORGET_AFTER);
+            if f.len() >= MAX_TRACKED {
+                f.retain(|_, x| x.busy);
+            }
+        }
+        for key in [Key::Net(prefix(ip)), Key::Account(user.to_owned())] {
+            let e = f.entry(key).or_insert(Failures {
+                count: 0,
+                last: Instant::now(),
+                busy: false,
+            });
+            e.count = e.count.saturating_add(1);
+            e.last = Instant::now();
+        }
+    }
+
+    fn record_success(&self, user: &str, ip: IpAddr) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.remove(&Key::Net(prefix(ip)));
+        f.remove(&Key::Account(user.to_owned()));
+    }
+
+    /// Verifies a password on the hashing pool. Does not touch the cache or the failure
+    /// counts. `Err(Busy)` when the pool's queue for `lane` is full.
+    async fn verify_on(
+        &self,
+        lane: crate::password::Lane,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, Refusal> {
         let users = self.users.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let found = users.find(user).cloned();
         // An unknown user costs the same as a wrong password, so that names cannot be
@@ -677,21 +839,31 @@ impl Authenticator {
         let hash = found
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.hash.clone());
-        let password = password.to_owned();
-        let _permit = self.hashing.acquire().await.ok()?;
-        let ok = tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+        let ok = self
+            .hashing
+            .verify(lane, hash, password.to_owned())
             .await
-            .unwrap_or(false);
-        match found {
+            .ok_or(Refusal::Busy)?;
+        Ok(match found {
             Some(u) if ok => Some(Identity {
                 user: u.name,
                 role: u.role,
             }),
             _ => None,
-        }
+        })
     }
 
-    /// Checks a request's credentials from `ip`, waiting first if `ip` has failed before.
+    /// Verifies a password (argon2 on the hashing pool). Does not touch the cache or the
+    /// failure counts.
+    pub async fn verify(&self, user: &str, password: &str) -> Option<Identity> {
+        self.verify_on(crate::password::Lane::Clean, user, password)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Checks a request's credentials from `ip`, waiting first if `ip`'s network (or the
+    /// account, from a failing network) has failed before.
     pub async fn check(&self, creds: Option<Credentials>, ip: IpAddr) -> Result<Identity, Refusal> {
         let (user, password) = match creds {
             None => return Err(Refusal::Missing),
@@ -723,17 +895,16 @@ impl Authenticator {
                 c.remove(&key);
             }
         }
-        let wait = self.delay_for(ip);
+        let (wait, lane, in_flight) = self.admit(&user, ip)?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
         let generation = self.generation();
-        match self.verify(&user, &password).await {
+        let checked = self.verify_on(lane, &user, &password).await;
+        drop(in_flight);
+        match checked? {
             Some(id) => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&ip);
+                self.record_success(&user, ip);
                 let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                 if c.len() >= MAX_CACHED {
                     c.clear();
@@ -746,7 +917,7 @@ impl Authenticator {
                 Ok(id)
             }
             None => {
-                self.record_failure(ip);
+                self.record_failure(&user, ip);
                 Err(Refusal::Wrong)
             }
         }
@@ -870,6 +1041,44 @@ mod tests {
         let a = generate_password();
         assert_eq!(a.len(), 20);
         assert_ne!(a, generate_password());
+    }
+
+    /// Issue 17.11: m = 4 GiB in users.json hung start-up and every login.
+    #[test]
+    fn absurd_hash_parameters_are_refused_on_load() {
+        let d = tempfile::tempdir().unwrap();
+        let hash = "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        let json = serde_json::json!({"users": [{"name": "admin", "hash": hash, "role": "admin"}]});
+        std::fs::write(d.path().join(USERS_FILE), json.to_string()).unwrap();
+        let t = Instant::now();
+        let e = Users::open_or_init(d.path(), Some("whatever-password"))
+            .unwrap_err()
+            .to_string();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            e.contains("\"admin\"") && e.contains("m = 4194304 KiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn failures_count_per_network() {
+        assert_eq!(
+            prefix("10.1.2.3".parse().unwrap()),
+            prefix("10.1.2.200".parse().unwrap())
+        );
+        assert_ne!(
+            prefix("10.1.2.3".parse().unwrap()),
+            prefix("10.1.3.3".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("2001:db8::1".parse().unwrap()),
+            prefix("2001:db8::ffff:1".parse().unwrap())
+        );
+        assert_eq!(
+            prefix("::ffff:10.1.2.3".parse().unwrap()),
+            prefix("10.1.2.9".parse().unwrap())
+        );
     }
 
     #[tokio::test]

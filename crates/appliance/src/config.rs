@@ -271,10 +271,17 @@ impl FileConfig {
             .choice()
             .map_err(|e| KeyError::new(&["forward"], e))?;
         crate::schedule::validate_all(&self.schedule, self.timezone.as_deref())
-            .map_err(|e| KeyError::new(&["schedule"], e.to_string()))?;
-        self.retention
-            .validate()
-            .map_err(|e| KeyError::new(&["retention"], e))?;
+            .map_err(|e| schedule_key_error(&self.schedule, e))?;
+        self.retention.validate().map_err(|e| {
+            // `[retention] KEY: why`: point at the key's line, not the section's.
+            match e
+                .strip_prefix("[retention] ")
+                .and_then(|r| r.split_once(": "))
+            {
+                Some((key, why)) => KeyError::new(&["retention", key], why.to_owned()),
+                None => KeyError::new(&["retention"], e),
+            }
+        })?;
         for k in &self.update.trusted_keys {
             crate::release::read_public_key(k)
                 .map_err(|e| KeyError::new(&["update", "trusted_keys"], e.to_string()))?;
@@ -295,11 +302,36 @@ impl FileConfig {
     }
 }
 
+/// A schedule's error at its `[[schedule]]` table (`#N`, see [`line_of`]); the file's
+/// own `timezone` when no schedule is named.
+fn schedule_key_error(
+    list: &[crate::schedule::ScheduleConfig],
+    e: crate::schedule::ScheduleError,
+) -> KeyError {
+    if e.name.is_empty() {
+        return KeyError::new(&[e.field], e.why);
+    }
+    // Two schedules of one name: the second is the one at fault.
+    let at = if e.field == "name" {
+        list.iter().rposition(|c| c.name == e.name)
+    } else {
+        list.iter().position(|c| c.name == e.name)
+    };
+    let Some(i) = at else {
+        return KeyError::new(&["schedule"], e.to_string());
+    };
+    let mut k = KeyError::new(&["schedule", &format!("#{i}"), e.field], e.why);
+    k.label = Some(format!("[[schedule]] {:?} {}", e.name, e.field));
+    k
+}
+
 /// A semantic error in the file: which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct KeyError {
     path: Vec<String>,
     why: String,
+    /// How the key is named in the message, when not by its path.
+    label: Option<String>,
 }
 
 impl KeyError {
@@ -307,15 +339,17 @@ impl KeyError {
         Self {
             path: path.iter().map(|s| (*s).to_owned()).collect(),
             why,
+            label: None,
         }
     }
 
     /// `line 4, [capture] replay: …` (the line when the key is in `text`).
     fn render(&self, text: &str) -> String {
-        let key = match self.path.as_slice() {
-            [k] => k.clone(),
-            [table @ .., k] => format!("[{}] {k}", table.join(".")),
-            [] => String::new(),
+        let key = match (self.label.as_ref(), self.path.as_slice()) {
+            (Some(l), _) => l.clone(),
+            (None, [k]) => k.clone(),
+            (None, [table @ .., k]) => format!("[{}] {k}", table.join(".")),
+            (None, []) => String::new(),
         };
         match line_of(text, &self.path) {
             Some(n) => format!("line {n}, {key}: {}", self.why),
@@ -324,15 +358,34 @@ impl KeyError {
     }
 }
 
-/// The 1-based line where the key `path` (table names, then the key) is written.
+/// The 1-based line where the key `path` (table names, then the key) is written. `#N`
+/// after an array of tables (`[[schedule]]`) is its Nth table; a key missing from such a
+/// table gives the line of the table's first key.
 pub fn line_of(text: &str, path: &[String]) -> Option<usize> {
     let doc = toml_edit::ImDocument::parse(text).ok()?;
     let (last, tables) = path.split_last()?;
     let mut t: &dyn toml_edit::TableLike = doc.as_table();
+    let mut in_array = false;
+    let mut item: Option<&toml_edit::Item> = None;
     for name in tables {
-        t = t.get(name)?.as_table_like()?;
+        if let Some(i) = name.strip_prefix('#').and_then(|n| n.parse::<usize>().ok()) {
+            t = item?.as_array_of_tables()?.get(i)?;
+            in_array = true;
+            continue;
+        }
+        let next = t.get(name)?;
+        item = Some(next);
+        if next.is_array_of_tables() {
+            continue;
+        }
+        t = next.as_table_like()?;
+        in_array = false;
     }
-    let (k, _) = t.get_key_value(last)?;
+    let k = match t.get_key_value(last) {
+        Some((k, _)) => k,
+        None if in_array => t.iter().next().and_then(|(n, _)| t.get_key_value(n))?.0,
+        None => return None,
+    };
     let at = k.span()?.start;
     Some(text[..at.min(text.len())].matches('\n').count() + 1)
 }
@@ -623,6 +676,31 @@ mod tests {
         .unwrap_err();
         assert!(err.starts_with("line 5, [capture] replay:"), "{err}");
         assert!(err.contains("interface is set too"), "{err}");
+        // Issue 17.12: the key's line in [retention], the schedule's name and line.
+        let err = FileConfig::parse("[retention]\nbudget = \"1G\"\n\nhigh_watermark = 7.0\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("line 4, [retention] high_watermark:"),
+            "{err}"
+        );
+        let err = FileConfig::parse(
+            "[[schedule]]\nname = \"a\"\ncron = \"0 * * * *\"\nduration = \"1h\"\n\n[[schedule]]\nname = \"b\"\ncron = \"0 * * * *\"\nduration = \"1h\"\ntimezone = \"Mars/Olympus\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("line 10, [[schedule]] \"b\" timezone:"),
+            "{err}"
+        );
+        let err = FileConfig::parse("timezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert!(err.starts_with("line 1, timezone:"), "{err}");
+        let err = FileConfig::parse(
+            "[[schedule]]\nname = \"a\"\ncron = \"0 * * * *\"\nduration = \"10000000h\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("line 4, [[schedule]] \"a\" duration:"),
+            "{err}"
+        );
         let err = FileConfig::parse("# c\nhttps = \"localhost\"\n").unwrap_err();
         assert!(err.starts_with("line 2, https:"), "{err}");
         let err = FileConfig::parse("http = \"1.2.3.4:99999\"").unwrap_err();

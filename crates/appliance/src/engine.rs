@@ -41,7 +41,14 @@ pub enum EngineError {
     NoPermission(String),
     #[error("capture failed: {0}")]
     Failed(String),
+    /// No room for a capture (issue 17.4: one "successfully started" and dropped 100%).
+    #[error("disk full: {0}")]
+    DiskFull(String),
 }
+
+/// Free space below which a capture is not started: less than this holds seconds of a
+/// busy link, and the writer would drop everything after.
+pub const MIN_FREE_TO_START: u64 = 16 << 20;
 
 struct Running {
     capture: Capture,
@@ -78,6 +85,8 @@ pub struct Engine {
     /// The inline forwarder on the capture interface: while it runs, a capture records
     /// its packets (in its capture mode) instead of reading the interface itself.
     forward: Option<ForwarderHandle>,
+    /// The disk-full state last logged (said once when it starts and once when it ends).
+    disk_full_logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -135,6 +144,7 @@ impl Engine {
                 PipelineConfig::default().segment_bytes,
             ),
             forward: None,
+            disk_full_logged: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -241,6 +251,18 @@ impl Engine {
             .spec
             .as_ref()
             .ok_or_else(|| EngineError::NoInterface("none configured".into()))?;
+        if let Some((_, avail)) = crate::os::disk_space(self.store.dir())
+            && avail < MIN_FREE_TO_START
+        {
+            let why = format!(
+                "{} MiB free in {} (a capture needs at least {} MiB): free space or lower the retention budget",
+                avail >> 20,
+                self.store.dir().display(),
+                MIN_FREE_TO_START >> 20
+            );
+            tracing::error!("capture not started: disk full: {why}");
+            return Err(EngineError::DiskFull(why));
+        }
         let pipeline = PipelineConfig {
             segment_bytes: self
                 .segment_bytes
@@ -380,6 +402,27 @@ impl Engine {
         if finished {
             let _ = self.stop();
         }
+    }
+
+    /// Says in the log when the writer finds the disk full, and when that ends (call
+    /// about once a second). True while the disk is full.
+    pub fn observe_disk(&self) -> bool {
+        let s = self.counters.status();
+        let full = s.disk_full && s.capture_active;
+        let was = self
+            .disk_full_logged
+            .swap(full, std::sync::atomic::Ordering::Relaxed);
+        if full && !was {
+            tracing::error!(
+                capture = s.capture_name.as_deref().unwrap_or("-"),
+                dropped = s.dropped_write,
+                error = s.last_error.as_deref().unwrap_or(""),
+                "disk full: the capture drops what it cannot write; free space or lower the retention budget"
+            );
+        } else if was && !full {
+            tracing::info!("disk full no more (or the capture stopped)");
+        }
+        full
     }
 
     /// Observes the capture interface's link (call about once a second).

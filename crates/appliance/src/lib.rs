@@ -51,6 +51,7 @@ pub mod manual;
 pub mod metrics;
 pub mod operations;
 pub mod os;
+pub mod password;
 pub mod release;
 pub mod report;
 pub mod retention;

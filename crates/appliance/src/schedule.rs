@@ -155,12 +155,22 @@ fn parse_clock(s: &str) -> Result<Time, String> {
     Time::new(h, m, sec, 0).map_err(|e| e.to_string())
 }
 
+/// The longest window a cron schedule may give: a year.
+pub const MAX_DURATION: SignedDuration = SignedDuration::from_hours(366 * 24);
+
 /// Parses `duration`: `1h 30m`, `90m`, `45s`, ISO 8601 `PT1H`.
 pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
     let d = SignedDuration::from_str(s.trim())
         .map_err(|_| format!("{s:?} is not a duration (e.g. \"1h 30m\", \"90s\", \"PT2H\")"))?;
     if d <= SignedDuration::ZERO {
         return Err(format!("{s:?}: a duration must be longer than zero"));
+    }
+    // Longer ones overflowed into stops in the past ("10000000h" stopped in 1998).
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{s:?} is longer than the longest capture window, {} days",
+            MAX_DURATION.as_hours() / 24
+        ));
     }
     Ok(d)
 }

@@ -207,5 +207,12 @@ pub fn run_foreground(opts: Foreground) -> Result<Stopped> {
             stopped.status.packets_dropped
         );
     }
+    // The stream is sealed with what fit; the run still failed (issue 17.4: it exited 0).
+    if stopped.status.disk_full {
+        return Err(Error::DiskFull(format!(
+            "{} packets dropped; {} sealed with {} packets",
+            stopped.status.dropped_write, stopped.sealed.name, stopped.status.packets_captured
+        )));
+    }
     Ok(stopped)
 }

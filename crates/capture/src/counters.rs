@@ -63,6 +63,25 @@ pub struct LinkStatus {
     pub uptime: Option<Duration>,
 }
 
+/// Is this error (or one it wraps) "no space left on device"?
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if let Some(io) = x.downcast_ref::<std::io::Error>()
+            && (io.raw_os_error() == Some(libc::ENOSPC)
+                || io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        // Errors that keep only the text of the OS error.
+        if x.to_string().contains("os error 28") {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
 /// A consistent-enough copy of every counter (each counter is exact; `packets_received`
 /// is derived so that `received == captured + dropped` always holds).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,6 +130,8 @@ pub struct Status {
     pub link: LinkStatus,
     /// Last error the writer met, if any.
     pub last_error: Option<String>,
+    /// The writer found the disk full (ENOSPC) this capture: what arrives is dropped.
+    pub disk_full: bool,
     /// How the stream is written: `O_DIRECT`, or `page cache` with the reason.
     pub write_mode: Option<String>,
     /// Chunk buffers allocated by this capture (they are recycled: this stops growing
@@ -140,6 +161,7 @@ pub struct Counters {
     pub(crate) wire_bytes: AtomicU64,
     pub(crate) bytes_pending: AtomicI64,
     pub(crate) active: AtomicBool,
+    pub(crate) disk_full: AtomicBool,
     pub(crate) chunks_allocated: AtomicU64,
     pub(crate) chunks_whole: AtomicU64,
     pub(crate) chunks_merged: AtomicU64,
@@ -180,6 +202,7 @@ impl Counters {
             wire_bytes: AtomicU64::new(0),
             bytes_pending: AtomicI64::new(0),
             active: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
             chunks_allocated: AtomicU64::new(0),
             chunks_whole: AtomicU64::new(0),
             chunks_merged: AtomicU64::new(0),
@@ -216,6 +239,7 @@ impl Counters {
         t.name = Some(name.to_owned());
         t.last_error = None;
         t.write_mode = None;
+        self.disk_full.store(false, Relaxed);
     }
 
     pub(crate) fn set_write_mode(&self, mode: String) {
@@ -227,6 +251,14 @@ impl Counters {
 
     pub(crate) fn set_link(&self, link: LinkStatus) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).link = link;
+    }
+
+    /// Records a write error; ENOSPC also sets [`Status::disk_full`].
+    pub(crate) fn write_failed(&self, e: &(dyn std::error::Error + 'static)) {
+        self.set_error(e.to_string());
+        if is_disk_full(e) {
+            self.disk_full.store(true, Relaxed);
+        }
     }
 
     pub(crate) fn set_error(&self, e: String) {
@@ -304,6 +336,7 @@ impl Counters {
             capture_active: self.active.load(Relaxed),
             link: t.link.clone(),
             last_error: t.last_error.clone(),
+            disk_full: self.disk_full.load(Relaxed),
             write_mode: t.write_mode.clone(),
             chunks_allocated: self.chunks_allocated.load(Relaxed),
             chunks_whole: self.chunks_whole.load(Relaxed),

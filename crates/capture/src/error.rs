@@ -18,6 +18,9 @@ pub enum Error {
     /// Another capture already runs on this source.
     #[error("a capture is already active on {0}: stop it first")]
     AlreadyActive(String),
+    /// The disk filled during the capture: packets were dropped.
+    #[error("disk full: {0}")]
+    DiskFull(String),
     /// The store refused a stream or a chunk.
     #[error("store: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -567,7 +567,7 @@ fn write(sink: &mut dyn Sink, counters: &Counters, c: &mut ChunkBuf) {
             counters
                 .dropped_write
                 .fetch_add(u64::from(c.packets()), Relaxed);
-            counters.set_error(e.to_string());
+            counters.write_failed(&e);
         }
     }
     counters

@@ -12,6 +12,10 @@
 //! |---|---|
 //! | admin | everything |
 //! | viewer | reads and downloads, analysis and filter checks, their own password |
+//!
+//! System reports are the admin's only, reading them too ([`ADMIN_READS`]): a report
+//! holds the logs (client addresses, user names), the user list and the configuration,
+//! which a viewer, who may only look at captures, has no need of.
 
 use axum::http::Method;
 
@@ -32,6 +36,9 @@ pub enum Access {
 
 /// GETs that change something (the manual's capture control is `GET`).
 pub const CHANGING_GETS: &[&str] = &["/sysmaster/capture_start", "/sysmaster/capture_stop"];
+
+/// GETs only an admin may make: the system reports (see the module's text).
+pub const ADMIN_READS: &[&str] = &["/api/v1/reports", "/api/v1/reports/*", "/api/v1/report/*"];
 
 /// Non-GET requests that change nothing shared: (method, path pattern, `*` = one segment).
 const READING_WRITES: &[(&str, &str)] = &[
@@ -70,7 +77,7 @@ pub fn classify(method: &Method, path: &str) -> Access {
         return Access::Public;
     }
     if matches!(*method, Method::GET | Method::HEAD) {
-        return if CHANGING_GETS.contains(&path) {
+        return if CHANGING_GETS.contains(&path) || ADMIN_READS.iter().any(|p| matches(p, path)) {
             Access::Write
         } else {
             Access::Read
@@ -145,7 +152,13 @@ mod tests {
             ("PATCH", "/api/v1/users/bob/x", Write),
             ("PUT", "/api/v1/hostname", Write),
             ("POST", "/api/v1/report", Write),
-            ("GET", "/api/v1/reports", Read),
+            ("GET", "/api/v1/reports", Write),
+            (
+                "GET",
+                "/api/v1/reports/report_h_20250101_000000.tar.gz",
+                Write,
+            ),
+            ("GET", "/api/v1/report/7", Write),
             ("POST", "/api/v1/anything-new", Write),
             ("OPTIONS", "/api/v1/streams", Write),
         ];

@@ -41,6 +41,17 @@ pub fn csrf_check(
     Ok(())
 }
 
+/// Does the browser say that this request comes from another site? Either its `Origin`
+/// names another host, or `Sec-Fetch-Site` says `cross-site`. Browsers send Basic
+/// credentials they remember to any page's requests, so an unsafe request that a browser
+/// marks as cross-site is refused whatever its credentials; scripts send neither header.
+pub fn cross_site(uri: &Uri, headers: &HeaderMap) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    fetch_site || !same_origin(uri, headers)
+}
+
 /// False when the browser names an `Origin` whose host is not the one it asked: the
 /// `Host` header (HTTP/1.1) or the URI's authority (HTTP/2 has no `Host`).
 pub fn same_origin(uri: &Uri, headers: &HeaderMap) -> bool {
@@ -91,6 +102,27 @@ mod tests {
         assert!(!same_origin(&uri("/api/v1/session"), &h), "no host at all");
         h.insert(header::HOST, HeaderValue::from_static("10.0.0.1:8443"));
         assert!(same_origin(&uri("/api/v1/session"), &h));
+    }
+
+    #[test]
+    fn cross_site_is_what_the_browser_says() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        let u = uri("/sysmaster/capture_start");
+        assert!(
+            !cross_site(&u, &h),
+            "no Origin, no Sec-Fetch-Site: a script"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_site(&u, &h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_site(&u, &h));
+        h.remove("sec-fetch-site");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(cross_site(&u, &h));
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub(crate) fn engine_status(e: &EngineError) -> StatusCode {
         EngineError::NoInterface(_) => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::NoPermission(_) => StatusCode::FORBIDDEN,
         EngineError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        EngineError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
     }
 }
 

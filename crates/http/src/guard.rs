@@ -61,6 +61,18 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
         let mut e = crate::query::too_long();
         e.shape = shape;
         (e.into_response(), None)
+    } else if crate::csrf::is_unsafe(&method, &path)
+        && crate::csrf::cross_site(req.uri(), req.headers())
+    {
+        // Before the credentials: a browser sends remembered Basic credentials (and
+        // cookies) with another site's requests too, and this costs no password hash.
+        tracing::warn!(%peer, %method, %path, "cross-site request refused");
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: this changes something and the browser says another site sent it",
+        );
+        e.shape = shape;
+        (e.into_response(), None)
     } else if access == Access::Public {
         // The login page, its code and the login itself (see `crate::routes::session`).
         (next.run(req).await, None)
@@ -111,6 +123,18 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
                     app.metrics.auth_failure();
                     tracing::warn!(%peer, %path, "wrong credentials");
                 }
+                if why == Refusal::Busy {
+                    tracing::warn!(%peer, %path, "login attempt refused: too many at once");
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many login attempts from this network or on this account: try again later",
+                    );
+                    e.shape = shape;
+                    let mut r = e.into_response();
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("8"));
+                    return finish(&app, fam, &peer, None, &method, &path, started, r);
+                }
                 let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "authentication required");
                 e.shape = shape;
                 let mut r = e.into_response();
@@ -124,14 +148,38 @@ pub(crate) async fn guard(State(app): State<Shared>, mut req: Request, next: Nex
             }
         }
     };
+    finish(
+        &app,
+        fam,
+        &peer,
+        user.as_deref(),
+        &method,
+        &path,
+        started,
+        resp,
+    )
+}
+
+/// One access-log line and the request metric.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    app: &Shared,
+    fam: &'static str,
+    peer: &IpAddr,
+    user: Option<&str>,
+    method: &axum::http::Method,
+    path: &str,
+    started: Instant,
+    resp: Response,
+) -> Response {
     let code = resp.status().as_u16();
     app.metrics.request(fam, code);
     tracing::info!(
         target: "wirecap::access",
         %peer,
-        user = user.as_deref().unwrap_or("-"),
+        user = user.unwrap_or("-"),
         %method,
-        path = %short(&path),
+        path = %short(path),
         code,
         ms = started.elapsed().as_millis() as u64,
     );

@@ -27,7 +27,7 @@
 //! for ([`packets`]), streaming downloads with Range and compression ([`download`]), JSON
 //! bodies ([`body`]), the generated OpenAPI document ([`openapi`]), the handlers
 //! one module per family ([`routes`]), the UI's embedded files (`ui/`, served by
-//! [`routes::assets`]), TLS ([`tls`]) and the listener ([`serve`]). The manual's text
+//! [`routes::assets`]), TLS ([`tls`]), the listener ([`serve`]) and what a connection may cost ([`limits`]). The manual's text
 //! formats are the appliance's ([`wirecap_appliance::manual`]): they are what the
 //! appliance answers whatever carries them, the engine and the metrics build on them, and
 //! they stay pure functions tested against the manual's examples.
@@ -59,6 +59,7 @@ pub mod csrf;
 pub mod download;
 pub mod error;
 pub mod guard;
+pub mod limits;
 pub mod openapi;
 pub mod packets;
 pub mod query;

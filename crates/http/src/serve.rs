@@ -18,7 +18,11 @@ use wirecap_appliance::metrics::Metrics;
 use wirecap_appliance::operations::Operations;
 use wirecap_appliance::update::Releases;
 
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::RustlsAcceptor;
+
 use crate::download::Slots;
+use crate::limits::Limited;
 use crate::router::router;
 use crate::state::AppState;
 use crate::tls;
@@ -106,6 +110,27 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let file = FileConfig::load(&dir)?;
     let settings = Settings::resolve(args, file.clone());
     let _log_guard = init_logging(&dir, &settings.log_level)?;
+    let fd_limit = match crate::limits::raise_fd_limit() {
+        Ok((before, after)) => {
+            tracing::info!(
+                before,
+                after,
+                "descriptor limit (RLIMIT_NOFILE) raised to its hard limit"
+            );
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the descriptor limit: {e}");
+            1024
+        }
+    };
+    let limits = crate::limits::ConnLimits::from_env(fd_limit);
+    tracing::info!(
+        max_connections = limits.total,
+        per_address = limits.per_addr,
+        first_byte_timeout_s = limits.first_byte.as_secs_f64(),
+        "client connection limits"
+    );
     // Before anything is opened: this may exec the selected release instead.
     Releases::new(&dir).on_start(settings.update.health_timeout());
     tls::install_crypto_provider();
@@ -129,7 +154,7 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         .thread_name("wc-http")
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings, engine, ops, users, login))
+    runtime.block_on(serve(settings, engine, ops, users, login, limits))
 }
 
 /// Says what start-up recovery did to stream `name`: a stream it could not repair is
@@ -221,8 +246,11 @@ async fn serve(
     ops: Operations,
     users: Users,
     login: AdminLogin,
+    limits: crate::limits::ConnLimits,
 ) -> Result<(), Error> {
     let dir = settings.data.clone();
+    // One gate for both listeners: the caps count every client connection.
+    let gate = crate::limits::Gate::new(limits);
     let http = settings.http.as_deref().map(bind).transpose()?;
     let https = settings.https.as_deref().map(bind).transpose()?;
     let tls_files = match &https {
@@ -270,7 +298,9 @@ async fn serve(
     if let Some(l) = http {
         let addr = l.local_addr().at(&dir)?;
         urls.push(shown(addr, "http"));
-        let mut server = axum_server::from_tcp(l).handle(handle.clone());
+        let mut server = axum_server::from_tcp(l)
+            .handle(handle.clone())
+            .acceptor(Limited::new(DefaultAcceptor::new(), gate.clone()));
         limit_header_time(server.http_builder());
         let svc = app
             .clone()
@@ -290,10 +320,14 @@ async fn serve(
                     files.key.display()
                 ))
             })?;
-        let mut server = axum_server::from_tcp_rustls(l, config).handle(handle.clone());
+        let tls = RustlsAcceptor::new(config).handshake_timeout(limits.handshake);
+        let mut server = axum_server::from_tcp(l)
+            .handle(handle.clone())
+            .acceptor(Limited::new(tls, gate.clone()));
         limit_header_time(server.http_builder());
         let svc = app
             .clone()
+            .layer(axum::middleware::map_response(tls::secure_cookies))
             .into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move { server.serve(svc).await }));
         tracing::info!(%addr, cert = %files.cert.display(), "listening (HTTPS)");
@@ -316,6 +350,7 @@ async fn serve(
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     e.observe_link();
+                    e.observe_disk();
                     e.reap_finished();
                     s.auth.reload_if_changed();
                     // `wirecap hostname` beside the server writes the file only; without
@@ -332,6 +367,7 @@ async fn serve(
         })
     };
 
+    let ops_for_retention = ops.clone();
     // Once a second, just after the second turns (schedule windows start on whole
     // seconds): schedules, retention, changes to wirecap.toml.
     let operations = {
@@ -350,10 +386,26 @@ async fn serve(
         })
     };
 
+    // Retention's check, ten times a second: the writer's growth and the free space.
+    let retention = {
+        let engine = engine.clone();
+        let ops = ops_for_retention;
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(wirecap_appliance::operations::RETENTION_CHECK_EVERY);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                let (e, o) = (engine.clone(), ops.clone());
+                let _ = tokio::task::spawn_blocking(move || o.retention_step(&e)).await;
+            }
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down: stopping the capture, draining connections");
     ticker.abort();
     operations.abort();
+    retention.abort();
     let e = engine.clone();
     let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
     handle.graceful_shutdown(Some(Duration::from_secs(5)));

@@ -88,6 +88,7 @@ export async function status() {
     source: s.source,
     drops: s.drops,
     last_error: s.last_error,
+    disk_full: s.disk_full,
     hostname: s.hostname,
   };
 }

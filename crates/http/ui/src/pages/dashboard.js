@@ -52,6 +52,11 @@ export function Dashboard({ status }) {
 
   return html`<div>
     <h1>Dashboard</h1>
+    ${s.disk_full && html`<section class="panel" role="alert" data-test="disk-full"
+      style="border-color:var(--bad);color:var(--bad)">
+      <b>Disk full.</b> The capture${s.capture_name ? html` into <span class="mono">${s.capture_name}</span>` : ''} drops
+      every packet it cannot write (${fmtCount(s.drops && s.drops.write)} so far). Free space, or lower the retention budget.
+    </section>`}
     <div class="grid" data-test="stats">
       <${Stat} k="Capture" cls=${s.capture_active ? 'ok' : ''}
         v=${s.capture_active ? 'recording' : 'idle'}
