@@ -6,222 +6,56 @@
 //! only; every wait is bounded.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::have;
+use support::server::{PW, Server};
+use support::{BIN, ok, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
-const PW: &str = "test-Pa55word";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    scheme: &'static str,
-    dir: tempfile::TempDir,
-    n: AtomicUsize,
-}
-
-struct Resp {
-    code: u16,
-    headers: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("utf8 body")
+/// A server on a data directory of its own (`dir/data`; `dir` is the caller's, so it may
+/// hold an import first). Drop order: the server, then the directory.
+fn start_in(dir: tempfile::TempDir, args: &[&str], https: bool) -> (Server, tempfile::TempDir) {
+    let mut b = Server::builder(&dir.path().join("data")).args(args);
+    if https {
+        b = b.https();
     }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
+    (b.start(), dir)
+}
+
+fn start(args: &[&str]) -> (Server, tempfile::TempDir) {
+    start_in(tempfile::tempdir().expect("tempdir"), args, false)
+}
+
+/// `wirecap export` of the same stream and range, as bytes.
+fn export(s: &Server, name: &str, extra: &[&str]) -> Vec<u8> {
+    let out = s.tmp("export");
+    let mut args = vec!["export", name, "-o", out.to_str().expect("utf8 path")];
+    args.extend_from_slice(extra);
+    ok(&s.wirecap(&args));
+    std::fs::read(out).expect("exported file")
+}
+
+/// `/sysmaster/status` as (key, value) lines.
+fn status(s: &Server) -> Vec<(String, String)> {
+    s.ok("/sysmaster/status")
+        .text()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(", ").expect("key, value");
+            (k.to_owned(), v.to_owned())
         })
-    }
+        .collect()
 }
 
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        Self::start_in(tempfile::tempdir().expect("tempdir"), args, "http")
-    }
-
-    fn start_in(dir: tempfile::TempDir, args: &[&str], scheme: &'static str) -> Self {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let out = std::fs::File::create(dir.path().join("serve.out")).expect("log file");
-        let err = std::fs::File::create(dir.path().join("serve.err")).expect("log file");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .arg(if scheme == "http" {
-                "--http"
-            } else {
-                "--https"
-            })
-            .arg(&addr)
-            .args(args)
-            .env("WIRECAP_ADMIN_PASSWORD", PW)
-            .env("WIRECAP_HEADER_TIMEOUT_SECS", "2")
-            .env_remove("RUST_LOG")
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start wirecap serve");
-        let s = Self {
-            child,
-            port,
-            scheme,
-            dir,
-            n: AtomicUsize::new(0),
-        };
-        let t = Instant::now();
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "server did not listen within 30 s:\n{}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        let r = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!("{}{}", r("serve.out"), r("serve.err"))
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
-    }
-
-    fn tmp(&self, what: &str) -> PathBuf {
-        let n = self.n.fetch_add(1, Ordering::Relaxed);
-        self.dir.path().join(format!("{what}-{n}"))
-    }
-
-    /// `curl -u admin:PW "URL"` plus `extra` flags.
-    fn curl(&self, path: &str, extra: &[&str]) -> Resp {
-        self.curl_as(Some(&format!("admin:{PW}")), path, extra)
-    }
-
-    fn curl_as(&self, user: Option<&str>, path: &str, extra: &[&str]) -> Resp {
-        let (h, b) = (self.tmp("headers"), self.tmp("body"));
-        let mut c = Command::new("curl");
-        c.args(["-s", "-S", "-k", "--max-time", "60", "-o"])
-            .arg(&b)
-            .arg("-D")
-            .arg(&h)
-            .args(["-w", "%{http_code}"]);
-        if let Some(u) = user {
-            c.args(["-u", u]);
-        }
-        let o = c
-            .args(extra)
-            .arg(self.url(path))
-            .output()
-            .expect("run curl");
-        let code: u16 = String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        Resp {
-            code,
-            headers: std::fs::read_to_string(&h).unwrap_or_default(),
-            body: std::fs::read(&b).unwrap_or_default(),
-        }
-    }
-
-    fn ok(&self, path: &str) -> Resp {
-        let r = self.curl(path, &[]);
-        assert_eq!(
-            r.code,
-            200,
-            "GET {path}: {}\n{}",
-            String::from_utf8_lossy(&r.body),
-            self.log()
-        );
-        r
-    }
-
-    fn wirecap(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg(args[0])
-            .arg("--data")
-            .arg(self.data())
-            .args(&args[1..])
-            .output()
-            .expect("run wirecap")
-    }
-
-    /// `wirecap export` of the same stream and range, as bytes.
-    fn export(&self, name: &str, extra: &[&str]) -> Vec<u8> {
-        let out = self.tmp("export");
-        let mut args = vec!["export", name, "-o", out.to_str().expect("utf8 path")];
-        args.extend_from_slice(extra);
-        let o = self.wirecap(&args);
-        assert!(
-            o.status.success(),
-            "export: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::fs::read(out).expect("exported file")
-    }
-
-    fn status(&self) -> Vec<(String, String)> {
-        self.ok("/sysmaster/status")
-            .text()
-            .lines()
-            .map(|l| {
-                let (k, v) = l.split_once(", ").expect("key, value");
-                (k.to_owned(), v.to_owned())
-            })
-            .collect()
-    }
-
-    fn status_of(&self, key: &str) -> String {
-        self.status()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| panic!("no {key} in status"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM: the server stops the capture and seals the stream; kill after 10 s.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn status_of(s: &Server, key: &str) -> String {
+    status(s)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {key} in status"))
 }
 
 /// tcpdump's text for a capture file (`-` reads stdin, as in the manual).
@@ -250,7 +84,7 @@ fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
 }
 
 fn tshark_count(path: &Path) -> Option<usize> {
-    if !have("tshark") {
+    if !wirecap_testkit::require_tool("tshark") {
         return None;
     }
     let o = Command::new("tshark")
@@ -268,11 +102,7 @@ fn tshark_count(path: &Path) -> Option<usize> {
 }
 
 fn check_tools() -> bool {
-    if !(have("curl") && have("tcpdump")) {
-        eprintln!("skipped: needs curl and tcpdump");
-        return false;
-    }
-    true
+    wirecap_testkit::require_tools(&["curl", "tcpdump"])
 }
 
 const STATUS_KEYS: [&str; 18] = [
@@ -338,28 +168,17 @@ fn check_capture_json(body: &str, verb: &str, name: &str) {
     assert_eq!(d[3].len(), 8, "time {date:?}");
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The manual's CLI session, step by step, against a synthetic capture.
 #[test]
 fn manual_cli_session() {
     if !check_tools() {
         return;
     }
-    let s = Server::start(&["--synthetic", "2000"]);
-    let idle = s.status();
+    let (s, _dir) = start(&["--synthetic", "2000"]);
+    let idle = status(&s);
     check_status_format(&idle);
-    assert_eq!(s.status_of("capture_active"), "false");
-    assert_eq!(s.status_of("capture_name"), "none");
+    assert_eq!(status_of(&s, "capture_active"), "false");
+    assert_eq!(status_of(&s, "capture_name"), "none");
 
     // Start Capture.
     let r = s.ok("/sysmaster/capture_start?StreamName=cli_capture");
@@ -368,10 +187,10 @@ fn manual_cli_session() {
         Some("application/json")
     );
     check_capture_json(&r.text(), "started", "cli_capture");
-    let st = s.status();
+    let st = status(&s);
     check_status_format(&st);
-    assert_eq!(s.status_of("capture_active"), "true");
-    assert_eq!(s.status_of("capture_name"), "cli_capture");
+    assert_eq!(status_of(&s, "capture_active"), "true");
+    assert_eq!(status_of(&s, "capture_name"), "cli_capture");
     // The manual's monitoring one-liner.
     let grep = Command::new("sh")
         .arg("-c")
@@ -396,7 +215,10 @@ fn manual_cli_session() {
     );
 
     wait_until("packets and a few seconds", || {
-        s.status_of("packets_captured").parse::<u64>().unwrap_or(0) > 4000
+        status_of(&s, "packets_captured")
+            .parse::<u64>()
+            .unwrap_or(0)
+            > 4000
     });
     // Downloads while the capture writes: several at once, each a valid pcap whose
     // length is exactly the announced one.
@@ -431,12 +253,12 @@ fn manual_cli_session() {
     // Stop Capture.
     let r = s.ok("/sysmaster/capture_stop");
     check_capture_json(&r.text(), "stopped", "cli_capture");
-    let st = s.status();
+    let st = status(&s);
     check_status_format(&st);
-    assert_eq!(s.status_of("capture_active"), "false");
-    assert_eq!(s.status_of("capture_name"), "none");
-    assert_eq!(s.status_of("capture_pps"), "0");
-    let captured: u64 = s.status_of("packets_captured").parse().expect("number");
+    assert_eq!(status_of(&s, "capture_active"), "false");
+    assert_eq!(status_of(&s, "capture_name"), "none");
+    assert_eq!(status_of(&s, "capture_pps"), "0");
+    let captured: u64 = status_of(&s, "packets_captured").parse().expect("number");
     assert!(captured > 4000);
     let again = s.curl("/sysmaster/capture_stop", &[]);
     assert_eq!(again.code, 409);
@@ -465,7 +287,7 @@ fn manual_cli_session() {
 
     // The single-file link as listed (with its trailing '&') is the whole stream.
     let single = s.ok(f[4]);
-    assert_eq!(single.body, s.export(&name, &[]));
+    assert_eq!(single.body, export(&s, &name, &[]));
     assert_eq!(
         single.header("content-length"),
         Some(single.body.len().to_string())
@@ -521,7 +343,7 @@ fn manual_cli_session() {
             assert!(url.contains("ULL&Stop="), "{url}");
             let got = s.ok(url);
             assert_eq!(got.body.len().to_string(), f[1], "size of {url}");
-            let want = s.export(&name, &["--view", v, "--split", &k.to_string()]);
+            let want = export(&s, &name, &["--view", v, "--split", &k.to_string()]);
             assert_eq!(got.body, want, "{url} differs from wirecap export");
             let packets = tcpdump(&got.body, &[]).lines().count();
             assert_eq!(packets.to_string(), f[2]);
@@ -561,7 +383,8 @@ fn manual_cli_session() {
     assert_eq!(piped.lines().collect::<Vec<_>>(), expect);
     assert_eq!(
         s.ok(&url).body,
-        s.export(
+        export(
+            &s,
             &name,
             &["--start", &a.to_string(), "--stop", &b.to_string()]
         )
@@ -577,7 +400,7 @@ fn manual_cli_session() {
     let tail = s.ok(&format!(
         "/pcap/splittime?StreamName={name}&Start={b}ULL&Stop=NULL"
     ));
-    assert_eq!(tail.body, s.export(&name, &["--start", &b.to_string()]));
+    assert_eq!(tail.body, export(&s, &name, &["--start", &b.to_string()]));
 
     // The JSON API and metrics agree.
     let streams: serde_json::Value =
@@ -609,7 +432,7 @@ fn manual_cli_session() {
     let dl = splits[1]["download"].as_str().expect("download link");
     assert_eq!(
         s.ok(dl).body,
-        s.export(&name, &["--view", "split_1sec", "--split", "1"])
+        export(&s, &name, &["--view", "split_1sec", "--split", "1"])
     );
 }
 
@@ -634,7 +457,7 @@ fn downloads_of_an_import() {
         .output()
         .expect("import");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = Server::start_in(dir, &[], "http");
+    let (s, _dir) = start_in(dir, &[], false);
     let name = s
         .ok("/plain/list")
         .text()
@@ -713,7 +536,7 @@ fn downloads_of_an_import() {
         ng.header("content-type").as_deref(),
         Some("application/x-pcapng")
     );
-    assert_eq!(ng.body, s.export(&name, &["--format", "pcapng"]));
+    assert_eq!(ng.body, export(&s, &name, &["--format", "pcapng"]));
     assert_eq!(tcpdump(&ng.body, &[]), tcpdump(&original, &[]));
     let ng2 = s.curl(
         &format!("/pcap/single?StreamName={name}"),
@@ -744,7 +567,7 @@ fn downloads_of_an_import() {
         &[],
     );
     assert_eq!(zs.header("content-encoding").as_deref(), Some("zstd"));
-    if have("zstd") {
+    if wirecap_testkit::find_tool("zstd").is_some() {
         let mut c = Command::new("zstd")
             .args(["-d", "-c"])
             .stdin(Stdio::piped())
@@ -812,7 +635,7 @@ fn downloads_of_an_import() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         std::fs::read(&out).expect("got"),
-        s.export(&name, &["--view", "split_1sec", "--split", "2"])
+        export(&s, &name, &["--view", "split_1sec", "--split", "2"])
     );
     let o = client(&["start", "from_client"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
@@ -834,8 +657,8 @@ fn https_with_a_self_signed_certificate() {
     if !check_tools() {
         return;
     }
-    let s = Server::start_in(tempfile::tempdir().expect("tempdir"), &[], "https");
-    check_status_format(&s.status());
+    let (s, _dir) = start_in(tempfile::tempdir().expect("tempdir"), &[], true);
+    check_status_format(&status(&s));
     assert!(s.data().join("tls/cert.pem").is_file());
     // Without -k curl refuses the certificate, as it should.
     let o = Command::new("curl")
@@ -872,7 +695,7 @@ fn https_with_a_self_signed_certificate() {
         .expect("name")
         .to_owned();
     let got = s.ok(&format!("/pcap/single?StreamName={name}"));
-    assert_eq!(got.body, s.export(&name, &[]));
+    assert_eq!(got.body, export(&s, &name, &[]));
     assert!(!tcpdump(&got.body, &[]).is_empty());
 }
 
@@ -882,7 +705,7 @@ fn security() {
     if !check_tools() {
         return;
     }
-    let s = Server::start(&[]);
+    let (s, _dir) = start(&[]);
     // (`/` and `/ui/…` are the browser UI's login page and its code: public, no data.)
     let paths = [
         "/sysmaster/status",
@@ -970,7 +793,7 @@ fn security() {
         let r = s.curl(&format!("/api/v1/streams/{n}/pcap"), &[]);
         assert!([400, 404, 414].contains(&r.code), "api {n:.40}: {}", r.code);
     }
-    assert_eq!(s.status_of("capture_active"), "false");
+    assert_eq!(status_of(&s, "capture_active"), "false");
     assert!(!s.data().join("streams").join("..").join("etc").exists());
 
     // Malformed and huge query strings.
@@ -1017,14 +840,14 @@ fn security() {
         b"GET /sysmaster/status HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n",
         b"GET /\x00\xff HTTP/1.1\r\n\r\n",
     ] {
-        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", s.port)) {
+        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", s.port())) {
             let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = c.write_all(junk);
             let mut buf = [0u8; 512];
             let _ = c.read(&mut buf);
         }
     }
-    check_status_format(&s.status());
+    check_status_format(&status(&s));
     // The JSON API wants JSON bodies (no cross-site form posts).
     let r = s.curl("/api/v1/capture/start", &["-X", "POST", "-d", "name=x"]);
     assert_eq!(r.code, 415);
@@ -1048,7 +871,7 @@ fn wrong_passwords_are_slowed() {
     if !check_tools() {
         return;
     }
-    let s = Server::start(&[]);
+    let (s, _dir) = start(&[]);
     s.ok("/sysmaster/status");
     let mut times = Vec::new();
     for _ in 0..6 {
@@ -1080,8 +903,8 @@ fn clients_that_trickle_headers_are_cut_off() {
     if !check_tools() {
         return;
     }
-    let s = Server::start(&[]);
-    let mut slow = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let (s, _dir) = start(&[]);
+    let mut slow = TcpStream::connect(("127.0.0.1", s.port())).unwrap();
     slow.write_all(b"GET /sysmaster/status HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     // Bounded: far beyond the 2 s limit the test server runs with.
@@ -1117,11 +940,11 @@ fn replay_source_and_capture_errors() {
         .expect("generate");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let src_s = src.to_str().expect("utf8").to_owned();
-    let s = Server::start_in(dir, &["--replay", &src_s, "--speed", "top"], "http");
+    let (s, _dir) = start_in(dir, &["--replay", &src_s, "--speed", "top"], false);
     let r = s.ok("/sysmaster/capture_start?StreamName=replayed");
     check_capture_json(&r.text(), "started", "replayed");
     wait_until("the replay to end and be sealed", || {
-        s.status_of("capture_active") == "false"
+        status_of(&s, "capture_active") == "false"
     });
     let name = s
         .ok("/plain/list")
@@ -1143,15 +966,15 @@ fn replay_source_and_capture_errors() {
     };
     assert_eq!(no_time(&got.body), no_time(&original));
     assert_eq!(
-        s.status_of("packets_captured"),
+        status_of(&s, "packets_captured"),
         no_time(&original).len().to_string()
     );
     // Stopping a capture that already ended is refused cleanly.
     assert_eq!(s.curl("/sysmaster/capture_stop", &[]).code, 409);
-    drop(s);
+    drop((s, _dir));
 
     // No capture interface: the start is refused with the manual's JSON and 503.
-    let s = Server::start(&["--interface", "wcnoexist0"]);
+    let (s, _dir) = start(&["--interface", "wcnoexist0"]);
     let r = s.curl("/sysmaster/capture_start?StreamName=x", &[]);
     assert_eq!(r.code, 503, "{}", r.text());
     assert!(
@@ -1160,6 +983,6 @@ fn replay_source_and_capture_errors() {
         r.text()
     );
     assert!(r.text().contains("no capture interface"), "{}", r.text());
-    assert_eq!(s.status_of("capture_active"), "false");
-    assert_eq!(s.status_of("capture_link"), "down");
+    assert_eq!(status_of(&s, "capture_active"), "false");
+    assert_eq!(status_of(&s, "capture_link"), "down");
 }
