@@ -1116,3 +1116,58 @@ fn kill_9_during_a_capture_loses_at_most_the_open_chunk() {
     assert_eq!(got[..], no_time(&original)[..got.len()]);
     eprintln!("kill -9 after {before} captured packets: {kept} recovered of {sent} sent");
 }
+
+/// On the HTTPS listener (the production one): a client that connects and says nothing,
+/// one that stops in the TLS handshake, and one that trickles its request headers are
+/// all disconnected by the server, which meanwhile answers others.
+#[test]
+fn slow_and_silent_clients_on_https_are_cut_off() {
+    let (s, _dir) = start_in(tempfile::tempdir().expect("tempdir"), &[], true);
+    // Closed by the server: EOF or a reset. A read timeout (30 s, far beyond the 2 s
+    // header limit of the test server) means the socket was held.
+    fn closed_by_server(r: std::io::Result<usize>, what: &str) {
+        match r {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) => {}
+            Err(e) => panic!("{what}: the server held the connection: {e}"),
+        }
+    }
+    let open = |timeout: u64| {
+        let c = TcpStream::connect(("127.0.0.1", s.port())).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(timeout)))
+            .unwrap();
+        c
+    };
+    // Silent: TCP only, not a byte of TLS.
+    let mut silent = open(30);
+    // Stuck in the handshake: a ClientHello's first bytes, then nothing.
+    let mut stuck = open(30);
+    stuck
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    // Trickling: a full TLS session whose request headers never end.
+    let mut slow = support::http::connect(true, s.port(), Duration::from_secs(30)).unwrap();
+    slow.write_all(b"GET /sysmaster/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.flush().unwrap();
+    // Others are served meanwhile.
+    assert_eq!(s.admin("GET", "/sysmaster/status", None).code, 200);
+
+    let mut buf = Vec::new();
+    closed_by_server(slow.read_to_end(&mut buf), "trickled headers over TLS");
+    let head = String::from_utf8_lossy(&buf);
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 408"),
+        "unexpected answer to a half-sent request: {head}"
+    );
+    closed_by_server(
+        stuck.read_to_end(&mut Vec::new()),
+        "a stalled TLS handshake",
+    );
+    closed_by_server(silent.read_to_end(&mut Vec::new()), "a silent connection");
+    assert_eq!(s.admin("GET", "/sysmaster/status", None).code, 200);
+}
