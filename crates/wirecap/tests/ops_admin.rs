@@ -42,7 +42,11 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
     // A capture for the viewer to read.
     let r = s.admin("GET", "/sysmaster/capture_start?StreamName=demo", None);
     assert_eq!(r.code, 200, "{}", r.text());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("packets in the capture", || {
+        s.admin("GET", "/api/v1/status", None).json()["packets_captured"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
     let r = s.admin("GET", "/sysmaster/capture_stop", None);
     assert_eq!(r.code, 200, "{}", r.text());
     let streams = s.admin("GET", "/api/v1/streams", None).json();
@@ -607,7 +611,11 @@ fn a_report_holds_what_its_filelist_says_and_no_secret() {
             .code,
         200
     );
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("packets in the capture", || {
+        s.admin("GET", "/api/v1/status", None).json()["packets_captured"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
     assert_eq!(s.admin("GET", "/sysmaster/capture_stop", None).code, 200);
 
     let mut secrets = vec![PW.to_owned(), "vic-password-1".to_owned()];

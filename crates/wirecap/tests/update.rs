@@ -571,8 +571,8 @@ fn doctor_reports_each_check_and_fails_with_a_fix() {
     let root = Command::new("id")
         .arg("-u")
         .output()
-        .map(|o| o.stdout == b"0\n");
-    if root.unwrap_or(false) {
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if root {
         assert!(out.starts_with("OK   capabilities"), "{out}");
     }
 
@@ -604,4 +604,28 @@ fn doctor_reports_each_check_and_fails_with_a_fix() {
         "{out}"
     );
     assert!(out.contains("lo"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+
+    // A missing interface alone fails the run, on its own line, with exit status 1; the
+    // data directory (which exists) passes.
+    let o = wirecap(&[
+        "doctor",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--interface",
+        "nope0",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert!(
+        fails
+            .iter()
+            .any(|l| l.starts_with("FAIL interface      nope0 does not exist")),
+        "{out}"
+    );
+    assert!(!out.contains("FAIL data dir"), "{out}");
+    if root {
+        assert_eq!(fails.len(), 1, "only the interface fails as root: {out}");
+    }
 }
