@@ -465,7 +465,7 @@ fn can_unshare() -> Option<String> {
 #[test]
 fn hostname_is_applied_to_the_os_only_inside_a_new_uts_namespace() {
     if let Some(why) = can_unshare() {
-        eprintln!("skipping: {why}");
+        wirecap_testkit::skip(&why);
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
