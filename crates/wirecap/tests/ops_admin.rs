@@ -18,6 +18,15 @@ use support::server::{PW, Server, free_port};
 use support::wait_until;
 use support::wirecap_stdin as wirecap;
 
+/// Waits until the running capture stored packets.
+fn wait_for_packets(s: &Server) {
+    wait_until("packets in the capture", || {
+        s.admin("GET", "/api/v1/status", None).json()["packets_captured"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+}
+
 /// `wirecap serve` on `data` with a synthetic source.
 fn start(data: &Path) -> Server {
     Server::builder(data).synthetic(200).start()
@@ -42,11 +51,7 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
     // A capture for the viewer to read.
     let r = s.admin("GET", "/sysmaster/capture_start?StreamName=demo", None);
     assert_eq!(r.code, 200, "{}", r.text());
-    wait_until("packets in the capture", || {
-        s.admin("GET", "/api/v1/status", None).json()["packets_captured"]
-            .as_u64()
-            .is_some_and(|n| n > 0)
-    });
+    wait_for_packets(&s);
     let r = s.admin("GET", "/sysmaster/capture_stop", None);
     assert_eq!(r.code, 200, "{}", r.text());
     let streams = s.admin("GET", "/api/v1/streams", None).json();
@@ -220,14 +225,13 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
         .json(Some(r#"{"name":"x"}"#))
         .send();
     assert_eq!(r.code, 403, "{}", r.text());
-    assert_eq!(
+    let streams_code = || {
         s.req("GET", "/api/v1/streams")
             .auth(sess.clone())
-            .json(None)
             .send()
-            .code,
-        200
-    );
+            .code
+    };
+    assert_eq!(streams_code(), 200);
 
     // A viewer changes their own password; the old one and the old session stop working.
     let r = v(
@@ -249,14 +253,7 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
     );
     assert_eq!(r.code, 200, "{}", r.text());
     assert_eq!(v("GET", "/api/v1/status", None).code, 401);
-    assert_eq!(
-        s.req("GET", "/api/v1/streams")
-            .auth(sess.clone())
-            .json(None)
-            .send()
-            .code,
-        401
-    );
+    assert_eq!(streams_code(), 401);
     let r = s.as_user("vera", "vera-new-password", "GET", "/api/v1/status", None);
     assert_eq!(r.code, 200);
 
@@ -611,11 +608,7 @@ fn a_report_holds_what_its_filelist_says_and_no_secret() {
             .code,
         200
     );
-    wait_until("packets in the capture", || {
-        s.admin("GET", "/api/v1/status", None).json()["packets_captured"]
-            .as_u64()
-            .is_some_and(|n| n > 0)
-    });
+    wait_for_packets(&s);
     assert_eq!(s.admin("GET", "/sysmaster/capture_stop", None).code, 200);
 
     let mut secrets = vec![PW.to_owned(), "vic-password-1".to_owned()];

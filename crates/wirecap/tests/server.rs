@@ -58,6 +58,14 @@ fn status_of(s: &Server, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in status"))
 }
 
+/// tcpdump's lines without their timestamps (a replay re-bases them).
+fn tcpdump_no_time(b: &[u8]) -> Vec<String> {
+    tcpdump(b, &[])
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
+        .collect()
+}
+
 /// tcpdump's text for a capture file (`-` reads stdin, as in the manual).
 fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
     let mut c = Command::new("tcpdump")
@@ -1027,16 +1035,10 @@ fn replay_source_and_capture_errors() {
         .to_owned();
     let got = s.ok(&format!("/pcap/single?StreamName={name}"));
     let original = std::fs::read(&src).expect("file");
-    let no_time = |b: &[u8]| {
-        tcpdump(b, &[])
-            .lines()
-            .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(no_time(&got.body), no_time(&original));
+    assert_eq!(tcpdump_no_time(&got.body), tcpdump_no_time(&original));
     assert_eq!(
         status_of(&s, "packets_captured"),
-        no_time(&original).len().to_string()
+        tcpdump_no_time(&original).len().to_string()
     );
     // Stopping a capture that already ended is refused cleanly.
     assert_eq!(s.curl("/sysmaster/capture_stop", &[]).code, 409);
@@ -1114,15 +1116,9 @@ fn kill_9_during_a_capture_loses_at_most_the_open_chunk() {
     // What was kept is the file's first packets, whole (timestamps are re-based).
     let name = st["name"].as_str().expect("name");
     let got = export(&s, name, &[]);
-    let no_time = |b: &[u8]| {
-        tcpdump(b, &[])
-            .lines()
-            .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
-            .collect::<Vec<_>>()
-    };
-    let got = no_time(&got);
+    let got = tcpdump_no_time(&got);
     assert_eq!(got.len() as u64, kept);
-    assert_eq!(got[..], no_time(&original)[..got.len()]);
+    assert_eq!(got[..], tcpdump_no_time(&original)[..got.len()]);
     eprintln!("kill -9 after {before} captured packets: {kept} recovered of {sent} sent");
 }
 

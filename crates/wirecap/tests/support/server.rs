@@ -280,26 +280,14 @@ impl Server {
 
     /// SIGTERM (the server seals its capture) and wait, at most 20 s, then SIGKILL.
     pub fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .arg(c.id().to_string())
-            .stdout(Stdio::null())
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(c) = self.child.take()
+            && !terminate(c, Duration::from_secs(20))
+        {
+            panic!(
+                "the server did not stop within 20 s of SIGTERM\n{}",
+                self.log()
+            );
         }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!(
-            "the server did not stop within 20 s of SIGTERM\n{}",
-            self.log()
-        );
     }
 
     /// `kill -9`: no chance to seal or flush anything.
@@ -320,18 +308,27 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first: a capture is sealed and the data directory left tidy.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        // SIGTERM first: a capture is sealed and the data directory left tidy.
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; whether the child ended within it.
+fn terminate(mut c: Child, grace: Duration) -> bool {
+    let _ = Command::new("kill")
+        .arg(c.id().to_string())
+        .stdout(Stdio::null())
+        .status();
+    let t = Instant::now();
+    while t.elapsed() < grace {
+        if let Ok(Some(_)) = c.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    false
 }
