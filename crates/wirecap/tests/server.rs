@@ -744,6 +744,28 @@ fn security() {
                 .is_some_and(|v| v.starts_with("Basic"))
         );
     }
+    // Every route of the router's own table, over the real listener: without
+    // credentials only the UI's files and the login answer.
+    let mut refused = 0;
+    for (m, p) in wirecap_http::routes() {
+        let public = matches!(*p, "/" | "/index.html" | "/ui/{*path}")
+            || (m.as_str(), *p) == ("POST", "/api/v1/session");
+        let path = p
+            .replace("{name}", "x_20250101_0000")
+            .replace("{view}", "split_1sec")
+            .replace("{version}", "0.0.0")
+            .replace("{id}", "1")
+            .replace("{file}", "x.tar.gz")
+            .replace("{*path}", "src/main.js");
+        let r = s.req(m.as_str(), &path).json(None).send();
+        if public {
+            assert_ne!(r.code, 401, "{m} {path} is public: {}", r.text());
+        } else {
+            assert_eq!(r.code, 401, "{m} {path} without credentials: {}", r.text());
+            refused += 1;
+        }
+    }
+    assert!(refused >= 55, "{refused} routes refused");
     // Path traversal, sent byte for byte (curl would resolve the dots before sending):
     // the server sees the dots and refuses by its own rule, naming the path it got. The
     // UI's files are public, so a probe there needs no credentials to reach the handler.
