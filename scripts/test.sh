@@ -47,6 +47,13 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
+# The browser test loads the UI embedded in the release binary, which is what ships (a
+# debug build reads the UI from disk). Built once here; incremental after the first run.
+t0=$(date +%s)
+cargo build --release -q -p wirecap
+echo "release build for the browser test: $(( $(date +%s) - t0 )) s"
+export WIRECAP_UI_BIN=$PWD/target/release/wirecap
+
 # Every skip is appended to this log by the test that skipped (crates/testkit).
 skips=$(mktemp)
 trap 'rm -f "$skips"' EXIT

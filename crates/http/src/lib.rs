@@ -71,6 +71,6 @@ pub mod state;
 pub mod tls;
 
 pub use error::ApiError;
-pub use router::router;
+pub use router::{router, routes};
 pub use serve::run;
 pub use state::{AppState, Shared};

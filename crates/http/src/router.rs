@@ -4,8 +4,10 @@
 //! OpenAPI document is generated from the same attributes.
 
 use axum::Router;
+use axum::http::Method;
 use axum::middleware;
 use axum::routing::get;
+use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -76,6 +78,48 @@ pub fn documented() -> OpenApiRouter<Shared> {
         .routes(routes!(admin::report_job))
         .routes(routes!(admin::list_reports))
         .routes(routes!(admin::download_report))
+}
+
+/// The routes that are not in the OpenAPI document: a page for people, and the UI's files
+/// (public, see `access`). [`router`] registers exactly these by hand.
+const UNDOCUMENTED: [(Method, &str); 4] = [
+    (Method::GET, "/en.files.html"),
+    (Method::GET, "/"),
+    (Method::GET, "/index.html"),
+    (Method::GET, "/ui/{*path}"),
+];
+
+/// Every (method, path) the router serves, in axum's path syntax (`{name}`, `{*path}`):
+/// the documented routes read back from the generated document, plus [`UNDOCUMENTED`].
+/// Sweeps over it cannot miss a route, because the document is built from the same
+/// attributes that register the handlers.
+pub fn routes() -> &'static [(Method, &'static str)] {
+    static ROUTES: OnceLock<Vec<(Method, &'static str)>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let (_, doc) = documented().split_for_parts();
+        let mut all = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            // Leaked once per path for the life of the process: the table is static.
+            let path: &'static str = Box::leak(path.clone().into_boxed_str());
+            let ops = [
+                (Method::GET, item.get.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::HEAD, item.head.is_some()),
+                (Method::OPTIONS, item.options.is_some()),
+                (Method::TRACE, item.trace.is_some()),
+            ];
+            all.extend(
+                ops.into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(m, _)| (m, path)),
+            );
+        }
+        all.extend(UNDOCUMENTED);
+        all
+    })
 }
 
 /// The whole application: every route behind the guard. Needs no listener: serve it, or

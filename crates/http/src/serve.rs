@@ -104,6 +104,8 @@ fn shown(addr: SocketAddr, scheme: &str) -> String {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), Error> {
+    let header_timeout =
+        header_timeout(std::env::var("WIRECAP_HEADER_TIMEOUT_SECS").ok().as_deref())?;
     let dir = args.data.clone();
     std::fs::create_dir_all(&dir).at(&dir)?;
     wirecap_appliance::os::cleanup_temp_files(&dir);
@@ -154,7 +156,15 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         .thread_name("wc-http")
         .build()
         .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings, engine, ops, users, login, limits))
+    runtime.block_on(serve(
+        settings,
+        engine,
+        ops,
+        users,
+        login,
+        limits,
+        header_timeout,
+    ))
 }
 
 /// Says what start-up recovery did to stream `name`: a stream it could not repair is
@@ -188,21 +198,33 @@ fn log_recovery(name: &str, rec: &wirecap_store::Recovery) {
 
 /// How long a client may take to send a request's headers (`WIRECAP_HEADER_TIMEOUT_SECS`
 /// overrides the default of 10 s). Without a limit, clients that open connections and
-/// trickle bytes (slowloris) hold sockets and memory forever.
-fn header_timeout() -> Duration {
-    std::env::var("WIRECAP_HEADER_TIMEOUT_SECS")
+/// trickle bytes (slowloris) hold sockets and memory forever. A value that is not a
+/// positive number of seconds a `Duration` can hold is refused at start: a typo must not
+/// silently become the default, and a huge value must not panic the listener.
+fn header_timeout(value: Option<&str>) -> Result<Duration, Error> {
+    let Some(v) = value else {
+        return Ok(Duration::from_secs(10));
+    };
+    v.trim()
+        .parse::<f64>()
         .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "WIRECAP_HEADER_TIMEOUT_SECS={v:?}: expected a positive number of seconds (at most {})",
+                Duration::MAX.as_secs()
+            ))
+        })
 }
 
 fn limit_header_time(
     b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: Duration,
 ) {
     b.http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout());
+        .header_read_timeout(timeout);
 }
 
 /// Starts the inline forwarder on the capture interface.
@@ -247,6 +269,7 @@ async fn serve(
     users: Users,
     login: AdminLogin,
     limits: crate::limits::ConnLimits,
+    header_timeout: Duration,
 ) -> Result<(), Error> {
     let dir = settings.data.clone();
     // One gate for both listeners: the caps count every client connection.
@@ -301,7 +324,7 @@ async fn serve(
         let mut server = axum_server::from_tcp(l)
             .handle(handle.clone())
             .acceptor(Limited::new(DefaultAcceptor::new(), gate.clone()));
-        limit_header_time(server.http_builder());
+        limit_header_time(server.http_builder(), header_timeout);
         let svc = app
             .clone()
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -324,7 +347,7 @@ async fn serve(
         let mut server = axum_server::from_tcp(l)
             .handle(handle.clone())
             .acceptor(Limited::new(tls, gate.clone()));
-        limit_header_time(server.http_builder());
+        limit_header_time(server.http_builder(), header_timeout);
         let svc = app
             .clone()
             .layer(axum::middleware::map_response(tls::secure_cookies))
@@ -499,4 +522,25 @@ fn banner(
     print!("{out}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_timeout_is_checked_not_panicked_on() {
+        assert_eq!(header_timeout(None).unwrap(), Duration::from_secs(10));
+        assert_eq!(
+            header_timeout(Some("1.5")).unwrap(),
+            Duration::from_millis(1500)
+        );
+        for bad in ["1e20", "0", "-1", "NaN", "inf", "ten", ""] {
+            let e = header_timeout(Some(bad)).expect_err(bad).to_string();
+            assert!(
+                e.contains("WIRECAP_HEADER_TIMEOUT_SECS") && e.contains("positive number"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

@@ -3,24 +3,12 @@
 //! original; splits, time ranges and a writer killed mid-import are checked the same way.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod support;
-use support::ok;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
-
-fn wirecap(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg(args[0])
-        .arg("--data")
-        .arg(data)
-        .args(&args[1..])
-        .output()
-        .expect("run wirecap")
-}
+use support::{BIN, ok, wirecap_in as wirecap};
 
 /// tcpdump's view of a capture, split into one block per packet.
 fn tcpdump_blocks(file: &Path) -> Result<Vec<String>, String> {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 mod support;
-use support::serve::{PW, Serve, wirecap_at};
-use support::{have, ok};
+use support::server::{PW, Server as Serve};
+use support::{BIN, ok, wirecap_in as wirecap_at};
 
 /// One curl run: status, headers, body and whether curl saw a complete transfer.
 struct Got {
@@ -91,7 +91,7 @@ fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
 /// A generated capture imported as stream `name`: (the capture file, the stored name).
 fn imported(dir: &Path, name: &str, secs: u32, pps: u32) -> (PathBuf, String) {
     let src = dir.join(format!("{name}.pcap"));
-    ok(&Command::new(support::serve::BIN)
+    ok(&Command::new(BIN)
         .args(["generate", "--seconds", &secs.to_string()])
         .args(["--pps", &pps.to_string(), "-o"])
         .arg(&src)
@@ -106,11 +106,7 @@ fn imported(dir: &Path, name: &str, secs: u32, pps: u32) -> (PathBuf, String) {
 }
 
 fn tools() -> bool {
-    if !have("tcpdump") || !have("curl") {
-        eprintln!("skipped: tcpdump and curl are needed");
-        return false;
-    }
-    true
+    wirecap_testkit::require_tools(&["tcpdump", "curl"])
 }
 
 #[test]
@@ -370,7 +366,10 @@ fn damaged_streams_are_listed_and_start_up_rebuilds_indexes_with_summaries() {
     let ui = s.api("GET", "/api/v1/ui/streams?q=garb", None, 200);
     assert_eq!(ui["total"], 1, "{ui}");
     // The manual's CSV keeps its layout: only streams it can give numbers for.
-    let (code, plain) = s.curl("GET", "/plain/list", None);
+    let (code, plain) = {
+        let r = s.admin("GET", "/plain/list", None);
+        (r.code, r.body)
+    };
     assert_eq!(code, 200);
     let plain = String::from_utf8_lossy(&plain).into_owned();
     assert!(plain.contains(&good) && plain.contains(&cut), "{plain}");
@@ -392,7 +391,10 @@ fn a_restarted_capture_gets_its_own_stream_and_file_links_lead_to_the_login_page
     let t = tempfile::tempdir().expect("tempdir");
     let s = Serve::start(&t.path().join("data"), &["--synthetic", "2000"]);
     for _ in 0..3 {
-        let (code, body) = s.curl("GET", "/sysmaster/capture_start?StreamName=again", None);
+        let (code, body) = {
+            let r = s.admin("GET", "/sysmaster/capture_start?StreamName=again", None);
+            (r.code, r.body)
+        };
         let body = String::from_utf8_lossy(&body).into_owned();
         assert_eq!(code, 200, "{body}\n{}", s.log());
         assert!(
@@ -400,7 +402,10 @@ fn a_restarted_capture_gets_its_own_stream_and_file_links_lead_to_the_login_page
             "{body}"
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let (code, body) = s.curl("GET", "/sysmaster/capture_stop", None);
+        let (code, body) = {
+            let r = s.admin("GET", "/sysmaster/capture_stop", None);
+            (r.code, r.body)
+        };
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     }
     let list = s.api("GET", "/api/v1/streams", None, 200);

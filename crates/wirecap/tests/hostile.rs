@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::have;
-use support::serve::{BIN, PW};
+use support::BIN;
+use support::server::PW;
 
 fn bin() -> String {
     std::env::var("WIRECAP_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
@@ -241,8 +241,7 @@ fn closed(socks: &mut [TcpStream]) -> usize {
 /// through it lost nothing.
 #[test]
 fn silent_sockets_cost_no_packets() {
-    if !have("curl") {
-        eprintln!("skipped: needs curl");
+    if !wirecap_testkit::require_tool("curl") {
         return;
     }
     raise_own_fd_limit();
@@ -260,7 +259,7 @@ fn silent_sockets_cost_no_packets() {
     let mut plain = silent(s.http, 1100, false);
     let mut tls = silent(s.https.expect("https"), 200, true);
     // Handshakes done, then nothing: the timeout holds after TLS too.
-    let after_handshake: Vec<Child> = if have("openssl") {
+    let after_handshake: Vec<Child> = if wirecap_testkit::find_tool("openssl").is_some() {
         (0..3)
             .map(|_| {
                 Command::new("openssl")
@@ -333,8 +332,7 @@ fn silent_sockets_cost_no_packets() {
 /// another address stays fast.
 #[test]
 fn login_flood_is_bounded() {
-    if !have("curl") {
-        eprintln!("skipped: needs curl");
+    if !wirecap_testkit::require_tool("curl") {
         return;
     }
     let s = Server::start(&[], &[], false, None);
@@ -428,8 +426,7 @@ fn login_flood_is_bounded() {
 /// (as a browser that remembers them sends it) is refused; curl (no Origin) works.
 #[test]
 fn cross_site_requests_are_refused_with_basic_credentials() {
-    if !have("curl") {
-        eprintln!("skipped: needs curl");
+    if !wirecap_testkit::require_tool("curl") {
         return;
     }
     let s = Server::start(&["--synthetic", "100"], &[], false, None);
@@ -509,9 +506,7 @@ impl Drop for Tmpfs {
 /// a capture with no room is refused (507) instead of "successfully started".
 #[test]
 fn a_full_disk_is_reported_and_refuses_captures() {
-    // SAFETY: a plain system call.
-    if unsafe { libc::geteuid() } != 0 || !have("curl") {
-        eprintln!("skipped: needs root (tmpfs) and curl");
+    if !wirecap_testkit::require_root() || !wirecap_testkit::require_tool("curl") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -597,8 +592,7 @@ fn a_full_disk_is_reported_and_refuses_captures() {
 /// Issue 17.10: a login over HTTPS sets a `Secure` cookie, with or without `Origin`.
 #[test]
 fn the_session_cookie_is_secure_over_https() {
-    if !have("curl") {
-        eprintln!("skipped: needs curl");
+    if !wirecap_testkit::require_tool("curl") {
         return;
     }
     let s = Server::start(&[], &[], true, None);

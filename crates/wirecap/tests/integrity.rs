@@ -8,19 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod support;
-use support::ok;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
-
-fn wirecap(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg(args[0])
-        .arg("--data")
-        .arg(data)
-        .args(&args[1..])
-        .output()
-        .expect("run wirecap")
-}
+use support::{BIN, ok, wirecap_in as wirecap};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -5,16 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
-use support::ok;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run wirecap")
-}
+use support::{ok, wirecap as run};
 
 /// tcpdump's text of a capture (one line per packet plus hex lines).
 fn tcpdump_text(file: &Path) -> String {

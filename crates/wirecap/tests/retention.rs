@@ -2,29 +2,18 @@
 //! the store under budget for dozens of segment rotations, deleting the oldest data first
 //! (an old unpinned import whole, then the head of the running capture), while downloads
 //! of what remains stay valid pcaps (`tcpdump -r`), the running stream's splits still
-//! partition what remains, and a pinned stream survives. Needs `curl` and `tcpdump`.
+//! partition what remains, and a pinned stream survives. Needs `tcpdump`.
 //! No network traffic (synthetic source); every wait is bounded.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 mod support;
-use support::have;
-use support::serve::{PW, Serve, wirecap_at};
+use support::server::Server;
+use support::{ok, wirecap, wirecap_in};
 
 const BUDGET: u64 = 2_000_000;
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "wirecap failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Bytes of every file under `dir`.
 fn du(dir: &Path) -> u64 {
@@ -51,27 +40,22 @@ fn tcpdump_count(file: &Path) -> u64 {
     o.stdout.iter().filter(|b| **b == b'\n').count() as u64
 }
 
-fn download(s: &Serve, path: &str, out: &Path) {
-    let o = Command::new("curl")
-        .args(["-s", "-S", "--fail", "--max-time", "60", "-u"])
-        .arg(format!("admin:{PW}"))
-        .arg("-o")
-        .arg(out)
-        .arg(s.url(path))
-        .output()
-        .expect("run curl");
-    assert!(
-        o.status.success(),
-        "download {path}: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
+fn download(s: &Server, path: &str, out: &Path) {
+    let r = s.admin("GET", path, None);
+    assert_eq!(
+        r.code,
+        200,
+        "download {path}: {}
+{}",
+        r.text(),
         s.log()
     );
+    std::fs::write(out, &r.body).expect("write the download");
 }
 
 #[test]
 fn small_budget_keeps_the_store_under_budget_while_capturing() {
-    if !have("curl") || !have("tcpdump") {
-        eprintln!("skipped: needs curl and tcpdump");
+    if !wirecap_testkit::require_tool("tcpdump") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -79,16 +63,19 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
     std::fs::create_dir_all(&data).unwrap();
     // Two old imports: one to be deleted first (oldest data), one pinned.
     let pcap = dir.path().join("old.pcap");
-    let o = Command::new(support::serve::BIN)
-        .args(["generate", "--seconds", "1", "--pps", "200", "-o"])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
     let pcap_s = pcap.to_str().unwrap();
-    ok(&wirecap_at(&data, &["import", "--name", "old", pcap_s]));
-    ok(&wirecap_at(&data, &["import", "--name", "keep", pcap_s]));
-    let names = ok(&wirecap_at(&data, &["list"]));
+    ok(&wirecap(&[
+        "generate",
+        "--seconds",
+        "1",
+        "--pps",
+        "200",
+        "-o",
+        pcap_s,
+    ]));
+    ok(&wirecap_in(&data, &["import", "--name", "old", pcap_s]));
+    ok(&wirecap_in(&data, &["import", "--name", "keep", pcap_s]));
+    let names = ok(&wirecap_in(&data, &["list"]));
     let name_of = |base: &str| {
         names
             .lines()
@@ -98,18 +85,15 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
             .to_owned()
     };
     let (old, keep) = (name_of("old"), name_of("keep"));
-    ok(&wirecap_at(&data, &["pin", &keep]));
+    ok(&wirecap_in(&data, &["pin", &keep]));
 
-    let s = Serve::start(&data, &["--synthetic", "500"]);
+    let s = Server::start(&data, &["--synthetic", "500"]);
     // Bad settings are refused with the key at fault; good ones are written and applied.
-    let (code, b) = s.curl("PUT", "/api/v1/retention", Some(r#"{"budget":"lots"}"#));
-    assert_eq!(code, 400);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&b).unwrap()["field"],
-        "budget"
-    );
-    let (code, b) = s.curl("PUT", "/api/v1/retention", Some(r#"{"low_watermark":2}"#));
-    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&b));
+    let r = s.admin("PUT", "/api/v1/retention", Some(r#"{"budget":"lots"}"#));
+    assert_eq!(r.code, 400);
+    assert_eq!(r.json()["field"], "budget");
+    let r = s.admin("PUT", "/api/v1/retention", Some(r#"{"low_watermark":2}"#));
+    assert_eq!(r.code, 400, "{}", r.text());
     let v = s.api(
         "PUT",
         "/api/v1/retention",
@@ -183,7 +167,7 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
     assert_eq!(r["budget_bytes"], BUDGET);
     assert!(r["oldest_ns"].as_u64().is_some(), "{r}");
     assert!(r["warning"].is_null(), "{r}");
-    let metrics = String::from_utf8(s.curl("GET", "/metrics", None).1).unwrap();
+    let metrics = s.ok("/metrics").text();
     assert!(
         metrics.contains("wirecap_retention_budget_bytes 2000000"),
         "{metrics}"
@@ -224,7 +208,7 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
     }
     // The old import is gone, the pinned one is whole.
     assert_eq!(
-        s.curl("GET", &format!("/api/v1/streams/{old}"), None).0,
+        s.admin("GET", &format!("/api/v1/streams/{old}"), None).code,
         404
     );
     let k = s.api("GET", &format!("/api/v1/streams/{keep}"), None, 200);

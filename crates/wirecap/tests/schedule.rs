@@ -2,7 +2,7 @@
 //! test takes seconds) starts and stops a capture of synthetic traffic into a sealed
 //! stream with packets; a window open at start-up starts a new stream after a restart and
 //! never resumes the old one; and the manual-vs-schedule rule (manual wins, a manual stop
-//! suspends the window, a busy interface is a logged skip). Needs `curl`. Traffic: none
+//! suspends the window, a busy interface is a logged skip). Traffic: none
 //! on any network (the synthetic source); every wait is bounded.
 
 use std::time::Duration;
@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod support;
-use support::have;
-use support::serve::{Serve, wirecap_at};
+use support::server::{PW, Server};
+use support::wirecap_in;
 
 fn text(o: &std::process::Output) -> String {
     assert!(
@@ -22,11 +22,11 @@ fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn schedule(s: &Serve, name: &str) -> Value {
+fn schedule(s: &Server, name: &str) -> Value {
     s.api("GET", &format!("/api/v1/schedules/{name}"), None, 200)
 }
 
-fn stream(s: &Serve, name: &str) -> Value {
+fn stream(s: &Server, name: &str) -> Value {
     s.api("GET", &format!("/api/v1/streams/{name}"), None, 200)
 }
 
@@ -57,10 +57,6 @@ fn add_viewer(data: &std::path::Path) {
 
 #[test]
 fn cron_schedule_starts_and_stops_a_capture() {
-    if !have("curl") {
-        eprintln!("skipped: curl is not installed");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -68,7 +64,7 @@ fn cron_schedule_starts_and_stops_a_capture() {
     let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4);
     let z = start.to_zoned(jiff::tz::TimeZone::UTC);
     let cron = format!("{} {} {} * * *", z.second(), z.minute(), z.hour());
-    text(&wirecap_at(
+    text(&wirecap_in(
         &data,
         &[
             "schedule",
@@ -82,11 +78,11 @@ fn cron_schedule_starts_and_stops_a_capture() {
             "sched",
         ],
     ));
-    let listed = text(&wirecap_at(&data, &["schedule", "list"]));
+    let listed = text(&wirecap_in(&data, &["schedule", "list"]));
     assert!(listed.starts_with("burst\tcron"), "{listed}");
     assert!(listed.contains("next_start="), "{listed}");
 
-    let s = Serve::start(&data, &["--synthetic", "2000"]);
+    let s = Server::start(&data, &["--synthetic", "2000"]);
     let v = schedule(&s, "burst");
     assert_eq!(v["active"], false, "{v}");
     assert!(v["next_start"].is_string(), "{v}");
@@ -118,30 +114,26 @@ fn cron_schedule_starts_and_stops_a_capture() {
 
 #[test]
 fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
-    if !have("curl") {
-        eprintln!("skipped: curl is not installed");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let s = Serve::start(&data, &["--synthetic", "1000"]);
+    let mut s = Server::start(&data, &["--synthetic", "1000"]);
     // A daily window open now, added through the API; a bad one is refused, with the field.
-    let bad = s.curl(
+    let bad = s.admin(
         "POST",
         "/api/v1/schedules",
         Some(r#"{"name":"bad","cron":"0 99 * * *","duration":"1h"}"#),
     );
-    assert_eq!(bad.0, 400);
-    let e: Value = serde_json::from_slice(&bad.1).unwrap();
+    assert_eq!(bad.code, 400);
+    let e = bad.json();
     assert_eq!(e["field"], "cron", "{e}");
-    let bad = s.curl(
+    let bad = s.admin(
         "POST",
         "/api/v1/schedules",
         Some(r#"{"name":"bad","days":["daily"],"start":"08:00","stop":"09:00","colour":"red"}"#),
     );
-    assert_eq!(bad.0, 400);
-    let e: Value = serde_json::from_slice(&bad.1).unwrap();
+    assert_eq!(bad.code, 400);
+    let e = bad.json();
     assert_eq!(e["field"], "colour", "{e}");
     let body = format!(
         r#"{{"name":"day","days":["daily"],"start":"{}","stop":"{}"}}"#,
@@ -168,14 +160,16 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     // Restart: the window is still open, so a new stream starts; the old one stays sealed.
     s.stop();
     add_viewer(&data);
-    let s = Serve::start(&data, &["--synthetic", "1000"]);
+    let s = Server::start(&data, &["--synthetic", "1000"]);
     // A viewer reads schedules and retention but changes nothing.
     assert_eq!(
-        s.curl_as("watcher", "GET", "/api/v1/schedules", None).0,
+        s.as_user("watcher", PW, "GET", "/api/v1/schedules", None)
+            .code,
         200
     );
     assert_eq!(
-        s.curl_as("watcher", "GET", "/api/v1/retention", None).0,
+        s.as_user("watcher", PW, "GET", "/api/v1/retention", None)
+            .code,
         200
     );
     for (method, path, body) in [
@@ -191,7 +185,7 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     ] {
         let b = (!body.is_empty()).then_some(body);
         assert_eq!(
-            s.curl_as("watcher", method, path, b).0,
+            s.as_user("watcher", PW, method, path, b).code,
             403,
             "{method} {path}"
         );
@@ -231,7 +225,7 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     );
     let manual = m["stream"].as_str().unwrap().to_owned();
     // Offline CLI edit while the server runs: picked up from the file's mtime.
-    let out = wirecap_at(
+    let out = wirecap_in(
         &data,
         &[
             "schedule",
@@ -247,9 +241,9 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     );
     text(&out);
     let v = s.wait_for("the second schedule to skip", 10, || {
-        let (code, b) = s.curl("GET", "/api/v1/schedules/other", None);
-        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-        (code == 200 && event(&v).starts_with("skipped")).then_some(v)
+        let r = s.admin("GET", "/api/v1/schedules/other", None);
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.code == 200 && event(&v).starts_with("skipped")).then_some(v)
     });
     assert!(
         event(&v).contains(&format!("manual capture {manual} running")),
@@ -266,7 +260,7 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
 
     // Removing the schedules leaves the manual capture alone.
     s.api("DELETE", "/api/v1/schedules/other", None, 204);
-    text(&wirecap_at(&data, &["schedule", "remove", "day"]));
+    text(&wirecap_in(&data, &["schedule", "remove", "day"]));
     s.wait_for("the schedules to be gone", 10, || {
         let v = s.api("GET", "/api/v1/schedules", None, 200);
         v["schedules"]

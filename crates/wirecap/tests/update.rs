@@ -6,31 +6,13 @@
 //! Needs `curl`; the unit-file test needs `systemd-analyze` (package systemd). Every wait
 //! is bounded.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 mod support;
-use support::{have, ok};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
-const PW: &str = "upd-Pa55word";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wirecap(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wirecap")
-}
+use support::server::{PW, Server};
+use support::{BIN, ok, wirecap};
 
 /// The version the binary under test reports.
 fn own_version() -> String {
@@ -41,190 +23,74 @@ fn own_version() -> String {
         .to_owned()
 }
 
-/// A running `wirecap serve`; after a rollback the server runs under another pid, which
-/// is stopped too.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    other_pid: Option<u32>,
+/// A `wirecap serve` with `config` as its wirecap.toml, in a directory that also holds
+/// the test's files (dropped after the server: the bindings drop in reverse order).
+fn start(config: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::builder(&dir.path().join("data"))
+        .config(config)
+        .start();
+    (dir, s)
 }
 
-impl Server {
-    fn start(config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("wirecap.toml"), config).unwrap();
-        let port = free_port();
-        let child = Self::spawn(dir.path(), port);
-        let s = Self {
-            child,
-            port,
-            dir,
-            other_pid: None,
-        };
-        s.wait_listening(Duration::from_secs(30));
-        s
-    }
-
-    fn spawn(dir: &Path, port: u16) -> Child {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.out"))
-            .unwrap();
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.err"))
-            .unwrap();
-        Command::new(BIN)
-            .args(["serve", "--data"])
-            .arg(dir.join("data"))
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .env("WIRECAP_ADMIN_PASSWORD", PW)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start wirecap serve")
-    }
-
-    /// Stops the server with SIGTERM (bounded) and starts `BIN` again on the same data.
-    fn restart(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let t = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(t.elapsed() < Duration::from_secs(30), "no exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child = Self::spawn(self.dir.path(), self.port);
-        self.wait_listening(Duration::from_secs(30));
-    }
-
-    fn wait_listening(&self, limit: Duration) {
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t.elapsed() < limit,
-                "server did not listen within {limit:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        let r = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!("{}{}", r("serve.out"), r("serve.err"))
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// curl with the admin's credentials: (status, body).
-    fn curl(&self, path: &str, extra: &[&str]) -> (u16, String) {
-        let body = self.dir.path().join("curl.body");
-        let o = Command::new("curl")
-            .args([
-                "-s",
-                "-S",
-                "--max-time",
-                "120",
-                "-u",
-                &format!("admin:{PW}"),
-            ])
-            .arg("-o")
-            .arg(&body)
-            .args(["-w", "%{http_code}"])
-            .args(extra)
-            .arg(format!("{}{path}", self.url()))
-            .output()
-            .expect("run curl");
-        let code = String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        (code, std::fs::read_to_string(&body).unwrap_or_default())
-    }
-
-    fn upload(&self, archive: &Path) -> (u16, String) {
-        self.curl(
-            "/api/v1/releases",
-            &[
-                "-H",
-                "Content-Type: application/gzip",
-                "--data-binary",
-                &format!("@{}", archive.display()),
-            ],
-        )
-    }
-
-    /// `GET /api/v1/releases`, retried while the server restarts (bounded).
-    fn releases(&self) -> serde_json::Value {
-        let t = Instant::now();
-        loop {
-            let (code, body) = self.curl("/api/v1/releases", &[]);
-            if code == 200 {
-                return serde_json::from_str(&body).expect("JSON");
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "no answer from /api/v1/releases (last {code} {body}):\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Runs `wirecap update ARGS` against this server.
-    fn client(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("update")
-            .args(args)
-            .env("WIRECAP_URL", self.url())
-            .env("WIRECAP_PASSWORD", PW)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run wirecap update")
-    }
-
-    /// Waits (bounded) until the history holds `event` for `version`.
-    fn wait_event(&self, event: &str, version: &str, limit: Duration) -> serde_json::Value {
-        let t = Instant::now();
-        loop {
-            let v = self.releases();
-            let found = v["history"].as_array().is_some_and(|h| {
-                h.iter()
-                    .any(|e| e["event"] == event && e["version"] == version)
-            });
-            if found && v["pending"].is_null() {
-                return v;
-            }
-            assert!(
-                t.elapsed() < limit,
-                "no {event:?} for {version} within {limit:?}: {v:#}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// `GET path` as the admin: (status, body).
+fn get(s: &Server, path: &str) -> (u16, String) {
+    let r = s.admin("GET", path, None);
+    (r.code, r.text())
 }
 
-impl Drop for Server {
+fn upload(s: &Server, archive: &Path) -> (u16, String) {
+    let r = s
+        .req("POST", "/api/v1/releases")
+        .basic("admin", PW)
+        .body("application/gzip", std::fs::read(archive).expect("archive"))
+        .timeout(Duration::from_secs(120))
+        .send();
+    (r.code, r.text())
+}
+
+/// `GET /api/v1/releases`, retried while the server restarts (bounded).
+fn releases(s: &Server) -> serde_json::Value {
+    s.wait_for("an answer from /api/v1/releases", 60, || {
+        let r = s
+            .req("GET", "/api/v1/releases")
+            .basic("admin", PW)
+            .try_send()
+            .ok()?;
+        (r.code == 200).then(|| r.json())
+    })
+}
+
+/// Runs `wirecap update ARGS` against this server.
+fn client(s: &Server, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("update")
+        .args(args)
+        .env("WIRECAP_URL", s.url(""))
+        .env("WIRECAP_PASSWORD", PW)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wirecap update")
+}
+
+/// Waits (bounded) until the history holds `event` for `version`.
+fn wait_event(s: &Server, event: &str, version: &str, limit: Duration) -> serde_json::Value {
+    s.wait_for(&format!("{event:?} for {version}"), limit.as_secs(), || {
+        let v = releases(s);
+        let found = v["history"].as_array().is_some_and(|h| {
+            h.iter()
+                .any(|e| e["event"] == event && e["version"] == version)
+        });
+        (found && v["pending"].is_null()).then_some(v)
+    })
+}
+
+/// Kills, when dropped, the server a rollback left under another pid.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(pid) = self.other_pid {
+        if let Some(pid) = self.0 {
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(pid.to_string())
@@ -286,7 +152,7 @@ fn pack(binary: &Path, version: &str, out: &Path, key: Option<&Path>) -> String 
 }
 
 fn installed(s: &Server) -> Vec<String> {
-    s.releases()["releases"]
+    releases(s)["releases"]
         .as_array()
         .unwrap()
         .iter()
@@ -296,10 +162,6 @@ fn installed(s: &Server) -> Vec<String> {
 
 #[test]
 fn bad_archives_are_refused_and_nothing_is_installed() {
-    if !have("curl") {
-        eprintln!("skip: needs curl");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     // Signing keys: one trusted by the server, one not.
     let key = tmp.path().join("release.key");
@@ -323,7 +185,7 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
             .success(),
         "an existing key must not be overwritten"
     );
-    let s = Server::start(&format!(
+    let (_dir, s) = start(&format!(
         "[update]\ntrusted_keys = [\"{public}\"]\nrequire_signature = true\nmax_upload_mb = 64\n"
     ));
     let prog = bad_release(tmp.path(), "7.0.0", "crash");
@@ -354,29 +216,29 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
         .status()
         .unwrap();
     assert!(st.success());
-    let (code, body) = s.upload(&tampered);
+    let (code, body) = upload(&s, &tampered);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("checksum mismatch"), "{body}");
 
     // Not an archive; unsigned while signatures are required; signed by a stranger.
-    let (code, body) = s.upload(&prog);
+    let (code, body) = upload(&s, &prog);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("not a release archive"), "{body}");
     let unsigned = tmp.path().join("unsigned.tar.gz");
     pack(&prog, "7.0.0", &unsigned, None);
-    let (code, body) = s.upload(&unsigned);
+    let (code, body) = upload(&s, &unsigned);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("requires signed releases"), "{body}");
     let foreign = tmp.path().join("foreign.tar.gz");
     pack(&prog, "7.0.0", &foreign, Some(&stranger));
-    let (code, body) = s.upload(&foreign);
+    let (code, body) = upload(&s, &foreign);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("no trusted key"), "{body}");
 
     // A binary that reports another version than its manifest.
     let liar = tmp.path().join("liar.tar.gz");
     pack(&prog, "7.0.1", &liar, Some(&key));
-    let (code, body) = s.upload(&liar);
+    let (code, body) = upload(&s, &liar);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("reports version"), "{body}");
 
@@ -386,17 +248,18 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
         .unwrap()
         .set_len(65 << 20)
         .unwrap();
-    let (code, body) = s.upload(&big);
+    let (code, body) = upload(&s, &big);
     assert_eq!(code, 413, "{body}");
     assert!(body.contains("at most 64 MiB"), "{body}");
 
     // A form post cannot upload (CSRF), and a viewer-less check of the route's role is
     // covered by the admin-only guard; nothing so far was installed.
-    let (code, _) = s.curl(
-        "/api/v1/releases",
-        &["-H", "Content-Type: text/plain", "--data-binary", "x"],
-    );
-    assert_eq!(code, 415);
+    let r = s
+        .req("POST", "/api/v1/releases")
+        .basic("admin", PW)
+        .body("text/plain", b"x".to_vec())
+        .send();
+    assert_eq!(r.code, 415, "{}", r.text());
     assert!(installed(&s).is_empty());
     let leftovers: Vec<_> = std::fs::read_dir(s.data().join("releases"))
         .unwrap()
@@ -405,7 +268,7 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
         .filter(|n| n != "history.jsonl" && n != "healthy")
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-    let v = s.releases();
+    let v = releases(&s);
     let refused = v["history"]
         .as_array()
         .unwrap()
@@ -415,48 +278,44 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
     assert_eq!(refused, 5, "{v:#}");
 
     // The properly signed archive goes in, through the CLI client.
-    let o = s.client(&["upload", good.to_str().unwrap()]);
+    let o = client(&s, &["upload", good.to_str().unwrap()]);
     let out = ok(&o);
     assert!(
         out.contains("installed release 7.0.0") && out.contains("signed"),
         "{out}"
     );
     assert_eq!(installed(&s), ["7.0.0"]);
-    let r = &s.releases()["releases"][0];
+    let r = &releases(&s)["releases"][0];
     assert_eq!(r["signed_by"], public);
     assert_eq!(r["running"], false);
 }
 
 #[test]
 fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
-    if !have("curl") {
-        eprintln!("skip: needs curl");
-        return;
-    }
-    let mut s = Server::start("[capture]\nsynthetic = 200\n[update]\nhealth_timeout_secs = 60\n");
-    let pid = s.child.id();
-    let (code, body) = s.curl("/sysmaster/capture_start?StreamName=before", &[]);
+    let (dir, mut s) = start("[capture]\nsynthetic = 200\n[update]\nhealth_timeout_secs = 60\n");
+    let pid = s.pid();
+    let (code, body) = get(&s, "/sysmaster/capture_start?StreamName=before");
     assert_eq!(code, 200, "{body}");
 
     let version = own_version();
-    let archive = s.dir.path().join(format!("wirecap-{version}.tar.gz"));
+    let archive = dir.path().join(format!("wirecap-{version}.tar.gz"));
     pack(Path::new(BIN), &version, &archive, None);
-    let out = ok(&s.client(&["upload", archive.to_str().unwrap()]));
+    let out = ok(&client(&s, &["upload", archive.to_str().unwrap()]));
     assert!(
         out.contains(&format!("installed release {version}")),
         "{out}"
     );
-    let v = s.releases();
+    let v = releases(&s);
     assert_eq!(v["running"]["managed"], false);
     assert_eq!(v["releases"][0]["running"], false);
 
     // Activate: the client waits for the outcome across the restart.
-    let o = s.client(&["activate", &version, "--wait", "90"]);
+    let o = client(&s, &["activate", &version, "--wait", "90"]);
     let out = ok(&o);
     assert!(out.contains("sealed capture before_"), "{out}");
     assert!(out.contains(&format!("healthy {version}")), "{out}");
 
-    let v = s.wait_event("healthy", &version, Duration::from_secs(60));
+    let v = wait_event(&s, "healthy", &version, Duration::from_secs(60));
     assert_eq!(v["running"]["pid"], pid, "re-exec keeps the pid: {v:#}");
     assert_eq!(v["running"]["managed"], true, "{v:#}");
     let want = s.data().join("releases").join(&version).join("wirecap");
@@ -467,13 +326,10 @@ fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
     assert_eq!(v["releases"][0]["running"], true);
     assert_eq!(v["releases"][0]["selected"], true);
     assert_eq!(v["healthy"]["pid"], pid);
-    assert!(
-        s.child_alive(),
-        "the process the test started is the one serving"
-    );
+    assert!(s.alive(), "the process the test started is the one serving");
 
     // The capture that ran before the restart was sealed, not recovered after a crash.
-    let (code, body) = s.curl("/api/v1/streams", &[]);
+    let (code, body) = get(&s, "/api/v1/streams");
     assert_eq!(code, 200, "{body}");
     let streams: serde_json::Value = serde_json::from_str(&body).unwrap();
     let before = streams
@@ -484,14 +340,14 @@ fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
         .unwrap_or_else(|| panic!("no stream 'before' in {streams:#}"));
     assert_eq!(before["state"], "sealed", "{before:#}");
     assert!(before["packets"].as_u64().unwrap() > 0, "{before:#}");
-    let (_, status) = s.curl("/sysmaster/status", &[]);
+    let (_, status) = get(&s, "/sysmaster/status");
     assert!(status.contains("capture_active, false"), "{status}");
 
     // The selection outlives the process: started again from the original binary (as
     // systemd starts /usr/local/bin/wirecap), the server runs the selected release.
     s.restart();
-    let v = s.releases();
-    assert_eq!(v["running"]["pid"], s.child.id(), "{v:#}");
+    let v = releases(&s);
+    assert_eq!(v["running"]["pid"], s.pid(), "{v:#}");
     assert_eq!(
         Path::new(v["running"]["path"].as_str().unwrap()),
         want.canonicalize().unwrap(),
@@ -500,46 +356,25 @@ fn update_to_the_current_binary_restarts_in_place_and_seals_the_capture() {
     assert!(v["pending"].is_null(), "{v:#}");
 }
 
-impl Server {
-    fn child_alive(&self) -> bool {
-        Path::new(&format!("/proc/{}", self.child.id())).exists()
-            && !std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-                .unwrap_or_default()
-                .contains(") Z ")
-    }
-}
-
 fn rollback(behaviour: &str) {
-    if !have("curl") {
-        eprintln!("skip: needs curl");
-        return;
-    }
-    let mut s = Server::start("[update]\nhealth_timeout_secs = 3\n");
-    let pid = s.child.id();
+    let (dir, s) = start("[update]\nhealth_timeout_secs = 3\n");
+    let pid = s.pid();
     let version = format!("9.9.9-{behaviour}");
-    let prog = bad_release(s.dir.path(), &version, behaviour);
-    let archive = s.dir.path().join("bad.tar.gz");
+    let prog = bad_release(dir.path(), &version, behaviour);
+    let archive = dir.path().join("bad.tar.gz");
     pack(&prog, &version, &archive, None);
-    let (code, body) = s.upload(&archive);
+    let (code, body) = upload(&s, &archive);
     assert_eq!(code, 201, "{body}");
 
-    let (code, body) = s.curl(
+    let r = s.admin(
+        "POST",
         &format!("/api/v1/releases/{version}/activate"),
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            "{}",
-        ],
+        Some("{}"),
     );
-    assert_eq!(code, 202, "{body}");
-    let v = s.wait_event("rolled back", &version, Duration::from_secs(60));
+    assert_eq!(r.code, 202, "{}", r.text());
+    let v = wait_event(&s, "rolled back", &version, Duration::from_secs(60));
     let new_pid = v["running"]["pid"].as_u64().unwrap() as u32;
-    if new_pid != pid {
-        s.other_pid = Some(new_pid);
-    }
+    let _other = KillOnDrop((new_pid != pid).then_some(new_pid));
     // The original binary serves again, selected, under the watchdog's pid.
     assert_ne!(new_pid, pid, "{v:#}");
     assert_eq!(
@@ -571,9 +406,9 @@ fn rollback(behaviour: &str) {
     assert_eq!(r["version"], version.as_str());
     assert_eq!(r["running"], false);
     assert_eq!(r["selected"], false);
-    let (code, _) = s.curl("/sysmaster/status", &[]);
+    let (code, _) = get(&s, "/sysmaster/status");
     assert_eq!(code, 200);
-    let list = ok(&s.client(&["list"]));
+    let list = ok(&client(&s, &["list"]));
     assert!(list.contains("rolled back"), "{list}");
 }
 
@@ -629,8 +464,7 @@ fn install_into_a_root_writes_a_unit_that_systemd_accepts() {
         assert!(unit.contains(want), "unit lacks {want:?}:\n{unit}");
     }
 
-    if !have("systemd-analyze") {
-        eprintln!("skip: systemd-analyze not installed (package systemd)");
+    if !wirecap_testkit::require_tool("systemd-analyze") {
         return;
     }
     // systemd-analyze checks that ExecStart exists: point it at the binary just installed.
@@ -737,8 +571,8 @@ fn doctor_reports_each_check_and_fails_with_a_fix() {
     let root = Command::new("id")
         .arg("-u")
         .output()
-        .map(|o| o.stdout == b"0\n");
-    if root.unwrap_or(false) {
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if root {
         assert!(out.starts_with("OK   capabilities"), "{out}");
     }
 
@@ -770,4 +604,28 @@ fn doctor_reports_each_check_and_fails_with_a_fix() {
         "{out}"
     );
     assert!(out.contains("lo"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+
+    // A missing interface alone fails the run, on its own line, with exit status 1; the
+    // data directory (which exists) passes.
+    let o = wirecap(&[
+        "doctor",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--interface",
+        "nope0",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert!(
+        fails
+            .iter()
+            .any(|l| l.starts_with("FAIL interface      nope0 does not exist")),
+        "{out}"
+    );
+    assert!(!out.contains("FAIL data dir"), "{out}");
+    if root {
+        assert_eq!(fails.len(), 1, "only the interface fails as root: {out}");
+    }
 }

@@ -1,28 +1,52 @@
-//! Helpers shared by the end-to-end test files: where the corpus is, whether a reference
-//! tool is installed, and checking a `wirecap` run. Each test file uses a subset.
+//! The one harness of the end-to-end tests: the `wirecap` command runner, a `wirecap
+//! serve` child on 127.0.0.1 over HTTP or HTTPS ([`server`]), and one HTTP client that
+//! speaks both and sends the request line as given, byte for byte ([`http`]). Each test
+//! file uses a subset.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-/// The shared corpus: `WIRECAP_CORPUS`, or `../shared/corpus` beside the checkout.
-pub fn corpus() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WIRECAP_CORPUS") {
-        return Some(PathBuf::from(p));
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = ws.join("../shared/corpus");
-    p.join("MANIFEST.tsv").exists().then_some(p)
+pub mod http;
+pub mod server;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
+
+/// `wirecap ARGS…`, stdin empty, `WIRECAP_DATA` unset.
+pub fn wirecap(args: &[&str]) -> Output {
+    wirecap_stdin(args, None)
 }
 
-/// Whether `tool` can be run.
-pub fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
+/// `wirecap ARGS… --data DATA`.
+pub fn wirecap_in(data: &Path, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let d = data.to_str().expect("utf8 data path");
+    all.extend(["--data", d]);
+    wirecap(&all)
+}
+
+/// `wirecap ARGS…` with `stdin` as its standard input (a password prompt).
+pub fn wirecap_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .env_remove("WIRECAP_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wirecap");
+    if let Some(s) = stdin {
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
+    }
+    drop(c.stdin.take());
+    c.wait_with_output().expect("wirecap output")
 }
 
 /// The stdout of a successful `wirecap` run; a failure shows its status and stderr.
@@ -36,4 +60,30 @@ pub fn ok(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("utf8 stdout")
 }
 
-pub mod serve;
+/// Polls `f` every 50 ms until it gives `Some`; panics after `secs` seconds with `what`
+/// and `context()` (a server log, say). The bound only stops a hung test: what is
+/// checked is the condition.
+pub fn wait_for<T>(
+    what: &str,
+    secs: u64,
+    context: impl Fn() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `f` every 50 ms until it is true, at most 20 s.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    wait_for(what, 20, String::new, || f().then_some(()))
+}
