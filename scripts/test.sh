@@ -58,7 +58,7 @@ export WIRECAP_UI_BIN=$PWD/target/release/wirecap
 skips=$(mktemp)
 trap 'rm -f "$skips"' EXIT
 rc=0
-WIRECAP_SKIP_LOG=$skips cargo test --workspace -q || rc=$?
+WIRECAP_SKIP_LOG=$skips cargo test --workspace -q --no-fail-fast || rc=$?
 if [[ -s $skips ]]; then
   n=$(wc -l <"$skips")
   echo "skipped $n test(s): $(sed 's/^SKIP //' "$skips" | sort | paste -sd ';' | sed 's/;/; /g')"

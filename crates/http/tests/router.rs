@@ -173,8 +173,11 @@ fn concrete(pattern: &str, stream: &str) -> String {
 
 /// Public without credentials, by the design (the UI's login page, its code, the login).
 fn public(method: &Method, pattern: &str) -> bool {
-    matches!(pattern, "/" | "/index.html" | "/ui/{*path}")
-        || (*method == Method::POST && pattern == "/api/v1/session")
+    // `/en.files.html` reads nothing: it sends a browser to the UI's login (issue 14.12).
+    matches!(
+        pattern,
+        "/" | "/index.html" | "/ui/{*path}" | "/en.files.html"
+    ) || (*method == Method::POST && pattern == "/api/v1/session")
 }
 
 /// What a viewer may do besides reading, by the design: compute (filter check, analysis),

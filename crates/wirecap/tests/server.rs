@@ -749,7 +749,8 @@ fn security() {
     // credentials only the UI's files and the login answer.
     let mut refused = 0;
     for (m, p) in wirecap_http::routes() {
-        let public = matches!(*p, "/" | "/index.html" | "/ui/{*path}")
+        // `/en.files.html` reads nothing: it sends a browser to the UI's login.
+        let public = matches!(*p, "/" | "/index.html" | "/ui/{*path}" | "/en.files.html")
             || (m.as_str(), *p) == ("POST", "/api/v1/session");
         let path = p
             .replace("{name}", "x_20250101_0000")
