@@ -181,13 +181,14 @@ fn public(method: &Method, pattern: &str) -> bool {
 }
 
 /// What a viewer may do besides reading, by the design: compute (filter check, analysis),
-/// sign out, change their own password.
+/// sign out, change their own password. System reports are admin-only, reading them too:
+/// they hold client addresses and the user list (issue 17.10).
 fn viewer_may(method: &Method, pattern: &str) -> bool {
     if *method == Method::GET {
         return !matches!(
             pattern,
             "/sysmaster/capture_start" | "/sysmaster/capture_stop"
-        );
+        ) && !pattern.starts_with("/api/v1/report");
     }
     matches!(
         (method.as_str(), pattern),
