@@ -3,13 +3,13 @@
 //! and is named apart (issue 14, item 9), and a damaged stream is never served as a
 //! complete-looking file (issue 17, item 5). tcpdump is the oracle.
 
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod support;
 use support::server::{PW, Server as Serve};
+use support::tcpdump;
 use support::{BIN, ok, wirecap_in as wirecap_at};
 
 /// One curl run: status, headers, body and whether curl saw a complete transfer.
@@ -61,31 +61,6 @@ fn get(s: &Serve, path: &str, extra: &[&str]) -> Got {
         complete: o.status.success(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
-}
-
-/// tcpdump's text for a capture file.
-fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
-    let mut c = Command::new("tcpdump")
-        .args(["-r", "-", "-nn", "-S", "-tt", "--time-stamp-precision=nano"])
-        .args(filter)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tcpdump");
-    let mut stdin = c.stdin.take().expect("stdin");
-    let data = bytes.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let o = c.wait_with_output().expect("tcpdump output");
-    let _ = w.join();
-    assert!(
-        o.status.success(),
-        "tcpdump failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A generated capture imported as stream `name`: (the capture file, the stored name).

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 use support::server::{PW, Server};
+use support::tcpdump;
 use support::{BIN, ok, wait_until};
 
 /// A server on a data directory of its own (`dir/data`; `dir` is the caller's, so it may
@@ -64,31 +65,6 @@ fn tcpdump_no_time(b: &[u8]) -> Vec<String> {
         .lines()
         .map(|l| l.split_once(' ').map_or("", |x| x.1).to_owned())
         .collect()
-}
-
-/// tcpdump's text for a capture file (`-` reads stdin, as in the manual).
-fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
-    let mut c = Command::new("tcpdump")
-        .args(["-r", "-", "-nn", "-S", "-tt", "--time-stamp-precision=nano"])
-        .args(filter)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tcpdump");
-    let mut stdin = c.stdin.take().expect("stdin");
-    let data = bytes.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let o = c.wait_with_output().expect("tcpdump output");
-    let _ = w.join();
-    assert!(
-        o.status.success(),
-        "tcpdump failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn tshark_count(path: &Path) -> Option<usize> {

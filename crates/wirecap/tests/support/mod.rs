@@ -87,3 +87,28 @@ pub fn wait_for<T>(
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     wait_for(what, 20, String::new, || f().then_some(()))
 }
+
+/// tcpdump's text for a capture file (read from stdin, nanosecond times, `-S`).
+pub fn tcpdump(bytes: &[u8], filter: &[&str]) -> String {
+    let mut c = Command::new("tcpdump")
+        .args(["-r", "-", "-nn", "-S", "-tt", "--time-stamp-precision=nano"])
+        .args(filter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tcpdump");
+    let mut stdin = c.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let o = c.wait_with_output().expect("tcpdump output");
+    let _ = w.join();
+    assert!(
+        o.status.success(),
+        "tcpdump failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
