@@ -62,6 +62,9 @@ struct Inner {
     error: Option<String>,
     /// The first tick after start-up (restart survival is said in the log).
     first_tick: bool,
+    /// Passes completed since start-up. A client that saw a state can wait for the next
+    /// pass to know the scheduler has acted on it (tests and scripts, instead of sleeping).
+    ticks: u64,
 }
 
 /// The schedules and what they are doing. Shared between the ticker and the handlers.
@@ -106,6 +109,7 @@ impl Scheduler {
                 runtime,
                 error: None,
                 first_tick: true,
+                ticks: 0,
             }),
         }
     }
@@ -138,6 +142,9 @@ impl Scheduler {
     /// One pass: start, stop, suspend, skip. Blocking (starting and stopping captures).
     pub fn tick(&self, engine: &Engine, now: Timestamp) {
         let mut g = self.lock();
+        // Counted on entry: the lock is held for the whole pass, so no reader sees the new
+        // count before the pass is over.
+        g.ticks += 1;
         let mut changed = false;
         let first = std::mem::take(&mut g.first_tick);
         let Inner {
@@ -284,6 +291,11 @@ impl Scheduler {
     }
 
     /// Why the file's schedules are not in use, if they are not.
+    /// Passes completed since start-up: wait for it to grow to know a pass saw a state.
+    pub fn ticks(&self) -> u64 {
+        self.lock().ticks
+    }
+
     pub fn error(&self) -> Option<String> {
         self.lock().error.clone()
     }

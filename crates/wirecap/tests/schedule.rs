@@ -5,8 +5,6 @@
 //! suspends the window, a busy interface is a logged skip). Traffic: none
 //! on any network (the synthetic source); every wait is bounded.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 mod support;
@@ -35,6 +33,17 @@ fn event(v: &Value) -> String {
 }
 
 /// `HH:MM` of now + `mins` (UTC).
+/// Waits until the scheduler has completed `n` more passes than it had now (it ticks
+/// once a second), so a negative check ("it did not start again") is made after the
+/// scheduler has really looked, not after a guessed sleep.
+fn next_ticks(s: &Server, n: u64) {
+    let ticks = |s: &Server| s.api("GET", "/api/v1/schedules", None, 200)["ticks"].as_u64();
+    let seen = ticks(s).expect("/api/v1/schedules answers the scheduler's pass count");
+    s.wait_for("the scheduler's next passes", 15, || {
+        ticks(s).filter(|&t| t >= seen + n).map(|_| ())
+    });
+}
+
 fn clock(mins: i64) -> String {
     let t = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(mins);
     t.to_zoned(jiff::tz::TimeZone::UTC)
@@ -209,7 +218,9 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
     });
     assert_eq!(v["active"], false);
     assert!(v["suspended_until"].is_string(), "{v}");
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two whole scheduler passes after the suspension was seen: had the schedule wanted
+    // to start again, it would have by then.
+    next_ticks(&s, 2);
     let st = s.api("GET", "/api/v1/status", None, 200);
     assert_eq!(
         st["capture"]["active"], false,
@@ -249,7 +260,7 @@ fn open_window_survives_a_restart_as_a_new_stream_and_manual_capture_wins() {
         event(&v).contains(&format!("manual capture {manual} running")),
         "{v}"
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    next_ticks(&s, 2);
     let st = s.api("GET", "/api/v1/status", None, 200);
     assert_eq!(
         st["capture"]["stream"],

@@ -28,11 +28,12 @@ fn now() -> jiff::Timestamp {
 // The scheduler's lock is held while a tick starts or stops a capture (sealing takes a
 // moment): reads wait for it on a blocking thread, never on the runtime's.
 
-#[utoipa::path(get, path = "/api/v1/schedules", tag = "operations", responses((status = 200, body = serde_json::Value, description = "`{schedules: [...], error?}`"), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "operations", responses((status = 200, body = serde_json::Value, description = "`{schedules: [...], ticks, error?}`: `ticks` counts the scheduler's passes since start-up, so a client can wait for the next pass instead of sleeping"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Response, ApiError> {
     let a = app.clone();
     let v = blocking(move || {
-        let mut v = json!({"schedules": a.ops.scheduler.list(now())});
+        let mut v =
+            json!({"schedules": a.ops.scheduler.list(now()), "ticks": a.ops.scheduler.ticks()});
         if let Some(e) = a.ops.file_error().or_else(|| a.ops.scheduler.error()) {
             v["error"] = json!(e);
         }
