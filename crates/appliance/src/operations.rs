@@ -72,12 +72,11 @@ impl Operations {
         self.scheduler.set(&file.schedule, file.timezone.as_deref());
         match file.retention.validate() {
             Ok(p) => {
-                if let Some(s) = p.segment_bytes {
-                    engine.set_segment_bytes(s);
-                }
+                let (segment, source) = p.segment_in_force(engine.store().dir());
+                engine.set_segment_bytes(segment);
                 let mut cur = self.policy.lock().unwrap_or_else(|e| e.into_inner());
                 if *cur != p {
-                    tracing::info!(budget = ?p.budget, high = p.high, low = p.low, "retention policy");
+                    tracing::info!(budget = ?p.budget, high = p.high, low = p.low, segment, ?source, "retention policy");
                     *cur = p;
                     // Apply a new budget at once.
                     *self

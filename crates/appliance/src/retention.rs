@@ -162,12 +162,52 @@ pub fn filesystem_bytes(dir: &Path) -> Option<u64> {
     crate::os::disk_space(dir).map(|(total, _)| total)
 }
 
+/// Largest segment size wirecap picks by itself (the store's own default).
+pub const MAX_SEGMENT: u64 = 1 << 30;
+
+/// Where the segment size in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentSource {
+    /// `[retention] segment` says so.
+    Configured,
+    /// Derived from the budget ([`segment_for_budget`]).
+    Budget,
+    /// No budget: the store's default.
+    Default,
+}
+
+/// The segment size that lets `budget` hold: retention frees whole segments, and the
+/// segment being written cannot be freed, so with 1 GiB segments a budget of a few
+/// hundred MB is overrun before anything can be deleted (issue 17.4: a 182 MB disk filled
+/// at 110 MB/s). Half the band between the watermarks keeps each deletion inside the
+/// band; clamped to [`MIN_SEGMENT`] and [`MAX_SEGMENT`].
+pub fn segment_for_budget(budget: u64, high: f64, low: f64) -> u64 {
+    let band = (budget as f64 * (high - low).max(0.0) / 2.0).round() as u64;
+    band.clamp(MIN_SEGMENT, MAX_SEGMENT)
+}
+
 impl Policy {
     /// The budget in bytes for a store in `dir`.
     pub fn budget_bytes(&self, dir: &Path) -> Option<u64> {
         match self.budget? {
             Budget::Bytes(b) => Some(b),
             Budget::Percent(p) => filesystem_bytes(dir).map(|t| (t as f64 * p / 100.0) as u64),
+        }
+    }
+
+    /// The segment size for captures in `dir`: the configured one, else one the budget
+    /// can hold ([`segment_for_budget`]), else the store's default.
+    pub fn segment_in_force(&self, dir: &Path) -> (u64, SegmentSource) {
+        if let Some(s) = self.segment_bytes {
+            return (s, SegmentSource::Configured);
+        }
+        match self.budget_bytes(dir) {
+            Some(b) => (
+                segment_for_budget(b, self.high, self.low),
+                SegmentSource::Budget,
+            ),
+            None => (MAX_SEGMENT, SegmentSource::Default),
         }
     }
 }
@@ -473,6 +513,47 @@ pub fn layouts_and_damage(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_small_budget_gets_segments_it_can_hold() {
+        use super::*;
+        // 182 MB at the default watermarks: 4.5 MB segments, 40 per budget.
+        assert_eq!(segment_for_budget(182_000_000, 0.95, 0.90), 4_550_000);
+        assert_eq!(segment_for_budget(2_000_000, 0.8, 0.7), 100_000);
+        assert_eq!(segment_for_budget(10_000, 0.95, 0.9), MIN_SEGMENT);
+        assert_eq!(segment_for_budget(u64::MAX / 4, 0.95, 0.9), MAX_SEGMENT);
+        assert_eq!(segment_for_budget(1 << 40, 0.9, 0.9), MIN_SEGMENT);
+        let p = RetentionConfig {
+            budget: Some("2MB".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let dir = Path::new("/");
+        assert_eq!(
+            p.segment_in_force(dir),
+            (
+                segment_for_budget(2_000_000, DEFAULT_HIGH, DEFAULT_LOW),
+                SegmentSource::Budget
+            )
+        );
+        let p = RetentionConfig {
+            budget: Some("2MB".into()),
+            segment: Some("1MB".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            p.segment_in_force(dir),
+            (1_000_000, SegmentSource::Configured)
+        );
+        let p = RetentionConfig::default().validate().unwrap();
+        assert_eq!(
+            p.segment_in_force(dir),
+            (MAX_SEGMENT, SegmentSource::Default)
+        );
+    }
+
     use super::*;
     use wirecap_store::{Head, StreamInfo, StreamMeta};
 

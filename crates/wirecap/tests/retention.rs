@@ -97,10 +97,15 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
     let v = s.api(
         "PUT",
         "/api/v1/retention",
-        Some(r#"{"budget":"2MB","high_watermark":0.8,"low_watermark":0.7,"segment":"128kB"}"#),
+        Some(r#"{"budget":"2MB","high_watermark":0.8,"low_watermark":0.7}"#),
         200,
     );
     assert_eq!(v["config"]["budget"], "2MB", "{v}");
+    // No segment size given: one the budget can hold is picked (half the watermark band),
+    // not the 1 GiB default that a 2 MB budget could never trim (issue 17.4).
+    let r = s.api("GET", "/api/v1/retention", None, 200);
+    assert_eq!(r["segment_source"], "budget", "{r}");
+    assert_eq!(r["segment_bytes"], 100_000, "{r}");
     // Pinning through the API too (idempotent).
     s.api(
         "PUT",

@@ -194,7 +194,8 @@ fn retention_json(app: &Shared) -> Value {
         "config": file,
         "high_watermark": p.high,
         "low_watermark": p.low,
-        "segment_bytes": p.segment_bytes,
+        "segment_bytes": p.segment_in_force(&app.settings.data).0,
+        "segment_source": p.segment_in_force(&app.settings.data).1,
         "status": app.ops.retention.status(),
     })
 }
