@@ -20,7 +20,7 @@ pub const RETENTION_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Is the file system about to fill: under 2% of it (at least 64 MiB) is free? Then
 /// retention runs at once, whatever its own estimate says (other files may take space).
 pub fn low_on_space(total: u64, avail: u64) -> bool {
-    avail < (total / 50).max(64 << 20)
+    avail < crate::retention::disk_reserve(total)
 }
 
 pub struct Operations {

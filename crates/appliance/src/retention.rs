@@ -162,6 +162,25 @@ pub fn filesystem_bytes(dir: &Path) -> Option<u64> {
     crate::os::disk_space(dir).map(|(total, _)| total)
 }
 
+/// Free space a file system of `total` bytes keeps for everything else: 2%, at least
+/// 64 MiB. Below it retention deletes whatever the budget says, because the budget is
+/// only the store's share of a disk that other files (or a budget set too high) can fill.
+pub fn disk_reserve(total: u64) -> u64 {
+    (total / 50).max(64 << 20)
+}
+
+/// Bytes the store must give back so that the file system keeps [`disk_reserve`] free,
+/// with half a reserve more so that the next deletion is not due at once; 0 when there
+/// is room.
+pub fn disk_shortfall(total: u64, avail: u64) -> u64 {
+    let reserve = disk_reserve(total);
+    if avail >= reserve {
+        0
+    } else {
+        reserve + reserve / 2 - avail
+    }
+}
+
 /// Largest segment size wirecap picks by itself (the store's own default).
 pub const MAX_SEGMENT: u64 = 1 << 30;
 
@@ -356,7 +375,13 @@ impl Retention {
         st.low_bytes = budget.map(|b| (b as f64 * policy.low) as u64);
         st.last_run_ns = Some(now);
         st.error = None;
-        let r = self.pass(store, &mut st, captured);
+        // Only with a budget: without one the operator has not allowed deleting anything.
+        let shortfall = match budget {
+            Some(_) => crate::os::disk_space(store.dir())
+                .map_or(0, |(total, avail)| disk_shortfall(total, avail)),
+            None => 0,
+        };
+        let r = self.pass(store, &mut st, captured, shortfall);
         if let Err(e) = r {
             tracing::error!("retention: {e}");
             st.error = Some(e.to_string());
@@ -372,6 +397,7 @@ impl Retention {
         st: &mut RetentionStatus,
         step: &Step,
         layouts: &mut Vec<StreamLayout>,
+        why: &str,
     ) -> Result<u64, wirecap_store::Error> {
         let name = match step {
             Step::DeleteStream { name, .. } | Step::TrimHead { name, .. } => name.clone(),
@@ -401,8 +427,7 @@ impl Retention {
             stream = %name,
             bytes = freed,
             what = %what,
-            "retention: deleted the oldest data (store over the {} watermark)",
-            "high"
+            "retention: deleted the oldest data ({why})"
         );
         st.last_deletion = Some(Deletion {
             at_ns: wirecap_store::now_ns(),
@@ -425,20 +450,40 @@ impl Retention {
         store: &Store,
         st: &mut RetentionStatus,
         captured: u64,
+        shortfall: u64,
     ) -> Result<(), wirecap_store::Error> {
         let (mut layouts, mut damaged) = layouts_and_damage(store)?;
         let mut used: u64 = layouts.iter().map(|l| l.info.disk_bytes).sum();
-        if let (Some(high), Some(low)) = (st.high_bytes, st.low_bytes)
-            && used > high
-        {
-            while used > low {
+        // The target: under the low watermark when over the high one; and in any case
+        // small enough that the file system keeps its reserve.
+        let over_budget = matches!((st.high_bytes, st.low_bytes), (Some(h), Some(_)) if used > h);
+        let mut target = if over_budget {
+            st.low_bytes.unwrap_or(used)
+        } else {
+            used
+        };
+        let why = if shortfall > 0 {
+            target = target.min(used.saturating_sub(shortfall));
+            if st.warning.is_none() {
+                tracing::warn!(
+                    shortfall,
+                    "retention: the file system is about to fill; deleting the oldest data \
+                     whatever the budget says"
+                );
+            }
+            "the file system is about to fill"
+        } else {
+            "store over the high watermark"
+        };
+        if target < used {
+            while used > target {
                 let Some(step) = next_step(&layouts) else {
                     break;
                 };
                 let name = match &step {
                     Step::DeleteStream { name, .. } | Step::TrimHead { name, .. } => name.clone(),
                 };
-                match self.apply(store, st, &step, &mut layouts) {
+                match self.apply(store, st, &step, &mut layouts, why) {
                     Ok(freed) => used = used.saturating_sub(freed),
                     // One damaged stream must not stop retention for the others (the
                     // disk would fill): it is left alone and reported.
@@ -464,15 +509,24 @@ impl Retention {
         st.oldest_ns = layouts.iter().filter_map(|l| l.info.first_ts).min();
         st.oldest = st.oldest_ns.map(wirecap_store::timefmt::rfc3339);
         let over = st.high_bytes.is_some_and(|h| used > h);
-        let warning = over.then(|| {
-            format!(
+        let warning = if over {
+            Some(format!(
                 "the store uses {used} bytes, over the budget's high watermark ({} bytes), \
                  and nothing more may be deleted: {} bytes are pinned, the rest is being \
                  written; unpin streams or raise the budget",
                 st.high_bytes.unwrap_or(0),
                 st.pinned_bytes
-            )
-        });
+            ))
+        } else if used > target {
+            Some(format!(
+                "the file system is about to fill and the store cannot give back more than \
+                 it did ({used} bytes left: {} bytes pinned, the rest being written); free \
+                 space on the disk or lower the budget",
+                st.pinned_bytes
+            ))
+        } else {
+            None
+        };
         if warning.is_some() && st.warning.is_none() {
             tracing::warn!("retention: {}", warning.as_deref().unwrap_or(""));
         }
@@ -513,6 +567,18 @@ pub fn layouts_and_damage(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_filling_disk_asks_for_its_reserve_and_a_half_back() {
+        use super::*;
+        const M: u64 = 1 << 20;
+        assert_eq!(disk_reserve(256 * M), 64 * M);
+        assert_eq!(disk_reserve(100 << 30), 2 << 30);
+        assert_eq!(disk_shortfall(256 * M, 200 * M), 0);
+        assert_eq!(disk_shortfall(256 * M, 64 * M), 0);
+        assert_eq!(disk_shortfall(256 * M, 60 * M), 96 * M - 60 * M);
+        assert_eq!(disk_shortfall(256 * M, 0), 96 * M);
+    }
+
     #[test]
     fn a_small_budget_gets_segments_it_can_hold() {
         use super::*;

@@ -223,3 +223,103 @@ fn small_budget_keeps_the_store_under_budget_while_capturing() {
     assert!(shown.contains(&format!("pinned\t{keep}")), "{shown}");
     eprintln!("largest store size seen: {max_used} bytes of a {BUDGET}-byte budget");
 }
+
+/// A tmpfs of a given size mounted on a fresh directory; unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "wirecap-test"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a {size} tmpfs");
+        Self { dir }
+    }
+
+    fn avail(&self) -> u64 {
+        wirecap_store::disk::space(self.dir.path())
+            .expect("statvfs")
+            .avail
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Issue 17.4: the file system fills before the budget says so (another file takes most
+/// of it). Retention reacts to free space from the writer's side (checked ten times a
+/// second), so a capture writing far more than the disk holds loses nothing to ENOSPC
+/// and never reports the disk full: the budget alone would have let the store grow past
+/// what the disk has.
+#[test]
+fn free_space_runs_retention_before_the_disk_fills() {
+    if !wirecap_testkit::require_root() {
+        return;
+    }
+    let disk = SmallDisk::mount("256m");
+    // 150 MB that is not ours: ~106 MB left, a budget of 200 MB would never trigger.
+    let ballast = vec![0x5au8; 1 << 20];
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(disk.dir.path().join("ballast")).unwrap();
+        for _ in 0..150 {
+            f.write_all(&ballast).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let data = disk.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("wirecap.toml"),
+        "[retention]\nbudget = \"200MB\"\n",
+    )
+    .unwrap();
+    let free_at_start = disk.avail();
+    let s = Server::start(&data, &["--synthetic", "100000"]);
+    s.api(
+        "POST",
+        "/api/v1/capture/start",
+        Some(r#"{"name":"fill"}"#),
+        200,
+    );
+    let t0 = Instant::now();
+    let mut least_free = u64::MAX;
+    loop {
+        least_free = least_free.min(disk.avail());
+        let st = s.api("GET", "/api/v1/status", None, 200);
+        assert_eq!(st["drops"]["write"], 0, "write drops: {st}\n{}", s.log());
+        assert_eq!(st["disk_full"], false, "{st}\n{}", s.log());
+        let deleted = st["retention"]["deleted_bytes_total"].as_u64().unwrap_or(0);
+        // Twice what was free at the start has been written: without retention acting on
+        // free space the writer would have hit ENOSPC long ago.
+        if deleted > 0 && st["bytes_captured"].as_u64().unwrap_or(0) > 2 * free_at_start {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "not twice the free space ({free_at_start} bytes) written and trimmed in 120 s: {st}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.api("POST", "/api/v1/capture/stop", Some("{}"), 200);
+    let st = s.api("GET", "/api/v1/status", None, 200);
+    assert_eq!(st["drops"]["write"], 0, "{st}");
+    assert!(
+        s.log().contains("retention: deleted"),
+        "retention said what it deleted\n{}",
+        s.log()
+    );
+    eprintln!(
+        "wrote {} bytes through a disk with {free_at_start} free; least free seen {least_free}",
+        st["bytes_captured"]
+    );
+}
