@@ -10,7 +10,8 @@
 #   kernel:  A 10.9.1.2/24 via 10.9.1.1, B 10.9.2.3/24 via 10.9.2.1, APP has both gateway
 #            addresses on eth0 and net.ipv4.ip_forward=1 (redirects off); A sends to 10.9.2.3.
 # Measures, for the kernel, wirecap forwarding only, and wirecap while a capture records
-# (inline mode): 64-byte UDP frames (trafgen in A pinned to CPU 0, a fixed count as fast
+# (inline mode): 64-byte UDP frames (trafgen in A, one process (-P 1: by default it forks
+# one per CPU and pins each, taking the forwarder's CPU too) on CPU 0, a fixed count as fast
 # as it goes; delivered = rx_packets of B's eth0) and TCP throughput (iperf3 -t 5, A -> B).
 # The forwarder thread is pinned to CPU 1. Prints a table with ratios to the kernel, the
 # load average, and where wirecap lost packets (RX ring full, capture queue, by reason).
@@ -18,7 +19,9 @@
 # Needs root, iproute2, netsniff-ng (trafgen), iperf3, curl, taskset, timeout.
 # Usage: bench/forward.sh [PACKETS]   (default 1000000)
 # Environment: WIRECAP_BIN=path (a prebuilt release `wirecap`), SECONDS_TCP (default 5),
-#   TABLE=file (also write the table there).
+#   TABLE=file (also write the table there), PERF=file (`perf record -g` of CPU 1 during
+#   wirecap's first UDP run, into that file), PERF_CAP=file (`perf record -a -g` during the
+#   TCP run while capturing).
 set -euo pipefail
 
 N=${1:-1000000}
@@ -89,7 +92,7 @@ EOF
   local before after t0 t1
   before=$(rx_b)
   t0=$(date +%s.%N)
-  x a timeout 60 taskset -c 0 trafgen --dev eth0 --conf "$cfg" --num "$N" --no-sock-mem -q >/dev/null 2>&1 || true
+  x a timeout 60 taskset -c 0 trafgen --dev eth0 --conf "$cfg" -P 1 --num "$N" --no-sock-mem -q >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
   sleep 1
   after=$(rx_b)
@@ -146,7 +149,13 @@ for t in $(ls /proc/"$(pgrep -n -f "$WORK/data")"/task); do
   [ "$(cat /proc/"$(pgrep -n -f "$WORK/data")"/task/"$t"/comm)" = wc-forward ] && taskset -p -c 1 "$t" >/dev/null
 done
 echo "wirecap, not capturing: UDP…" >&2
+if [ -n "${PERF:-}" ]; then
+  # Profile CPU 1 (the forwarder's, and the kernel work its sends do) during the run.
+  perf record -q -C 1 -g -o "$PERF" -- sleep 3 >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 read -r N_OFF N_PPS N_N < <(udp_run 10.9.0.2 10.9.0.1)
+[ -n "${PERF:-}" ] && wait "$PERF_PID"
 echo "wirecap, not capturing: TCP…" >&2
 N_TCP=$(tcp_run 10.9.0.1)
 RING0=$(api /api/v1/forward | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["rx_ring_drops"])')
@@ -154,6 +163,9 @@ api "/sysmaster/capture_start?StreamName=bench" >/dev/null
 echo "wirecap: UDP…" >&2
 read -r W_OFF W_PPS W_N < <(udp_run 10.9.0.2 10.9.0.1)
 echo "wirecap: TCP…" >&2
+if [ -n "${PERF_CAP:-}" ]; then
+  perf record -q -a -g -o "$PERF_CAP" -- sleep 4 >/dev/null 2>&1 &
+fi
 W_TCP=$(tcp_run 10.9.0.1)
 sleep 1
 api "/sysmaster/capture_stop" >/dev/null
