@@ -21,7 +21,8 @@
 # Environment: WIRECAP_BIN=path (a prebuilt release `wirecap`), SECONDS_TCP (default 5),
 #   TABLE=file (also write the table there), PERF=file (`perf record -g` of CPU 1 during
 #   wirecap's first UDP run, into that file), PERF_CAP=file (`perf record -a -g` during the
-#   TCP run while capturing).
+#   TCP run while capturing), PIN_CAPTURE=CPU (pin the capture's threads, wc-capture-* and
+#   wc-writer, to that CPU once the capture runs, so they never take the forwarder's).
 set -euo pipefail
 
 N=${1:-1000000}
@@ -160,6 +161,15 @@ echo "wirecap, not capturing: TCP…" >&2
 N_TCP=$(tcp_run 10.9.0.1)
 RING0=$(api /api/v1/forward | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["rx_ring_drops"])')
 api "/sysmaster/capture_start?StreamName=bench" >/dev/null
+if [ -n "${PIN_CAPTURE:-}" ]; then
+  sleep 0.5
+  WPID=$(pgrep -n -f "$WORK/data")
+  for t in $(ls /proc/"$WPID"/task); do
+    case "$(cat /proc/"$WPID"/task/"$t"/comm)" in
+      wc-capture*|wc-writer*) taskset -p -c "$PIN_CAPTURE" "$t" >/dev/null ;;
+    esac
+  done
+fi
 echo "wirecap: UDP…" >&2
 read -r W_OFF W_PPS W_N < <(udp_run 10.9.0.2 10.9.0.1)
 echo "wirecap: TCP…" >&2
