@@ -32,6 +32,7 @@ pub fn counters_json(s: &Snapshot, tap_dropped: u64) -> Value {
         "checksums_completed": st.checksums_completed,
         "super_packets_segmented": st.super_packets_segmented,
         "super_packets_passed": st.super_packets_passed,
+        "icmp_errors_sent": st.icmp_errors_sent,
         "rx_ring_drops": s.rx_ring_drops,
         "tx_errors": s.tx_errors,
         "rx_malformed": s.rx_malformed,

@@ -35,7 +35,7 @@ struct ForwardMetrics {
     gauges: Vec<(&'static str, G)>,
 }
 
-const FORWARD_GAUGES: [(&str, &str); 11] = [
+const FORWARD_GAUGES: [(&str, &str); 12] = [
     (
         "forward_pps",
         "Packets forwarded per second over the last second",
@@ -68,6 +68,10 @@ const FORWARD_GAUGES: [(&str, &str); 11] = [
     (
         "forward_super_packets_passed",
         "TCP super-packets sent whole for the kernel to segment",
+    ),
+    (
+        "forward_icmp_errors_sent",
+        "ICMP errors sent by the forwarder itself (time exceeded, packet too big)",
     ),
     (
         "forward_rx_ring_drops",
@@ -303,6 +307,7 @@ impl Metrics {
                 "forward_checksums_completed" => st.checksums_completed,
                 "forward_super_packets_segmented" => st.super_packets_segmented,
                 "forward_super_packets_passed" => st.super_packets_passed,
+                "forward_icmp_errors_sent" => st.icmp_errors_sent,
                 "forward_rx_ring_drops" => s.rx_ring_drops,
                 "forward_capture_queue_dropped" => tap_dropped,
                 _ => 0,

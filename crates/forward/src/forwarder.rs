@@ -25,8 +25,9 @@ use crate::rewrite::{self, Rewrite};
 use crate::segment;
 use crate::table::{Direction, ForwardTable, Inline};
 use crate::wire::{
-    self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, Ipv4, Ipv6, Mac,
-    NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, VlanTags, ethertype, icmpv4, icmpv6, ndp,
+    self, ARP_FRAME_LEN, Arp, ArpOp, BROADCAST, ETH_HEADER_LEN, Ethernet, IcmpError, IcmpErrorKind,
+    Ipv4, Ipv6, Mac, NDP_FRAME_LEN, Ndp, NdpKind, NdpMessage, VlanTags, ethertype, icmpv4, icmpv6,
+    ndp,
 };
 use std::net::IpAddr;
 
@@ -170,7 +171,16 @@ pub struct Stats {
     pub super_packets_segmented: u64,
     /// TCP super-packets sent on whole, for the kernel to segment (GSO pass-through).
     pub super_packets_passed: u64,
+    /// ICMP errors this hop sent itself (time exceeded; fragmentation needed / packet too
+    /// big), within [`ICMP_ERRORS_PER_SEC`].
+    pub icmp_errors_sent: u64,
 }
+
+/// ICMP errors the forwarder sends at most per second, and in one burst: a flood of
+/// expiring packets must not make the appliance an amplifier (Linux limits its own to
+/// one per millisecond, `icmp_ratelimit`).
+pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
+const ICMP_ERRORS_BURST: u64 = 50;
 
 impl Stats {
     /// Drops for one reason.
@@ -280,6 +290,10 @@ pub struct Forwarder {
     tagged: Vec<u8>,
     solicit: Vec<Solicit>,
     segment: Vec<u8>,
+    /// ICMP errors that may still be sent now ([`ICMP_ERRORS_PER_SEC`]), and when the
+    /// bucket was last refilled.
+    icmp_tokens: u64,
+    icmp_refilled_ns: u64,
 }
 
 impl Forwarder {
@@ -296,6 +310,8 @@ impl Forwarder {
             tagged: Vec::new(),
             solicit: Vec::new(),
             segment: Vec::new(),
+            icmp_tokens: ICMP_ERRORS_BURST,
+            icmp_refilled_ns: 0,
         }
     }
 
@@ -417,6 +433,8 @@ impl Forwarder {
             return self.drop(DropReason::WrongVlan);
         }
         if p.hop_limit <= 1 {
+            // Said to the sender as a router says it, so traceroute shows this hop.
+            self.icmp_error(now_ns, rx.data, &p, IcmpErrorKind::TimeExceeded, tags, tx);
             return self.drop(DropReason::TtlExpired);
         }
         if p.first
@@ -429,6 +447,12 @@ impl Forwarder {
         let tcp = p.protocol == wire::protocol::TCP && !p.fragment;
         let end = ETH_HEADER_LEN + p.total;
         if oversize && !tcp {
+            // May not be fragmented (IPv4 DF; IPv6 never on the way): path-MTU discovery
+            // needs to hear the next hop's MTU.
+            if p.dont_fragment {
+                let mtu = self.config.mtu as u32;
+                self.icmp_error(now_ns, rx.data, &p, IcmpErrorKind::TooBig { mtu }, tags, tx);
+            }
             return self.drop(DropReason::Oversize);
         }
         if oversize
@@ -741,6 +765,53 @@ impl Forwarder {
         self.learn(now_ns, sender_ip.into(), sender_mac, tags, answer, tx, rec);
     }
 
+    /// Tells the sender of `frame` (untagged, as received) why it went no further, as a
+    /// router would (RFC 1812 4.3.2.7, RFC 4443 2.4): never about an ICMP error or a
+    /// fragment other than the first, and at most [`ICMP_ERRORS_PER_SEC`].
+    fn icmp_error(
+        &mut self,
+        now_ns: u64,
+        frame: &[u8],
+        p: &Parsed,
+        kind: IcmpErrorKind,
+        tags: VlanTags,
+        tx: &mut dyn Transmit,
+    ) {
+        if p.icmp_error || !p.first {
+            return;
+        }
+        // A second refills the bucket whole: capped there, the product cannot overflow
+        // (the first call sees ns since the epoch).
+        let elapsed = now_ns
+            .saturating_sub(self.icmp_refilled_ns)
+            .min(1_000_000_000);
+        let refill = elapsed * ICMP_ERRORS_PER_SEC / 1_000_000_000;
+        if refill > 0 {
+            self.icmp_tokens = (self.icmp_tokens + refill).min(ICMP_ERRORS_BURST);
+            self.icmp_refilled_ns = now_ns;
+        }
+        if self.icmp_tokens == 0 {
+            return;
+        }
+        self.icmp_tokens -= 1;
+        let e = IcmpError {
+            eth_src: self.config.mac,
+            eth_dst: frame[6..12].try_into().unwrap_or_default(),
+            src: self.config.inline.ip,
+            dst: p.src,
+            kind,
+            quote: &frame[ETH_HEADER_LEN..ETH_HEADER_LEN + p.total],
+        };
+        let sent = transmit_tagged(tx, tags, e.frame_len(), &mut |buf: &mut [u8]| {
+            wire::emit_icmp_error(buf, &e);
+        });
+        if sent {
+            self.stats.icmp_errors_sent += 1;
+        } else {
+            self.drop(DropReason::TxFull);
+        }
+    }
+
     /// A neighbour solicitation or advertisement (`p` says where its ICMPv6 message is).
     fn ndp(
         &mut self,
@@ -932,6 +1003,8 @@ struct Parsed {
     icmp_error: bool,
     /// A neighbour solicitation or advertisement.
     ndp: bool,
+    /// May not be fragmented on the way: IPv4 with DF set, and every IPv6 packet.
+    dont_fragment: bool,
 }
 
 impl Parsed {
@@ -958,6 +1031,7 @@ impl Parsed {
                         )
                     ),
                 ndp: false,
+                dont_fragment: v.dont_fragment(),
             })
         } else {
             let v = Ipv6::new_checked(ip).ok()?;
@@ -980,6 +1054,7 @@ impl Parsed {
                         icmp_type,
                         Some(icmpv6::NEIGHBOUR_SOLICIT | icmpv6::NEIGHBOUR_ADVERT)
                     ),
+                dont_fragment: true,
             })
         }
     }

@@ -327,7 +327,11 @@ fn drops_are_counted_with_their_reason() {
         f.receive(2 * S, r, &mut tx, &mut NoRecorder);
         assert_eq!(f.stats().dropped(reason), before + 1, "{}", reason.as_str());
     }
-    assert!(tx.sent.is_empty());
+    // Nothing forwarded; the one frame sent is the time-exceeded error to A.
+    assert_eq!(tx.sent.len(), 1);
+    assert_eq!(&tx.sent[0][0..6], &A_MAC);
+    assert_eq!(f.stats().icmp_errors_sent, 1);
+    tx.sent.clear();
     assert_eq!(f.stats().forwarded(), 0);
     // A full TX ring.
     tx.room = Some(0);
@@ -1078,4 +1082,91 @@ fn an_ipv6_tcp_super_packet_is_cut_into_valid_segments() {
         joined.extend_from_slice(&t[20..]);
     }
     assert_eq!(joined, data);
+}
+
+/// This hop answers as a router does (traceroute, path-MTU discovery): TTL 1 gets a time
+/// exceeded from the capture address quoting the packet; oversize UDP with DF gets
+/// fragmentation needed with the MTU; never an error about an ICMP error; and no more
+/// than the rate limit allows, however many expire.
+#[test]
+fn expiring_and_oversize_packets_get_icmp_errors_within_a_rate_limit() {
+    let (mut f, mut tx) = resolved(&["10.9.0.2=10.9.0.3"], CaptureMode::Inline);
+    let a = (A_MAC, "10.9.0.2");
+    // The first error at a real clock's time (ns since the epoch: the rate limiter's
+    // arithmetic must not overflow on it, as it once did).
+    let mut p = ip_frame(a, "10.9.0.1", protocol::UDP, 1, &[7; 30]);
+    f.receive(1_800_000_000 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 1);
+    let (mut f, mut tx) = resolved(&["10.9.0.2=10.9.0.3"], CaptureMode::Inline);
+    let mut p = ip_frame(a, "10.9.0.1", protocol::UDP, 1, &[7; 30]);
+    let sent = p.clone();
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 1);
+    let e = &tx.sent[0];
+    assert_eq!((&e[0..6], &e[6..12]), (&A_MAC[..], &ME[..]));
+    let v = Ipv4::new_checked(&e[14..]).unwrap();
+    assert_eq!((v.src(), v.dst()), (ip("10.9.0.1"), ip("10.9.0.2")));
+    assert_eq!(v.protocol(), protocol::ICMP);
+    let msg = v.payload();
+    assert_eq!((msg[0], msg[1]), (icmpv4::TIME_EXCEEDED, 0));
+    assert_eq!(checksum::checksum(msg), 0);
+    assert_eq!(&msg[8..], &sent[14..], "the whole (short) packet is quoted");
+    assert_eq!(f.stats().dropped(DropReason::TtlExpired), 1);
+    // An echo request (what `ping -t 1` sends) too.
+    let mut p = ip_frame(a, "10.9.0.1", protocol::ICMP, 1, &echo_request());
+    f.receive(2 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 2);
+    tx.sent.pop();
+
+    // Oversize UDP with DF: fragmentation needed, next-hop MTU 1500.
+    let mut big = ip_frame(a, "10.9.0.1", protocol::UDP, 64, &[1; 1600]);
+    assert_eq!(big[14 + 6] & 0x40, 0x40, "DF");
+    f.receive(2 * S, rx(&mut big), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 2);
+    let v = Ipv4::new_checked(&tx.sent[1][14..]).unwrap();
+    let msg = v.payload();
+    assert_eq!((msg[0], msg[1]), (icmpv4::DST_UNREACHABLE, 4));
+    assert_eq!(read16(msg, 6..8), Some(1500));
+    assert_eq!(v.total_len(), 576, "quoted up to 576 bytes");
+    // Without DF: dropped as oversize, no error.
+    let mut big = ip_frame(a, "10.9.0.1", protocol::UDP, 64, &[1; 1600]);
+    big[14 + 6] &= !0x40;
+    big[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&big[14..34]);
+    big[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f.receive(2 * S, rx(&mut big), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 2);
+    assert_eq!(f.stats().dropped(DropReason::Oversize), 2);
+
+    // An ICMP error that expires here gets no error back.
+    let mut quote = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    quote.extend_from_slice(
+        &frame(
+            ip("10.9.0.1"),
+            ip("10.9.0.3"),
+            protocol::UDP,
+            1,
+            &[0; 8],
+            false,
+        )[14..],
+    );
+    let mut err = ip_frame((B_MAC, "10.9.0.3"), "10.9.0.1", protocol::ICMP, 1, &quote);
+    f.receive(2 * S, rx(&mut err), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), 2);
+
+    // A flood of expiring packets at one instant: only the burst is answered; a second
+    // later the bucket has refilled.
+    tx.sent.clear();
+    for _ in 0..500 {
+        let mut p = ip_frame(a, "10.9.0.1", protocol::UDP, 1, &[7; 30]);
+        f.receive(3 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    }
+    let burst = tx.sent.len();
+    assert!(
+        (1..=50).contains(&burst),
+        "{burst} errors for 500 expiring packets"
+    );
+    let mut p = ip_frame(a, "10.9.0.1", protocol::UDP, 1, &[7; 30]);
+    f.receive(4 * S, rx(&mut p), &mut tx, &mut NoRecorder);
+    assert_eq!(tx.sent.len(), burst + 1);
 }

@@ -23,9 +23,11 @@
 //! filtering and capturing are the callers' business).
 
 pub mod checksum;
+mod icmp_error;
 mod views;
 mod views6;
 
+pub use icmp_error::{IcmpError, IcmpErrorKind, emit_icmp_error};
 pub use views::*;
 pub use views6::*;
 

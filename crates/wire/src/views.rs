@@ -230,6 +230,10 @@ impl<T: AsRef<[u8]>> Ipv4<T> {
     pub fn is_fragment(&self) -> bool {
         get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x3fff != 0
     }
+    /// The don't-fragment flag (path-MTU discovery asks routers for an error instead).
+    pub fn dont_fragment(&self) -> bool {
+        get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x4000 != 0
+    }
     /// Fragment offset, in 8-byte units (0: the fragment that carries the L4 header).
     pub fn fragment_offset(&self) -> u16 {
         get16(self.0.as_ref(), ipv4_field::FLAGS_FRAG) & 0x1fff

@@ -738,7 +738,7 @@ fn each_capture_mode_records_the_expected_packets() {
 }
 
 #[test]
-fn unknown_peers_are_dropped_and_counted_and_fragments_forwarded() {
+fn unknown_peers_are_dropped_and_counted_fragments_forwarded_and_ttl_1_answered() {
     need_root!();
     let mut n = Net::new("d");
     n.serve("inline");
@@ -771,6 +771,24 @@ fn unknown_peers_are_dropped_and_counted_and_fragments_forwarded() {
         m.contains("wirecap_forward_dropped{reason=\"unknown_peer\"} 2"),
         "{m}"
     );
+    // TTL 1 ends here: the real ping hears "Time to live exceeded" from the capture
+    // address, as traceroute needs, and nothing reaches B.
+    let before = n.settled_forwarded();
+    let o = n.exec(
+        "a",
+        &[
+            "timeout", "30", "ping", "-n", "-c", "1", "-W", "2", "-t", "1", CAPTURE_IP,
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(&format!("From {CAPTURE_IP}")) && out.contains("Time to live exceeded"),
+        "{out}\n{}",
+        n.forward()
+    );
+    assert_eq!(n.counter(&["icmp_errors_sent"]), 1);
+    assert_eq!(n.counter(&["drops", "ttl_expired"]), 1);
+    assert_eq!(n.settled_forwarded(), before);
 }
 
 #[test]
