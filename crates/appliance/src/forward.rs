@@ -52,6 +52,8 @@ pub fn forward_json(f: &ForwarderHandle) -> Value {
         .collect();
     json!({
         "enabled": true,
+        // Set when the forwarder thread died: the counters below are its last figures.
+        "failed": s.failed,
         "interface": set.interface,
         "inline": set.inline.to_string(),
         "capture_ip": set.inline.ip.to_string(),

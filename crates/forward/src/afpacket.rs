@@ -543,6 +543,9 @@ pub struct NeighbourView {
 /// The forwarder's figures, as the status and metrics show them.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// Why the forwarder thread stopped by itself (it panicked): nothing is forwarded any
+    /// more, and the status must say so rather than show the last figures as if live.
+    pub failed: Option<String>,
     /// Cumulative counters.
     pub stats: Stats,
     /// Packets forwarded per second over the last whole second.
@@ -648,7 +651,23 @@ impl ForwarderHandle {
         };
         let thread = std::thread::Builder::new()
             .name("wc-forward".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let shared = worker.shared.clone();
+                if let Err(p) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
+                {
+                    let why = p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".to_owned());
+                    shared
+                        .snapshot
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .failed = Some(format!("the forwarder thread stopped: {why}"));
+                }
+            })
             .map_err(sock_err("spawn forwarder thread", &name))?;
         Ok(Self {
             shared,
