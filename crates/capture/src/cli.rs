@@ -84,10 +84,9 @@ impl Capture {
         )?;
         // A filtered capture holds only what the filter passed: the stream says which.
         if let SourceSpec::Interface {
-            ring:
-                RingConfig {
-                    filter: Some(f), ..
-                },
+            ring: RingConfig {
+                filter: Some(f), ..
+            },
             ..
         } = spec
         {
