@@ -184,11 +184,17 @@ impl Net {
 
     /// `wirecap serve` on the appliance's eth0 without forwarding (turned on live later).
     fn serve_plain(&mut self) {
+        self.spawn_serve(&[]);
+    }
+
+    /// `wirecap serve --interface eth0 ARGS…` in the appliance namespace, answering.
+    fn spawn_serve(&mut self, args: &[&str]) {
         let out = std::fs::File::create(self.path("serve.log")).expect("log");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns("app"), BIN, "serve", "--data"])
             .arg(self.data())
             .args(["--http", "127.0.0.1:8080", "--interface", "eth0"])
+            .args(args)
             .env("WIRECAP_ADMIN_PASSWORD", PW)
             .env_remove("RUST_LOG")
             .stdout(out.try_clone().expect("log"))
@@ -215,43 +221,9 @@ impl Net {
 
     /// [`Self::serve`] with another capture address and other pairs.
     fn serve_with(&mut self, inline: &str, pairs: &[&str], mode: &str) {
-        let out = std::fs::File::create(self.path("serve.log")).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns("app"), BIN, "serve", "--data"])
-            .arg(self.data())
-            .args([
-                "--http",
-                "127.0.0.1:8080",
-                "--interface",
-                "eth0",
-                "--inline",
-                inline,
-                "--capture-mode",
-                mode,
-            ])
-            .args(pairs.iter().flat_map(|p| ["--forward", p]))
-            .env("WIRECAP_ADMIN_PASSWORD", PW)
-            .env_remove("RUST_LOG")
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("start wirecap serve");
-        self.serve = Some(child);
-        let up = wait_until(Duration::from_secs(30), || {
-            self.curl(&[
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://127.0.0.1:8080/api/v1/forward",
-            ])
-            .0 == "200"
-        });
-        assert!(
-            up,
-            "wirecap serve did not answer:\n{}",
-            self.log("serve.log")
-        );
+        let mut args = vec!["--inline", inline, "--capture-mode", mode];
+        args.extend(pairs.iter().flat_map(|p| ["--forward", *p]));
+        self.spawn_serve(&args);
         // Both peers resolved: the forwarder asks at start, the hosts answer at once.
         let resolved = wait_until(Duration::from_secs(10), || {
             let f = self.forward();

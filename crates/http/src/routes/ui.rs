@@ -642,6 +642,7 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
 }
 
 /// The checked request of an analysis: stream, filters, time bounds.
+#[derive(Clone)]
 struct AnalysisQuery {
     name: String,
     filter: Option<String>,
@@ -669,15 +670,13 @@ impl AnalysisQuery {
         })
     }
 
-    /// Runs the analysis (blocking), reporting to `progress`.
-    fn run(
+    /// Opens the stream and compiles the filters (blocking): the mistakes a request can
+    /// make, found before any work.
+    fn open(
         &self,
         store: &wirecap_store::Store,
-        progress: &wirecap_query::Progress,
-    ) -> Result<Value, ApiError> {
-        let started = std::time::Instant::now();
+    ) -> Result<(wirecap_store::StreamReader, Option<wirecap_query::Filter>), ApiError> {
         let reader = store.open_stream(&self.name)?;
-        let range = reader.time_range(self.start, self.stop)?;
         let f = wirecap_query::compile(
             self.filter.as_deref(),
             self.bpf.as_deref(),
@@ -685,6 +684,18 @@ impl AnalysisQuery {
             wirecap_query::today_utc(now_ns()),
         )
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((reader, f))
+    }
+
+    /// Runs the analysis (blocking), reporting to `progress`.
+    fn run(
+        &self,
+        store: &wirecap_store::Store,
+        progress: &wirecap_query::Progress,
+    ) -> Result<Value, ApiError> {
+        let started = std::time::Instant::now();
+        let (reader, f) = self.open(store)?;
+        let range = reader.time_range(self.start, self.stop)?;
         let a =
             wirecap_query::analyze_with(&reader, range, f.as_ref(), &analyze_options(), progress)
                 .map_err(|e| match e {
@@ -814,24 +825,8 @@ pub(crate) async fn start_analysis(
     let q = AnalysisQuery::of(&name, v)?;
     // The stream and the filters are checked before the answer, so mistakes are a 4xx.
     let store = app.engine.store().clone();
-    let (s2, n2, f2, b2) = (
-        store.clone(),
-        q.name.clone(),
-        q.filter.clone(),
-        q.bpf.clone(),
-    );
-    blocking(move || {
-        let reader = s2.open_stream(&n2)?;
-        wirecap_query::compile(
-            f2.as_deref(),
-            b2.as_deref(),
-            reader.link_type(),
-            wirecap_query::today_utc(now_ns()),
-        )
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        Ok(())
-    })
-    .await?;
+    let (s2, q2) = (store.clone(), q.clone());
+    blocking(move || q2.open(&s2).map(drop)).await?;
     let job = {
         let mut jobs = ANALYSES.lock().unwrap_or_else(|e| e.into_inner());
         if jobs.iter().filter(|j| j.running()).count() >= MAX_RUNNING_ANALYSES {
