@@ -388,3 +388,58 @@ fn capture_settings_are_refused_with_the_key_named() {
         (Some("udp"), Some(200))
     );
 }
+
+/// `HH:MM` of now + `mins` (UTC).
+fn clock(mins: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(mins);
+    t.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%H:%M")
+        .to_string()
+}
+
+#[test]
+fn a_scheduled_capture_follows_a_live_interface_switch() {
+    if !ready() {
+        return;
+    }
+    let w = Wires::new('c');
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--interface", &w.ifs[0]]);
+    // A daily window open now: the scheduler starts its capture within a second or two.
+    let body = format!(
+        r#"{{"name": "day", "days": ["daily"], "start": "{}", "stop": "{}"}}"#,
+        clock(-1),
+        clock(10)
+    );
+    s.api("POST", "/api/v1/schedules", Some(&body), 201);
+    let first = s.wait_for("the scheduled capture to start", 20, || {
+        let v = s.api("GET", "/api/v1/schedules/day", None, 200);
+        v["current_stream"].as_str().map(str::to_owned)
+    });
+    let r = s.api(
+        "PUT",
+        "/api/v1/ui/capture/interface",
+        Some(&format!(r#"{{"interface": "{}"}}"#, w.ifs[1])),
+        200,
+    );
+    let second = stream_of(&s);
+    assert_ne!(first, second, "{r}");
+    // Still the schedule's capture, in its new stream: not "stopped by hand".
+    let v = s.wait_for("the schedule to follow its capture", 10, || {
+        let v = s.api("GET", "/api/v1/schedules/day", None, 200);
+        (v["current_stream"] == second.as_str()).then_some(v)
+    });
+    assert_eq!(v["active"], true, "{v}");
+    assert!(v["suspended_until"].is_null(), "{v}");
+    assert!(
+        v["last_event"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("continues as")),
+        "{v}"
+    );
+    // Removing the schedule stops the capture it owns, the new one.
+    let d = s.admin("DELETE", "/api/v1/schedules/day", None);
+    assert_eq!(d.code, 204, "{}", d.text());
+    let st = s.api("GET", "/api/v1/status?history=0", None, 200);
+    assert_eq!(st["capture"]["active"], false, "{st}");
+}
