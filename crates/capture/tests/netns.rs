@@ -231,6 +231,15 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// `threads` sockets of one fanout group with ring `cfg`, as capture sources.
+fn ring_sources(cfg: &RingConfig, threads: usize) -> Vec<Box<dyn Source>> {
+    RingSource::open_fanout(cfg, threads)
+        .unwrap()
+        .into_iter()
+        .map(|s| Box::new(s) as Box<dyn Source>)
+        .collect()
+}
+
 /// A capture of `sources` on vb into a new stream `name` of `store`.
 fn start(
     n: &Netns,
@@ -277,11 +286,7 @@ fn capture_and_compare(tag: &str, threads: usize) {
     let pcap = dir.path().join("sent.pcap");
     write_pcap(&pcap, &frames);
     let store = wirecap_store::Store::open(dir.path().join("data")).unwrap();
-    let sources: Vec<Box<dyn Source>> = RingSource::open_fanout(&ring(&n), threads)
-        .unwrap()
-        .into_iter()
-        .map(|s| Box::new(s) as Box<dyn Source>)
-        .collect();
+    let sources = ring_sources(&ring(&n), threads);
     let c = start(&n, &store, tag, sources);
     let t0 = wirecap_capture::frame::now_ns();
     let tx0 = n.va_stat("tx_packets");
@@ -586,11 +591,7 @@ fn a_socket_filter_keeps_only_matching_frames_sliced_with_their_wire_length() {
     };
     let store = wirecap_store::Store::open(dir.path().join("data")).unwrap();
     // Two fanout threads, each socket with the filter.
-    let sources: Vec<Box<dyn Source>> = RingSource::open_fanout(&cfg, 2)
-        .unwrap()
-        .into_iter()
-        .map(|s| Box::new(s) as Box<dyn Source>)
-        .collect();
+    let sources = ring_sources(&cfg, 2);
     let c = start(&n, &store, "bpf", sources);
     let tx0 = n.va_stat("tx_packets");
     n.replay(&pcap, &["--pps=20000"]);
