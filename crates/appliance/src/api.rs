@@ -138,6 +138,9 @@ pub struct Status {
     pub capture_bytes: u64,
     pub capture_packets: u64,
     pub capture_pps: u64,
+    /// Capture filter, snaplen, fanout threads and ring in force (the running capture's,
+    /// else the next one's).
+    pub capture_settings: crate::capture_settings::CaptureSettingsState,
     /// The writer met ENOSPC in the current (or last) capture: the UI warns.
     pub disk_full: bool,
     pub drops: Drops,
@@ -248,7 +251,11 @@ impl Status {
                 queue: s.dropped_queue,
                 write: s.dropped_write,
             },
-            forward: engine.forwarder().map(crate::forward::forward_json),
+            capture_settings: engine.capture_settings_state(),
+            forward: engine
+                .forwarder()
+                .as_deref()
+                .map(crate::forward::forward_json),
             history,
             hostname,
             last_error: s.last_error,

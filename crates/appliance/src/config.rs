@@ -17,6 +17,10 @@
 //! # replay = "/srv/demo.pcap"
 //! # speed = "top"
 //! # synthetic = 1000
+//! bpf = "not port 22"            # capture filter (tcpdump syntax), compiled into the socket
+//! snaplen = 128                   # bytes kept per packet (the original length is kept)
+//! threads = 2                     # PACKET_FANOUT sockets; fanout = "hash" | "cpu"
+//! blocks = 64                     # ring blocks per thread; block_kib = 1024
 //!
 //! [forward]                       # bump in the wire on [capture] interface
 //! inline = "10.9.0.1/24"          # the capture IP the peers send to (not a kernel address)
@@ -52,6 +56,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::capture_settings::{CaptureOptions, CaptureSettings};
 use crate::error::{Error, IoContext};
 use wirecap_forward::{CaptureMode, ForwardTable, Inline, Pair, TableError};
 
@@ -108,6 +113,42 @@ pub struct CaptureConfig {
     pub replay: Option<PathBuf>,
     pub speed: Option<String>,
     pub synthetic: Option<u64>,
+    /// Capture filter, tcpdump syntax (see [`crate::capture_settings`]).
+    pub bpf: Option<String>,
+    /// Bytes kept per packet.
+    pub snaplen: Option<u32>,
+    /// Capture threads (PACKET_FANOUT sockets).
+    pub threads: Option<usize>,
+    /// `hash` or `cpu`.
+    pub fanout: Option<String>,
+    /// Ring blocks per thread.
+    pub blocks: Option<u32>,
+    /// Ring block size in KiB.
+    pub block_kib: Option<u32>,
+}
+
+impl CaptureConfig {
+    /// The capture settings this section gives.
+    pub fn options(&self) -> CaptureOptions {
+        CaptureOptions {
+            bpf: self.bpf.clone(),
+            snaplen: self.snaplen,
+            threads: self.threads,
+            fanout: self.fanout.clone(),
+            blocks: self.blocks,
+            block_kib: self.block_kib,
+        }
+    }
+
+    /// Replaces the capture settings of this section with `o`.
+    pub fn set_options(&mut self, o: &CaptureOptions) {
+        self.bpf = o.bpf.clone();
+        self.snaplen = o.snaplen;
+        self.threads = o.threads;
+        self.fanout = o.fanout.clone();
+        self.blocks = o.blocks;
+        self.block_kib = o.block_kib;
+    }
 }
 
 /// `[forward]`: the inline forwarder (bump in the wire).
@@ -121,6 +162,10 @@ pub struct ForwardConfig {
     pub pairs: Vec<String>,
     /// `ingress`, `egress`, `inline` (the default) or `both`.
     pub capture_mode: Option<String>,
+    /// `false`: forwarding is off, the settings kept for when it is turned on again (the
+    /// Config page's switch). Absent: on whenever `inline` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// The forwarder's settings, checked.
@@ -154,8 +199,14 @@ impl ForwardConfig {
         self == &Self::default()
     }
 
-    /// The checked settings; `None` when forwarding is not configured.
+    /// The checked settings; `None` when forwarding is not configured or turned off.
     pub fn choice(&self) -> Result<Option<ForwardChoice>, String> {
+        let saved = self.saved()?;
+        Ok(saved.filter(|_| self.enabled != Some(false)))
+    }
+
+    /// The checked settings, also when forwarding is turned off.
+    pub fn saved(&self) -> Result<Option<ForwardChoice>, String> {
         let Some(inline) = &self.inline else {
             if !self.pairs.is_empty() || self.capture_mode.is_some() {
                 return Err(
@@ -255,6 +306,8 @@ impl FileConfig {
         if let Some(h) = &self.hostname {
             crate::hostname::validate(h).map_err(|why| KeyError::new(&["hostname"], why))?;
         }
+        CaptureSettings::check(&self.capture.options())
+            .map_err(|e| KeyError::new(&["capture", e.field], e.why))?;
         if let Some(sp) = &self.capture.speed {
             sp.parse::<wirecap_capture::replay::Speed>()
                 .map_err(|why| KeyError::new(&["capture", "speed"], why))?;
@@ -509,6 +562,8 @@ pub struct ServeArgs {
     pub source: Option<SourceChoice>,
     /// `--inline`, `--forward`, `--capture-mode` (checked).
     pub forward: Option<ForwardChoice>,
+    /// `--bpf`, `--snaplen`, `--threads`, `--fanout`, `--blocks`, `--block-kib`.
+    pub capture: CaptureOptions,
 }
 
 /// What the server runs with: the command line over the file over the defaults.
@@ -524,6 +579,9 @@ pub struct Settings {
     pub source_reason: String,
     /// The inline forwarder, from the command line or `[forward]`.
     pub forward: Option<ForwardChoice>,
+    /// The capture settings: the command line over `[capture]`, key by key (checked by
+    /// the server at start).
+    pub capture: CaptureOptions,
     pub log_level: String,
     pub update: UpdateConfig,
     /// `hostname` from the file.
@@ -542,6 +600,7 @@ pub fn can_capture() -> bool {
 
 impl Settings {
     pub fn resolve(args: ServeArgs, file: FileConfig) -> Self {
+        let capture = file.capture.options().overlay(&args.capture);
         let (http, https) = match (args.http, args.https) {
             (None, None) => match (file.http, file.https) {
                 (None, None) => (None, Some(DEFAULT_HTTPS.to_owned())),
@@ -592,6 +651,7 @@ impl Settings {
             source,
             source_reason,
             forward,
+            capture,
             log_level: file.log.level.unwrap_or_else(|| "info".into()),
             update: file.update,
             hostname: file.hostname,

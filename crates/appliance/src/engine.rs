@@ -3,6 +3,13 @@
 //!
 //! Starting and stopping block (sockets, threads, sealing a stream): callers run them on
 //! a blocking thread. Status is read from atomics and never waits for a start or stop.
+//!
+//! Set up live: the capture interface ([`Engine::switch_interface`]), the capture
+//! settings ([`Engine::set_capture_settings`]) and forwarding ([`Engine::set_forwarding`])
+//! change while the server runs. A running capture cannot change its source or its
+//! socket under a stream (a stream records one source, one snaplen, one filter), so it is
+//! sealed and a new one started under the same name at once (`NAME-2_…` within the same
+//! minute); [`Engine::successor`] tells a schedule which stream its capture went on in.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,13 +17,13 @@ use std::time::{Duration, Instant};
 use wirecap_capture::cli::SourceSpec;
 use wirecap_capture::link::{LinkWatch, Sysfs};
 use wirecap_capture::replay::{ReplayConfig, ReplayTimestamps, Speed};
-use wirecap_capture::ring::RingConfig;
 use wirecap_capture::source::{LINKTYPE_ETHERNET, Source};
 use wirecap_capture::store_sink::{SinkOptions, StoreSink};
 use wirecap_capture::{Capture, Counters, PipelineConfig, Status, Summarizer};
 use wirecap_forward::afpacket::ForwarderHandle;
 use wirecap_store::Store;
 
+use crate::capture_settings::{CaptureSettings, CaptureSettingsState};
 use crate::config::SourceChoice;
 use crate::manual::StatusFigures;
 
@@ -44,6 +51,12 @@ pub enum EngineError {
     /// No room for a capture (issue 17.4: one "successfully started" and dropped 100%).
     #[error("disk full: {0}")]
     DiskFull(String),
+    /// The change conflicts with what runs (a capture, the forwarder).
+    #[error("{0}")]
+    Busy(String),
+    /// The change itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Free space below which a capture is not started: less than this holds seconds of a
@@ -55,6 +68,9 @@ struct Running {
     base: String,
     stored: String,
     started_ns: u64,
+    /// The source and settings it was started with: what is in force.
+    source: SourceChoice,
+    settings: CaptureSettings,
 }
 
 /// What the engine shows about the current or last capture.
@@ -71,9 +87,10 @@ pub struct CaptureInfo {
 /// One source, its counters, and the capture currently running.
 pub struct Engine {
     store: Store,
-    spec: Option<SourceSpec>,
-    choice: SourceChoice,
-    interface: Option<String>,
+    choice: Mutex<SourceChoice>,
+    capture_settings: Mutex<CaptureSettings>,
+    /// A capture sealed and started again by a live change: (old stored name, new).
+    successors: Mutex<Vec<(String, String)>>,
     counters: Arc<Counters>,
     pipeline: PipelineConfig,
     running: Mutex<Option<Running>>,
@@ -84,7 +101,7 @@ pub struct Engine {
     segment_bytes: std::sync::atomic::AtomicU64,
     /// The inline forwarder on the capture interface: while it runs, a capture records
     /// its packets (in its capture mode) instead of reading the interface itself.
-    forward: Option<ForwarderHandle>,
+    forward: Mutex<Option<Arc<ForwarderHandle>>>,
     /// The disk-full state last logged (said once when it starts and once when it ends).
     disk_full_logged: std::sync::atomic::AtomicBool,
 }
@@ -92,17 +109,21 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("source", &self.choice)
+            .field("source", &self.source())
             .finish_non_exhaustive()
     }
 }
 
-/// Turns the configured choice into the capture crate's source description.
-pub fn source_spec(choice: &SourceChoice) -> Result<SourceSpec, String> {
+/// Turns the configured choice into the capture crate's source description; an
+/// interface gets the capture settings (filter, snaplen, threads, ring).
+pub fn source_spec(
+    choice: &SourceChoice,
+    settings: &CaptureSettings,
+) -> Result<SourceSpec, String> {
     Ok(match choice {
         SourceChoice::Interface(i) => SourceSpec::Interface {
-            ring: RingConfig::new(i.clone()),
-            threads: 1,
+            ring: settings.ring(i),
+            threads: settings.threads,
         },
         SourceChoice::Replay { path, speed } => SourceSpec::Replay(ReplayConfig {
             path: path.clone(),
@@ -118,17 +139,17 @@ pub fn source_spec(choice: &SourceChoice) -> Result<SourceSpec, String> {
 
 impl Engine {
     pub fn new(store: Store, choice: SourceChoice) -> Result<Self, String> {
-        let spec = source_spec(&choice)?;
+        source_spec(&choice, &CaptureSettings::default())?;
         let interface = match &choice {
             SourceChoice::Interface(i) => Some(i.clone()),
             _ => None,
         };
         Ok(Self {
             store,
-            spec: Some(spec),
-            link: Mutex::new(LinkWatch::new(interface.clone().unwrap_or_default())),
-            interface,
-            choice,
+            link: Mutex::new(LinkWatch::new(interface.unwrap_or_default())),
+            choice: Mutex::new(choice),
+            capture_settings: Mutex::new(CaptureSettings::default()),
+            successors: Mutex::new(Vec::new()),
             counters: Arc::new(Counters::new()),
             // Summaries let filtered downloads of live captures skip chunks, as they do
             // for imports.
@@ -143,19 +164,22 @@ impl Engine {
             segment_bytes: std::sync::atomic::AtomicU64::new(
                 PipelineConfig::default().segment_bytes,
             ),
-            forward: None,
+            forward: Mutex::new(None),
             disk_full_logged: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Hands the running forwarder to the engine: captures record what it forwards.
     pub fn set_forwarder(&mut self, f: ForwarderHandle) {
-        self.forward = Some(f);
+        *self.forward.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(f));
     }
 
-    /// The forwarder, when forwarding is configured.
-    pub fn forwarder(&self) -> Option<&ForwarderHandle> {
-        self.forward.as_ref()
+    /// The forwarder, when forwarding runs.
+    pub fn forwarder(&self) -> Option<Arc<ForwarderHandle>> {
+        self.forward
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a capture is running now.
@@ -206,20 +230,32 @@ impl Engine {
         &self.store
     }
 
-    pub fn source(&self) -> &SourceChoice {
-        &self.choice
+    /// The configured source (what the next capture opens).
+    pub fn source(&self) -> SourceChoice {
+        self.choice
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The capture interface, when the source is one.
+    pub fn interface(&self) -> Option<String> {
+        match self.source() {
+            SourceChoice::Interface(i) => Some(i),
+            _ => None,
+        }
     }
 
     /// A short description of the source: `interface eth0`, `synthetic 1000 pps`, ….
     pub fn describe_source(&self) -> String {
-        if let Some(f) = &self.forward {
+        if let Some(f) = self.forwarder() {
             let s = f.settings();
             return format!(
                 "inline forwarder on interface {} (capture IP {}, capture mode {})",
                 s.interface, s.inline, s.mode
             );
         }
-        match &self.choice {
+        match &self.source() {
             SourceChoice::Interface(i) => format!("interface {i}"),
             SourceChoice::Replay { path, speed } => {
                 format!("replay of {} at speed {speed}", path.display())
@@ -247,10 +283,18 @@ impl Engine {
         if let Some(r) = running.as_ref() {
             return Err(EngineError::AlreadyRunning(r.base.clone()));
         }
-        let spec = self
-            .spec
-            .as_ref()
-            .ok_or_else(|| EngineError::NoInterface("none configured".into()))?;
+        self.start_locked(&mut running, base)
+    }
+
+    /// Starts a capture into `running`, which the caller holds locked and empty.
+    fn start_locked(
+        &self,
+        running: &mut Option<Running>,
+        base: &str,
+    ) -> Result<CaptureInfo, EngineError> {
+        let source = self.source();
+        let settings = self.capture_settings();
+        let spec = source_spec(&source, &settings).map_err(EngineError::NoInterface)?;
         if let Some((_, avail)) = crate::os::disk_space(self.store.dir())
             && avail < MIN_FREE_TO_START
         {
@@ -269,16 +313,17 @@ impl Engine {
                 .load(std::sync::atomic::Ordering::Relaxed),
             ..self.pipeline.clone()
         };
+        let forward = self.forwarder();
         // A stream of this name and minute exists (a capture restarted within the
         // minute, by hand or by a schedule): `base-2`, `base-3`, … as its stored name.
         let mut candidate = base.to_owned();
         let mut n = 2;
         let capture = loop {
-            let r = match &self.forward {
+            let r = match &forward {
                 Some(f) => self.start_forward_capture(&candidate, f, &pipeline),
                 None => Capture::start(
                     &candidate,
-                    spec,
+                    &spec,
                     &self.store,
                     &pipeline,
                     self.counters.clone(),
@@ -307,9 +352,181 @@ impl Engine {
             base: base.to_owned(),
             stored,
             started_ns,
+            source,
+            settings,
         });
         tracing::info!(stream = %info.stored.as_deref().unwrap_or(""), source = %self.describe_source(), "capture started");
         Ok(info)
+    }
+
+    /// Seals the running capture, if any, and starts a new one under its name with what
+    /// is configured now (source, settings, forwarding). Answers the new capture. When
+    /// the new one cannot start, the old one stays sealed and the error says why.
+    fn restart_running(&self, why: &str) -> Result<Option<CaptureInfo>, EngineError> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = running.take() else {
+            return Ok(None);
+        };
+        let (base, stored) = (old.base.clone(), old.stored.clone());
+        // A sealing error is logged by `seal`; the new capture starts regardless.
+        let _ = self.seal(old);
+        let info = self.start_locked(&mut running, &base).inspect_err(|e| {
+            tracing::error!(sealed = %stored, "{why}: the capture was sealed and could not start again: {e}");
+        })?;
+        let new = info.stored.clone().unwrap_or_default();
+        tracing::info!(sealed = %stored, stream = %new, "{why}: capture continues in a new stream");
+        let mut s = self.successors.lock().unwrap_or_else(|e| e.into_inner());
+        s.push((stored, new));
+        // Only the latest few matter: a schedule looks its capture up within a second.
+        let excess = s.len().saturating_sub(16);
+        s.drain(..excess);
+        Ok(Some(info))
+    }
+
+    /// The stream that capture `stored` went on in after a live change sealed it (the
+    /// last of a chain), if it did.
+    pub fn successor(&self, stored: &str) -> Option<String> {
+        let s = self.successors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cur = stored.to_owned();
+        let mut found = None;
+        while let Some((_, new)) = s.iter().find(|(old, _)| *old == cur) {
+            cur.clone_from(new);
+            found = Some(new.clone());
+        }
+        found
+    }
+
+    /// The capture settings the next capture starts with.
+    pub fn capture_settings(&self) -> CaptureSettings {
+        self.capture_settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The capture settings in force: the running capture's, else the next one's.
+    pub fn capture_settings_state(&self) -> CaptureSettingsState {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.as_ref() {
+            Some(r) => r.settings.state(match &r.source {
+                SourceChoice::Interface(i) if self.forwarder().is_none() => Some(i.as_str()),
+                _ => None,
+            }),
+            None => {
+                let i = self.interface().filter(|_| self.forwarder().is_none());
+                self.capture_settings().state(i.as_deref())
+            }
+        }
+    }
+
+    /// Sets the capture settings; a running interface capture is sealed and started
+    /// again with them at once. Answers the new capture, if one was restarted.
+    pub fn set_capture_settings(
+        &self,
+        settings: CaptureSettings,
+    ) -> Result<Option<CaptureInfo>, EngineError> {
+        *self
+            .capture_settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = settings;
+        if self.interface().is_some() && self.forwarder().is_none() {
+            self.restart_running("capture settings changed")
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Captures from `interface` from now on: a running capture is sealed and a new one
+    /// started on it at once; status, link state and charts follow. Refused while the
+    /// forwarder runs (it lives on the capture interface: turn it off first).
+    pub fn switch_interface(&self, interface: &str) -> Result<Option<CaptureInfo>, EngineError> {
+        if let Some(f) = self.forwarder() {
+            let on = f.settings().interface;
+            if on != interface {
+                return Err(EngineError::Busy(format!(
+                    "forwarding runs on {on}: turn it off before capturing another interface"
+                )));
+            }
+        }
+        if wirecap_capture::ring::sys::if_index(interface).is_none() {
+            return Err(EngineError::Invalid(format!(
+                "{} does not exist",
+                crate::short(interface)
+            )));
+        }
+        let old = self.source();
+        if old == SourceChoice::Interface(interface.to_owned()) {
+            return Ok(None);
+        }
+        *self.choice.lock().unwrap_or_else(|e| e.into_inner()) =
+            SourceChoice::Interface(interface.to_owned());
+        *self.link.lock().unwrap_or_else(|e| e.into_inner()) = LinkWatch::new(interface.to_owned());
+        self.observe_link();
+        tracing::info!(%interface, "capture interface switched");
+        match self.restart_running(&format!("capture interface switched to {interface}")) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // Keep what works: back to the old source, which the sealed capture used.
+                *self.choice.lock().unwrap_or_else(|e| e.into_inner()) = old;
+                Err(e)
+            }
+        }
+    }
+
+    /// Turns forwarding on (with `choice`, on the capture interface), changes it, or turns
+    /// it off (`None`). A running capture changes what it records (the forwarder's
+    /// packets, or the interface's), so it is sealed and started again at once when
+    /// forwarding starts or stops.
+    pub fn set_forwarding(
+        &self,
+        choice: Option<&crate::config::ForwardChoice>,
+    ) -> Result<Option<CaptureInfo>, EngineError> {
+        let current = self.forwarder();
+        match (choice, current) {
+            (None, None) => Ok(None),
+            (None, Some(f)) => {
+                *self.forward.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let r = self.restart_running("forwarding turned off");
+                f.stop();
+                tracing::info!(interface = %f.settings().interface, "inline forwarder stopped");
+                r
+            }
+            (Some(c), Some(f)) => {
+                let cur = f.settings();
+                if c.mode != cur.mode && self.capturing() {
+                    return Err(EngineError::Busy(
+                        "a capture is running: stop it before changing the capture mode (each stream records one mode)".into(),
+                    ));
+                }
+                f.reconfigure(c.inline, c.pairs.clone(), c.mode)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
+                Ok(None)
+            }
+            (Some(c), None) => {
+                let Some(interface) = self.interface() else {
+                    return Err(EngineError::NoInterface(
+                        "forwarding runs on the capture interface: choose one first (Config page, --interface or [capture] interface)".into(),
+                    ));
+                };
+                let h = crate::forward::start(&interface, c)
+                    .map_err(|e| self.classify_forward(&interface, e))?;
+                *self.forward.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(h));
+                self.restart_running("forwarding turned on")
+            }
+        }
+    }
+
+    fn classify_forward(
+        &self,
+        interface: &str,
+        e: wirecap_forward::afpacket::OpenError,
+    ) -> EngineError {
+        match &e {
+            wirecap_forward::afpacket::OpenError::Socket(s) if s.is_permission() => {
+                EngineError::NoPermission(interface.to_owned())
+            }
+            _ => EngineError::Invalid(format!("inline forwarder: {e}")),
+        }
     }
 
     fn classify(&self, e: wirecap_capture::Error) -> EngineError {
@@ -345,6 +562,11 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or(EngineError::NotRunning)?;
+        self.seal(r)
+    }
+
+    /// Stops capture `r` and seals its stream.
+    fn seal(&self, r: Running) -> Result<CaptureInfo, EngineError> {
         let info = CaptureInfo {
             active: false,
             base: Some(r.base.clone()),
@@ -427,8 +649,8 @@ impl Engine {
 
     /// Observes the capture interface's link (call about once a second).
     pub fn observe_link(&self) {
-        if let Some(i) = &self.interface {
-            let info = Sysfs::default().read(i);
+        if let Some(i) = self.interface() {
+            let info = Sysfs::default().read(&i);
             self.link
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -461,7 +683,7 @@ impl Engine {
         let s = self.counters.status();
         let info = self.capture_info();
         let uptime = self.started.elapsed();
-        let (link_up, link_uptime, link_speed) = match &self.interface {
+        let (link_up, link_uptime, link_speed) = match self.interface() {
             Some(_) => {
                 let l = self
                     .link
@@ -506,7 +728,7 @@ impl Engine {
         {
             tracing::error!("stopping the capture at shutdown: {e}");
         }
-        if let Some(f) = &self.forward {
+        if let Some(f) = self.forwarder() {
             f.stop();
         }
     }

@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod capture_settings;
 pub mod catalog;
 pub mod config;
 pub mod engine;

@@ -187,6 +187,25 @@ impl Scheduler {
             let rt = runtime.entry(s.name.clone()).or_default();
             let window = if s.enabled { s.window_at(now) } else { None };
 
+            // A live change (interface, capture settings, forwarding) sealed our capture
+            // and started it again: it is still ours, in its new stream.
+            if let Some(stream) = rt.active.clone()
+                && current.as_deref() != Some(stream.as_str())
+                && let Some(next) = engine.successor(&stream)
+                && current.as_deref() == Some(next.as_str())
+            {
+                rt.active = Some(next.clone());
+                rt.last_stream = Some(next.clone());
+                event(
+                    &s.name,
+                    rt,
+                    now,
+                    format!(
+                        "{stream} was sealed by a live change; the capture continues as {next}"
+                    ),
+                );
+                changed = true;
+            }
             // Our capture ended without us: suspend the rest of its window.
             if let Some(stream) = rt.active.clone()
                 && current.as_deref() != Some(stream.as_str())

@@ -74,7 +74,7 @@ impl Capture {
             summarizer: config.summarizer.clone(),
             segment_bytes: config.segment_bytes,
         };
-        let sink = StoreSink::create_with(
+        let mut sink = StoreSink::create_with(
             store,
             name,
             first.link_type(),
@@ -82,6 +82,16 @@ impl Capture {
             first.describe(),
             &opts,
         )?;
+        // A filtered capture holds only what the filter passed: the stream says which.
+        if let SourceSpec::Interface {
+            ring: RingConfig {
+                filter: Some(f), ..
+            },
+            ..
+        } = spec
+        {
+            sink.set_attr("capture_filter", &f.expr)?;
+        }
         if direct_io && let Some(mode) = sink.write_mode().filter(|m| *m != "O_DIRECT") {
             eprintln!("wirecap capture: no direct I/O, writing through the {mode}");
         }

@@ -11,7 +11,7 @@
 //! | role | may |
 //! |---|---|
 //! | admin | everything |
-//! | viewer | reads and downloads, analysis and filter checks, their own password |
+//! | viewer | reads and downloads, analysis (and cancelling one) and filter checks, their own password |
 //!
 //! System reports are the admin's only, reading them too ([`ADMIN_READS`]): a report
 //! holds the logs (client addresses, user names), the user list and the configuration,
@@ -44,6 +44,8 @@ pub const ADMIN_READS: &[&str] = &["/api/v1/reports", "/api/v1/reports/*", "/api
 const READING_WRITES: &[(&str, &str)] = &[
     ("POST", "/api/v1/ui/filter/check"),
     ("POST", "/api/v1/ui/streams/*/analysis"),
+    ("POST", "/api/v1/ui/streams/*/analyses"),
+    ("DELETE", "/api/v1/ui/analyses/*"),
     ("DELETE", "/api/v1/session"),
 ];
 
@@ -145,6 +147,10 @@ mod tests {
             ("POST", "/api/v1/ui/streams/x_20250101_0000/analysis", Read),
             ("POST", "/api/v1/ui/streams//analysis", Write),
             ("POST", "/api/v1/ui/streams/a/b/analysis", Write),
+            ("POST", "/api/v1/ui/streams/x_20250101_0000/analyses", Read),
+            ("DELETE", "/api/v1/ui/analyses/7", Read),
+            ("PUT", "/api/v1/capture/settings", Write),
+            ("PUT", "/api/v1/forward", Write),
             ("GET", "/api/v1/users", Read),
             ("POST", "/api/v1/users", Write),
             ("DELETE", "/api/v1/users/bob", Write),

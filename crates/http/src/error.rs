@@ -136,7 +136,8 @@ pub(crate) fn engine_status(e: &EngineError) -> StatusCode {
         EngineError::AlreadyRunning(_) | EngineError::NotRunning | EngineError::StreamExists(_) => {
             StatusCode::CONFLICT
         }
-        EngineError::InvalidName(_) => StatusCode::BAD_REQUEST,
+        EngineError::InvalidName(_) | EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
+        EngineError::Busy(_) => StatusCode::CONFLICT,
         EngineError::NoInterface(_) => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::NoPermission(_) => StatusCode::FORBIDDEN,
         EngineError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,

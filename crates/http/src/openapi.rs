@@ -101,6 +101,7 @@ mod tests {
                 source,
                 source_reason: "test".into(),
                 forward: None,
+                capture: Default::default(),
                 log_level: "info".into(),
                 update: Default::default(),
                 hostname: None,
@@ -315,6 +316,49 @@ mod tests {
         assert_eq!(h.hostname, "test-host");
         let (_, b) = call(&app, Method::GET, "/api/v1/interfaces", None).await;
         let _: Vec<Link> = fits(&b, "Link");
+        let (_, b) = call(&app, Method::GET, "/api/v1/capture/settings", None).await;
+        let cs: wirecap_appliance::capture_settings::CaptureSettingsState =
+            fits(&b, "CaptureSettingsState");
+        assert!(!cs.applies, "a synthetic source has no socket: {cs:?}");
+        let (code, b) = call(
+            &app,
+            Method::PUT,
+            "/api/v1/capture/settings",
+            Some(r#"{"bpf": "tcp port 80", "snaplen": 128}"#),
+        )
+        .await;
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&b));
+        let a: crate::routes::capture::CaptureSettingsAnswer = fits(&b, "CaptureSettingsAnswer");
+        assert_eq!(a.settings.snaplen, 128);
+        let (code, b) = call(
+            &app,
+            Method::POST,
+            &format!("/api/v1/ui/streams/{name}/analyses"),
+            Some("{}"),
+        )
+        .await;
+        assert_eq!(code, 202, "{}", String::from_utf8_lossy(&b));
+        let job: crate::routes::ui::AnalysisJobState = fits(&b, "AnalysisJobState");
+        let done = loop {
+            let (_, b) = call(
+                &app,
+                Method::GET,
+                &format!("/api/v1/ui/analyses/{}", job.id),
+                None,
+            )
+            .await;
+            let j: crate::routes::ui::AnalysisJobState = fits(&b, "AnalysisJobState");
+            if j.state != "running" {
+                break j;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(done.state, "done", "{done:?}");
+        assert_eq!(done.examined, done.total);
+        assert!(
+            done.result
+                .is_some_and(|r| r["packets"].as_u64() == Some(done.total))
+        );
         let (_, b) = call(&app, Method::GET, "/api/v1/users", None).await;
         let users: Vec<User> = fits(&b, "User");
         assert_eq!(users[0].name, "admin");

@@ -49,6 +49,10 @@ pub fn documented() -> OpenApiRouter<Shared> {
         .routes(routes!(capture::api_interfaces))
         .routes(routes!(capture::api_config))
         .routes(routes!(capture::api_forward, capture::api_forward_put))
+        .routes(routes!(
+            capture::api_capture_settings,
+            capture::api_capture_settings_put
+        ))
         // Operations: schedules, retention, pins.
         .routes(routes!(ops::list, ops::create))
         .routes(routes!(ops::one, ops::replace, ops::remove))
@@ -70,6 +74,8 @@ pub fn documented() -> OpenApiRouter<Shared> {
         .routes(routes!(ui::set_interface))
         .routes(routes!(ui::check_filter))
         .routes(routes!(ui::analysis))
+        .routes(routes!(ui::start_analysis))
+        .routes(routes!(ui::analysis_state, ui::cancel_analysis))
         // Administration: users, the hostname, system reports.
         .routes(routes!(admin::list_users, admin::add_user))
         .routes(routes!(admin::remove_user, admin::change_user))

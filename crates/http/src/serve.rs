@@ -146,6 +146,11 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     let env_pw = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let (users, login) = Users::open_or_init(&dir, env_pw.as_deref())?;
     let mut engine = Engine::new(store, settings.source.clone()).map_err(Error::Other)?;
+    let capture = wirecap_appliance::capture_settings::CaptureSettings::check(&settings.capture)
+        .map_err(|e| Error::Other(format!("capture settings: {e}")))?;
+    engine
+        .set_capture_settings(capture)
+        .map_err(|e| Error::Other(e.to_string()))?;
     if let Some(f) = &settings.forward {
         engine.set_forwarder(start_forwarder(&settings.source, f)?);
     }
@@ -237,29 +242,8 @@ fn start_forwarder(
             "--inline (or [forward] inline) needs --interface IF (or [capture] interface): the forwarder runs on the capture interface".into(),
         ));
     };
-    let h =
-        wirecap_forward::afpacket::ForwarderHandle::start(wirecap_forward::afpacket::Settings {
-            interface: interface.clone(),
-            inline: f.inline,
-            pairs: f.pairs.clone(),
-            mode: f.mode,
-        })
-        .map_err(|e| Error::Other(format!("inline forwarder: {e}")))?;
-    let snap = h.snapshot();
-    let pairs: Vec<String> = f.pairs.iter().map(ToString::to_string).collect();
-    tracing::info!(
-        %interface,
-        capture_ip = %f.inline,
-        pairs = %pairs.join(" "),
-        capture_mode = %f.mode,
-        mac = %wirecap_forward::wire::mac_to_string(&snap.mac),
-        mtu = snap.mtu,
-        qdisc_bypass = snap.qdisc_bypass,
-        "inline forwarder started"
-    );
-    // GRO/GSO super-packets would exceed the MTU on the way out: say what was done.
-    tracing::info!(%interface, "offloads: {}", snap.offloads.join(", "));
-    Ok(h)
+    wirecap_appliance::forward::start(interface, f)
+        .map_err(|e| Error::Other(format!("inline forwarder: {e}")))
 }
 
 async fn serve(

@@ -71,6 +71,7 @@ impl App {
                 https: None,
                 source: Some(source),
                 forward: None,
+                capture: Default::default(),
             },
             file.clone(),
         );
@@ -194,6 +195,8 @@ fn viewer_may(method: &Method, pattern: &str) -> bool {
         (method.as_str(), pattern),
         ("POST", "/api/v1/ui/filter/check")
             | ("POST", "/api/v1/ui/streams/{name}/analysis")
+            | ("POST", "/api/v1/ui/streams/{name}/analyses")
+            | ("DELETE", "/api/v1/ui/analyses/{id}")
             | ("DELETE", "/api/v1/session")
             | ("POST", "/api/v1/session")
     )

@@ -7,13 +7,14 @@ use std::hash::{BuildHasher, Hash};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use wirecap_filter::dissect::{self, Dissected, Link, Network};
 use wirecap_pcap::Packet;
 use wirecap_store::{PacketRange, StreamReader};
 
-use crate::{Filter, Result, packet_ts};
+use crate::{Error, Filter, Result, packet_ts};
 
 /// Limits of an analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -522,6 +523,49 @@ fn flag_letters(f: u8) -> String {
         .collect()
 }
 
+/// How far an analysis has come, for whoever watches it (a progress bar), and its cancel
+/// switch. Shared between the analysing thread and the watcher; both only touch atomics.
+#[derive(Debug, Default)]
+pub struct Progress {
+    examined: AtomicU64,
+    total: AtomicU64,
+    cancel: AtomicBool,
+}
+
+/// Packets between two progress updates (and cancel checks): a few milliseconds of work.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+impl Progress {
+    /// Packets looked at so far (updated every [`PROGRESS_EVERY`] packets and at the end).
+    pub fn examined(&self) -> u64 {
+        self.examined.load(Ordering::Relaxed)
+    }
+
+    /// Packets in the range (chunks the filter rules out are skipped unread, so an
+    /// analysis may end before `examined` reaches this).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// `examined / total`, 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            t => (self.examined() as f64 / t as f64).min(1.0),
+        }
+    }
+
+    /// Asks the analysis to stop; it answers [`Error::Cancelled`] within
+    /// [`PROGRESS_EVERY`] packets.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
 /// Analyzes the packets of `range` that match `filter`. Chunks the filter's summary test
 /// rules out are not read. (`start_ns`/`stop_ns` of the result are for the caller to
 /// fill in: a range does not remember the times it was made from.)
@@ -531,19 +575,47 @@ pub fn analyze(
     filter: Option<&Filter>,
     opts: &AnalyzeOptions,
 ) -> Result<Analysis> {
+    analyze_with(reader, range, filter, opts, &Progress::default())
+}
+
+/// [`analyze`], reporting to `progress` and stopping with [`Error::Cancelled`] when it is
+/// cancelled.
+pub fn analyze_with(
+    reader: &StreamReader,
+    range: PacketRange,
+    filter: Option<&Filter>,
+    opts: &AnalyzeOptions,
+    progress: &Progress,
+) -> Result<Analysis> {
+    progress.total.store(range.packets(), Ordering::Relaxed);
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
     let mut acc = Acc::new(*opts, Link::from_linktype(reader.link_type().0));
     let mut examined = 0u64;
+    let mut stopped = false;
     let s = reader.scan(
         range,
         |sum| filter.is_none_or(|f| f.may_match(sum)),
         |p| {
             examined += 1;
+            if examined.is_multiple_of(PROGRESS_EVERY) {
+                progress.examined.store(examined, Ordering::Relaxed);
+                if progress.cancelled() {
+                    stopped = true;
+                    return ControlFlow::Break(());
+                }
+            }
             if filter.is_none_or(|f| f.matches(packet_ts(p), p.orig_len, p.data)) {
                 acc.add(p);
             }
             ControlFlow::Continue(())
         },
     )?;
+    progress.examined.store(examined, Ordering::Relaxed);
+    if stopped {
+        return Err(Error::Cancelled);
+    }
     let scan = ScanFigures {
         packets_examined: examined,
         chunks_read: s.chunks_read,

@@ -27,8 +27,8 @@ mod compile;
 mod export;
 
 pub use analyze::{
-    Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PortRow, ProtoRow, ScanFigures, SecondRow,
-    TalkerRow, analyze,
+    Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PROGRESS_EVERY, PortRow, Progress, ProtoRow,
+    ScanFigures, SecondRow, TalkerRow, analyze, analyze_with,
 };
 pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
 pub use export::{
@@ -52,6 +52,9 @@ pub enum Error {
     Output(#[source] std::io::Error),
     #[error("{0}")]
     Invalid(String),
+    /// The caller cancelled the work (see [`Progress`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

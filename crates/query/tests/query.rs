@@ -377,3 +377,52 @@ fn a_damaged_chunk_fails_the_export() {
         );
     }
 }
+
+#[test]
+fn an_analysis_reports_progress_and_stops_when_cancelled() {
+    let (_d, r) = store_with(&traffic(), true);
+    let opts = AnalyzeOptions::default();
+    let p = wirecap_query::Progress::default();
+    let full = wirecap_query::analyze_with(&r, r.full_range(), None, &opts, &p).unwrap();
+    assert_eq!((p.examined(), p.total()), (6000, 6000));
+    assert_eq!(p.fraction(), 1.0);
+    assert_eq!(full.scan.packets_examined, 6000);
+
+    // Cancelled before it starts: no packet is looked at.
+    let p = wirecap_query::Progress::default();
+    p.cancel();
+    let e = wirecap_query::analyze_with(&r, r.full_range(), None, &opts, &p).unwrap_err();
+    assert!(matches!(e, wirecap_query::Error::Cancelled), "{e}");
+    assert_eq!((p.examined(), p.total()), (0, 6000));
+
+    // Cancelled while it runs (from another thread, as the HTTP route does): it stops at
+    // the next progress step, well before the end of a long stream.
+    let long: Vec<Pkt> = (0..40u64)
+        .flat_map(|k| {
+            traffic().into_iter().map(move |p| Pkt {
+                ts: p.ts + k * 60_000_000_000,
+                data: p.data,
+            })
+        })
+        .collect();
+    let (_d2, r2) = store_with(&long, true);
+    let p = Arc::new(wirecap_query::Progress::default());
+    let watcher = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            while p.examined() == 0 {
+                std::thread::yield_now();
+            }
+            p.cancel();
+        })
+    };
+    let e = wirecap_query::analyze_with(&r2, r2.full_range(), None, &opts, &p).unwrap_err();
+    watcher.join().unwrap();
+    assert!(matches!(e, wirecap_query::Error::Cancelled), "{e}");
+    assert!(
+        p.examined() < p.total(),
+        "stopped early: {} of {}",
+        p.examined(),
+        p.total()
+    );
+}

@@ -54,9 +54,12 @@ pub struct CaptureArgs {
     /// Block retire timeout in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub retire_ms: u32,
-    /// Bytes kept per packet.
+    /// Bytes kept per packet (the original length is kept).
     #[arg(long, default_value_t = 262_144)]
     pub snaplen: u32,
+    /// Capture filter in tcpdump syntax, compiled into the socket (interface captures).
+    #[arg(long, value_name = "EXPR", requires = "interface")]
+    pub bpf: Option<String>,
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,
@@ -109,7 +112,17 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<()> {
             "cpu" => FanoutMode::Cpu,
             other => anyhow::bail!("--fanout {other:?}: expected hash or cpu"),
         };
+        // The same checks and compile as `wirecap serve --bpf`.
+        let filter = wirecap_appliance::capture_settings::CaptureSettings::check(
+            &wirecap_appliance::capture_settings::CaptureOptions {
+                bpf: args.bpf.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("--bpf: {}", e.why))?
+        .filter;
         let ring = RingConfig {
+            filter,
             block_size: args
                 .block_kib
                 .checked_mul(1024)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use wirecap_appliance::capture_settings::{CaptureOptions, CaptureSettings};
 use wirecap_appliance::config::ForwardChoice;
 use wirecap_appliance::{ServeArgs, SourceChoice};
 
@@ -15,7 +16,9 @@ certificate kept in DIR/tls). On first start the user admin gets its password fr
 WIRECAP_ADMIN_PASSWORD, or a generated one printed once and kept in DIR/initial-admin-password.\n\
 Without --interface (or [capture] in DIR/wirecap.toml) it captures synthetic traffic.\n\
 With --inline it forwards between --forward pairs on the interface (bump in the wire), and a \
-capture records the forwarded packets in --capture-mode.\n\n\
+capture records the forwarded packets in --capture-mode.\n--bpf, --snaplen, --threads, --fanout, --blocks and --block-kib set up interface captures \
+(as [capture] bpf, snaplen, … in wirecap.toml, and the Config page); /api/v1/status shows them \
+under capture_settings.\n\n\
 Example:\n  WIRECAP_ADMIN_PASSWORD=secret wirecap serve --data /var/lib/wirecap --http 127.0.0.1:8080\n  \
 curl -u admin:secret \"http://127.0.0.1:8080/sysmaster/status\"\n  \
 wirecap serve --data /var/lib/wirecap --interface eth1 --inline 10.9.0.1/24 --forward 10.9.0.2=10.9.0.3 --capture-mode inline"
@@ -53,6 +56,25 @@ pub struct ServeArgsCli {
     /// appliance; the default) or both
     #[arg(long, value_name = "MODE", requires = "inline")]
     capture_mode: Option<String>,
+    /// Capture filter in tcpdump syntax, compiled into the capture socket: other packets
+    /// are never copied (interface captures; also [capture] bpf and the Config page)
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// Bytes kept per packet, 64 to 262144 (the original length is kept)
+    #[arg(long, value_name = "BYTES")]
+    snaplen: Option<u32>,
+    /// Capture threads: sockets of one PACKET_FANOUT group (default 1)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// How fanout spreads packets over the threads: hash (a flow stays on one) or cpu
+    #[arg(long, value_name = "hash|cpu")]
+    fanout: Option<String>,
+    /// Ring blocks per capture thread (default 32)
+    #[arg(long, value_name = "N")]
+    blocks: Option<u32>,
+    /// Ring block size in KiB (default 1024)
+    #[arg(long, value_name = "KIB")]
+    block_kib: Option<u32>,
 }
 
 pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
@@ -73,6 +95,17 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let capture = CaptureOptions {
+        bpf: a.bpf,
+        snaplen: a.snaplen,
+        threads: a.threads,
+        fanout: a.fanout,
+        blocks: a.blocks,
+        block_kib: a.block_kib,
+    };
+    // Checked here too, so a wrong flag is named as the flag.
+    CaptureSettings::check(&capture)
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.why))?;
     let data = a.data.clone();
     wirecap_http::run(ServeArgs {
         data: a.data,
@@ -80,6 +113,7 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
         https: a.https,
         source,
         forward,
+        capture,
     })
     .with_context(|| format!("serve --data {}", data.display()))?;
     Ok(ExitCode::SUCCESS)

@@ -182,23 +182,19 @@ impl Net {
         self.serve_with("10.9.0.1/24", &[&format!("{A}={B}")], mode);
     }
 
-    /// [`Self::serve`] with another capture address and other pairs.
-    fn serve_with(&mut self, inline: &str, pairs: &[&str], mode: &str) {
+    /// `wirecap serve` on the appliance's eth0 without forwarding (turned on live later).
+    fn serve_plain(&mut self) {
+        self.spawn_serve(&[]);
+    }
+
+    /// `wirecap serve --interface eth0 ARGS…` in the appliance namespace, answering.
+    fn spawn_serve(&mut self, args: &[&str]) {
         let out = std::fs::File::create(self.path("serve.log")).expect("log");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns("app"), BIN, "serve", "--data"])
             .arg(self.data())
-            .args([
-                "--http",
-                "127.0.0.1:8080",
-                "--interface",
-                "eth0",
-                "--inline",
-                inline,
-                "--capture-mode",
-                mode,
-            ])
-            .args(pairs.iter().flat_map(|p| ["--forward", p]))
+            .args(["--http", "127.0.0.1:8080", "--interface", "eth0"])
+            .args(args)
             .env("WIRECAP_ADMIN_PASSWORD", PW)
             .env_remove("RUST_LOG")
             .stdout(out.try_clone().expect("log"))
@@ -221,6 +217,13 @@ impl Net {
             "wirecap serve did not answer:\n{}",
             self.log("serve.log")
         );
+    }
+
+    /// [`Self::serve`] with another capture address and other pairs.
+    fn serve_with(&mut self, inline: &str, pairs: &[&str], mode: &str) {
+        let mut args = vec!["--inline", inline, "--capture-mode", mode];
+        args.extend(pairs.iter().flat_map(|p| ["--forward", *p]));
+        self.spawn_serve(&args);
         // Both peers resolved: the forwarder asks at start, the hosts answer at once.
         let resolved = wait_until(Duration::from_secs(10), || {
             let f = self.forward();
@@ -1371,3 +1374,88 @@ while time.time() < deadline and (role == 'b' or got < count):
             got += 1
 print('replies', got, flush=True)
 "#;
+
+#[test]
+fn forwarding_is_turned_on_and_off_live_and_the_running_capture_follows() {
+    need_root!();
+    let mut n = Net::new("l");
+    n.serve_plain();
+    assert_eq!(n.forward()["enabled"], false);
+    // Nothing answers for the capture IP yet.
+    let out = n.ping(&["-c", "2", "-i", "0.2", "-W", "1", CAPTURE_IP]);
+    assert_eq!(received(&out), 0, "{out}");
+    // Those pings wait in A's neighbour queue for an ARP answer; drop them, so that only
+    // the pings below are forwarded.
+    n.exec("a", &["ip", "neigh", "flush", "all"]);
+    // A capture of the interface itself runs while forwarding is turned on.
+    n.start_capture("live");
+    let first = n.json("/api/v1/status")["capture"]["stream"]
+        .as_str()
+        .expect("a stream")
+        .to_owned();
+    let on = n.put_forward(&format!(
+        r#"{{"enabled": true, "inline": "10.9.0.1/24", "pairs": ["{A}={B}"], "capture_mode": "inline"}}"#
+    ));
+    assert_eq!(on["enabled"], true, "{on}");
+    assert_eq!(on["interface"], "eth0", "{on}");
+    let second = on["capture_restarted"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the capture was not restarted: {on}"))
+        .to_owned();
+    assert_ne!(first, second);
+    assert!(
+        wait_until(Duration::from_secs(10), || n.forward()["neighbours"]
+            .as_array()
+            .is_some_and(
+                |v| v.len() == 2 && v.iter().all(|x| x["mac"].is_string())
+            )),
+        "peers not resolved: {}",
+        n.forward()
+    );
+    let out = n.ping(&["-c", "5", "-i", "0.2", "-W", "2", CAPTURE_IP]);
+    assert_eq!(received(&out), 5, "forwarded through the capture IP: {out}");
+    assert_eq!(n.settled_forwarded(), 10);
+    let toml = std::fs::read_to_string(n.data().join("wirecap.toml")).unwrap();
+    assert!(toml.contains("inline = \"10.9.0.1/24\""), "{toml}");
+
+    // Off: the capture continues on the interface in a third stream, nothing is relayed.
+    let off = n.put_forward(r#"{"enabled": false}"#);
+    assert_eq!(off["enabled"], false, "{off}");
+    assert_eq!(
+        off["pairs"][0],
+        format!("{A}={B}"),
+        "the settings are kept: {off}"
+    );
+    let third = off["capture_restarted"]
+        .as_str()
+        .expect("restarted")
+        .to_owned();
+    let out = n.ping(&["-c", "2", "-i", "0.2", "-W", "1", CAPTURE_IP]);
+    assert_eq!(received(&out), 0, "{out}");
+    assert_eq!(n.stop_capture(), third);
+    let toml = std::fs::read_to_string(n.data().join("wirecap.toml")).unwrap();
+    assert!(toml.contains("enabled = false"), "{toml}");
+
+    // The forwarded stream holds the 5 requests and 5 replies between A and B (inline).
+    let meta = n.json(&format!("/api/v1/streams/{second}"));
+    assert_eq!(meta["capture_mode"], "inline", "{meta}");
+    let pkts = tshark(&n.export(&second));
+    let icmp: Vec<&Pkt> = pkts.iter().filter(|p| p.proto == "1").collect();
+    assert_eq!(icmp.len(), 10, "{pkts:?}");
+    assert!(
+        icmp.iter()
+            .all(|p| (p.src == A && p.dst == B) || (p.src == B && p.dst == A)),
+        "{icmp:?}"
+    );
+    // The interface capture after it recorded A's unanswered tries (pings on a cached
+    // MAC, or ARP requests for the capture IP), straight off the wire.
+    let seen = tcpdump_read(&n.export(&third), &["src", "host", A]);
+    assert!(
+        seen.lines().any(|l| l.contains(CAPTURE_IP)),
+        "the interface capture saw nothing of A: {seen}"
+    );
+    // On again from the saved settings alone.
+    let on = n.put_forward(r#"{"enabled": true}"#);
+    assert_eq!(on["enabled"], true, "{on}");
+    assert_eq!(on["pairs"][0], format!("{A}={B}"), "{on}");
+}

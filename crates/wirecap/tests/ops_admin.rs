@@ -140,6 +140,8 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
         ("DELETE", "/api/v1/session"),
         ("POST", "/api/v1/ui/filter/check"),
         ("POST", "/api/v1/ui/streams/{name}/analysis"),
+        ("POST", "/api/v1/ui/streams/{name}/analyses"),
+        ("DELETE", "/api/v1/ui/analyses/{id}"),
     ];
     let mut checked = 0;
     for (method, path) in wirecap_http::routes() {

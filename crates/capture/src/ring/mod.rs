@@ -7,8 +7,11 @@
 //! block back by writing `TP_STATUS_KERNEL`; it calls `poll(2)` only when the next block is
 //! not ready.
 //!
-//! Options: block size and count, retire timeout, snaplen (a one-instruction BPF program
-//! `ret #snaplen` so the kernel copies no more), promiscuous mode
+//! Options: block size and count, retire timeout, a capture filter (a classic BPF program
+//! attached with `SO_ATTACH_FILTER`, so packets it rejects are never copied into the
+//! ring), snaplen (the filter's accepting returns cut to it, or the one-instruction
+//! program `ret #snaplen`, so the kernel copies no more; `tp_len` keeps the wire length),
+//! promiscuous mode
 //! (`PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC`, undone by the kernel when the socket
 //! closes), `PACKET_FANOUT` (hash or cpu) across several sockets, hardware timestamps
 //! (`SIOCSHWTSTAMP` + `PACKET_TIMESTAMP`/`SOF_TIMESTAMPING_RAW_HARDWARE`, falling back to the
@@ -50,6 +53,81 @@ pub enum Timestamps {
     Software,
 }
 
+/// One classic BPF instruction as the kernel takes it (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockInsn {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Constant operand.
+    pub k: u32,
+}
+
+/// A capture filter: the program attached to the socket and the expression it was
+/// compiled from (kept with the stream and shown in the status). This crate never
+/// compiles expressions; `wirecap-filter` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketFilter {
+    /// The expression, as the operator wrote it.
+    pub expr: String,
+    /// The compiled program; its accepting returns are cut to the snaplen at attach time.
+    pub program: Vec<SockInsn>,
+}
+
+/// The most instructions the kernel accepts in a classic BPF program (`BPF_MAXINSNS`).
+pub const MAX_FILTER_INSNS: usize = 4096;
+
+/// The largest snaplen; at it no program is attached for slicing.
+pub const MAX_SNAPLEN: u32 = 262_144;
+
+const BPF_RET_K: u16 = 0x06;
+const BPF_RET_A: u16 = 0x16;
+
+/// The program to attach for `filter` and `snaplen`, `None` when nothing needs attaching.
+/// Each accepting `ret #k` becomes `ret #min(k, snaplen)`: the kernel copies what the
+/// filter returns, so the filter and the slicing are one program and one pass.
+pub fn socket_program(
+    filter: Option<&SocketFilter>,
+    snaplen: u32,
+) -> std::result::Result<Option<Vec<SockInsn>>, String> {
+    let Some(f) = filter else {
+        return Ok((snaplen < MAX_SNAPLEN).then(|| {
+            vec![SockInsn {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: snaplen,
+            }]
+        }));
+    };
+    if f.program.is_empty() || f.program.len() > MAX_FILTER_INSNS {
+        return Err(format!(
+            "capture filter {:?} compiles to {} instructions; the kernel takes 1 to {MAX_FILTER_INSNS}",
+            f.expr,
+            f.program.len()
+        ));
+    }
+    f.program
+        .iter()
+        .map(|i| match i.code {
+            BPF_RET_K => Ok(SockInsn {
+                k: i.k.min(snaplen),
+                ..*i
+            }),
+            // A return of the accumulator cannot be cut to the snaplen here.
+            BPF_RET_A => Err(format!(
+                "capture filter {:?}: a program returning A cannot be sliced to the snaplen",
+                f.expr
+            )),
+            _ => Ok(*i),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 /// Default ring block size: 1 MiB (about 650 full-size frames).
 pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 /// Default number of ring blocks. The ring only has to cover the moments the capture
@@ -73,6 +151,8 @@ pub struct RingConfig {
     pub retire_timeout_ms: u32,
     /// Largest number of bytes kept per packet.
     pub snaplen: u32,
+    /// The capture filter attached to the socket, if any.
+    pub filter: Option<SocketFilter>,
     /// Put the interface in promiscuous mode while the socket is open.
     pub promiscuous: bool,
     /// Timestamp source.
@@ -95,7 +175,8 @@ impl RingConfig {
             block_size: DEFAULT_BLOCK_SIZE,
             block_count: DEFAULT_BLOCK_COUNT,
             retire_timeout_ms: 100,
-            snaplen: 262_144,
+            snaplen: MAX_SNAPLEN,
+            filter: None,
             promiscuous: true,
             timestamps: Timestamps::PreferHardware,
             fanout: FanoutMode::Hash,
@@ -125,6 +206,13 @@ impl RingConfig {
                 self.snaplen
             )));
         }
+        if self.snaplen > MAX_SNAPLEN {
+            return Err(Error::Config(format!(
+                "snaplen {} is above {MAX_SNAPLEN}",
+                self.snaplen
+            )));
+        }
+        socket_program(self.filter.as_ref(), self.snaplen).map_err(Error::Config)?;
         if self.interface.is_empty() || self.interface.len() >= libc::IFNAMSIZ {
             return Err(Error::NoSuchInterface(self.interface.clone()));
         }
@@ -236,16 +324,22 @@ impl RingSource {
             setsockopt(raw, libc::SOL_PACKET, libc::PACKET_TIMESTAMP, &req)
                 .map_err(os_err("setsockopt(PACKET_TIMESTAMP)", ifname))?;
         }
-        if config.snaplen < 262_144 {
-            // ret #snaplen: the kernel copies at most snaplen bytes into the ring.
-            let prog = [libc::sock_filter {
-                code: 0x06,
-                jt: 0,
-                jf: 0,
-                k: config.snaplen,
-            }];
+        // Before the bind: the socket queues nothing until then, so no packet escapes the
+        // filter or the slicing.
+        if let Some(program) =
+            socket_program(config.filter.as_ref(), config.snaplen).map_err(Error::Config)?
+        {
+            let prog: Vec<libc::sock_filter> = program
+                .iter()
+                .map(|i| libc::sock_filter {
+                    code: i.code,
+                    jt: i.jt,
+                    jf: i.jf,
+                    k: i.k,
+                })
+                .collect();
             let fprog = libc::sock_fprog {
-                len: 1,
+                len: prog.len() as u16,
                 filter: prog.as_ptr().cast_mut(),
             };
             setsockopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
@@ -390,5 +484,77 @@ impl Source for RingSource {
     fn stats(&mut self) -> Result<SourceStats> {
         self.read_kernel_stats()?;
         Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insn(code: u16, k: u32) -> SockInsn {
+        SockInsn {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    #[test]
+    fn the_socket_program_is_the_filter_with_its_returns_cut_to_the_snaplen() {
+        assert_eq!(socket_program(None, MAX_SNAPLEN), Ok(None));
+        assert_eq!(
+            socket_program(None, 96),
+            Ok(Some(vec![insn(BPF_RET_K, 96)]))
+        );
+        // ldh [12]; jeq #0x800 → ret #262144 else ret #0
+        let f = SocketFilter {
+            expr: "ip".into(),
+            program: vec![
+                insn(0x28, 12),
+                SockInsn {
+                    code: 0x15,
+                    jt: 0,
+                    jf: 1,
+                    k: 0x800,
+                },
+                insn(BPF_RET_K, 262_144),
+                insn(BPF_RET_K, 0),
+            ],
+        };
+        let p = socket_program(Some(&f), 128).unwrap().unwrap();
+        assert_eq!(p[..2], f.program[..2]);
+        assert_eq!(p[2], insn(BPF_RET_K, 128));
+        assert_eq!(p[3], insn(BPF_RET_K, 0), "a rejecting return stays 0");
+        let p = socket_program(Some(&f), MAX_SNAPLEN).unwrap().unwrap();
+        assert_eq!(p, f.program);
+        let ret_a = SocketFilter {
+            expr: "odd".into(),
+            program: vec![insn(BPF_RET_A, 0)],
+        };
+        assert!(
+            socket_program(Some(&ret_a), 96)
+                .unwrap_err()
+                .contains("returning A")
+        );
+        let huge = SocketFilter {
+            expr: "huge".into(),
+            program: vec![insn(BPF_RET_K, 1); MAX_FILTER_INSNS + 1],
+        };
+        assert!(
+            socket_program(Some(&huge), 96)
+                .unwrap_err()
+                .contains("4096")
+        );
+        let cfg = RingConfig {
+            filter: Some(huge),
+            ..RingConfig::new("eth0")
+        };
+        assert!(matches!(cfg.check(), Err(Error::Config(m)) if m.contains("4096")));
+        let cfg = RingConfig {
+            snaplen: MAX_SNAPLEN + 1,
+            ..RingConfig::new("eth0")
+        };
+        assert!(cfg.check().is_err());
     }
 }

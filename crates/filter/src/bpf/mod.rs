@@ -84,6 +84,57 @@ fn linktype_to_dlt(linktype: u16) -> i32 {
     }
 }
 
+/// The most instructions a Linux socket filter may have (`BPF_MAXINSNS`).
+pub const SOCKET_MAX_INSNS: usize = 4096;
+
+/// Compiles `expr` (tcpdump syntax) into a classic BPF program for a Linux packet socket
+/// on an Ethernet interface (`SO_ATTACH_FILTER`): the capture filter. Its accepting
+/// returns are [`SNAPLEN`]; the capture cuts them to its snaplen.
+///
+/// What the kernel's filter cannot see the same way is refused, never compiled to
+/// something that means another thing: the kernel takes the outer VLAN tag off a frame
+/// before socket filters run (libpcap's live captures test it with ancillary loads that a
+/// compile for a link type cannot emit), so an expression naming `vlan` is refused; so is
+/// one that matches no packet at all (libpcap's "expression rejects all packets"), and
+/// one longer than the kernel takes.
+pub fn socket_program(expr: &str) -> Result<Vec<Insn>, FilterError> {
+    let refuse = |why: String| FilterError::new(ErrorKind::Bpf, why, expr, None);
+    if expr.trim().is_empty() {
+        return Err(refuse("the capture filter is empty".into()));
+    }
+    if expr
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w.eq_ignore_ascii_case("vlan"))
+    {
+        return Err(refuse(
+            "a capture filter cannot test VLAN tags (the kernel removes the outer tag before              the socket filter runs; tagged frames are matched on what follows the tag):              leave `vlan` out here, and filter stored captures with it (--bpf on export)"
+                .into(),
+        ));
+    }
+    let insns = ffi::compile(expr, 1, SNAPLEN).map_err(|e| {
+        if e.0.contains("expression rejects all packets") {
+            refuse(format!(
+                "this capture filter matches no packet ({}); nothing would be captured",
+                e.0
+            ))
+        } else {
+            refuse(e.0)
+        }
+    })?;
+    vm::Program::new(insns.clone()).map_err(|e| {
+        refuse(format!(
+            "libpcap produced a program that does not validate: {e}"
+        ))
+    })?;
+    if insns.len() > SOCKET_MAX_INSNS {
+        return Err(refuse(format!(
+            "the capture filter compiles to {} instructions; the kernel takes at most {SOCKET_MAX_INSNS}",
+            insns.len()
+        )));
+    }
+    Ok(insns)
+}
+
 impl BpfFilter {
     /// Compiles `expr` for packets of `LINKTYPE_*` value `linktype`.
     pub fn compile(expr: &str, linktype: u16) -> Result<Self, FilterError> {
@@ -163,6 +214,23 @@ mod tests {
         assert!(e.message().contains("syntax error"), "{e}");
         let e = BpfFilter::compile("a\0b", 1).expect_err("NUL");
         assert!(e.message().contains("NUL"));
+    }
+
+    #[test]
+    fn socket_programs_compile_and_refuse_what_the_kernel_would_see_otherwise() {
+        let p = socket_program("udp port 53").expect("compiles");
+        let f = BpfFilter::compile("udp port 53", 1).expect("compiles");
+        assert_eq!(p, f.insns());
+        for (bad, why) in [
+            ("vlan 100 and udp", "VLAN"),
+            ("udp or (VLAN)", "VLAN"),
+            ("ip and ip6", "matches no packet"),
+            ("tcp prt 80", "syntax error"),
+            ("  ", "empty"),
+        ] {
+            let e = socket_program(bad).expect_err(bad);
+            assert!(e.message().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use wirecap_appliance::api::Link;
+use wirecap_appliance::capture_settings::{CaptureOptions, CaptureSettings, CaptureSettingsState};
 use wirecap_appliance::{config, forward};
 use wirecap_store::timefmt::rfc3339;
 
@@ -98,7 +99,7 @@ pub(crate) async fn api_config(State(app): State<Shared>) -> Response {
     json_ok(&Config {
         apply_hostname_to_os: s.apply_hostname_to_os,
         data: s.data.clone(),
-        forward: app.engine.forwarder().map(forward::forward_json),
+        forward: app.engine.forwarder().as_deref().map(forward::forward_json),
         hostname: app.hostname(),
         http: s.http.clone(),
         https: s.https.clone(),
@@ -132,26 +133,32 @@ pub struct Config {
     pub tls_cert: Option<std::path::PathBuf>,
 }
 
-fn no_forwarder() -> ApiError {
-    ApiError::conflict(
-        "forwarding is not running: start wirecap serve with --interface IF --inline ADDR/PREFIX --forward A=B (or [forward] in wirecap.toml)",
-    )
+/// The saved `[forward]` of `wirecap.toml` (empty when the file cannot be read).
+fn saved_forward(dir: &std::path::Path) -> config::ForwardConfig {
+    config::FileConfig::load(dir)
+        .map(|c| c.forward)
+        .unwrap_or_default()
 }
 
 #[utoipa::path(get, path = "/api/v1/forward", tag = "capture",
-    responses((status = 200, body = serde_json::Value, description = "the inline forwarder, or `{\"enabled\": false}`"), (status = "default", body = ErrorBody)))]
+    responses((status = 200, body = serde_json::Value, description = "the inline forwarder, or `{\"enabled\": false}` with the saved settings"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_forward(State(app): State<Shared>) -> Result<Response, ApiError> {
-    match app.engine.forwarder() {
-        Some(f) => Ok(json_ok(&forward::forward_json(f))),
-        None => Ok(json_ok(&json!({"enabled": false}))),
-    }
+    let a = app.clone();
+    blocking(move || {
+        Ok(match a.engine.forwarder() {
+            Some(f) => json_ok(&forward::forward_json(&f)),
+            None => json_ok(&forward::off_json(&saved_forward(&a.settings.data))),
+        })
+    })
+    .await
 }
 
-/// Changes the capture IP, the pairs or the capture mode of the running forwarder and
-/// keeps them in `wirecap.toml`. The mode is recorded with each stream, so it cannot
-/// change while a capture runs.
+/// Turns forwarding on or off and changes its capture IP, pairs or capture mode, at
+/// once and kept in `wirecap.toml`. Turning it on or off seals a running capture and
+/// starts it again (it records the forwarder's packets, or the interface's); the mode is
+/// recorded with each stream, so it cannot change while a capture runs.
 #[utoipa::path(put, path = "/api/v1/forward", tag = "capture",
-    request_body(content = serde_json::Value, description = "any of `inline`, `pairs` (`A=B`…), `capture_mode`"),
+    request_body(content = serde_json::Value, description = "any of `enabled`, `inline`, `pairs` (`A=B`…), `capture_mode`"),
     responses((status = 200, body = serde_json::Value), (status = "default", body = ErrorBody)))]
 pub(crate) async fn api_forward_put(
     State(app): State<Shared>,
@@ -160,27 +167,108 @@ pub(crate) async fn api_forward_put(
     let engine = app.engine.clone();
     let dir = app.settings.data.clone();
     blocking(move || {
-        let f = engine.forwarder().ok_or_else(no_forwarder)?;
-        let current = f.settings();
-        let c = forward::merge(&current, &v).map_err(ApiError::bad_request)?;
-        if c.mode != current.mode && engine.capturing() {
-            return Err(ApiError::conflict(
-                "a capture is running: stop it before changing the capture mode (each stream records one mode)",
-            )
-            );
-        }
-        let pairs: Vec<String> = c.pairs.iter().map(ToString::to_string).collect();
-        config::update(&dir, "forwarding changed through PUT /api/v1/forward", |fc| {
-            fc.forward.inline = Some(c.inline.to_string());
-            fc.forward.pairs = pairs.clone();
-            fc.forward.capture_mode = Some(c.mode.as_str().to_owned());
+        let running = engine.forwarder();
+        let current = match &running {
+            Some(f) => forward::config_of(&f.settings()),
+            None => saved_forward(&dir),
+        };
+        let (enabled, next) = forward::merge(&current, &v).map_err(ApiError::bad_request)?;
+        let on = enabled.unwrap_or(running.is_some());
+        let choice = next.saved().map_err(ApiError::bad_request)?.filter(|_| on);
+        let restarted = engine.set_forwarding(choice.as_ref())?;
+        let why = if on {
+            "forwarding set through PUT /api/v1/forward (the Config page)"
+        } else {
+            "forwarding turned off through PUT /api/v1/forward (the Config page)"
+        };
+        config::update(&dir, why, |fc| {
+            fc.forward = config::ForwardConfig {
+                enabled: (!on && next.inline.is_some()).then_some(false),
+                ..next.clone()
+            };
             Ok(())
         })
         .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")))?;
-        f.reconfigure(c.inline, c.pairs.clone(), c.mode)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        tracing::info!(capture_ip = %c.inline, pairs = %pairs.join(" "), capture_mode = %c.mode, "forwarding changed");
-        Ok(json_ok(&forward::forward_json(f)))
+        tracing::info!(
+            on,
+            capture_ip = next.inline.as_deref().unwrap_or("-"),
+            pairs = %next.pairs.join(" "),
+            capture_mode = next.capture_mode.as_deref().unwrap_or("inline"),
+            "forwarding changed"
+        );
+        let mut answer = match engine.forwarder() {
+            Some(f) => forward::forward_json(&f),
+            None => forward::off_json(&next),
+        };
+        if let Some(r) = restarted.and_then(|i| i.stored) {
+            answer["capture_restarted"] = json!(r);
+        }
+        Ok(json_ok(&answer))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/capture/settings", tag = "capture",
+    responses((status = 200, body = CaptureSettingsState), (status = "default", body = ErrorBody)))]
+pub(crate) async fn api_capture_settings(State(app): State<Shared>) -> Response {
+    json_ok(&app.engine.capture_settings_state())
+}
+
+/// What a change of the capture settings did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettingsAnswer {
+    /// For a person.
+    pub message: String,
+    /// The stream a running capture went on in (it was sealed and started again).
+    pub restarted: Option<String>,
+    /// What is in force now.
+    pub settings: CaptureSettingsState,
+}
+
+/// Replaces the capture settings (absent keys: the defaults), keeps them in
+/// `[capture]` of `wirecap.toml` and applies them at once: a running interface capture
+/// is sealed and started again with them.
+#[utoipa::path(put, path = "/api/v1/capture/settings", tag = "capture", request_body = CaptureOptions,
+    responses((status = 200, body = CaptureSettingsAnswer), (status = "default", body = ErrorBody)))]
+pub(crate) async fn api_capture_settings_put(
+    State(app): State<Shared>,
+    Json(o): Json<CaptureOptions>,
+) -> Result<Response, ApiError> {
+    let a = app.clone();
+    blocking(move || {
+        let checked =
+            CaptureSettings::check(&o).map_err(|e| ApiError::field(e.field, e.to_string()))?;
+        config::update(
+            &a.settings.data,
+            "capture settings changed through PUT /api/v1/capture/settings (the Config page)",
+            |c| {
+                c.capture.set_options(&o);
+                Ok(())
+            },
+        )
+        .map_err(|e| ApiError::internal(format!("cannot save wirecap.toml: {e}")))?;
+        let restarted = a
+            .engine
+            .set_capture_settings(checked)?
+            .and_then(|i| i.stored);
+        let settings = a.engine.capture_settings_state();
+        let message = match (&restarted, settings.applies) {
+            (Some(r), _) => format!(
+                "Applied: the running capture was sealed and continues as {r} with these settings."
+            ),
+            (None, true) => "Applied: captures start with these settings.".to_owned(),
+            (None, false) => format!(
+                "Saved: they apply to captures of an interface (now: {}).",
+                a.engine.describe_source()
+            ),
+        };
+        tracing::info!(settings = ?o, "capture settings changed");
+        Ok(json_ok(&CaptureSettingsAnswer {
+            message,
+            restarted,
+            settings,
+        }))
     })
     .await
 }

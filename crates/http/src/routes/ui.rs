@@ -16,13 +16,16 @@
 //! | `GET /api/v1/ui/history?seconds=N` | `{interval_s, t, bps, pps, drops}` columns, at most 360 points |
 //! | `GET /api/v1/ui/system` | hostname, version, disk total/free, oldest packet on disk |
 //! | `GET /api/v1/ui/interfaces` | every interface with its counters, and which one captures |
-//! | `PUT /api/v1/ui/capture/interface` | `{interface}`: writes it to `wirecap.toml` for the next start |
+//! | `PUT /api/v1/ui/capture/interface` | `{interface}`: captures from it at once (a running capture is sealed and continues on it) and writes it to `wirecap.toml` |
 //! | `POST /api/v1/ui/streams/{name}/analysis` | `{filter?, bpf?, start?, stop?}` → `wirecap_query::Analysis` (protocols, talkers, ports, flows, series) |
+//! | `POST /api/v1/ui/streams/{name}/analyses` | the same, in the background: `{id, state, examined, total, fraction}` (202) |
+//! | `GET /api/v1/ui/analyses/{id}` | its progress, then its result (`state`: running, done, cancelled, failed) |
+//! | `DELETE /api/v1/ui/analyses/{id}` | cancels it |
 //! | `POST /api/v1/ui/filter/check` | `{language: appliance\|bpf, text}` → `{ok}` or `{ok: false, error: {kind, message, offset, column}}` |
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -31,7 +34,7 @@ use wirecap_store::{Listed, StreamInfo, View, now_ns, validate_stored_name};
 
 use wirecap_appliance::api::{Damaged, Link};
 use wirecap_appliance::catalog::Catalog;
-use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig, SourceChoice};
+use wirecap_appliance::config::{self, CONFIG_FILE, FileConfig};
 use wirecap_appliance::os::disk_space;
 use wirecap_appliance::retention::RetentionStatus;
 
@@ -504,10 +507,7 @@ fn retention_text(r: &RetentionStatus) -> String {
 }
 
 fn capture_interface(app: &Shared) -> Option<String> {
-    match app.engine.source() {
-        SourceChoice::Interface(i) => Some(i.clone()),
-        _ => None,
-    }
+    app.engine.interface()
 }
 
 #[utoipa::path(get, path = "/api/v1/ui/interfaces", tag = "ui", responses((status = 200, body = UiInterfaces), (status = "default", body = ErrorBody)))]
@@ -543,7 +543,7 @@ pub(crate) async fn interfaces(State(app): State<Shared>) -> Result<Response, Ap
 /// `PUT /api/v1/ui/capture/interface`.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct InterfaceChoice {
-    /// The interface to capture from after the next start.
+    /// The interface to capture from, from now on.
     pub interface: String,
 }
 
@@ -581,18 +581,19 @@ pub(crate) async fn set_interface(
             .interfaces()
             .map_err(|e| ApiError::internal(format!("cannot read interfaces: {e}")))?;
         if !known.contains(&name) {
-            return Err(ApiError::bad_request(format!("no interface named {}", wirecap_appliance::short(&name))));
+            return Err(ApiError::bad_request(format!(
+                "no interface named {}",
+                wirecap_appliance::short(&name)
+            )));
         }
+        // Live first: a refused switch (forwarding on another interface) changes nothing.
+        let restarted = a.engine.switch_interface(&name)?;
         config::write_capture_interface(&a.settings.data, &name).map_err(ApiError::internal)?;
-        let now = capture_interface(&a);
-        Ok(if now.as_deref() == Some(name.as_str()) {
-            format!("{name} is the capture interface.")
-        } else {
-            format!(
-                "Saved: wirecap captures from {name} after the next restart of `wirecap serve` \
-                 (now: {}). A --interface, --replay or --synthetic flag on the command line still wins.",
-                a.engine.describe_source()
-            )
+        Ok(match restarted.and_then(|i| i.stored) {
+            Some(r) => format!(
+                "Capturing from {name} now: the running capture was sealed and continues as {r}."
+            ),
+            None => format!("Capturing from {name} now (saved in {CONFIG_FILE})."),
         })
     })
     .await?;
@@ -640,46 +641,245 @@ fn analyze_options() -> wirecap_query::AnalyzeOptions {
     }
 }
 
+/// The checked request of an analysis: stream, filters, time bounds.
+#[derive(Clone)]
+struct AnalysisQuery {
+    name: String,
+    filter: Option<String>,
+    bpf: Option<String>,
+    start: Option<u64>,
+    stop: Option<u64>,
+}
+
+impl AnalysisQuery {
+    fn of(name: &str, v: AnalysisRequest) -> Result<Self, ApiError> {
+        let name = name_of(name)?;
+        let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        let bound = |k: &str, s: Option<String>| -> Result<Option<u64>, ApiError> {
+            given(s)
+                .map(|s| wirecap_store::timefmt::parse_time(&s))
+                .transpose()
+                .map_err(|e| ApiError::field(k, format!("{k}: {e}")))
+        };
+        Ok(Self {
+            name,
+            filter: given(v.filter),
+            bpf: given(v.bpf),
+            start: bound("start", v.start)?,
+            stop: bound("stop", v.stop)?,
+        })
+    }
+
+    /// Opens the stream and compiles the filters (blocking): the mistakes a request can
+    /// make, found before any work.
+    fn open(
+        &self,
+        store: &wirecap_store::Store,
+    ) -> Result<(wirecap_store::StreamReader, Option<wirecap_query::Filter>), ApiError> {
+        let reader = store.open_stream(&self.name)?;
+        let f = wirecap_query::compile(
+            self.filter.as_deref(),
+            self.bpf.as_deref(),
+            reader.link_type(),
+            wirecap_query::today_utc(now_ns()),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((reader, f))
+    }
+
+    /// Runs the analysis (blocking), reporting to `progress`.
+    fn run(
+        &self,
+        store: &wirecap_store::Store,
+        progress: &wirecap_query::Progress,
+    ) -> Result<Value, ApiError> {
+        let started = std::time::Instant::now();
+        let (reader, f) = self.open(store)?;
+        let range = reader.time_range(self.start, self.stop)?;
+        let a =
+            wirecap_query::analyze_with(&reader, range, f.as_ref(), &analyze_options(), progress)
+                .map_err(|e| match e {
+                wirecap_query::Error::Store(e) => ApiError::from(e),
+                wirecap_query::Error::Cancelled => {
+                    ApiError::new(StatusCode::CONFLICT, "the analysis was cancelled")
+                }
+                other => ApiError::internal(other.to_string()),
+            })?;
+        let mut v = serde_json::to_value(&a).map_err(|e| ApiError::internal(e.to_string()))?;
+        v["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+        Ok(v)
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/ui/streams/{name}/analysis", tag = "ui", params(("name" = String, Path)), request_body = AnalysisRequest, responses((status = 200, body = serde_json::Value, description = "protocols, talkers, ports, flows, series"), (status = "default", body = ErrorBody)))]
 pub(crate) async fn analysis(
     State(app): State<Shared>,
     Path(name): Path<String>,
     Json(v): Json<AnalysisRequest>,
 ) -> Result<Response, ApiError> {
-    let name = name_of(&name)?;
-    let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-    let (filter, bpf) = (given(v.filter), given(v.bpf));
-    let bound = |k: &str, s: Option<String>| -> Result<Option<u64>, ApiError> {
-        given(s)
-            .map(|s| wirecap_store::timefmt::parse_time(&s))
-            .transpose()
-            .map_err(|e| ApiError::field(k, format!("{k}: {e}")))
-    };
-    let (start, stop) = (bound("start", v.start)?, bound("stop", v.stop)?);
+    let q = AnalysisQuery::of(&name, v)?;
     let store = app.engine.store().clone();
-    let out = blocking(move || {
-        let started = std::time::Instant::now();
-        let reader = store.open_stream(&name)?;
-        let range = reader.time_range(start, stop)?;
-        let f = wirecap_query::compile(
-            filter.as_deref(),
-            bpf.as_deref(),
-            reader.link_type(),
-            wirecap_query::today_utc(now_ns()),
-        )
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let a = wirecap_query::analyze(&reader, range, f.as_ref(), &analyze_options()).map_err(
-            |e| match e {
-                wirecap_query::Error::Store(e) => ApiError::from(e),
-                other => ApiError::internal(other.to_string()),
-            },
-        )?;
-        let mut v = serde_json::to_value(&a).map_err(|e| ApiError::internal(e.to_string()))?;
-        v["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
-        Ok(v)
-    })
-    .await?;
+    let out = blocking(move || q.run(&store, &wirecap_query::Progress::default())).await?;
     Ok(compact(&out))
+}
+
+/// An analysis running in the background (`POST …/analyses`): its progress, its cancel
+/// switch and, once it ends, its answer.
+struct AnalysisJob {
+    id: u64,
+    stream: String,
+    started: std::time::Instant,
+    progress: wirecap_query::Progress,
+    /// `None` while it runs.
+    outcome: std::sync::Mutex<Option<Result<Value, ApiError>>>,
+}
+
+/// The background analyses of this process, newest last; the oldest finished ones go
+/// beyond [`MAX_ANALYSES`]. (A process-wide table: a job is the browser's, not the
+/// appliance's, and outlives no restart.)
+static ANALYSES: std::sync::Mutex<Vec<std::sync::Arc<AnalysisJob>>> =
+    std::sync::Mutex::new(Vec::new());
+static NEXT_ANALYSIS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Analyses kept (running ones are never dropped).
+const MAX_ANALYSES: usize = 32;
+/// Analyses running at once; more are refused (each takes a core).
+const MAX_RUNNING_ANALYSES: usize = 4;
+
+/// How a background analysis is doing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisJobState {
+    pub id: u64,
+    pub stream: String,
+    /// `running`, `done`, `cancelled` or `failed`.
+    pub state: String,
+    /// Packets looked at, and in the range (skipped chunks are never looked at).
+    pub examined: u64,
+    pub total: u64,
+    /// `examined / total` (1 when done).
+    pub fraction: f64,
+    pub elapsed_ms: u64,
+    /// The analysis, when done (as `POST …/analysis` answers it).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl AnalysisJob {
+    fn state(&self) -> AnalysisJobState {
+        let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, result, error) = match outcome.as_ref() {
+            None => ("running", None, None),
+            Some(Ok(v)) => ("done", Some(v.clone()), None),
+            Some(Err(_)) if self.progress.cancelled() => ("cancelled", None, None),
+            Some(Err(e)) => ("failed", None, Some(e.message.clone())),
+        };
+        AnalysisJobState {
+            id: self.id,
+            stream: self.stream.clone(),
+            state: state.to_owned(),
+            examined: self.progress.examined(),
+            total: self.progress.total(),
+            fraction: if state == "done" {
+                1.0
+            } else {
+                self.progress.fraction()
+            },
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            result,
+            error,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+}
+
+fn analysis_job(id: u64) -> Result<std::sync::Arc<AnalysisJob>, ApiError> {
+    ANALYSES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|j| j.id == id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no analysis {id} (finished analyses are kept for a while only)"
+            ))
+        })
+}
+
+/// Starts an analysis in the background: the answer names it; `GET /api/v1/ui/analyses/{id}`
+/// shows its progress and then its result, `DELETE` cancels it.
+#[utoipa::path(post, path = "/api/v1/ui/streams/{name}/analyses", tag = "ui", params(("name" = String, Path)), request_body = AnalysisRequest, responses((status = 202, body = AnalysisJobState), (status = "default", body = ErrorBody)))]
+pub(crate) async fn start_analysis(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    Json(v): Json<AnalysisRequest>,
+) -> Result<Response, ApiError> {
+    let q = AnalysisQuery::of(&name, v)?;
+    // The stream and the filters are checked before the answer, so mistakes are a 4xx.
+    let store = app.engine.store().clone();
+    let (s2, q2) = (store.clone(), q.clone());
+    blocking(move || q2.open(&s2).map(drop)).await?;
+    let job = {
+        let mut jobs = ANALYSES.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.iter().filter(|j| j.running()).count() >= MAX_RUNNING_ANALYSES {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{MAX_RUNNING_ANALYSES} analyses are running: wait for one, or cancel one"),
+            ));
+        }
+        let job = std::sync::Arc::new(AnalysisJob {
+            id: NEXT_ANALYSIS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            stream: q.name.clone(),
+            started: std::time::Instant::now(),
+            progress: wirecap_query::Progress::default(),
+            outcome: std::sync::Mutex::new(None),
+        });
+        jobs.push(job.clone());
+        while jobs.len() > MAX_ANALYSES {
+            match jobs.iter().position(|j| !j.running()) {
+                Some(i) => drop(jobs.remove(i)),
+                None => break,
+            }
+        }
+        job
+    };
+    let j = job.clone();
+    tokio::task::spawn_blocking(move || {
+        let r = q.run(&store, &j.progress);
+        *j.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    });
+    Ok((StatusCode::ACCEPTED, compact(&job.state())).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/ui/analyses/{id}", tag = "ui", params(("id" = u64, Path)), responses((status = 200, body = AnalysisJobState), (status = "default", body = ErrorBody)))]
+pub(crate) async fn analysis_state(Path(id): Path<u64>) -> Result<Response, ApiError> {
+    Ok(compact(&analysis_job(id)?.state()))
+}
+
+/// Cancels a running analysis (it stops within a few milliseconds); a finished one is
+/// left as it is. Answers its state.
+#[utoipa::path(delete, path = "/api/v1/ui/analyses/{id}", tag = "ui", params(("id" = u64, Path)), responses((status = 200, body = AnalysisJobState), (status = "default", body = ErrorBody)))]
+pub(crate) async fn cancel_analysis(Path(id): Path<u64>) -> Result<Response, ApiError> {
+    let job = analysis_job(id)?;
+    if job.running() {
+        job.progress.cancel();
+        // Wait for it to stop (a progress step is a few ms), so the answer is final.
+        for _ in 0..200 {
+            if !job.running() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    Ok(compact(&job.state()))
 }
 
 #[utoipa::path(post, path = "/api/v1/ui/filter/check", tag = "ui", request_body = FilterCheck, responses((status = 200, body = serde_json::Value, description = "`{ok}` or `{ok: false, error}`"), (status = "default", body = ErrorBody)))]

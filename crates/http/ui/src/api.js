@@ -118,6 +118,18 @@ export const reports = {
   job: (id) => api(`/api/v1/report/${enc(id)}`),
 };
 export const schedules = () => api('/api/v1/schedules');
+export const schedule = {
+  add: (body) => api('/api/v1/schedules', { method: 'POST', body }),
+  put: (name, body) => api(`/api/v1/schedules/${enc(name)}`, { method: 'PUT', body }),
+  remove: (name) => api(`/api/v1/schedules/${enc(name)}`, { method: 'DELETE' }),
+};
+export const captureSettings = () => api('/api/v1/capture/settings');
+export const setCaptureSettings = (body) => api('/api/v1/capture/settings', { method: 'PUT', body });
+export const analyses = {
+  start: (name, body) => api(`/api/v1/ui/streams/${enc(name)}/analyses`, { method: 'POST', body }),
+  get: (id) => api(`/api/v1/ui/analyses/${enc(id)}`),
+  cancel: (id) => api(`/api/v1/ui/analyses/${enc(id)}`, { method: 'DELETE' }),
+};
 export const forward = () => api('/api/v1/forward');
 export const setForward = (body) => api('/api/v1/forward', { method: 'PUT', body });
 

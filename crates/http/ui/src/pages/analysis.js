@@ -1,8 +1,9 @@
 // Post capture analysis: the manual's filter blocks editor (named blocks combined by an
 // expression) or a tcpdump expression, a time range, "Run analysis" and "Download pcap".
 // Filters are checked by the server as you type; an error is shown under the field that
-// holds the mistake, with a caret under the column.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+// holds the mistake, with a caret under the column. An analysis runs in the background on
+// the server: the page shows how far it is and can cancel it.
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { TimeChart } from '../chart.js';
 import { html, ErrorMsg, Stat, useLoad, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtTime, fmtPps } from '../ui.js';
@@ -107,6 +108,8 @@ export function Analysis({ route }) {
   const [result, setResult] = useState(null);
   const [runError, setRunError] = useState(null);
   const [running, setRunning] = useState(false);
+  const [job, setJob] = useState(null); // the background analysis while it runs
+  const cancelled = useRef(false);
 
   useEffect(() => { if (!stream && streams && streams.streams.length) setStream(streams.streams[0].name); }, [streams]);
   const info = streams && streams.streams.find((s) => s.name === stream);
@@ -138,14 +141,28 @@ export function Analysis({ route }) {
     return p;
   };
   const run = async () => {
-    setRunning(true); setRunError(null); setResult(null);
+    setRunning(true); setRunError(null); setResult(null); setJob(null);
+    cancelled.current = false;
     try {
-      setResult(await API.analysis(stream, params()));
+      let j = await API.analyses.start(stream, params());
+      setJob(j);
+      while (j.state === 'running') {
+        await new Promise((r) => setTimeout(r, 250));
+        j = await API.analyses.get(j.id);
+        setJob(j);
+      }
+      if (j.state === 'done') setResult(j.result);
+      else if (j.state === 'failed') setRunError(new Error(j.error));
     } catch (e) {
       setRunError(e);
     } finally {
       setRunning(false);
     }
+  };
+  const cancel = async () => {
+    if (!job) return;
+    cancelled.current = true;
+    try { setJob(await API.analyses.cancel(job.id)); } catch (e) { setRunError(e); }
   };
   const download = () => { location.href = API.downloadUrl.filtered(stream, params()); };
   const errFor = (field) => (check && check.field === field ? check : null);
@@ -216,6 +233,16 @@ export function Analysis({ route }) {
       </div>
     </section>
 
+    ${job && (job.state === 'running' || job.state === 'cancelled') && html`<section class="panel" data-test="analysis-progress">
+      <div class="row">
+        <progress max="1" value=${job.fraction} style="flex:1"></progress>
+        <span data-test="analysis-percent">${Math.floor(100 * job.fraction)}%</span>
+        <span class="muted">${fmtCount(job.examined)} of ${fmtCount(job.total)} packets</span>
+        ${job.state === 'running'
+          ? html`<button class="small" onClick=${cancel} data-test="cancel-analysis">✕ Cancel</button>`
+          : html`<b data-test="analysis-cancelled">Cancelled after ${fmtCount(job.examined)} of ${fmtCount(job.total)} packets.</b>`}
+      </div>
+    </section>`}
     <${ErrorMsg} error=${runError} />
     ${result && html`<${Result} r=${result} />`}
   </div>`;
