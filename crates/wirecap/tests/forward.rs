@@ -789,6 +789,13 @@ fn unknown_peers_are_dropped_and_counted_fragments_forwarded_and_ttl_1_answered(
         "{out}\n{}",
         n.forward()
     );
+    // The counters are published every 100 ms: wait for them, then compare exactly.
+    assert!(
+        wait_until(Duration::from_secs(5), || n.counter(&["icmp_errors_sent"])
+            >= 1),
+        "{}",
+        n.forward()
+    );
     assert_eq!(n.counter(&["icmp_errors_sent"]), 1);
     assert_eq!(n.counter(&["drops", "ttl_expired"]), 1);
     assert_eq!(n.settled_forwarded(), before);
@@ -1081,7 +1088,8 @@ fn ipv6_ping_and_tcp_go_through_with_neighbour_discovery() {
 #[test]
 fn pmtud_through_a_smaller_mtu_on_b_side_lets_a_tcp_upload_complete() {
     need_root!();
-    let mut n = Net::new("m");
+    // Each test's tag is its own: tests run in parallel, and the tag names the namespaces.
+    let mut n = Net::new("u");
     // B moves behind router R, which answers ARP for it (proxy ARP) on the bridge and
     // reaches it by a route of MTU 1280: R sends "fragmentation needed" for A's full-size
     // segments, from its own address, quoting what the forwarder sent.
