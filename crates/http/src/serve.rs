@@ -480,6 +480,14 @@ fn banner(
     for u in urls {
         out.push_str(&format!("  listening:      {u}/\n"));
     }
+    // Issue 14.7: the manual's scripts use http://; say how to get it, HTTPS staying the
+    // default.
+    if !urls.iter().any(|u| u.starts_with("http:")) {
+        out.push_str(&format!(
+            "  plain HTTP:     off; for http:// scripts add --http 0.0.0.0:8080, or http = \"0.0.0.0:8080\" in {}, or install with `wirecap install --http 0.0.0.0:8080`\n",
+            s.data.join("wirecap.toml").display()
+        ));
+    }
     if let Some(f) = tls_files {
         if f.self_signed {
             out.push_str(&format!(
