@@ -302,6 +302,10 @@ async fn serve(
         }
     }
     let ops = Arc::new(ops);
+    if let Some(f) = &tls_files {
+        // Alerts when the HTTPS certificate nears its end (issue 14.6).
+        ops.alerts.watch_certificate(&f.cert);
+    }
     let state = Arc::new(AppState {
         ops: ops.clone(),
         engine: engine.clone(),

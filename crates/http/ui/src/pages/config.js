@@ -4,6 +4,7 @@
 import { useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { html, ErrorMsg, usePoll, fmtBits, fmtBytes, fmtCount, fmtPps, fmtSpeed } from '../ui.js';
+import { Alerts } from './config_alerts.js';
 
 const MODES = ['ingress', 'egress', 'inline', 'both'];
 
@@ -53,7 +54,7 @@ function Forwarding({ capturing }) {
   </section>`;
 }
 
-export function Config({ status, refresh }) {
+export function Config({ status, refresh, me }) {
   const [ifs, setIfs] = useState(null);
   const [error, setError] = useState(null);
   const [msg, setMsg] = useState(null);
@@ -116,5 +117,6 @@ export function Config({ status, refresh }) {
       </table></div>
     </section>
     <${Forwarding} capturing=${!!s.capture_active} />
+    ${me && me.role === 'admin' && html`<${Alerts} />`}
   </div>`;
 }
