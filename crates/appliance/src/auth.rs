@@ -152,9 +152,7 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && safe_name_chars(name);
     if ok {
         Ok(())
     } else {
@@ -163,6 +161,13 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
             crate::short(name)
         )))
     }
+}
+
+/// Whether `name` is only `a-z A-Z 0-9 _ . -` (safe in a URL path, a log line, a shell):
+/// user and API token names.
+pub(crate) fn safe_name_chars(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// A new password: 8 to 1024 characters, no line breaks or NUL.

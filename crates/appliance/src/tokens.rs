@@ -99,11 +99,7 @@ pub enum TokenError {
 
 /// A token name: 1–64 of `a-z A-Z 0-9 _ . -` (safe in a URL path, a log line, a shell).
 pub fn validate_name(name: &str) -> Result<(), TokenError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok = !name.is_empty() && name.len() <= 64 && crate::auth::safe_name_chars(name);
     if ok {
         Ok(())
     } else {

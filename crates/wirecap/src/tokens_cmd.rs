@@ -1,32 +1,18 @@
 //! `wirecap tokens list|add|revoke --data DIR`: the API tokens of `DIR/tokens.json`,
 //! changed on the host (a running server picks the change up within a second).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use wirecap_appliance::auth::Role;
 use wirecap_appliance::tokens::Tokens;
 
+use crate::users_cmd::{Dir, RoleArg};
+
 #[derive(Debug, clap::Args)]
 pub struct TokensArgs {
     #[command(subcommand)]
     cmd: TokensCmd,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum RoleArg {
-    /// Everything, including capture control, deletion, users and configuration
-    Admin,
-    /// Read and download only
-    Viewer,
-}
-
-#[derive(Debug, clap::Args)]
-struct Dir {
-    /// Data directory (also from WIRECAP_DATA)
-    #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]
-    data: PathBuf,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -76,10 +62,7 @@ pub fn run(a: TokensArgs) -> Result<ExitCode> {
             }
         }
         TokensCmd::Add { dir, name, role } => {
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::Viewer => Role::Viewer,
-            };
+            let role = Role::from(role);
             let made = load(&dir)?.create(&name, role, "command line")?;
             println!("{}", made.token);
             eprintln!(

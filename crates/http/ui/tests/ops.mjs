@@ -7,13 +7,11 @@
 //
 // Environment: WIRECAP_BIN (instead of the argument), WIRECAP_UI_ARTIFACTS (screenshots),
 // CHROMIUM (default /usr/bin/chromium). Ends with "ops: N passed, N failed".
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import dgram from 'node:dgram';
+import { freePort, launchChromium, sleep, startServer, stopServer } from './harness.mjs';
 
 const BIN = process.env.WIRECAP_BIN || process.argv[2];
 if (!BIN) {
@@ -25,7 +23,6 @@ const OUT = process.env.WIRECAP_UI_ARTIFACTS || mkdtempSync(join(tmpdir(), 'wire
 mkdirSync(OUT, { recursive: true });
 const DATA = mkdtempSync(join(tmpdir(), 'wirecap-ops-data-'));
 const PASSWORD = 'ops-test-password';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const results = [];
 let shot = async () => {};
 
@@ -43,56 +40,20 @@ async function check(name, f) {
   }
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function startServer(port) {
-  const srv = spawn(BIN, ['serve', '--data', DATA, '--http', `127.0.0.1:${port}`, '--synthetic', '200'], {
-    env: { ...process.env, WIRECAP_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  srv.stdout.on('data', (d) => { text += d; });
-  srv.stderr.on('data', (d) => { text += d; });
-  srv.on('exit', () => writeFileSync(join(OUT, 'ops-server.log'), text));
-  const auth = `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`;
-  for (let i = 0; i < 150; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/api/v1/status?history=0`, { headers: { Authorization: auth } });
-      if (r.ok) return { srv, auth };
-    } catch { /* not listening yet */ }
-    if (srv.exitCode !== null) throw new Error(`wirecap serve exited ${srv.exitCode}:\n${text}`);
-    await sleep(200);
-  }
-  throw new Error(`wirecap serve did not answer in 30 s:\n${text}`);
-}
-
 async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = await startServer(port);
+  const server = await startServer({
+    bin: BIN, data: DATA, port, password: PASSWORD, extra: ['--synthetic', '200'], logFile: join(OUT, 'ops-server.log'),
+  });
   let browser = null;
   const stop = async () => {
     if (browser) await browser.close().catch(() => {});
-    server.srv.kill('SIGTERM');
-    await new Promise((r) => (server.srv.exitCode !== null ? r() : server.srv.on('exit', r)));
+    await stopServer(server.srv);
     rmSync(DATA, { recursive: true, force: true });
   };
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(CHROMIUM);
     const page = await (await browser.newContext({ viewport: { width: 1366, height: 900 } })).newPage();
     shot = (name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 
