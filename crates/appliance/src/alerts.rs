@@ -13,8 +13,8 @@
 //! | condition | fires when | recovers when |
 //! |---|---|---|
 //! | `drops` | drops (kernel, queue, write) in the last 60 s exceed `drops_per_minute` | they no longer do |
-//! | `link` | the capture interface's link is down | it is up again |
-//! | `capture` | a capture ended without being stopped (its source failed) | a capture starts again |
+//! | `link` | the capture interface's link is down, or the interface is gone | it is up again |
+//! | `capture` | a capture ended without being stopped (its source's threads ended: not a replay reaching its end) | a capture starts again |
 //! | `disk` | the writer found the disk full, retention cannot get under its budget, or the file system is fuller than `disk_percent` | none of these holds |
 //! | `certificate` | the HTTPS certificate ends within `cert_days` (or has ended) | it is replaced |
 //!

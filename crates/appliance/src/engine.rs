@@ -427,7 +427,7 @@ impl Engine {
     }
 
     /// The capture interface and whether its link is up (`None`: no interface, or its
-    /// link not read yet).
+    /// link not read yet). An interface that is gone is down.
     pub fn link(&self) -> Option<(String, bool)> {
         let i = self.interface.as_ref()?;
         let up = self
@@ -435,8 +435,14 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .status(Instant::now())
-            .up?;
-        Some((i.clone(), up))
+            .up;
+        match up {
+            Some(up) => Some((i.clone(), up)),
+            None if !std::path::Path::new("/sys/class/net").join(i).exists() => {
+                Some((i.clone(), false))
+            }
+            None => None,
+        }
     }
 
     /// Why the last capture ended by itself (not a replay's end), until the next start.

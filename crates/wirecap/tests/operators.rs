@@ -473,4 +473,11 @@ fn link_down_and_up_alert_once_each() {
     std::thread::sleep(Duration::from_secs(3));
     let more: Vec<String> = lines.try_iter().filter(|l| l.contains(" link ")).collect();
     assert!(more.is_empty(), "{more:?}");
+    // The interface gone (the veth pair deleted) is a link down too.
+    ip(&["-n", &n, "link", "del", "peer0"]);
+    let gone = next("interface-gone");
+    assert!(
+        gone.contains("ALERT link: link of capture interface eth0 is down"),
+        "{gone}"
+    );
 }
