@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(tcpdump tshark tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng curl zstd chromium util-linux systemd python3 iperf3 ethtool)
+need=(tcpdump tshark tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng curl zstd chromium util-linux systemd python3 iperf3 ethtool adduser)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

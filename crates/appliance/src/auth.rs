@@ -25,6 +25,10 @@
 //!   the password here (same backoff), then [`Credentials::Session`] (the
 //!   `wirecap_session` cookie) is looked up in [`Authenticator::sessions`]; the guard
 //!   requires the session's `X-CSRF-Token` on every request that changes something.
+//! * **API tokens** ([`crate::tokens`]): `Authorization: Bearer wct_…` is accepted wherever
+//!   Basic is, and acts as `token:NAME` with the token's role. A wrong token counts no
+//!   failure against its network: secrets are 256 random bits, so there is nothing to slow
+//!   down, and a script still sending a revoked token must not slow its network's people.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -148,9 +152,7 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && safe_name_chars(name);
     if ok {
         Ok(())
     } else {
@@ -159,6 +161,13 @@ pub fn validate_user_name(name: &str) -> Result<(), UserError> {
             crate::short(name)
         )))
     }
+}
+
+/// Whether `name` is only `a-z A-Z 0-9 _ . -` (safe in a URL path, a log line, a shell):
+/// user and API token names.
+pub(crate) fn safe_name_chars(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// A new password: 8 to 1024 characters, no line breaks or NUL.
@@ -197,9 +206,9 @@ fn admins_in(users: &[User]) -> usize {
 }
 
 /// What identifies a version of `users.json` on disk (to notice an offline change).
-type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+pub(crate) type Stamp = Option<(std::time::SystemTime, u64, u64)>;
 
-fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     stamp_of(&std::fs::metadata(path).ok()?)
 }
 
@@ -211,7 +220,7 @@ fn stamp_of(m: &std::fs::Metadata) -> Stamp {
 /// The file's bytes and the stamp of that very version (one open file: a writer renaming
 /// a new version in between cannot pair old bytes with the new stamp, which would hide
 /// the new version from [`Authenticator::reload_if_changed`] for good).
-fn read_with_stamp(path: &Path) -> std::io::Result<(Vec<u8>, Stamp)> {
+pub(crate) fn read_with_stamp(path: &Path) -> std::io::Result<(Vec<u8>, Stamp)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let st = stamp_of(&f.metadata()?);
@@ -467,6 +476,15 @@ pub enum Credentials {
     Session {
         id: String,
     },
+    /// An API token (`Authorization: Bearer`, see [`crate::tokens`]).
+    Bearer {
+        token: String,
+    },
+}
+
+/// The user name a request made with the API token `name` acts as (`:` is in no user name).
+pub fn token_user(name: &str) -> String {
+    format!("token:{name}")
 }
 
 /// Reads the credentials of a request from its `Authorization` and `Cookie` headers.
@@ -474,6 +492,11 @@ pub fn credentials(authorization: Option<&[u8]>, cookie: Option<&[u8]>) -> Optio
     if let Some(h) = authorization {
         let h = std::str::from_utf8(h).ok()?;
         let (scheme, b64) = h.trim().split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") && b64.len() <= 4096 {
+            return Some(Credentials::Bearer {
+                token: b64.trim().to_owned(),
+            });
+        }
         if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 4096 {
             return None;
         }
@@ -586,6 +609,8 @@ pub struct Authenticator {
     dummy_hash: String,
     /// The browser UI's sessions (see [`crate::session`]).
     pub sessions: crate::session::Sessions,
+    /// API tokens (see [`crate::tokens`]), from the users' directory.
+    tokens: Mutex<crate::tokens::Tokens>,
 }
 
 /// The wait imposed on an address with `failures` failures.
@@ -601,7 +626,13 @@ impl Authenticator {
     pub fn new(users: Users) -> Self {
         let mut cache_key = [0u8; 32];
         OsRng.fill_bytes(&mut cache_key);
+        let dir = users.path.parent().unwrap_or(Path::new(".")).to_owned();
+        let tokens = crate::tokens::Tokens::load(&dir).unwrap_or_else(|e| {
+            tracing::error!("no API token is accepted: {e}");
+            crate::tokens::Tokens::unreadable(&dir)
+        });
         Self {
+            tokens: Mutex::new(tokens),
             users: Mutex::new(Arc::new(users)),
             cache_key,
             cache: Mutex::new(HashMap::new()),
@@ -612,6 +643,33 @@ impl Authenticator {
             dummy_hash: hash_password("not a password of anyone").unwrap_or_default(),
             sessions: crate::session::Sessions::default(),
         }
+    }
+
+    /// The API tokens (never their secrets).
+    pub fn list_tokens(&self) -> Vec<crate::tokens::TokenInfo> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).list()
+    }
+
+    /// Makes an API token (a small file write: call from a blocking thread).
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        by: &str,
+    ) -> Result<crate::tokens::NewToken, crate::tokens::TokenError> {
+        let mut t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let made = t.create(name, role, by)?;
+        tracing::info!(token = %name, ?role, by, "API token made");
+        Ok(made)
+    }
+
+    /// Revokes an API token: refused from the next request on (a file write: call from a
+    /// blocking thread).
+    pub fn revoke_token(&self, name: &str) -> Result<(), crate::tokens::TokenError> {
+        let mut t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        t.revoke(name)?;
+        tracing::info!(token = %crate::short(name), "API token revoked");
+        Ok(())
     }
 
     /// Names and roles of the users.
@@ -672,6 +730,10 @@ impl Authenticator {
     /// beside the running server): ends the sessions of users removed, re-passworded or
     /// re-roled. Cheap when nothing changed (one stat); call about once a second.
     pub fn reload_if_changed(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reload_if_changed();
         let (path, old_stamp) = {
             let g = self.users.lock().unwrap_or_else(|e| e.into_inner());
             (g.path.clone(), g.stamp)
@@ -883,6 +945,19 @@ impl Authenticator {
                 }
                 return Ok(who);
             }
+            Some(Credentials::Bearer { token }) => {
+                let found = self
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .check(&token);
+                return found
+                    .map(|(name, role)| Identity {
+                        user: token_user(&name),
+                        role,
+                    })
+                    .ok_or(Refusal::Wrong);
+            }
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         let key = self.fingerprint(&user, &password);
@@ -951,7 +1026,12 @@ mod tests {
             })
         );
         assert_eq!(credentials(Some(b"Basic !!!"), None), None);
-        assert_eq!(credentials(Some(b"Bearer x"), None), None);
+        assert_eq!(
+            credentials(Some(b"Bearer wct_x"), Some(b"wirecap_session=xyz")),
+            Some(Credentials::Bearer {
+                token: "wct_x".into()
+            })
+        );
         assert_eq!(credentials(None, None), None);
         assert_eq!(
             credentials(None, Some(b"a=b; wirecap_session=xyz")),
@@ -1034,6 +1114,39 @@ mod tests {
         a.reload_if_changed();
         assert_eq!(a.sessions.check(&sid), Err(Refusal::Missing));
         assert_eq!(a.check(creds, ip).await, Err(Refusal::Wrong));
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_act_with_their_role_until_revoked() {
+        let d = tempfile::tempdir().unwrap();
+        let (users, _) = Users::open_or_init(d.path(), Some("s3cret-admin")).unwrap();
+        let a = Authenticator::new(users);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let made = a.create_token("backup", Role::Viewer, ADMIN).unwrap();
+        let bearer = |t: &str| {
+            Some(Credentials::Bearer {
+                token: t.to_owned(),
+            })
+        };
+        let id = a.check(bearer(&made.token), ip).await.unwrap();
+        assert_eq!(id.user, "token:backup");
+        assert_eq!(id.role, Role::Viewer);
+        assert!(a.list_tokens()[0].last_used.is_some());
+        // Wrong tokens are refused and cost the network nothing.
+        for _ in 0..10 {
+            assert_eq!(a.check(bearer("wct_guess"), ip).await, Err(Refusal::Wrong));
+        }
+        assert_eq!(a.delay_for(ip), Duration::ZERO);
+        a.revoke_token("backup").unwrap();
+        assert_eq!(a.check(bearer(&made.token), ip).await, Err(Refusal::Wrong));
+        // A token made beside the server (`wirecap tokens add`) works after its tick.
+        let mut other = crate::tokens::Tokens::load(d.path()).unwrap();
+        let cli = other.create("cron", Role::Admin, "command line").unwrap();
+        a.reload_if_changed();
+        assert_eq!(
+            a.check(bearer(&cli.token), ip).await.unwrap().role,
+            Role::Admin
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! health_timeout_secs = 60        # a restarted release not up by then is rolled back
 //! max_upload_mb = 512             # largest release archive accepted
 //!
+//! [alerts]                        # webhook and syslog alerts: see crate::alerts
 //! [[schedule]]                    # named capture schedules: see crate::schedule
 //! [retention]                     # disk budget and watermarks: see crate::retention
 //! ```
@@ -97,6 +98,9 @@ pub struct FileConfig {
     pub schedule: Vec<crate::schedule::ScheduleConfig>,
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// Alerts to a webhook and/or syslog (issue 14.6).
+    #[serde(default, skip_serializing_if = "crate::alerts::AlertsConfig::is_empty")]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -345,6 +349,9 @@ impl FileConfig {
                 "true needs trusted_keys (from `wirecap release keygen`)".into(),
             ));
         }
+        self.alerts
+            .validate()
+            .map_err(|(key, why)| KeyError::new(&["alerts", key], why))?;
         if self.capture.synthetic == Some(0) {
             return Err(KeyError::new(
                 &["capture", "synthetic"],
@@ -511,6 +518,17 @@ pub fn write_capture_interface(dir: &Path, interface: &str) -> Result<(), String
         },
     )
     .map(drop)
+}
+
+/// Sets `[alerts]` in `DIR/wirecap.toml` (checked as a load would), keeping the rest.
+pub fn write_alerts(
+    dir: &Path,
+    alerts: &crate::alerts::AlertsConfig,
+) -> Result<FileConfig, String> {
+    update(dir, "alerts set by wirecap (Config page or API)", |c| {
+        c.alerts = alerts.clone();
+        Ok(())
+    })
 }
 
 /// Persists `name` in `DIR/wirecap.toml`, shows it (`show`: a running server's name) and

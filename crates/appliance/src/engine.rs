@@ -104,6 +104,9 @@ pub struct Engine {
     forward: Mutex<Option<Arc<ForwarderHandle>>>,
     /// The disk-full state last logged (said once when it starts and once when it ends).
     disk_full_logged: std::sync::atomic::AtomicBool,
+    /// Why the last capture ended by itself, when it was not a replay reaching its end
+    /// (cleared by the next start): the alerts' `capture` condition.
+    unexpected_stop: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -166,6 +169,7 @@ impl Engine {
             ),
             forward: Mutex::new(None),
             disk_full_logged: std::sync::atomic::AtomicBool::new(false),
+            unexpected_stop: Mutex::new(None),
         })
     }
 
@@ -356,6 +360,10 @@ impl Engine {
             settings,
         });
         tracing::info!(stream = %info.stored.as_deref().unwrap_or(""), source = %self.describe_source(), "capture started");
+        *self
+            .unexpected_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         Ok(info)
     }
 
@@ -622,8 +630,47 @@ impl Engine {
             .as_ref()
             .is_some_and(|r| r.capture.finished());
         if finished {
-            let _ = self.stop();
+            let stopped = self.stop();
+            // A replay ends by itself; any other source ending is a failure (issue 14.6).
+            let why = match stopped {
+                Err(e) => Some(e.to_string()),
+                Ok(_) if !matches!(self.source(), SourceChoice::Replay { .. }) => {
+                    Some(format!("the source {} ended", self.describe_source()))
+                }
+                Ok(_) => None,
+            };
+            if why.is_some() {
+                *self
+                    .unexpected_stop
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = why;
+            }
         }
+    }
+
+    /// The capture interface and whether its link is up (`None`: no interface, or its
+    /// link not read yet). An interface that is gone is down.
+    pub fn link(&self) -> Option<(String, bool)> {
+        let i = self.interface()?;
+        let up = self
+            .link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .status(Instant::now())
+            .up;
+        match up {
+            Some(up) => Some((i, up)),
+            None if !std::path::Path::new("/sys/class/net").join(&i).exists() => Some((i, false)),
+            None => None,
+        }
+    }
+
+    /// Why the last capture ended by itself (not a replay's end), until the next start.
+    pub fn unexpected_stop(&self) -> Option<String> {
+        self.unexpected_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Says in the log when the writer finds the disk full, and when that ends (call

@@ -18,8 +18,8 @@
 //! ([`catalog`]), configuration: `wirecap.toml` and the resolved [`config::Settings`]
 //! ([`config`]); atomic file writes, the cross-process file lock, capabilities and disk
 //! space ([`os`]); schedules and retention ([`operations`], [`schedule`], [`scheduler`],
-//! [`retention`]); users, password hashing, login backoff
-//! ([`auth`]) and browser sessions with their CSRF tokens ([`session`]); the appliance's
+//! [`retention`]); alerts to a webhook and syslog ([`alerts`]); users, password hashing, login backoff
+//! ([`auth`]), API tokens ([`tokens`]) and browser sessions with their CSRF tokens ([`session`]); the appliance's
 //! name ([`hostname`]); system reports ([`report`]); release archives ([`release`]) and
 //! installing, restarting into and rolling back releases ([`update`]); the metrics
 //! registry and its counters ([`metrics`]); the manual's text and JSON formats as pure
@@ -39,6 +39,7 @@
 //! follows); a field only the API shows goes
 //! in the route module that builds that answer. A new route never comes here.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod capture_settings;
@@ -59,6 +60,7 @@ pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod session;
+pub mod tokens;
 pub mod update;
 
 use std::borrow::Cow;

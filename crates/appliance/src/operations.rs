@@ -1,6 +1,7 @@
 //! The appliance's unattended work, run once a second beside the HTTP server: reread
-//! `wirecap.toml` when it changes, run the schedules ([`crate::scheduler`]) and keep the
-//! store under its budget ([`crate::retention`]).
+//! `wirecap.toml` when it changes, run the schedules ([`crate::scheduler`]), keep the
+//! store under its budget ([`crate::retention`]) and watch the alerts' conditions
+//! ([`crate::alerts`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -27,6 +28,7 @@ pub struct Operations {
     dir: PathBuf,
     pub scheduler: Scheduler,
     pub retention: Retention,
+    pub alerts: crate::alerts::Alerter,
     policy: Mutex<Policy>,
     mtime: Mutex<Option<SystemTime>>,
     last_retention: Mutex<Option<Instant>>,
@@ -55,6 +57,7 @@ impl Operations {
             dir: dir.to_path_buf(),
             scheduler: Scheduler::new(dir),
             retention: Retention::default(),
+            alerts: crate::alerts::Alerter::new(file.alerts.clone()),
             policy: Mutex::new(
                 RetentionConfig::default()
                     .validate()
@@ -70,6 +73,9 @@ impl Operations {
 
     fn apply(&self, file: &FileConfig, engine: &Engine) {
         self.scheduler.set(&file.schedule, file.timezone.as_deref());
+        self.alerts.set_config(file.alerts.clone());
+        self.alerts
+            .set_hostname(&crate::hostname::effective(file.hostname.as_deref()));
         match file.retention.validate() {
             Ok(p) => {
                 let (segment, source) = p.segment_in_force(engine.store().dir());
@@ -139,6 +145,23 @@ impl Operations {
             self.reload(engine);
         }
         self.scheduler.tick(engine, jiff::Timestamp::now());
+        self.alerts.observe(&self.observe(engine));
+    }
+
+    /// What the alerts watch, now (see [`crate::alerts::Observation`]).
+    pub fn observe(&self, engine: &Engine) -> crate::alerts::Observation {
+        let s = engine.status();
+        let r = self.retention.status();
+        crate::alerts::Observation {
+            drops_total: s.dropped_kernel + s.dropped_queue + s.dropped_write,
+            link: engine.link(),
+            capture_failure: engine.unexpected_stop(),
+            disk_full: s.disk_full && s.capture_active,
+            retention_problem: r.warning.or(r.error),
+            disk_space: crate::os::disk_space(engine.store().dir())
+                .map(|(total, avail)| (total.saturating_sub(avail), total)),
+            certificate: self.alerts.certificate(),
+        }
     }
 
     /// Retention's check: cheap (counters, one `statvfs`), so the server calls it every

@@ -53,6 +53,14 @@ pub enum ReleaseError {
     Signature(String),
     #[error("the binary is not a wirecap for this machine: {0}")]
     Binary(String),
+    #[error(
+        "{binary} reports version {reported:?}, not {wanted:?}: pack the binary of version {wanted}, or give --version {reported}"
+    )]
+    VersionMismatch {
+        binary: String,
+        reported: String,
+        wanted: String,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -168,7 +176,30 @@ pub fn read_public_key(text: &str) -> Result<VerifyingKey, String> {
 }
 
 /// Writes `out` (a `.tar.gz`) with `binary` and its manifest, signed when `key` is given.
+/// Refuses a binary that does not report `version` (`binary --version`), which every
+/// appliance would refuse after the upload (issue 14.11): it runs the binary, so pack
+/// on a machine of the binary's architecture.
 pub fn pack(
+    binary: &Path,
+    version: &str,
+    key: Option<&SigningKey>,
+    out: &Path,
+) -> Result<Manifest, ReleaseError> {
+    validate_version(version).map_err(ReleaseError::Manifest)?;
+    let reported = reported_version(binary, VERSION_TIMEOUT)?;
+    if reported != version {
+        return Err(ReleaseError::VersionMismatch {
+            binary: binary.display().to_string(),
+            reported,
+            wanted: version.to_owned(),
+        });
+    }
+    pack_unchecked(binary, version, key, out)
+}
+
+/// [`pack`] without running the binary: for archives that must be refused (tests of the
+/// appliance's checks), and binaries of another architecture.
+pub fn pack_unchecked(
     binary: &Path,
     version: &str,
     key: Option<&SigningKey>,
@@ -537,6 +568,24 @@ mod tests {
         assert!(check_elf(&other).unwrap_err().contains("machine"));
     }
 
+    /// Issue 14.11: an archive whose binary reports another version is not made.
+    #[test]
+    fn pack_refuses_a_binary_of_another_version() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("wirecap");
+        std::fs::write(&bin, "#!/bin/sh\necho wirecap 1.2.3\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = d.path().join("r.tar.gz");
+        let e = pack(&bin, "0.2.0", None, &out).unwrap_err().to_string();
+        assert!(
+            e.contains("reports version \"1.2.3\", not \"0.2.0\""),
+            "{e}"
+        );
+        assert!(!out.exists());
+        assert_eq!(pack(&bin, "1.2.3", None, &out).unwrap().version, "1.2.3");
+    }
+
     #[test]
     fn versions_are_safe_path_segments() {
         for ok in ["0.1.0", "1.2.3-rc.1", "2.0+build5"] {
@@ -553,7 +602,7 @@ mod tests {
         let bin = d.path().join("bin");
         std::fs::write(&bin, b"\x7fELF not really").unwrap();
         let out = d.path().join("r.tar.gz");
-        let m = pack(&bin, "1.0.0", None, &out).unwrap();
+        let m = pack_unchecked(&bin, "1.0.0", None, &out).unwrap();
         let into = d.path().join("u");
         std::fs::create_dir(&into).unwrap();
         assert_eq!(unpack(&out, &into).unwrap(), m);

@@ -284,8 +284,11 @@ impl Releases {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir(&staging).map_err(io(staging.display().to_string()))?;
+        // The manifest's version, once read: a refusal after that names it (issue 14.11).
+        let mut claimed = String::new();
         let result = (|| {
             let m = release::unpack(upload, &staging)?;
+            claimed.clone_from(&m.version);
             let v = release::verify(&staging, m, trusted, require_signature)?;
             let version = v.manifest.version.clone();
             let dest = self.dir.join(&version);
@@ -316,7 +319,7 @@ impl Releases {
         let _ = std::fs::remove_dir_all(&staging);
         let _ = std::fs::remove_file(upload);
         if let Err(e) = &result {
-            self.record("refused", "", &e.to_string());
+            self.record("refused", &claimed, &e.to_string());
         }
         result
     }

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Unbalanced,
     /// The expression is too deeply nested or too long to evaluate without allocating.
     TooComplex,
+    /// The field cannot be evaluated on these packets (`ether.fcs` on frames captured
+    /// without their FCS): refused rather than answered with nothing.
+    Unavailable,
 }
 
 /// A filter that could not be compiled: what went wrong and where.

@@ -38,7 +38,15 @@ pub enum Access {
 pub const CHANGING_GETS: &[&str] = &["/sysmaster/capture_start", "/sysmaster/capture_stop"];
 
 /// GETs only an admin may make: the system reports (see the module's text).
-pub const ADMIN_READS: &[&str] = &["/api/v1/reports", "/api/v1/reports/*", "/api/v1/report/*"];
+pub const ADMIN_READS: &[&str] = &[
+    "/api/v1/reports",
+    "/api/v1/reports/*",
+    "/api/v1/report/*",
+    // API tokens: their names and last-used times say which scripts run where.
+    "/api/v1/tokens",
+    // Alerts: a webhook URL often carries a secret.
+    "/api/v1/alerts",
+];
 
 /// Non-GET requests that change nothing shared: (method, path pattern, `*` = one segment).
 const READING_WRITES: &[(&str, &str)] = &[

@@ -3,6 +3,11 @@
 //! must carry the session's token in `X-CSRF-Token` and, when the browser names its
 //! `Origin`, come from this host. A page of another site can neither read the token nor
 //! send the cookie (SameSite), so it cannot act for the user.
+//!
+//! Basic credentials and API tokens (`Authorization: Bearer`) need no CSRF token, and both
+//! get the same check: an unsafe request that a browser marks as cross-site is refused
+//! before any credential is looked at ([`cross_site`]). A browser never sends a Bearer
+//! token by itself, so only a page that already holds the secret could send one.
 
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use wirecap_appliance::session::Sessions;

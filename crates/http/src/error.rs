@@ -166,6 +166,22 @@ impl From<UserError> for ApiError {
     }
 }
 
+impl From<wirecap_appliance::tokens::TokenError> for ApiError {
+    fn from(e: wirecap_appliance::tokens::TokenError) -> Self {
+        use wirecap_appliance::tokens::TokenError;
+        let status = match &e {
+            TokenError::InvalidName(_) => StatusCode::BAD_REQUEST,
+            TokenError::Exists(_) => StatusCode::CONFLICT,
+            TokenError::NoSuchToken(_) => StatusCode::NOT_FOUND,
+            TokenError::Corrupt { .. } | TokenError::Store(_) => {
+                tracing::error!("tokens: {e}");
+                return Self::internal("cannot read or save the API tokens; see the server log");
+            }
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {

@@ -16,10 +16,10 @@ use crate::error::ErrorBody;
 #[openapi(
     info(
         title = "wirecap",
-        description = "Full-packet capture appliance: the manual's routes (`/sysmaster`, `/plain`, `/pcap`) and the JSON API (`/api/v1`). Every route needs credentials (HTTP Basic, or the browser's session cookie with `X-CSRF-Token` on changes) but the login. Errors of `/api/v1` are `{error, status, field?}`; those of the manual's routes `{Status: false, Str}`."
+        description = "Full-packet capture appliance: the manual's routes (`/sysmaster`, `/plain`, `/pcap`) and the JSON API (`/api/v1`). Every route needs credentials (HTTP Basic, an API token as `Authorization: Bearer wct_…`, or the browser's session cookie with `X-CSRF-Token` on changes) but the login. Errors of `/api/v1` are `{error, status, field?}`; those of the manual's routes `{Status: false, Str}`."
     ),
     components(schemas(ErrorBody)),
-    security(("basic" = []), ("session" = [])),
+    security(("basic" = []), ("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -35,6 +35,10 @@ impl utoipa::Modify for Security {
         c.add_security_scheme(
             "basic",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         c.add_security_scheme(
             "session",

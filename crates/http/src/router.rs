@@ -16,6 +16,7 @@ use crate::error::shape_errors;
 use crate::guard::{guard, not_found, on_panic};
 use crate::openapi::ApiDoc;
 use crate::routes::{admin, assets, capture, manual, meta, ops, session, streams, ui, update};
+use crate::routes::{alerts, tokens};
 use crate::state::Shared;
 
 /// Every documented route: the manual's, `/metrics` and the JSON API. A handler's
@@ -84,6 +85,12 @@ pub fn documented() -> OpenApiRouter<Shared> {
         .routes(routes!(admin::report_job))
         .routes(routes!(admin::list_reports))
         .routes(routes!(admin::download_report))
+        // API tokens (admin only, see `access`).
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        // Alerts (admin only, see `access`).
+        .routes(routes!(alerts::get, alerts::set))
+        .routes(routes!(alerts::test))
 }
 
 /// The routes that are not in the OpenAPI document: a page for people, and the UI's files

@@ -286,6 +286,10 @@ async fn serve(
         }
     }
     let ops = Arc::new(ops);
+    if let Some(f) = &tls_files {
+        // Alerts when the HTTPS certificate nears its end (issue 14.6).
+        ops.alerts.watch_certificate(&f.cert);
+    }
     let state = Arc::new(AppState {
         ops: ops.clone(),
         engine: engine.clone(),
@@ -463,6 +467,14 @@ fn banner(
     }
     for u in urls {
         out.push_str(&format!("  listening:      {u}/\n"));
+    }
+    // Issue 14.7: the manual's scripts use http://; say how to get it, HTTPS staying the
+    // default.
+    if !urls.iter().any(|u| u.starts_with("http:")) {
+        out.push_str(&format!(
+            "  plain HTTP:     off; for http:// scripts add --http 0.0.0.0:8080, or http = \"0.0.0.0:8080\" in {}, or install with `wirecap install --http 0.0.0.0:8080`\n",
+            s.data.join("wirecap.toml").display()
+        ));
     }
     if let Some(f) = tls_files {
         if f.self_signed {

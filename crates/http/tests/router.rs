@@ -189,7 +189,9 @@ fn viewer_may(method: &Method, pattern: &str) -> bool {
         return !matches!(
             pattern,
             "/sysmaster/capture_start" | "/sysmaster/capture_stop"
-        ) && !pattern.starts_with("/api/v1/report");
+        ) && !pattern.starts_with("/api/v1/report")
+            && pattern != "/api/v1/tokens"
+            && pattern != "/api/v1/alerts";
     }
     matches!(
         (method.as_str(), pattern),
@@ -542,4 +544,91 @@ async fn range_requests_return_the_bytes_asked_for() {
             "{bad}"
         );
     }
+}
+
+/// Issue 14.5: API tokens, made through the API, are accepted as `Bearer` wherever Basic
+/// is, with their role, without a CSRF token but not from another site, until revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_act_with_their_role_until_revoked() {
+    let app = App::new();
+    let admin = basic("admin", PW);
+    let make = |name: &str, role: &str| {
+        let mut r = req(&Method::POST, "/api/v1/tokens", Some(&admin), 30);
+        *r.body_mut() = Body::from(format!(r#"{{"name":"{name}","role":"{role}"}}"#));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        r
+    };
+    let r = app.send(make("reader", "viewer")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.header(header::CACHE_CONTROL), "no-store");
+    let reader = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = app.send(make("writer", "admin")).await;
+    let writer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    assert_eq!(
+        app.send(make("writer", "admin")).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.send(make("a b", "admin")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The viewer token reads, and is refused writes and the token list.
+    let r = app
+        .send(req(&Method::GET, "/api/v1/status", Some(&reader), 31))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = app
+        .send(req(&Method::GET, "/sysmaster/status", Some(&reader), 31))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for (m, p) in [
+        (Method::GET, "/api/v1/tokens"),
+        (Method::POST, "/api/v1/capture/stop"),
+    ] {
+        let r = app.send(req(&m, p, Some(&reader), 31)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {p}: {}", r.text());
+        assert!(
+            r.text().contains("token:reader is a viewer"),
+            "{}",
+            r.text()
+        );
+    }
+    // The admin token writes without a CSRF token (like Basic)...
+    let pin = format!("/api/v1/streams/{}/pin", app.stream);
+    let r = app.send(req(&Method::PUT, &pin, Some(&writer), 32)).await;
+    assert!(!r.guard_refused(), "{} {}", r.status, r.text());
+    // ...but not when a browser says another site sent it (like Basic).
+    let mut cross = req(&Method::PUT, &pin, Some(&writer), 32);
+    cross
+        .headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    let r = app.send(cross).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("cross-site"), "{}", r.text());
+
+    // Listed with their last use, never with the secret.
+    let r = app
+        .send(req(&Method::GET, "/api/v1/tokens", Some(&writer), 33))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let list = r.json();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["name"], "reader");
+    assert_eq!(list[0]["role"], "viewer");
+    assert_eq!(list[0]["created_by"], "admin");
+    assert!(list[0]["last_used"].is_string(), "{list}");
+    assert!(!r.text().contains("wct_"), "{}", r.text());
+
+    // Revoked: refused from the next request on; a second revocation finds nothing.
+    let revoke = || req(&Method::DELETE, "/api/v1/tokens/reader", Some(&writer), 33);
+    let r = app.send(revoke()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = app
+        .send(req(&Method::GET, "/api/v1/status", Some(&reader), 33))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    let r = app.send(revoke()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
 }

@@ -235,6 +235,23 @@ mod tests {
         );
     }
 
+    /// Issue 14.8: no stored frame carries its FCS, so `ether.fcs` is refused with a clear
+    /// error instead of matching nothing.
+    #[test]
+    fn ether_fcs_is_refused_on_streams_without_fcs() {
+        for text in [
+            "ether.fcs == fail",
+            "a: ether.fcs == ok; b: udp.port == 53; a | b",
+        ] {
+            let e = compile(Some(text), None, LinkType::ETHERNET, today()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("--filter: ") && msg.contains("without their FCS"),
+                "{msg}"
+            );
+        }
+    }
+
     #[test]
     fn errors_point_at_the_column() {
         let e = compile(Some("x: tcp.prot == 80"), None, LinkType::ETHERNET, today()).unwrap_err();

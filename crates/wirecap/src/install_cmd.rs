@@ -12,6 +12,8 @@ use crate::doctor::SERVICE_USER;
 /// The unit as shipped; `unit_text` adapts its binary path and interface.
 pub const UNIT: &str = include_str!("../../../packaging/wirecap.service");
 const UNIT_BINARY: &str = "/usr/local/bin/wirecap";
+/// The unit's listener, which `--http` replaces.
+const UNIT_LISTENER: &str = "--https 0.0.0.0:443";
 const DATA_DIR: &str = "/var/lib/wirecap";
 
 #[derive(Debug, clap::Args)]
@@ -25,23 +27,37 @@ pub struct InstallArgs {
     /// Capture this interface (added to the unit's ExecStart)
     #[arg(long, short = 'i', value_name = "IF")]
     interface: Option<String>,
+    /// Serve plain HTTP on ADDR (e.g. 0.0.0.0:8080) instead of HTTPS on port 443: for
+    /// the manual's `http://` scripts on a trusted network. Passwords and tokens then
+    /// cross the network in clear
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     /// Install into this root instead of / (a package build or an image); the user is
     /// not created and systemd is not told
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
 }
 
-/// The unit for a binary at `binary`, capturing `interface` when given.
-pub fn unit_text(binary: &Path, interface: Option<&str>) -> Result<String> {
+/// The unit for a binary at `binary`, capturing `interface` when given, listening with
+/// plain HTTP on `http` when given (else HTTPS on port 443).
+pub fn unit_text(binary: &Path, interface: Option<&str>, http: Option<&str>) -> Result<String> {
     let bin = binary.to_str().context("the binary path must be UTF-8")?;
     if bin.contains(char::is_whitespace) {
         bail!("the binary path {bin:?} must not contain spaces");
+    }
+    if let Some(a) = http {
+        wirecap_appliance::config::check_listen_addr(a)
+            .map_err(|why| anyhow::anyhow!("--http: {why}"))?;
     }
     let mut out = String::with_capacity(UNIT.len() + 32);
     for line in UNIT.lines() {
         if let Some(rest) = line.strip_prefix("ExecStart=") {
             out.push_str("ExecStart=");
-            out.push_str(&rest.replacen(UNIT_BINARY, bin, 1));
+            let rest = rest.replacen(UNIT_BINARY, bin, 1);
+            match http {
+                Some(a) => out.push_str(&rest.replacen(UNIT_LISTENER, &format!("--http {a}"), 1)),
+                None => out.push_str(&rest),
+            }
             if let Some(i) = interface {
                 let valid = !i.is_empty()
                     && i.len() < 16
@@ -96,7 +112,7 @@ pub fn run(a: InstallArgs) -> Result<ExitCode> {
     }
     let me = std::env::current_exe().context("where is this binary?")?;
     let bin = a.prefix.join("bin/wirecap");
-    let unit = unit_text(&bin, a.interface.as_deref())?;
+    let unit = unit_text(&bin, a.interface.as_deref(), a.http.as_deref())?;
     if dry {
         println!("dry run: nothing is changed");
     }
@@ -166,6 +182,14 @@ pub fn run(a: InstallArgs) -> Result<ExitCode> {
             "start it with: systemctl start wirecap; the admin password is in {DATA_DIR}/initial-admin-password"
         );
     }
+    match &a.http {
+        Some(addr) => println!(
+            "listener: plain HTTP on {addr} (passwords and tokens cross the network in clear; without --http the service listens with HTTPS on port 443)"
+        ),
+        None => println!(
+            "listener: HTTPS on port 443 (self-signed certificate unless [tls] is set); for plain HTTP install with --http ADDR, or set http = \"ADDR\" in {DATA_DIR}/wirecap.toml and drop --https from the unit"
+        ),
+    }
     println!(
         "check the host with: wirecap doctor --data {DATA_DIR}{}",
         a.interface
@@ -182,14 +206,23 @@ mod tests {
 
     #[test]
     fn unit_follows_prefix_and_interface() {
-        let u = unit_text(Path::new("/opt/wc/bin/wirecap"), Some("eth1")).unwrap();
+        let u = unit_text(Path::new("/opt/wc/bin/wirecap"), Some("eth1"), None).unwrap();
         assert!(
             u.contains("ExecStart=/opt/wc/bin/wirecap serve --data /var/lib/wirecap --https 0.0.0.0:443 --interface eth1\n"),
             "{u}"
         );
-        assert!(unit_text(Path::new("/x"), Some("eth1; rm -rf /")).is_err());
-        assert!(unit_text(Path::new("/a b/wirecap"), None).is_err());
-        let plain = unit_text(Path::new(UNIT_BINARY), None).unwrap();
+        assert!(unit_text(Path::new("/x"), Some("eth1; rm -rf /"), None).is_err());
+        assert!(unit_text(Path::new("/a b/wirecap"), None, None).is_err());
+        let plain = unit_text(Path::new(UNIT_BINARY), None, None).unwrap();
         assert_eq!(plain, UNIT);
+        assert!(UNIT.contains(UNIT_LISTENER));
+        let http = unit_text(Path::new(UNIT_BINARY), None, Some("[::]:80")).unwrap();
+        assert!(
+            http.contains(
+                "ExecStart=/usr/local/bin/wirecap serve --data /var/lib/wirecap --http [::]:80\n"
+            ),
+            "{http}"
+        );
+        assert!(unit_text(Path::new(UNIT_BINARY), None, Some("80; rm -rf /")).is_err());
     }
 }

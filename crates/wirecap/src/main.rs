@@ -19,6 +19,7 @@ mod output;
 mod release_cmd;
 mod report_cmd;
 mod serve_cmd;
+mod tokens_cmd;
 mod update_cmd;
 mod users_cmd;
 mod verify_cmd;
@@ -122,6 +123,8 @@ enum Cmd {
     Retention(ops_cmd::RetentionArgs),
     /// Pin a stream so that retention never deletes it (--off unpins)
     Pin(ops_cmd::PinArgs),
+    /// API tokens for scripts (Authorization: Bearer): list, add, revoke
+    Tokens(tokens_cmd::TokensArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
         Cmd::Schedule(a) => ops_cmd::schedule(a),
         Cmd::Retention(a) => ops_cmd::retention(a),
         Cmd::Pin(a) => ops_cmd::pin(a),
+        Cmd::Tokens(a) => tokens_cmd::run(a),
     };
     match r {
         Ok(code) => code,

@@ -16,7 +16,7 @@ pub struct UsersArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum RoleArg {
+pub(crate) enum RoleArg {
     /// Everything, including capture control, deletion, users and configuration
     Admin,
     /// Read and download only
@@ -32,11 +32,12 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// The data directory of the offline commands (users, tokens).
 #[derive(Debug, clap::Args)]
-struct Dir {
+pub(crate) struct Dir {
     /// Data directory (also from WIRECAP_DATA)
     #[arg(long, env = "WIRECAP_DATA", value_name = "DIR")]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
 }
 
 #[derive(Debug, clap::Subcommand)]

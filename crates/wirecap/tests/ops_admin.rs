@@ -157,9 +157,11 @@ fn a_viewer_reads_and_downloads_but_changes_nothing() {
             .replace("{file}", "report_x_20250101_000000.tar.gz")
             .replace("{*path}", "nosuch.js");
         let r = v(method, &concrete, Some("{}"));
-        // System reports are admin-only, reading them too (issue 17.10).
-        let changing_get =
-            path.starts_with("/sysmaster/capture_") || path.starts_with("/api/v1/report");
+        // System reports are admin-only, reading them too (issue 17.10), and so are API
+        // tokens and alerts (issue 14.5, 14.6).
+        let changing_get = path.starts_with("/sysmaster/capture_")
+            || path.starts_with("/api/v1/report")
+            || matches!(*path, "/api/v1/tokens" | "/api/v1/alerts");
         let is_read = (method == "GET" && !changing_get) || reads.contains(&(method, *path));
         if is_read {
             let a = s.admin(method, &concrete, Some("{}"));

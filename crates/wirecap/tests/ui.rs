@@ -98,3 +98,28 @@ fn web_ui_in_chromium() {
         artifacts.display()
     );
 }
+
+/// Issue 14: the operators' pages (API tokens on Tools, alerts on Config), in
+/// `crates/http/ui/tests/ops.mjs`: a small server of its own, so it runs in seconds.
+#[test]
+fn operators_pages_in_chromium() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/ui");
+    let missing = missing_prerequisites(&ui);
+    if !missing.is_empty() {
+        wirecap_testkit::skip(&format!("needs {}", missing.join(", ")));
+        return;
+    }
+    let bin = match std::env::var("WIRECAP_UI_BIN") {
+        Ok(b) if !b.is_empty() => PathBuf::from(b),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_wirecap")),
+    };
+    let status = Command::new("node")
+        .arg(ui.join("tests/ops.mjs"))
+        .arg(&bin)
+        .status()
+        .expect("run node");
+    assert!(
+        status.success(),
+        "operators' browser test failed; see the output above"
+    );
+}

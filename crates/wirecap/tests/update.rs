@@ -235,12 +235,21 @@ fn bad_archives_are_refused_and_nothing_is_installed() {
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("no trusted key"), "{body}");
 
-    // A binary that reports another version than its manifest.
+    // A binary that reports another version than its manifest (`wirecap release pack`
+    // refuses to make one, issue 14.11; the library's unchecked pack does).
     let liar = tmp.path().join("liar.tar.gz");
-    pack(&prog, "7.0.1", &liar, Some(&key));
+    let signing =
+        wirecap_appliance::release::read_signing_key(&std::fs::read_to_string(&key).unwrap())
+            .unwrap();
+    wirecap_appliance::release::pack_unchecked(&prog, "7.0.1", Some(&signing), &liar).unwrap();
     let (code, body) = upload(&s, &liar);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("reports version"), "{body}");
+    // Its refusal is recorded with the version it claimed.
+    let h = releases(&s)["history"].clone();
+    let last = h.as_array().unwrap().last().unwrap();
+    assert_eq!(last["event"], "refused", "{h:#}");
+    assert_eq!(last["version"], "7.0.1", "{h:#}");
 
     // Too big: refused from its Content-Length, before the body is read.
     let big = tmp.path().join("big.tar.gz");

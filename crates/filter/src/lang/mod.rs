@@ -61,8 +61,12 @@
 //! * `frame.size` is the original (wire) length, not the captured length.
 //! * `ether.fcs == fail` holds for an Ethernet frame whose last 4 bytes are not the
 //!   CRC-32 of the rest, when the caller says frames carry an FCS
-//!   ([`CompileOptions::fcs_present`]) and the frame was captured whole. Frames without
-//!   an FCS, or cut by the snap length, have no checkable FCS: neither `fail` nor `ok`.
+//!   ([`CompileOptions::fcs_present`]) and the frame was captured whole. When the caller
+//!   says the frames carry no FCS (the NIC strips it before the kernel sees the frame,
+//!   so no capture of wirecap's keeps it), a filter testing `ether.fcs` is refused with
+//!   [`ErrorKind::Unavailable`]: it could never match, and an empty answer would read as
+//!   "no bad frames". A frame cut by the snap length has no checkable FCS: neither `fail`
+//!   nor `ok`.
 
 mod block;
 mod time;
@@ -91,6 +95,14 @@ impl CompileOptions {
             fcs_present: false,
         }
     }
+}
+
+/// Refuses a test the packets cannot answer (issue 14.8: `ether.fcs` without FCS).
+fn available(pred: &Pred, options: &CompileOptions) -> Result<(), String> {
+    if matches!(pred, Pred::EtherFcs { .. }) && !options.fcs_present {
+        return Err("`ether.fcs` cannot be checked here: these frames were captured without their FCS (the network card removes it), so no frame could match; leave this test out".into());
+    }
+    Ok(())
 }
 
 /// Most blocks one filter may define (the evaluator keeps one bit per block).
@@ -248,6 +260,8 @@ impl ApplianceFilter {
                 let body = &s.text[after..];
                 let pred = block::parse_block(body, options.today)
                     .map_err(|e| fail(e.kind, e.message, s.at + after + e.offset))?;
+                available(&pred, options)
+                    .map_err(|m| fail(ErrorKind::Unavailable, m, s.at + ns))?;
                 names.push((name, s.at + ns));
                 blocks.push(pred);
             } else if expr.is_some() || lone.is_some() {
@@ -267,6 +281,8 @@ impl ApplianceFilter {
                 }
                 let pred = block::parse_block(s.text, options.today)
                     .map_err(|e| fail(e.kind, e.message, s.at + e.offset))?;
+                available(&pred, options)
+                    .map_err(|m| fail(ErrorKind::Unavailable, m, s.at + leading_ws(s.text)))?;
                 lone = Some(pred);
             } else {
                 expr = Some(s);

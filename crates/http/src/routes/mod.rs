@@ -3,6 +3,7 @@
 //! `query`, `download`, `state`, `csrf`) and the appliance, never another route module.
 
 pub mod admin;
+pub mod alerts;
 pub mod assets;
 pub mod capture;
 pub mod manual;
@@ -10,5 +11,6 @@ pub mod meta;
 pub mod ops;
 pub mod session;
 pub mod streams;
+pub mod tokens;
 pub mod ui;
 pub mod update;

@@ -112,6 +112,16 @@ export const users = {
   remove: (name) => api(`/api/v1/users/${enc(name)}`, { method: 'DELETE' }),
   change: (name, body) => api(`/api/v1/users/${enc(name)}`, { method: 'PATCH', body }),
 };
+export const tokens = {
+  list: () => api('/api/v1/tokens'),
+  create: (t) => api('/api/v1/tokens', { method: 'POST', body: t }),
+  revoke: (name) => api(`/api/v1/tokens/${enc(name)}`, { method: 'DELETE' }),
+};
+export const alerts = {
+  get: () => api('/api/v1/alerts'),
+  set: (c) => api('/api/v1/alerts', { method: 'PUT', body: c }),
+  test: () => api('/api/v1/alerts/test', { method: 'POST' }),
+};
 export const reports = {
   list: () => api('/api/v1/reports'),
   start: (recipient) => api('/api/v1/report', { method: 'POST', body: recipient ? { recipient } : {} }),

@@ -115,7 +115,7 @@ function Shell({ me, onLogout }) {
     case 'capture': body = html`<${Page} name="Capture" ...${props} />`; break;
     case 'files': body = route.parts[1] ? html`<${Page} name="StreamPage" key=${route.parts[1]} ...${props} name_=${route.parts[1]} />` : html`<${Page} name="Files" ...${props} />`; break;
     case 'analysis': body = html`<${Page} name="Analysis" ...${props} />`; break;
-    case 'config': body = html`<${Page} name="Config" ...${props} />`; break;
+    case 'config': body = html`<${Page} name="Config" ...${props} me=${me} />`; break;
     case 'tools': body = html`<${Page} name="Tools" ...${props} me=${me} hostname=${host} />`; break;
     default: body = html`<div class="msg error">No page <code>${page}</code>. <a href="#/dashboard">Dashboard</a></div>`;
   }

@@ -8,12 +8,11 @@
 // CHROMIUM (default /usr/bin/chromium), WIRECAP_UI_STREAMS (default 1000),
 // WIRECAP_UI_BUDGET_MS (page-load budget, default 1000).
 // Ends with "N passed, N failed" and exits non-zero when a check failed.
-import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
+import { freePort, launchChromium, sleep, startServer as serve, stopServer } from './harness.mjs';
 
 const BIN = process.env.WIRECAP_BIN || process.argv[2];
 if (!BIN) {
@@ -32,21 +31,9 @@ console.log(`screenshots and downloads: ${OUT}`);
 const results = [];
 let failShot = null; // screenshots the main page when a check fails
 const figures = {};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 const BIG_PACKETS = Number(process.env.WIRECAP_UI_BIG_PACKETS || 2_000_000);
@@ -105,26 +92,8 @@ async function makeData() {
   return store;
 }
 
-async function startServer(store, port) {
-  const log = join(OUT, 'server.log');
-  const srv = spawn(BIN, ['serve', '--data', store, '--http', `127.0.0.1:${port}`, '--synthetic', '3000'], {
-    env: { ...process.env, WIRECAP_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  srv.stdout.on('data', (d) => { text += d; });
-  srv.stderr.on('data', (d) => { text += d; });
-  srv.on('exit', () => writeFileSync(log, text));
-  const auth = `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`;
-  for (let i = 0; i < 150; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/api/v1/status?history=0`, { headers: { Authorization: auth } });
-      if (r.ok) return { srv, auth, log: () => text };
-    } catch { /* not listening yet */ }
-    if (srv.exitCode !== null) throw new Error(`wirecap serve exited ${srv.exitCode}:\n${text}`);
-    await sleep(200);
-  }
-  throw new Error(`wirecap serve did not answer in 30 s:\n${text}`);
+function startServer(store, port) {
+  return serve({ bin: BIN, data: store, port, password: PASSWORD, extra: ['--synthetic', '3000'], logFile: join(OUT, 'server.log') });
 }
 
 async function check(name, f) {
@@ -173,18 +142,12 @@ async function main() {
   let browser = null;
   const stop = async () => {
     if (browser) await browser.close().catch(() => {});
-    server.srv.kill('SIGTERM');
-    await new Promise((r) => (server.srv.exitCode !== null ? r() : server.srv.on('exit', r)));
+    await stopServer(server.srv);
     rmSync(DATA, { recursive: true, force: true });
   };
   process.on('SIGINT', () => { stop().then(() => process.exit(130)); });
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'], // playwright gives it a fresh profile folder
-    });
+    browser = await launchChromium(CHROMIUM);
   } catch (e) {
     await stop();
     throw e;

@@ -5,6 +5,7 @@
 import { useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { html, ErrorMsg, usePoll, fmtBits, fmtBytes, fmtCount, fmtPps, fmtSpeed } from '../ui.js';
+import { Alerts } from './config_alerts.js';
 
 const MODES = ['ingress', 'egress', 'inline', 'both'];
 
@@ -160,7 +161,7 @@ function CaptureSettings() {
   </section>`;
 }
 
-export function Config({ status, refresh }) {
+export function Config({ status, refresh, me }) {
   const [ifs, setIfs] = useState(null);
   const [error, setError] = useState(null);
   const [msg, setMsg] = useState(null);
@@ -219,5 +220,6 @@ export function Config({ status, refresh }) {
     </section>
     <${CaptureSettings} />
     <${Forwarding} capturing=${!!s.capture_active} />
+    ${me && me.role === 'admin' && html`<${Alerts} />`}
   </div>`;
 }

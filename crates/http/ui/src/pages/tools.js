@@ -5,6 +5,7 @@ import { useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { html, Coming, ErrorMsg, Confirm, useLoad, usePoll, fmtBytes, fmtDuration } from '../ui.js';
 import { SoftwareUpdate } from './tools_update.js';
+import { ApiTokens } from './tools_tokens.js';
 
 const LINKS = [
   ['/api/v1/openapi.json', 'OpenAPI document'],
@@ -175,6 +176,7 @@ export function Tools({ me, hostname, refresh }) {
     <${Hostname} admin=${admin} hostname=${hostname} refresh=${refresh} />
     <${Report} admin=${admin} />
     <${Users} me=${me} />
+    ${admin && html`<${ApiTokens} />`}
     <${SoftwareUpdate} admin=${admin} />
   </div>`;
 }
