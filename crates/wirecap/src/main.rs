@@ -16,6 +16,7 @@ mod install_cmd;
 mod listing;
 mod ops_cmd;
 mod output;
+mod reindex_cmd;
 mod release_cmd;
 mod report_cmd;
 mod serve_cmd;
@@ -122,6 +123,9 @@ enum Cmd {
     Retention(ops_cmd::RetentionArgs),
     /// Pin a stream so that retention never deletes it (--off unpins)
     Pin(ops_cmd::PinArgs),
+    /// Build the flow index of a stream written without one (queries then read only the
+    /// packets of matching flows)
+    Reindex(reindex_cmd::ReindexArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         Cmd::Schedule(a) => ops_cmd::schedule(a),
         Cmd::Retention(a) => ops_cmd::retention(a),
         Cmd::Pin(a) => ops_cmd::pin(a),
+        Cmd::Reindex(a) => reindex_cmd::run(a),
     };
     match r {
         Ok(code) => code,
