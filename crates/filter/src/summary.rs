@@ -353,19 +353,8 @@ impl ChunkSummary {
     /// `orig_len` the wire length. A chunk mixing link types is marked so that every
     /// filter may match it.
     pub fn add(&mut self, linktype: wirecap_pcap::LinkType, data: &[u8], orig_len: u32) {
-        let lt = linktype.0;
-        match self.linktype {
-            None if self.count == 0 => self.linktype = Some(lt),
-            Some(x) if x == lt => {}
-            // Mixed link types: give up on link-specific pruning (0xffff is reserved).
-            _ => self.linktype = Some(0xffff),
-        }
-        self.count = self.count.saturating_add(1);
-        self.min_len = self.min_len.min(orig_len);
-        self.max_len = self.max_len.max(orig_len);
-        let link = Link::from_linktype(lt);
-        let d = dissect::dissect(link, data);
-        self.add_rest(link, data, &d);
+        let d = dissect::dissect(Link::from_linktype(linktype.0), data);
+        self.add_dissected_packet(linktype, data, orig_len, &d);
     }
 
     /// [`add`](Self::add) for a packet already dissected (`d` must be
@@ -382,17 +371,14 @@ impl ChunkSummary {
         match self.linktype {
             None if self.count == 0 => self.linktype = Some(lt),
             Some(x) if x == lt => {}
+            // Mixed link types: give up on link-specific pruning (0xffff is reserved).
             _ => self.linktype = Some(0xffff),
         }
         self.count = self.count.saturating_add(1);
         self.min_len = self.min_len.min(orig_len);
         self.max_len = self.max_len.max(orig_len);
-        self.add_rest(Link::from_linktype(lt), data, d);
-    }
-
-    fn add_rest(&mut self, link: Link, data: &[u8], d: &Dissected) {
         self.add_dissected(d);
-        if link == Link::Ethernet {
+        if Link::from_linktype(lt) == Link::Ethernet {
             self.add_bpf_offsets(data);
         }
     }

@@ -101,53 +101,37 @@ fn summarize_into(
     out[..n].copy_from_slice(&bytes[..n]);
 }
 
-impl wirecap_store::ChunkSummarizer for FilterSummarizer {
-    fn summary_len(&self) -> usize {
-        SUMMARY_LEN
-    }
+/// The two summarizers differ only in whether they classify flows.
+macro_rules! summarizer {
+    ($t:ty, $flows:expr) => {
+        impl wirecap_store::ChunkSummarizer for $t {
+            fn summary_len(&self) -> usize {
+                SUMMARY_LEN
+            }
 
-    fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
-        summarize_into(link, body, out, None);
-    }
+            fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
+                summarize_into(link, body, out, None);
+            }
 
-    fn flows(&self) -> bool {
-        flow_index_enabled()
-    }
+            fn flows(&self) -> bool {
+                $flows
+            }
 
-    fn summarize_flows(
-        &self,
-        link: LinkType,
-        body: &[u8],
-        out: &mut [u8],
-        flows: &mut Vec<wirecap_store::PacketFlow>,
-    ) {
-        summarize_into(link, body, out, Some(flows));
-    }
+            fn summarize_flows(
+                &self,
+                link: LinkType,
+                body: &[u8],
+                out: &mut [u8],
+                flows: &mut Vec<wirecap_store::PacketFlow>,
+            ) {
+                summarize_into(link, body, out, Some(flows));
+            }
+        }
+    };
 }
 
-impl wirecap_store::ChunkSummarizer for FlowClassifier {
-    fn summary_len(&self) -> usize {
-        SUMMARY_LEN
-    }
-
-    fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
-        summarize_into(link, body, out, None);
-    }
-
-    fn flows(&self) -> bool {
-        true
-    }
-
-    fn summarize_flows(
-        &self,
-        link: LinkType,
-        body: &[u8],
-        out: &mut [u8],
-        flows: &mut Vec<wirecap_store::PacketFlow>,
-    ) {
-        summarize_into(link, body, out, Some(flows));
-    }
-}
+summarizer!(FilterSummarizer, flow_index_enabled());
+summarizer!(FlowClassifier, true);
 
 /// A packet's time in ns since the epoch.
 #[inline]

@@ -58,7 +58,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{IoContext, Result};
 use crate::index::{le32, le64};
@@ -701,9 +701,7 @@ impl FlowTable {
 
 /// `flows.idx` being appended by a writer.
 pub(crate) struct FlowFile {
-    file: File,
-    path: PathBuf,
-    len: u64,
+    file: crate::writer::IndexFile,
     pub(crate) table: FlowTable,
     /// Per packet of the chunk being written: what the classifier said.
     pub(crate) keys: Vec<PacketFlow>,
@@ -711,18 +709,8 @@ pub(crate) struct FlowFile {
 
 impl FlowFile {
     pub(crate) fn open(dir: &Path) -> Result<Self> {
-        let path = dir.join(layout::FLOWS);
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .at(&path)?;
-        let len = file.metadata().at(&path)?.len();
         Ok(Self {
-            file,
-            path,
-            len,
+            file: crate::writer::IndexFile::open(dir.join(layout::FLOWS))?,
             table: FlowTable::default(),
             keys: Vec::new(),
         })
@@ -735,16 +723,14 @@ impl FlowFile {
         let Some(b) = self.table.take_block(last) else {
             return;
         };
-        match self.file.write_all(b) {
-            Ok(()) => self.len += b.len() as u64,
-            Err(_) => {
-                let _ = self.file.set_len(self.len);
-            }
+        let len = self.file.len;
+        if self.file.append(b).is_err() {
+            let _ = self.file.truncate(len);
         }
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().at(&self.path)
+        self.file.file.sync_data().at(&self.file.path)
     }
 }
 

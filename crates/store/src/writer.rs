@@ -127,14 +127,14 @@ pub struct Recovery {
     pub failed: Option<String>,
 }
 
-struct IndexFile {
-    file: File,
-    path: PathBuf,
-    len: u64,
+pub(crate) struct IndexFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    pub(crate) len: u64,
 }
 
 impl IndexFile {
-    fn open(path: PathBuf) -> Result<Self> {
+    pub(crate) fn open(path: PathBuf) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -144,7 +144,7 @@ impl IndexFile {
         let len = file.metadata().at(&path)?.len();
         Ok(Self { file, path, len })
     }
-    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -152,7 +152,7 @@ impl IndexFile {
         self.len += bytes.len() as u64;
         Ok(())
     }
-    fn truncate(&mut self, len: u64) -> Result<()> {
+    pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
         self.file.set_len(len).at(&self.path)?;
         self.len = len;
         Ok(())
@@ -265,35 +265,14 @@ impl StreamWriter {
         drop(cfile);
         let (packets, pos) = last.map_or((0, 0), |r| (r.end_packet(), r.end_pos()));
 
-        // Summaries of chunks that are gone are cut too.
-        let spath = dir.join(layout::SUMMARY);
-        if meta.summary_len > 0
-            && let Ok(m) = fs::metadata(&spath)
-        {
-            let keep = n * u64::from(meta.summary_len);
-            if m.len() > keep {
-                rec.bytes_cut += m.len() - keep;
-                OpenOptions::new()
-                    .write(true)
-                    .open(&spath)
-                    .and_then(|f| f.set_len(keep))
-                    .at(&spath)?;
-            }
+        // Summaries and piece checksums of chunks that are gone are cut too.
+        if meta.summary_len > 0 {
+            rec.bytes_cut += cut_to(&dir.join(layout::SUMMARY), n * u64::from(meta.summary_len))?;
         }
-
-        // So are piece checksums.
-        let ppath = dir.join(layout::PIECES);
-        if let Ok(m) = fs::metadata(&ppath) {
-            let keep = n * crate::pieces::RECORD_LEN as u64;
-            if m.len() > keep {
-                rec.bytes_cut += m.len() - keep;
-                OpenOptions::new()
-                    .write(true)
-                    .open(&ppath)
-                    .and_then(|f| f.set_len(keep))
-                    .at(&ppath)?;
-            }
-        }
+        rec.bytes_cut += cut_to(
+            &dir.join(layout::PIECES),
+            n * crate::pieces::RECORD_LEN as u64,
+        )?;
 
         // Flow blocks naming packets that are gone are cut (they would name the wrong
         // packets once new ones are appended).
@@ -858,6 +837,22 @@ fn chunk_data_ok(dir: &Path, r: &ChunkRecord) -> Result<bool> {
         return Ok(false);
     }
     Ok(crc32c::crc32c(&body) == r.body_crc)
+}
+
+/// Cuts the file at `path` (if there is one) to `keep` bytes; returns the bytes cut.
+fn cut_to(path: &Path, keep: u64) -> Result<u64> {
+    let Ok(m) = fs::metadata(path) else {
+        return Ok(0);
+    };
+    if m.len() <= keep {
+        return Ok(0);
+    }
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(keep))
+        .at(path)?;
+    Ok(m.len() - keep)
 }
 
 /// Cuts a mark file to whole records for packets below `packets`; returns bytes cut.
