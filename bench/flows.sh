@@ -64,14 +64,14 @@ index_bytes() { du -cb "$DATA"/streams/"$1"/flows.idx | tail -1 | cut -f1; }
 data_bytes() { du -cb "$DATA"/streams/"$1"/seg-*.wcs | tail -1 | cut -f1; }
 
 results=()
-time_it() { # label command... -> median seconds (warm), median (cold)
-  local label=$1; shift
+time_it() { # label "command line" -> median seconds (warm), median (cold)
+  local label=$1 cmd=$2
   local json="$WORK/h.json" warm cold=-
-  hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" -n "$label" "$*" >/dev/null 2>&1
+  hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" -n "$label" "$cmd" >&2
   warm=$(python3 -c "import json;print(json.load(open('$json'))['results'][0]['median'])")
   if [ "$COLD" = 1 ]; then
     hyperfine -N --runs "$RUNS" --prepare 'sh -c "sync; echo 3 > /proc/sys/vm/drop_caches"' \
-      --export-json "$json" -n "$label" "$*" >/dev/null 2>&1
+      --export-json "$json" -n "$label" "$cmd" >&2
     cold=$(python3 -c "import json;print(json.load(open('$json'))['results'][0]['median'])")
   fi
   echo "$warm $cold"
@@ -81,12 +81,12 @@ row() { # label stream pcap-or-- extra-export-args...
   local label=$1 name=$2 pcap=$3; shift 3
   local tp=- tw=- tc=- same=-
   if [ "$pcap" != - ]; then
-    read -r tw tc < <(time_it tcpdump tcpdump -r "$pcap" -w "$WORK/out-t.pcap" "$EXPR")
+    read -r tw tc < <(time_it tcpdump "tcpdump --time-stamp-precision=nano -r $pcap -w $WORK/out-t.pcap '$EXPR'")
     tp="$tw / $tc"
   fi
   local iw ic sw sc
-  read -r iw ic < <(time_it index "$W" export --data "$DATA" "$name" --bpf "$EXPR" "$@" -o "$WORK/out-i.pcap")
-  read -r sw sc < <(WIRECAP_QUERY_INDEX=off time_it scan env WIRECAP_QUERY_INDEX=off "$W" export --data "$DATA" "$name" --bpf "$EXPR" "$@" -o "$WORK/out-s.pcap")
+  read -r iw ic < <(time_it index "$W export --data $DATA $name --bpf '$EXPR' $* -o $WORK/out-i.pcap")
+  read -r sw sc < <(time_it scan "env WIRECAP_QUERY_INDEX=off $W export --data $DATA $name --bpf '$EXPR' $* -o $WORK/out-s.pcap")
   local info scan_info
   info=$("$W" export --data "$DATA" "$name" --bpf "$EXPR" "$@" -o "$WORK/out-i.pcap" 2>&1)
   scan_info=$(WIRECAP_QUERY_INDEX=off "$W" export --data "$DATA" "$name" --bpf "$EXPR" "$@" -o "$WORK/out-s.pcap" 2>&1)

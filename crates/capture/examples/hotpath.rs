@@ -46,7 +46,13 @@ fn main() {
         };
         StoreSink::create_with(&store, "hotpath", 1, 262_144, "hotpath", &opts).expect("stream")
     });
-    let per_block = (1 << 20) / (len + 96);
+    // Synthetic full-size frames are 1514 bytes.
+    let frame_max = if synth && len > 64 {
+        len.max(1514)
+    } else {
+        len
+    };
+    let per_block = (1 << 20) / (frame_max + 96);
     let mut g = wirecap_capture::synth::Generator::new(
         1,
         wirecap_capture::synth::SynthConfig {
