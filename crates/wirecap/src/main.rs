@@ -16,6 +16,7 @@ mod install_cmd;
 mod listing;
 mod ops_cmd;
 mod output;
+mod reindex_cmd;
 mod release_cmd;
 mod report_cmd;
 mod serve_cmd;
@@ -125,6 +126,9 @@ enum Cmd {
     Pin(ops_cmd::PinArgs),
     /// API tokens for scripts (Authorization: Bearer): list, add, revoke
     Tokens(tokens_cmd::TokensArgs),
+    /// Build the flow index of a stream written without one (queries then read only the
+    /// packets of matching flows)
+    Reindex(reindex_cmd::ReindexArgs),
 }
 
 fn main() -> ExitCode {
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
         Cmd::Retention(a) => ops_cmd::retention(a),
         Cmd::Pin(a) => ops_cmd::pin(a),
         Cmd::Tokens(a) => tokens_cmd::run(a),
+        Cmd::Reindex(a) => reindex_cmd::run(a),
     };
     match r {
         Ok(code) => code,
