@@ -109,6 +109,12 @@ pub(crate) fn delete_dead_segments(dir: &Path, head: &Head) -> Result<u64> {
             Err(e) => return Err(e).at(&p),
         }
     }
+    // Markers of segments kept elsewhere (crate::remote) below the head are dead too.
+    if let Ok(remote) = crate::remote::remote_segments(dir) {
+        for (n, _) in remote.into_iter().filter(|(n, _)| *n < head.segment) {
+            let _ = fs::remove_file(dir.join(crate::remote::marker(n)));
+        }
+    }
     if freed > 0 {
         sync_dir(dir)?;
     }
