@@ -71,6 +71,7 @@ impl App {
                 https: None,
                 source: Some(source),
                 forward: None,
+                ..ServeArgs::default()
             },
             file.clone(),
         );

@@ -53,6 +53,19 @@ pub struct ServeArgsCli {
     /// appliance; the default) or both
     #[arg(long, value_name = "MODE", requires = "inline")]
     capture_mode: Option<String>,
+    /// Archive tier: write sealed segments back to s3://BUCKET/PREFIX (also gs://, az://,
+    /// file:///PATH) and read them from there once the local copy is gone. Credentials
+    /// and endpoint come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for plain HTTP)
+    #[arg(long, value_name = "URL")]
+    archive: Option<String>,
+    /// This probe's name in the archive (default: the hostname)
+    #[arg(long, value_name = "NAME")]
+    probe: Option<String>,
+    /// Serve every probe's streams from the archive: no capture, no writeback (the fleet
+    /// view; needs --archive or [archive] url)
+    #[arg(long)]
+    read_only: bool,
 }
 
 pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
@@ -80,6 +93,9 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
         https: a.https,
         source,
         forward,
+        archive_url: a.archive,
+        probe: a.probe,
+        read_only: a.read_only,
     })
     .with_context(|| format!("serve --data {}", data.display()))?;
     Ok(ExitCode::SUCCESS)
