@@ -711,8 +711,11 @@ fn segments_on_disk(dir: &Path) -> Vec<(u32, u64)> {
     v
 }
 
-/// The stream-level files of a directory with `(bytes, mtime_ns)`.
-fn stream_files(dir: &Path) -> Result<Vec<(String, (u64, u64))>, Error> {
+/// A file's `(bytes, mtime_ns)`: how a change is seen.
+type Stamp = (u64, u64);
+
+/// The stream-level files of a directory with their [`Stamp`].
+fn stream_files(dir: &Path) -> Result<Vec<(String, Stamp)>, Error> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::Io {
         what: format!("cannot list {}", dir.display()),
         source: e,
