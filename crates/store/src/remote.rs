@@ -50,24 +50,7 @@ pub fn remote_len(dir: &Path, n: u32) -> Option<u64> {
 
 /// Segments of the stream in `dir` kept elsewhere: `(number, bytes)`, in order.
 pub fn remote_segments(dir: &Path) -> Result<Vec<(u32, u64)>> {
-    let mut v = Vec::new();
-    for e in fs::read_dir(dir).at(dir)? {
-        let e = e.at(dir)?;
-        let name = e.file_name();
-        let Some(n) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("seg-"))
-            .and_then(|n| n.strip_suffix(".wcs.remote"))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(len) = remote_len(dir, n) {
-            v.push((n, len));
-        }
-    }
-    v.sort_unstable();
-    Ok(v)
+    crate::head::numbered_files(dir, ".wcs.remote", |_, n| remote_len(dir, n))
 }
 
 /// Writes the marker of segment `n` (`len` bytes) durably, without touching the segment.

@@ -276,8 +276,11 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
         "a 1 s window of {} bytes fetched {fetched} bytes",
         window_bytes.len()
     );
+    // One GET per ~1 MiB chunk frame of the window, the segments' seek tables, and the
+    // read-ahead once it goes through a segment in order.
+    let frames = (window_bytes.len() as u64).div_ceil(1 << 20);
     assert!(
-        requests >= 1 && requests <= fetched.div_ceil(1 << 20) + 1,
+        requests >= 1 && requests <= 2 * frames + 8,
         "{requests} GETs"
     );
     assert!(fetched < total, "the window fetched the whole stream");
