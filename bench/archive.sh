@@ -13,7 +13,8 @@
 # curl, python3. Loopback only. Usage: bench/archive.sh [SECONDS [PPS]] (default 20 20000):
 # the stream is SECONDS of synthetic traffic at PPS captured with 64 MB segments.
 # Environment: WIRECAP_BIN (default target/release/wirecap, built if missing),
-# CONCURRENCY (default 4), KEEP=1 (leave the work directory).
+# CONCURRENCY (default 4), COMPRESSION (zstd or none, default zstd), KEEP=1 (leave the
+# work directory).
 set -euo pipefail
 
 SECS=${1:-20}
@@ -75,7 +76,7 @@ export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3
   RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=$SECRET RCLONE_CONFIG_S3_ENDPOINT=http://127.0.0.1:$S3P \
   RCLONE_CONFIG_S3_REGION=us-east-1
 t0=$(now)
-rclone copy "$WORK/segs" "s3:bench/rclone" --transfers "$CONC" --s3-chunk-size 8M --s3-upload-concurrency 2 -q
+env -u AWS_CA_BUNDLE rclone copy "$WORK/segs" "s3:bench/rclone" --transfers "$CONC" --s3-chunk-size 8M --s3-upload-concurrency 2 -q
 t1=$(now)
 RCLONE_S=$(python3 -c "print(round($t1-$t0,2))")
 rm -rf "$WORK/segs"
@@ -87,6 +88,7 @@ cat >>"$WORK/data/wirecap.toml" <<EOF
 url = "s3://bench/fleet"
 probe = "bench"
 concurrency = $CONC
+compression = "${COMPRESSION:-zstd}"
 EOF
 t0=$(now)
 serve
@@ -97,7 +99,7 @@ for _ in $(seq 3000); do
 done
 t1=$(now)
 WB_S=$(python3 -c "print(round($t1-$t0,2))")
-STORED=$(cat "$WORK/s3/bench/fleet/bench/$NAME"/seg-*.wcs | wc -c)
+STORED=$(cat "$WORK/s3/bench/fleet/bench/$NAME"/seg-*.wcs* | wc -c)
 ALL=$(du -sb "$WORK/s3/bench/fleet/bench/$NAME" | cut -f1)
 
 # 3. Downloads from the local disk.
