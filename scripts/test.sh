@@ -17,13 +17,20 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The archive tests run a real S3 server (crates/wirecap/tests/archive.rs): s3s-fs from
+# crates.io, installed once (~4 min on 2 cores; newer versions need a newer rustc).
+if ! command -v s3s-fs >/dev/null; then
+  echo "installing s3s-fs (the archive tests' S3 server)"
+  cargo install -q s3s-fs@0.14.1 --features binary --locked
+fi
+
 # What the suite expects of the machine. Under CI (CI=true) a missing piece fails the run
 # here, naming it, and every test that needs it would fail too (crates/testkit); elsewhere
 # those tests skip, and the summary at the end lists them.
 corpus=${WIRECAP_CORPUS:-../shared/corpus}
 lacking=()
 [[ $(id -u) -eq 0 ]] || lacking+=("root (network namespaces, AF_PACKET rings, tmpfs mounts)")
-for t in tcpdump tshark tcpreplay chromium trafgen ip; do
+for t in tcpdump tshark tcpreplay chromium trafgen ip s3s-fs; do
   command -v "$t" >/dev/null || lacking+=("$t")
 done
 [[ -f $corpus/MANIFEST.tsv ]] || lacking+=("the corpus at $corpus (set WIRECAP_CORPUS)")

@@ -48,6 +48,10 @@ pub struct Stream {
     /// `open`, `sealed` or `recovered`.
     #[schema(value_type = String)]
     pub state: StreamState,
+    /// The probe that captured it, when an archive is configured (a read-only node
+    /// serves every probe's streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
 }
 
 /// Where a stream's download and views are.
@@ -122,8 +126,23 @@ impl Stream {
             snaplen: s.meta.snaplen,
             source: s.meta.source.clone(),
             state: s.meta.state,
+            probe: None,
         }
     }
+
+    /// This stream with its probe: the archive's probe for a fleet copy, this node's
+    /// when an archive is configured.
+    pub fn with_probe(mut self, engine: &Engine) -> Self {
+        self.probe = probe_of(engine, &self.name);
+        self
+    }
+}
+
+/// The probe of stream `name` (see [`Stream::with_probe`]).
+pub fn probe_of(engine: &Engine, name: &str) -> Option<String> {
+    let a = engine.archive()?;
+    let dir = engine.store().stream_path(name).ok()?;
+    Some(wirecap_archive::origin_probe(&dir).unwrap_or_else(|| a.probe().to_owned()))
 }
 
 /// The appliance's status: the JSON API's, the report's.
@@ -163,6 +182,9 @@ pub struct Status {
     /// What the appliance captures from.
     pub source: String,
     pub uptime_s: u64,
+    /// The archive tier (writeback lag, rate, errors), when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<wirecap_archive::ArchiveStatus>,
 }
 
 /// The capture running now (or the last one).
@@ -272,6 +294,7 @@ impl Status {
             retention: serde_json::to_value(ops.retention.status()).unwrap_or_default(),
             source: engine.describe_source(),
             uptime_s: f.uptime.as_secs(),
+            archive: engine.archive().map(|a| a.status()),
         }
     }
 }

@@ -39,6 +39,8 @@
 //! [alerts]                        # webhook and syslog alerts: see crate::alerts
 //! [[schedule]]                    # named capture schedules: see crate::schedule
 //! [retention]                     # disk budget and watermarks: see crate::retention
+//! [archive]                       # object-storage tier: see wirecap_archive::config
+//! url = "s3://bucket/prefix"      # also gs://, az://, file:///PATH
 //! ```
 //!
 //! Errors point at the line: syntax and type errors come from `toml` with line and column;
@@ -101,6 +103,12 @@ pub struct FileConfig {
     /// Alerts to a webhook and/or syslog (issue 14.6).
     #[serde(default, skip_serializing_if = "crate::alerts::AlertsConfig::is_empty")]
     pub alerts: crate::alerts::AlertsConfig,
+    #[serde(default, skip_serializing_if = "is_default_archive")]
+    pub archive: wirecap_archive::ArchiveConfig,
+}
+
+fn is_default_archive(a: &wirecap_archive::ArchiveConfig) -> bool {
+    *a == wirecap_archive::ArchiveConfig::default()
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -338,6 +346,23 @@ impl FileConfig {
                 Some((key, why)) => KeyError::new(&["retention", key], why.to_owned()),
                 None => KeyError::new(&["retention"], e),
             }
+        })?;
+        // The hostname stands in for the probe name here: only its form is checked.
+        self.archive.validate("probe").map_err(|e| {
+            let msg = e.to_string();
+            let key = [
+                "url",
+                "endpoint",
+                "probe",
+                "max_mbps",
+                "concurrency",
+                "cache",
+                "compression",
+            ]
+            .into_iter()
+            .find(|k| msg.starts_with(&format!("archive {k}")))
+            .unwrap_or("url");
+            KeyError::new(&["archive", key], msg)
         })?;
         for k in &self.update.trusted_keys {
             crate::release::read_public_key(k)
@@ -582,6 +607,10 @@ pub struct ServeArgs {
     pub forward: Option<ForwardChoice>,
     /// `--bpf`, `--snaplen`, `--threads`, `--fanout`, `--blocks`, `--block-kib`.
     pub capture: CaptureOptions,
+    /// `--archive URL`, `--probe NAME`, `--read-only` (over `[archive]`).
+    pub archive_url: Option<String>,
+    pub probe: Option<String>,
+    pub read_only: bool,
 }
 
 /// What the server runs with: the command line over the file over the defaults.
@@ -605,6 +634,9 @@ pub struct Settings {
     /// `hostname` from the file.
     pub hostname: Option<String>,
     pub apply_hostname_to_os: bool,
+    /// `[archive]` with the command line over it (checked when the server starts, when
+    /// the probe's default name, the hostname, is known).
+    pub archive: wirecap_archive::ArchiveConfig,
 }
 
 /// Whether this process may open AF_PACKET sockets (root or CAP_NET_RAW).
@@ -660,7 +692,16 @@ impl Settings {
                 .flatten()
                 .filter(|_| matches!(source, SourceChoice::Interface(_)))
         });
+        let mut archive = file.archive;
+        if let Some(u) = args.archive_url {
+            archive.url = Some(u);
+        }
+        if let Some(p) = args.probe {
+            archive.probe = Some(p);
+        }
+        archive.read_only |= args.read_only;
         Self {
+            archive,
             data: args.data,
             http,
             https,

@@ -107,6 +107,8 @@ pub struct Engine {
     /// Why the last capture ended by itself, when it was not a replay reaching its end
     /// (cleared by the next start): the alerts' `capture` condition.
     unexpected_stop: Mutex<Option<String>>,
+    /// The archive tier, when one is configured (`[archive]`, `--archive`).
+    archive: std::sync::OnceLock<Arc<wirecap_archive::Archive>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -170,6 +172,7 @@ impl Engine {
             forward: Mutex::new(None),
             disk_full_logged: std::sync::atomic::AtomicBool::new(false),
             unexpected_stop: Mutex::new(None),
+            archive: std::sync::OnceLock::new(),
         })
     }
 
@@ -230,6 +233,16 @@ impl Engine {
         )
     }
 
+    /// Gives the engine its archive tier (once, at start-up).
+    pub fn set_archive(&self, a: Arc<wirecap_archive::Archive>) {
+        let _ = self.archive.set(a);
+    }
+
+    /// The archive tier, when one is configured.
+    pub fn archive(&self) -> Option<&Arc<wirecap_archive::Archive>> {
+        self.archive.get()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -281,6 +294,12 @@ impl Engine {
     /// [`MAX_SAME_MINUTE`]), as the manual's users restart captures under one name.
     /// Blocking.
     pub fn start(&self, base: &str) -> Result<CaptureInfo, EngineError> {
+        if self.archive().is_some_and(|a| a.read_only()) {
+            return Err(EngineError::NoInterface(
+                "this node is read-only (--read-only): it serves the archive and captures nothing"
+                    .into(),
+            ));
+        }
         wirecap_store::validate_base_name(base)
             .map_err(|e| EngineError::InvalidName(e.to_string()))?;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());

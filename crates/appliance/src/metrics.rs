@@ -101,7 +101,55 @@ struct Inner {
     streams: G,
     retention: Vec<(&'static str, G)>,
     forward: ForwardMetrics,
+    archive: Vec<(&'static str, G)>,
 }
+
+/// The archive tier's figures (all 0 without an archive).
+const ARCHIVE_GAUGES: [(&str, &str); 13] = [
+    (
+        "archive_ok",
+        "1 when the last writeback pass (or fleet refresh) succeeded",
+    ),
+    (
+        "archive_lag_bytes",
+        "Bytes of local segments not yet in the archive",
+    ),
+    (
+        "archive_lag_seconds",
+        "Seconds since the oldest sealed segment not yet archived was sealed",
+    ),
+    (
+        "archive_pending_segments",
+        "Sealed segments waiting for upload",
+    ),
+    (
+        "archive_rate_bytes_per_second",
+        "Writeback rate over the last pass",
+    ),
+    (
+        "archive_uploaded_bytes",
+        "Bytes uploaded to the archive since the server started",
+    ),
+    (
+        "archive_uploaded_segments",
+        "Segments archived since the server started",
+    ),
+    (
+        "archive_errors",
+        "Failed writeback passes and archive reads since the server started",
+    ),
+    (
+        "archive_evicted_bytes",
+        "Local copies of archived segments deleted (the disk as a cache)",
+    ),
+    (
+        "archive_lost_bytes",
+        "Bytes deleted before they were archived (the disk was full)",
+    ),
+    ("archive_read_requests", "Ranged GETs of archived segments"),
+    ("archive_read_bytes", "Bytes read from archived segments"),
+    ("archive_cache_bytes", "Bytes in the archive read cache"),
+];
 
 /// The server's metrics. Cheap to clone.
 #[derive(Clone)]
@@ -241,7 +289,16 @@ impl Metrics {
             "Packets the forwarder dropped, by reason",
             forward.dropped.clone(),
         );
+        let archive = ARCHIVE_GAUGES
+            .iter()
+            .map(|(name, help)| {
+                let g = G::default();
+                registry.register(*name, *help, g.clone());
+                (*name, g)
+            })
+            .collect();
         Self(Arc::new(Inner {
+            archive,
             registry,
             requests,
             download_bytes,
@@ -310,6 +367,30 @@ impl Metrics {
                 "forward_icmp_errors_sent" => st.icmp_errors_sent,
                 "forward_rx_ring_drops" => s.rx_ring_drops,
                 "forward_capture_queue_dropped" => tap_dropped,
+                _ => 0,
+            });
+        }
+    }
+
+    /// Sets the archive tier's figures (`None`: no archive, all 0).
+    pub fn set_archive(&self, a: Option<&wirecap_archive::ArchiveStatus>) {
+        let d = wirecap_archive::ArchiveStatus::default();
+        let a = a.unwrap_or(&d);
+        for (name, g) in &self.0.archive {
+            g.set(match *name {
+                "archive_ok" => u64::from(a.state == "ok"),
+                "archive_lag_bytes" => a.lag_bytes,
+                "archive_lag_seconds" => a.lag_seconds as u64,
+                "archive_pending_segments" => a.pending_segments,
+                "archive_rate_bytes_per_second" => a.rate_bytes_per_second as u64,
+                "archive_uploaded_bytes" => a.uploaded_bytes_total,
+                "archive_uploaded_segments" => a.uploaded_segments_total,
+                "archive_errors" => a.errors_total,
+                "archive_evicted_bytes" => a.evicted_bytes_total,
+                "archive_lost_bytes" => a.lost_bytes_total,
+                "archive_read_requests" => a.read_requests_total,
+                "archive_read_bytes" => a.read_bytes_total,
+                "archive_cache_bytes" => a.cache_bytes,
                 _ => 0,
             });
         }

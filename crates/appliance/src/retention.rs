@@ -20,6 +20,13 @@
 //! are never deleted; when only pinned data and the segments being written are left over
 //! the budget, retention says so in its status and the log instead of deleting them.
 //!
+//! **With an archive** (`[archive]`, see `wirecap_archive`) the local disk is a cache:
+//! each run first deletes the local copies of archived segments, oldest first (they stay
+//! readable from the archive, [`wirecap_store::remote`]); only when that is not enough
+//! are segments not yet archived deleted as above, and their bytes are counted as lost
+//! (`wirecap_archive_lost_bytes`), logged and shown as a warning. Streams with nothing
+//! left on the local disk but their index are left alone.
+//!
 //! The planner ([`next_step`]) is pure; [`Retention::run`] applies it to the store.
 
 use std::path::Path;
@@ -332,9 +339,16 @@ pub struct Retention {
     last_used: Mutex<Option<(u64, u64)>>,
     /// The capture's byte counter at the previous [`Self::due`] call (one tick ago).
     prev_captured: Mutex<Option<u64>>,
+    /// The archive tier: archived segments are deleted locally first.
+    archive: std::sync::OnceLock<std::sync::Arc<wirecap_archive::Archive>>,
 }
 
 impl Retention {
+    /// Makes the local disk a cache of `a` (see the module doc).
+    pub fn set_archive(&self, a: std::sync::Arc<wirecap_archive::Archive>) {
+        let _ = self.archive.set(a);
+    }
+
     pub fn status(&self) -> RetentionStatus {
         self.status
             .lock()
@@ -409,6 +423,13 @@ impl Retention {
             layouts.push(l);
             return Ok(0);
         }
+        if let Some(a) = self.archive.get() {
+            let below = match step {
+                Step::DeleteStream { .. } => None,
+                Step::TrimHead { keep_from, .. } => Some(*keep_from),
+            };
+            a.record_lost(&name, a.unarchived_bytes(store, &name, below));
+        }
         let (freed, what) = match step {
             Step::DeleteStream { name, bytes } => {
                 store.delete_stream(name)?;
@@ -476,6 +497,22 @@ impl Retention {
             "store over the high watermark"
         };
         if target < used {
+            // Local copies of archived segments go first: the archive still serves them.
+            if let Some(a) = self.archive.get() {
+                let freed = a.evict(store, used - target);
+                used = used.saturating_sub(freed);
+                if freed > 0 {
+                    st.deleted_bytes_total += freed;
+                    let (l, d) = layouts_and_damage(store)?;
+                    layouts = l;
+                    damaged = d;
+                }
+                // What is left on disk of those is their index: deleting it frees
+                // nothing worth losing the listing for.
+                layouts.retain(|l| {
+                    l.info.pinned || l.segments.iter().any(|(n, _)| *n >= l.info.head.segment)
+                });
+            }
             while used > target {
                 let Some(step) = next_step(&layouts) else {
                     break;

@@ -110,6 +110,7 @@ mod tests {
                 update: Default::default(),
                 hostname: None,
                 apply_hostname_to_os: false,
+                archive: Default::default(),
             },
             hostname: std::sync::RwLock::new("test-host".into()),
             reports: Default::default(),

@@ -137,7 +137,11 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     Releases::new(&dir).on_start(settings.update.health_timeout());
     tls::install_crypto_provider();
 
-    let store = Store::open(&dir)?;
+    let archive = open_archive(&settings)?;
+    let mut store = Store::open(&dir)?;
+    if let Some(a) = &archive {
+        store = store.with_source(Arc::new(a.reader()));
+    }
     // With the summarizer, a rebuilt index keeps its chunk summaries (filters skip
     // chunks again); plain `recover()` would rebuild it without them.
     for (name, rec) in store.recover_with(Some(&wirecap_query::FilterSummarizer))? {
@@ -155,6 +159,13 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         engine.set_forwarder(start_forwarder(&settings.source, f)?);
     }
     let ops = Operations::new(&dir, &file, &engine);
+    if let Some(a) = archive {
+        if !a.read_only() {
+            ops.retention.set_archive(a.clone());
+        }
+        a.start(engine.store().clone());
+        engine.set_archive(a);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,6 +181,37 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
         limits,
         header_timeout,
     ))
+}
+
+/// The archive tier of `[archive]` / `--archive`, connected (nothing sent yet). Its
+/// settings are logged without credentials: there are none in them.
+fn open_archive(settings: &Settings) -> Result<Option<Arc<wirecap_archive::Archive>>, Error> {
+    if settings.archive.read_only && settings.archive.url.is_none() {
+        return Err(Error::Other(
+            "--read-only serves an archive: give --archive URL (or [archive] url)".into(),
+        ));
+    }
+    let probe = wirecap_appliance::hostname::effective(settings.hostname.as_deref());
+    // A hostname is not always a valid probe name (e.g. `localhost.localdomain` is, `a b`
+    // is not): `--probe` names it then.
+    let Some(s) = settings
+        .archive
+        .validate(&probe)
+        .map_err(|e| Error::Other(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    tracing::info!(
+        url = %s.target,
+        probe = %s.probe,
+        read_only = s.read_only,
+        concurrency = s.concurrency,
+        max_bytes_per_sec = ?s.max_bytes_per_sec,
+        "archive tier"
+    );
+    wirecap_archive::Archive::open(s)
+        .map(Some)
+        .map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Says what start-up recovery did to stream `name`: a stream it could not repair is

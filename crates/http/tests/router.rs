@@ -72,6 +72,7 @@ impl App {
                 source: Some(source),
                 forward: None,
                 capture: Default::default(),
+                ..ServeArgs::default()
             },
             file.clone(),
         );

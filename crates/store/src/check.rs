@@ -71,7 +71,10 @@ impl StreamReader {
         let seg = self.dir().join(layout::segment(last.segment));
         let seg_len = match std::fs::metadata(&seg) {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            // Kept elsewhere (crate::remote): its marker holds its length.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::remote::remote_len(self.dir(), last.segment).unwrap_or(0)
+            }
             Err(e) => return Err(e).at(&seg),
         };
         let end = last.body_offset() + u64::from(last.body_len);

@@ -75,6 +75,18 @@ impl Head {
 
 /// Segment files of a stream directory: `(number, bytes)`, in order.
 pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u32, u64)>> {
+    numbered_files(dir, ".wcs", |e, _| {
+        Some(e.metadata().map(|m| m.len()).unwrap_or(0))
+    })
+}
+
+/// Files `seg-NNNNNNNN{suffix}` of `dir` with what `len` says of them (`None`: left
+/// out), by number.
+pub(crate) fn numbered_files(
+    dir: &Path,
+    suffix: &str,
+    len: impl Fn(&fs::DirEntry, u32) -> Option<u64>,
+) -> Result<Vec<(u32, u64)>> {
     let mut v = Vec::new();
     for e in fs::read_dir(dir).at(dir)? {
         let e = e.at(dir)?;
@@ -82,13 +94,14 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u32, u64)>> {
         let Some(n) = name
             .to_str()
             .and_then(|n| n.strip_prefix("seg-"))
-            .and_then(|n| n.strip_suffix(".wcs"))
+            .and_then(|n| n.strip_suffix(suffix))
             .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
-        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-        v.push((n, len));
+        if let Some(l) = len(&e, n) {
+            v.push((n, l));
+        }
     }
     v.sort_unstable();
     Ok(v)
@@ -107,6 +120,12 @@ pub(crate) fn delete_dead_segments(dir: &Path, head: &Head) -> Result<u64> {
             Ok(()) => freed += len,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).at(&p),
+        }
+    }
+    // Markers of segments kept elsewhere (crate::remote) below the head are dead too.
+    if let Ok(remote) = crate::remote::remote_segments(dir) {
+        for (n, _) in remote.into_iter().filter(|(n, _)| *n < head.segment) {
+            let _ = fs::remove_file(dir.join(crate::remote::marker(n)));
         }
     }
     if freed > 0 {

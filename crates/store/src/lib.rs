@@ -49,6 +49,7 @@ mod meta;
 mod name;
 pub mod pieces;
 mod reader;
+pub mod remote;
 mod reorder;
 mod repair;
 pub mod timefmt;
@@ -109,6 +110,17 @@ pub struct StreamLayout {
 pub struct Store {
     dir: PathBuf,
     streams: PathBuf,
+    source: Option<Source>,
+}
+
+/// Where segments kept elsewhere are read from (see [`remote`]).
+#[derive(Clone)]
+pub(crate) struct Source(pub(crate) std::sync::Arc<dyn remote::SegmentSource>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SegmentSource")
+    }
 }
 
 impl Store {
@@ -117,7 +129,37 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let streams = dir.join(layout::STREAMS_DIR);
         fs::create_dir_all(&streams).at(&streams)?;
-        Ok(Self { dir, streams })
+        Ok(Self {
+            dir,
+            streams,
+            source: None,
+        })
+    }
+
+    /// This store, reading the segments kept elsewhere (see [`remote`]) from `source`.
+    pub fn with_source(mut self, source: std::sync::Arc<dyn remote::SegmentSource>) -> Self {
+        self.source = Some(Source(source));
+        self
+    }
+
+    /// Where stream `name`'s files are (it need not exist).
+    pub fn stream_path(&self, name: &str) -> Result<PathBuf> {
+        self.stream_dir(name)
+    }
+
+    /// Replaces sealed segment `segment` of stream `name` by a marker (see [`remote`]):
+    /// only once a copy is kept elsewhere. Refused for the segment a writer appends to.
+    /// Returns the bytes freed (0 when it was not on disk).
+    pub fn evict_segment(&self, name: &str, segment: u32) -> Result<u64> {
+        let l = self.layout_of(name)?;
+        let open = l.writing || l.info.meta.state == StreamState::Open;
+        if open && l.last_segment.is_none_or(|last| segment >= last) {
+            return Err(Error::Invalid(format!(
+                "stream {name:?}: {} is being written",
+                layout::segment(segment)
+            )));
+        }
+        remote::evict(&self.stream_dir(name)?, name, segment)
     }
 
     pub fn dir(&self) -> &Path {
@@ -214,7 +256,7 @@ impl Store {
         if !dir.join(meta::META_FILE).exists() {
             return Err(Error::NoSuchStream(name.to_owned()));
         }
-        StreamReader::open(dir)
+        StreamReader::open(dir, self.source.clone())
     }
 
     /// Names of every stream, newest first.
@@ -316,7 +358,7 @@ impl Store {
             ));
         }
         let _lock = layout::lock(&dir, name)?;
-        let r = StreamReader::open(dir)?;
+        let r = StreamReader::open(dir, self.source.clone())?;
         flows::rebuild(&r, classify)
     }
 

@@ -125,6 +125,9 @@ pub struct MappedRanges {
     maps: BTreeMap<u32, Arc<Region>>,
     /// `pieces.idx`, opened at the first lazy read (`Some(None)`: the stream has none).
     pieces: Option<Option<File>>,
+    /// The last bytes read from a segment kept elsewhere (see [`crate::remote`]): the
+    /// source may have read ahead, so the next chunks may be in it already.
+    fetched: Option<(u32, Arc<Region>)>,
 }
 
 /// How [`MappedRanges::next_with`] reads a slice.
@@ -271,7 +274,44 @@ impl MappedRanges {
             reader,
             maps,
             pieces: None,
+            fetched: None,
         }
+    }
+
+    /// The bytes of chunk `c` from the segment's source, when the segment is kept
+    /// elsewhere and not on the local disk; `None` otherwise.
+    fn fetch(&mut self, s: &Slice, c: &ChunkRecord) -> Option<Result<Arc<Region>>> {
+        let len = CHUNK_HEADER_LEN as u64 + u64::from(c.body_len);
+        if let Some((seg, r)) = &self.fetched
+            && *seg == s.segment
+            && r.get(c.file_offset, len).is_some()
+        {
+            return Some(Ok(r.clone()));
+        }
+        let path = self.reader.dir().join(layout::segment(s.segment));
+        if path.exists() {
+            return None;
+        }
+        let (src, _) = self.reader.remote(s.segment)?;
+        let marker = self.reader.dir().join(crate::remote::marker(s.segment));
+        Some(
+            src.read(
+                self.reader.dir(),
+                self.reader.name(),
+                s.segment,
+                c.file_offset,
+                len,
+            )
+            .at(&marker)
+            .map(|v| {
+                let r = Arc::new(Region {
+                    backing: Backing::Heap(v),
+                    base: c.file_offset,
+                });
+                self.fetched = Some((s.segment, r.clone()));
+                r
+            }),
+        )
     }
 
     /// The piece checksums of chunk `i`, when the stream has a consistent record.
@@ -291,6 +331,9 @@ impl MappedRanges {
     fn region_for(&mut self, s: &Slice, c: &ChunkRecord) -> Result<Arc<Region>> {
         if let Some(r) = self.maps.get(&s.segment) {
             return Ok(r.clone());
+        }
+        if let Some(r) = self.fetch(s, c) {
+            return r;
         }
         // Only the current segment stays mapped from here on: a long range must not hold
         // every file it passed.
@@ -448,7 +491,13 @@ impl MappedRanges {
                 }),
             )));
         }
-        if let Err(e) = check_chunk(&self.reader, s.chunk, &c, header, body) {
+        if let Err(mut e) = check_chunk(&self.reader, s.chunk, &c, header, body) {
+            if let (Error::DamagedChunk { why, .. }, Some((seg, _))) = (&mut e, &self.fetched)
+                && *seg == s.segment
+                && !self.maps.contains_key(&s.segment)
+            {
+                why.push_str("; these bytes were read from the archive's copy of the segment");
+            }
             return Some(Err(e));
         }
         let start = (s.offset - region.base) as usize;

@@ -48,6 +48,8 @@ struct Inner {
     head: Head,
     first: Option<ChunkRecord>,
     last: Option<ChunkRecord>,
+    /// Where segments kept elsewhere come from (see [`crate::remote`]).
+    source: Option<crate::Source>,
 }
 
 /// Totals of a stream, as listed.
@@ -69,7 +71,7 @@ pub struct StreamInfo {
 }
 
 impl StreamReader {
-    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+    pub(crate) fn open(dir: PathBuf, source: Option<crate::Source>) -> Result<Self> {
         let meta = StreamMeta::load(&dir)?;
         // The head is read before the index: it only ever names chunks that were already
         // indexed, so it can never point past this snapshot.
@@ -131,6 +133,7 @@ impl StreamReader {
                 head,
                 first,
                 last,
+                source,
             }),
         };
         r.check_on_open()?;
@@ -190,6 +193,14 @@ impl StreamReader {
     pub(crate) fn last_record(&self) -> Option<ChunkRecord> {
         self.inner.last
     }
+    /// Where segment `n`'s bytes come from when it is kept elsewhere: the source and the
+    /// segment's length, `None` when it is not (or no source is set).
+    pub(crate) fn remote(&self, n: u32) -> Option<(&dyn crate::remote::SegmentSource, u64)> {
+        let src = self.inner.source.as_ref()?;
+        let len = crate::remote::remote_len(&self.inner.dir, n)?;
+        Some((&*src.0, len))
+    }
+
     pub(crate) fn end(&self) -> (u64, u64) {
         (self.end_packet(), self.end_pos())
     }

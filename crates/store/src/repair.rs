@@ -445,6 +445,12 @@ impl Store {
         summarizer: Option<&dyn ChunkSummarizer>,
     ) -> Result<Rebuild> {
         let dir = self.stream_dir_checked(name)?;
+        if crate::remote::any_remote(&dir) {
+            // Its segments are not all here: a rebuild from what is would drop them.
+            return Err(Error::Invalid(format!(
+                "stream {name:?}: some of its segments are kept in the archive; its index is not rebuilt from the local disk"
+            )));
+        }
         let mut meta = StreamMeta::load(&dir)?;
         let _lock = layout::lock(&dir, name)?;
         let head = Head::load(&dir)?;

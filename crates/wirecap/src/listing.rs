@@ -49,7 +49,17 @@ pub struct DeleteArgs {
 }
 
 pub(crate) fn open_store(d: &DataDir) -> Result<Store> {
-    Store::open(&d.data).with_context(|| format!("cannot open the store in {}", d.data.display()))
+    let store = Store::open(&d.data)
+        .with_context(|| format!("cannot open the store in {}", d.data.display()))?;
+    // With `[archive]` in wirecap.toml, segments kept only in the archive are read from it.
+    let file = wirecap_appliance::config::FileConfig::load(&d.data)?;
+    let probe = wirecap_appliance::hostname::effective(file.hostname.as_deref());
+    let Some(settings) = file.archive.validate(&probe)? else {
+        return Ok(store);
+    };
+    wirecap_http::tls::install_crypto_provider();
+    let archive = wirecap_archive::Archive::open(settings)?;
+    Ok(store.with_source(std::sync::Arc::new(archive.reader())))
 }
 
 fn ts_or_dash(t: Option<u64>) -> String {

@@ -75,6 +75,19 @@ pub struct ServeArgsCli {
     /// Ring block size in KiB (default 1024)
     #[arg(long, value_name = "KIB")]
     block_kib: Option<u32>,
+    /// Archive tier: write sealed segments back to s3://BUCKET/PREFIX (also gs://, az://,
+    /// file:///PATH) and read them from there once the local copy is gone. Credentials
+    /// and endpoint come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for plain HTTP)
+    #[arg(long, value_name = "URL")]
+    archive: Option<String>,
+    /// This probe's name in the archive (default: the hostname)
+    #[arg(long, value_name = "NAME")]
+    probe: Option<String>,
+    /// Serve every probe's streams from the archive: no capture, no writeback (the fleet
+    /// view; needs --archive or [archive] url)
+    #[arg(long)]
+    read_only: bool,
 }
 
 pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
@@ -114,6 +127,9 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
         source,
         forward,
         capture,
+        archive_url: a.archive,
+        probe: a.probe,
+        read_only: a.read_only,
     })
     .with_context(|| format!("serve --data {}", data.display()))?;
     Ok(ExitCode::SUCCESS)

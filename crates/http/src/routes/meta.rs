@@ -27,6 +27,8 @@ pub(crate) async fn metrics(State(app): State<Shared>) -> Result<Response, ApiEr
             .forwarder()
             .map(|f| (f.snapshot(), f.tap().dropped())),
     );
+    app.metrics
+        .set_archive(app.engine.archive().map(|a| a.status()).as_ref());
     let body = app.metrics.render(&f, n, &app.ops.retention.status());
     Ok((
         [(

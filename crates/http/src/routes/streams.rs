@@ -61,13 +61,33 @@ pub(crate) async fn api_status(
 }
 
 #[utoipa::path(get, path = "/api/v1/streams", tag = "streams",
+    params(("probe" = Option<String>, Query, description = "only this probe's streams (with an archive)")),
     responses((status = 200, body = Vec<Stream>), (status = "default", body = ErrorBody)))]
-pub(crate) async fn api_streams(State(app): State<Shared>) -> Result<Response, ApiError> {
-    let store = app.engine.store().clone();
-    let list = blocking(move || Ok(store.listing()?)).await?;
-    Ok(json_ok(
-        &list.into_iter().map(Listing::of).collect::<Vec<_>>(),
-    ))
+pub(crate) async fn api_streams(
+    State(app): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref())?;
+    let probe = q.get("probe").filter(|p| !p.is_empty()).map(str::to_owned);
+    let a = app.clone();
+    let list = blocking(move || {
+        let list = a.engine.store().listing()?;
+        Ok(list
+            .into_iter()
+            .map(Listing::of)
+            .map(|l| match l {
+                Listing::Stream(s) => Listing::Stream(Box::new(s.with_probe(&a.engine))),
+                d => d,
+            })
+            .filter(|l| match (&probe, l) {
+                (None, _) => true,
+                (Some(p), Listing::Stream(s)) => s.probe.as_ref() == Some(p),
+                (Some(_), _) => false,
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(json_ok(&list))
 }
 
 #[utoipa::path(get, path = "/api/v1/streams/{name}", tag = "streams",

@@ -97,6 +97,9 @@ pub struct UiStream {
     /// The names of its views.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub views: Option<Vec<String>>,
+    /// The probe that captured it, when an archive is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
 }
 
 /// A row of the UI's stream list: a readable stream or a damaged one.
@@ -171,6 +174,7 @@ fn stream_row(s: &StreamInfo) -> UiStream {
         source: s.meta.source.clone(),
         state: s.meta.state,
         views: None,
+        probe: None,
     }
 }
 
@@ -214,7 +218,7 @@ pub fn page_of_streams(list: Vec<Listed>, q: &str, offset: usize, limit: usize) 
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query)), responses((status = 200, body = UiStreamPage), (status = "default", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ui/streams", tag = "ui", params(("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query), ("probe" = Option<String>, Query)), responses((status = 200, body = UiStreamPage), (status = "default", body = ErrorBody)))]
 pub(crate) async fn streams(
     State(app): State<Shared>,
     RawQuery(q): RawQuery,
@@ -222,10 +226,23 @@ pub(crate) async fn streams(
     let q = Query::parse(q.as_deref())?;
     let (offset, limit) = page(&q)?;
     let needle = q.get("q").unwrap_or("").to_owned();
-    let store = app.engine.store().clone();
+    let probe = q.get("probe").filter(|p| !p.is_empty()).map(str::to_owned);
+    let a = app.clone();
     let v = blocking(move || {
-        let list = Catalog::of(store.dir()).listing(&store)?;
-        Ok(page_of_streams(list, &needle, offset, limit))
+        let store = a.engine.store();
+        let mut list = Catalog::of(store.dir()).listing(store)?;
+        if let Some(p) = &probe {
+            list.retain(|e| {
+                wirecap_appliance::api::probe_of(&a.engine, e.name()).as_ref() == Some(p)
+            });
+        }
+        let mut page = page_of_streams(list, &needle, offset, limit);
+        for row in &mut page.streams {
+            if let UiStreamRow::Stream(s) = row {
+                s.probe = wirecap_appliance::api::probe_of(&a.engine, &s.name);
+            }
+        }
+        Ok(page)
     })
     .await?;
     Ok(compact(&v))

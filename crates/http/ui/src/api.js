@@ -90,6 +90,8 @@ export async function status() {
     last_error: s.last_error,
     disk_full: s.disk_full,
     hostname: s.hostname,
+    // The archive tier (writeback lag, rate, errors), when one is configured.
+    archive: s.archive || null,
   };
 }
 export const history = (seconds) => api(`/api/v1/ui/history${q({ seconds })}`);

@@ -85,6 +85,8 @@ export function Dashboard({ status }) {
       ${sys && sys.retention && html`<p class="muted">${sys.retention}</p>`}
     </section>
 
+    ${s.archive && html`<${ArchivePanel} a=${s.archive} />`}
+
     <section class="panel">
       <div class="chart-head">
         <h2>Capture throughput</h2><span class="spacer"></span>
@@ -113,4 +115,28 @@ export function Dashboard({ status }) {
       </tbody></table>
     </section>
   </div>`;
+}
+
+/** The archive tier: where, how far behind, how fast, and the last error in words. */
+function ArchivePanel({ a }) {
+  const bad = a.state === 'error';
+  return html`<section class="panel" data-test="archive">
+    <h2>Archive <span class="muted" style="font-weight:400">${a.url} · probe <span class="mono">${a.probe}</span> · ${a.mode}</span></h2>
+    ${a.warning && html`<p role="alert" style="color:var(--bad)" data-test="archive-warning">${a.warning}</p>`}
+    <div class="grid">
+      <${Stat} k="State" cls=${bad ? 'bad' : a.state === 'ok' ? 'ok' : ''} v=${a.state}
+        s=${a.last_upload_at ? `last upload ${a.last_upload_at}` : 'nothing uploaded yet'} />
+      <${Stat} k="Not yet archived" v=${fmtBytes(a.lag_bytes)}
+        s=${`${fmtCount(a.pending_segments)} sealed segments · ${fmtDuration(a.lag_seconds)} behind`} />
+      <${Stat} k="Writeback rate" v=${fmtBits((a.rate_bytes_per_second || 0) * 8)}
+        s=${`${fmtBytes(a.uploaded_bytes_total)} in ${fmtCount(a.uploaded_segments_total)} segments`} />
+      <${Stat} k="Reads from the archive" v=${fmtBytes(a.read_bytes_total)}
+        s=${`${fmtCount(a.read_requests_total)} GETs · cache ${fmtBytes(a.cache_bytes)} of ${fmtBytes(a.cache_limit_bytes)}`} />
+      <${Stat} k="Local copies evicted" v=${fmtBytes(a.evicted_bytes_total)}
+        cls=${a.lost_bytes_total ? 'bad' : ''} s=${`${fmtBytes(a.lost_bytes_total)} lost before archiving`} />
+    </div>
+    ${a.last_error && html`<p class="mono" style="color:var(--bad)" data-test="archive-error">${a.last_error}
+      ${a.last_error_at && html`<span class="muted"> (${a.last_error_at})</span>`}</p>`}
+    ${a.probes && a.probes.length > 0 && html`<p class="muted">Probes in the archive: ${a.probes.map((p) => html`<a class="mono" href=${`#/files?probe=${encodeURIComponent(p)}`}>${p}</a> `)}</p>`}
+  </section>`;
 }

@@ -19,11 +19,14 @@ const State = ({ state, damage }) => (state === 'damaged'
 export function Files({ route }) {
   const page = Math.max(1, Number(route.query.page || 1));
   const q = route.query.q || '';
+  // With an archive, streams carry their probe: the fleet view filters by it.
+  const probe = route.query.probe || '';
   const [text, setText] = useState(q);
   const [doomed, setDoomed] = useState(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  const [data, loadError, loading, reload] = useLoad(() => API.streams({ offset: (page - 1) * PAGE, limit: PAGE, q }), [page, q]);
+  const [data, loadError, loading, reload] = useLoad(() => API.streams({ offset: (page - 1) * PAGE, limit: PAGE, q, probe: probe || undefined }), [page, q, probe]);
+  const probes = data && data.streams.some((s) => s.probe);
 
   useLayoutEffect(() => {
     if (data) {
@@ -34,7 +37,7 @@ export function Files({ route }) {
   // Search as you type, without a request per key.
   useEffect(() => {
     if (text === q) return undefined;
-    const id = setTimeout(() => { location.hash = href(['files'], { q: text }); }, 250);
+    const id = setTimeout(() => { location.hash = href(['files'], { q: text, probe: probe || undefined }); }, 250);
     return () => clearTimeout(id);
   }, [text]);
 
@@ -58,17 +61,21 @@ export function Files({ route }) {
     <div class="toolbar">
       <input type="search" placeholder="Filter by name…" value=${text} style="width:280px"
         onInput=${(e) => setText(e.target.value)} aria-label="filter streams by name" />
+      ${(probes || probe) && html`<label class="muted">probe <input type="search" placeholder="all" value=${probe} style="width:140px"
+        data-test="probe-filter" aria-label="filter streams by probe"
+        onChange=${(e) => { location.hash = href(['files'], { q, probe: e.target.value || undefined }); }} /></label>`}
       <span class="muted" data-test="stream-count">${data ? `${fmtCount(data.total)} stream${data.total === 1 ? '' : 's'}` : loading ? 'Loading…' : ''}</span>
       <span class="spacer"></span>
       ${data && html`<${Pager} offset=${data.offset} limit=${PAGE} total=${data.total} onPage=${(p) => { location.hash = href(['files'], { q, page: p }); }} />`}
     </div>
     <div class="table-wrap">
       <table data-test="streams">
-        <thead><tr><th>Name</th><th>State</th><th>Start (UTC)</th><th>End (UTC)</th><th class="num">Duration</th>
+        <thead><tr><th>Name</th>${probes && html`<th>Probe</th>`}<th>State</th><th>Start (UTC)</th><th>End (UTC)</th><th class="num">Duration</th>
           <th class="num">Packets</th><th class="num">Size</th><th></th></tr></thead>
         <tbody>
           ${data && data.streams.map((s) => html`<tr key=${s.name}>
             <td><a class="mono" href=${href(['files', s.name])}>${s.name}</a></td>
+            ${probes && html`<td class="mono" data-test="probe">${s.probe || ''}</td>`}
             <td><${State} state=${s.state} damage=${s.damage} /></td>
             ${s.state === 'damaged' ? html`<td colspan="5" class="muted" title=${s.damage}>${s.damage}</td>` : html`
             <td class="mono">${fmtTime(s.first_ns)}</td>
