@@ -312,3 +312,118 @@ impl Link {
         }
     }
 }
+
+/// One flow of `GET /api/v1/flows`: both directions of a 5-tuple in one stream; `src`
+/// sent the first packet. Figures are those of its packets that matched, in the range.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub bytes: u64,
+    pub dport: u16,
+    pub dst: String,
+    pub duration_ns: u64,
+    /// Time of its first packet (RFC 3339).
+    pub first: String,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub packets: u64,
+    /// Its packets (both directions, the whole span) as pcap: a stream download.
+    pub pcap: String,
+    /// `tcp`, `udp`, `icmp`, … or `ip-proto-N`.
+    pub proto: String,
+    pub sport: u16,
+    pub src: String,
+    pub stream: String,
+    /// TCP flags seen in either direction, as letters `FSRPAUEC` (tcpdump's order).
+    pub tcp_flags: String,
+}
+
+/// A stream left out of a listing because it could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    pub name: String,
+    pub why: String,
+}
+
+/// A page of `GET /api/v1/flows` and the totals of every flow that matched.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowPage {
+    /// Bytes of every matching flow (all pages).
+    pub bytes: u64,
+    pub flows: Vec<Flow>,
+    /// Packets of flows that matched but did not fit the per-stream flow table.
+    pub flows_dropped_packets: u64,
+    /// Give it as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+    /// Packets of every matching flow (all pages).
+    pub packets: u64,
+    pub skipped: Vec<Skipped>,
+    /// Streams read.
+    pub streams: u64,
+    /// Flows that matched (all pages).
+    pub total: u64,
+}
+
+/// `s` percent-encoded for a URL's query (unreserved characters kept).
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Flow {
+    pub fn of(i: &wirecap_query::flowlist::FlowItem) -> Self {
+        let f = &i.flow;
+        Self {
+            bytes: f.bytes,
+            dport: f.dport,
+            dst: f.dst.to_string(),
+            duration_ns: f.last_ns - f.first_ns,
+            first: rfc3339(f.first_ns),
+            first_ns: f.first_ns,
+            last_ns: f.last_ns,
+            packets: f.packets,
+            pcap: format!(
+                "/api/v1/streams/{}/pcap?start={}&stop={}&filter={}",
+                i.stream,
+                f.first_ns,
+                f.last_ns + 1,
+                query_escape(&i.filter_text())
+            ),
+            proto: f.proto.clone(),
+            sport: f.sport,
+            src: f.src.to_string(),
+            stream: i.stream.clone(),
+            tcp_flags: f.tcp_flags.clone(),
+        }
+    }
+}
+
+impl FlowPage {
+    pub fn of(p: &wirecap_query::flowlist::FlowPage) -> Self {
+        Self {
+            bytes: p.bytes,
+            flows: p.flows.iter().map(Flow::of).collect(),
+            flows_dropped_packets: p.flows_dropped_packets,
+            next: p.next.clone(),
+            packets: p.packets,
+            skipped: p
+                .skipped
+                .iter()
+                .map(|(name, why)| Skipped {
+                    name: name.clone(),
+                    why: why.clone(),
+                })
+                .collect(),
+            streams: p.streams,
+            total: p.total,
+        }
+    }
+}

@@ -26,6 +26,8 @@
 //!   rather than a complete-looking file.
 //! * A stream being captured can be downloaded at any time: the reader's snapshot is a
 //!   consistent prefix of it.
+//! * A **search** across streams ([`Search`], `GET /api/v1/search`) is answered the same
+//!   way: both are a [`Source`] of pieces.
 //! * At most [`MAX_DOWNLOADS`] at once; more get 503 with `Retry-After`.
 
 use std::io::{self, Write};
@@ -37,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 pub use wirecap_query::Format;
+use wirecap_query::search::Search;
 use wirecap_query::{Export, Piece};
 
 use wirecap_appliance::short;
@@ -250,9 +253,45 @@ pub fn parse_range(h: &str, len: u64) -> ByteRange {
     }
 }
 
+/// What a download streams: one stream's [`Export`], or a [`Search`] across streams.
+pub trait Source: Send + 'static {
+    type Pieces: Iterator<Item = wirecap_query::Result<Piece>> + Send + 'static;
+    /// The body's size when it is known before it is written (then `Range` works).
+    fn exact_len(&self) -> Option<u64>;
+    fn pieces(&self) -> Self::Pieces;
+    /// Bytes `[skip, skip + take)`; only when [`Self::exact_len`] is known.
+    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces>;
+}
+
+impl Source for Export {
+    type Pieces = wirecap_query::Pieces;
+    fn exact_len(&self) -> Option<u64> {
+        Export::exact_len(self)
+    }
+    fn pieces(&self) -> Self::Pieces {
+        Export::pieces(self)
+    }
+    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
+        Export::byte_range(self, skip, take)
+    }
+}
+
+impl Source for Search {
+    type Pieces = wirecap_query::search::SearchPieces;
+    fn exact_len(&self) -> Option<u64> {
+        Search::exact_len(self)
+    }
+    fn pieces(&self) -> Self::Pieces {
+        Search::pieces(self)
+    }
+    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
+        Search::byte_range(self, skip, take)
+    }
+}
+
 /// One download, ready to be answered.
-pub struct Download {
-    pub export: Export,
+pub struct Download<S: Source = Export> {
+    pub export: S,
     pub format: Format,
     pub encoding: Encoding,
     /// The stream's name (for the log and the `ETag`).
@@ -399,8 +438,8 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// Answers a download request.
-pub async fn respond(
-    d: Download,
+pub async fn respond<S: Source>(
+    d: Download<S>,
     req: &HeaderMap,
     slots: &Slots,
     metrics: Option<wirecap_appliance::metrics::Metrics>,

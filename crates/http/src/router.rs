@@ -16,6 +16,7 @@ use crate::error::shape_errors;
 use crate::guard::{guard, not_found, on_panic};
 use crate::openapi::ApiDoc;
 use crate::routes::{admin, assets, capture, manual, meta, ops, session, streams, ui, update};
+use crate::routes::{flows, search};
 use crate::state::Shared;
 
 /// Every documented route: the manual's, `/metrics` and the JSON API. A handler's
@@ -78,6 +79,9 @@ pub fn documented() -> OpenApiRouter<Shared> {
         .routes(routes!(admin::report_job))
         .routes(routes!(admin::list_reports))
         .routes(routes!(admin::download_report))
+        // Search across captures: one pcap of every stream, and the flows.
+        .routes(routes!(search::search))
+        .routes(routes!(flows::flows))
 }
 
 /// The routes that are not in the OpenAPI document: a page for people, and the UI's files

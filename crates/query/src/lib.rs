@@ -17,6 +17,10 @@
 //!   and HTTP downloads (`pieces` pulled on demand, `exact_len` and `byte_range` for
 //!   `Content-Length` and `Range`); [`export`](export()) is its one-call form;
 //!   [`filter_capture`] does the same for a capture file (`wirecap filter`).
+//! * [`search`] runs one time range and filter over every stream that overlaps it and
+//!   merges the streams' exports, in time order, into one capture (`wirecap search`,
+//!   `GET /api/v1/search`); [`flowlist`] lists the flows of the same streams, sorted and
+//!   paged (`wirecap flows`, `GET /api/v1/flows`).
 //! * [`analyze`](analyze()) condenses a range into totals, a protocol breakdown, top
 //!   talkers and ports, a per-second series and a flow table of bounded size.
 //!
@@ -25,6 +29,8 @@
 mod analyze;
 mod compile;
 mod export;
+pub mod flowlist;
+pub mod search;
 
 pub use analyze::{
     Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PortRow, ProtoRow, ScanFigures, SecondRow,

@@ -9,6 +9,7 @@ mod client_cmd;
 mod doctor;
 mod export;
 mod filter_cmd;
+mod flows_cmd;
 mod generate;
 mod hostname_cmd;
 mod import;
@@ -18,6 +19,7 @@ mod ops_cmd;
 mod output;
 mod release_cmd;
 mod report_cmd;
+mod search_cmd;
 mod serve_cmd;
 mod update_cmd;
 mod users_cmd;
@@ -122,6 +124,10 @@ enum Cmd {
     Retention(ops_cmd::RetentionArgs),
     /// Pin a stream so that retention never deletes it (--off unpins)
     Pin(ops_cmd::PinArgs),
+    /// Search every stream: a time range and a filter, as one time-ordered pcap
+    Search(search_cmd::SearchArgs),
+    /// List the flows of every stream in a time range, through a filter (JSON or CSV)
+    Flows(flows_cmd::FlowsArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +162,8 @@ fn main() -> ExitCode {
         Cmd::Schedule(a) => ops_cmd::schedule(a),
         Cmd::Retention(a) => ops_cmd::retention(a),
         Cmd::Pin(a) => ops_cmd::pin(a),
+        Cmd::Search(a) => search_cmd::run(a),
+        Cmd::Flows(a) => flows_cmd::run(a),
     };
     match r {
         Ok(code) => code,

@@ -5,9 +5,11 @@
 pub mod admin;
 pub mod assets;
 pub mod capture;
+pub mod flows;
 pub mod manual;
 pub mod meta;
 pub mod ops;
+pub mod search;
 pub mod session;
 pub mod streams;
 pub mod ui;
