@@ -266,26 +266,26 @@ pub trait Source: Send + 'static {
 impl Source for Export {
     type Pieces = wirecap_query::Pieces;
     fn exact_len(&self) -> Option<u64> {
-        Export::exact_len(self)
+        Self::exact_len(self)
     }
     fn pieces(&self) -> Self::Pieces {
-        Export::pieces(self)
+        Self::pieces(self)
     }
     fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
-        Export::byte_range(self, skip, take)
+        Self::byte_range(self, skip, take)
     }
 }
 
 impl Source for Search {
     type Pieces = wirecap_query::search::SearchPieces;
     fn exact_len(&self) -> Option<u64> {
-        Search::exact_len(self)
+        Self::exact_len(self)
     }
     fn pieces(&self) -> Self::Pieces {
-        Search::pieces(self)
+        Self::pieces(self)
     }
     fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
-        Search::byte_range(self, skip, take)
+        Self::byte_range(self, skip, take)
     }
 }
 

@@ -197,7 +197,11 @@ pub struct FlowPage {
 }
 
 /// The flows of `part`'s range whose packets match `filter` (see the module's text).
-pub fn stream_flows(part: &Part, filter: Option<&Filter>, max_flows: usize) -> Result<(Vec<FlowRow>, u64)> {
+pub fn stream_flows(
+    part: &Part,
+    filter: Option<&Filter>,
+    max_flows: usize,
+) -> Result<(Vec<FlowRow>, u64)> {
     let opts = AnalyzeOptions {
         top: 0,
         max_flows,
@@ -217,7 +221,7 @@ fn cursor_of(f: &FlowItem) -> String {
 
 fn parse_cursor(c: &str) -> Result<FlowItem> {
     let bad = || Error::Invalid("cursor: not one this server gave".into());
-    if c.len() % 2 != 0 || c.len() > 8192 {
+    if !c.len().is_multiple_of(2) || c.len() > 8192 {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..c.len())

@@ -11,8 +11,8 @@
 //!   `wirecap export NAME --start --stop --filter` writes), so a search never selects
 //!   differently from an export.
 //! * The parts are merged by packet time; equal times keep the order of the parts
-//!   (earliest first packet, then stream name), which is also `mergecap`'s order for the
-//!   files given in that order.
+//!   (earliest first packet, then stream name). (`mergecap` breaks such ties the other
+//!   way round, later file first; the packets are the same.)
 //! * When the parts do not overlap in time (consecutive captures, the usual case) the
 //!   merge is a concatenation: unfiltered pcap pieces are then the store's mapped chunk
 //!   bytes, uncopied, and a byte range reads only the chunks it covers.

@@ -27,7 +27,10 @@ fn traffic(seed: u8, from: u64, gap: u64, n: u64) -> Pkts {
                     .payload(&vec![seed; (i % 300) as usize])
                     .build()
             } else if i % 2 == 0 {
-                b.ipv4(host, [10, 9, 9, 9]).udp(5353, 53).payload(&[1; 30]).build()
+                b.ipv4(host, [10, 9, 9, 9])
+                    .udp(5353, 53)
+                    .payload(&[1; 30])
+                    .build()
             } else {
                 b.ipv4(host, [10, 9, 9, 8])
                     .tcp(50000, 80, 0x10)
@@ -143,7 +146,10 @@ fn merges_overlapping_streams_in_time_order_through_the_filter() {
             }
             // pcapng holds the same packets.
             let ng = run(&s.plan().clone().search(Format::Pcapng, f.clone()));
-            assert!(read_back(&ng) == want, "pcapng {lo} {hi} {filter:?} {bpf:?}");
+            assert!(
+                read_back(&ng) == want,
+                "pcapng {lo} {hi} {filter:?} {bpf:?}"
+            );
         }
     }
 }
@@ -182,9 +188,10 @@ fn byte_ranges_are_slices_of_the_whole_output() {
             );
         }
     }
-    let filtered = search::plan(&store, None, None)
-        .unwrap()
-        .search(Format::Pcap, compile(None, Some("udp"), LinkType::ETHERNET, today()).unwrap());
+    let filtered = search::plan(&store, None, None).unwrap().search(
+        Format::Pcap,
+        compile(None, Some("udp"), LinkType::ETHERNET, today()).unwrap(),
+    );
     assert!(filtered.exact_len().is_none());
     assert!(filtered.byte_range(0, 10).is_err());
 }
@@ -305,5 +312,8 @@ fn flows_are_paged_by_cursor_and_each_flows_filter_selects_its_packets() {
     };
     assert!(flowlist::flows(&store, None, None, tcp, &bad).is_err());
     assert!(FlowSort::parse("size").is_err());
-    assert_eq!(FlowSort::parse("-packets").unwrap(), (FlowSort::Packets, true));
+    assert_eq!(
+        FlowSort::parse("-packets").unwrap(),
+        (FlowSort::Packets, true)
+    );
 }

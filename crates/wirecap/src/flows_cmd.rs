@@ -18,11 +18,13 @@ enum Out {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "A flow is both directions of a 5-tuple in one stream; it is listed when \
+#[command(
+    after_help = "A flow is both directions of a 5-tuple in one stream; it is listed when \
 one of its packets in [--start, --stop) matches the filter, with the figures of its matching \
 packets.\n\nExamples:\n  \
 wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T09:05:00Z --bpf 'host 10.1.2.3'\n  \
-wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --sort=-bytes --limit 20 --format csv")]
+wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --sort=-bytes --limit 20 --format csv"
+)]
 pub struct FlowsArgs {
     #[command(flatten)]
     data: DataDir,

@@ -11,11 +11,13 @@ use crate::DataDir;
 use crate::listing::open_store;
 
 #[derive(clap::Args)]
-#[command(after_help = "Every stream with packets in [--start, --stop) is read through the \
+#[command(
+    after_help = "Every stream with packets in [--start, --stop) is read through the \
 filter, and their packets are merged in time order into one file. The streams must share \
 one link type (a pcap file holds one).\n\nExamples:\n  \
 wirecap search --start 2025-01-01T09:00:00Z --stop 2025-01-01T09:05:00Z --bpf 'host 10.1.2.3' -o host.pcap\n  \
-wirecap search --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --filter 'x: tcp.port == 443; x' -o - | tcpdump -r - -nn")]
+wirecap search --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --filter 'x: tcp.port == 443; x' -o - | tcpdump -r - -nn"
+)]
 pub struct SearchArgs {
     #[command(flatten)]
     data: DataDir,

@@ -97,7 +97,9 @@ pub(crate) async fn flows(
             (Err(wirecap_query::Error::Invalid(m)), _) => Err(ApiError::bad_request(m)),
             (Err(other), _) => {
                 tracing::error!("flows: {other}");
-                Err(ApiError::internal("the flow listing failed; see the server log"))
+                Err(ApiError::internal(
+                    "the flow listing failed; see the server log",
+                ))
             }
         }
     })
@@ -108,7 +110,10 @@ pub(crate) async fn flows(
             .map_err(|_| ApiError::internal("cannot write CSV"))?;
         let mut resp = (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/csv; charset=utf-8"),
+                ),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             ],
             body,
@@ -117,7 +122,11 @@ pub(crate) async fn flows(
         // What the JSON answer says beside the rows.
         let h = resp.headers_mut();
         h.insert("x-wirecap-total", page.total.into());
-        if let Some(next) = page.next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        if let Some(next) = page
+            .next
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
             h.insert("x-wirecap-next", next);
         }
         return Ok(resp);

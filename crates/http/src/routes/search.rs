@@ -70,8 +70,14 @@ pub(crate) async fn search(
     let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
     let format = download::negotiate_format(q.get("format"), h(header::ACCEPT))?;
     let encoding = download::negotiate_encoding(q.get("compress"), h(header::ACCEPT_ENCODING))?;
-    let filter_text = q.get("filter").filter(|s| !s.trim().is_empty()).map(str::to_owned);
-    let bpf_text = q.get("bpf").filter(|s| !s.trim().is_empty()).map(str::to_owned);
+    let filter_text = q
+        .get("filter")
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned);
+    let bpf_text = q
+        .get("bpf")
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned);
     let a = app.clone();
     let (d, streams, skipped) = blocking(move || {
         let plan = search::plan(a.engine.store(), start, stop).map_err(plan_failure)?;
