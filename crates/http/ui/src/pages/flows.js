@@ -120,7 +120,7 @@ export function Flows({ route }) {
         <${Stat} k="Packets" v=${fmtCount(data.packets)} s=${data.flows_dropped_packets ? `${fmtCount(data.flows_dropped_packets)} more in flows not tracked` : 'in matching flows'} />
         <${Stat} k="Bytes" v=${fmtBytes(data.bytes)} s=${`${fmtCount(data.bytes)} bytes`} />
       </div>
-      ${data.skipped.length > 0 && html`<div class="msg error">Left out, unreadable: ${data.skipped.map((s) => `${s.name} (${s.why})`).join('; ')}</div>`}
+      ${data.skipped.length > 0 && html`<div class="msg error">Not read (damaged; they may hold packets of this range): ${data.skipped.map((s) => `${s.name} (${s.why})`).join('; ')}</div>`}
       <div class="toolbar">
         <a class="btn small" href=${API.downloadUrl.search(asked)} download data-test="flows-download-all"
           title="every matching packet of every stream in the range, in time order, as one pcap">⤓ all matching packets as pcap</a>
