@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use wirecap_query::flowlist::{self, FlowAsk, FlowSort};
 use wirecap_query::{compile, today_utc};
-use wirecap_store::timefmt::parse_time;
 
 use crate::DataDir;
 use crate::listing::open_store;
@@ -28,18 +27,8 @@ wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --sort=-b
 pub struct FlowsArgs {
     #[command(flatten)]
     data: DataDir,
-    /// First packet time, inclusive: ns since the epoch, ISO-8601, or 20150620_18:36:47.780.373.248
-    #[arg(long, value_name = "T")]
-    start: String,
-    /// Stop time, exclusive (same forms as --start)
-    #[arg(long, value_name = "T")]
-    stop: String,
-    /// Only flows with packets matching this appliance-language filter
-    #[arg(long, value_name = "EXPR")]
-    filter: Option<String>,
-    /// Only flows with packets matching this tcpdump expression (with --filter: both must match)
-    #[arg(long, value_name = "EXPR")]
-    bpf: Option<String>,
+    #[command(flatten)]
+    window: crate::search_cmd::Window,
     /// json (the page and its totals) or csv (one flow a line)
     #[arg(long, value_enum, default_value = "json")]
     format: Out,
@@ -56,11 +45,7 @@ pub struct FlowsArgs {
 
 pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let store = open_store(&a.data)?;
-    let start = parse_time(&a.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
-    let stop = parse_time(&a.stop).map_err(|e| anyhow::anyhow!("--stop: {e}"))?;
-    if stop < start {
-        anyhow::bail!("--stop ({stop}) is before --start ({start})");
-    }
+    let (start, stop) = a.window.times()?;
     let (sort, desc) = FlowSort::parse(&a.sort)?;
     let ask = FlowAsk {
         sort,
@@ -76,7 +61,13 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         Some(start),
         Some(stop),
         |link| {
-            compile(a.filter.as_deref(), a.bpf.as_deref(), link, today).map_err(|e| {
+            compile(
+                a.window.filter.as_deref(),
+                a.window.bpf.as_deref(),
+                link,
+                today,
+            )
+            .map_err(|e| {
                 let m = e.to_string();
                 bad = Some(e);
                 wirecap_query::Error::Invalid(m)

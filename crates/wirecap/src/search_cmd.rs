@@ -21,18 +21,8 @@ wirecap search --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --filter
 pub struct SearchArgs {
     #[command(flatten)]
     data: DataDir,
-    /// First packet time, inclusive: ns since the epoch, ISO-8601, or 20150620_18:36:47.780.373.248
-    #[arg(long, value_name = "T")]
-    start: String,
-    /// Stop time, exclusive (same forms as --start)
-    #[arg(long, value_name = "T")]
-    stop: String,
-    /// Only packets matching this appliance-language filter (`x: ipv4.proto == udp; y: tcp.port == 80; x | y`)
-    #[arg(long, value_name = "EXPR")]
-    filter: Option<String>,
-    /// Only packets matching this tcpdump expression (with --filter: both must match)
-    #[arg(long, value_name = "EXPR")]
-    bpf: Option<String>,
+    #[command(flatten)]
+    window: Window,
     /// Output file, or - for standard output
     #[arg(short = 'o', long = "out", value_name = "OUT")]
     out: String,
@@ -41,20 +31,45 @@ pub struct SearchArgs {
     format: crate::export::Format,
 }
 
+/// The question `search` and `flows` ask of every stream: a time range and a filter.
+#[derive(clap::Args)]
+pub struct Window {
+    /// First packet time, inclusive: ns since the epoch, ISO-8601, or 20150620_18:36:47.780.373.248
+    #[arg(long, value_name = "T")]
+    start: String,
+    /// Stop time, exclusive (same forms as --start)
+    #[arg(long, value_name = "T")]
+    stop: String,
+    /// Only packets matching this appliance-language filter (`x: ipv4.proto == udp; y: tcp.port == 80; x | y`)
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Only packets matching this tcpdump expression (with --filter: both must match)
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+}
+
+impl Window {
+    /// `(start, stop)` in ns since the epoch.
+    pub fn times(&self) -> Result<(u64, u64)> {
+        let start = parse_time(&self.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+        let stop = parse_time(&self.stop).map_err(|e| anyhow::anyhow!("--stop: {e}"))?;
+        if stop < start {
+            anyhow::bail!("--stop ({stop}) is before --start ({start})");
+        }
+        Ok((start, stop))
+    }
+}
+
 pub fn run(a: SearchArgs) -> Result<ExitCode> {
     let store = open_store(&a.data)?;
-    let start = parse_time(&a.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
-    let stop = parse_time(&a.stop).map_err(|e| anyhow::anyhow!("--stop: {e}"))?;
-    if stop < start {
-        anyhow::bail!("--stop ({stop}) is before --start ({start})");
-    }
+    let (start, stop) = a.window.times()?;
     let plan = search::plan(&store, Some(start), Some(stop))?;
     for (name, why) in plan.skipped() {
         eprintln!("wirecap: warning: stream {name} left out of the search: {why}");
     }
     let filter = compile(
-        a.filter.as_deref(),
-        a.bpf.as_deref(),
+        a.window.filter.as_deref(),
+        a.window.bpf.as_deref(),
         plan.link_type(),
         today_utc(wirecap_store::now_ns()),
     )?;

@@ -41,25 +41,30 @@ fn three(dir: &Path) -> (PathBuf, Vec<String>) {
     (data, names)
 }
 
+/// `wirecap export NAME --start LO --stop HI -o OUT`.
+fn export(data: &Path, name: &str, lo: u64, hi: u64, out: &Path) {
+    let (lo, hi) = (lo.to_string(), hi.to_string());
+    let args = ["export", name, "--start", &lo, "--stop", &hi, "-o"];
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(out.to_str().unwrap());
+    ok(&wirecap_in(data, &all));
+}
+
+/// `wirecap flows --start LO --stop HI EXTRA…`: its standard output.
+fn flows_cli(data: &Path, lo: u64, hi: u64, extra: &[&str]) -> String {
+    let (lo, hi) = (lo.to_string(), hi.to_string());
+    let mut all = vec!["flows", "--start", &lo, "--stop", &hi];
+    all.extend(extra);
+    ok(&wirecap_in(data, &all))
+}
+
 /// What a search must give: each stream's export of the range, merged by mergecap (in
-/// the search's order, which breaks ties the same way), through `tcpdump -w EXPR`.
+/// the search's order), through `tcpdump -w EXPR`.
 fn oracle(dir: &Path, data: &Path, names: &[String], lo: u64, hi: u64, bpf: &str) -> Vec<u8> {
     let mut parts = Vec::new();
     for n in names {
         let p = dir.join(format!("{n}-{lo}-{hi}.pcap"));
-        ok(&wirecap_in(
-            data,
-            &[
-                "export",
-                n,
-                "--start",
-                &lo.to_string(),
-                "--stop",
-                &hi.to_string(),
-                "-o",
-                p.to_str().unwrap(),
-            ],
-        ));
+        export(data, n, lo, hi, &p);
         parts.push(p);
     }
     let merged = dir.join("merged.pcap");
@@ -330,19 +335,8 @@ fn flows_account_for_every_matching_packet_and_link_to_their_packets() {
     let (data, names) = three(dir.path());
     let (lo, hi) = (T0 + SEC, T0 + 11 * SEC);
     let all = oracle(dir.path(), &data, &names, lo, hi, "");
-    let o = wirecap_in(
-        &data,
-        &[
-            "flows",
-            "--start",
-            &lo.to_string(),
-            "--stop",
-            &hi.to_string(),
-            "--bpf",
-            "ip and tcp",
-        ],
-    );
-    let page: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    let page: serde_json::Value =
+        serde_json::from_str(&flows_cli(&data, lo, hi, &["--bpf", "ip and tcp"])).unwrap();
     let tcp = count(&all, "ip and tcp");
     assert!(tcp > 100, "{tcp} tcp packets");
     assert_eq!(
@@ -363,22 +357,12 @@ fn flows_account_for_every_matching_packet_and_link_to_their_packets() {
     assert!(starts.windows(2).all(|w| w[0] <= w[1]));
 
     // CSV: one line per flow.
-    let o = wirecap_in(
+    let csv = flows_cli(
         &data,
-        &[
-            "flows",
-            "--start",
-            &lo.to_string(),
-            "--stop",
-            &hi.to_string(),
-            "--bpf",
-            "ip and tcp",
-            "--format",
-            "csv",
-            "--sort=-bytes",
-        ],
+        lo,
+        hi,
+        &["--bpf", "ip and tcp", "--format", "csv", "--sort=-bytes"],
     );
-    let csv = ok(&o);
     let mut lines = csv.lines();
     assert!(lines.next().unwrap().starts_with("stream,proto,src,sport"));
     let bytes: Vec<u64> = lines
@@ -413,24 +397,18 @@ fn flows_account_for_every_matching_packet_and_link_to_their_packets() {
         let link = f["pcap"].as_str().unwrap();
         let r = s.curl(link, &[]);
         assert_eq!(r.code, 200, "{link}: {}", r.text());
-        let export = dir.path().join("flow.pcap");
+        let export_to = dir.path().join("flow.pcap");
         let (first, last) = (
             f["first_ns"].as_u64().unwrap(),
             f["last_ns"].as_u64().unwrap(),
         );
-        ok(&wirecap_in(
+        export(
             &data,
-            &[
-                "export",
-                f["stream"].as_str().unwrap(),
-                "--start",
-                &first.to_string(),
-                "--stop",
-                &(last + 1).to_string(),
-                "-o",
-                export.to_str().unwrap(),
-            ],
-        ));
+            f["stream"].as_str().unwrap(),
+            first,
+            last + 1,
+            &export_to,
+        );
         let expr = format!(
             "tcp and ((src host {a} and src port {p} and dst host {b} and dst port {q}) or (src host {b} and src port {q} and dst host {a} and dst port {p}))",
             a = f["src"].as_str().unwrap(),
@@ -438,7 +416,7 @@ fn flows_account_for_every_matching_packet_and_link_to_their_packets() {
             b = f["dst"].as_str().unwrap(),
             q = f["dport"],
         );
-        let want = tcpdump(&std::fs::read(&export).unwrap(), &[&expr]);
+        let want = tcpdump(&std::fs::read(&export_to).unwrap(), &[&expr]);
         let got = tcpdump(&r.body, &[]);
         assert_eq!(got, want, "{link}");
         // The flow's own packets in the range: as many as it counts (its span may hold
