@@ -2,7 +2,10 @@
 //! in memory (as the kernel lays them out) and copies every frame into store chunks, the
 //! way a capture thread does.
 //!
-//! `hotpath [FRAME_LEN] [MILLION_PACKETS] [--store DIR] [--summaries]` prints ns/packet.
+//! `hotpath [FRAME_LEN] [MILLION_PACKETS] [--store DIR] [--summaries] [--synth]` prints
+//! ns/packet. `--synth` makes the frames real traffic (`synth`: IPv4/IPv6 TCP, UDP and
+//! ICMP of 5,000 flows) instead of filler bytes, so that summaries and the flow index
+//! (`WIRECAP_FLOW_INDEX=off` turns it off) do their real work.
 //! With `--store`, every full chunk is also written by the pipeline's writer-side code (a
 //! [`StoreSink`]: indexing, checksum, O_DIRECT write into a new stream under DIR), and with
 //! `--summaries` the filter summaries are computed too, so the figure is the whole
@@ -20,12 +23,13 @@ use wirecap_capture::store_sink::{SinkOptions, StoreSink};
 fn main() {
     let all: Vec<String> = std::env::args().collect();
     let mut pos = Vec::new();
-    let (mut store_dir, mut summaries) = (None, false);
+    let (mut store_dir, mut summaries, mut synth) = (None, false, false);
     let mut it = all.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--store" => store_dir = it.next().cloned(),
             "--summaries" => summaries = true,
+            "--synth" => synth = true,
             _ => pos.push(a.clone()),
         }
     }
@@ -43,13 +47,45 @@ fn main() {
         StoreSink::create_with(&store, "hotpath", 1, 262_144, "hotpath", &opts).expect("stream")
     });
     let per_block = (1 << 20) / (len + 96);
+    let mut g = wirecap_capture::synth::Generator::new(
+        1,
+        wirecap_capture::synth::SynthConfig {
+            flows: 5000,
+            sizes: if len <= 64 {
+                wirecap_capture::synth::SizeMix {
+                    small: 100,
+                    medium: 0,
+                    large: 0,
+                }
+            } else {
+                wirecap_capture::synth::SizeMix {
+                    small: 0,
+                    medium: 0,
+                    large: 100,
+                }
+            },
+            ..Default::default()
+        },
+    );
     let pkts: Vec<TestPacket> = (0..per_block)
-        .map(|i| TestPacket {
-            sec: 1_700_000_000,
-            nsec: i as u32 * 100,
-            len: len as u32,
-            data: (0..len).map(|j| (i * 7 + j) as u8).collect(),
-            vlan: None,
+        .map(|i| {
+            if synth {
+                let f = g.next_packet();
+                return TestPacket {
+                    sec: 1_700_000_000,
+                    nsec: i as u32 * 100,
+                    len: f.data.len() as u32,
+                    data: f.data.to_vec(),
+                    vlan: None,
+                };
+            }
+            TestPacket {
+                sec: 1_700_000_000,
+                nsec: i as u32 * 100,
+                len: len as u32,
+                data: (0..len).map(|j| (i * 7 + j) as u8).collect(),
+                vlan: None,
+            }
         })
         .collect();
     let mut blk = block(1 << 20, &pkts);

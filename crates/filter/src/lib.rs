@@ -35,7 +35,7 @@ pub use lang::{CompileOptions, Date};
 pub use wirecap_pcap::LinkType;
 
 use dissect::Link;
-use summary::ChunkSummary;
+use summary::Facts;
 
 /// One compiled filter, in either language. Cheap to share between threads (`Send +
 /// Sync`, no interior mutability).
@@ -81,7 +81,7 @@ impl Filter {
     /// False only when no packet summarized by `summary` can match (conservative: a
     /// `true` promises nothing). An empty summary gives `false`; one built for another
     /// link type (or a mix of link types) gives `true`.
-    pub fn may_match(&self, summary: &ChunkSummary) -> bool {
+    pub fn may_match(&self, summary: &dyn Facts) -> bool {
         if summary.is_empty() {
             return false;
         }

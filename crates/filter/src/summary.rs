@@ -152,6 +152,72 @@ impl Default for ChunkSummary {
     }
 }
 
+/// What a filter's conservative test ([`crate::Filter::may_match`]) asks of a set of
+/// packets: a chunk's [`ChunkSummary`], or one flow of the store's flow index. Every
+/// answer may be a false "yes", never a false "no": an implementation must answer `true`
+/// whenever some packet of the set has the property, as [`ChunkSummary::add`] records it
+/// (the dissection plus, on Ethernet, the bytes tcpdump's primitives read).
+pub trait Facts {
+    /// True when the set holds no packet (then nothing may match).
+    fn is_empty(&self) -> bool;
+    /// The `LINKTYPE_*` of the packets (0xffff: mixed), `None` when empty.
+    fn linktype(&self) -> Option<u16>;
+    /// May some packet have an original length in `lo..=hi`?
+    fn may_have_len_in(&self, lo: u64, hi: u64) -> bool;
+    /// May some packet's header chain hold EtherType `t`?
+    fn may_have_ethertype(&self, t: u16) -> bool;
+    /// May some IPv4 packet have protocol `p`?
+    fn may_have_ipv4_proto(&self, p: u8) -> bool;
+    /// May some IPv6 packet have `p` in its next-header chain?
+    fn may_have_ipv6_proto(&self, p: u8) -> bool;
+    /// May some TCP packet carry all the flags of `mask`?
+    fn may_have_tcp_flags(&self, mask: u8) -> bool;
+    /// May some packet have an address in `addr/prefix`?
+    fn may_have_net(&self, addr: IpAddr, prefix: u8) -> bool;
+    /// May some packet use `port` with IP protocol `proto`?
+    fn may_have_port(&self, proto: u8, port: u16) -> bool;
+    /// May some packet carry VLAN id `vid`?
+    fn may_have_vlan(&self, vid: u16) -> bool;
+    /// May some packet carry MPLS label `label`?
+    fn may_have_mpls_label(&self, label: u32) -> bool;
+}
+
+impl Facts for ChunkSummary {
+    fn is_empty(&self) -> bool {
+        Self::is_empty(self)
+    }
+    fn linktype(&self) -> Option<u16> {
+        Self::linktype(self)
+    }
+    fn may_have_len_in(&self, lo: u64, hi: u64) -> bool {
+        Self::may_have_len_in(self, lo, hi)
+    }
+    fn may_have_ethertype(&self, t: u16) -> bool {
+        Self::may_have_ethertype(self, t)
+    }
+    fn may_have_ipv4_proto(&self, p: u8) -> bool {
+        Self::may_have_ipv4_proto(self, p)
+    }
+    fn may_have_ipv6_proto(&self, p: u8) -> bool {
+        Self::may_have_ipv6_proto(self, p)
+    }
+    fn may_have_tcp_flags(&self, mask: u8) -> bool {
+        Self::may_have_tcp_flags(self, mask)
+    }
+    fn may_have_net(&self, addr: IpAddr, prefix: u8) -> bool {
+        Self::may_have_net(self, addr, prefix)
+    }
+    fn may_have_port(&self, proto: u8, port: u16) -> bool {
+        Self::may_have_port(self, proto, port)
+    }
+    fn may_have_vlan(&self, vid: u16) -> bool {
+        Self::may_have_vlan(self, vid)
+    }
+    fn may_have_mpls_label(&self, label: u32) -> bool {
+        Self::may_have_mpls_label(self, label)
+    }
+}
+
 /// A serialized summary could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SummaryError {
@@ -287,6 +353,20 @@ impl ChunkSummary {
     /// `orig_len` the wire length. A chunk mixing link types is marked so that every
     /// filter may match it.
     pub fn add(&mut self, linktype: wirecap_pcap::LinkType, data: &[u8], orig_len: u32) {
+        let d = dissect::dissect(Link::from_linktype(linktype.0), data);
+        self.add_dissected_packet(linktype, data, orig_len, &d);
+    }
+
+    /// [`add`](Self::add) for a packet already dissected (`d` must be
+    /// `dissect::dissect(Link::from_linktype(linktype.0), data)`), so that a writer that
+    /// needs the dissection for more than the summary walks the packet once.
+    pub fn add_dissected_packet(
+        &mut self,
+        linktype: wirecap_pcap::LinkType,
+        data: &[u8],
+        orig_len: u32,
+        d: &Dissected,
+    ) {
         let lt = linktype.0;
         match self.linktype {
             None if self.count == 0 => self.linktype = Some(lt),
@@ -297,10 +377,8 @@ impl ChunkSummary {
         self.count = self.count.saturating_add(1);
         self.min_len = self.min_len.min(orig_len);
         self.max_len = self.max_len.max(orig_len);
-        let link = Link::from_linktype(lt);
-        let d = dissect::dissect(link, data);
-        self.add_dissected(&d);
-        if link == Link::Ethernet {
+        self.add_dissected(d);
+        if Link::from_linktype(lt) == Link::Ethernet {
             self.add_bpf_offsets(data);
         }
     }

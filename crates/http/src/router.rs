@@ -82,6 +82,7 @@ pub fn documented() -> OpenApiRouter<Shared> {
         // Search across captures: one pcap of every stream, and the flows.
         .routes(routes!(search::search))
         .routes(routes!(flows::flows))
+        .routes(routes!(flows::flow_pcap))
 }
 
 /// The routes that are not in the OpenAPI document: a page for people, and the UI's files

@@ -32,6 +32,12 @@ impl Filter {
         }
     }
 
+    /// False only when no packet with the given facts can match (a flow of the flow
+    /// index, see [`crate::flows`]; a chunk summary goes through [`Self::may_match`]).
+    pub fn may_match_facts(&self, facts: &dyn wirecap_filter::summary::Facts) -> bool {
+        self.parts.iter().all(|f| f.may_match(facts))
+    }
+
     /// The filter as text: the source of each part, joined by `and`.
     pub fn describe(&self) -> String {
         self.parts

@@ -1,13 +1,14 @@
 //! Filtered exports: a range of a stream, or a capture file, through a filter.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
 use wirecap_pcap::{
     CaptureReader, LinkType, MAX_PACKET_LEN, PCAP_NS_HEADER_LEN, Packet, PcapngWriter,
     pcap_ns_header, pcap_record_header,
 };
-use wirecap_store::{Mapped, MappedRanges, PacketRange, StreamReader};
+use wirecap_store::{Got, Mapped, MappedRanges, PacketRange, ReadAs, StreamReader};
 
 use crate::{Error, Filter, Result, packet_ts};
 
@@ -34,6 +35,8 @@ pub struct ExportStats {
     pub chunks_skipped: u64,
     pub bytes_read: u64,
     pub bytes_skipped: u64,
+    /// The stream's flow index chose what was read.
+    pub index_used: bool,
 }
 
 /// Filtered pcap output is gathered into a buffer this large before each write.
@@ -115,6 +118,13 @@ pub fn export<W: Write>(
     Export::new(reader.clone(), range, format, filter.cloned()).write_to(out)
 }
 
+/// Whether filtered exports use flow indexes by default (`WIRECAP_QUERY_INDEX=off`
+/// makes them scan, for comparing the two).
+pub fn query_index_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "off"))
+}
+
 /// Bytes per piece of a filtered or pcapng export.
 pub const PIECE: usize = 1 << 20;
 
@@ -128,12 +138,20 @@ pub const PIECE: usize = 1 << 20;
 /// store's verified, mapped chunk bytes, without a copy; filtered or pcapng pieces are
 /// buffers of about [`PIECE`] bytes. Every chunk read is checked against its CRC32C;
 /// a damaged one ends the pieces with an error naming it.
+///
+/// With a filter, where the stream has a flow index ([`crate::flows`]), only the chunks
+/// holding packets of the flows the filter may match are read, and only those packets
+/// are tested ([`ExportStats::index_used`]); parts the index does not cover are scanned.
+/// Either way the output is, byte for byte, what the scan gives.
 #[derive(Clone)]
 pub struct Export {
     reader: StreamReader,
     range: PacketRange,
     format: Format,
     filter: Option<Filter>,
+    /// Exactly these packets (by logical position, sorted), for one flow's export.
+    selected: Option<Arc<Vec<u64>>>,
+    use_index: bool,
 }
 
 impl Export {
@@ -148,13 +166,95 @@ impl Export {
             range,
             format,
             filter,
+            selected: None,
+            use_index: query_index_enabled(),
         }
+    }
+
+    /// The packets of `range` at the logical positions `positions` (sorted), e.g. one
+    /// flow's (see [`crate::flow_export`]).
+    pub fn selected(
+        reader: StreamReader,
+        range: PacketRange,
+        format: Format,
+        positions: Vec<u64>,
+    ) -> Self {
+        Self {
+            selected: Some(Arc::new(positions)),
+            ..Self::new(reader, range, format, None)
+        }
+    }
+
+    /// Whether a filtered export may use the stream's flow index (on by default; off
+    /// scans, as streams without an index always do). The output is the same.
+    pub fn with_index(mut self, on: bool) -> Self {
+        self.use_index = on;
+        self
     }
 
     /// The exact size of the output, when it is known before it is written (pcap
     /// without a filter): a `Content-Length`, and what byte ranges are taken from.
     pub fn exact_len(&self) -> Option<u64> {
-        (self.format == Format::Pcap && self.filter.is_none()).then(|| self.range.pcap_bytes())
+        (self.format == Format::Pcap && self.filter.is_none() && self.selected.is_none())
+            .then(|| self.range.pcap_bytes())
+    }
+
+    /// What to read for a filtered export with the flow index: the positions of the
+    /// packets of the flows the filter may match, and the byte ranges the index does not
+    /// cover (scanned). `None`: no index (or it could not be read): scan.
+    fn plan(&self) -> Option<Selection> {
+        if let Some(p) = &self.selected {
+            return Some(Selection {
+                positions: p.clone(),
+                next: 0,
+                scan: Vec::new(),
+                at: self.range.start_pos.max(self.reader.head().pos),
+            });
+        }
+        let filter = self.filter.as_ref().filter(|_| self.use_index)?;
+        let index = wirecap_store::FlowIndex::load(&self.reader).ok()??;
+        let (start, end) = (
+            self.range.start_pos.max(self.reader.head().pos),
+            self.range.end_pos,
+        );
+        let mut scan = Vec::new();
+        let mut at = start;
+        for (a, b) in index.covered() {
+            let (a, b) = (a.max(start), b.min(end));
+            if a >= b {
+                continue;
+            }
+            if a > at {
+                scan.push((at, a));
+            }
+            at = at.max(b);
+        }
+        if at < end {
+            scan.push((at, end));
+        }
+        let lt = self.reader.link_type().0;
+        let mut positions: Vec<u64> = Vec::new();
+        for (i, f) in index.fragments.iter().enumerate() {
+            let h = &index.blocks[index.block_of[i] as usize];
+            if h.cover_end_pos <= start || h.cover_start_pos >= end {
+                continue;
+            }
+            let facts = crate::flows::FragmentFacts {
+                fragment: f,
+                linktype: lt,
+            };
+            if filter.may_match_facts(&facts) {
+                positions.extend(index.positions(i).filter(|p| (start..end).contains(p)));
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        Some(Selection {
+            positions: Arc::new(positions),
+            next: 0,
+            scan,
+            at: start,
+        })
     }
 
     /// The whole output.
@@ -178,13 +278,13 @@ impl Export {
         let link = self.reader.link_type();
         let snaplen = self.reader.meta().snaplen;
         let out = match (self.format, &self.filter) {
-            (Format::Pcap, None) => Out::Raw {
+            (Format::Pcap, None) if self.selected.is_none() => Out::Raw {
                 header: pcap_ns_header(link, snaplen).to_vec(),
                 skip,
                 end: skip.saturating_add(take),
                 pos: 0,
             },
-            (Format::Pcap, Some(_)) => Out::Pcap(pcap_ns_header(link, snaplen).to_vec()),
+            (Format::Pcap, _) => Out::Pcap(pcap_ns_header(link, snaplen).to_vec()),
             (Format::Pcapng, _) => {
                 match PcapngWriter::new(Vec::with_capacity(PIECE * 2), link, snaplen) {
                     Ok(w) => Out::Pcapng(Box::new(w)),
@@ -197,14 +297,20 @@ impl Export {
             Some(_) => self.reader.summary_file(),
             None => None,
         };
+        let sel = self.plan();
+        let stats = ExportStats {
+            index_used: sel.is_some() && self.selected.is_none(),
+            ..ExportStats::default()
+        };
         Pieces {
             ranges: self.reader.mapped(self.range),
             filter: self.filter.clone(),
             out,
             summaries,
-            stats: ExportStats::default(),
+            stats,
             done: false,
             header_sent: false,
+            sel,
         }
     }
 
@@ -274,6 +380,30 @@ pub struct Pieces {
     stats: ExportStats,
     done: bool,
     header_sent: bool,
+    sel: Option<Selection>,
+}
+
+/// The packets an export reads through the flow index (see [`Export::plan`]).
+struct Selection {
+    /// Logical positions of the candidate packets, sorted.
+    positions: Arc<Vec<u64>>,
+    /// First of `positions` not yet passed.
+    next: usize,
+    /// Byte ranges the index does not cover: scanned.
+    scan: Vec<(u64, u64)>,
+    /// Logical position where the next slice starts.
+    at: u64,
+}
+
+impl Selection {
+    /// Whether the slice `[at, at + len)` must be scanned whole, and whether it holds
+    /// a candidate.
+    fn look(&self, len: u64) -> (bool, bool) {
+        let (a, b) = (self.at, self.at + len);
+        let scan = self.scan.iter().any(|&(x, y)| x < b && a < y);
+        let cand = self.positions.get(self.next).is_some_and(|&p| p < b);
+        (scan, cand)
+    }
 }
 
 impl Pieces {
@@ -366,13 +496,21 @@ impl Pieces {
                 self.stats.bytes += buf.len() as u64;
                 return (!buf.is_empty()).then_some(Ok(Piece::Owned(buf)));
             }
-            let (filter, summaries) = (&self.filter, &self.summaries);
-            let next = self.ranges.next_unless(|s| {
-                filter
-                    .as_ref()
-                    .is_some_and(|f| !Self::may_match(summaries, f, s.chunk))
+            let (filter, summaries, sel) = (&self.filter, &self.summaries, &self.sel);
+            let next = self.ranges.next_with(|s| {
+                let summary_skips = || {
+                    filter
+                        .as_ref()
+                        .is_some_and(|f| !Self::may_match(summaries, f, s.chunk))
+                };
+                match sel.as_ref().map(|sel| sel.look(s.len)) {
+                    Some((false, true)) => ReadAs::Lazy,
+                    Some((false, false)) => ReadAs::Skip,
+                    Some((true, _)) | None if summary_skips() => ReadAs::Skip,
+                    _ => ReadAs::Whole,
+                }
             });
-            let (s, m) = match next {
+            let (s, got) = match next {
                 None => {
                     self.done = true;
                     continue;
@@ -380,44 +518,78 @@ impl Pieces {
                 Some(Err(e)) => return self.fail(e.into()),
                 Some(Ok(x)) => x,
             };
-            let Some(m) = m else {
-                self.stats.chunks_skipped += 1;
-                self.stats.bytes_skipped += s.len;
-                continue;
-            };
-            self.stats.chunks_read += 1;
-            self.stats.bytes_read += s.len;
-            for p in wirecap_pcap::records(&m) {
-                self.stats.packets_examined += 1;
-                if !self
-                    .filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(packet_ts(&p), p.orig_len, p.data))
-                {
-                    continue;
+            // The candidates of this slice: positions [from, to) of the selection.
+            let mut picks: Option<(u64, Arc<Vec<u64>>, usize, usize)> = None;
+            if let Some(sel) = &mut self.sel {
+                let (a, b) = (sel.at, sel.at + s.len);
+                let from = sel.next;
+                while sel.positions.get(sel.next).is_some_and(|&p| p < b) {
+                    sel.next += 1;
                 }
-                self.stats.packets += 1;
-                match &mut self.out {
-                    Out::Pcap(b) => {
-                        // Stored records have 32-bit seconds.
-                        let sec = p.ts_sec as u32;
-                        b.extend_from_slice(&pcap_record_header(
-                            sec,
-                            p.ts_nsec,
-                            p.data.len() as u32,
-                            p.orig_len,
-                        ));
-                        b.extend_from_slice(p.data);
-                    }
-                    Out::Pcapng(w) => {
-                        if let Err(e) = w.write_packet(&p) {
-                            return self.fail(pcap_out(e));
+                sel.at = b;
+                picks = Some((a, sel.positions.clone(), from, sel.next));
+            }
+            match got {
+                Got::Skipped => {
+                    self.stats.chunks_skipped += 1;
+                    self.stats.bytes_skipped += s.len;
+                }
+                Got::Whole(m) => {
+                    self.stats.chunks_read += 1;
+                    self.stats.bytes_read += s.len;
+                    for p in wirecap_pcap::records(&m) {
+                        if let Err(e) = self.take(&p) {
+                            return self.fail(e);
                         }
                     }
-                    _ => unreachable!("filtered output"),
+                }
+                Got::Lazy(mut lazy) => {
+                    self.stats.chunks_read += 1;
+                    let Some((base, positions, from, to)) = picks else {
+                        unreachable!("lazy reads are for selections")
+                    };
+                    for &p in &positions[from..to] {
+                        let pkt = match lazy.record_at(p - base) {
+                            Ok(pkt) => pkt,
+                            Err(e) => return self.fail(e.into()),
+                        };
+                        if let Err(e) = self.take(&pkt) {
+                            return self.fail(e);
+                        }
+                    }
+                    self.stats.bytes_read += lazy.bytes_checked();
                 }
             }
         }
+    }
+
+    /// Tests one packet against the filter and writes it out when it matches.
+    fn take(&mut self, p: &Packet<'_>) -> Result<()> {
+        self.stats.packets_examined += 1;
+        if !self
+            .filter
+            .as_ref()
+            .is_none_or(|f| f.matches(packet_ts(p), p.orig_len, p.data))
+        {
+            return Ok(());
+        }
+        self.stats.packets += 1;
+        match &mut self.out {
+            Out::Pcap(b) => {
+                // Stored records have 32-bit seconds.
+                let sec = p.ts_sec as u32;
+                b.extend_from_slice(&pcap_record_header(
+                    sec,
+                    p.ts_nsec,
+                    p.data.len() as u32,
+                    p.orig_len,
+                ));
+                b.extend_from_slice(p.data);
+            }
+            Out::Pcapng(w) => w.write_packet(p).map_err(pcap_out)?,
+            _ => unreachable!("filtered output"),
+        }
+        Ok(())
     }
 }
 

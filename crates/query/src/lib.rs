@@ -9,7 +9,13 @@
 //!
 //! * [`FilterSummarizer`] is the store's [`wirecap_store::ChunkSummarizer`]: writers
 //!   (import, capture) give it to [`wirecap_store::WriterOptions`] so that every chunk gets
-//!   a [`ChunkSummary`] that readers use to skip chunks a filter cannot match.
+//!   a [`ChunkSummary`] that readers use to skip chunks a filter cannot match, and every
+//!   packet a flow ([`flows`]) for the store's flow index — one dissection per packet
+//!   for both.
+//! * [`flows()`] lists the flows of the store for a time range and a filter;
+//!   [`flow_export`] gives one flow's packets; [`Export`] reads, for a filter, only the
+//!   packets of the flows that may match where a stream has a flow index (the answer is
+//!   the scan's, packet for packet).
 //! * [`compile`] turns the two filter languages (either, both — ANDed — or none) into one
 //!   [`Filter`]; a mistake comes back as a [`CompileError`] that prints the text with a
 //!   caret under the column.
@@ -30,17 +36,19 @@ mod analyze;
 mod compile;
 mod export;
 pub mod flowlist;
+pub mod flows;
 pub mod search;
 
 pub use analyze::{
     Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PortRow, ProtoRow, ScanFigures, SecondRow,
-    TalkerRow, analyze,
+    TalkerRow, analyze, flag_letters as tcp_flag_letters,
 };
 pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
 pub use export::{
     Export, ExportReader, ExportStats, FileFilterStats, Format, PIECE, Piece, Pieces, export,
     filter_capture,
 };
+pub use flows::{FlowRecord, flow_export, flows, stream_flows};
 pub use wirecap_filter::Date;
 pub use wirecap_filter::summary::{ChunkSummary, SUMMARY_LEN};
 
@@ -63,25 +71,73 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The per-chunk summary writers store beside each chunk: a [`ChunkSummary`] of every
-/// record of the chunk body.
+/// record of the chunk body; and, unless the environment says `WIRECAP_FLOW_INDEX=off`
+/// (for measuring what indexing costs), the flow of every packet for the flow index.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FilterSummarizer;
 
-impl wirecap_store::ChunkSummarizer for FilterSummarizer {
-    fn summary_len(&self) -> usize {
-        SUMMARY_LEN
-    }
-
-    fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
-        let mut s = ChunkSummary::new();
-        for p in wirecap_pcap::records(body) {
-            s.add(link, p.data, p.orig_len);
-        }
-        let bytes = s.to_bytes();
-        let n = out.len().min(bytes.len());
-        out[..n].copy_from_slice(&bytes[..n]);
-    }
+/// Whether writers keep a flow index (`WIRECAP_FLOW_INDEX=off` turns it off).
+pub fn flow_index_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WIRECAP_FLOW_INDEX").map_or(true, |v| v != "off"))
 }
+
+/// [`FilterSummarizer`] that always classifies flows (`wirecap reindex`, and streams
+/// classified on the fly).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowClassifier;
+
+fn summarize_into(
+    link: LinkType,
+    body: &[u8],
+    out: &mut [u8],
+    mut flows: Option<&mut Vec<wirecap_store::PacketFlow>>,
+) {
+    let mut s = ChunkSummary::new();
+    let dl = wirecap_filter::dissect::Link::from_linktype(link.0);
+    for p in wirecap_pcap::records(body) {
+        let d = wirecap_filter::dissect::dissect(dl, p.data);
+        s.add_dissected_packet(link, p.data, p.orig_len, &d);
+        if let Some(f) = flows.as_deref_mut() {
+            f.push(flows::classify(link, p.data, p.orig_len, &d));
+        }
+    }
+    let bytes = s.to_bytes();
+    let n = out.len().min(bytes.len());
+    out[..n].copy_from_slice(&bytes[..n]);
+}
+
+/// The two summarizers differ only in whether they classify flows.
+macro_rules! summarizer {
+    ($t:ty, $flows:expr) => {
+        impl wirecap_store::ChunkSummarizer for $t {
+            fn summary_len(&self) -> usize {
+                SUMMARY_LEN
+            }
+
+            fn summarize(&self, link: LinkType, body: &[u8], out: &mut [u8]) {
+                summarize_into(link, body, out, None);
+            }
+
+            fn flows(&self) -> bool {
+                $flows
+            }
+
+            fn summarize_flows(
+                &self,
+                link: LinkType,
+                body: &[u8],
+                out: &mut [u8],
+                flows: &mut Vec<wirecap_store::PacketFlow>,
+            ) {
+                summarize_into(link, body, out, Some(flows));
+            }
+        }
+    };
+}
+
+summarizer!(FilterSummarizer, flow_index_enabled());
+summarizer!(FlowClassifier, true);
 
 /// A packet's time in ns since the epoch.
 #[inline]

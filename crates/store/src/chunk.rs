@@ -180,6 +180,21 @@ impl Chunk {
     /// again by [`unpad`](Self::unpad) or [`clear`](Self::clear).
     pub(crate) fn finish(&mut self, pad_to: usize) -> (&[u8], u32) {
         let crc = self.crc();
+        self.finish_crc(pad_to, crc)
+    }
+
+    /// [`finish`](Self::finish), computing the CRC through the piece checksums that
+    /// `pieces` receives (see [`crate::pieces`]): the same one pass over the body.
+    pub(crate) fn finish_with_pieces(
+        &mut self,
+        pad_to: usize,
+        pieces: &mut Vec<u8>,
+    ) -> (&[u8], u32) {
+        let crc = crate::pieces::encode(self.body(), pieces);
+        self.finish_crc(pad_to, crc)
+    }
+
+    fn finish_crc(&mut self, pad_to: usize, crc: u32) -> (&[u8], u32) {
         let h = ChunkHeader {
             body_len: self.len_bytes() as u32,
             packets: self.packets,

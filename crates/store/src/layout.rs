@@ -8,6 +8,8 @@
 //!     time.idx            one Mark per second holding packets
 //!     size-1MB.idx …      one Mark per size-split file after the first
 //!     summary.idx         optional: one opaque summary per chunk, for skipping
+//!     flows.idx           optional: flow records and packet positions (crate::flows)
+//!     pieces.idx          optional: per chunk, CRCs of its 4 KiB pieces (crate::pieces)
 //!     writer.lock         flock(2)ed by the stream's one writer
 //!     head.json           optional: where retention trimmed the head (crate::head)
 //!     pinned              optional, empty: retention never deletes this stream
@@ -24,6 +26,8 @@ pub const CHUNKS: &str = "chunks.idx";
 pub const TIME: &str = "time.idx";
 pub const LOCK: &str = "writer.lock";
 pub const SUMMARY: &str = "summary.idx";
+pub const FLOWS: &str = "flows.idx";
+pub const PIECES: &str = "pieces.idx";
 pub const PIN: &str = "pinned";
 
 pub fn segment(n: u32) -> String {

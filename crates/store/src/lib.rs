@@ -28,6 +28,10 @@
 //!   of one, even while it is written ([`Store::trim_head`], [`head`]); index and data go
 //!   together, and a crash in between is completed by [`Store::recover`]. A stream can be
 //!   pinned ([`Store::set_pinned`]) so that retention leaves it alone.
+//! * **Flows** ([`flows`]): as packets are written, a summarizer that classifies them
+//!   ([`ChunkSummarizer::flows`]) makes the writer keep a flow index — flow records and
+//!   the positions of their packets — so that a query for a host or a connection reads
+//!   only its packets; [`Store::reindex_flows`] builds it for streams written without.
 //! * **Disk space** of the file system under a store: [`disk::space`], the one `statvfs`.
 //!
 //! The store does no networking and knows nothing of filters or HTTP.
@@ -36,12 +40,14 @@ mod check;
 pub mod chunk;
 pub mod disk;
 mod error;
+pub mod flows;
 pub mod head;
 pub mod index;
 pub mod layout;
 mod mapped;
 mod meta;
 mod name;
+pub mod pieces;
 mod reader;
 mod reorder;
 mod repair;
@@ -55,8 +61,9 @@ use std::time::SystemTime;
 
 pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
+pub use flows::{FlowIndex, FlowKey, FlowKind, Fragment, PacketFlow, RebuildFlows};
 pub use head::Head;
-pub use mapped::{Mapped, MappedRanges};
+pub use mapped::{Got, LazyChunk, Mapped, MappedRanges, ReadAs};
 pub use meta::{StreamMeta, StreamState};
 pub use name::{sanitize, stored_name, validate_base_name, validate_stored_name};
 pub use reader::{PcapReader, ScanStats, Slice, Slices, StreamInfo, StreamReader};
@@ -288,6 +295,29 @@ impl Store {
             .map(|(_, i)| Listed::Stream(i))
             .chain(bad)
             .collect())
+    }
+
+    /// Builds the flow index of stream `name` again from its packets, with `classify`
+    /// (a summarizer whose [`ChunkSummarizer::flows`] is true): for streams written
+    /// before flows were indexed, or whose index was lost. Refused while the stream is
+    /// being written.
+    pub fn reindex_flows(
+        &self,
+        name: &str,
+        classify: &dyn ChunkSummarizer,
+    ) -> Result<RebuildFlows> {
+        let dir = self.stream_dir(name)?;
+        if !dir.join(meta::META_FILE).exists() {
+            return Err(Error::NoSuchStream(name.to_owned()));
+        }
+        if !classify.flows() {
+            return Err(Error::Invalid(
+                "this summarizer does not classify flows".into(),
+            ));
+        }
+        let _lock = layout::lock(&dir, name)?;
+        let r = StreamReader::open(dir)?;
+        flows::rebuild(&r, classify)
     }
 
     /// Deletes a stream (data and index together). Refused while it is being written.

@@ -1,6 +1,8 @@
 //! Verified, zero-copy byte ranges of a stream: the bytes of a packet range as slices of
 //! mapped segment files, each chunk checked against its header and CRC32C before any of
-//! its bytes are handed out.
+//! its bytes are handed out — or, for reads of a few packets ([`LazyChunk`]), the pieces
+//! of the chunk those packets are in, against the chunk's piece checksums
+//! ([`crate::pieces`]).
 //!
 //! Readers outside the store (the HTTP download, exports) get [`Mapped`] slices that own
 //! their mapping: they can be sent to a socket without a copy (`bytes::Bytes::from_owner`)
@@ -121,6 +123,130 @@ pub struct MappedRanges {
     reader: StreamReader,
     /// Segments mapped so far; the first ones are mapped up front (see `hold`).
     maps: BTreeMap<u32, Arc<Region>>,
+    /// `pieces.idx`, opened at the first lazy read (`Some(None)`: the stream has none).
+    pieces: Option<Option<File>>,
+}
+
+/// How [`MappedRanges::next_with`] reads a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAs {
+    /// Not at all (nothing read, nothing checked).
+    Skip,
+    /// The whole chunk, checked against its CRC32C.
+    Whole,
+    /// Packet by packet ([`LazyChunk::record_at`]), checking only the pieces they are in.
+    Lazy,
+}
+
+/// A slice as [`MappedRanges::next_with`] read it.
+pub enum Got {
+    Skipped,
+    Whole(Mapped),
+    Lazy(LazyChunk),
+}
+
+/// A chunk whose header agrees with its index record, read packet by packet: the bytes
+/// of a packet are handed out only once the pieces they lie in check out (or, for a
+/// stream without piece checksums, the whole chunk).
+pub struct LazyChunk {
+    region: Arc<Region>,
+    reader: StreamReader,
+    slice: Slice,
+    c: ChunkRecord,
+    pieces: Option<crate::pieces::Pieces>,
+    verified: Vec<bool>,
+    whole: bool,
+    checked: u64,
+}
+
+impl LazyChunk {
+    /// Bytes of the chunk checked (and so read) so far.
+    pub fn bytes_checked(&self) -> u64 {
+        self.checked
+    }
+
+    fn damaged(&self, why: String) -> Error {
+        Error::DamagedChunk {
+            stream: self.reader.name().to_owned(),
+            segment: layout::segment(self.c.segment),
+            chunk: self.slice.chunk,
+            offset: self.c.file_offset,
+            why,
+        }
+    }
+
+    /// Checks bytes `[from, to)` of the body.
+    fn ensure(&mut self, from: u64, to: u64) -> Result<()> {
+        if self.whole {
+            return Ok(());
+        }
+        let region = self.region.clone();
+        let body = region
+            .get(self.c.body_offset(), u64::from(self.c.body_len))
+            .unwrap_or(&[]);
+        let Some(p) = &self.pieces else {
+            let header = region.get(self.c.file_offset, CHUNK_HEADER_LEN as u64);
+            check_chunk(&self.reader, self.slice.chunk, &self.c, header, Some(body))?;
+            self.whole = true;
+            self.checked += body.len() as u64;
+            return Ok(());
+        };
+        for k in p.span(from, to) {
+            if self.verified.get(k).copied().unwrap_or(true) {
+                continue;
+            }
+            if !p.check(body, k) {
+                return Err(self.damaged(format!(
+                    "piece {k} ({} bytes at body offset {}) does not match its CRC32C",
+                    p.piece_len(),
+                    k as u64 * u64::from(p.piece_len())
+                )));
+            }
+            self.verified[k] = true;
+            let pl = u64::from(p.piece_len());
+            self.checked += pl.min(body.len() as u64 - k as u64 * pl);
+        }
+        Ok(())
+    }
+
+    /// The packet whose record starts `off` bytes into the slice, its bytes checked.
+    /// A position that is not a record of this chunk is a damaged index.
+    pub fn record_at(&mut self, off: u64) -> Result<wirecap_pcap::Packet<'_>> {
+        let start = self.slice.offset - self.c.body_offset() + off;
+        let body_len = u64::from(self.c.body_len);
+        let (stream, chunk) = (self.reader.name().to_owned(), self.slice.chunk);
+        let bad = |why: &str| Error::DamagedIndex {
+            stream: stream.clone(),
+            file: layout::FLOWS.to_owned(),
+            why: format!("position {off} of chunk {chunk}: {why}"),
+        };
+        if start + 16 > body_len {
+            return Err(bad("past the chunk's end"));
+        }
+        self.ensure(start, start + 16)?;
+        let body = self
+            .region
+            .get(self.c.body_offset(), body_len)
+            .unwrap_or(&[]);
+        let h = wirecap_pcap::RecordHeader::parse_le(&body[start as usize..])
+            .ok_or_else(|| bad("no record header"))?;
+        let end = start + h.record_len() as u64;
+        if end > body_len
+            || h.caplen > wirecap_pcap::MAX_PACKET_LEN
+            || h.ts_ns() < self.c.first_ts
+            || h.ts_ns() > self.c.last_ts
+        {
+            return Err(bad("not the start of a record"));
+        }
+        self.ensure(start, end)?;
+        let body = self
+            .region
+            .get(self.c.body_offset(), body_len)
+            .unwrap_or(&[]);
+        wirecap_pcap::records(&body[start as usize..end as usize])
+            .next()
+            .ok_or_else(|| bad("no record"))
+    }
 }
 
 /// Segments mapped when a range is opened: retention may trim the stream's head while a
@@ -144,7 +270,22 @@ impl MappedRanges {
             slices,
             reader,
             maps,
+            pieces: None,
         }
+    }
+
+    /// The piece checksums of chunk `i`, when the stream has a consistent record.
+    fn pieces_of(&mut self, i: u64, c: &ChunkRecord) -> Option<crate::pieces::Pieces> {
+        let dir = self.reader.dir().join(layout::PIECES);
+        let f = self
+            .pieces
+            .get_or_insert_with(|| File::open(dir).ok())
+            .as_ref()?;
+        let mut b = vec![0u8; crate::pieces::RECORD_LEN];
+        read_exact_at(f, &mut b, i * crate::pieces::RECORD_LEN as u64)
+            .ok()
+            .filter(|&whole| whole)?;
+        crate::pieces::Pieces::decode(&b, c.body_len, c.body_crc)
     }
 
     fn region_for(&mut self, s: &Slice, c: &ChunkRecord) -> Result<Arc<Region>> {
@@ -189,6 +330,33 @@ pub(crate) fn check_chunk(
     header: Option<&[u8]>,
     body: Option<&[u8]>,
 ) -> Result<()> {
+    check_header(reader, i, c, header, body)?;
+    let body = body.unwrap_or(&[]);
+    let crc = crc32c::crc32c(body);
+    if crc != c.body_crc {
+        return Err(Error::DamagedChunk {
+            stream: reader.name().to_owned(),
+            segment: layout::segment(c.segment),
+            chunk: i,
+            offset: c.file_offset,
+            why: format!(
+                "CRC32C of its {} bytes is {crc:08x}, stored {:08x}",
+                body.len(),
+                c.body_crc
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Everything [`check_chunk`] checks but the CRC of the body.
+fn check_header(
+    reader: &StreamReader,
+    i: u64,
+    c: &ChunkRecord,
+    header: Option<&[u8]>,
+    body: Option<&[u8]>,
+) -> Result<()> {
     let damaged = |why: String| Error::DamagedChunk {
         stream: reader.name().to_owned(),
         segment: layout::segment(c.segment),
@@ -211,16 +379,8 @@ pub(crate) fn check_chunk(
             "the chunk header disagrees with its index record".into(),
         ));
     }
-    let Some(body) = body else {
+    if body.is_none() {
         return Err(damaged("the segment file ends inside the chunk".into()));
-    };
-    let crc = crc32c::crc32c(body);
-    if crc != c.body_crc {
-        return Err(damaged(format!(
-            "CRC32C of its {} bytes is {crc:08x}, stored {:08x}",
-            body.len(),
-            c.body_crc
-        )));
     }
     Ok(())
 }
@@ -238,12 +398,27 @@ impl MappedRanges {
     where
         F: FnOnce(&Slice) -> bool,
     {
+        self.next_with(|s| if skip(s) { ReadAs::Skip } else { ReadAs::Whole })
+            .map(|r| {
+                r.map(|(s, g)| match g {
+                    Got::Whole(m) => (s, Some(m)),
+                    _ => (s, None),
+                })
+            })
+    }
+
+    /// The next slice, read as `how` says.
+    pub fn next_with<F>(&mut self, how: F) -> Option<Result<(Slice, Got)>>
+    where
+        F: FnOnce(&Slice) -> ReadAs,
+    {
         let (s, c) = match self.slices.next_with_record()? {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        if skip(&s) {
-            return Some(Ok((s, None)));
+        let how = how(&s);
+        if how == ReadAs::Skip {
+            return Some(Ok((s, Got::Skipped)));
         }
         let region = match self.region_for(&s, &c) {
             Ok(r) => r,
@@ -251,13 +426,35 @@ impl MappedRanges {
         };
         let header = region.get(c.file_offset, CHUNK_HEADER_LEN as u64);
         let body = region.get(c.body_offset(), u64::from(c.body_len));
+        if how == ReadAs::Lazy {
+            if let Err(e) = check_header(&self.reader, s.chunk, &c, header, body) {
+                return Some(Err(e));
+            }
+            let pieces = self.pieces_of(s.chunk, &c);
+            let n = pieces
+                .as_ref()
+                .map_or(0, |p| c.body_len.div_ceil(p.piece_len()) as usize);
+            return Some(Ok((
+                s,
+                Got::Lazy(LazyChunk {
+                    region,
+                    reader: self.reader.clone(),
+                    slice: s,
+                    c,
+                    pieces,
+                    verified: vec![false; n],
+                    whole: false,
+                    checked: 0,
+                }),
+            )));
+        }
         if let Err(e) = check_chunk(&self.reader, s.chunk, &c, header, body) {
             return Some(Err(e));
         }
         let start = (s.offset - region.base) as usize;
         Some(Ok((
             s,
-            Some(Mapped {
+            Got::Whole(Mapped {
                 region,
                 start,
                 len: s.len as usize,

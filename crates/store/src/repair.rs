@@ -492,6 +492,17 @@ impl Store {
             }
             meta.summary_len = 0;
         }
+        // Packet numbers and chunk numbers may change with the chunks left out: the flow
+        // index (`wirecap reindex` builds it again) and the piece checksums (reads then
+        // check whole chunks) go.
+        for f in [layout::FLOWS, layout::PIECES] {
+            let p = dir.join(f);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(&p),
+            }
+        }
         // chunks.idx last: until it is replaced, readers see the old index whole.
         for (f, _) in &files {
             let to = dir.join(f);

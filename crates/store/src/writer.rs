@@ -22,6 +22,7 @@ use wirecap_pcap::Packet;
 
 use crate::chunk::{CHUNK_HEADER_LEN, Chunk, ChunkHeader, DEFAULT_CHUNK_BYTES, record_lengths};
 use crate::error::{Error, IoContext, Result};
+use crate::flows::{FlowFile, PacketFlow};
 use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, Indexer, MARK_LEN, Mark, Marks, SIZE_LEVELS};
 use crate::layout;
 use crate::meta::{StreamMeta, StreamState};
@@ -34,6 +35,25 @@ pub trait ChunkSummarizer: Send + Sync {
     fn summary_len(&self) -> usize;
     /// Summarizes a chunk body (pcap-ns records) of a stream of link type `link`.
     fn summarize(&self, link: wirecap_pcap::LinkType, body: &[u8], out: &mut [u8]);
+
+    /// Whether [`summarize_flows`](Self::summarize_flows) classifies packets into flows:
+    /// then the writer keeps a flow index (`flows.idx`, see [`crate::flows`]).
+    fn flows(&self) -> bool {
+        false
+    }
+
+    /// [`summarize`](Self::summarize), and also one [`PacketFlow`] per record of the body,
+    /// in order, appended to `flows` (one pass over the packets for both).
+    fn summarize_flows(
+        &self,
+        link: wirecap_pcap::LinkType,
+        body: &[u8],
+        out: &mut [u8],
+        flows: &mut Vec<PacketFlow>,
+    ) {
+        let _ = flows;
+        self.summarize(link, body, out);
+    }
 }
 
 /// How a writer lays out and syncs its files.
@@ -107,14 +127,14 @@ pub struct Recovery {
     pub failed: Option<String>,
 }
 
-struct IndexFile {
-    file: File,
-    path: PathBuf,
-    len: u64,
+pub(crate) struct IndexFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    pub(crate) len: u64,
 }
 
 impl IndexFile {
-    fn open(path: PathBuf) -> Result<Self> {
+    pub(crate) fn open(path: PathBuf) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -124,7 +144,7 @@ impl IndexFile {
         let len = file.metadata().at(&path)?.len();
         Ok(Self { file, path, len })
     }
-    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -132,7 +152,7 @@ impl IndexFile {
         self.len += bytes.len() as u64;
         Ok(())
     }
-    fn truncate(&mut self, len: u64) -> Result<()> {
+    pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
         self.file.set_len(len).at(&self.path)?;
         self.len = len;
         Ok(())
@@ -155,6 +175,11 @@ pub struct StreamWriter {
     /// `summary.idx` and its record length, when chunks are summarized.
     summary: Option<(IndexFile, usize)>,
     summary_buf: Vec<u8>,
+    /// The flow index being written, when the summarizer classifies flows.
+    flows: Option<FlowFile>,
+    /// `pieces.idx`, while it stays aligned with the chunks (see [`crate::pieces`]).
+    pieces: Option<IndexFile>,
+    pieces_buf: Vec<u8>,
     /// Segments are written with O_DIRECT (through `staging`, a 4096-aligned copy).
     direct: bool,
     staging: Vec<u8>,
@@ -240,21 +265,18 @@ impl StreamWriter {
         drop(cfile);
         let (packets, pos) = last.map_or((0, 0), |r| (r.end_packet(), r.end_pos()));
 
-        // Summaries of chunks that are gone are cut too.
-        let spath = dir.join(layout::SUMMARY);
-        if meta.summary_len > 0
-            && let Ok(m) = fs::metadata(&spath)
-        {
-            let keep = n * u64::from(meta.summary_len);
-            if m.len() > keep {
-                rec.bytes_cut += m.len() - keep;
-                OpenOptions::new()
-                    .write(true)
-                    .open(&spath)
-                    .and_then(|f| f.set_len(keep))
-                    .at(&spath)?;
-            }
+        // Summaries and piece checksums of chunks that are gone are cut too.
+        if meta.summary_len > 0 {
+            rec.bytes_cut += cut_to(&dir.join(layout::SUMMARY), n * u64::from(meta.summary_len))?;
         }
+        rec.bytes_cut += cut_to(
+            &dir.join(layout::PIECES),
+            n * crate::pieces::RECORD_LEN as u64,
+        )?;
+
+        // Flow blocks naming packets that are gone are cut (they would name the wrong
+        // packets once new ones are appended).
+        rec.bytes_cut += crate::flows::cut_blocks(&dir, packets)?;
 
         // 2. Marks for packets that are not indexed are cut; the indexer resumes from them.
         let tpath = dir.join(layout::TIME);
@@ -298,6 +320,9 @@ impl StreamWriter {
                 continue;
             };
             let saved = w.observe_body(&body.0);
+            if w.pieces.is_some() {
+                crate::pieces::encode(&body.0, &mut w.pieces_buf);
+            }
             w.persist_index(saved, body.1, w.seg_len)?;
             w.seg_len += align_up((CHUNK_HEADER_LEN + body.0.len()) as u64, align);
             rec.chunks_reindexed += 1;
@@ -344,9 +369,21 @@ impl StreamWriter {
             }
             _ => None,
         };
+        let flows = match &opts.summarizer {
+            Some(s) if s.flows() => Some(FlowFile::open(&dir)?),
+            _ => None,
+        };
+        // A stream written before pieces existed gets none (they must stay aligned).
+        let pieces = {
+            let f = IndexFile::open(dir.join(layout::PIECES))?;
+            (f.len == n_chunks * crate::pieces::RECORD_LEN as u64).then_some(f)
+        };
         Ok(Self {
             summary,
             summary_buf: Vec::new(),
+            flows,
+            pieces,
+            pieces_buf: Vec::new(),
             direct,
             staging: Vec::new(),
             pending: Chunk::with_capacity(opts.chunk_bytes),
@@ -457,8 +494,13 @@ impl StreamWriter {
                 .map(|e| (e.ts_ns, u64::from(e.rec_len))),
         );
         let body_len = chunk.len_bytes();
+        let with_pieces = self.pieces.is_some();
         let (crc, written) = if self.direct {
-            let (bytes, crc) = chunk.finish(align as usize);
+            let (bytes, crc) = if with_pieces {
+                chunk.finish_with_pieces(align as usize, &mut self.pieces_buf)
+            } else {
+                chunk.finish(align as usize)
+            };
             let r = if (bytes.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) {
                 self.seg.write_all_at(bytes, at)
             } else {
@@ -477,7 +519,11 @@ impl StreamWriter {
             (crc, r)
         } else {
             // Buffered: the padding (if any) stays a hole until the next chunk.
-            let (bytes, crc) = chunk.finish(1);
+            let (bytes, crc) = if with_pieces {
+                chunk.finish_with_pieces(1, &mut self.pieces_buf)
+            } else {
+                chunk.finish(1)
+            };
             let r = self.seg.write_all_at(bytes, at);
             // Start writeback of what was just written without waiting for it, so that
             // a later fdatasync (seal, sync interval) has little left to do and dirty
@@ -500,19 +546,42 @@ impl StreamWriter {
             first_ts: chunk.first_ts(),
             last_ts: chunk.last_ts(),
         };
-        if let (Some((_, len)), Some(s)) = (&self.summary, &self.opts.summarizer) {
-            self.summary_buf.clear();
-            self.summary_buf.resize(*len, 0);
-            s.summarize(
-                wirecap_pcap::LinkType(self.meta.link_type),
-                chunk.body(),
-                &mut self.summary_buf,
-            );
+        let link = wirecap_pcap::LinkType(self.meta.link_type);
+        match (&mut self.flows, &self.opts.summarizer) {
+            (Some(fl), Some(s)) => {
+                self.summary_buf.clear();
+                self.summary_buf.resize(s.summary_len(), 0);
+                fl.keys.clear();
+                s.summarize_flows(link, chunk.body(), &mut self.summary_buf, &mut fl.keys);
+            }
+            (None, Some(s)) if self.summary.is_some() => {
+                self.summary_buf.clear();
+                self.summary_buf.resize(s.summary_len(), 0);
+                s.summarize(link, chunk.body(), &mut self.summary_buf);
+            }
+            _ => {}
         }
+        let first = (saved.packets(), saved.pos());
         if let Err(e) = self.persist_index(saved, hdr, at) {
             let _ = self.seg.set_len(at);
             self.seg_len = at;
             return Err(e);
+        }
+        // The chunk is indexed: only now may the flow index name its packets.
+        if let Some(fl) = &mut self.flows {
+            let entries = chunk.index_entries();
+            if fl.keys.len() == entries.len() {
+                let (mut packet, mut pos) = first;
+                for (e, k) in entries.iter().zip(&fl.keys) {
+                    fl.table
+                        .observe(k, packet, pos, u64::from(e.rec_len), e.ts_ns);
+                    packet += 1;
+                    pos += u64::from(e.rec_len);
+                }
+                if fl.table.chunk_done() {
+                    fl.write_block(false);
+                }
+            }
         }
         self.maybe_sync()
     }
@@ -552,16 +621,24 @@ impl StreamWriter {
             body_crc: hdr.body_crc,
         };
         let summary_len = self.summary.as_ref().map(|(f, _)| f.len);
+        let pieces_len = self.pieces.as_ref().map(|f| f.len);
         let r = self
             .persist_marks()
             .and_then(|()| match &mut self.summary {
                 Some((f, _)) => f.append(&self.summary_buf),
                 None => Ok(()),
             })
+            .and_then(|()| match &mut self.pieces {
+                Some(f) => f.append(&self.pieces_buf),
+                None => Ok(()),
+            })
             .and_then(|()| self.chunks.append(&record.encode()));
         if let Err(e) = r {
             self.indexer = saved;
             if let (Some((f, _)), Some(l)) = (&mut self.summary, summary_len) {
+                let _ = f.truncate(l);
+            }
+            if let (Some(f), Some(l)) = (&mut self.pieces, pieces_len) {
                 let _ = f.truncate(l);
             }
             let _ = self.time.truncate(lens.0);
@@ -644,9 +721,13 @@ impl StreamWriter {
         for f in std::iter::once(&self.time)
             .chain(self.sizes.iter())
             .chain(self.summary.as_ref().map(|(f, _)| f))
+            .chain(self.pieces.as_ref())
             .chain(std::iter::once(&self.chunks))
         {
             f.file.sync_data().at(&f.path)?;
+        }
+        if let Some(fl) = &self.flows {
+            fl.sync()?;
         }
         self.last_sync = Instant::now();
         Ok(())
@@ -659,6 +740,9 @@ impl StreamWriter {
 
     pub(crate) fn finish(mut self, state: StreamState) -> Result<StreamSummary> {
         self.commit()?;
+        if let Some(fl) = &mut self.flows {
+            fl.write_block(true);
+        }
         self.sync()?;
         self.meta.state = state;
         self.meta.closed_ns = Some(crate::now_ns());
@@ -753,6 +837,22 @@ fn chunk_data_ok(dir: &Path, r: &ChunkRecord) -> Result<bool> {
         return Ok(false);
     }
     Ok(crc32c::crc32c(&body) == r.body_crc)
+}
+
+/// Cuts the file at `path` (if there is one) to `keep` bytes; returns the bytes cut.
+fn cut_to(path: &Path, keep: u64) -> Result<u64> {
+    let Ok(m) = fs::metadata(path) else {
+        return Ok(0);
+    };
+    if m.len() <= keep {
+        return Ok(0);
+    }
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(keep))
+        .at(path)?;
+    Ok(m.len() - keep)
 }
 
 /// Cuts a mark file to whole records for packets below `packets`; returns bytes cut.

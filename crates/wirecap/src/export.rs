@@ -110,13 +110,20 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
     };
     if filter.is_some() {
         eprintln!(
-            "wrote {} of {} packets ({} bytes) of {}; the filter skipped {} of {} chunks unread",
+            "wrote {} of {} packets ({} bytes) of {}; the filter skipped {} of {} chunks unread; read {} bytes, examined {} packets{}",
             stats.packets,
             range.packets(),
             stats.bytes,
             r.name(),
             stats.chunks_skipped,
-            stats.chunks_read + stats.chunks_skipped
+            stats.chunks_read + stats.chunks_skipped,
+            stats.bytes_read,
+            stats.packets_examined,
+            if stats.index_used {
+                " (through the flow index)"
+            } else {
+                ""
+            }
         );
     } else {
         eprintln!(

@@ -18,9 +18,11 @@ enum Out {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "A flow is both directions of a 5-tuple in one stream; it is listed when \
-one of its packets in [--start, --stop) matches the filter, with the figures of its matching \
-packets.\n\nExamples:\n  \
+    after_help = "A flow is both directions of one conversation in one stream (IP: \
+protocol, addresses, ports or ICMP type/id; other: EtherType and MACs; per VLAN/MPLS). It is \
+listed when its span overlaps [--start, --stop) and it may hold a packet the filter matches \
+(exact for addresses, ports, protocols, VLAN ids, MPLS labels), with the whole flow's figures. \
+The JSON is GET /api/v1/flows's.\n\nExamples:\n  \
 wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T09:05:00Z --bpf 'host 10.1.2.3'\n  \
 wirecap flows --start 2025-01-01T09:00:00Z --stop 2025-01-01T10:00:00Z --sort=-bytes --limit 20 --format csv"
 )]
@@ -52,7 +54,6 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
         desc,
         limit: a.limit.unwrap_or(usize::MAX),
         cursor: a.cursor.clone(),
-        ..FlowAsk::default()
     };
     let today = today_utc(wirecap_store::now_ns());
     let mut bad = None;
@@ -85,7 +86,8 @@ pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match a.format {
         Out::Json => {
-            serde_json::to_writer_pretty(&mut out, &page)?;
+            // The same JSON as `GET /api/v1/flows` answers.
+            serde_json::to_writer_pretty(&mut out, &wirecap_appliance::api::FlowPage::of(&page))?;
             writeln!(out)?;
         }
         Out::Csv => page.write_csv(&mut out)?,

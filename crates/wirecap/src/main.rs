@@ -17,6 +17,7 @@ mod install_cmd;
 mod listing;
 mod ops_cmd;
 mod output;
+mod reindex_cmd;
 mod release_cmd;
 mod report_cmd;
 mod search_cmd;
@@ -128,6 +129,9 @@ enum Cmd {
     Search(search_cmd::SearchArgs),
     /// List the flows of every stream in a time range, through a filter (JSON or CSV)
     Flows(flows_cmd::FlowsArgs),
+    /// Build the flow index of a stream written without one (queries then read only the
+    /// packets of matching flows)
+    Reindex(reindex_cmd::ReindexArgs),
 }
 
 fn main() -> ExitCode {
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Cmd::Pin(a) => ops_cmd::pin(a),
         Cmd::Search(a) => search_cmd::run(a),
         Cmd::Flows(a) => flows_cmd::run(a),
+        Cmd::Reindex(a) => reindex_cmd::run(a),
     };
     match r {
         Ok(code) => code,

@@ -287,6 +287,21 @@ fn check_export(
     }
     let o = run(&args);
     ok(&o);
+    // The same export by scanning (the flow index off) gives the same bytes.
+    let scanned = dir.path().join("s.pcap");
+    let mut scan_args = args.clone();
+    let at = scan_args.iter().position(|a| *a == "-o").unwrap() + 1;
+    scan_args[at] = scanned.to_str().unwrap();
+    let so = std::process::Command::new(support::BIN)
+        .args(&scan_args)
+        .env("WIRECAP_QUERY_INDEX", "off")
+        .output()
+        .unwrap();
+    ok(&so);
+    assert!(
+        std::fs::read(&ours).unwrap() == std::fs::read(&scanned).unwrap(),
+        "{name} --bpf {bpf:?} {times:?}: the index and the scan differ"
+    );
     tcpdump_filter(original, bpf, &theirs).unwrap();
     let want: String = tcpdump_text(&theirs)
         .split_inclusive('\n')

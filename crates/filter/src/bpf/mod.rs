@@ -15,7 +15,7 @@ pub mod necessary;
 pub mod vm;
 
 use crate::error::{ErrorKind, FilterError};
-use crate::summary::ChunkSummary;
+use crate::summary::Facts;
 
 /// One classic-BPF instruction, in libpcap's `struct bpf_insn` encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,7 +132,7 @@ impl BpfFilter {
     }
 
     /// Conservative chunk test, see [`necessary`].
-    pub fn may_match(&self, summary: &ChunkSummary) -> bool {
+    pub fn may_match(&self, summary: &dyn Facts) -> bool {
         if summary.linktype() != Some(self.linktype) {
             return true;
         }

@@ -24,7 +24,7 @@
 
 use std::net::IpAddr;
 
-use crate::summary::ChunkSummary;
+use crate::summary::Facts;
 
 /// What a matching packet must satisfy (an over-approximation of the expression).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,12 +86,12 @@ impl Necessary {
     }
 
     /// Checks the condition against a chunk summary.
-    pub(crate) fn may_match(&self, s: &ChunkSummary) -> bool {
+    pub(crate) fn may_match(&self, s: &dyn Facts) -> bool {
         !s.is_empty() && eval(&self.0, s)
     }
 }
 
-fn eval(c: &Cond, s: &ChunkSummary) -> bool {
+fn eval(c: &Cond, s: &dyn Facts) -> bool {
     match c {
         Cond::True => true,
         Cond::EtherType(t) => s.may_have_ethertype(*t),

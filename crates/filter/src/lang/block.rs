@@ -1,12 +1,12 @@
 //! Filter blocks: `field op value`, parsed into a [`Pred`] and tested against a
-//! [`Dissected`] packet (or, conservatively, a [`ChunkSummary`]).
+//! [`Dissected`] packet (or, conservatively, a [`crate::summary::Facts`] such as a chunk summary).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::time::{Date, parse_point};
 use crate::dissect::{Dissected, Network, Transport, ethertype, ipproto};
 use crate::error::ErrorKind;
-use crate::summary::ChunkSummary;
+use crate::summary::Facts;
 
 /// A parse failure inside a block: kind, message and byte offset relative to the block.
 #[derive(Debug)]
@@ -318,7 +318,7 @@ impl Pred {
     }
 
     /// False only when no packet summarized by `s` can satisfy this block.
-    pub(crate) fn may_match(&self, s: &ChunkSummary) -> bool {
+    pub(crate) fn may_match(&self, s: &dyn Facts) -> bool {
         if s.is_empty() {
             return false;
         }

@@ -71,7 +71,7 @@ pub use time::Date;
 
 use crate::dissect::{self, Dissected, Link};
 use crate::error::{ErrorKind, FilterError};
-use crate::summary::ChunkSummary;
+use crate::summary::Facts;
 use block::{PacketView, Pred};
 
 /// What an appliance filter needs to know beyond its text.
@@ -361,7 +361,7 @@ impl ApplianceFilter {
     }
 
     /// Conservative: false only when no packet summarized by `s` can match.
-    pub(crate) fn may_match(&self, s: &ChunkSummary) -> bool {
+    pub(crate) fn may_match(&self, s: &dyn Facts) -> bool {
         if s.linktype().map(Link::from_linktype) != Some(self.link) {
             return true;
         }

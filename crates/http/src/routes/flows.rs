@@ -1,9 +1,10 @@
 //! `/api/v1/flows`: the flows of every stream with packets in a time range, through a
 //! filter, sorted and paged (see [`wirecap_query::flowlist`]); JSON, or CSV with
-//! `format=csv`.
+//! `format=csv`. `/api/v1/streams/{name}/flows/{id}/pcap`: one flow's packets, read at
+//! the positions its stream's flow index keeps (see [`wirecap_query::flow_export`]).
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use wirecap_appliance::api::FlowPage;
 use wirecap_query::flowlist::{self, FlowAsk, FlowSort};
@@ -13,7 +14,7 @@ use crate::download;
 use crate::error::{ApiError, ErrorBody};
 use crate::packets::bound;
 use crate::query::Query;
-use crate::respond::{blocking, json_ok};
+use crate::respond::{blocking, json_ok, stream_name};
 use crate::state::Shared;
 
 /// Most rows of one page.
@@ -62,7 +63,6 @@ pub(crate) async fn flows(
         desc,
         limit,
         cursor: q.get("cursor").filter(|c| !c.is_empty()).map(str::to_owned),
-        ..FlowAsk::default()
     };
     let filter_text = q.get("filter").map(str::to_owned);
     let bpf_text = q.get("bpf").map(str::to_owned);
@@ -132,4 +132,50 @@ pub(crate) async fn flows(
         return Ok(resp);
     }
     Ok(json_ok(&FlowPage::of(&page)))
+}
+
+#[utoipa::path(get, path = "/api/v1/streams/{name}/flows/{id}/pcap", tag = "search",
+    params(("name" = String, Path, description = "the stored stream name"),
+        ("id" = u64, Path, description = "the flow's id (`id` of a flow of /api/v1/flows)"),
+        ("format" = Option<String>, Query, description = "pcap (default) or pcapng"),
+        ("compress" = Option<String>, Query, description = "gzip or zstd")),
+    responses((status = 200, description = "the flow's packets, both directions", content_type = "application/vnd.tcpdump.pcap"),
+        (status = "default", body = ErrorBody)))]
+pub(crate) async fn flow_pcap(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref())?;
+    let name = stream_name(&name)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("the flow id is a number (`id` of /api/v1/flows)"))?;
+    let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    let format = download::negotiate_format(q.get("format"), h(header::ACCEPT))?;
+    let encoding = download::negotiate_encoding(q.get("compress"), h(header::ACCEPT_ENCODING))?;
+    let a = app.clone();
+    let n = name.clone();
+    let export = blocking(move || {
+        wirecap_query::flow_export(a.engine.store(), &n, id, format)
+            .map_err(|e| download::read_failure(e, &n))
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("stream {name:?} has no flow {id}"),
+        )
+    })?;
+    let d = download::Download {
+        export,
+        format,
+        encoding,
+        stream: name.clone(),
+        packet_range: (id, id),
+        packets: None,
+        filename: format!("{name}_flow_{id}"),
+    };
+    download::respond(d, &headers, &app.slots, Some(app.metrics.clone())).await
 }

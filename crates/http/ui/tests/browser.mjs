@@ -506,7 +506,7 @@ async function main() {
       }
     });
 
-    await flowsChecks({ check, expect, page, base, shot, out: OUT, tcpdumpCount, num });
+    await flowsChecks({ check, expect, page, base, shot, out: OUT, tcpdumpCount, num, run, bin: BIN, store, auth: server.auth });
 
     await check('deleting a stream asks for confirmation', async () => {
       await page.goto(`${base}/#/files?q=s0001_`);

@@ -15,7 +15,7 @@ const COLS = [
   ['proto', 'Protocol'], ['packets', 'Packets', true], ['bytes', 'Bytes', true], [null, 'Flags'], ['stream', 'Stream'],
 ];
 const iso = (ns) => `${fmtTime(ns).replace(' ', 'T')}Z`;
-const endpoint = (a, p, proto) => (proto === 'tcp' || proto === 'udp' ? (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`) : a);
+const endpoint = (a, p) => (p === null || p === undefined ? a : a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
 
 /** The last hour of the newest stream: where a search usually starts. */
 async function defaultRange() {
@@ -111,13 +111,13 @@ export function Flows({ route }) {
           <${Caret} value=${text} err=${check} /></div>
         <button class="primary" type="submit" disabled=${!!check || !start || !stop} data-test="flows-search">Search</button>
       </div>
-      <p class="muted" style="margin:6px 0 0">Times: ISO-8601 (<code>2025-01-01T09:00:05.25Z</code>) or ns since the epoch. A flow is listed when one of its packets in the range matches; its figures are those of its matching packets.</p>
+      <p class="muted" style="margin:6px 0 0">Times: ISO-8601 (<code>2025-01-01T09:00:05.25Z</code>) or ns since the epoch. A flow is listed when its span overlaps the range and it may hold a packet the filter matches (exact for addresses, ports, protocols, VLANs); its figures are the whole flow's.</p>
     </form>
     <${ErrorMsg} error=${error} />
     ${data && html`<div>
       <div class="grid" data-test="flows-totals">
         <${Stat} k="Flows" v=${fmtCount(data.total)} s=${`in ${fmtCount(data.streams)} stream${data.streams === 1 ? '' : 's'}`} />
-        <${Stat} k="Packets" v=${fmtCount(data.packets)} s=${data.flows_dropped_packets ? `${fmtCount(data.flows_dropped_packets)} more in flows not tracked` : 'in matching flows'} />
+        <${Stat} k="Packets" v=${fmtCount(data.packets)} s="in matching flows" />
         <${Stat} k="Bytes" v=${fmtBytes(data.bytes)} s=${`${fmtCount(data.bytes)} bytes`} />
       </div>
       ${data.skipped.length > 0 && html`<div class="msg error">Not read (damaged; they may hold packets of this range): ${data.skipped.map((s) => `${s.name} (${s.why})`).join('; ')}</div>`}
@@ -135,15 +135,15 @@ export function Flows({ route }) {
         <tbody>${data.flows.map((f) => html`<tr data-packets=${f.packets} data-bytes=${f.bytes} data-first=${f.first_ns}>
           <td class="mono">${fmtTime(f.first_ns)}</td>
           <td class="num">${fmtDuration(f.duration_ns / 1e9)}</td>
-          <td class="mono">${endpoint(f.src, f.sport, f.proto)}</td>
-          <td class="mono">${endpoint(f.dst, f.dport, f.proto)}</td>
-          <td>${f.proto}</td>
+          <td class="mono">${endpoint(f.src, f.sport)}</td>
+          <td class="mono">${endpoint(f.dst, f.dport)}</td>
+          <td>${f.proto}${f.vlan !== null && f.vlan !== undefined ? html` <span class="tag">vlan ${f.vlan}</span>` : ''}</td>
           <td class="num">${fmtCount(f.packets)}</td>
           <td class="num" title=${`${fmtCount(f.bytes)} bytes`}>${fmtBytes(f.bytes)}</td>
           <td class="mono">${f.tcp_flags}</td>
           <td class="mono"><a href=${href(['files', f.stream])}>${f.stream}</a></td>
           <td class="actions">
-            <a class="btn small" href=${f.pcap} download data-test="flow-pcap" title="this flow's packets (both directions) as pcap">⤓ pcap</a>
+            <a class="btn small" href=${f.pcap} download data-test="flow-pcap" title="this flow's packets (both directions) as pcap, read at the positions the flow index keeps">⤓ pcap</a>
             <a class="btn small" href=${href(['files', f.stream], { start: f.first_ns, stop: Number(f.last_ns) + 1 })} data-test="flow-files"
               title="this flow's time window on the Files page">Files ›</a></td>
         </tr>`)}

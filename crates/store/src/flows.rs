@@ -1,0 +1,1067 @@
+//! The flow index: which bidirectional flows a stream holds, and exactly where each
+//! flow's packets are, so that a query for a host or a connection reads only its packets.
+//!
+//! # What is recorded
+//!
+//! As chunks are written, the writer's [`ChunkSummarizer`](crate::ChunkSummarizer)
+//! classifies every packet ([`PacketFlow`]: the flow's [`FlowKey`] — VLAN/MPLS context,
+//! protocol, addresses and ports, ICMP by type/id, non-IP by EtherType and MACs — and the
+//! packet's direction). The store keeps a bounded table of the flows alive ([`FlowTable`])
+//! and writes them out as **blocks** appended to `flows.idx`. A block covers a run of
+//! consecutive packets `[cover_first_packet, cover_end_packet)` and holds, for every flow
+//! that had packets in that run, one **fragment**: the key, first and last timestamp,
+//! packets and bytes per direction, TCP flags OR'd, smallest and largest length, and the
+//! fragment's packet positions. Packets the classifier could not key exactly (malformed,
+//! truncated, fragments, deep tag stacks) go to the block's one *opaque* fragment, which
+//! every query reads: the fragments of a block partition its packets, so a query that
+//! reads the matching fragments plus the opaque one sees every packet that can match.
+//!
+//! A flow's id is the stream number of its first packet: fragments of one flow in
+//! successive blocks share it. Memory is bounded: flows idle for [`IDLE_NS`] of packet
+//! time are closed at the next block; when [`MAX_FLOWS`] are alive, the least recently
+//! seen half is closed early and counted (`evicted_early` in each block) — a flow that
+//! comes back gets a new id, never a silent merge.
+//!
+//! # On-disk form, and why
+//!
+//! ```text
+//! flows.idx = block*
+//! block     = header (64 B) · fragment records (128 B each) · positions (varints)
+//! header    = "WFL1" · version u32 · records u32 · positions bytes u32
+//!             · cover_first_packet · cover_end_packet · cover_start_pos · cover_end_pos
+//!             · evicted_early u64 · CRC32C of records+positions u32 · CRC32C of header u32
+//! positions = per fragment: LEB128 varints of logical positions (the packet's byte offset
+//!             in the stream, see crate::index), the first relative to cover_start_pos,
+//!             the others as the gap to the previous packet of the fragment
+//! ```
+//!
+//! * **Positions are logical byte offsets**, not packet ordinals: a reader goes from a
+//!   position to its chunk with the binary search it already does for byte ranges, and to
+//!   the record inside it without walking the chunk's records.
+//! * **Delta-coded varints**: the packets of one flow are close together, so a gap is 1-3
+//!   bytes where an absolute position is 8. That is what keeps the index small on
+//!   64-byte traffic, where a record is 80 bytes.
+//! * **Fixed-size fragment records** are read without parsing the positions: listing
+//!   flows, and choosing which fragments a filter needs, never decodes a position.
+//! * **Blocks are appended after the chunks they cover are in `chunks.idx`** (the same
+//!   order as every other index file), each with its own CRC. A reader trusts a block only
+//!   when its CRCs check out and its covered packets are all in its snapshot of
+//!   `chunks.idx`; a crash leaves at worst a torn or premature last block, which readers
+//!   ignore and recovery cuts. So the index never names packets that are not there;
+//!   packets no valid block covers are found by scanning (see `covered`).
+//! * A block is written every [`BLOCK_CHUNKS`] chunks (or [`BLOCK_NS`] of packet time) and
+//!   when the stream is sealed; a crash loses the index of at most that much data, never
+//!   the data, and `wirecap reindex` rebuilds the whole index from the segments.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+use crate::index::{le32, le64};
+use crate::layout;
+
+/// Flows idle this long (packet time) are closed when the next block is written.
+pub const IDLE_NS: u64 = 120 * 1_000_000_000;
+/// Most flows kept alive at once.
+pub const MAX_FLOWS: usize = 1 << 18;
+/// A block is written at least every this many chunks...
+pub const BLOCK_CHUNKS: u32 = 256;
+/// ...and every this much packet time.
+pub const BLOCK_NS: u64 = 60 * 1_000_000_000;
+
+pub const HEADER_LEN: usize = 64;
+pub const RECORD_LEN: usize = 128;
+const MAGIC: [u8; 4] = *b"WFL1";
+const VERSION: u32 = 1;
+
+/// What kind of endpoints a flow key holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FlowKind {
+    /// Packets the classifier could not key exactly (the opaque fragment).
+    #[default]
+    Opaque = 0,
+    /// Non-IP: endpoints are MAC addresses, `proto` is 0.
+    Ether = 1,
+    Ipv4 = 4,
+    Ipv6 = 6,
+}
+
+impl FlowKind {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Ether,
+            4 => Self::Ipv4,
+            6 => Self::Ipv6,
+            _ => Self::Opaque,
+        }
+    }
+}
+
+/// The key of a bidirectional flow, endpoints in canonical order (`a <= b`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    pub kind: FlowKind,
+    /// IP protocol (IPv6: after the extension headers); 0 for non-IP.
+    pub proto: u8,
+    /// The network-layer EtherType (innermost).
+    pub ethertype: u16,
+    /// TPID of the one VLAN tag, 0 when untagged.
+    pub tpid: u16,
+    pub vlan: u16,
+    /// MPLS label plus one, 0 without MPLS.
+    pub mpls: u32,
+    /// Endpoint addresses: IPv4 in the first 4 bytes, MACs in the first 6.
+    pub addr: [[u8; 16]; 2],
+    /// Endpoint ports (TCP, UDP, SCTP); ICMP echo: the identifier on both; 0 otherwise.
+    pub port: [u16; 2],
+    /// ICMP and ICMPv6: `0x100 | type` (an echo reply counts as its request's type, so
+    /// that both directions are one flow); 0 otherwise.
+    pub icmp: u16,
+}
+
+pub const KEY_LEN: usize = 52;
+
+impl std::hash::Hash for FlowKey {
+    /// Seven words, not field by field: this runs once per packet on the writer.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let w = |b: &[u8; 16], i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        h.write_u64(
+            u64::from(self.kind as u8)
+                | u64::from(self.proto) << 8
+                | u64::from(self.ethertype) << 16
+                | u64::from(self.tpid) << 32
+                | u64::from(self.vlan) << 48,
+        );
+        h.write_u64(
+            u64::from(self.mpls) | u64::from(self.port[0]) << 32 | u64::from(self.port[1]) << 48,
+        );
+        h.write_u64(w(&self.addr[0], 0) ^ u64::from(self.icmp));
+        h.write_u64(w(&self.addr[0], 8));
+        h.write_u64(w(&self.addr[1], 0));
+        h.write_u64(w(&self.addr[1], 8));
+    }
+}
+
+impl FlowKey {
+    /// Builds a key from one packet's source and destination, in canonical order; the
+    /// flag says whether the packet goes from `b` to `a`.
+    pub fn new(
+        kind: FlowKind,
+        proto: u8,
+        ethertype: u16,
+        src: ([u8; 16], u16),
+        dst: ([u8; 16], u16),
+    ) -> (Self, bool) {
+        let reverse = dst < src;
+        let (a, b) = if reverse { (dst, src) } else { (src, dst) };
+        (
+            Self {
+                kind,
+                proto,
+                ethertype,
+                addr: [a.0, b.0],
+                port: [a.1, b.1],
+                ..Self::default()
+            },
+            reverse,
+        )
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        self.kind == FlowKind::Opaque
+    }
+
+    /// Endpoint `i` as an IP address (IP flows only).
+    pub fn ip(&self, i: usize) -> Option<IpAddr> {
+        let a = self.addr[i];
+        match self.kind {
+            FlowKind::Ipv4 => Some(IpAddr::from([a[0], a[1], a[2], a[3]])),
+            FlowKind::Ipv6 => Some(IpAddr::from(a)),
+            _ => None,
+        }
+    }
+
+    fn encode(&self, b: &mut [u8]) {
+        b[0] = self.kind as u8;
+        b[1] = self.proto;
+        b[2..4].copy_from_slice(&self.ethertype.to_le_bytes());
+        b[4..6].copy_from_slice(&self.tpid.to_le_bytes());
+        b[6..8].copy_from_slice(&self.vlan.to_le_bytes());
+        b[8..12].copy_from_slice(&self.mpls.to_le_bytes());
+        b[12..28].copy_from_slice(&self.addr[0]);
+        b[28..44].copy_from_slice(&self.addr[1]);
+        b[44..46].copy_from_slice(&self.port[0].to_le_bytes());
+        b[46..48].copy_from_slice(&self.port[1].to_le_bytes());
+        b[48..50].copy_from_slice(&self.icmp.to_le_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let le16 = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        let mut addr = [[0u8; 16]; 2];
+        addr[0].copy_from_slice(&b[12..28]);
+        addr[1].copy_from_slice(&b[28..44]);
+        Self {
+            kind: FlowKind::from_u8(b[0]),
+            proto: b[1],
+            ethertype: le16(2),
+            tpid: le16(4),
+            vlan: le16(6),
+            mpls: le32(b, 8),
+            addr,
+            port: [le16(44), le16(46)],
+            icmp: le16(48),
+        }
+    }
+}
+
+/// One packet as the classifier saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketFlow {
+    /// The flow; an opaque key when the packet could not be keyed exactly.
+    pub key: FlowKey,
+    /// The packet goes from endpoint `b` to endpoint `a`.
+    pub reverse: bool,
+    pub tcp_flags: u8,
+    /// Length on the wire.
+    pub orig_len: u32,
+}
+
+/// Fragment flags.
+pub const F_SRC_IS_B: u8 = 1;
+pub const F_CLOSED: u8 = 2;
+pub const F_EVICTED_EARLY: u8 = 4;
+
+/// One flow's packets within one block (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fragment {
+    pub key: FlowKey,
+    /// Stream number of the flow's first packet.
+    pub id: u64,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    /// Packets and bytes (wire lengths) from `a` to `b` (`[0]`) and from `b` to `a`.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub min_len: u32,
+    pub max_len: u32,
+    pub tcp_flags: u8,
+    /// `F_*` bits.
+    pub flags: u8,
+    /// Where its positions are in the block's position bytes.
+    pub pos_off: u32,
+    pub pos_len: u32,
+}
+
+impl Fragment {
+    pub fn packet_count(&self) -> u64 {
+        self.packets[0] + self.packets[1]
+    }
+
+    fn encode(&self, b: &mut [u8; RECORD_LEN]) {
+        self.key.encode(&mut b[..KEY_LEN]);
+        let mut at = KEY_LEN;
+        for v in [
+            self.id,
+            self.first_ts,
+            self.last_ts,
+            self.packets[0],
+            self.packets[1],
+            self.bytes[0],
+            self.bytes[1],
+        ] {
+            b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            at += 8;
+        }
+        for v in [self.min_len, self.max_len, self.pos_off, self.pos_len] {
+            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            at += 4;
+        }
+        b[at] = self.tcp_flags;
+        b[at + 1] = self.flags;
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let k = KEY_LEN;
+        Self {
+            key: FlowKey::decode(&b[..KEY_LEN]),
+            id: le64(b, k),
+            first_ts: le64(b, k + 8),
+            last_ts: le64(b, k + 16),
+            packets: [le64(b, k + 24), le64(b, k + 32)],
+            bytes: [le64(b, k + 40), le64(b, k + 48)],
+            min_len: le32(b, k + 56),
+            max_len: le32(b, k + 60),
+            pos_off: le32(b, k + 64),
+            pos_len: le32(b, k + 68),
+            tcp_flags: b[k + 72],
+            flags: b[k + 73],
+        }
+    }
+}
+
+/// A block's header: which packets it covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub records: u32,
+    pub pos_bytes: u32,
+    pub cover_first_packet: u64,
+    pub cover_end_packet: u64,
+    pub cover_start_pos: u64,
+    pub cover_end_pos: u64,
+    /// Flows closed early so far in the stream (the table was full).
+    pub evicted_early: u64,
+    pub body_crc: u32,
+}
+
+impl BlockHeader {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&MAGIC);
+        b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.records.to_le_bytes());
+        b[12..16].copy_from_slice(&self.pos_bytes.to_le_bytes());
+        b[16..24].copy_from_slice(&self.cover_first_packet.to_le_bytes());
+        b[24..32].copy_from_slice(&self.cover_end_packet.to_le_bytes());
+        b[32..40].copy_from_slice(&self.cover_start_pos.to_le_bytes());
+        b[40..48].copy_from_slice(&self.cover_end_pos.to_le_bytes());
+        b[48..56].copy_from_slice(&self.evicted_early.to_le_bytes());
+        b[56..60].copy_from_slice(&self.body_crc.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < HEADER_LEN
+            || b[0..4] != MAGIC
+            || le32(b, 4) != VERSION
+            || crc32c::crc32c(&b[..60]) != le32(b, 60)
+        {
+            return None;
+        }
+        Some(Self {
+            records: le32(b, 8),
+            pos_bytes: le32(b, 12),
+            cover_first_packet: le64(b, 16),
+            cover_end_packet: le64(b, 24),
+            cover_start_pos: le64(b, 32),
+            cover_end_pos: le64(b, 40),
+            evicted_early: le64(b, 48),
+            body_crc: le32(b, 56),
+        })
+    }
+
+    fn body_len(&self) -> u64 {
+        self.records as u64 * RECORD_LEN as u64 + u64::from(self.pos_bytes)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+/// A fast hasher for flow keys (the table is private to one writer: no flooding concern
+/// beyond a slower table, which its bounded size caps).
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        let z = self.0;
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type KeyMap<V> = HashMap<FlowKey, V, BuildHasherDefault<KeyHasher>>;
+
+/// A fragment being filled.
+#[derive(Clone, Debug, Default)]
+struct Open {
+    frag: Fragment,
+    /// Delta-coded positions so far (relative to the block's cover start).
+    pos: Vec<u8>,
+    last_pos: u64,
+    /// Last packet time of the flow (across blocks).
+    last_seen: u64,
+}
+
+impl Open {
+    fn new(key: FlowKey, id: u64, src_is_b: bool) -> Self {
+        Self {
+            frag: Fragment {
+                key,
+                id,
+                min_len: u32::MAX,
+                flags: if src_is_b { F_SRC_IS_B } else { 0 },
+                ..Fragment::default()
+            },
+            ..Self::default()
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, p: &PacketFlow, ts: u64, pos: u64, cover_start: u64) {
+        let f = &mut self.frag;
+        if f.packet_count() == 0 {
+            f.first_ts = ts;
+            put_varint(&mut self.pos, pos - cover_start);
+        } else {
+            put_varint(&mut self.pos, pos - self.last_pos);
+        }
+        self.last_pos = pos;
+        f.last_ts = ts;
+        let d = usize::from(p.reverse);
+        f.packets[d] += 1;
+        f.bytes[d] += u64::from(p.orig_len);
+        f.tcp_flags |= p.tcp_flags;
+        f.min_len = f.min_len.min(p.orig_len);
+        f.max_len = f.max_len.max(p.orig_len);
+        self.last_seen = ts;
+    }
+
+    /// Starts the next block's fragment of the same flow.
+    fn reset(&mut self) {
+        let keep = (self.frag.key, self.frag.id, self.frag.flags & F_SRC_IS_B);
+        self.frag = Fragment {
+            key: keep.0,
+            id: keep.1,
+            flags: keep.2,
+            min_len: u32::MAX,
+            ..Fragment::default()
+        };
+        self.pos.clear();
+    }
+}
+
+/// The flows alive while a stream is written, and the blocks they become.
+#[derive(Debug)]
+pub struct FlowTable {
+    map: KeyMap<u32>,
+    open: Vec<Open>,
+    opaque: Open,
+    cover: Option<(u64, u64)>,
+    end: (u64, u64),
+    chunks: u32,
+    block_start_ts: Option<u64>,
+    last_ts: u64,
+    evicted_early: u64,
+    max_flows: usize,
+    /// Fragments of flows closed early, waiting for the block.
+    finished: Vec<Open>,
+    block: Vec<u8>,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        Self::new(MAX_FLOWS)
+    }
+}
+
+impl FlowTable {
+    pub fn new(max_flows: usize) -> Self {
+        Self {
+            map: KeyMap::default(),
+            open: Vec::new(),
+            opaque: Open::new(FlowKey::default(), 0, false),
+            cover: None,
+            end: (0, 0),
+            chunks: 0,
+            block_start_ts: None,
+            last_ts: 0,
+            evicted_early: 0,
+            max_flows: max_flows.max(2),
+            finished: Vec::new(),
+            block: Vec::new(),
+        }
+    }
+
+    /// Flows alive now.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+    /// Flows closed early because the table was full.
+    pub fn evicted_early(&self) -> u64 {
+        self.evicted_early
+    }
+
+    /// Accounts for packet number `packet` at logical position `pos`, whose record is
+    /// `rec_len` bytes. Packets must come in stream order without gaps; a gap (a chunk
+    /// written without classification) ends the current block first.
+    pub fn observe(&mut self, p: &PacketFlow, packet: u64, pos: u64, rec_len: u64, ts: u64) {
+        match self.cover {
+            Some(_) if self.end.0 != packet => {
+                // Not contiguous: what is open cannot cover the gap. Drop it (the gap
+                // and this block's packets are then scanned by queries).
+                self.discard();
+                self.cover = Some((packet, pos));
+            }
+            Some(_) => {}
+            None => self.cover = Some((packet, pos)),
+        }
+        let (_, start) = self.cover.unwrap_or((packet, pos));
+        self.block_start_ts.get_or_insert(ts);
+        self.end = (packet + 1, pos + rec_len);
+        self.last_ts = ts;
+        if p.key.is_opaque() {
+            self.opaque.add(p, ts, pos, start);
+            return;
+        }
+        let slot = match self.map.get(&p.key) {
+            Some(&s) => s as usize,
+            None => {
+                if self.open.len() >= self.max_flows {
+                    self.evict_half();
+                }
+                let s = self.open.len();
+                self.open.push(Open::new(p.key, packet, p.reverse));
+                self.map.insert(p.key, s as u32);
+                s
+            }
+        };
+        self.open[slot].add(p, ts, pos, start);
+    }
+
+    /// Counts a chunk written; true when a block is due.
+    pub fn chunk_done(&mut self) -> bool {
+        self.chunks += 1;
+        self.chunks >= BLOCK_CHUNKS
+            || self
+                .block_start_ts
+                .is_some_and(|t| self.last_ts.saturating_sub(t) >= BLOCK_NS)
+    }
+
+    fn discard(&mut self) {
+        for o in &mut self.open {
+            o.reset();
+        }
+        self.finished.clear();
+        self.opaque.reset();
+        self.cover = None;
+        self.chunks = 0;
+        self.block_start_ts = None;
+    }
+
+    /// Closes the least recently seen half of the flows, counting them as early
+    /// evictions: their fragments so far stay in this block.
+    fn evict_half(&mut self) {
+        let mut seen: Vec<u64> = self.open.iter().map(|o| o.last_seen).collect();
+        let mid = seen.len() / 2;
+        let (_, cut, _) = seen.select_nth_unstable(mid);
+        let cut = *cut;
+        let mut closed = Vec::new();
+        let mut kept = Vec::with_capacity(self.open.len());
+        for mut o in self.open.drain(..) {
+            if o.last_seen <= cut && closed.len() <= mid {
+                o.frag.flags |= F_CLOSED | F_EVICTED_EARLY;
+                closed.push(o);
+            } else {
+                kept.push(o);
+            }
+        }
+        self.evicted_early += closed.len() as u64;
+        self.open = kept;
+        self.map.clear();
+        for (i, o) in self.open.iter().enumerate() {
+            self.map.insert(o.frag.key, i as u32);
+        }
+        self.finished.extend(closed);
+    }
+
+    /// The block of everything observed since the last one (`None` when nothing was),
+    /// encoded, leaving the table ready for the next. Flows idle for [`IDLE_NS`] are
+    /// closed; with `last`, all are (the stream is being sealed).
+    pub fn take_block(&mut self, last: bool) -> Option<&[u8]> {
+        let (first_packet, start_pos) = self.cover?;
+        let now = self.last_ts;
+        let mut recs: Vec<Fragment> = Vec::new();
+        let mut pos: Vec<u8> = Vec::new();
+        let mut emit = |o: &Open, closed: bool| {
+            if o.frag.packet_count() == 0 {
+                return;
+            }
+            let mut f = o.frag;
+            if closed {
+                f.flags |= F_CLOSED;
+            }
+            f.pos_off = pos.len() as u32;
+            f.pos_len = o.pos.len() as u32;
+            pos.extend_from_slice(&o.pos);
+            recs.push(f);
+        };
+        for o in &self.finished {
+            emit(o, true);
+        }
+        emit(&self.opaque, false);
+        let mut keep = Vec::with_capacity(self.open.len());
+        for o in self.open.drain(..) {
+            let idle = now.saturating_sub(o.last_seen) >= IDLE_NS;
+            emit(&o, last || idle);
+            if !(last || idle) {
+                keep.push(o);
+            }
+        }
+        self.open = keep;
+        self.map.clear();
+        for (i, o) in self.open.iter_mut().enumerate() {
+            o.reset();
+            self.map.insert(o.frag.key, i as u32);
+        }
+        self.finished.clear();
+        self.opaque.reset();
+        self.cover = None;
+        self.chunks = 0;
+        self.block_start_ts = None;
+        let mut h = BlockHeader {
+            records: recs.len() as u32,
+            pos_bytes: pos.len() as u32,
+            cover_first_packet: first_packet,
+            cover_end_packet: self.end.0,
+            cover_start_pos: start_pos,
+            cover_end_pos: self.end.1,
+            evicted_early: self.evicted_early,
+            body_crc: 0,
+        };
+        self.block.clear();
+        self.block.resize(HEADER_LEN, 0);
+        let mut r = [0u8; RECORD_LEN];
+        for f in &recs {
+            f.encode(&mut r);
+            self.block.extend_from_slice(&r);
+        }
+        self.block.extend_from_slice(&pos);
+        h.body_crc = crc32c::crc32c(&self.block[HEADER_LEN..]);
+        self.block[..HEADER_LEN].copy_from_slice(&h.encode());
+        Some(&self.block)
+    }
+}
+
+/// `flows.idx` being appended by a writer.
+pub(crate) struct FlowFile {
+    file: crate::writer::IndexFile,
+    pub(crate) table: FlowTable,
+    /// Per packet of the chunk being written: what the classifier said.
+    pub(crate) keys: Vec<PacketFlow>,
+}
+
+impl FlowFile {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            file: crate::writer::IndexFile::open(dir.join(layout::FLOWS))?,
+            table: FlowTable::default(),
+            keys: Vec::new(),
+        })
+    }
+
+    /// Writes a block if one is due (or `last`). A failure to write the index never
+    /// fails the data: the block is cut off again and its packets stay unindexed (found
+    /// by scanning).
+    pub(crate) fn write_block(&mut self, last: bool) {
+        let Some(b) = self.table.take_block(last) else {
+            return;
+        };
+        let len = self.file.len;
+        if self.file.append(b).is_err() {
+            let _ = self.file.truncate(len);
+        }
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.file.sync_data().at(&self.file.path)
+    }
+}
+
+/// Cuts `flows.idx` in `dir` after the last whole block that covers only packets below
+/// `packets` (recovery, before a writer appends again); returns the bytes cut.
+pub(crate) fn cut_blocks(dir: &Path, packets: u64) -> Result<u64> {
+    let path = dir.join(layout::FLOWS);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).at(&path),
+    };
+    let keep = walk_blocks(&bytes, packets, u64::MAX, |_, _| {});
+    if keep < bytes.len() as u64 {
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(keep))
+            .at(&path)?;
+    }
+    Ok(bytes.len() as u64 - keep)
+}
+
+/// Calls `f` for every valid block whose packets are all below `end_packet` and bytes
+/// below `end_pos`, in order; stops at the first that is not. Returns the bytes of
+/// `bytes` those valid blocks take.
+fn walk_blocks(
+    bytes: &[u8],
+    end_packet: u64,
+    end_pos: u64,
+    mut f: impl FnMut(&BlockHeader, &[u8]),
+) -> u64 {
+    let mut at = 0usize;
+    while let Some(h) = bytes.get(at..).and_then(BlockHeader::decode) {
+        let body = at + HEADER_LEN;
+        let Some(end) = usize::try_from(h.body_len())
+            .ok()
+            .and_then(|l| body.checked_add(l))
+        else {
+            break;
+        };
+        let Some(b) = bytes.get(body..end) else { break };
+        if crc32c::crc32c(b) != h.body_crc
+            || h.cover_end_packet > end_packet
+            || h.cover_end_pos > end_pos
+            || h.cover_first_packet >= h.cover_end_packet
+        {
+            break;
+        }
+        f(&h, b);
+        at = end;
+    }
+    at as u64
+}
+
+/// A stream's flow index as a reader sees it: every valid block of its snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct FlowIndex {
+    /// Every fragment, block by block.
+    pub fragments: Vec<Fragment>,
+    /// Per fragment: the block it belongs to.
+    pub block_of: Vec<u32>,
+    pub blocks: Vec<BlockHeader>,
+    /// Per block: where its position bytes start in `positions`.
+    pos_base: Vec<usize>,
+    positions: Vec<u8>,
+    /// Bytes of `flows.idx` (valid blocks).
+    pub file_bytes: u64,
+}
+
+impl FlowIndex {
+    /// Reads `flows.idx` of the stream behind `r`: the blocks that check out and cover
+    /// only packets of the snapshot. `None` when the stream has no flow index.
+    pub fn load(r: &crate::StreamReader) -> Result<Option<Self>> {
+        let path = r.dir().join(layout::FLOWS);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        let (end_packet, end_pos) = r.end();
+        let mut ix = Self::default();
+        ix.file_bytes = walk_blocks(&bytes, end_packet, end_pos, |h, b| ix.push_block(h, b));
+        Ok(Some(ix))
+    }
+
+    /// The logical positions of fragment `i`'s packets, in order.
+    pub fn positions(&self, i: usize) -> impl Iterator<Item = u64> + '_ {
+        let f = &self.fragments[i];
+        let blk = self.block_of[i] as usize;
+        let h = &self.blocks[blk];
+        let base = self.pos_base[blk] + f.pos_off as usize;
+        let bytes = self
+            .positions
+            .get(base..base + f.pos_len as usize)
+            .unwrap_or(&[]);
+        let mut at = 0usize;
+        let mut cur: Option<u64> = None;
+        let end = h.cover_end_pos;
+        std::iter::from_fn(move || {
+            let v = get_varint(bytes, &mut at)?;
+            let p = match cur {
+                None => h.cover_start_pos.checked_add(v)?,
+                Some(c) => c.checked_add(v)?,
+            };
+            // A position outside its block is damage: stop rather than name it.
+            if p >= end {
+                return None;
+            }
+            cur = Some(p);
+            Some(p)
+        })
+    }
+
+    /// The byte ranges `[start_pos, end_pos)` of the stream that valid blocks cover,
+    /// merged, in order.
+    pub fn covered(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for h in &self.blocks {
+            match out.last_mut() {
+                Some(l) if l.1 == h.cover_start_pos => l.1 = h.cover_end_pos,
+                _ => out.push((h.cover_start_pos, h.cover_end_pos)),
+            }
+        }
+        out
+    }
+
+    /// Bytes of position data.
+    pub fn position_bytes(&self) -> u64 {
+        self.positions.len() as u64
+    }
+}
+
+/// Builds a stream's `flows.idx` again from its packets (`wirecap reindex`): `classify`
+/// gives the flows of one chunk body. Written to a temporary file, synced and renamed
+/// over the old index. Refused while the stream is written.
+pub(crate) fn rebuild(
+    r: &crate::StreamReader,
+    classify: &dyn crate::ChunkSummarizer,
+) -> Result<RebuildFlows> {
+    let tmp = r.dir().join(format!("{}.tmp", layout::FLOWS));
+    let mut out = std::io::BufWriter::new(File::create(&tmp).at(&tmp)?);
+    let report = index_range(r, r.full_range(), classify, &mut |b| {
+        out.write_all(b).at(&tmp)
+    })?;
+    let f = out.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    drop(f);
+    let dst = r.dir().join(layout::FLOWS);
+    std::fs::rename(&tmp, &dst).at(&dst)?;
+    crate::meta::sync_dir(r.dir())?;
+    Ok(report)
+}
+
+/// Classifies the packets of `range` whole chunk by chunk (a chunk is taken whole when
+/// `range` starts or ends inside it) and hands every block to `out`.
+fn index_range(
+    r: &crate::StreamReader,
+    range: crate::PacketRange,
+    classify: &dyn crate::ChunkSummarizer,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<RebuildFlows> {
+    let mut table = FlowTable::default();
+    let mut keys = Vec::new();
+    let mut scratch = vec![0u8; classify.summary_len()];
+    let mut report = RebuildFlows::default();
+    let mut emit = |b: Option<&[u8]>, report: &mut RebuildFlows| -> Result<()> {
+        if let Some(b) = b {
+            out(b)?;
+            report.index_bytes += b.len() as u64;
+            report.blocks += 1;
+        }
+        Ok(())
+    };
+    let mut slices = r.slices(range);
+    let mut last_chunk = None;
+    while let Some(s) = slices.next_with_record() {
+        let (s, c) = s?;
+        if last_chunk == Some(s.chunk) {
+            continue;
+        }
+        last_chunk = Some(s.chunk);
+        let body = r.read_body_of(&c)?;
+        keys.clear();
+        classify.summarize_flows(r.link_type(), &body, &mut scratch, &mut keys);
+        let (mut packet, mut pos) = (c.first_packet, c.pos);
+        for (p, k) in wirecap_pcap::records(&body).zip(keys.iter()) {
+            let rec_len = (wirecap_pcap::PCAP_RECORD_HEADER_LEN + p.data.len()) as u64;
+            table.observe(k, packet, pos, rec_len, p.ts_ns());
+            packet += 1;
+            pos += rec_len;
+        }
+        report.packets += u64::from(c.packets);
+        report.chunks += 1;
+        if table.chunk_done() {
+            emit(table.take_block(false), &mut report)?;
+        }
+    }
+    emit(table.take_block(true), &mut report)?;
+    report.evicted_early = table.evicted_early();
+    Ok(report)
+}
+
+impl FlowIndex {
+    /// An index of `range` built now, in memory, by reading and classifying its chunks
+    /// (for the parts of a stream that `flows.idx` does not cover).
+    pub fn build(
+        r: &crate::StreamReader,
+        range: crate::PacketRange,
+        classify: &dyn crate::ChunkSummarizer,
+    ) -> Result<Self> {
+        let mut bytes = Vec::new();
+        index_range(r, range, classify, &mut |b| {
+            bytes.extend_from_slice(b);
+            Ok(())
+        })?;
+        let mut ix = Self::default();
+        ix.file_bytes = walk_blocks(&bytes, u64::MAX, u64::MAX, |h, b| ix.push_block(h, b));
+        Ok(ix)
+    }
+
+    fn push_block(&mut self, h: &BlockHeader, b: &[u8]) {
+        let n = h.records as usize;
+        let blk = self.blocks.len() as u32;
+        for i in 0..n {
+            self.fragments
+                .push(Fragment::decode(&b[i * RECORD_LEN..(i + 1) * RECORD_LEN]));
+            self.block_of.push(blk);
+        }
+        self.pos_base.push(self.positions.len());
+        self.positions.extend_from_slice(&b[n * RECORD_LEN..]);
+        self.blocks.push(*h);
+    }
+
+    /// Adds the blocks of `other` (an index of other packets of the same stream).
+    pub fn extend(&mut self, other: Self) {
+        let nb = self.blocks.len() as u32;
+        let base = self.positions.len();
+        self.fragments.extend(other.fragments);
+        self.block_of.extend(other.block_of.iter().map(|b| b + nb));
+        self.pos_base
+            .extend(other.pos_base.iter().map(|p| p + base));
+        self.positions.extend(other.positions);
+        self.blocks.extend(other.blocks);
+        self.file_bytes += other.file_bytes;
+    }
+}
+
+/// What [`crate::Store::reindex_flows`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildFlows {
+    pub chunks: u64,
+    pub packets: u64,
+    pub blocks: u64,
+    pub index_bytes: u64,
+    pub evicted_early: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pf(a: u8, b: u8, port: u16, reverse: bool) -> PacketFlow {
+        let mut x = [0u8; 16];
+        x[0] = a;
+        let mut y = [0u8; 16];
+        y[0] = b;
+        let (key, r) = FlowKey::new(FlowKind::Ipv4, 6, 0x800, (x, port), (y, 80));
+        PacketFlow {
+            key,
+            reverse: r ^ reverse,
+            tcp_flags: 0x10,
+            orig_len: 100,
+        }
+    }
+
+    #[test]
+    fn blocks_round_trip_and_partition_packets() {
+        let mut t = FlowTable::new(4);
+        let mut bytes = Vec::new();
+        let mut all = Vec::new();
+        let mut pos = 0;
+        for i in 0..1000u64 {
+            let p = if i % 7 == 0 {
+                PacketFlow::default()
+            } else {
+                pf((i % 9) as u8, 200, (i % 5) as u16, i % 2 == 0)
+            };
+            t.observe(&p, i, pos, 116, i * 1_000_000);
+            all.push(pos);
+            pos += 116;
+            if i % 100 == 99 {
+                bytes.extend_from_slice(t.take_block(i == 999).unwrap());
+            }
+        }
+        assert!(t.evicted_early() > 0);
+        let mut ix = FlowIndex::default();
+        walk_blocks(&bytes, 1000, u64::MAX, |h, b| ix.push_block(h, b));
+        assert_eq!(ix.blocks.len(), 10);
+        assert_eq!(ix.covered(), vec![(0, 116_000)]);
+        let mut got: Vec<u64> = (0..ix.fragments.len())
+            .flat_map(|i| ix.positions(i).collect::<Vec<_>>())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, all);
+        let n: u64 = ix.fragments.iter().map(|f| f.packet_count()).sum();
+        assert_eq!(n, 1000);
+        // A block beyond the end of the snapshot is never trusted.
+        assert_eq!(walk_blocks(&bytes, 950, u64::MAX, |_, _| {}) as usize, {
+            let mut at = 0;
+            for _ in 0..9 {
+                let h = BlockHeader::decode(&bytes[at..]).unwrap();
+                at += HEADER_LEN + h.body_len() as usize;
+            }
+            at
+        });
+        // A torn block is not either.
+        let cut = &bytes[..bytes.len() - 1];
+        let kept = walk_blocks(cut, 1000, u64::MAX, |_, _| {});
+        assert!(kept < cut.len() as u64);
+    }
+
+    #[test]
+    fn varints() {
+        let mut b = Vec::new();
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            put_varint(&mut b, v);
+        }
+        let mut at = 0;
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            assert_eq!(get_varint(&b, &mut at), Some(v));
+        }
+    }
+}
