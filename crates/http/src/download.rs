@@ -263,31 +263,25 @@ pub trait Source: Send + 'static {
     fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces>;
 }
 
-impl Source for Export {
-    type Pieces = wirecap_query::Pieces;
-    fn exact_len(&self) -> Option<u64> {
-        Self::exact_len(self)
-    }
-    fn pieces(&self) -> Self::Pieces {
-        Self::pieces(self)
-    }
-    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
-        Self::byte_range(self, skip, take)
-    }
+/// `Source` for a type whose own methods of the same names do the work.
+macro_rules! source {
+    ($t:ty, $pieces:ty) => {
+        impl Source for $t {
+            type Pieces = $pieces;
+            fn exact_len(&self) -> Option<u64> {
+                Self::exact_len(self)
+            }
+            fn pieces(&self) -> Self::Pieces {
+                Self::pieces(self)
+            }
+            fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
+                Self::byte_range(self, skip, take)
+            }
+        }
+    };
 }
-
-impl Source for Search {
-    type Pieces = wirecap_query::search::SearchPieces;
-    fn exact_len(&self) -> Option<u64> {
-        Self::exact_len(self)
-    }
-    fn pieces(&self) -> Self::Pieces {
-        Self::pieces(self)
-    }
-    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
-        Self::byte_range(self, skip, take)
-    }
-}
+source!(Export, wirecap_query::Pieces);
+source!(Search, wirecap_query::search::SearchPieces);
 
 /// One download, ready to be answered.
 pub struct Download<S: Source = Export> {
