@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use wirecap_capture::synth::{Generator, SynthConfig};
+use wirecap_capture::synth::{Generator, SizeMix, SynthConfig};
 use wirecap_pcap::{LinkType, Packet, PcapNsWriter};
 use wirecap_store::timefmt::{NS_PER_SEC, parse_time};
 
@@ -31,6 +31,10 @@ pub struct GenerateArgs {
     /// Number of flows
     #[arg(long, default_value_t = 300)]
     flows: usize,
+    /// Frame sizes: `imix` (50% 60 bytes, 20% 590, 20% 1514, 10% anything), `small`
+    /// (all 60 bytes: 64 on the wire) or `large` (all 1514)
+    #[arg(long, default_value = "imix", value_parser = ["imix", "small", "large"])]
+    sizes: String,
 }
 
 pub fn run(a: GenerateArgs) -> Result<ExitCode> {
@@ -39,6 +43,19 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         pps: a.pps.max(1),
         start_ns: start,
         flows: a.flows.max(1),
+        sizes: match a.sizes.as_str() {
+            "small" => SizeMix {
+                small: 100,
+                medium: 0,
+                large: 0,
+            },
+            "large" => SizeMix {
+                small: 0,
+                medium: 0,
+                large: 100,
+            },
+            _ => SizeMix::default(),
+        },
         ..SynthConfig::default()
     };
     let mut g = Generator::new(a.seed, config);

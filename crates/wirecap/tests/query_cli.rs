@@ -292,7 +292,7 @@ fn check_export(
     let mut scan_args = args.clone();
     let at = scan_args.iter().position(|a| *a == "-o").unwrap() + 1;
     scan_args[at] = scanned.to_str().unwrap();
-    let so = std::process::Command::new(support::BIN)
+    let so = Command::new(support::BIN)
         .args(&scan_args)
         .env("WIRECAP_QUERY_INDEX", "off")
         .output()
