@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(tcpdump tshark tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng curl zstd chromium util-linux systemd python3 iperf3 ethtool adduser)
+need=(tcpdump tshark wireshark-common tcpreplay libpcap-dev iproute2 iputils-ping netsniff-ng curl zstd chromium util-linux systemd python3 iperf3 ethtool adduser)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -30,7 +30,7 @@ fi
 corpus=${WIRECAP_CORPUS:-../shared/corpus}
 lacking=()
 [[ $(id -u) -eq 0 ]] || lacking+=("root (network namespaces, AF_PACKET rings, tmpfs mounts)")
-for t in tcpdump tshark tcpreplay chromium trafgen ip s3s-fs; do
+for t in tcpdump tshark mergecap tcpreplay chromium trafgen ip s3s-fs; do
   command -v "$t" >/dev/null || lacking+=("$t")
 done
 [[ -f $corpus/MANIFEST.tsv ]] || lacking+=("the corpus at $corpus (set WIRECAP_CORPUS)")

@@ -342,3 +342,127 @@ impl Link {
         }
     }
 }
+
+/// One flow of `GET /api/v1/flows`: both directions of one conversation in one stream
+/// (IP: protocol, addresses and ports or ICMP type/id; other: EtherType and MACs, within
+/// one VLAN/MPLS context); `src` sent its first packet. Figures are the whole flow's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub bytes: u64,
+    /// Destination port (TCP, UDP, SCTP).
+    pub dport: Option<u16>,
+    /// Destination address: IP, or MAC for non-IP flows; empty for `other`.
+    pub dst: String,
+    pub dst_bytes: u64,
+    pub dst_packets: u64,
+    pub duration_ns: u64,
+    /// Closed early because the writer's flow table was full: its later packets are
+    /// another flow.
+    pub evicted_early: bool,
+    /// Time of its first packet (RFC 3339).
+    pub first: String,
+    pub first_ns: u64,
+    /// ICMP echo id.
+    pub icmp_id: Option<u16>,
+    /// ICMP / ICMPv6 type (echo replies count as requests).
+    pub icmp_type: Option<u8>,
+    /// The flow's id in its stream (its `pcap` names it).
+    pub id: u64,
+    pub last_ns: u64,
+    pub mpls: Option<u32>,
+    pub packets: u64,
+    /// Its packets (both directions) as pcap.
+    pub pcap: String,
+    /// `tcp`, `udp`, `sctp`, `icmp`, `icmp6`, `igmp`, `gre`, `esp`, `ip:N`, `arp`,
+    /// `rarp`, `ether:0xNNNN`, `llc`, or `other` (packets not keyed into flows).
+    pub proto: String,
+    /// Source port (TCP, UDP, SCTP).
+    pub sport: Option<u16>,
+    /// Source address: the side that sent the first packet.
+    pub src: String,
+    pub src_bytes: u64,
+    pub src_packets: u64,
+    pub stream: String,
+    /// TCP flags seen in either direction, as letters `FSRPAUEC` (tcpdump's order).
+    pub tcp_flags: String,
+    pub vlan: Option<u16>,
+}
+
+/// A stream left out of a listing because it could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    pub name: String,
+    pub why: String,
+}
+
+/// A page of `GET /api/v1/flows` and the totals of every flow that matched.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowPage {
+    /// Bytes of every matching flow (all pages).
+    pub bytes: u64,
+    pub flows: Vec<Flow>,
+    /// Give it as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+    /// Packets of every matching flow (all pages).
+    pub packets: u64,
+    pub skipped: Vec<Skipped>,
+    /// Streams read.
+    pub streams: u64,
+    /// Flows that matched (all pages).
+    pub total: u64,
+}
+
+impl Flow {
+    pub fn of(f: &wirecap_query::FlowRecord) -> Self {
+        Self {
+            bytes: f.bytes,
+            dport: f.dst_port,
+            dst: f.dst_addr.clone(),
+            dst_bytes: f.dst_bytes,
+            dst_packets: f.dst_packets,
+            duration_ns: f.last_ns - f.first_ns,
+            evicted_early: f.evicted_early,
+            first: rfc3339(f.first_ns),
+            first_ns: f.first_ns,
+            icmp_id: f.icmp_id,
+            icmp_type: f.icmp_type,
+            id: f.id,
+            last_ns: f.last_ns,
+            mpls: f.mpls,
+            packets: f.packets,
+            pcap: format!("/api/v1/streams/{}/flows/{}/pcap", f.stream, f.id),
+            proto: f.proto.clone(),
+            sport: f.src_port,
+            src: f.src_addr.clone(),
+            src_bytes: f.src_bytes,
+            src_packets: f.src_packets,
+            stream: f.stream.clone(),
+            tcp_flags: wirecap_query::tcp_flag_letters(f.tcp_flags),
+            vlan: f.vlan,
+        }
+    }
+}
+
+impl FlowPage {
+    pub fn of(p: &wirecap_query::flowlist::FlowPage) -> Self {
+        Self {
+            bytes: p.bytes,
+            flows: p.flows.iter().map(Flow::of).collect(),
+            next: p.next.clone(),
+            packets: p.packets,
+            skipped: p
+                .skipped
+                .iter()
+                .map(|(name, why)| Skipped {
+                    name: name.clone(),
+                    why: why.clone(),
+                })
+                .collect(),
+            streams: p.streams,
+            total: p.total,
+        }
+    }
+}

@@ -147,6 +147,8 @@ mod tests {
             ("GET", "/plain/list", Read),
             ("GET", "/pcap/single", Read),
             ("GET", "/api/v1/streams/x_20250101_0000/pcap", Read),
+            ("GET", "/api/v1/search", Read),
+            ("GET", "/api/v1/flows", Read),
             ("DELETE", "/api/v1/streams/x_20250101_0000", Write),
             ("POST", "/api/v1/capture/start", Write),
             ("POST", "/api/v1/capture/stop", Write),

@@ -26,6 +26,8 @@
 //!   rather than a complete-looking file.
 //! * A stream being captured can be downloaded at any time: the reader's snapshot is a
 //!   consistent prefix of it.
+//! * A **search** across streams ([`Search`], `GET /api/v1/search`) is answered the same
+//!   way: both are a [`Source`] of pieces.
 //! * At most [`MAX_DOWNLOADS`] at once; more get 503 with `Retry-After`.
 
 use std::io::{self, Write};
@@ -37,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 pub use wirecap_query::Format;
+use wirecap_query::search::Search;
 use wirecap_query::{Export, Piece};
 
 use wirecap_appliance::short;
@@ -250,9 +253,39 @@ pub fn parse_range(h: &str, len: u64) -> ByteRange {
     }
 }
 
+/// What a download streams: one stream's [`Export`], or a [`Search`] across streams.
+pub trait Source: Send + 'static {
+    type Pieces: Iterator<Item = wirecap_query::Result<Piece>> + Send + 'static;
+    /// The body's size when it is known before it is written (then `Range` works).
+    fn exact_len(&self) -> Option<u64>;
+    fn pieces(&self) -> Self::Pieces;
+    /// Bytes `[skip, skip + take)`; only when [`Self::exact_len`] is known.
+    fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces>;
+}
+
+/// `Source` for a type whose own methods of the same names do the work.
+macro_rules! source {
+    ($t:ty, $pieces:ty) => {
+        impl Source for $t {
+            type Pieces = $pieces;
+            fn exact_len(&self) -> Option<u64> {
+                Self::exact_len(self)
+            }
+            fn pieces(&self) -> Self::Pieces {
+                Self::pieces(self)
+            }
+            fn byte_range(&self, skip: u64, take: u64) -> wirecap_query::Result<Self::Pieces> {
+                Self::byte_range(self, skip, take)
+            }
+        }
+    };
+}
+source!(Export, wirecap_query::Pieces);
+source!(Search, wirecap_query::search::SearchPieces);
+
 /// One download, ready to be answered.
-pub struct Download {
-    pub export: Export,
+pub struct Download<S: Source = Export> {
+    pub export: S,
     pub format: Format,
     pub encoding: Encoding,
     /// The stream's name (for the log and the `ETag`).
@@ -399,8 +432,8 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// Answers a download request.
-pub async fn respond(
-    d: Download,
+pub async fn respond<S: Source>(
+    d: Download<S>,
     req: &HeaderMap,
     slots: &Slots,
     metrics: Option<wirecap_appliance::metrics::Metrics>,

@@ -22,7 +22,8 @@ pub(crate) enum Selection {
     Split(View, u64),
 }
 
-fn bound(v: Option<&str>, what: &str) -> Result<Option<u64>, ApiError> {
+/// A time bound of a query (`NULL` or empty: open).
+pub(crate) fn bound(v: Option<&str>, what: &str) -> Result<Option<u64>, ApiError> {
     match v {
         None | Some("") | Some("NULL") | Some("null") => Ok(None),
         Some(s) => parse_time(s)

@@ -17,6 +17,7 @@ use crate::guard::{guard, not_found, on_panic};
 use crate::openapi::ApiDoc;
 use crate::routes::{admin, assets, capture, manual, meta, ops, session, streams, ui, update};
 use crate::routes::{alerts, tokens};
+use crate::routes::{flows, search};
 use crate::state::Shared;
 
 /// Every documented route: the manual's, `/metrics` and the JSON API. A handler's
@@ -91,6 +92,10 @@ pub fn documented() -> OpenApiRouter<Shared> {
         // Alerts (admin only, see `access`).
         .routes(routes!(alerts::get, alerts::set))
         .routes(routes!(alerts::test))
+        // Search across captures: one pcap of every stream, and the flows.
+        .routes(routes!(search::search))
+        .routes(routes!(flows::flows))
+        .routes(routes!(flows::flow_pcap))
 }
 
 /// The routes that are not in the OpenAPI document: a page for people, and the UI's files

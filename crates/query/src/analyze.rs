@@ -514,7 +514,8 @@ fn proto_name(p: u8) -> String {
     transport_name(p).map_or_else(|| format!("ip-proto-{p}"), str::to_owned)
 }
 
-fn flag_letters(f: u8) -> String {
+/// TCP flags as letters `FSRPAUEC`, in tcpdump's order.
+pub fn flag_letters(f: u8) -> String {
     b"FSRPAUEC"
         .iter()
         .enumerate()

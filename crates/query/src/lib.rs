@@ -23,6 +23,10 @@
 //!   and HTTP downloads (`pieces` pulled on demand, `exact_len` and `byte_range` for
 //!   `Content-Length` and `Range`); [`export`](export()) is its one-call form;
 //!   [`filter_capture`] does the same for a capture file (`wirecap filter`).
+//! * [`search`] runs one time range and filter over every stream that overlaps it and
+//!   merges the streams' exports, in time order, into one capture (`wirecap search`,
+//!   `GET /api/v1/search`); [`flowlist`] lists the flows of the same streams, sorted and
+//!   paged (`wirecap flows`, `GET /api/v1/flows`).
 //! * [`analyze`](analyze()) condenses a range into totals, a protocol breakdown, top
 //!   talkers and ports, a per-second series and a flow table of bounded size.
 //!
@@ -31,11 +35,13 @@
 mod analyze;
 mod compile;
 mod export;
+pub mod flowlist;
 pub mod flows;
+pub mod search;
 
 pub use analyze::{
     Analysis, AnalyzeOptions, CSV_SECTIONS, FlowRow, PROGRESS_EVERY, PortRow, Progress, ProtoRow,
-    ScanFigures, SecondRow, TalkerRow, analyze, analyze_with,
+    ScanFigures, SecondRow, TalkerRow, analyze, analyze_with, flag_letters as tcp_flag_letters,
 };
 pub use compile::{CompileError, Filter, compile, compile_named, today_utc};
 pub use export::{

@@ -11,7 +11,7 @@ use crate::DataDir;
 use crate::listing::open_store;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     /// pcap with nanosecond timestamps (magic a1b23c4d)
     Pcap,
     /// pcapng, one interface, nanosecond timestamps

@@ -9,6 +9,7 @@ mod client_cmd;
 mod doctor;
 mod export;
 mod filter_cmd;
+mod flows_cmd;
 mod generate;
 mod hostname_cmd;
 mod import;
@@ -19,6 +20,7 @@ mod output;
 mod reindex_cmd;
 mod release_cmd;
 mod report_cmd;
+mod search_cmd;
 mod serve_cmd;
 mod tokens_cmd;
 mod update_cmd;
@@ -126,6 +128,10 @@ enum Cmd {
     Pin(ops_cmd::PinArgs),
     /// API tokens for scripts (Authorization: Bearer): list, add, revoke
     Tokens(tokens_cmd::TokensArgs),
+    /// Search every stream: a time range and a filter, as one time-ordered pcap
+    Search(search_cmd::SearchArgs),
+    /// List the flows of every stream in a time range, through a filter (JSON or CSV)
+    Flows(flows_cmd::FlowsArgs),
     /// Build the flow index of a stream written without one (queries then read only the
     /// packets of matching flows)
     Reindex(reindex_cmd::ReindexArgs),
@@ -164,6 +170,8 @@ fn main() -> ExitCode {
         Cmd::Retention(a) => ops_cmd::retention(a),
         Cmd::Pin(a) => ops_cmd::pin(a),
         Cmd::Tokens(a) => tokens_cmd::run(a),
+        Cmd::Search(a) => search_cmd::run(a),
+        Cmd::Flows(a) => flows_cmd::run(a),
         Cmd::Reindex(a) => reindex_cmd::run(a),
     };
     match r {

@@ -104,6 +104,7 @@ export const splits = (name, view, params) => api(`/api/v1/ui/streams/${enc(name
 export const deleteStream = (name) => api(`/api/v1/streams/${enc(name)}`, { method: 'DELETE' });
 export const checkFilter = (body) => api('/api/v1/ui/filter/check', { method: 'POST', body });
 export const analysis = (name, body) => api(`/api/v1/ui/streams/${enc(name)}/analysis`, { method: 'POST', body });
+export const flows = (params) => api(`/api/v1/flows${q(params)}`);
 export const interfaces = () => api('/api/v1/ui/interfaces');
 export const setCaptureInterface = (name) => api('/api/v1/ui/capture/interface', { method: 'PUT', body: { interface: name } });
 export const system = () => api('/api/v1/ui/system');
@@ -149,6 +150,7 @@ export const setForward = (body) => api('/api/v1/forward', { method: 'PUT', body
 export const downloadUrl = {
   stream: (name) => `/pcap/single?StreamName=${enc(name)}`,
   filtered: (name, p) => `/api/v1/streams/${enc(name)}/pcap${q(p)}`,
+  search: (p) => `/api/v1/search${q(p)}`,
 };
 
 /** Headers for a request whose body is not JSON (a file upload): UI marker and CSRF token. */

@@ -12,6 +12,7 @@ const PAGE_MODULES = {
   Files: () => import('./pages/files.js'),
   StreamPage: () => import('./pages/files.js'),
   Analysis: () => import('./pages/analysis.js'),
+  Flows: () => import('./pages/flows.js'),
   Config: () => import('./pages/config.js'),
   Tools: () => import('./pages/tools.js'),
 };
@@ -37,6 +38,7 @@ const PAGES = [
   ['capture', 'Capture'],
   ['files', 'Files'],
   ['analysis', 'Analysis'],
+  ['flows', 'Flows'],
   ['config', 'Config'],
   ['tools', 'Tools'],
 ];
@@ -115,6 +117,7 @@ function Shell({ me, onLogout }) {
     case 'capture': body = html`<${Page} name="Capture" ...${props} />`; break;
     case 'files': body = route.parts[1] ? html`<${Page} name="StreamPage" key=${route.parts[1]} ...${props} name_=${route.parts[1]} />` : html`<${Page} name="Files" ...${props} />`; break;
     case 'analysis': body = html`<${Page} name="Analysis" ...${props} />`; break;
+    case 'flows': body = html`<${Page} name="Flows" ...${props} />`; break;
     case 'config': body = html`<${Page} name="Config" ...${props} me=${me} />`; break;
     case 'tools': body = html`<${Page} name="Tools" ...${props} me=${me} hostname=${host} />`; break;
     default: body = html`<div class="msg error">No page <code>${page}</code>. <a href="#/dashboard">Dashboard</a></div>`;

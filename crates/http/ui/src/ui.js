@@ -88,6 +88,11 @@ export function useLoad(f, deps = []) {
 export const Stat = ({ k, v, s, cls = '', title }) => html`
   <div class="stat ${cls}" title=${title}><div class="k">${k}</div><div class="v">${v}</div>${s && html`<div class="s">${s}</div>`}</div>`;
 
+/** A filter field's text with a caret under the column where the mistake starts. */
+export const Caret = ({ value, err }) => (err
+  ? html`<div class="inline-error" role="alert" data-test="filter-error">${`${value}\n${' '.repeat(err.column)}^ ${err.message}`}</div>`
+  : null);
+
 export const ErrorMsg = ({ error }) => (error ? html`<div class="msg error" role="alert">${String(error.message || error)}</div>` : null);
 
 export const Coming = ({ title, children, issue }) => html`

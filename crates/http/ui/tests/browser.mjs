@@ -13,6 +13,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { freePort, launchChromium, sleep, startServer as serve, stopServer } from './harness.mjs';
+import { flowsChecks } from './flows.mjs';
 
 const BIN = process.env.WIRECAP_BIN || process.argv[2];
 if (!BIN) {
@@ -659,6 +660,8 @@ async function main() {
         await vctx.close();
       }
     });
+
+    await flowsChecks({ check, expect, page, base, shot, out: OUT, tcpdumpCount, num, run, bin: BIN, store, auth: server.auth });
 
     await check('deleting a stream asks for confirmation', async () => {
       await page.goto(`${base}/#/files?q=s0001_`);

@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import * as API from '../api.js';
 import { TimeChart } from '../chart.js';
-import { html, ErrorMsg, Stat, useLoad, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtTime, fmtPps } from '../ui.js';
+import { html, Caret, ErrorMsg, Stat, useLoad, fmtBits, fmtBytes, fmtCount, fmtDuration, fmtTime, fmtPps } from '../ui.js';
 
 const EXAMPLES = [
   'ipv4.proto == tcp', 'ipv4.proto == udp', 'ipv4.addr == 192.168.1.0/24', 'tcp.port == 80',
@@ -35,11 +35,6 @@ export function locate(at, offset) {
   for (const a of at) if (offset >= a.start && offset <= a.start + a.len + 1) { best = a; break; }
   return { field: best.field, column: Math.max(0, Math.min(offset - best.start, best.len)) };
 }
-
-/** The field's text with a caret under the column where the mistake starts. */
-const Caret = ({ value, err }) => (err
-  ? html`<div class="inline-error" role="alert" data-test="filter-error">${`${value}\n${' '.repeat(err.column)}^ ${err.message}`}</div>`
-  : null);
 
 /** A table of rows with a bar for each row's share of the bytes. */
 function Table({ title, list, cols, test, rows = 20 }) {

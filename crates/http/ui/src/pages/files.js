@@ -139,6 +139,14 @@ export function StreamPage({ name_: name, route }) {
         <a class="btn small" href=${href(['analysis'], { stream: name })}>Analyze…</a>
       </div>
     </section>`}
+    ${route.query.start && route.query.stop && html`<section class="panel" data-test="time-window">
+      <div class="toolbar">
+        <span>Time window (from the Flows page): <span class="mono">${fmtTime(route.query.start)} → ${fmtTime(route.query.stop)} UTC</span></span>
+        <span class="muted">${duration(route.query.start, route.query.stop)}</span>
+        <span class="spacer"></span>
+        <${Download} url=${API.downloadUrl.filtered(name, { start: route.query.start, stop: route.query.stop })} label="this window" test="download-window" />
+      </div>
+    </section>`}
     ${views.length > 0 && html`<div class="tabs" role="tablist" aria-label="views" data-test="views">
       ${views.filter((v) => v.view !== 'single').map((v) => html`<a href=${href(['files', name], { view: v.view })} role="tab"
         class=${v.view === chosen ? 'on' : ''} aria-selected=${v.view === chosen}>${v.view}${v.splits !== null && html`<span class="c">${fmtCount(v.splits)}</span>`}</a>`)}
