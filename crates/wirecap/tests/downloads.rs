@@ -36,30 +36,13 @@ impl Got {
 }
 
 fn get(s: &Serve, path: &str, extra: &[&str]) -> Got {
-    let dir = s.data().parent().expect("data has a parent").to_path_buf();
-    let (h, b) = (dir.join("curl.headers"), dir.join("curl.body"));
-    let _ = std::fs::remove_file(&h);
-    let _ = std::fs::remove_file(&b);
-    let o = Command::new("curl")
-        .args(["-s", "-S", "--max-time", "60", "-u", &format!("admin:{PW}")])
-        .arg("-o")
-        .arg(&b)
-        .arg("-D")
-        .arg(&h)
-        .args(["-w", "%{http_code}"])
-        .args(extra)
-        .arg(s.url(path))
-        .output()
-        .expect("run curl");
+    let (r, complete, stderr) = s.curl_transfer(Some(&format!("admin:{PW}")), path, extra);
     Got {
-        code: String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0),
-        headers: std::fs::read_to_string(&h).unwrap_or_default(),
-        body: std::fs::read(&b).unwrap_or_default(),
-        complete: o.status.success(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: r.code,
+        headers: r.headers,
+        body: r.body,
+        complete,
+        stderr,
     }
 }
 

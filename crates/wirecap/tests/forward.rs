@@ -14,6 +14,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirecap");
 const PW: &str = "fwd-Pa55word";
@@ -31,20 +32,6 @@ macro_rules! need_root {
             return;
         }
     };
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {

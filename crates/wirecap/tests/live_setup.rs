@@ -15,19 +15,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use support::run;
 use support::server::Server;
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Two namespaces `k = 0, 1` with hosts `10.{k+1}.0.2` and `.3`, each behind a veth whose
 /// root end is `ifs[k]`.

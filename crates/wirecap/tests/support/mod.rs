@@ -20,6 +20,22 @@ pub fn wirecap(args: &[&str]) -> Output {
     wirecap_stdin(args, None)
 }
 
+/// Runs a system command (`ip`, `sysctl`, …), which must succeed; panics with its output
+/// otherwise.
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `wirecap ARGS… --data DATA`.
 pub fn wirecap_in(data: &Path, args: &[&str]) -> Output {
     let mut all: Vec<&str> = args.to_vec();

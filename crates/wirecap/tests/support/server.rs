@@ -237,6 +237,17 @@ impl Server {
     /// `curl -s -S -k` as `user` (`None`: no credentials) with `extra` flags: for the
     /// manual's own curl commands, run as the manual writes them.
     pub fn curl_as(&self, user: Option<&str>, path: &str, extra: &[&str]) -> Resp {
+        self.curl_transfer(user, path, extra).0
+    }
+
+    /// [`Server::curl_as`], and how the transfer ended: whether curl completed it (a
+    /// download cut short by the server is not), and curl's error text.
+    pub fn curl_transfer(
+        &self,
+        user: Option<&str>,
+        path: &str,
+        extra: &[&str],
+    ) -> (Resp, bool, String) {
         let (h, b) = (self.tmp("headers"), self.tmp("body"));
         let mut c = Command::new("curl");
         c.args(["-s", "-S", "-k", "--max-time", "120", "-o"])
@@ -252,14 +263,19 @@ impl Server {
             .arg(self.url(path))
             .output()
             .expect("run curl");
-        Resp {
+        let r = Resp {
             code: String::from_utf8_lossy(&o.stdout)
                 .trim()
                 .parse()
                 .unwrap_or(0),
             headers: std::fs::read_to_string(&h).unwrap_or_default(),
             body: std::fs::read(&b).unwrap_or_default(),
-        }
+        };
+        (
+            r,
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
     /// [`Server::curl_as`] as the admin.
     pub fn curl(&self, path: &str, extra: &[&str]) -> Resp {
