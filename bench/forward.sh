@@ -13,7 +13,8 @@
 # (inline mode): 64-byte UDP frames (trafgen in A, one process (-P 1: by default it forks
 # one per CPU and pins each, taking the forwarder's CPU too) on CPU 0, a fixed count as fast
 # as it goes; delivered = rx_packets of B's eth0) and TCP throughput (iperf3 -t 5, A -> B).
-# The forwarder thread is pinned to CPU 1. Prints a table with ratios to the kernel, the
+# wirecap gives the forwarder thread the last CPU (CPU 1 here) and keeps its other threads
+# off it (`--forward-cpu auto`, the default; FORWARD_CPU=off|N to compare). Prints a table with ratios to the kernel, the
 # load average, and where wirecap lost packets (RX ring full, capture queue, by reason).
 #
 # Needs root, iproute2, netsniff-ng (trafgen), iperf3, curl, taskset, timeout.
@@ -21,8 +22,7 @@
 # Environment: WIRECAP_BIN=path (a prebuilt release `wirecap`), SECONDS_TCP (default 5),
 #   TABLE=file (also write the table there), PERF=file (`perf record -g` of CPU 1 during
 #   wirecap's first UDP run, into that file), PERF_CAP=file (`perf record -a -g` during the
-#   TCP run while capturing), PIN_CAPTURE=CPU (pin the capture's threads, wc-capture-* and
-#   wc-writer, to that CPU once the capture runs, so they never take the forwarder's).
+#   TCP run while capturing), FORWARD_CPU=auto|off|N (wirecap's --forward-cpu).
 set -euo pipefail
 
 N=${1:-1000000}
@@ -137,7 +137,7 @@ x a ip addr add 10.9.0.2/24 dev eth0
 x b ip addr add 10.9.0.3/24 dev eth0
 x app env WIRECAP_ADMIN_PASSWORD=$PW "$WIRECAP" serve --data "$WORK/data" --http 127.0.0.1:8080 \
   --interface eth0 --inline 10.9.0.1/24 --forward 10.9.0.2=10.9.0.3 --capture-mode inline \
-  > "$WORK/serve.log" 2>&1 &
+  --forward-cpu "${FORWARD_CPU:-auto}" > "$WORK/serve.log" 2>&1 &
 disown
 for _ in $(seq 100); do
   x app curl -s -o /dev/null -u admin:$PW http://127.0.0.1:8080/api/v1/forward && break
@@ -145,10 +145,7 @@ for _ in $(seq 100); do
 done
 api() { x app curl -s -m 10 -u admin:$PW "http://127.0.0.1:8080$1"; }
 x a ping -c 2 -W 1 10.9.0.1 >/dev/null || { echo "wirecap forwarding does not work"; cat "$WORK/serve.log"; exit 1; }
-# The forwarder thread on CPU 1, the generator on CPU 0.
-for t in $(ls /proc/"$(pgrep -n -f "$WORK/data")"/task); do
-  [ "$(cat /proc/"$(pgrep -n -f "$WORK/data")"/task/"$t"/comm)" = wc-forward ] && taskset -p -c 1 "$t" >/dev/null
-done
+FWD_CPU=$(api /api/v1/forward | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu"])')
 echo "wirecap, not capturing: UDP…" >&2
 if [ -n "${PERF:-}" ]; then
   # Profile CPU 1 (the forwarder's, and the kernel work its sends do) during the run.
@@ -161,15 +158,6 @@ echo "wirecap, not capturing: TCP…" >&2
 N_TCP=$(tcp_run 10.9.0.1)
 RING0=$(api /api/v1/forward | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["rx_ring_drops"])')
 api "/sysmaster/capture_start?StreamName=bench" >/dev/null
-if [ -n "${PIN_CAPTURE:-}" ]; then
-  sleep 0.5
-  WPID=$(pgrep -n -f "$WORK/data")
-  for t in $(ls /proc/"$WPID"/task); do
-    case "$(cat /proc/"$WPID"/task/"$t"/comm)" in
-      wc-capture*|wc-writer*) taskset -p -c "$PIN_CAPTURE" "$t" >/dev/null ;;
-    esac
-  done
-fi
 echo "wirecap: UDP…" >&2
 read -r W_OFF W_PPS W_N < <(udp_run 10.9.0.2 10.9.0.1)
 echo "wirecap: TCP…" >&2
@@ -194,7 +182,7 @@ ratio() { python3 -c "a, b = $1, $2; print(f'{a / b:.2f}' if b else '-')"; }
   row "UDP 64 B delivered to B (pps)" "$K_PPS" "$N_PPS" "$W_PPS"
   row "UDP 64 B delivered (of $N)" "$K_N" "$N_N" "$W_N"
   row "TCP A->B (Mbit/s, iperf3)" "$K_TCP" "$N_TCP" "$W_TCP"
-  echo "(wirecap: forwarding only; wirecap+cap: forwarding while a capture records in inline mode)"
+  echo "(wirecap: forwarding only; wirecap+cap: forwarding while a capture records in inline mode; forwarder CPU: $FWD_CPU, --forward-cpu ${FORWARD_CPU:-auto})"
   echo "wirecap capture: captured $CAPTURED, dropped $DROPPED $DROPS"
   echo "wirecap forwarder: $(echo "$FWD" | python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print("drops", c["dropped"], {k: v for k, v in c["drops"].items() if v}, "RX ring full", c["rx_ring_drops"], "(of which while capturing:", c["rx_ring_drops"] - '"$RING0"', end=")"); print(", super-packets passed whole", c["super_packets_passed"], "cut", c["super_packets_segmented"])')"
 } | tee ${TABLE:+"$TABLE"}

@@ -26,6 +26,7 @@
 //! inline = "10.9.0.1/24"          # the capture IP the peers send to (not a kernel address)
 //! pairs = ["10.9.0.2=10.9.0.3"]   # peer pairs A=B: A's packets go to B and back
 //! capture_mode = "inline"         # ingress | egress | inline | both
+//! cpu = "auto"                    # the forwarder's own CPU: auto | off | a CPU number
 //!
 //! [log]
 //! level = "info"                  # or a tracing filter such as "wirecap_appliance=debug,info"
@@ -61,6 +62,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture_settings::{CaptureOptions, CaptureSettings};
 use crate::error::{Error, IoContext};
+use wirecap_forward::cpu::CpuChoice;
 use wirecap_forward::{CaptureMode, ForwardTable, Inline, Pair, TableError};
 
 /// Name of the configuration file inside the data directory.
@@ -178,6 +180,9 @@ pub struct ForwardConfig {
     /// Config page's switch). Absent: on whenever `inline` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The CPU the forwarder has to itself: `auto` (the default), `off` or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
 }
 
 /// The forwarder's settings, checked.
@@ -186,6 +191,7 @@ pub struct ForwardChoice {
     pub inline: Inline,
     pub pairs: Vec<Pair>,
     pub mode: CaptureMode,
+    pub cpu: CpuChoice,
 }
 
 impl ForwardChoice {
@@ -202,7 +208,14 @@ impl ForwardChoice {
             inline,
             pairs: table.pairs().to_vec(),
             mode,
+            cpu: CpuChoice::default(),
         })
+    }
+
+    /// With the forwarder's CPU (`auto`, `off` or a number; `None`: auto).
+    pub fn with_cpu(mut self, cpu: Option<&str>) -> Result<Self, String> {
+        self.cpu = cpu.map(str::parse).transpose()?.unwrap_or_default();
+        Ok(self)
     }
 }
 
@@ -220,14 +233,15 @@ impl ForwardConfig {
     /// The checked settings, also when forwarding is turned off.
     pub fn saved(&self) -> Result<Option<ForwardChoice>, String> {
         let Some(inline) = &self.inline else {
-            if !self.pairs.is_empty() || self.capture_mode.is_some() {
+            if !self.pairs.is_empty() || self.capture_mode.is_some() || self.cpu.is_some() {
                 return Err(
-                    "[forward]: pairs and capture_mode need inline = \"ADDR/PREFIX\"".into(),
+                    "[forward]: pairs, capture_mode and cpu need inline = \"ADDR/PREFIX\"".into(),
                 );
             }
             return Ok(None);
         };
         ForwardChoice::parse(inline, &self.pairs, self.capture_mode.as_deref())
+            .and_then(|c| c.with_cpu(self.cpu.as_deref()))
             .map(Some)
             .map_err(|e| format!("[forward]: {e}"))
     }
@@ -861,7 +875,18 @@ mod tests {
         let f = c.forward.choice().unwrap().unwrap();
         assert_eq!(f.pairs.len(), 2);
         assert_eq!(f.mode, CaptureMode::Both);
+        assert_eq!(f.cpu, CpuChoice::Auto);
+        let pinned =
+            FileConfig::parse("[forward]\ninline = \"10.9.0.1/24\"\ncpu = \"3\"\n").unwrap();
+        assert_eq!(
+            pinned.forward.choice().unwrap().unwrap().cpu,
+            CpuChoice::Cpu(3)
+        );
         for (bad, why) in [
+            (
+                "[forward]\ninline = \"10.9.0.1/24\"\ncpu = \"fast\"\n",
+                "auto, off or a CPU number",
+            ),
             (
                 "[forward]\npairs = [\"10.9.0.2=10.9.0.3\"]\n",
                 "need inline",

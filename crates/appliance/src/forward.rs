@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use wirecap_forward::DropReason;
 use wirecap_forward::afpacket::{ForwarderHandle, Settings, Snapshot};
+use wirecap_forward::cpu::CpuChoice;
 use wirecap_forward::wire::mac_to_string;
 
 use crate::config::{ForwardChoice, ForwardConfig};
@@ -19,6 +20,7 @@ pub fn start(
         inline: f.inline,
         pairs: f.pairs.clone(),
         mode: f.mode,
+        cpu: f.cpu,
     })?;
     let snap = h.snapshot();
     let pairs: Vec<String> = f.pairs.iter().map(ToString::to_string).collect();
@@ -32,6 +34,20 @@ pub fn start(
         qdisc_bypass = snap.qdisc_bypass,
         "inline forwarder started"
     );
+    // Published by the forwarder thread once it has its CPU; a moment later is enough
+    // for the log, and the status always shows it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    match h.snapshot() {
+        Snapshot { cpu: Some(cpu), .. } => {
+            tracing::info!(%interface, cpu, setting = %f.cpu, "the forwarder has CPU {cpu} to itself; wirecap's other threads run on the other CPUs")
+        }
+        Snapshot {
+            cpu_error: Some(e), ..
+        } => tracing::warn!(%interface, "{e}; forwarding without a CPU of its own"),
+        _ => {
+            tracing::info!(%interface, setting = %f.cpu, "the forwarder shares the CPUs with wirecap's other threads")
+        }
+    }
     // GRO/GSO super-packets would exceed the MTU on the way out: say what was done.
     tracing::info!(%interface, "offloads: {}", snap.offloads.join(", "));
     Ok(h)
@@ -92,6 +108,10 @@ pub fn forward_json(f: &ForwarderHandle) -> Value {
         "mtu": s.mtu,
         "offloads": s.offloads,
         "qdisc_bypass": s.qdisc_bypass,
+        // The CPU the forwarder has to itself (null: none), and the setting that chose it.
+        "cpu": s.cpu,
+        "cpu_setting": set.cpu.to_string(),
+        "cpu_error": s.cpu_error,
         "neighbours": neighbours,
         "counters": counters_json(&s, f.tap().dropped()),
     })
@@ -104,6 +124,7 @@ pub fn config_of(s: &Settings) -> ForwardConfig {
         pairs: s.pairs.iter().map(ToString::to_string).collect(),
         capture_mode: Some(s.mode.as_str().to_owned()),
         enabled: None,
+        cpu: (s.cpu != CpuChoice::default()).then(|| s.cpu.to_string()),
     }
 }
 
@@ -115,6 +136,7 @@ pub fn off_json(saved: &ForwardConfig) -> Value {
         "inline": saved.inline,
         "pairs": saved.pairs,
         "capture_mode": saved.capture_mode.clone().unwrap_or_else(|| "inline".into()),
+        "cpu_setting": saved.cpu.clone().unwrap_or_else(|| "auto".into()),
     })
 }
 
@@ -186,6 +208,7 @@ mod tests {
             inline: "10.9.0.1/24".parse().unwrap(),
             pairs: vec!["10.9.0.2=10.9.0.3".parse().unwrap()],
             mode: wirecap_forward::CaptureMode::Inline,
+            cpu: CpuChoice::Auto,
         })
     }
 

@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         inline: inline.parse()?,
         pairs,
         mode: CaptureMode::Inline,
+        cpu: Default::default(),
     })?;
     eprintln!("offloads: {}", h.snapshot().offloads.join(", "));
     loop {

@@ -22,6 +22,7 @@
 //!
 //! This is the crate's only `unsafe`; every block says why it is sound.
 
+use crate::cpu::CpuChoice;
 use crate::forwarder::{CaptureMode, Forwarder, ForwarderConfig, Gso, Received, Stats, Transmit};
 use crate::neighbour::NeighbourConfig;
 use crate::table::{ForwardTable, Inline, Pair};
@@ -529,6 +530,8 @@ pub struct Settings {
     pub pairs: Vec<Pair>,
     /// Capture mode.
     pub mode: CaptureMode,
+    /// The CPU the forwarder thread has to itself ([`crate::cpu`]).
+    pub cpu: CpuChoice,
 }
 
 /// One neighbour as the status shows it.
@@ -570,6 +573,10 @@ pub struct Snapshot {
     pub offloads: Vec<String>,
     /// Whether the TX socket bypasses the qdisc.
     pub qdisc_bypass: bool,
+    /// The CPU the forwarder thread has to itself, if any ([`crate::cpu`]).
+    pub cpu: Option<usize>,
+    /// Why the configured CPU could not be had (forwarding goes on without it).
+    pub cpu_error: Option<String>,
 }
 
 enum Command {
@@ -609,6 +616,16 @@ impl ForwarderHandle {
                 e.to_string(),
             )))
         })?;
+        // A CPU that cannot be had is a configuration error, said before anything opens.
+        let cpus = crate::cpu::allowed()
+            .map_err(sock_err("reading the CPUs wirecap may run on", &name))?;
+        crate::cpu::resolve(settings.cpu, &cpus).map_err(|e| {
+            OpenError::Socket(SocketError::at("forwarder CPU", &name)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                e,
+            )))
+        })?;
+        let cpu_choice = settings.cpu;
         let sizes = RingSizes::default();
         let (rx, raw, _) = open_rx(&name, sizes)?;
         let (mac, mtu) = mac_and_mtu(raw, &name)?;
@@ -653,6 +670,16 @@ impl ForwarderHandle {
             .name("wc-forward".into())
             .spawn(move || {
                 let shared = worker.shared.clone();
+                // Held for the thread's life: dropping it gives the other threads their
+                // CPUs back.
+                let claimed = crate::cpu::Dedicated::claim(cpu_choice);
+                {
+                    let mut s = shared.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+                    match &claimed {
+                        Ok(d) => s.cpu = d.as_ref().map(crate::cpu::Dedicated::cpu),
+                        Err(e) => s.cpu_error = Some(e.clone()),
+                    }
+                }
                 if let Err(p) =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
                 {

@@ -15,7 +15,7 @@
 //! What it owns: the address rewrite of IPv4 and IPv6 packets, fragments and the packets
 //! ICMP errors quote ([`rewrite`]), VLAN tags per pair (keep or map, [`table`]), software segmentation of TCP super-packets
 //! ([`segment`]), the forwarding table ([`table`]),
-//! the neighbour cache ([`neighbour`]), the forwarder's decisions and counters
+//! the neighbour cache ([`neighbour`]), the forwarder's own CPU ([`cpu`]), the forwarder's decisions and counters
 //! ([`forwarder`], sans-I/O, unit tested without sockets), the AF_PACKET edge
 //! ([`afpacket`]) and the tap into the capture pipeline ([`tap`]).
 //!
@@ -28,6 +28,7 @@
 //! (`ring::block::RawPackets`, `ring::sys`).
 
 pub mod afpacket;
+pub mod cpu;
 pub use wirecap_wire::{self as wire, checksum};
 pub mod forwarder;
 pub mod neighbour;

@@ -56,6 +56,10 @@ pub struct ServeArgsCli {
     /// appliance; the default) or both
     #[arg(long, value_name = "MODE", requires = "inline")]
     capture_mode: Option<String>,
+    /// The CPU the forwarder has to itself, every other wirecap thread kept off it: auto
+    /// (the default: the last CPU, when there are at least two), off, or a CPU number
+    #[arg(long, value_name = "auto|off|CPU", requires = "inline")]
+    forward_cpu: Option<String>,
     /// Capture filter in tcpdump syntax, compiled into the capture socket: other packets
     /// are never copied (interface captures; also [capture] bpf and the Config page)
     #[arg(long, value_name = "EXPR")]
@@ -104,6 +108,7 @@ pub fn run(a: ServeArgsCli) -> anyhow::Result<ExitCode> {
     let forward = match &a.inline {
         Some(inline) => Some(
             ForwardChoice::parse(inline, &a.forward, a.capture_mode.as_deref())
+                .and_then(|c| c.with_cpu(a.forward_cpu.as_deref()))
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         ),
         None => None,

@@ -263,6 +263,65 @@ impl Net {
         serde_json::from_str(&b).unwrap_or_else(|e| panic!("{e}: {b}"))
     }
 
+    /// The forwarder has a CPU to itself (`--forward-cpu auto`, the default, on a machine
+    /// with two or more): the last one wirecap may run on, and no other thread of the
+    /// process (capture, writer, HTTP runtime) may run there.
+    fn check_forwarder_cpu(&self) {
+        let cpus = |list: &str| -> Vec<usize> {
+            list.split(',')
+                .filter(|p| !p.is_empty())
+                .flat_map(|p| match p.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect(),
+                    None => vec![p.parse().unwrap()],
+                })
+                .collect()
+        };
+        let field = |status: &str, key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let pid = self.serve.as_ref().expect("serve").id();
+        // wirecap inherits this process's CPUs (its own main thread is moved off the
+        // forwarder's).
+        let mine = std::fs::read_to_string("/proc/self/status").unwrap();
+        let allowed = cpus(&field(&mine, "Cpus_allowed_list:"));
+        let f = self.forward();
+        assert_eq!(f["cpu_setting"], "auto", "{f}");
+        if allowed.len() < 2 {
+            assert!(f["cpu"].is_null(), "one CPU: nothing to dedicate: {f}");
+            eprintln!("forwarder CPU not checked: wirecap may run on one CPU only");
+            return;
+        }
+        let cpu = *allowed.last().unwrap();
+        assert_eq!(f["cpu"], cpu, "{f}");
+        let mut seen = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+        {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let (name, list) = (
+                field(&status, "Name:"),
+                cpus(&field(&status, "Cpus_allowed_list:")),
+            );
+            if name == "wc-forward" {
+                assert_eq!(list, [cpu], "the forwarder thread");
+            } else if !list.is_empty() {
+                assert!(
+                    !list.contains(&cpu),
+                    "{name} may run on the forwarder's CPU {cpu}: {list:?}"
+                );
+            }
+            seen.push(name);
+        }
+        for t in ["wc-forward", "wc-capture-0", "wc-writer"] {
+            assert!(seen.iter().any(|s| s == t), "no thread {t} in {seen:?}");
+        }
+    }
+
     fn start_capture(&self, name: &str) {
         let b = self.get(&format!("/sysmaster/capture_start?StreamName={name}"));
         assert!(b.contains("\"Status\":true"), "{b}");
@@ -532,6 +591,7 @@ fn ping_reaches_b_and_a_tcp_transfer_arrives_intact() {
     let got_s = got.to_string_lossy().into_owned();
     let before = n.settled_forwarded();
     n.start_capture("tcp");
+    n.check_forwarder_cpu();
     let o = n.exec(
         "a",
         &[
