@@ -42,6 +42,7 @@
 
 pub mod config;
 pub mod fleet;
+pub mod flows;
 pub mod manifest;
 pub mod reader;
 mod redact;
@@ -206,6 +207,10 @@ impl Keys {
     }
     pub fn file(&self, probe: &str, stream: &str, file: &str) -> ObjPath {
         self.join(&[probe, stream, file])
+    }
+    /// An object named by its key under the prefix (`flows/…`).
+    pub fn under(&self, key: &str) -> ObjPath {
+        self.join(&[key])
     }
     pub fn manifest(&self, probe: &str, stream: &str) -> ObjPath {
         self.file(probe, stream, manifest::MANIFEST_FILE)

@@ -107,6 +107,8 @@ struct Plan {
     /// The stream's other files whose size or time differ from the manifest's.
     changed_files: bool,
     sealed: bool,
+    /// Closed, and its final flow index not yet exported as Parquet.
+    flows_behind: bool,
 }
 
 impl Archive {
@@ -308,7 +310,7 @@ impl Archive {
             self.write_layout().await?;
         }
         for plan in plans {
-            self.archive_stream(plan).await?;
+            self.archive_stream(store, plan).await?;
         }
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         let sent = self.uploaded_bytes.load(Ordering::Relaxed) - before;
@@ -332,7 +334,7 @@ impl Archive {
         Ok(())
     }
 
-    async fn archive_stream(self: &Arc<Self>, mut plan: Plan) -> Result<(), Error> {
+    async fn archive_stream(self: &Arc<Self>, store: &Store, mut plan: Plan) -> Result<(), Error> {
         let batch = self.settings.concurrency * 2;
         let pending = std::mem::take(&mut plan.pending);
         let mut first_err = None;
@@ -369,7 +371,7 @@ impl Archive {
                 }
             }
             if done > 0 {
-                self.commit(&mut plan).await?;
+                self.commit(store, &mut plan).await?;
                 self.uploaded_segments.fetch_add(done, Ordering::Relaxed);
             }
             if first_err.is_some() {
@@ -380,14 +382,15 @@ impl Archive {
             return Err(e);
         }
         let all_in = plan.sealed && !plan.manifest.sealed;
-        if plan.changed_files && plan.sealed || all_in {
-            self.commit(&mut plan).await?;
+        if plan.changed_files && plan.sealed || all_in || plan.flows_behind {
+            self.commit(store, &mut plan).await?;
         }
         Ok(())
     }
 
-    /// Uploads the stream's changed files, then its manifest, then keeps it locally.
-    async fn commit(&self, plan: &mut Plan) -> Result<(), Error> {
+    /// Uploads the stream's changed files, then its manifest, then keeps it locally; then
+    /// the flow records of what is now archived, as Parquet (see [`crate::flows`]).
+    async fn commit(&self, store: &Store, plan: &mut Plan) -> Result<(), Error> {
         for (file, m) in stream_files(&plan.dir)? {
             let known = plan.manifest.files.get(&file);
             if known.is_some_and(|k| k.bytes == m.0 && k.mtime_ns == m.1) {
@@ -401,13 +404,51 @@ impl Archive {
             && segments_on_disk(&plan.dir)
                 .iter()
                 .all(|(n, _)| plan.manifest.segments.contains_key(n));
+        self.write_manifest(plan).await?;
+        self.export_flows(store, plan).await
+    }
+
+    /// The manifest, in the archive first and then locally.
+    async fn write_manifest(&self, plan: &mut Plan) -> Result<(), Error> {
         plan.manifest.updated_ns = wirecap_store::now_ns();
         let key = self.keys.manifest(&self.settings.probe, &plan.name);
         self.store
             .put(&key, PutPayload::from(plan.manifest.to_json()))
             .await?;
-        plan.manifest.store_local(&plan.dir)?;
-        Ok(())
+        plan.manifest.store_local(&plan.dir)
+    }
+
+    /// Writes the flow records of the archived part of the stream not yet exported, then
+    /// records how far that went in the manifest. The objects' names depend only on the
+    /// blocks, so a retry overwrites what a failed attempt wrote.
+    async fn export_flows(&self, store: &Store, plan: &mut Plan) -> Result<(), Error> {
+        let Some(stamp) = flows_stamp(&plan.dir) else {
+            return Ok(());
+        };
+        let (s, name, dir, m) = (
+            store.clone(),
+            plan.name.clone(),
+            plan.dir.clone(),
+            plan.manifest.clone(),
+        );
+        let ex = tokio::task::spawn_blocking(move || crate::flows::prepare(&s, &name, &dir, &m))
+            .await
+            .map_err(|e| Error::Verify(format!("flow export stopped: {e}")))??;
+        let f = &plan.manifest.flows;
+        if ex.blocks == f.blocks && stamp == f.stamp {
+            return Ok(());
+        }
+        for (key, bytes) in ex.objects {
+            let mut w = ObjWriter::new(&self.store, self.keys.under(&key));
+            self.limiter.take(bytes.len() as u64).await;
+            w.write(&bytes).await?;
+            let sent = w.finish().await?;
+            self.uploaded_bytes.fetch_add(sent, Ordering::Relaxed);
+            plan.manifest.flows.objects.insert(key);
+        }
+        plan.manifest.flows.blocks = ex.blocks;
+        plan.manifest.flows.stamp = stamp;
+        self.write_manifest(plan).await
     }
 
     async fn upload_segment(
@@ -714,6 +755,12 @@ fn segments_on_disk(dir: &Path) -> Vec<(u32, u64)> {
 /// A file's `(bytes, mtime_ns)`: how a change is seen.
 type Stamp = (u64, u64);
 
+/// The [`Stamp`] of the stream's flow index, if it has one.
+fn flows_stamp(dir: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(dir.join(wirecap_store::layout::FLOWS)).ok()?;
+    Some((m.len(), mtime_ns(&m)))
+}
+
 /// The stream-level files of a directory with their [`Stamp`].
 fn stream_files(dir: &Path) -> Result<Vec<(String, Stamp)>, Error> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::Io {
@@ -793,7 +840,8 @@ fn scan(store: &Store, probe: &str) -> Result<(Vec<Plan>, u64, f64), Error> {
                 .is_none_or(|e| e.bytes != *b || e.mtime_ns != *t)
         });
         let all_in = sealed && !manifest.sealed;
-        if pending.is_empty() && !(sealed && changed_files) && !all_in {
+        let flows_behind = sealed && flows_stamp(&dir).is_some_and(|s| s != manifest.flows.stamp);
+        if pending.is_empty() && !(sealed && changed_files) && !all_in && !flows_behind {
             continue;
         }
         if pending.is_empty() && layout.segments.is_empty() && manifest.segments.is_empty() {
@@ -808,6 +856,7 @@ fn scan(store: &Store, probe: &str) -> Result<(Vec<Plan>, u64, f64), Error> {
             of_segment,
             changed_files,
             sealed,
+            flows_behind,
         });
     }
     let lag_seconds = oldest_sealed
