@@ -21,6 +21,10 @@
 //!   GETs of the 1 MiB blocks holding the chunks asked for, through a bounded cache, with
 //!   read-ahead only while a reader goes through a segment in order. The store checks
 //!   every chunk's CRC32C as for a local file.
+//! * **Flows for the data lake** ([`flows`]): the flow index's records as Parquet,
+//!   partitioned by probe, date and hour, once the segments they cover are archived.
+//! * **Deletes** ([`deletes`]): deleting a stream deletes its objects, queued on disk
+//!   like the uploads.
 //! * **The fleet** ([`fleet`]): a read-only node lists every probe's streams in the
 //!   archive and keeps a local copy of their index files, so every view works on it.
 //!
@@ -33,6 +37,9 @@
 //! PREFIX/PROBE/STREAM/meta.json          the stream directory's other files: chunks.idx,
 //! PREFIX/PROBE/STREAM/chunks.idx         time.idx, size-*.idx, summary.idx, flow index
 //! PREFIX/PROBE/STREAM/...                files, as on disk (see wirecap_store::layout)
+//! PREFIX/flows/probe=PROBE/date=YYYY-MM-DD/hour=HH/STREAM-bNNNNNNNN.parquet
+//!                                        flow records (see [`flows`]); a probe cannot
+//!                                        be named `flows`
 //! ```
 //! `manifest.json` is written last: what it names is complete and checked. Readers trust
 //! only the chunks of the segments it names.
@@ -41,6 +48,7 @@
 //! those come from the environment the standard ways, and are never logged or shown.
 
 pub mod config;
+pub mod deletes;
 pub mod fleet;
 pub mod flows;
 pub mod manifest;

@@ -294,6 +294,8 @@ impl Archive {
     pub async fn pass(self: &Arc<Self>, store: &Store) -> Result<(), Error> {
         let started = Instant::now();
         let before = self.uploaded_bytes.load(Ordering::Relaxed);
+        // Deleted streams first: a stream of the same name written since goes after.
+        crate::deletes::run(&self.store, &self.keys, store).await?;
         let (plans, lag_bytes, lag_seconds) = {
             let (store, probe) = (store.clone(), self.settings.probe.clone());
             tokio::task::spawn_blocking(move || scan(&store, &probe))
@@ -561,6 +563,15 @@ impl Archive {
             encoding: Some("zstd".into()),
             stored_bytes: stored,
         })
+    }
+
+    /// Deletes stream `name`: locally now, in the archive at the next pass (see
+    /// [`crate::deletes`]). A read-only node deletes only its local copy.
+    pub fn delete_stream(&self, store: &Store, name: &str) -> Result<(), wirecap_store::Error> {
+        if self.settings.read_only {
+            return store.delete_stream(name);
+        }
+        crate::deletes::delete_stream(store, &self.settings.probe, name)
     }
 
     /// Frees up to `need` bytes by deleting the local copies of archived segments, the
