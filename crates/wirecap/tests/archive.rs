@@ -217,6 +217,19 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
         stored as f64 / raw as f64
     );
     assert!(s3.object("fleet/wirecap-archive.json").exists());
+    // The capture's flow records went up as Parquet once its segments had (the
+    // Parquet test below reads them back).
+    let flows = s.wait_for("the capture's flows in the archive", 30, || {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(stream_dir.join("archive.json")).ok()?).ok()?;
+        let o = m["flows"]["objects"].as_array()?.clone();
+        (!o.is_empty() && m["flows"]["stamp"][0].as_u64() > Some(0)).then_some(o)
+    });
+    for o in flows {
+        let o = o.as_str().unwrap();
+        assert!(o.starts_with("flows/probe=probe-a/date="), "{o}");
+        assert!(s3.object(&format!("fleet/{o}")).exists(), "{o}");
+    }
 
     // Reference downloads from the local disk.
     let single = get(&s, &format!("/api/v1/streams/{name}/pcap"));
@@ -554,7 +567,7 @@ fn flows_go_to_the_archive_as_parquet_that_duckdb_reads_and_deleting_a_stream_de
     if !require_duckdb() {
         return;
     }
-    let Some(s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(mut s3) = S3::start(&dir.path().join("s3")) else {
         return;
     };
     // 150 s from 20:59:00 UTC: index blocks every 60 s of packet time, flows that go on
@@ -715,18 +728,34 @@ fn flows_go_to_the_archive_as_parquet_that_duckdb_reads_and_deleting_a_stream_de
     let again = duckdb(&flows_root, "SELECT count(*) AS rows FROM flows");
     assert_eq!(again[0]["rows"], all[0]["rows"], "no duplicate rows");
 
-    // Deleting the stream deletes its objects: segments, index files, manifest, flows.
+    // Deleting the stream deletes its objects (segments, index files, manifest, flows),
+    // even when the archive is down at the time and the server is killed meanwhile: the
+    // deletion waits on disk like an upload.
     assert!(
         s3.object(&format!("fleet/probe-a/{name}/manifest.json"))
             .exists()
     );
+    s3.stop();
     let r = s.admin("DELETE", &format!("/api/v1/streams/{name}"), None);
     assert!(r.code < 300, "{}", r.text());
+    assert!(!data.join("streams").join(&name).exists());
+    let tombstone = data.join("archive-deletes").join(format!("{name}.json"));
+    s.wait_for("the archive to be seen down", 30, || {
+        (archive_status(&s)["state"] == "error").then_some(())
+    });
+    assert!(tombstone.exists());
+    assert!(!objects_under(&flows_root).is_empty());
+    s.kill9();
+    s3.spawn();
+    s.restart();
     s.wait_for("the stream's objects to be deleted", 30, || {
         (objects_under(&s3.object(&format!("fleet/probe-a/{name}"))).is_empty()
-            && objects_under(&flows_root).is_empty())
+            && objects_under(&flows_root).is_empty()
+            && !tombstone.exists())
         .then_some(())
     });
-    let a = archive_status(&s);
-    assert_eq!(a["state"], "ok", "{a}");
+    assert!(s3.object("fleet/wirecap-archive.json").exists());
+    s.wait_for("the archive ok again", 30, || {
+        (archive_status(&s)["state"] == "ok").then_some(())
+    });
 }
