@@ -96,6 +96,40 @@ impl Drop for S3 {
     }
 }
 
+/// What every test starts from: a temporary directory with an S3 server in it (`s3/`)
+/// and the data directory of the server under test (`data/`). Fields drop in order: the
+/// S3 server stops before its directory goes.
+struct Rig {
+    s3: S3,
+    data: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `None` after recording a skip (no `s3s-fs`).
+    fn new() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3::start(&dir.path().join("s3"))?;
+        Some(Self {
+            s3,
+            data: dir.path().join("data"),
+            dir,
+        })
+    }
+
+    /// A server on `data` archiving to the bucket as probe `probe-a`, with `secret` as
+    /// its secret key, `segment`-sized segments and `extra` lines of `[archive]`.
+    fn server(&self, secret: &str, segment: &str, extra: &str) -> Builder {
+        self.s3
+            .env(Server::builder(&self.data), secret)
+            .config(&config(segment, extra))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
 fn config(segment: &str, extra: &str) -> String {
     format!(
         "[retention]\nsegment = \"{segment}\"\n\n[archive]\nurl = \"s3://{BUCKET}/fleet\"\nprobe = \"probe-a\"\n{extra}"
@@ -173,16 +207,11 @@ fn assert_no_secret(s: &Server) {
 
 #[test]
 fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(rig) = Rig::new() else {
         return;
     };
-    let data = dir.path().join("data");
-    let mut s = s3
-        .env(Server::builder(&data), SECRET)
-        .config(&config("2MB", ""))
-        .synthetic(20000)
-        .start();
+    let (s3, data) = (&rig.s3, &rig.data);
+    let mut s = rig.server(SECRET, "2MB", "").synthetic(20000).start();
     let name = capture(&s, "arch", 3);
     let a = wait_archived(&s, 90);
     assert!(a["uploaded_segments_total"].as_u64().unwrap() >= 2, "{a}");
@@ -316,7 +345,7 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
 
     // A second node, read-only, on its own empty data directory, serves the probe's
     // streams from the bucket.
-    let data2 = dir.path().join("data2");
+    let data2 = rig.path("data2");
     let ro = s3
         .env(Server::builder(&data2), SECRET)
         .args(&["--archive", &format!("s3://{BUCKET}/fleet"), "--read-only"])
@@ -360,16 +389,11 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
 
 #[test]
 fn wrong_credentials_say_so_capture_goes_on_and_a_full_disk_counts_the_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(rig) = Rig::new() else {
         return;
     };
-    let s = s3
-        .env(
-            Server::builder(&dir.path().join("data")),
-            "not-the-secret-key-1234",
-        )
-        .config(&config("256kB", ""))
+    let s = rig
+        .server("not-the-secret-key-1234", "256kB", "")
         .synthetic(5000)
         .start();
     let v = s.api(
@@ -427,18 +451,16 @@ fn wrong_credentials_say_so_capture_goes_on_and_a_full_disk_counts_the_loss() {
 
 #[test]
 fn archive_down_mid_upload_and_kill_9_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(mut s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(mut rig) = Rig::new() else {
         return;
     };
-    let data = dir.path().join("data");
     // 16 Mbit/s: uploads last long enough to take the archive away in the middle; 12 MB
     // segments go in multipart uploads.
-    let mut s = s3
-        .env(Server::builder(&data), SECRET)
-        .config(&config("12MB", "max_mbps = 16\ncompression = \"none\"\n"))
+    let mut s = rig
+        .server(SECRET, "12MB", "max_mbps = 16\ncompression = \"none\"\n")
         .synthetic(20000)
         .start();
+    let (s3, data) = (&mut rig.s3, &rig.data);
     let name = capture(&s, "down", 4);
     s.wait_for("a first segment archived", 60, || {
         (archive_status(&s)["uploaded_segments_total"].as_u64() >= Some(1)).then_some(())
@@ -563,17 +585,15 @@ fn objects_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn flows_go_to_the_archive_as_parquet_that_duckdb_reads_and_deleting_a_stream_deletes_them() {
-    let dir = tempfile::tempdir().unwrap();
     if !require_duckdb() {
         return;
     }
-    let Some(mut s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(mut rig) = Rig::new() else {
         return;
     };
     // 150 s from 20:59:00 UTC: index blocks every 60 s of packet time, flows that go on
     // across blocks, rows in two hour partitions.
-    let data = dir.path().join("data");
-    let pcap = dir.path().join("t.pcap");
+    let pcap = rig.path("t.pcap");
     support::run(&[
         support::BIN,
         "generate",
@@ -589,15 +609,13 @@ fn flows_go_to_the_archive_as_parquet_that_duckdb_reads_and_deleting_a_stream_de
         pcap.to_str().unwrap(),
     ]);
     let out = support::wirecap_in(
-        &data,
+        &rig.data,
         &["import", "-q", "--name", "lake", pcap.to_str().unwrap()],
     );
     assert!(out.status.success(), "{out:?}");
     let name = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut s = s3
-        .env(Server::builder(&data), SECRET)
-        .config(&config("256MB", ""))
-        .start();
+    let mut s = rig.server(SECRET, "256MB", "").start();
+    let (s3, data) = (&mut rig.s3, &rig.data);
     wait_archived(&s, 90);
     let flows_root = s3.object("fleet/flows");
     let local_manifest = data.join("streams").join(&name).join("archive.json");
