@@ -68,6 +68,11 @@ use crate::manifest::Manifest;
 /// The tree's top, under the archive's prefix (a probe cannot be named so).
 pub const FLOWS_DIR: &str = "flows";
 
+/// Rows of one export batch at most (a whole block is never split): bounds the memory
+/// an export takes when a long stream goes out at once (a stream archived before this
+/// version, a long outage).
+const MAX_ROWS: usize = 200_000;
+
 /// The Parquet schema of a row (see the module doc).
 pub const SCHEMA: &str = "message wirecap_flow {
   required binary stream (STRING);
@@ -208,12 +213,13 @@ pub fn encode(rows: &[Row]) -> Result<Vec<u8>, Error> {
     w.into_inner().map_err(pq)
 }
 
-/// What one export writes: objects (key under the prefix, bytes) and the manifest's
-/// new count of exported blocks.
+/// What one export batch writes: objects (key under the prefix, bytes) and the
+/// manifest's new count of exported blocks; `more` when a batch must follow.
 #[derive(Default)]
 pub(crate) struct Export {
     pub objects: Vec<(String, Vec<u8>)>,
     pub blocks: u64,
+    pub more: bool,
 }
 
 /// Where a row whose first packet is at `ns` goes, under the prefix.
@@ -252,7 +258,7 @@ fn archived_end_pos(dir: &Path, m: &Manifest) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// The export of stream `name` that follows manifest `m` (blocking: reads the index).
+/// The next export batch of stream `name` after manifest `m` (blocking: reads the index).
 pub(crate) fn prepare(
     store: &Store,
     name: &str,
@@ -265,15 +271,20 @@ pub(crate) fn prepare(
         return Ok(Export {
             objects: Vec::new(),
             blocks: done,
+            more: false,
         });
     };
     let bound = archived_end_pos(dir, m);
     let from = (done as usize).min(ix.blocks.len());
-    let to = from
-        + ix.blocks[from..]
-            .iter()
-            .take_while(|b| b.cover_end_pos <= bound)
-            .count();
+    let mut to = from;
+    let mut rows = 0;
+    while let Some(b) = ix.blocks.get(to)
+        && b.cover_end_pos <= bound
+        && (to == from || rows + b.records as usize <= MAX_ROWS)
+    {
+        rows += b.records as usize;
+        to += 1;
+    }
     let mut by_key: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     for (i, f) in ix.fragments.iter().enumerate() {
         let block = ix.block_of[i] as usize;
@@ -295,6 +306,7 @@ pub(crate) fn prepare(
     Ok(Export {
         objects,
         blocks: to as u64,
+        more: ix.blocks.get(to).is_some_and(|b| b.cover_end_pos <= bound),
     })
 }
 

@@ -427,30 +427,39 @@ impl Archive {
         let Some(stamp) = flows_stamp(&plan.dir) else {
             return Ok(());
         };
-        let (s, name, dir, m) = (
-            store.clone(),
-            plan.name.clone(),
-            plan.dir.clone(),
-            plan.manifest.clone(),
-        );
-        let ex = tokio::task::spawn_blocking(move || crate::flows::prepare(&s, &name, &dir, &m))
-            .await
-            .map_err(|e| Error::Verify(format!("flow export stopped: {e}")))??;
-        let f = &plan.manifest.flows;
-        if ex.blocks == f.blocks && stamp == f.stamp {
-            return Ok(());
+        loop {
+            let (s, name, dir, m) = (
+                store.clone(),
+                plan.name.clone(),
+                plan.dir.clone(),
+                plan.manifest.clone(),
+            );
+            let ex =
+                tokio::task::spawn_blocking(move || crate::flows::prepare(&s, &name, &dir, &m))
+                    .await
+                    .map_err(|e| Error::Verify(format!("flow export stopped: {e}")))??;
+            let f = &plan.manifest.flows;
+            if ex.blocks == f.blocks && stamp == f.stamp {
+                return Ok(());
+            }
+            for (key, bytes) in ex.objects {
+                let mut w = ObjWriter::new(&self.store, self.keys.under(&key));
+                self.limiter.take(bytes.len() as u64).await;
+                w.write(&bytes).await?;
+                let sent = w.finish().await?;
+                self.uploaded_bytes.fetch_add(sent, Ordering::Relaxed);
+                plan.manifest.flows.objects.insert(key);
+            }
+            plan.manifest.flows.blocks = ex.blocks;
+            if !ex.more {
+                // Only then is a closed stream's export done (see `scan`).
+                plan.manifest.flows.stamp = stamp;
+            }
+            self.write_manifest(plan).await?;
+            if !ex.more {
+                return Ok(());
+            }
         }
-        for (key, bytes) in ex.objects {
-            let mut w = ObjWriter::new(&self.store, self.keys.under(&key));
-            self.limiter.take(bytes.len() as u64).await;
-            w.write(&bytes).await?;
-            let sent = w.finish().await?;
-            self.uploaded_bytes.fetch_add(sent, Ordering::Relaxed);
-            plan.manifest.flows.objects.insert(key);
-        }
-        plan.manifest.flows.blocks = ex.blocks;
-        plan.manifest.flows.stamp = stamp;
-        self.write_manifest(plan).await
     }
 
     async fn upload_segment(
