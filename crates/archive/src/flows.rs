@@ -244,15 +244,16 @@ pub fn partitions(probe: &str, first_ns: u64, last_ns: u64) -> Vec<String> {
 }
 
 /// Logical position where the first chunk not in an archived segment starts (`u64::MAX`
-/// when every chunk's segment is archived).
-fn archived_end_pos(dir: &Path, m: &Manifest) -> u64 {
+/// when every chunk's segment is archived). Segments below `head` were deleted by
+/// retention (lost, if never archived): they hold nothing to wait for.
+fn archived_end_pos(dir: &Path, m: &Manifest, head: u32) -> u64 {
     use wirecap_store::index::{CHUNK_RECORD_LEN, ChunkRecord};
     let Ok(data) = std::fs::read(dir.join(wirecap_store::layout::CHUNKS)) else {
         return 0;
     };
     data.chunks_exact(CHUNK_RECORD_LEN)
         .filter_map(|r| ChunkRecord::decode(r.try_into().expect("record length")))
-        .filter(|r| !m.segments.contains_key(&r.segment))
+        .filter(|r| r.segment >= head && !m.segments.contains_key(&r.segment))
         .map(|r| r.pos)
         .min()
         .unwrap_or(u64::MAX)
@@ -274,7 +275,8 @@ pub(crate) fn prepare(
             more: false,
         });
     };
-    let bound = archived_end_pos(dir, m);
+    let head = store.layout_of(name)?.info.head.segment;
+    let bound = archived_end_pos(dir, m, head);
     let from = (done as usize).min(ix.blocks.len());
     let mut to = from;
     let mut rows = 0;
