@@ -85,7 +85,16 @@ t1=$(now); S1=$(cpu $S3PID)
 RCLONE_CPU=$(awk '{print $1+$2}' "$WORK/rclone.cpu")
 RCLONE_S3CPU=$(python3 -c "print(round($S1-$S0,2))")
 RCLONE_S=$(python3 -c "print(round($t1-$t0,2))")
-rm -rf "$WORK/segs"
+# rclone sends files below --s3-upload-cutoff (200 MiB) in one PUT; wirecap sends 8 MiB
+# parts. The same with every file in parts, to tell the two apart.
+t0=$(now); S0=$(cpu $S3PID)
+env -u AWS_CA_BUNDLE /usr/bin/time -f '%U %S' -o "$WORK/rclone.cpu" \
+  rclone copy "$WORK/segs" "s3:bench/rclone-mp" --transfers "$CONC" --s3-chunk-size 8M --s3-upload-concurrency 2 --s3-upload-cutoff 0 -q
+t1=$(now); S1=$(cpu $S3PID)
+RCLONE_MP_S=$(python3 -c "print(round($t1-$t0,2))")
+RCLONE_MP_CPU=$(awk '{print $1+$2}' "$WORK/rclone.cpu")
+RCLONE_MP_S3CPU=$(python3 -c "print(round($S1-$S0,2))")
+rm -rf "$WORK/s3/bench/rclone" "$WORK/s3/bench/rclone-mp" "$WORK/segs"
 
 # 1. wirecap writeback of the stream.
 cat >>"$WORK/data/wirecap.toml" <<EOF
@@ -125,18 +134,21 @@ AF=$(dl "/api/v1/streams/$NAME/pcap")
 stop
 
 python3 - "$LOCAL" "$NSEG" "$RCLONE_S" "$WB_S" "$STORED" "$ALL" "$LW" "$LF" "$AW" "$AF" "$R1" \
-  "$RCLONE_CPU" "$RCLONE_S3CPU" "$WB_CPU" "$WB_S3CPU" "$(uptime | sed 's/.*load average: //')" <<'EOF'
+  "$RCLONE_CPU" "$RCLONE_S3CPU" "$WB_CPU" "$WB_S3CPU" "$(uptime | sed 's/.*load average: //')" \
+  "$RCLONE_MP_S" "$RCLONE_MP_CPU" "$RCLONE_MP_S3CPU" <<'EOF'
 import sys
 local, nseg, rc, wb, stored, allb = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 lw, lf, aw, af = [tuple(map(float, a.split())) for a in sys.argv[7:11]]
 r1 = int(sys.argv[11])
 rcpu, rs3, wcpu, ws3, load = float(sys.argv[12]), float(sys.argv[13]), float(sys.argv[14]), float(sys.argv[15]), sys.argv[16]
+rmp, rmpcpu, rmps3 = float(sys.argv[17]), float(sys.argv[18]), float(sys.argv[19])
 mb = lambda b, s: b / s / 1e6
 print(f"| what | figure |\n|---|---|")
 print(f"| segments | {nseg}, {local/1e6:.1f} MB |")
 print(f"| rclone copy | {rc:.2f} s, {mb(local, rc):.1f} MB/s |")
 print(f"| wirecap writeback (incl. server start, index, manifest) | {wb:.2f} s, {mb(local, wb):.1f} MB/s, {rc/wb:.2f}x rclone |")
 print(f"| CPU (user+sys), rclone | client {rcpu:.2f} s, s3s-fs {rs3:.2f} s |")
+print(f"| rclone copy, every file in 8 MiB parts (--s3-upload-cutoff 0) | {rmp:.2f} s, {mb(local, rmp):.1f} MB/s; CPU client {rmpcpu:.2f} s, s3s-fs {rmps3:.2f} s; wirecap {rmp/wb:.2f}x |")
 print(f"| CPU (user+sys), wirecap writeback | server process {wcpu:.2f} s (from its start), s3s-fs {ws3:.2f} s |")
 print(f"| load average at the end | {load} |")
 print(f"| bytes stored | segments {stored/1e6:.1f} MB ({stored/local:.3f} of local), all objects {allb/1e6:.1f} MB |")

@@ -3,7 +3,8 @@
 //! A pass looks at every stream of the store (never a fleet copy): a segment is sealed
 //! when its stream is closed or a later segment holds indexed chunks. Sealed segments
 //! not named in the stream's manifest are uploaded, oldest stream first, up to
-//! `concurrency` at once (each in 8 MiB parts, a few in flight), within the `max_mbps`
+//! `concurrency` at once (a segment up to [`SINGLE_PUT_MAX`] in one PUT, larger ones or
+//! any under a `max_mbps` cap in 8 MiB parts, a few in flight), within the `max_mbps`
 //! budget. Each object is checked before it counts: its size by a HEAD after the
 //! upload, its content by the server against the SHA-256 sent with it (S3). After each
 //! batch the stream's other files are uploaded when they changed, then the manifest, in
@@ -37,6 +38,11 @@ pub const PASS_EVERY: Duration = Duration::from_secs(2);
 pub const PART: usize = 8 << 20;
 /// Parts of one object in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Sealed segments up to this size go in one PUT when no bandwidth cap asks for pacing
+/// (rclone's cutoff is 200 MiB): one request instead of `2 + size / PART`, and no parts
+/// for the server to assemble, which cost an S3-compatible server on the same machine
+/// (s3s-fs) as much CPU again as receiving them (bench/archive.sh).
+pub const SINGLE_PUT_MAX: u64 = 128 << 20;
 
 /// The archive tier of this node: the object store, writeback, reads, eviction.
 pub struct Archive {
@@ -475,12 +481,55 @@ impl Archive {
             out.push((seg.clone(), self.put_segment_zstd(stream, dir, n).await?));
         }
         let raw = (!self.settings.compress).then_some(&seg);
-        for file in raw.into_iter().chain(extra) {
+        if let Some(seg) = raw {
+            let key = self.keys.file(&self.settings.probe, stream, seg);
+            let path = dir.join(seg);
+            let e = match self.put_sealed_whole(&key, &path).await? {
+                Some(e) => e,
+                None => self.put_file(key, path).await?,
+            };
+            out.push((seg.clone(), e));
+        }
+        for file in extra {
             let key = self.keys.file(&self.settings.probe, stream, file);
             let e = self.put_file(key, dir.join(file)).await?;
             out.push((file.clone(), e));
         }
         Ok(out)
+    }
+
+    /// Uploads sealed segment file `path` in one PUT of its mapping (no copy in memory)
+    /// and checks the object; `None` when it goes in parts instead (too large, or a
+    /// bandwidth cap to pace).
+    async fn put_sealed_whole(&self, key: &ObjPath, path: &Path) -> Result<Option<Entry>, Error> {
+        let io = |what: &str, e| Error::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io("cannot read", e))?;
+        if self.limiter.rate.is_some() || meta.len() == 0 || meta.len() > SINGLE_PUT_MAX {
+            return Ok(None);
+        }
+        let file = std::fs::File::open(path).map_err(|e| io("cannot open", e))?;
+        // SAFETY: a mapping is unsound only if the file shrinks while it is mapped. A
+        // sealed segment never does: only the segment a writer appends to is ever cut
+        // (see wirecap_store::mapped), and retention deletes whole files, which leaves
+        // the mapping valid.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io("cannot map", e))?;
+        let body = Bytes::from_owner(map);
+        let sha256 = hex(&Sha256::digest(&body));
+        self.limiter.take(body.len() as u64).await;
+        let len = body.len() as u64;
+        self.store.put(key, PutPayload::from(body)).await?;
+        check_size(&self.store, key, len).await?;
+        self.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(Some(Entry {
+            bytes: len,
+            sha256,
+            mtime_ns: mtime_ns(&meta),
+            encoding: None,
+            stored_bytes: len,
+        }))
     }
 
     /// Uploads one file and checks the object; returns what the manifest records.
@@ -714,15 +763,21 @@ impl<'a> ObjWriter<'a> {
                 mp.finish().await?;
             }
         }
-        let head = self.store.head(&self.key).await?;
-        if head.size != self.total {
-            return Err(Error::Verify(format!(
-                "{} holds {} bytes after the upload of {}: not counted as archived",
-                self.key, head.size, self.total
-            )));
-        }
+        check_size(self.store, &self.key, self.total).await?;
         Ok(self.total)
     }
+}
+
+/// Checks by a HEAD that object `key` holds the `len` bytes sent.
+async fn check_size(store: &Arc<dyn ObjectStore>, key: &ObjPath, len: u64) -> Result<(), Error> {
+    let head = store.head(key).await?;
+    if head.size != len {
+        return Err(Error::Verify(format!(
+            "{key} holds {} bytes after the upload of {len}: not counted as archived",
+            head.size
+        )));
+    }
+    Ok(())
 }
 
 /// Offsets of the chunks of segment `n`, from the stream's chunk index.
