@@ -916,7 +916,8 @@ fn scan(store: &Store, probe: &str) -> Result<(Vec<Plan>, u64, f64), Error> {
         });
         let all_in = sealed && !manifest.sealed;
         let flows_behind = sealed && flows_stamp(&dir).is_some_and(|s| s != manifest.flows.stamp);
-        if pending.is_empty() && !(sealed && changed_files) && !all_in && !flows_behind {
+        let work = !pending.is_empty() || (sealed && changed_files) || all_in || flows_behind;
+        if !work {
             continue;
         }
         if pending.is_empty() && layout.segments.is_empty() && manifest.segments.is_empty() {
