@@ -107,6 +107,7 @@ compression = "${COMPRESSION:-zstd}"
 EOF
 t0=$(now); S0=$(cpu $S3PID)
 serve
+tr=$(now)
 for _ in $(seq 3000); do
   lag=$(api "http://127.0.0.1:$HTTP/api/v1/status" | jget 'd["archive"]["state"]=="ok" and d["archive"]["lag_bytes"]==0 and d["archive"]["uploaded_segments_total"]>0')
   [[ $lag == True ]] && break
@@ -116,6 +117,7 @@ t1=$(now); S1=$(cpu $S3PID)
 WB_CPU=$(cpu $SERVE)
 WB_S3CPU=$(python3 -c "print(round($S1-$S0,2))")
 WB_S=$(python3 -c "print(round($t1-$t0,2))")
+WB_READY_S=$(python3 -c "print(round($tr-$t0,2))")
 STORED=$(cat "$WORK/s3/bench/fleet/bench/$NAME"/seg-*.wcs* | wc -c)
 ALL=$(du -sb "$WORK/s3/bench/fleet/bench/$NAME" | cut -f1)
 
@@ -135,18 +137,19 @@ stop
 
 python3 - "$LOCAL" "$NSEG" "$RCLONE_S" "$WB_S" "$STORED" "$ALL" "$LW" "$LF" "$AW" "$AF" "$R1" \
   "$RCLONE_CPU" "$RCLONE_S3CPU" "$WB_CPU" "$WB_S3CPU" "$(uptime | sed 's/.*load average: //')" \
-  "$RCLONE_MP_S" "$RCLONE_MP_CPU" "$RCLONE_MP_S3CPU" <<'EOF'
+  "$RCLONE_MP_S" "$RCLONE_MP_CPU" "$RCLONE_MP_S3CPU" "$WB_READY_S" <<'EOF'
 import sys
 local, nseg, rc, wb, stored, allb = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 lw, lf, aw, af = [tuple(map(float, a.split())) for a in sys.argv[7:11]]
 r1 = int(sys.argv[11])
 rcpu, rs3, wcpu, ws3, load = float(sys.argv[12]), float(sys.argv[13]), float(sys.argv[14]), float(sys.argv[15]), sys.argv[16]
-rmp, rmpcpu, rmps3 = float(sys.argv[17]), float(sys.argv[18]), float(sys.argv[19])
+rmp, rmpcpu, rmps3, ready = float(sys.argv[17]), float(sys.argv[18]), float(sys.argv[19]), float(sys.argv[20])
 mb = lambda b, s: b / s / 1e6
 print(f"| what | figure |\n|---|---|")
 print(f"| segments | {nseg}, {local/1e6:.1f} MB |")
 print(f"| rclone copy | {rc:.2f} s, {mb(local, rc):.1f} MB/s |")
 print(f"| wirecap writeback (incl. server start, index, manifest) | {wb:.2f} s, {mb(local, wb):.1f} MB/s, {rc/wb:.2f}x rclone |")
+print(f"| of which the server's start until its API answers | {ready:.2f} s (after it: {mb(local, wb - ready):.1f} MB/s, {rc/(wb - ready):.2f}x rclone) |")
 print(f"| CPU (user+sys), rclone | client {rcpu:.2f} s, s3s-fs {rs3:.2f} s |")
 print(f"| rclone copy, every file in 8 MiB parts (--s3-upload-cutoff 0) | {rmp:.2f} s, {mb(local, rmp):.1f} MB/s; CPU client {rmpcpu:.2f} s, s3s-fs {rmps3:.2f} s; wirecap {rmp/wb:.2f}x |")
 print(f"| CPU (user+sys), wirecap writeback | server process {wcpu:.2f} s (from its start), s3s-fs {ws3:.2f} s |")
