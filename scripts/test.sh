@@ -24,6 +24,13 @@ if ! command -v s3s-fs >/dev/null; then
   cargo install -q s3s-fs@0.14.1 --features binary --locked
 fi
 
+# The archive's Parquet test reads the flows back with DuckDB (crates/wirecap/tests/archive.rs):
+# Python's duckdb from PyPI (a wheel, seconds).
+if ! python3 -c 'import duckdb' 2>/dev/null; then
+  echo "installing duckdb (Python) for the archive's Parquet test"
+  python3 -m pip install -q duckdb 2>/dev/null || python3 -m pip install -q --break-system-packages duckdb
+fi
+
 # What the suite expects of the machine. Under CI (CI=true) a missing piece fails the run
 # here, naming it, and every test that needs it would fail too (crates/testkit); elsewhere
 # those tests skip, and the summary at the end lists them.
@@ -33,6 +40,7 @@ lacking=()
 for t in tcpdump tshark mergecap tcpreplay chromium trafgen ip s3s-fs; do
   command -v "$t" >/dev/null || lacking+=("$t")
 done
+python3 -c 'import duckdb' 2>/dev/null || lacking+=("python3's duckdb module")
 [[ -f $corpus/MANIFEST.tsv ]] || lacking+=("the corpus at $corpus (set WIRECAP_CORPUS)")
 if ((${#lacking[@]})); then
   if [[ ${CI:-} == true ]]; then

@@ -243,6 +243,15 @@ impl Engine {
         self.archive.get()
     }
 
+    /// Deletes a stored stream; with an archive, its objects there too (queued: see
+    /// `wirecap_archive::deletes`). Refused while it is being written. Blocking.
+    pub fn delete_stream(&self, name: &str) -> Result<(), wirecap_store::Error> {
+        match self.archive() {
+            Some(a) => a.delete_stream(&self.store, name),
+            None => self.store.delete_stream(name),
+        }
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -172,6 +172,12 @@ pub fn validate_probe(p: &str) -> Result<(), Error> {
         && !p.starts_with('.')
         && p.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if p == crate::flows::FLOWS_DIR {
+        // The Parquet flows' tree sits beside the probes.
+        return Err(Error::Config(format!(
+            "archive probe {p:?}: reserved for the flows' tree (name the probe with --probe)"
+        )));
+    }
     if ok {
         Ok(())
     } else {

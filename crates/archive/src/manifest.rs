@@ -8,6 +8,8 @@
 //!  "files":{"chunks.idx":{"bytes":16384,"sha256":"…","mtime_ns":…},"meta.json":{…}},
 //!  "updated_ns":1764871200000000000}
 //! ```
+//! `flows` (absent until there is one) says which blocks of the flow index went out as
+//! Parquet and where (see [`crate::flows`]).
 //! `segments` are the sealed segments in the archive (`seg-NNNNNNNN.wcs`); `files` every
 //! other file of the stream directory as last uploaded (files named `seg-NNNNNNNN.*`
 //! belong to that segment and go with it); `sealed` is set once the stream is closed and
@@ -34,6 +36,27 @@ pub struct Manifest {
     pub segments: BTreeMap<u32, Entry>,
     pub files: BTreeMap<String, Entry>,
     pub updated_ns: u64,
+    /// The stream's flow records exported as Parquet (see [`crate::flows`]).
+    #[serde(default, skip_serializing_if = "FlowsExported::is_empty")]
+    pub flows: FlowsExported,
+}
+
+/// How far the stream's flow index went out as Parquet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsExported {
+    /// Blocks of `flows.idx` exported, from its start.
+    pub blocks: u64,
+    /// `(bytes, mtime_ns)` of `flows.idx` when last exported: a closed stream is done
+    /// once its final index is.
+    pub stamp: (u64, u64),
+    /// Keys (under the prefix) of the objects written.
+    pub objects: std::collections::BTreeSet<String>,
+}
+
+impl FlowsExported {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! A pass looks at every stream of the store (never a fleet copy): a segment is sealed
 //! when its stream is closed or a later segment holds indexed chunks. Sealed segments
 //! not named in the stream's manifest are uploaded, oldest stream first, up to
-//! `concurrency` at once (each in 8 MiB parts, a few in flight), within the `max_mbps`
+//! `concurrency` at once (a segment up to [`SINGLE_PUT_MAX`] in one PUT, larger ones or
+//! any under a `max_mbps` cap in 8 MiB parts, a few in flight), within the `max_mbps`
 //! budget. Each object is checked before it counts: its size by a HEAD after the
 //! upload, its content by the server against the SHA-256 sent with it (S3). After each
 //! batch the stream's other files are uploaded when they changed, then the manifest, in
@@ -37,6 +38,11 @@ pub const PASS_EVERY: Duration = Duration::from_secs(2);
 pub const PART: usize = 8 << 20;
 /// Parts of one object in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Sealed segments up to this size go in one PUT when no bandwidth cap asks for pacing
+/// (rclone's cutoff is 200 MiB): one request instead of `2 + size / PART`, and no parts
+/// for the server to assemble, which cost an S3-compatible server on the same machine
+/// (s3s-fs) as much CPU again as receiving them (bench/archive.sh).
+pub const SINGLE_PUT_MAX: u64 = 128 << 20;
 
 /// The archive tier of this node: the object store, writeback, reads, eviction.
 pub struct Archive {
@@ -107,6 +113,8 @@ struct Plan {
     /// The stream's other files whose size or time differ from the manifest's.
     changed_files: bool,
     sealed: bool,
+    /// Closed, and its final flow index not yet exported as Parquet.
+    flows_behind: bool,
 }
 
 impl Archive {
@@ -292,6 +300,8 @@ impl Archive {
     pub async fn pass(self: &Arc<Self>, store: &Store) -> Result<(), Error> {
         let started = Instant::now();
         let before = self.uploaded_bytes.load(Ordering::Relaxed);
+        // Deleted streams first: a stream of the same name written since goes after.
+        crate::deletes::run(&self.store, &self.keys, store).await?;
         let (plans, lag_bytes, lag_seconds) = {
             let (store, probe) = (store.clone(), self.settings.probe.clone());
             tokio::task::spawn_blocking(move || scan(&store, &probe))
@@ -308,7 +318,7 @@ impl Archive {
             self.write_layout().await?;
         }
         for plan in plans {
-            self.archive_stream(plan).await?;
+            self.archive_stream(store, plan).await?;
         }
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         let sent = self.uploaded_bytes.load(Ordering::Relaxed) - before;
@@ -332,7 +342,7 @@ impl Archive {
         Ok(())
     }
 
-    async fn archive_stream(self: &Arc<Self>, mut plan: Plan) -> Result<(), Error> {
+    async fn archive_stream(self: &Arc<Self>, store: &Store, mut plan: Plan) -> Result<(), Error> {
         let batch = self.settings.concurrency * 2;
         let pending = std::mem::take(&mut plan.pending);
         let mut first_err = None;
@@ -369,7 +379,7 @@ impl Archive {
                 }
             }
             if done > 0 {
-                self.commit(&mut plan).await?;
+                self.commit(store, &mut plan).await?;
                 self.uploaded_segments.fetch_add(done, Ordering::Relaxed);
             }
             if first_err.is_some() {
@@ -380,14 +390,15 @@ impl Archive {
             return Err(e);
         }
         let all_in = plan.sealed && !plan.manifest.sealed;
-        if plan.changed_files && plan.sealed || all_in {
-            self.commit(&mut plan).await?;
+        if plan.changed_files && plan.sealed || all_in || plan.flows_behind {
+            self.commit(store, &mut plan).await?;
         }
         Ok(())
     }
 
-    /// Uploads the stream's changed files, then its manifest, then keeps it locally.
-    async fn commit(&self, plan: &mut Plan) -> Result<(), Error> {
+    /// Uploads the stream's changed files, then its manifest, then keeps it locally; then
+    /// the flow records of what is now archived, as Parquet (see [`crate::flows`]).
+    async fn commit(&self, store: &Store, plan: &mut Plan) -> Result<(), Error> {
         for (file, m) in stream_files(&plan.dir)? {
             let known = plan.manifest.files.get(&file);
             if known.is_some_and(|k| k.bytes == m.0 && k.mtime_ns == m.1) {
@@ -401,13 +412,60 @@ impl Archive {
             && segments_on_disk(&plan.dir)
                 .iter()
                 .all(|(n, _)| plan.manifest.segments.contains_key(n));
+        self.write_manifest(plan).await?;
+        self.export_flows(store, plan).await
+    }
+
+    /// The manifest, in the archive first and then locally.
+    async fn write_manifest(&self, plan: &mut Plan) -> Result<(), Error> {
         plan.manifest.updated_ns = wirecap_store::now_ns();
         let key = self.keys.manifest(&self.settings.probe, &plan.name);
         self.store
             .put(&key, PutPayload::from(plan.manifest.to_json()))
             .await?;
-        plan.manifest.store_local(&plan.dir)?;
-        Ok(())
+        plan.manifest.store_local(&plan.dir)
+    }
+
+    /// Writes the flow records of the archived part of the stream not yet exported, then
+    /// records how far that went in the manifest. The objects' names depend only on the
+    /// blocks, so a retry overwrites what a failed attempt wrote.
+    async fn export_flows(&self, store: &Store, plan: &mut Plan) -> Result<(), Error> {
+        let Some(stamp) = flows_stamp(&plan.dir) else {
+            return Ok(());
+        };
+        loop {
+            let (s, name, dir, m) = (
+                store.clone(),
+                plan.name.clone(),
+                plan.dir.clone(),
+                plan.manifest.clone(),
+            );
+            let ex =
+                tokio::task::spawn_blocking(move || crate::flows::prepare(&s, &name, &dir, &m))
+                    .await
+                    .map_err(|e| Error::Verify(format!("flow export stopped: {e}")))??;
+            let f = &plan.manifest.flows;
+            if ex.blocks == f.blocks && stamp == f.stamp {
+                return Ok(());
+            }
+            for (key, bytes) in ex.objects {
+                let mut w = ObjWriter::new(&self.store, self.keys.under(&key));
+                self.limiter.take(bytes.len() as u64).await;
+                w.write(&bytes).await?;
+                let sent = w.finish().await?;
+                self.uploaded_bytes.fetch_add(sent, Ordering::Relaxed);
+                plan.manifest.flows.objects.insert(key);
+            }
+            plan.manifest.flows.blocks = ex.blocks;
+            if !ex.more {
+                // Only then is a closed stream's export done (see `scan`).
+                plan.manifest.flows.stamp = stamp;
+            }
+            self.write_manifest(plan).await?;
+            if !ex.more {
+                return Ok(());
+            }
+        }
     }
 
     async fn upload_segment(
@@ -423,12 +481,55 @@ impl Archive {
             out.push((seg.clone(), self.put_segment_zstd(stream, dir, n).await?));
         }
         let raw = (!self.settings.compress).then_some(&seg);
-        for file in raw.into_iter().chain(extra) {
+        if let Some(seg) = raw {
+            let key = self.keys.file(&self.settings.probe, stream, seg);
+            let path = dir.join(seg);
+            let e = match self.put_sealed_whole(&key, &path).await? {
+                Some(e) => e,
+                None => self.put_file(key, path).await?,
+            };
+            out.push((seg.clone(), e));
+        }
+        for file in extra {
             let key = self.keys.file(&self.settings.probe, stream, file);
             let e = self.put_file(key, dir.join(file)).await?;
             out.push((file.clone(), e));
         }
         Ok(out)
+    }
+
+    /// Uploads sealed segment file `path` in one PUT of its mapping (no copy in memory)
+    /// and checks the object; `None` when it goes in parts instead (too large, or a
+    /// bandwidth cap to pace).
+    async fn put_sealed_whole(&self, key: &ObjPath, path: &Path) -> Result<Option<Entry>, Error> {
+        let io = |what: &str, e| Error::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| io("cannot read", e))?;
+        if self.limiter.rate.is_some() || meta.len() == 0 || meta.len() > SINGLE_PUT_MAX {
+            return Ok(None);
+        }
+        let file = std::fs::File::open(path).map_err(|e| io("cannot open", e))?;
+        // SAFETY: a mapping is unsound only if the file shrinks while it is mapped. A
+        // sealed segment never does: only the segment a writer appends to is ever cut
+        // (see wirecap_store::mapped), and retention deletes whole files, which leaves
+        // the mapping valid.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io("cannot map", e))?;
+        let body = Bytes::from_owner(map);
+        let sha256 = hex(&Sha256::digest(&body));
+        self.limiter.take(body.len() as u64).await;
+        let len = body.len() as u64;
+        self.store.put(key, PutPayload::from(body)).await?;
+        check_size(&self.store, key, len).await?;
+        self.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(Some(Entry {
+            bytes: len,
+            sha256,
+            mtime_ns: mtime_ns(&meta),
+            encoding: None,
+            stored_bytes: len,
+        }))
     }
 
     /// Uploads one file and checks the object; returns what the manifest records.
@@ -520,6 +621,15 @@ impl Archive {
             encoding: Some("zstd".into()),
             stored_bytes: stored,
         })
+    }
+
+    /// Deletes stream `name`: locally now, in the archive at the next pass (see
+    /// [`crate::deletes`]). A read-only node deletes only its local copy.
+    pub fn delete_stream(&self, store: &Store, name: &str) -> Result<(), wirecap_store::Error> {
+        if self.settings.read_only {
+            return store.delete_stream(name);
+        }
+        crate::deletes::delete_stream(store, &self.settings.probe, name)
     }
 
     /// Frees up to `need` bytes by deleting the local copies of archived segments, the
@@ -653,15 +763,21 @@ impl<'a> ObjWriter<'a> {
                 mp.finish().await?;
             }
         }
-        let head = self.store.head(&self.key).await?;
-        if head.size != self.total {
-            return Err(Error::Verify(format!(
-                "{} holds {} bytes after the upload of {}: not counted as archived",
-                self.key, head.size, self.total
-            )));
-        }
+        check_size(self.store, &self.key, self.total).await?;
         Ok(self.total)
     }
+}
+
+/// Checks by a HEAD that object `key` holds the `len` bytes sent.
+async fn check_size(store: &Arc<dyn ObjectStore>, key: &ObjPath, len: u64) -> Result<(), Error> {
+    let head = store.head(key).await?;
+    if head.size != len {
+        return Err(Error::Verify(format!(
+            "{key} holds {} bytes after the upload of {len}: not counted as archived",
+            head.size
+        )));
+    }
+    Ok(())
 }
 
 /// Offsets of the chunks of segment `n`, from the stream's chunk index.
@@ -713,6 +829,12 @@ fn segments_on_disk(dir: &Path) -> Vec<(u32, u64)> {
 
 /// A file's `(bytes, mtime_ns)`: how a change is seen.
 type Stamp = (u64, u64);
+
+/// The [`Stamp`] of the stream's flow index, if it has one.
+fn flows_stamp(dir: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(dir.join(wirecap_store::layout::FLOWS)).ok()?;
+    Some((m.len(), mtime_ns(&m)))
+}
 
 /// The stream-level files of a directory with their [`Stamp`].
 fn stream_files(dir: &Path) -> Result<Vec<(String, Stamp)>, Error> {
@@ -793,7 +915,9 @@ fn scan(store: &Store, probe: &str) -> Result<(Vec<Plan>, u64, f64), Error> {
                 .is_none_or(|e| e.bytes != *b || e.mtime_ns != *t)
         });
         let all_in = sealed && !manifest.sealed;
-        if pending.is_empty() && !(sealed && changed_files) && !all_in {
+        let flows_behind = sealed && flows_stamp(&dir).is_some_and(|s| s != manifest.flows.stamp);
+        let work = !pending.is_empty() || (sealed && changed_files) || all_in || flows_behind;
+        if !work {
             continue;
         }
         if pending.is_empty() && layout.segments.is_empty() && manifest.segments.is_empty() {
@@ -808,6 +932,7 @@ fn scan(store: &Store, probe: &str) -> Result<(Vec<Plan>, u64, f64), Error> {
             of_segment,
             changed_files,
             sealed,
+            flows_behind,
         });
     }
     let lag_seconds = oldest_sealed

@@ -332,6 +332,14 @@ fn endpoint(k: &FlowKey, i: usize) -> String {
 }
 
 impl FlowRecord {
+    /// Fragment `i` of a stream's index alone, as a record: one row of the archive's
+    /// Parquet flows (`wirecap_archive::flows`), which a query sums per `id`.
+    pub fn of_fragment(stream: &str, i: usize, f: &Fragment) -> Self {
+        let mut r = Self::new(stream, f);
+        r.add(i, f);
+        r
+    }
+
     fn new(stream: &str, f: &Fragment) -> Self {
         let k = &f.key;
         let (s, d) = if f.flags & F_SRC_IS_B != 0 {

@@ -3,8 +3,9 @@
 //! capture's sealed segments, eviction of the local copies, byte-identical downloads
 //! read back by ranges, the bytes a 1 s window costs, a corrupted object, wrong
 //! credentials, an archive that goes away mid-upload (and a `kill -9`), and a second,
-//! read-only node that serves the probe's streams. No traffic leaves loopback
-//! (synthetic capture); every wait is bounded.
+//! read-only node that serves the probe's streams; the flow records as Parquet, read
+//! back by DuckDB (Python's `duckdb`), and a deleted stream's objects deleted. No traffic
+//! leaves loopback (synthetic capture); every wait is bounded.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,40 @@ impl Drop for S3 {
     }
 }
 
+/// What every test starts from: a temporary directory with an S3 server in it (`s3/`)
+/// and the data directory of the server under test (`data/`). Fields drop in order: the
+/// S3 server stops before its directory goes.
+struct Rig {
+    s3: S3,
+    data: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `None` after recording a skip (no `s3s-fs`).
+    fn new() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3::start(&dir.path().join("s3"))?;
+        Some(Self {
+            s3,
+            data: dir.path().join("data"),
+            dir,
+        })
+    }
+
+    /// A server on `data` archiving to the bucket as probe `probe-a`, with `secret` as
+    /// its secret key, `segment`-sized segments and `extra` lines of `[archive]`.
+    fn server(&self, secret: &str, segment: &str, extra: &str) -> Builder {
+        self.s3
+            .env(Server::builder(&self.data), secret)
+            .config(&config(segment, extra))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
 fn config(segment: &str, extra: &str) -> String {
     format!(
         "[retention]\nsegment = \"{segment}\"\n\n[archive]\nurl = \"s3://{BUCKET}/fleet\"\nprobe = \"probe-a\"\n{extra}"
@@ -172,16 +207,11 @@ fn assert_no_secret(s: &Server) {
 
 #[test]
 fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(rig) = Rig::new() else {
         return;
     };
-    let data = dir.path().join("data");
-    let mut s = s3
-        .env(Server::builder(&data), SECRET)
-        .config(&config("2MB", ""))
-        .synthetic(20000)
-        .start();
+    let (s3, data) = (&rig.s3, &rig.data);
+    let mut s = rig.server(SECRET, "2MB", "").synthetic(20000).start();
     let name = capture(&s, "arch", 3);
     let a = wait_archived(&s, 90);
     assert!(a["uploaded_segments_total"].as_u64().unwrap() >= 2, "{a}");
@@ -216,6 +246,19 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
         stored as f64 / raw as f64
     );
     assert!(s3.object("fleet/wirecap-archive.json").exists());
+    // The capture's flow records went up as Parquet once its segments had (the
+    // Parquet test below reads them back).
+    let flows = s.wait_for("the capture's flows in the archive", 30, || {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(stream_dir.join("archive.json")).ok()?).ok()?;
+        let o = m["flows"]["objects"].as_array()?.clone();
+        (!o.is_empty() && m["flows"]["stamp"][0].as_u64() > Some(0)).then_some(o)
+    });
+    for o in flows {
+        let o = o.as_str().unwrap();
+        assert!(o.starts_with("flows/probe=probe-a/date="), "{o}");
+        assert!(s3.object(&format!("fleet/{o}")).exists(), "{o}");
+    }
 
     // Reference downloads from the local disk.
     let single = get(&s, &format!("/api/v1/streams/{name}/pcap"));
@@ -302,7 +345,7 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
 
     // A second node, read-only, on its own empty data directory, serves the probe's
     // streams from the bucket.
-    let data2 = dir.path().join("data2");
+    let data2 = rig.path("data2");
     let ro = s3
         .env(Server::builder(&data2), SECRET)
         .args(&["--archive", &format!("s3://{BUCKET}/fleet"), "--read-only"])
@@ -346,16 +389,11 @@ fn round_trip_eviction_window_cost_corruption_and_a_read_only_node() {
 
 #[test]
 fn wrong_credentials_say_so_capture_goes_on_and_a_full_disk_counts_the_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(rig) = Rig::new() else {
         return;
     };
-    let s = s3
-        .env(
-            Server::builder(&dir.path().join("data")),
-            "not-the-secret-key-1234",
-        )
-        .config(&config("256kB", ""))
+    let s = rig
+        .server("not-the-secret-key-1234", "256kB", "")
         .synthetic(5000)
         .start();
     let v = s.api(
@@ -413,18 +451,16 @@ fn wrong_credentials_say_so_capture_goes_on_and_a_full_disk_counts_the_loss() {
 
 #[test]
 fn archive_down_mid_upload_and_kill_9_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(mut s3) = S3::start(&dir.path().join("s3")) else {
+    let Some(mut rig) = Rig::new() else {
         return;
     };
-    let data = dir.path().join("data");
     // 16 Mbit/s: uploads last long enough to take the archive away in the middle; 12 MB
     // segments go in multipart uploads.
-    let mut s = s3
-        .env(Server::builder(&data), SECRET)
-        .config(&config("12MB", "max_mbps = 16\ncompression = \"none\"\n"))
+    let mut s = rig
+        .server(SECRET, "12MB", "max_mbps = 16\ncompression = \"none\"\n")
         .synthetic(20000)
         .start();
+    let (s3, data) = (&mut rig.s3, &rig.data);
     let name = capture(&s, "down", 4);
     s.wait_for("a first segment archived", 60, || {
         (archive_status(&s)["uploaded_segments_total"].as_u64() >= Some(1)).then_some(())
@@ -494,4 +530,250 @@ fn archive_down_mid_upload_and_kill_9_lose_nothing() {
         "{text}\n{}",
         s.log()
     );
+}
+
+/// Whether Python's `duckdb` module is there; otherwise records a skip.
+fn require_duckdb() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        wirecap_testkit::skip("python3 with the duckdb module (pip install duckdb) is missing");
+    }
+    ok
+}
+
+/// Runs `sql` in DuckDB over the Hive-partitioned Parquet tree `root` (as the view
+/// `flows`); the rows as JSON objects.
+fn duckdb(root: &Path, sql: &str) -> Vec<Value> {
+    let script = r#"
+import duckdb, json, sys
+root, sql = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute(f"CREATE VIEW flows AS SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true)")
+cur = con.execute(sql)
+cols = [d[0] for d in cur.description]
+for row in cur.fetchall():
+    print(json.dumps(dict(zip(cols, row)), default=str))
+"#;
+    let out = support::run(&["python3", "-c", script, root.to_str().unwrap(), sql]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every object file under `dir` (relative paths), sorted.
+fn objects_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+#[test]
+fn flows_go_to_the_archive_as_parquet_that_duckdb_reads_and_deleting_a_stream_deletes_them() {
+    if !require_duckdb() {
+        return;
+    }
+    let Some(mut rig) = Rig::new() else {
+        return;
+    };
+    // 150 s from 20:59:00 UTC: index blocks every 60 s of packet time, flows that go on
+    // across blocks, rows in two hour partitions.
+    let pcap = rig.path("t.pcap");
+    support::run(&[
+        support::BIN,
+        "generate",
+        "--seconds",
+        "150",
+        "--pps",
+        "200",
+        "--flows",
+        "120",
+        "--start",
+        "2026-12-04T20:59:00Z",
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    let out = support::wirecap_in(
+        &rig.data,
+        &["import", "-q", "--name", "lake", pcap.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let name = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut s = rig.server(SECRET, "256MB", "").start();
+    let (s3, data) = (&mut rig.s3, &rig.data);
+    wait_archived(&s, 90);
+    let flows_root = s3.object("fleet/flows");
+    let local_manifest = data.join("streams").join(&name).join("archive.json");
+    let m: Value = s.wait_for("the flows' export in the manifest", 30, || {
+        let m: Value = serde_json::from_slice(&std::fs::read(&local_manifest).ok()?).ok()?;
+        (m["flows"]["blocks"].as_u64() >= Some(3)).then_some(m)
+    });
+    let objects = objects_under(&flows_root);
+    assert_eq!(
+        objects,
+        [
+            format!("probe=probe-a/date=2026-12-04/hour=20/{name}-b00000000.parquet"),
+            format!("probe=probe-a/date=2026-12-04/hour=21/{name}-b00000000.parquet"),
+        ],
+        "{m}"
+    );
+
+    // The rows, summed per flow by DuckDB over the partitioned tree, are `wirecap flows`.
+    let listed = s.wirecap(&[
+        "flows",
+        "--start",
+        "2026-12-04T00:00:00Z",
+        "--stop",
+        "2026-12-05T00:00:00Z",
+    ]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = listed["flows"].as_array().unwrap();
+    let key = |f: &Value| {
+        [
+            "id",
+            "proto",
+            "src",
+            "dst",
+            "sport",
+            "dport",
+            "vlan",
+            "first_ns",
+            "last_ns",
+            "src_packets",
+            "dst_packets",
+            "src_bytes",
+            "dst_bytes",
+            "packets",
+            "bytes",
+            "tcp_flags",
+        ]
+        .map(|k| f[k].to_string())
+        .join(" ")
+    };
+    let mut want: Vec<String> = listed
+        .iter()
+        .filter(|f| f["proto"] != "other")
+        .map(key)
+        .collect();
+    want.sort();
+    let rows = duckdb(
+        &flows_root,
+        "SELECT flow_id AS id, any_value(proto) AS proto, any_value(src_addr) AS src,
+                any_value(dst_addr) AS dst, any_value(src_port) AS sport,
+                any_value(dst_port) AS dport, any_value(vlan) AS vlan, min(first_ns) AS first_ns,
+                max(last_ns) AS last_ns, sum(src_packets)::BIGINT AS src_packets,
+                sum(dst_packets)::BIGINT AS dst_packets, sum(src_bytes)::BIGINT AS src_bytes,
+                sum(dst_bytes)::BIGINT AS dst_bytes, sum(packets)::BIGINT AS packets,
+                sum(bytes)::BIGINT AS bytes, bit_or(tcp_flags) AS tcp_flags,
+                count(*) AS fragments
+         FROM flows WHERE probe = 'probe-a' AND proto <> 'other'
+         GROUP BY stream, flow_id",
+    );
+    // The CLI says TCP flags in letters, tcpdump's order.
+    let letters = |v: &Value| -> Value {
+        let f = v.as_u64().unwrap();
+        "FSRPAUEC"
+            .chars()
+            .enumerate()
+            .filter(|(i, _)| f & (1 << i) != 0)
+            .map(|(_, c)| c)
+            .collect::<String>()
+            .into()
+    };
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r["tcp_flags"] = letters(&r["tcp_flags"]);
+            key(&r)
+        })
+        .collect();
+    got.sort();
+    assert!(want.len() >= 100, "{} flows", want.len());
+    assert_eq!(got, want, "DuckDB's flows against `wirecap flows`");
+    assert!(
+        rows.iter().any(|r| r["fragments"].as_u64() > Some(1)),
+        "flows span blocks"
+    );
+    // Every packet is in a row; partitions are the UTC hour of each row's first packet;
+    // the typed columns agree with the strings.
+    let all = duckdb(
+        &flows_root,
+        "SELECT sum(packets)::BIGINT AS packets, count(*) AS rows,
+                count(*) FILTER (WHERE hour <> (first_ns // 3600000000000) % 24
+                                   OR date::VARCHAR <> strftime(make_timestamp(first_ns // 1000), '%Y-%m-%d')) AS misplaced,
+                count(*) FILTER (WHERE epoch_ns(first_ts) <> first_ns) AS bad_ts,
+                count(*) FILTER (WHERE ip_version = 4 AND src_addr <> concat_ws('.',
+                    src_ipv4 // 16777216, src_ipv4 // 65536 % 256, src_ipv4 // 256 % 256,
+                    src_ipv4 % 256)) AS bad_ipv4
+         FROM flows",
+    );
+    let total: u64 = listed.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+    assert_eq!(all[0]["packets"], 30000, "{all:?}");
+    assert_eq!(total, 30000);
+    assert_eq!(all[0]["misplaced"], 0, "{all:?}");
+    assert_eq!(all[0]["bad_ts"], 0, "{all:?}");
+    assert_eq!(all[0]["bad_ipv4"], 0, "{all:?}");
+
+    // A restart that lost the manifest's record of the export (as a kill between the
+    // objects and the manifest would) writes the same objects again: no duplicate rows.
+    s.stop();
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&local_manifest).unwrap()).unwrap();
+    m.as_object_mut().unwrap().remove("flows");
+    std::fs::write(&local_manifest, m.to_string()).unwrap();
+    s.restart();
+    s.wait_for("the flows exported again", 30, || {
+        let m: Value = serde_json::from_slice(&std::fs::read(&local_manifest).ok()?).ok()?;
+        (m["flows"]["blocks"].as_u64() >= Some(3)).then_some(())
+    });
+    assert_eq!(objects_under(&flows_root), objects);
+    let again = duckdb(&flows_root, "SELECT count(*) AS rows FROM flows");
+    assert_eq!(again[0]["rows"], all[0]["rows"], "no duplicate rows");
+
+    // Deleting the stream deletes its objects (segments, index files, manifest, flows),
+    // even when the archive is down at the time and the server is killed meanwhile: the
+    // deletion waits on disk like an upload.
+    assert!(
+        s3.object(&format!("fleet/probe-a/{name}/manifest.json"))
+            .exists()
+    );
+    s3.stop();
+    let r = s.admin("DELETE", &format!("/api/v1/streams/{name}"), None);
+    assert!(r.code < 300, "{}", r.text());
+    assert!(!data.join("streams").join(&name).exists());
+    let tombstone = data.join("archive-deletes").join(format!("{name}.json"));
+    s.wait_for("the archive to be seen down", 30, || {
+        (archive_status(&s)["state"] == "error").then_some(())
+    });
+    assert!(tombstone.exists());
+    assert!(!objects_under(&flows_root).is_empty());
+    s.kill9();
+    s3.spawn();
+    s.restart();
+    s.wait_for("the stream's objects to be deleted", 30, || {
+        (objects_under(&s3.object(&format!("fleet/probe-a/{name}"))).is_empty()
+            && objects_under(&flows_root).is_empty()
+            && !tombstone.exists())
+        .then_some(())
+    });
+    assert!(s3.object("fleet/wirecap-archive.json").exists());
+    s.wait_for("the archive ok again", 30, || {
+        (archive_status(&s)["state"] == "ok").then_some(())
+    });
 }

@@ -112,7 +112,7 @@ pub(crate) async fn api_delete(
 ) -> Result<Response, ApiError> {
     let name = stream_name(&name)?;
     let a = app.clone();
-    blocking(move || Ok(a.engine.store().delete_stream(&name)?)).await?;
+    blocking(move || Ok(a.engine.delete_stream(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
