@@ -53,9 +53,8 @@
 //!   when the stream is sealed; a crash loses the index of at most that much data, never
 //!   the data, and `wirecap reindex` rebuilds the whole index from the segments.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
@@ -63,6 +62,8 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 use crate::index::{le32, le64};
 use crate::layout;
+
+mod slots;
 
 /// Flows idle this long (packet time) are closed when the next block is written.
 pub const IDLE_NS: u64 = 120 * 1_000_000_000;
@@ -230,11 +231,87 @@ impl FlowKey {
     }
 }
 
+/// A [`FlowKey`] as seven words, the form the classifier hands the writer's table: it
+/// is hashed and compared word by word, and unpacked only when a flow is new.
+/// Words: the small fields (kind, proto, EtherType, TPID, VLAN); MPLS and the ports;
+/// the ICMP class; then each endpoint address as two little-endian words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PackedKey(pub [u64; 7]);
+
+impl PackedKey {
+    /// Packs a key from its fields (`addr` as `u128::from_le_bytes` of the bytes).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn new(
+        kind: FlowKind,
+        proto: u8,
+        ethertype: u16,
+        tpid: u16,
+        vlan: u16,
+        mpls: u32,
+        icmp: u16,
+        addr: [u128; 2],
+        port: [u16; 2],
+    ) -> Self {
+        Self([
+            u64::from(kind as u8)
+                | u64::from(proto) << 8
+                | u64::from(ethertype) << 16
+                | u64::from(tpid) << 32
+                | u64::from(vlan) << 48,
+            u64::from(mpls) | u64::from(port[0]) << 32 | u64::from(port[1]) << 48,
+            u64::from(icmp),
+            addr[0] as u64,
+            (addr[0] >> 64) as u64,
+            addr[1] as u64,
+            (addr[1] >> 64) as u64,
+        ])
+    }
+
+    pub fn pack(k: &FlowKey) -> Self {
+        Self::new(
+            k.kind,
+            k.proto,
+            k.ethertype,
+            k.tpid,
+            k.vlan,
+            k.mpls,
+            k.icmp,
+            [
+                u128::from_le_bytes(k.addr[0]),
+                u128::from_le_bytes(k.addr[1]),
+            ],
+            k.port,
+        )
+    }
+
+    pub fn unpack(&self) -> FlowKey {
+        let w = &self.0;
+        let addr = |lo: u64, hi: u64| (u128::from(hi) << 64 | u128::from(lo)).to_le_bytes();
+        FlowKey {
+            kind: FlowKind::from_u8(w[0] as u8),
+            proto: (w[0] >> 8) as u8,
+            ethertype: (w[0] >> 16) as u16,
+            tpid: (w[0] >> 32) as u16,
+            vlan: (w[0] >> 48) as u16,
+            mpls: w[1] as u32,
+            addr: [addr(w[3], w[4]), addr(w[5], w[6])],
+            port: [(w[1] >> 32) as u16, (w[1] >> 48) as u16],
+            icmp: w[2] as u16,
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_opaque(&self) -> bool {
+        self.0[0] as u8 == FlowKind::Opaque as u8
+    }
+}
+
 /// One packet as the classifier saw it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketFlow {
     /// The flow; an opaque key when the packet could not be keyed exactly.
-    pub key: FlowKey,
+    pub key: PackedKey,
     /// The packet goes from endpoint `b` to endpoint `a`.
     pub reverse: bool,
     pub tcp_flags: u8,
@@ -380,6 +457,23 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// [`put_varint`] for the writer's every packet: a gap below 2^28 (the common case) is
+/// encoded without a loop and appended as one word.
+#[inline(always)]
+fn push_varint(out: &mut Vec<u8>, v: u64) {
+    if v >= 1 << 28 {
+        return put_varint(out, v);
+    }
+    // Bytes needed, 1 to 4; then each byte's 7 bits in place, and the continuation bits
+    // of all but the last.
+    let n = ((64 - (v | 1).leading_zeros()) as usize).div_ceil(7);
+    let w = (v & 0x7f) | (v << 1 & 0x7f00) | (v << 2 & 0x7f_0000) | (v << 3 & 0x7f00_0000);
+    let w = w as u32 | (0x0080_8080 & ((1u32 << (8 * (n - 1))) - 1));
+    let len = out.len();
+    out.extend_from_slice(&w.to_le_bytes());
+    out.truncate(len + n);
+}
+
 fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
@@ -433,8 +527,6 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap<V> = HashMap<FlowKey, V, BuildHasherDefault<KeyHasher>>;
-
 /// A fragment being filled.
 #[derive(Clone, Debug, Default)]
 struct Open {
@@ -460,15 +552,16 @@ impl Open {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, p: &PacketFlow, ts: u64, pos: u64, cover_start: u64) {
         let f = &mut self.frag;
-        if f.packet_count() == 0 {
+        let gap = if f.packet_count() == 0 {
             f.first_ts = ts;
-            put_varint(&mut self.pos, pos - cover_start);
+            pos - cover_start
         } else {
-            put_varint(&mut self.pos, pos - self.last_pos);
-        }
+            pos - self.last_pos
+        };
+        push_varint(&mut self.pos, gap);
         self.last_pos = pos;
         f.last_ts = ts;
         let d = usize::from(p.reverse);
@@ -497,7 +590,7 @@ impl Open {
 /// The flows alive while a stream is written, and the blocks they become.
 #[derive(Debug)]
 pub struct FlowTable {
-    map: KeyMap<u32>,
+    map: slots::FlowSlots,
     open: Vec<Open>,
     opaque: Open,
     cover: Option<(u64, u64)>,
@@ -521,7 +614,7 @@ impl Default for FlowTable {
 impl FlowTable {
     pub fn new(max_flows: usize) -> Self {
         Self {
-            map: KeyMap::default(),
+            map: slots::FlowSlots::default(),
             open: Vec::new(),
             opaque: Open::new(FlowKey::default(), 0, false),
             cover: None,
@@ -552,34 +645,70 @@ impl FlowTable {
     /// `rec_len` bytes. Packets must come in stream order without gaps; a gap (a chunk
     /// written without classification) ends the current block first.
     pub fn observe(&mut self, p: &PacketFlow, packet: u64, pos: u64, rec_len: u64, ts: u64) {
-        match self.cover {
-            Some(_) if self.end.0 != packet => {
+        self.observe_run(packet, pos, std::iter::once((p, rec_len, ts)));
+    }
+
+    /// [`observe`](Self::observe) for a run of consecutive packets (a chunk), the first
+    /// numbered `packet` at `pos`; each item is the packet's flow, record length and
+    /// time. The bookkeeping of the run is done once, not per packet.
+    #[inline]
+    pub fn observe_run<'a>(
+        &mut self,
+        packet: u64,
+        pos: u64,
+        run: impl Iterator<Item = (&'a PacketFlow, u64, u64)>,
+    ) {
+        let mut run = run.peekable();
+        let Some(&(_, _, first_ts)) = run.peek() else {
+            return;
+        };
+        let start = match self.cover {
+            Some((_, start)) if self.end.0 == packet => start,
+            Some(_) => {
                 // Not contiguous: what is open cannot cover the gap. Drop it (the gap
                 // and this block's packets are then scanned by queries).
                 self.discard();
                 self.cover = Some((packet, pos));
+                pos
             }
-            Some(_) => {}
-            None => self.cover = Some((packet, pos)),
+            None => {
+                self.cover = Some((packet, pos));
+                pos
+            }
+        };
+        if self.block_start_ts.is_none() {
+            self.block_start_ts = Some(first_ts);
         }
-        let (_, start) = self.cover.unwrap_or((packet, pos));
-        self.block_start_ts.get_or_insert(ts);
-        self.end = (packet + 1, pos + rec_len);
+        let (mut packet, mut pos, mut ts) = (packet, pos, first_ts);
+        for (p, rec_len, t) in run {
+            ts = t;
+            self.add_packet(p, packet, pos, ts, start);
+            packet += 1;
+            pos += rec_len;
+        }
+        self.end = (packet, pos);
         self.last_ts = ts;
+    }
+
+    #[inline(always)]
+    fn add_packet(&mut self, p: &PacketFlow, packet: u64, pos: u64, ts: u64, start: u64) {
         if p.key.is_opaque() {
             self.opaque.add(p, ts, pos, start);
             return;
         }
-        let slot = match self.map.get(&p.key) {
-            Some(&s) => s as usize,
-            None => {
-                if self.open.len() >= self.max_flows {
-                    self.evict_half();
-                }
+        let slot = match self.map.find(&p.key) {
+            Ok(s) => s as usize,
+            Err(v) => {
                 let s = self.open.len();
-                self.open.push(Open::new(p.key, packet, p.reverse));
-                self.map.insert(p.key, s as u32);
-                s
+                if s >= self.max_flows {
+                    self.evict_half();
+                    let s = self.open.len();
+                    self.map.insert(p.key, s as u32);
+                } else {
+                    self.map.insert_at(v, p.key);
+                }
+                self.open.push(Open::new(p.key.unpack(), packet, p.reverse));
+                self.open.len() - 1
             }
         };
         self.open[slot].add(p, ts, pos, start);
@@ -626,7 +755,7 @@ impl FlowTable {
         self.open = kept;
         self.map.clear();
         for (i, o) in self.open.iter().enumerate() {
-            self.map.insert(o.frag.key, i as u32);
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
         }
         self.finished.extend(closed);
     }
@@ -668,7 +797,7 @@ impl FlowTable {
         self.map.clear();
         for (i, o) in self.open.iter_mut().enumerate() {
             o.reset();
-            self.map.insert(o.frag.key, i as u32);
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
         }
         self.finished.clear();
         self.opaque.reset();
@@ -916,13 +1045,15 @@ fn index_range(
         let body = r.read_body_of(&c)?;
         keys.clear();
         classify.summarize_flows(r.link_type(), &body, &mut scratch, &mut keys);
-        let (mut packet, mut pos) = (c.first_packet, c.pos);
-        for (p, k) in wirecap_pcap::records(&body).zip(keys.iter()) {
+        let recs = wirecap_pcap::records(&body).map(|p| {
             let rec_len = (wirecap_pcap::PCAP_RECORD_HEADER_LEN + p.data.len()) as u64;
-            table.observe(k, packet, pos, rec_len, p.ts_ns());
-            packet += 1;
-            pos += rec_len;
-        }
+            (rec_len, p.ts_ns())
+        });
+        table.observe_run(
+            c.first_packet,
+            c.pos,
+            keys.iter().zip(recs).map(|(k, (len, ts))| (k, len, ts)),
+        );
         report.packets += u64::from(c.packets);
         report.chunks += 1;
         if table.chunk_done() {
@@ -1000,7 +1131,7 @@ mod tests {
         y[0] = b;
         let (key, r) = FlowKey::new(FlowKind::Ipv4, 6, 0x800, (x, port), (y, 80));
         PacketFlow {
-            key,
+            key: PackedKey::pack(&key),
             reverse: r ^ reverse,
             tcp_flags: 0x10,
             orig_len: 100,
@@ -1054,10 +1185,42 @@ mod tests {
     }
 
     #[test]
+    fn packed_keys_unpack() {
+        let mut k = FlowKey::new(
+            FlowKind::Ipv6,
+            17,
+            0x86dd,
+            ([0xfe; 16], 53),
+            ([0x20; 16], 5353),
+        )
+        .0;
+        (k.tpid, k.vlan, k.mpls, k.icmp) = (0x8100, 4095, 0x10_0000, 0x180);
+        let p = PackedKey::pack(&k);
+        assert_eq!(p.unpack(), k);
+        assert!(!p.is_opaque());
+        assert!(PackedKey::pack(&FlowKey::default()).is_opaque());
+        assert_ne!(p, PackedKey::pack(&FlowKey { icmp: 0x181, ..k }));
+    }
+
+    #[test]
     fn varints() {
         let mut b = Vec::new();
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             put_varint(&mut b, v);
+        }
+        // The writer's encoding is the same bytes.
+        for v in (0..64).flat_map(|s| {
+            [
+                (1u64 << s) - 1,
+                1 << s,
+                (1 << s) + 1,
+                0x5555_5555_5555_5555 >> s,
+            ]
+        }) {
+            let (mut x, mut y) = (Vec::new(), vec![9]);
+            put_varint(&mut x, v);
+            push_varint(&mut y, v);
+            assert_eq!(x, y[1..], "{v:#x}");
         }
         let mut at = 0;
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {

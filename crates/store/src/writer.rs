@@ -571,13 +571,9 @@ impl StreamWriter {
         if let Some(fl) = &mut self.flows {
             let entries = chunk.index_entries();
             if fl.keys.len() == entries.len() {
-                let (mut packet, mut pos) = first;
-                for (e, k) in entries.iter().zip(&fl.keys) {
-                    fl.table
-                        .observe(k, packet, pos, u64::from(e.rec_len), e.ts_ns);
-                    packet += 1;
-                    pos += u64::from(e.rec_len);
-                }
+                let run =
+                    (fl.keys.iter().zip(entries)).map(|(k, e)| (k, u64::from(e.rec_len), e.ts_ns));
+                fl.table.observe_run(first.0, first.1, run);
                 if fl.table.chunk_done() {
                     fl.write_block(false);
                 }
