@@ -67,58 +67,37 @@ fn key_of(data: &[u8], d: &Dissected) -> Option<(PackedKey, bool, u8)> {
         return None;
     }
     let chain = d.ethertypes.as_slice();
-    let mut i = 0;
-    let mut tpid = 0;
-    let mut vlan = 0;
-    if let [v] = d.vlan_ids.as_slice() {
-        tpid = *chain.first()?;
-        if !matches!(
-            tpid,
-            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
-        ) {
-            return None;
-        }
-        vlan = *v;
-        i = 1;
-    }
-    let mut mpls = 0;
-    if let [l] = d.mpls_labels.as_slice() {
-        if !matches!(chain.get(i)?, &ethertype::MPLS | &ethertype::MPLS_MC) {
-            return None;
-        }
-        mpls = l + 1;
-        i += 1;
-    }
-    let net = *chain.get(i)?;
-    if chain.len() != i + 1 {
-        return None;
-    }
-    let ports = |proto: u8| -> Option<(u16, u16, u8, u16)> {
-        // (src port, dst port, tcp flags, icmp class)
-        match (proto, d.transport) {
-            (ipproto::TCP, Transport::Tcp { src, dst, flags }) => Some((src, dst, flags?, 0)),
-            (ipproto::UDP, Transport::Udp { src, dst })
-            | (ipproto::SCTP, Transport::Sctp { src, dst }) => Some((src, dst, 0, 0)),
-            (ipproto::TCP | ipproto::UDP | ipproto::SCTP, _) => None,
-            (ipproto::ICMP, Transport::Icmp { ty, .. })
-            | (ipproto::ICMPV6, Transport::Icmpv6 { ty, .. }) => {
-                let echo = matches!(ty, 0 | 8 | 128 | 129);
-                let id = if echo {
-                    let at = d.transport_offset + 4;
-                    u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?])
-                } else {
-                    0
-                };
-                let class = match ty {
-                    0 => 8,
-                    129 => 128,
-                    t => t,
-                };
-                Some((id, id, 0, 0x100 | u16::from(class)))
+    let (mut tpid, mut vlan, mut mpls) = (0, 0, 0);
+    let net = match chain {
+        // Untagged: the common case, one check.
+        [net] if d.vlan_ids.is_empty() && d.mpls_labels.is_empty() => *net,
+        _ => {
+            let mut i = 0;
+            if let [v] = d.vlan_ids.as_slice() {
+                tpid = *chain.first()?;
+                if !matches!(
+                    tpid,
+                    ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+                ) {
+                    return None;
+                }
+                vlan = *v;
+                i = 1;
             }
-            _ => Some((0, 0, 0, 0)),
+            if let [l] = d.mpls_labels.as_slice() {
+                if !matches!(chain.get(i)?, &ethertype::MPLS | &ethertype::MPLS_MC) {
+                    return None;
+                }
+                mpls = l + 1;
+                i += 1;
+            }
+            if chain.len() != i + 1 {
+                return None;
+            }
+            chain[i]
         }
     };
+    let ports = |proto: u8| ports(proto, data, d);
     // Addresses are packed as the little-endian reading of the key's bytes.
     let key = |kind, proto, et, icmp, a: (u128, u16), b: (u128, u16)| {
         PackedKey::new(
@@ -136,8 +115,10 @@ fn key_of(data: &[u8], d: &Dissected) -> Option<(PackedKey, bool, u8)> {
     match d.network {
         Network::Ipv4(ip) if net == ethertype::IPV4 => {
             let (sp, dp, flags, icmp) = ports(ip.proto)?;
-            let (a, b, r) = canonical((u32::from(ip.src), sp), (u32::from(ip.dst), dp));
-            let le = |(x, p): (u32, u16)| (u128::from(x.swap_bytes()), p);
+            // Address and port in one word: one comparison orders the endpoints.
+            let ep = |a: std::net::Ipv4Addr, p: u16| u64::from(u32::from(a)) << 16 | u64::from(p);
+            let (a, b, r) = canonical((ep(ip.src, sp), 0), (ep(ip.dst, dp), 0));
+            let le = |(x, _): (u64, u16)| (u128::from(((x >> 16) as u32).swap_bytes()), x as u16);
             Some((
                 key(FlowKind::Ipv4, ip.proto, net, icmp, le(a), le(b)),
                 r,
@@ -176,6 +157,35 @@ fn key_of(data: &[u8], d: &Dissected) -> Option<(PackedKey, bool, u8)> {
             let le = |(x, p): (u64, u16)| (u128::from(x.swap_bytes()), p);
             Some((key(FlowKind::Ether, 0, et, 0, le(a), le(b)), r, 0))
         }
+    }
+}
+
+/// The transport part of a key: (source port, destination port, TCP flags, ICMP class).
+#[inline(always)]
+fn ports(proto: u8, data: &[u8], d: &Dissected) -> Option<(u16, u16, u8, u16)> {
+    // (src port, dst port, tcp flags, icmp class)
+    match (proto, d.transport) {
+        (ipproto::TCP, Transport::Tcp { src, dst, flags }) => Some((src, dst, flags?, 0)),
+        (ipproto::UDP, Transport::Udp { src, dst })
+        | (ipproto::SCTP, Transport::Sctp { src, dst }) => Some((src, dst, 0, 0)),
+        (ipproto::TCP | ipproto::UDP | ipproto::SCTP, _) => None,
+        (ipproto::ICMP, Transport::Icmp { ty, .. })
+        | (ipproto::ICMPV6, Transport::Icmpv6 { ty, .. }) => {
+            let echo = matches!(ty, 0 | 8 | 128 | 129);
+            let id = if echo {
+                let at = d.transport_offset + 4;
+                u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?])
+            } else {
+                0
+            };
+            let class = match ty {
+                0 => 8,
+                129 => 128,
+                t => t,
+            };
+            Some((id, id, 0, 0x100 | u16::from(class)))
+        }
+        _ => Some((0, 0, 0, 0)),
     }
 }
 

@@ -457,21 +457,32 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// For a value of `b` significant bits (`b` <= 28): how many varint bytes it takes,
+/// and the continuation bits of all but the last of them.
+const VARINT_SHAPE: [(u8, u32); 29] = {
+    let mut t = [(0u8, 0u32); 29];
+    let mut b: usize = 0;
+    while b <= 28 {
+        let n = if b == 0 { 1 } else { b.div_ceil(7) };
+        t[b] = (n as u8, 0x0080_8080 & ((1u32 << (8 * (n - 1))) - 1));
+        b += 1;
+    }
+    t
+};
+
 /// [`put_varint`] for the writer's every packet: a gap below 2^28 (the common case) is
-/// encoded without a loop and appended as one word.
+/// encoded without a loop or a branch and appended as one word.
 #[inline(always)]
 fn push_varint(out: &mut Vec<u8>, v: u64) {
     if v >= 1 << 28 {
         return put_varint(out, v);
     }
-    // Bytes needed, 1 to 4; then each byte's 7 bits in place, and the continuation bits
-    // of all but the last.
-    let n = ((64 - (v | 1).leading_zeros()) as usize).div_ceil(7);
+    let (n, cont) = VARINT_SHAPE[(64 - v.leading_zeros()) as usize];
+    // Each byte's 7 bits in place.
     let w = (v & 0x7f) | (v << 1 & 0x7f00) | (v << 2 & 0x7f_0000) | (v << 3 & 0x7f00_0000);
-    let w = w as u32 | (0x0080_8080 & ((1u32 << (8 * (n - 1))) - 1));
     let len = out.len();
-    out.extend_from_slice(&w.to_le_bytes());
-    out.truncate(len + n);
+    out.extend_from_slice(&(w as u32 | cont).to_le_bytes());
+    out.truncate(len + usize::from(n));
 }
 
 fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
@@ -555,7 +566,8 @@ impl Open {
     #[inline(always)]
     fn add(&mut self, p: &PacketFlow, ts: u64, pos: u64, cover_start: u64) {
         let f = &mut self.frag;
-        let gap = if f.packet_count() == 0 {
+        // No positions yet: the fragment's first packet (cheaper than its counters).
+        let gap = if self.pos.is_empty() {
             f.first_ts = ts;
             pos - cover_start
         } else {
@@ -658,8 +670,8 @@ impl FlowTable {
         pos: u64,
         run: impl Iterator<Item = (&'a PacketFlow, u64, u64)>,
     ) {
-        let mut run = run.peekable();
-        let Some(&(_, _, first_ts)) = run.peek() else {
+        let mut run = run;
+        let Some((p, rec_len, first_ts)) = run.next() else {
             return;
         };
         let start = match self.cover {
@@ -679,7 +691,8 @@ impl FlowTable {
         if self.block_start_ts.is_none() {
             self.block_start_ts = Some(first_ts);
         }
-        let (mut packet, mut pos, mut ts) = (packet, pos, first_ts);
+        self.add_packet(p, packet, pos, first_ts, start);
+        let (mut packet, mut pos, mut ts) = (packet + 1, pos + rec_len, first_ts);
         for (p, rec_len, t) in run {
             ts = t;
             self.add_packet(p, packet, pos, ts, start);
