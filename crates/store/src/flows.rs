@@ -657,23 +657,24 @@ impl FlowTable {
     /// `rec_len` bytes. Packets must come in stream order without gaps; a gap (a chunk
     /// written without classification) ends the current block first.
     pub fn observe(&mut self, p: &PacketFlow, packet: u64, pos: u64, rec_len: u64, ts: u64) {
-        self.observe_run(packet, pos, std::iter::once((p, rec_len, ts)));
+        self.run(packet, pos).push(p, rec_len, ts);
     }
 
     /// [`observe`](Self::observe) for a run of consecutive packets (a chunk), the first
-    /// numbered `packet` at `pos`; each item is the packet's flow, record length and
-    /// time. The bookkeeping of the run is done once, not per packet.
-    #[inline]
-    pub fn observe_run<'a>(
-        &mut self,
-        packet: u64,
-        pos: u64,
-        run: impl Iterator<Item = (&'a PacketFlow, u64, u64)>,
-    ) {
-        let mut run = run;
-        let Some((p, rec_len, first_ts)) = run.next() else {
-            return;
-        };
+    /// numbered `packet` at `pos`, given one by one to [`FlowRun::push`]: the bookkeeping
+    /// of the run is done once, not per packet.
+    pub fn run(&mut self, packet: u64, pos: u64) -> FlowRun<'_> {
+        FlowRun {
+            table: self,
+            packet,
+            pos,
+            start: None,
+            ts: 0,
+        }
+    }
+
+    /// Starts covering packets at `packet`/`pos`; returns the block's first position.
+    fn begin(&mut self, packet: u64, pos: u64, ts: u64) -> u64 {
         let start = match self.cover {
             Some((_, start)) if self.end.0 == packet => start,
             Some(_) => {
@@ -689,18 +690,9 @@ impl FlowTable {
             }
         };
         if self.block_start_ts.is_none() {
-            self.block_start_ts = Some(first_ts);
+            self.block_start_ts = Some(ts);
         }
-        self.add_packet(p, packet, pos, first_ts, start);
-        let (mut packet, mut pos, mut ts) = (packet + 1, pos + rec_len, first_ts);
-        for (p, rec_len, t) in run {
-            ts = t;
-            self.add_packet(p, packet, pos, ts, start);
-            packet += 1;
-            pos += rec_len;
-        }
-        self.end = (packet, pos);
-        self.last_ts = ts;
+        start
     }
 
     #[inline(always)]
@@ -725,6 +717,19 @@ impl FlowTable {
             }
         };
         self.open[slot].add(p, ts, pos, start);
+    }
+
+    /// Forgets the packets observed from number `first_packet` on (their chunk was not
+    /// written after all): this block's fragments are dropped, as for a gap (its packets
+    /// are scanned), and so are the flows first seen in those packets, whose ids would
+    /// name packets that are not there.
+    pub fn abandon(&mut self, first_packet: u64) {
+        self.discard();
+        self.open.retain(|o| o.frag.id < first_packet);
+        self.map.clear();
+        for (i, o) in self.open.iter().enumerate() {
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
+        }
     }
 
     /// Counts a chunk written; true when a block is due.
@@ -841,12 +846,46 @@ impl FlowTable {
     }
 }
 
+/// Packets being added to a [`FlowTable`] (see [`FlowTable::run`]).
+pub struct FlowRun<'a> {
+    table: &'a mut FlowTable,
+    packet: u64,
+    pos: u64,
+    /// The block's first position, once the run's first packet is in.
+    start: Option<u64>,
+    ts: u64,
+}
+
+impl FlowRun<'_> {
+    /// Adds the run's next packet: its flow, record length and time.
+    #[inline(always)]
+    pub fn push(&mut self, p: &PacketFlow, rec_len: u64, ts: u64) {
+        let start = match self.start {
+            Some(s) => s,
+            None => *self
+                .start
+                .insert(self.table.begin(self.packet, self.pos, ts)),
+        };
+        self.table.add_packet(p, self.packet, self.pos, ts, start);
+        self.packet += 1;
+        self.pos += rec_len;
+        self.ts = ts;
+    }
+}
+
+impl Drop for FlowRun<'_> {
+    fn drop(&mut self) {
+        if self.start.is_some() {
+            self.table.end = (self.packet, self.pos);
+            self.table.last_ts = self.ts;
+        }
+    }
+}
+
 /// `flows.idx` being appended by a writer.
 pub(crate) struct FlowFile {
     file: crate::writer::IndexFile,
     pub(crate) table: FlowTable,
-    /// Per packet of the chunk being written: what the classifier said.
-    pub(crate) keys: Vec<PacketFlow>,
 }
 
 impl FlowFile {
@@ -854,7 +893,6 @@ impl FlowFile {
         Ok(Self {
             file: crate::writer::IndexFile::open(dir.join(layout::FLOWS))?,
             table: FlowTable::default(),
-            keys: Vec::new(),
         })
     }
 
@@ -1036,7 +1074,6 @@ fn index_range(
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<RebuildFlows> {
     let mut table = FlowTable::default();
-    let mut keys = Vec::new();
     let mut scratch = vec![0u8; classify.summary_len()];
     let mut report = RebuildFlows::default();
     let mut emit = |b: Option<&[u8]>, report: &mut RebuildFlows| -> Result<()> {
@@ -1056,16 +1093,12 @@ fn index_range(
         }
         last_chunk = Some(s.chunk);
         let body = r.read_body_of(&c)?;
-        keys.clear();
-        classify.summarize_flows(r.link_type(), &body, &mut scratch, &mut keys);
-        let recs = wirecap_pcap::records(&body).map(|p| {
-            let rec_len = (wirecap_pcap::PCAP_RECORD_HEADER_LEN + p.data.len()) as u64;
-            (rec_len, p.ts_ns())
-        });
-        table.observe_run(
-            c.first_packet,
-            c.pos,
-            keys.iter().zip(recs).map(|(k, (len, ts))| (k, len, ts)),
+        classify.summarize_flows(
+            r.link_type(),
+            &body,
+            &mut scratch,
+            &mut table,
+            (c.first_packet, c.pos),
         );
         report.packets += u64::from(c.packets);
         report.chunks += 1;
@@ -1136,6 +1169,7 @@ pub struct RebuildFlows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn pf(a: u8, b: u8, port: u16, reverse: bool) -> PacketFlow {
         let mut x = [0u8; 16];
@@ -1195,6 +1229,154 @@ mod tests {
         let cut = &bytes[..bytes.len() - 1];
         let kept = walk_blocks(cut, 1000, u64::MAX, |_, _| {});
         assert!(kept < cut.len() as u64);
+    }
+
+    /// Decodes blocks into (header, fragment, its packets' positions).
+    fn decode(bytes: &[u8]) -> Vec<(BlockHeader, Fragment, Vec<u64>)> {
+        let mut ix = FlowIndex::default();
+        walk_blocks(bytes, u64::MAX, u64::MAX, |h, b| ix.push_block(h, b));
+        (0..ix.fragments.len())
+            .map(|i| {
+                let h = ix.blocks[ix.block_of[i] as usize];
+                (h, ix.fragments[i], ix.positions(i).collect())
+            })
+            .collect()
+    }
+
+    /// The table against a plain model (a `HashMap` from position to key, and what the
+    /// module doc promises), with few slots so that the table evicts, and time jumps so
+    /// that flows close idle.
+    #[test]
+    fn table_agrees_with_a_model_through_evictions_and_idle_closes() {
+        let mut t = FlowTable::new(8);
+        let mut bytes = Vec::new();
+        let mut model: HashMap<u64, PacketFlow> = HashMap::new();
+        let mut time: HashMap<u64, u64> = HashMap::new();
+        let mut number: HashMap<u64, u64> = HashMap::new();
+        let (mut rng, mut ts, mut pos) = (0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for i in 0..3_000u64 {
+            let r = next();
+            ts += if r % 97 == 0 { IDLE_NS + 1 } else { 1_000 };
+            let mut p = pf((r % 23) as u8, 200, (r >> 8) as u16 % 3, r >> 20 & 1 == 1);
+            if r % 41 == 0 {
+                p = PacketFlow::default();
+            }
+            p.orig_len = 60 + (r >> 30) as u32 % 1400;
+            p.tcp_flags = 1 << ((r >> 40) % 8);
+            let len = 16 + u64::from(p.orig_len);
+            t.observe(&p, i, pos, len, ts);
+            model.insert(pos, p);
+            time.insert(pos, ts);
+            number.insert(pos, i);
+            pos += len;
+            if i % 50 == 49 {
+                bytes.extend_from_slice(t.take_block(i == 2_999).unwrap());
+            }
+        }
+        let frags = decode(&bytes);
+        let mut seen = 0;
+        let mut id_of: HashMap<PackedKey, u64> = HashMap::new();
+        let mut evicted = 0;
+        for (h, f, ps) in &frags {
+            seen += ps.len();
+            assert_eq!(f.packet_count(), ps.len() as u64);
+            let key = PackedKey::pack(&f.key);
+            let (mut packets, mut bytes, mut flags) = ([0u64; 2], [0u64; 2], 0u8);
+            let (mut lo, mut hi) = (u32::MAX, 0);
+            for at in ps {
+                let p = model[at];
+                assert_eq!(p.key, key, "a packet in another flow's fragment");
+                assert!((f.first_ts..=f.last_ts).contains(&time[at]));
+                packets[usize::from(p.reverse)] += 1;
+                bytes[usize::from(p.reverse)] += u64::from(p.orig_len);
+                flags |= p.tcp_flags;
+                (lo, hi) = (lo.min(p.orig_len), hi.max(p.orig_len));
+            }
+            assert_eq!(
+                (f.packets, f.bytes, f.tcp_flags, f.min_len, f.max_len),
+                (packets, bytes, flags, lo, hi)
+            );
+            if f.key.is_opaque() {
+                continue;
+            }
+            // Fragments of one flow share its id until it is closed (with or without a
+            // fragment saying so); a flow that comes back gets a new one, the number of
+            // its first packet: never a merge.
+            if id_of.get(&key) != Some(&f.id) {
+                assert_eq!(f.id, number[&ps[0]]);
+                assert!(!id_of.values().any(|&id| id == f.id));
+                assert!(f.id >= h.cover_first_packet && f.id < h.cover_end_packet);
+            }
+            if f.flags & F_CLOSED != 0 {
+                id_of.remove(&key);
+            } else {
+                id_of.insert(key, f.id);
+            }
+            if f.flags & F_EVICTED_EARLY != 0 {
+                evicted += 1;
+            }
+        }
+        assert_eq!(seen, 3_000);
+        assert!(evicted > 0, "the cap was never reached");
+        // Flows closed early with no packets in that block leave no fragment to flag.
+        assert!(t.evicted_early() >= evicted);
+        assert!(
+            frags
+                .iter()
+                .any(|(_, f, _)| f.flags & F_CLOSED != 0 && f.flags & F_EVICTED_EARLY == 0),
+            "no flow closed idle"
+        );
+    }
+
+    /// A chunk the table saw but the writer could not index is forgotten: no block
+    /// names its packets, and no flow keeps an id from them.
+    #[test]
+    fn abandoned_packets_are_never_named() {
+        let mut t = FlowTable::new(16);
+        let mut pos = 0;
+        for i in 0..10u64 {
+            t.observe(&pf(1 + (i % 2) as u8, 200, 1, false), i, pos, 100, i);
+            pos += 100;
+        }
+        let lost_at = pos;
+        {
+            let mut run = t.run(10, pos);
+            for i in 10..15u64 {
+                run.push(&pf(if i == 12 { 7 } else { 1 }, 200, 1, false), 100, i);
+            }
+        }
+        t.abandon(10);
+        // The same numbers again, with other packets.
+        for i in 10..13u64 {
+            t.observe(
+                &pf(if i == 11 { 9 } else { 1 }, 200, 1, false),
+                i,
+                pos,
+                60,
+                i,
+            );
+            pos += 60;
+        }
+        let frags = decode(t.take_block(true).unwrap());
+        let n: usize = frags.iter().map(|(_, _, ps)| ps.len()).sum();
+        assert_eq!(n, 3);
+        for (h, f, ps) in &frags {
+            assert_eq!((h.cover_first_packet, h.cover_end_packet), (10, 13));
+            assert!(ps.iter().all(|&p| p >= lost_at && p < pos));
+            assert_ne!(f.key.addr[0][0], 7, "a flow of the lost chunk");
+            if f.key.addr[0][0] == 9 {
+                assert_eq!(f.id, 11);
+            }
+            if f.key.addr[0][0] == 1 {
+                assert_eq!(f.id, 0, "a flow from before keeps its id");
+            }
+        }
     }
 
     #[test]
