@@ -29,7 +29,8 @@ const MIN_BITS: u32 = 6;
 /// See the module doc.
 #[derive(Debug)]
 pub(super) struct FlowSlots {
-    /// `EMPTY`, or the hash's tag in the high half and `slot + 1` in the low half.
+    /// `EMPTY`, or `slot + 1` in the high half and the hash's tag (its low half) in the
+    /// low half, which a probe compares as one 32-bit word.
     entries: Vec<u64>,
     /// The key of every slot, in slot order.
     keys: Vec<PackedKey>,
@@ -95,7 +96,7 @@ impl FlowSlots {
     #[inline(always)]
     pub(super) fn find(&self, k: &PackedKey) -> Result<u32, Vacant> {
         let hash = hash(k);
-        let tag = hash << 32;
+        let tag = hash as u32;
         let mask = self.entries.len() - 1;
         let mut at = self.start(hash);
         loop {
@@ -103,8 +104,8 @@ impl FlowSlots {
             if e == EMPTY {
                 return Err(Vacant { hash, at });
             }
-            if e & !0xffff_ffff == tag {
-                let slot = (e as u32).wrapping_sub(1);
+            if e as u32 == tag {
+                let slot = ((e >> 32) as u32).wrapping_sub(1);
                 if same(&self.keys[slot as usize], k) {
                     return Ok(slot);
                 }
@@ -127,7 +128,7 @@ impl FlowSlots {
         if 2 * self.keys.len() > self.entries.len() {
             self.grow();
         } else {
-            self.entries[v.at] = v.hash << 32 | slot;
+            self.entries[v.at] = slot << 32 | (v.hash & 0xffff_ffff);
         }
     }
 
@@ -158,7 +159,7 @@ impl FlowSlots {
             while self.entries[at] != EMPTY {
                 at = (at + 1) & mask;
             }
-            self.entries[at] = hash << 32 | (i as u64 + 1);
+            self.entries[at] = (i as u64 + 1) << 32 | (hash & 0xffff_ffff);
         }
     }
 }
