@@ -23,99 +23,107 @@ use wirecap_filter::summary::Facts;
 use wirecap_pcap::LinkType;
 use wirecap_store::flows::{F_EVICTED_EARLY, F_SRC_IS_B};
 use wirecap_store::{
-    FlowIndex, FlowKey, FlowKind, Fragment, PacketFlow, PacketRange, Store, StreamReader,
+    FlowIndex, FlowKey, FlowKind, Fragment, PackedKey, PacketFlow, PacketRange, Store, StreamReader,
 };
 
 use crate::export::{Export, Format};
 use crate::{Filter, FlowClassifier, Result};
 
 /// Keys one packet (see the module doc); an opaque key when it cannot be keyed exactly.
+/// This runs for every packet a writer stores: the key is packed straight from the
+/// dissection (see [`PackedKey`]), with no intermediate [`FlowKey`].
+#[inline]
 pub fn classify(link: LinkType, data: &[u8], orig_len: u32, d: &Dissected) -> PacketFlow {
-    let opaque = PacketFlow {
-        orig_len,
-        ..PacketFlow::default()
-    };
-    key_of(link, data, d).map_or(opaque, |(key, reverse, tcp_flags)| PacketFlow {
-        key,
-        reverse,
-        tcp_flags,
-        orig_len,
-    })
+    let _ = link;
+    match key_of(data, d) {
+        Some((key, reverse, tcp_flags)) => PacketFlow {
+            key,
+            reverse,
+            tcp_flags,
+            orig_len,
+        },
+        None => PacketFlow {
+            orig_len,
+            ..PacketFlow::default()
+        },
+    }
 }
 
-fn key_of(link: LinkType, data: &[u8], d: &Dissected) -> Option<(FlowKey, bool, u8)> {
+/// The two endpoints in canonical order (the order of [`FlowKey::new`]: address bytes,
+/// then port), each given as its address read big-endian (for the order) and its port;
+/// and whether the packet goes from `b` to `a`.
+#[inline(always)]
+fn canonical<T: Ord + Copy>(src: (T, u16), dst: (T, u16)) -> ((T, u16), (T, u16), bool) {
+    if dst < src {
+        (dst, src, true)
+    } else {
+        (src, dst, false)
+    }
+}
+
+#[inline(always)]
+fn key_of(data: &[u8], d: &Dissected) -> Option<(PackedKey, bool, u8)> {
     if d.truncated || d.vlan_ids.len() > 1 || d.mpls_labels.len() > 1 {
         return None;
     }
     let chain = d.ethertypes.as_slice();
-    let mut i = 0;
-    let mut tpid = 0;
-    let mut vlan = 0;
-    if let [v] = d.vlan_ids.as_slice() {
-        tpid = *chain.first()?;
-        if !matches!(
-            tpid,
-            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
-        ) {
-            return None;
-        }
-        vlan = *v;
-        i = 1;
-    }
-    let mut mpls = 0;
-    if let [l] = d.mpls_labels.as_slice() {
-        if !matches!(chain.get(i)?, &ethertype::MPLS | &ethertype::MPLS_MC) {
-            return None;
-        }
-        mpls = l + 1;
-        i += 1;
-    }
-    let net = *chain.get(i)?;
-    if chain.len() != i + 1 {
-        return None;
-    }
-    let with_ctx = |(mut k, r, f): (FlowKey, bool, u8)| {
-        k.tpid = tpid;
-        k.vlan = vlan;
-        k.mpls = mpls;
-        Some((k, r, f))
-    };
-    let ports = |proto: u8| -> Option<(u16, u16, u8, u16)> {
-        // (src port, dst port, tcp flags, icmp class)
-        match (proto, d.transport) {
-            (ipproto::TCP, Transport::Tcp { src, dst, flags }) => Some((src, dst, flags?, 0)),
-            (ipproto::UDP, Transport::Udp { src, dst })
-            | (ipproto::SCTP, Transport::Sctp { src, dst }) => Some((src, dst, 0, 0)),
-            (ipproto::TCP | ipproto::UDP | ipproto::SCTP, _) => None,
-            (ipproto::ICMP, Transport::Icmp { ty, .. })
-            | (ipproto::ICMPV6, Transport::Icmpv6 { ty, .. }) => {
-                let echo = matches!(ty, 0 | 8 | 128 | 129);
-                let id = if echo {
-                    let at = d.transport_offset + 4;
-                    u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?])
-                } else {
-                    0
-                };
-                let class = match ty {
-                    0 => 8,
-                    129 => 128,
-                    t => t,
-                };
-                Some((id, id, 0, 0x100 | u16::from(class)))
+    let (mut tpid, mut vlan, mut mpls) = (0, 0, 0);
+    let net = match chain {
+        // Untagged: the common case, one check.
+        [net] if d.vlan_ids.is_empty() && d.mpls_labels.is_empty() => *net,
+        _ => {
+            let mut i = 0;
+            if let [v] = d.vlan_ids.as_slice() {
+                tpid = *chain.first()?;
+                if !matches!(
+                    tpid,
+                    ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+                ) {
+                    return None;
+                }
+                vlan = *v;
+                i = 1;
             }
-            _ => Some((0, 0, 0, 0)),
+            if let [l] = d.mpls_labels.as_slice() {
+                if !matches!(chain.get(i)?, &ethertype::MPLS | &ethertype::MPLS_MC) {
+                    return None;
+                }
+                mpls = l + 1;
+                i += 1;
+            }
+            if chain.len() != i + 1 {
+                return None;
+            }
+            chain[i]
         }
+    };
+    let ports = |proto: u8| ports(proto, data, d);
+    // Addresses are packed as the little-endian reading of the key's bytes.
+    let key = |kind, proto, et, icmp, a: (u128, u16), b: (u128, u16)| {
+        PackedKey::new(
+            kind,
+            proto,
+            et,
+            tpid,
+            vlan,
+            mpls,
+            icmp,
+            [a.0, b.0],
+            [a.1, b.1],
+        )
     };
     match d.network {
         Network::Ipv4(ip) if net == ethertype::IPV4 => {
             let (sp, dp, flags, icmp) = ports(ip.proto)?;
-            let mut a = [0u8; 16];
-            a[..4].copy_from_slice(&ip.src.octets());
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&ip.dst.octets());
-            let (mut k, r) = FlowKey::new(FlowKind::Ipv4, ip.proto, net, (a, sp), (b, dp));
-            k.icmp = icmp;
-            with_ctx((k, r, flags))
+            // Address and port in one word: one comparison orders the endpoints.
+            let ep = |a: std::net::Ipv4Addr, p: u16| u64::from(u32::from(a)) << 16 | u64::from(p);
+            let (a, b, r) = canonical((ep(ip.src, sp), 0), (ep(ip.dst, dp), 0));
+            let le = |(x, _): (u64, u16)| (u128::from(((x >> 16) as u32).swap_bytes()), x as u16);
+            Some((
+                key(FlowKind::Ipv4, ip.proto, net, icmp, le(a), le(b)),
+                r,
+                flags,
+            ))
         }
         Network::Ipv6(ip) if net == ethertype::IPV6 => {
             // Extension headers: tcpdump's primitives read past them differently.
@@ -123,38 +131,61 @@ fn key_of(link: LinkType, data: &[u8], d: &Dissected) -> Option<(FlowKey, bool, 
                 return None;
             }
             let (sp, dp, flags, icmp) = ports(ip.next_header)?;
-            let (mut k, r) = FlowKey::new(
-                FlowKind::Ipv6,
-                ip.next_header,
-                net,
-                (ip.src.octets(), sp),
-                (ip.dst.octets(), dp),
-            );
-            k.icmp = icmp;
-            with_ctx((k, r, flags))
+            let (a, b, r) = canonical((u128::from(ip.src), sp), (u128::from(ip.dst), dp));
+            let le = |(x, p): (u128, u16)| (x.swap_bytes(), p);
+            Some((
+                key(FlowKind::Ipv6, ip.next_header, net, icmp, le(a), le(b)),
+                r,
+                flags,
+            ))
         }
         Network::Ipv4(_) | Network::Ipv6(_) => None,
         // The IP EtherTypes without an IP header dissected: malformed.
         Network::None if net == ethertype::IPV4 || net == ethertype::IPV6 => None,
         Network::None | Network::Arp(_) => {
+            // A MAC as the key's 16 bytes would read: big-endian for the order, shifted
+            // into place (a missing one is zeros).
             let mac = |m: Option<dissect::wire::MacAddr>| {
-                let mut a = [0u8; 16];
+                let mut b = [0u8; 8];
                 if let Some(m) = m {
-                    a[..6].copy_from_slice(&m.0);
+                    b[..6].copy_from_slice(&m.0);
                 }
-                a
+                (u64::from_be_bytes(b), 0u16)
             };
             let et = if net <= 1500 { 0 } else { net };
-            let _ = link;
-            let (k, r) = FlowKey::new(
-                FlowKind::Ether,
-                0,
-                et,
-                (mac(d.eth_src), 0),
-                (mac(d.eth_dst), 0),
-            );
-            with_ctx((k, r, 0))
+            let (a, b, r) = canonical(mac(d.eth_src), mac(d.eth_dst));
+            let le = |(x, p): (u64, u16)| (u128::from(x.swap_bytes()), p);
+            Some((key(FlowKind::Ether, 0, et, 0, le(a), le(b)), r, 0))
         }
+    }
+}
+
+/// The transport part of a key: (source port, destination port, TCP flags, ICMP class).
+#[inline(always)]
+fn ports(proto: u8, data: &[u8], d: &Dissected) -> Option<(u16, u16, u8, u16)> {
+    // (src port, dst port, tcp flags, icmp class)
+    match (proto, d.transport) {
+        (ipproto::TCP, Transport::Tcp { src, dst, flags }) => Some((src, dst, flags?, 0)),
+        (ipproto::UDP, Transport::Udp { src, dst })
+        | (ipproto::SCTP, Transport::Sctp { src, dst }) => Some((src, dst, 0, 0)),
+        (ipproto::TCP | ipproto::UDP | ipproto::SCTP, _) => None,
+        (ipproto::ICMP, Transport::Icmp { ty, .. })
+        | (ipproto::ICMPV6, Transport::Icmpv6 { ty, .. }) => {
+            let echo = matches!(ty, 0 | 8 | 128 | 129);
+            let id = if echo {
+                let at = d.transport_offset + 4;
+                u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?])
+            } else {
+                0
+            };
+            let class = match ty {
+                0 => 8,
+                129 => 128,
+                t => t,
+            };
+            Some((id, id, 0, 0x100 | u16::from(class)))
+        }
+        _ => Some((0, 0, 0, 0)),
     }
 }
 
@@ -642,7 +673,7 @@ pub fn check_index(reader: &StreamReader) -> Result<IndexCheck> {
                     next += 1;
                     let f = &ix.fragments[i];
                     let d = dissect::dissect(dl, p.data);
-                    let k = classify(lt, p.data, p.orig_len, &d).key;
+                    let k = classify(lt, p.data, p.orig_len, &d).key.unpack();
                     let ts = p.ts_ns();
                     if k != f.key {
                         c.problems.push(format!(

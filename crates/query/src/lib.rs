@@ -94,15 +94,31 @@ fn summarize_into(
     link: LinkType,
     body: &[u8],
     out: &mut [u8],
-    mut flows: Option<&mut Vec<wirecap_store::PacketFlow>>,
+    flows: Option<(&mut wirecap_store::flows::FlowTable, (u64, u64))>,
 ) {
     let mut s = ChunkSummary::new();
     let dl = wirecap_filter::dissect::Link::from_linktype(link.0);
-    for p in wirecap_pcap::records(body) {
-        let d = wirecap_filter::dissect::dissect(dl, p.data);
-        s.add_dissected_packet(link, p.data, p.orig_len, &d);
-        if let Some(f) = flows.as_deref_mut() {
-            f.push(flows::classify(link, p.data, p.orig_len, &d));
+    let records = wirecap_pcap::records(body);
+    match flows {
+        None => {
+            for p in records {
+                let d = wirecap_filter::dissect::dissect(dl, p.data);
+                s.add_dissected_packet(link, p.data, p.orig_len, &d);
+            }
+        }
+        // Each packet goes from the dissection to the flow table at once.
+        Some((table, (packet, pos))) => {
+            let mut run = table.run(packet, pos);
+            for p in records {
+                let d = wirecap_filter::dissect::dissect(dl, p.data);
+                s.add_dissected_packet(link, p.data, p.orig_len, &d);
+                let rec_len = (wirecap_pcap::PCAP_RECORD_HEADER_LEN + p.data.len()) as u64;
+                run.push(
+                    &flows::classify(link, p.data, p.orig_len, &d),
+                    rec_len,
+                    p.ts_ns(),
+                );
+            }
         }
     }
     let bytes = s.to_bytes();
@@ -131,9 +147,10 @@ macro_rules! summarizer {
                 link: LinkType,
                 body: &[u8],
                 out: &mut [u8],
-                flows: &mut Vec<wirecap_store::PacketFlow>,
+                flows: &mut wirecap_store::flows::FlowTable,
+                first: (u64, u64),
             ) {
-                summarize_into(link, body, out, Some(flows));
+                summarize_into(link, body, out, Some((flows, first)));
             }
         }
     };

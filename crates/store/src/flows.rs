@@ -53,9 +53,8 @@
 //!   when the stream is sealed; a crash loses the index of at most that much data, never
 //!   the data, and `wirecap reindex` rebuilds the whole index from the segments.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
@@ -63,6 +62,8 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 use crate::index::{le32, le64};
 use crate::layout;
+
+mod slots;
 
 /// Flows idle this long (packet time) are closed when the next block is written.
 pub const IDLE_NS: u64 = 120 * 1_000_000_000;
@@ -230,11 +231,87 @@ impl FlowKey {
     }
 }
 
+/// A [`FlowKey`] as seven words, the form the classifier hands the writer's table: it
+/// is hashed and compared word by word, and unpacked only when a flow is new.
+/// Words: the small fields (kind, proto, EtherType, TPID, VLAN); MPLS and the ports;
+/// the ICMP class; then each endpoint address as two little-endian words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PackedKey(pub [u64; 7]);
+
+impl PackedKey {
+    /// Packs a key from its fields (`addr` as `u128::from_le_bytes` of the bytes).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn new(
+        kind: FlowKind,
+        proto: u8,
+        ethertype: u16,
+        tpid: u16,
+        vlan: u16,
+        mpls: u32,
+        icmp: u16,
+        addr: [u128; 2],
+        port: [u16; 2],
+    ) -> Self {
+        Self([
+            u64::from(kind as u8)
+                | u64::from(proto) << 8
+                | u64::from(ethertype) << 16
+                | u64::from(tpid) << 32
+                | u64::from(vlan) << 48,
+            u64::from(mpls) | u64::from(port[0]) << 32 | u64::from(port[1]) << 48,
+            u64::from(icmp),
+            addr[0] as u64,
+            (addr[0] >> 64) as u64,
+            addr[1] as u64,
+            (addr[1] >> 64) as u64,
+        ])
+    }
+
+    pub fn pack(k: &FlowKey) -> Self {
+        Self::new(
+            k.kind,
+            k.proto,
+            k.ethertype,
+            k.tpid,
+            k.vlan,
+            k.mpls,
+            k.icmp,
+            [
+                u128::from_le_bytes(k.addr[0]),
+                u128::from_le_bytes(k.addr[1]),
+            ],
+            k.port,
+        )
+    }
+
+    pub fn unpack(&self) -> FlowKey {
+        let w = &self.0;
+        let addr = |lo: u64, hi: u64| (u128::from(hi) << 64 | u128::from(lo)).to_le_bytes();
+        FlowKey {
+            kind: FlowKind::from_u8(w[0] as u8),
+            proto: (w[0] >> 8) as u8,
+            ethertype: (w[0] >> 16) as u16,
+            tpid: (w[0] >> 32) as u16,
+            vlan: (w[0] >> 48) as u16,
+            mpls: w[1] as u32,
+            addr: [addr(w[3], w[4]), addr(w[5], w[6])],
+            port: [(w[1] >> 32) as u16, (w[1] >> 48) as u16],
+            icmp: w[2] as u16,
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_opaque(&self) -> bool {
+        self.0[0] as u8 == FlowKind::Opaque as u8
+    }
+}
+
 /// One packet as the classifier saw it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketFlow {
     /// The flow; an opaque key when the packet could not be keyed exactly.
-    pub key: FlowKey,
+    pub key: PackedKey,
     /// The packet goes from endpoint `b` to endpoint `a`.
     pub reverse: bool,
     pub tcp_flags: u8,
@@ -380,6 +457,34 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// For a value of `b` significant bits (`b` <= 28): how many varint bytes it takes,
+/// and the continuation bits of all but the last of them.
+const VARINT_SHAPE: [(u8, u32); 29] = {
+    let mut t = [(0u8, 0u32); 29];
+    let mut b: usize = 0;
+    while b <= 28 {
+        let n = if b == 0 { 1 } else { b.div_ceil(7) };
+        t[b] = (n as u8, 0x0080_8080 & ((1u32 << (8 * (n - 1))) - 1));
+        b += 1;
+    }
+    t
+};
+
+/// [`put_varint`] for the writer's every packet: a gap below 2^28 (the common case) is
+/// encoded without a loop or a branch and appended as one word.
+#[inline(always)]
+fn push_varint(out: &mut Vec<u8>, v: u64) {
+    if v >= 1 << 28 {
+        return put_varint(out, v);
+    }
+    let (n, cont) = VARINT_SHAPE[(64 - v.leading_zeros()) as usize];
+    // Each byte's 7 bits in place.
+    let w = (v & 0x7f) | (v << 1 & 0x7f00) | (v << 2 & 0x7f_0000) | (v << 3 & 0x7f00_0000);
+    let len = out.len();
+    out.extend_from_slice(&(w as u32 | cont).to_le_bytes());
+    out.truncate(len + usize::from(n));
+}
+
 fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
@@ -433,8 +538,6 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap<V> = HashMap<FlowKey, V, BuildHasherDefault<KeyHasher>>;
-
 /// A fragment being filled.
 #[derive(Clone, Debug, Default)]
 struct Open {
@@ -460,15 +563,17 @@ impl Open {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, p: &PacketFlow, ts: u64, pos: u64, cover_start: u64) {
         let f = &mut self.frag;
-        if f.packet_count() == 0 {
+        // No positions yet: the fragment's first packet (cheaper than its counters).
+        let gap = if self.pos.is_empty() {
             f.first_ts = ts;
-            put_varint(&mut self.pos, pos - cover_start);
+            pos - cover_start
         } else {
-            put_varint(&mut self.pos, pos - self.last_pos);
-        }
+            pos - self.last_pos
+        };
+        push_varint(&mut self.pos, gap);
         self.last_pos = pos;
         f.last_ts = ts;
         let d = usize::from(p.reverse);
@@ -497,7 +602,7 @@ impl Open {
 /// The flows alive while a stream is written, and the blocks they become.
 #[derive(Debug)]
 pub struct FlowTable {
-    map: KeyMap<u32>,
+    map: slots::FlowSlots,
     open: Vec<Open>,
     opaque: Open,
     cover: Option<(u64, u64)>,
@@ -521,7 +626,7 @@ impl Default for FlowTable {
 impl FlowTable {
     pub fn new(max_flows: usize) -> Self {
         Self {
-            map: KeyMap::default(),
+            map: slots::FlowSlots::default(),
             open: Vec::new(),
             opaque: Open::new(FlowKey::default(), 0, false),
             cover: None,
@@ -552,37 +657,79 @@ impl FlowTable {
     /// `rec_len` bytes. Packets must come in stream order without gaps; a gap (a chunk
     /// written without classification) ends the current block first.
     pub fn observe(&mut self, p: &PacketFlow, packet: u64, pos: u64, rec_len: u64, ts: u64) {
-        match self.cover {
-            Some(_) if self.end.0 != packet => {
+        self.run(packet, pos).push(p, rec_len, ts);
+    }
+
+    /// [`observe`](Self::observe) for a run of consecutive packets (a chunk), the first
+    /// numbered `packet` at `pos`, given one by one to [`FlowRun::push`]: the bookkeeping
+    /// of the run is done once, not per packet.
+    pub fn run(&mut self, packet: u64, pos: u64) -> FlowRun<'_> {
+        FlowRun {
+            table: self,
+            packet,
+            pos,
+            start: None,
+            ts: 0,
+        }
+    }
+
+    /// Starts covering packets at `packet`/`pos`; returns the block's first position.
+    fn begin(&mut self, packet: u64, pos: u64, ts: u64) -> u64 {
+        let start = match self.cover {
+            Some((_, start)) if self.end.0 == packet => start,
+            Some(_) => {
                 // Not contiguous: what is open cannot cover the gap. Drop it (the gap
                 // and this block's packets are then scanned by queries).
                 self.discard();
                 self.cover = Some((packet, pos));
+                pos
             }
-            Some(_) => {}
-            None => self.cover = Some((packet, pos)),
+            None => {
+                self.cover = Some((packet, pos));
+                pos
+            }
+        };
+        if self.block_start_ts.is_none() {
+            self.block_start_ts = Some(ts);
         }
-        let (_, start) = self.cover.unwrap_or((packet, pos));
-        self.block_start_ts.get_or_insert(ts);
-        self.end = (packet + 1, pos + rec_len);
-        self.last_ts = ts;
+        start
+    }
+
+    #[inline(always)]
+    fn add_packet(&mut self, p: &PacketFlow, packet: u64, pos: u64, ts: u64, start: u64) {
         if p.key.is_opaque() {
             self.opaque.add(p, ts, pos, start);
             return;
         }
-        let slot = match self.map.get(&p.key) {
-            Some(&s) => s as usize,
-            None => {
-                if self.open.len() >= self.max_flows {
-                    self.evict_half();
-                }
+        let slot = match self.map.find(&p.key) {
+            Ok(s) => s as usize,
+            Err(v) => {
                 let s = self.open.len();
-                self.open.push(Open::new(p.key, packet, p.reverse));
-                self.map.insert(p.key, s as u32);
-                s
+                if s >= self.max_flows {
+                    self.evict_half();
+                    let s = self.open.len();
+                    self.map.insert(p.key, s as u32);
+                } else {
+                    self.map.insert_at(v, p.key);
+                }
+                self.open.push(Open::new(p.key.unpack(), packet, p.reverse));
+                self.open.len() - 1
             }
         };
         self.open[slot].add(p, ts, pos, start);
+    }
+
+    /// Forgets the packets observed from number `first_packet` on (their chunk was not
+    /// written after all): this block's fragments are dropped, as for a gap (its packets
+    /// are scanned), and so are the flows first seen in those packets, whose ids would
+    /// name packets that are not there.
+    pub fn abandon(&mut self, first_packet: u64) {
+        self.discard();
+        self.open.retain(|o| o.frag.id < first_packet);
+        self.map.clear();
+        for (i, o) in self.open.iter().enumerate() {
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
+        }
     }
 
     /// Counts a chunk written; true when a block is due.
@@ -626,7 +773,7 @@ impl FlowTable {
         self.open = kept;
         self.map.clear();
         for (i, o) in self.open.iter().enumerate() {
-            self.map.insert(o.frag.key, i as u32);
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
         }
         self.finished.extend(closed);
     }
@@ -668,7 +815,7 @@ impl FlowTable {
         self.map.clear();
         for (i, o) in self.open.iter_mut().enumerate() {
             o.reset();
-            self.map.insert(o.frag.key, i as u32);
+            self.map.insert(PackedKey::pack(&o.frag.key), i as u32);
         }
         self.finished.clear();
         self.opaque.reset();
@@ -699,12 +846,46 @@ impl FlowTable {
     }
 }
 
+/// Packets being added to a [`FlowTable`] (see [`FlowTable::run`]).
+pub struct FlowRun<'a> {
+    table: &'a mut FlowTable,
+    packet: u64,
+    pos: u64,
+    /// The block's first position, once the run's first packet is in.
+    start: Option<u64>,
+    ts: u64,
+}
+
+impl FlowRun<'_> {
+    /// Adds the run's next packet: its flow, record length and time.
+    #[inline(always)]
+    pub fn push(&mut self, p: &PacketFlow, rec_len: u64, ts: u64) {
+        let start = match self.start {
+            Some(s) => s,
+            None => *self
+                .start
+                .insert(self.table.begin(self.packet, self.pos, ts)),
+        };
+        self.table.add_packet(p, self.packet, self.pos, ts, start);
+        self.packet += 1;
+        self.pos += rec_len;
+        self.ts = ts;
+    }
+}
+
+impl Drop for FlowRun<'_> {
+    fn drop(&mut self) {
+        if self.start.is_some() {
+            self.table.end = (self.packet, self.pos);
+            self.table.last_ts = self.ts;
+        }
+    }
+}
+
 /// `flows.idx` being appended by a writer.
 pub(crate) struct FlowFile {
     file: crate::writer::IndexFile,
     pub(crate) table: FlowTable,
-    /// Per packet of the chunk being written: what the classifier said.
-    pub(crate) keys: Vec<PacketFlow>,
 }
 
 impl FlowFile {
@@ -712,7 +893,6 @@ impl FlowFile {
         Ok(Self {
             file: crate::writer::IndexFile::open(dir.join(layout::FLOWS))?,
             table: FlowTable::default(),
-            keys: Vec::new(),
         })
     }
 
@@ -894,7 +1074,6 @@ fn index_range(
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<RebuildFlows> {
     let mut table = FlowTable::default();
-    let mut keys = Vec::new();
     let mut scratch = vec![0u8; classify.summary_len()];
     let mut report = RebuildFlows::default();
     let mut emit = |b: Option<&[u8]>, report: &mut RebuildFlows| -> Result<()> {
@@ -914,15 +1093,13 @@ fn index_range(
         }
         last_chunk = Some(s.chunk);
         let body = r.read_body_of(&c)?;
-        keys.clear();
-        classify.summarize_flows(r.link_type(), &body, &mut scratch, &mut keys);
-        let (mut packet, mut pos) = (c.first_packet, c.pos);
-        for (p, k) in wirecap_pcap::records(&body).zip(keys.iter()) {
-            let rec_len = (wirecap_pcap::PCAP_RECORD_HEADER_LEN + p.data.len()) as u64;
-            table.observe(k, packet, pos, rec_len, p.ts_ns());
-            packet += 1;
-            pos += rec_len;
-        }
+        classify.summarize_flows(
+            r.link_type(),
+            &body,
+            &mut scratch,
+            &mut table,
+            (c.first_packet, c.pos),
+        );
         report.packets += u64::from(c.packets);
         report.chunks += 1;
         if table.chunk_done() {
@@ -992,6 +1169,7 @@ pub struct RebuildFlows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn pf(a: u8, b: u8, port: u16, reverse: bool) -> PacketFlow {
         let mut x = [0u8; 16];
@@ -1000,7 +1178,7 @@ mod tests {
         y[0] = b;
         let (key, r) = FlowKey::new(FlowKind::Ipv4, 6, 0x800, (x, port), (y, 80));
         PacketFlow {
-            key,
+            key: PackedKey::pack(&key),
             reverse: r ^ reverse,
             tcp_flags: 0x10,
             orig_len: 100,
@@ -1053,11 +1231,191 @@ mod tests {
         assert!(kept < cut.len() as u64);
     }
 
+    /// Decodes blocks into (header, fragment, its packets' positions).
+    fn decode(bytes: &[u8]) -> Vec<(BlockHeader, Fragment, Vec<u64>)> {
+        let mut ix = FlowIndex::default();
+        walk_blocks(bytes, u64::MAX, u64::MAX, |h, b| ix.push_block(h, b));
+        (0..ix.fragments.len())
+            .map(|i| {
+                let h = ix.blocks[ix.block_of[i] as usize];
+                (h, ix.fragments[i], ix.positions(i).collect())
+            })
+            .collect()
+    }
+
+    /// The table against a plain model (a `HashMap` from position to key, and what the
+    /// module doc promises), with few slots so that the table evicts, and time jumps so
+    /// that flows close idle.
+    #[test]
+    fn table_agrees_with_a_model_through_evictions_and_idle_closes() {
+        let mut t = FlowTable::new(8);
+        let mut bytes = Vec::new();
+        let mut model: HashMap<u64, PacketFlow> = HashMap::new();
+        let mut time: HashMap<u64, u64> = HashMap::new();
+        let mut number: HashMap<u64, u64> = HashMap::new();
+        let (mut rng, mut ts, mut pos) = (0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for i in 0..3_000u64 {
+            let r = next();
+            ts += if r % 97 == 0 { IDLE_NS + 1 } else { 1_000 };
+            let mut p = pf((r % 23) as u8, 200, (r >> 8) as u16 % 3, r >> 20 & 1 == 1);
+            if r % 41 == 0 {
+                p = PacketFlow::default();
+            }
+            p.orig_len = 60 + (r >> 30) as u32 % 1400;
+            p.tcp_flags = 1 << ((r >> 40) % 8);
+            let len = 16 + u64::from(p.orig_len);
+            t.observe(&p, i, pos, len, ts);
+            model.insert(pos, p);
+            time.insert(pos, ts);
+            number.insert(pos, i);
+            pos += len;
+            if i % 50 == 49 {
+                bytes.extend_from_slice(t.take_block(i == 2_999).unwrap());
+            }
+        }
+        let frags = decode(&bytes);
+        let mut seen = 0;
+        let mut id_of: HashMap<PackedKey, u64> = HashMap::new();
+        let mut evicted = 0;
+        for (h, f, ps) in &frags {
+            seen += ps.len();
+            assert_eq!(f.packet_count(), ps.len() as u64);
+            let key = PackedKey::pack(&f.key);
+            let (mut packets, mut bytes, mut flags) = ([0u64; 2], [0u64; 2], 0u8);
+            let (mut lo, mut hi) = (u32::MAX, 0);
+            for at in ps {
+                let p = model[at];
+                assert_eq!(p.key, key, "a packet in another flow's fragment");
+                assert!((f.first_ts..=f.last_ts).contains(&time[at]));
+                packets[usize::from(p.reverse)] += 1;
+                bytes[usize::from(p.reverse)] += u64::from(p.orig_len);
+                flags |= p.tcp_flags;
+                (lo, hi) = (lo.min(p.orig_len), hi.max(p.orig_len));
+            }
+            assert_eq!(
+                (f.packets, f.bytes, f.tcp_flags, f.min_len, f.max_len),
+                (packets, bytes, flags, lo, hi)
+            );
+            if f.key.is_opaque() {
+                continue;
+            }
+            // Fragments of one flow share its id until it is closed (with or without a
+            // fragment saying so); a flow that comes back gets a new one, the number of
+            // its first packet: never a merge.
+            if id_of.get(&key) != Some(&f.id) {
+                assert_eq!(f.id, number[&ps[0]]);
+                assert!(!id_of.values().any(|&id| id == f.id));
+                assert!(f.id >= h.cover_first_packet && f.id < h.cover_end_packet);
+            }
+            if f.flags & F_CLOSED != 0 {
+                id_of.remove(&key);
+            } else {
+                id_of.insert(key, f.id);
+            }
+            if f.flags & F_EVICTED_EARLY != 0 {
+                evicted += 1;
+            }
+        }
+        assert_eq!(seen, 3_000);
+        assert!(evicted > 0, "the cap was never reached");
+        // Flows closed early with no packets in that block leave no fragment to flag.
+        assert!(t.evicted_early() >= evicted);
+        assert!(
+            frags
+                .iter()
+                .any(|(_, f, _)| f.flags & F_CLOSED != 0 && f.flags & F_EVICTED_EARLY == 0),
+            "no flow closed idle"
+        );
+    }
+
+    /// A chunk the table saw but the writer could not index is forgotten: no block
+    /// names its packets, and no flow keeps an id from them.
+    #[test]
+    fn abandoned_packets_are_never_named() {
+        let mut t = FlowTable::new(16);
+        let mut pos = 0;
+        for i in 0..10u64 {
+            t.observe(&pf(1 + (i % 2) as u8, 200, 1, false), i, pos, 100, i);
+            pos += 100;
+        }
+        let lost_at = pos;
+        {
+            let mut run = t.run(10, pos);
+            for i in 10..15u64 {
+                run.push(&pf(if i == 12 { 7 } else { 1 }, 200, 1, false), 100, i);
+            }
+        }
+        t.abandon(10);
+        // The same numbers again, with other packets.
+        for i in 10..13u64 {
+            t.observe(
+                &pf(if i == 11 { 9 } else { 1 }, 200, 1, false),
+                i,
+                pos,
+                60,
+                i,
+            );
+            pos += 60;
+        }
+        let frags = decode(t.take_block(true).unwrap());
+        let n: usize = frags.iter().map(|(_, _, ps)| ps.len()).sum();
+        assert_eq!(n, 3);
+        for (h, f, ps) in &frags {
+            assert_eq!((h.cover_first_packet, h.cover_end_packet), (10, 13));
+            assert!(ps.iter().all(|&p| p >= lost_at && p < pos));
+            assert_ne!(f.key.addr[0][0], 7, "a flow of the lost chunk");
+            if f.key.addr[0][0] == 9 {
+                assert_eq!(f.id, 11);
+            }
+            if f.key.addr[0][0] == 1 {
+                assert_eq!(f.id, 0, "a flow from before keeps its id");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_keys_unpack() {
+        let mut k = FlowKey::new(
+            FlowKind::Ipv6,
+            17,
+            0x86dd,
+            ([0xfe; 16], 53),
+            ([0x20; 16], 5353),
+        )
+        .0;
+        (k.tpid, k.vlan, k.mpls, k.icmp) = (0x8100, 4095, 0x10_0000, 0x180);
+        let p = PackedKey::pack(&k);
+        assert_eq!(p.unpack(), k);
+        assert!(!p.is_opaque());
+        assert!(PackedKey::pack(&FlowKey::default()).is_opaque());
+        assert_ne!(p, PackedKey::pack(&FlowKey { icmp: 0x181, ..k }));
+    }
+
     #[test]
     fn varints() {
         let mut b = Vec::new();
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             put_varint(&mut b, v);
+        }
+        // The writer's encoding is the same bytes.
+        for v in (0..64).flat_map(|s| {
+            [
+                (1u64 << s) - 1,
+                1 << s,
+                (1 << s) + 1,
+                0x5555_5555_5555_5555 >> s,
+            ]
+        }) {
+            let (mut x, mut y) = (Vec::new(), vec![9]);
+            put_varint(&mut x, v);
+            push_varint(&mut y, v);
+            assert_eq!(x, y[1..], "{v:#x}");
         }
         let mut at = 0;
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {

@@ -62,7 +62,9 @@ use std::time::SystemTime;
 
 pub use chunk::{Chunk, DEFAULT_CHUNK_BYTES};
 pub use error::{Error, Result};
-pub use flows::{FlowIndex, FlowKey, FlowKind, Fragment, PacketFlow, RebuildFlows};
+pub use flows::{
+    FlowIndex, FlowKey, FlowKind, FlowRun, Fragment, PackedKey, PacketFlow, RebuildFlows,
+};
 pub use head::Head;
 pub use mapped::{Got, LazyChunk, Mapped, MappedRanges, ReadAs};
 pub use meta::{StreamMeta, StreamState};

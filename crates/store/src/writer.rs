@@ -22,7 +22,7 @@ use wirecap_pcap::Packet;
 
 use crate::chunk::{CHUNK_HEADER_LEN, Chunk, ChunkHeader, DEFAULT_CHUNK_BYTES, record_lengths};
 use crate::error::{Error, IoContext, Result};
-use crate::flows::{FlowFile, PacketFlow};
+use crate::flows::{FlowFile, FlowTable};
 use crate::index::{CHUNK_RECORD_LEN, ChunkRecord, Indexer, MARK_LEN, Mark, Marks, SIZE_LEVELS};
 use crate::layout;
 use crate::meta::{StreamMeta, StreamState};
@@ -42,16 +42,19 @@ pub trait ChunkSummarizer: Send + Sync {
         false
     }
 
-    /// [`summarize`](Self::summarize), and also one [`PacketFlow`] per record of the body,
-    /// in order, appended to `flows` (one pass over the packets for both).
+    /// [`summarize`](Self::summarize), and also the flow of every record of the body, in
+    /// order, handed to `flows` ([`FlowTable::run`]) as packets numbered from
+    /// `first.0` at position `first.1` (one pass over the packets for both, with no
+    /// per-packet record in between).
     fn summarize_flows(
         &self,
         link: wirecap_pcap::LinkType,
         body: &[u8],
         out: &mut [u8],
-        flows: &mut Vec<PacketFlow>,
+        flows: &mut FlowTable,
+        first: (u64, u64),
     ) {
-        let _ = flows;
+        let _ = (flows, first);
         self.summarize(link, body, out);
     }
 }
@@ -551,8 +554,14 @@ impl StreamWriter {
             (Some(fl), Some(s)) => {
                 self.summary_buf.clear();
                 self.summary_buf.resize(s.summary_len(), 0);
-                fl.keys.clear();
-                s.summarize_flows(link, chunk.body(), &mut self.summary_buf, &mut fl.keys);
+                let first = (saved.packets(), saved.pos());
+                s.summarize_flows(
+                    link,
+                    chunk.body(),
+                    &mut self.summary_buf,
+                    &mut fl.table,
+                    first,
+                );
             }
             (None, Some(s)) if self.summary.is_some() => {
                 self.summary_buf.clear();
@@ -561,27 +570,22 @@ impl StreamWriter {
             }
             _ => {}
         }
-        let first = (saved.packets(), saved.pos());
+        let first_packet = saved.packets();
         if let Err(e) = self.persist_index(saved, hdr, at) {
             let _ = self.seg.set_len(at);
             self.seg_len = at;
+            // The flow table has seen the chunk's packets (while summarizing): they are
+            // not there after all.
+            if let Some(fl) = &mut self.flows {
+                fl.table.abandon(first_packet);
+            }
             return Err(e);
         }
-        // The chunk is indexed: only now may the flow index name its packets.
-        if let Some(fl) = &mut self.flows {
-            let entries = chunk.index_entries();
-            if fl.keys.len() == entries.len() {
-                let (mut packet, mut pos) = first;
-                for (e, k) in entries.iter().zip(&fl.keys) {
-                    fl.table
-                        .observe(k, packet, pos, u64::from(e.rec_len), e.ts_ns);
-                    packet += 1;
-                    pos += u64::from(e.rec_len);
-                }
-                if fl.table.chunk_done() {
-                    fl.write_block(false);
-                }
-            }
+        // The chunk is indexed: only now may a block name its packets.
+        if let Some(fl) = &mut self.flows
+            && fl.table.chunk_done()
+        {
+            fl.write_block(false);
         }
         self.maybe_sync()
     }
