@@ -125,6 +125,14 @@ pub fn query_index_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "off"))
 }
 
+/// Whether indexed queries go through the lookup tables of the flow index
+/// (`WIRECAP_QUERY_INDEX=full` reads every fragment record instead, for comparing the
+/// two; the answers are the same).
+pub fn lookup_tables_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "full"))
+}
+
 /// Bytes per piece of a filtered or pcapng export.
 pub const PIECE: usize = 1 << 20;
 
@@ -212,7 +220,7 @@ impl Export {
             });
         }
         let filter = self.filter.as_ref().filter(|_| self.use_index)?;
-        let index = wirecap_store::FlowIndex::load(&self.reader).ok()??;
+        let index = crate::flows::load_index(&self.reader, Some(filter)).ok()??;
         let (start, end) = (
             self.range.start_pos.max(self.reader.head().pos),
             self.range.end_pos,

@@ -402,10 +402,33 @@ pub struct StreamFlows {
     pub covered_bytes: u64,
 }
 
+/// The stored flow index of `reader` (`None`: it has none). With a filter that lookups
+/// narrow ([`crate::plan`]), only the fragments it may need are read from blocks with a
+/// lookup table; callers still test `may_match` on each fragment.
+pub fn load_index(reader: &StreamReader, filter: Option<&Filter>) -> Result<Option<FlowIndex>> {
+    let plan = filter
+        .filter(|_| crate::export::lookup_tables_enabled())
+        .and_then(|f| crate::plan::plan(f, reader.link_type().0));
+    Ok(match plan {
+        Some(p) => FlowIndex::load_lookup(reader, &mut |t| p.select(t))?,
+        None => FlowIndex::load(reader)?,
+    })
+}
+
 impl StreamFlows {
     /// Loads the flows of `range` of the stream behind `reader`.
     pub fn load(reader: &StreamReader, range: PacketRange) -> Result<Self> {
-        let stored = FlowIndex::load(reader)?;
+        Self::load_for(reader, range, None)
+    }
+
+    /// Loads the flows of `range` that `filter` may need: every flow without one (see
+    /// [`load_index`]). Flows of the parts the index does not cover are all there.
+    pub fn load_for(
+        reader: &StreamReader,
+        range: PacketRange,
+        filter: Option<&Filter>,
+    ) -> Result<Self> {
+        let stored = load_index(reader, filter)?;
         let is_stored = stored.is_some();
         let mut index = stored.unwrap_or_default();
         let covered = index.covered();
@@ -510,7 +533,7 @@ pub fn stream_flows(
 ) -> Result<Vec<FlowRecord>> {
     // Flows that started before the range and go on into it are in blocks before it:
     // every block is read (fragments are small), the time test is on the whole flow.
-    let sf = StreamFlows::load(reader, reader.full_range())?;
+    let sf = StreamFlows::load_for(reader, reader.full_range(), filter)?;
     Ok(sf.records(start_ns, stop_ns, filter))
 }
 

@@ -37,6 +37,7 @@ mod compile;
 mod export;
 pub mod flowlist;
 pub mod flows;
+pub mod plan;
 pub mod search;
 
 pub use analyze::{

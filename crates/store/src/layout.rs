@@ -27,6 +27,8 @@ pub const TIME: &str = "time.idx";
 pub const LOCK: &str = "writer.lock";
 pub const SUMMARY: &str = "summary.idx";
 pub const FLOWS: &str = "flows.idx";
+/// Lookup tables of `flows.idx` (see `crate::lut`).
+pub const FLOWS_LUT: &str = "flows.lut";
 pub const PIECES: &str = "pieces.idx";
 pub const PIN: &str = "pinned";
 
