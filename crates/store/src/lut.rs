@@ -336,3 +336,124 @@ pub(crate) fn cut_tables(dir: &Path, flows_len: u64) -> Result<u64> {
     }
     Ok(len - at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::{FlowKey, FlowTable, PacketFlow};
+
+    /// Ten blocks of flows between hosts `10.0.0.x` and `10.9.9.9`, with opaque packets;
+    /// `flows.idx` and `flows.lut` written to `dir`. Returns each block's end offset.
+    fn write(dir: &Path) -> Vec<u64> {
+        let mut t = FlowTable::new(64);
+        let (mut idx, mut lut, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..1000u64 {
+            let p = if i % 7 == 0 {
+                PacketFlow::default()
+            } else {
+                let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+                a[..4].copy_from_slice(&[10, 0, 0, (i % 9) as u8]);
+                b[..4].copy_from_slice(&[10, 9, 9, 9]);
+                let (key, reverse) = FlowKey::new(
+                    FlowKind::Ipv4,
+                    17,
+                    0x800,
+                    (a, 1000 + (i % 3) as u16),
+                    (b, 53),
+                );
+                PacketFlow {
+                    key,
+                    reverse,
+                    tcp_flags: 0,
+                    orig_len: 100,
+                }
+            };
+            t.observe(&p, i, i * 116, 116, i * 1_000_000);
+            if i % 100 == 99 {
+                let b = t.take_block(i == 999).unwrap().to_vec();
+                lut.extend(build(&b, idx.len() as u64).unwrap());
+                idx.extend(b);
+                ends.push(idx.len() as u64);
+            }
+        }
+        std::fs::write(dir.join(layout::FLOWS), idx).unwrap();
+        std::fs::write(dir.join(layout::FLOWS_LUT), lut).unwrap();
+        ends
+    }
+
+    #[test]
+    fn lookups_find_exactly_the_fragments_with_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path());
+        let lut = File::open(d.path().join(layout::FLOWS_LUT)).unwrap();
+        let idx = std::fs::read(d.path().join(layout::FLOWS)).unwrap();
+        let len = lut.metadata().unwrap().len();
+        let (mut at, mut off, mut read, mut tables) = (0, 0usize, 0, 0);
+        while let Some(t) = Table::read(&lut, at, len, &mut read) {
+            let h = BlockHeader::decode(&idx[off..]).unwrap();
+            let frag = |o: u32| {
+                let s = off + HEADER_LEN + o as usize * RECORD_LEN;
+                Fragment::decode(&idx[s..s + RECORD_LEN])
+            };
+            assert_eq!(t.flows_off, off as u64);
+            let probe = TableProbe {
+                table: &t,
+                lut: &lut,
+                read: std::cell::Cell::new(0),
+            };
+            let host = |x: u8| u128::from(u32::from_be_bytes([10, 0, 0, x]));
+            let got = probe.find(Section::V4, host(4), host(4)).unwrap();
+            let want: Vec<u32> = (0..h.records)
+                .filter(|&o| frag(o).key.addr[0][..4] == [10, 0, 0, 4])
+                .collect();
+            assert_eq!(got, want);
+            let net = probe.find(Section::V4, host(0), host(255)).unwrap();
+            assert_eq!(net.len(), h.records as usize - 1, "all but the opaque one");
+            let opaque = probe.find(Section::Opaque, 0, 0).unwrap();
+            assert!(opaque.iter().all(|&o| frag(o).key.is_opaque()));
+            assert_eq!(opaque.len(), 1);
+            let port = probe
+                .find(Section::Port, 17 << 16 | 1001, 17 << 16 | 1001)
+                .unwrap();
+            assert!(port.iter().all(|&o| frag(o).key.port.contains(&1001)));
+            assert!(!port.is_empty());
+            tables += 1;
+            at += t.len;
+            off += HEADER_LEN + h.body_len() as usize;
+        }
+        assert_eq!(tables, 10);
+        assert_eq!(at, len);
+    }
+
+    #[test]
+    fn recovery_cuts_tables_with_their_blocks_and_torn_tails() {
+        let d = tempfile::tempdir().unwrap();
+        let ends = write(d.path());
+        let lut_path = d.path().join(layout::FLOWS_LUT);
+        let full = std::fs::read(&lut_path).unwrap();
+        let table_ends: Vec<u64> = {
+            let f = File::open(&lut_path).unwrap();
+            let (mut at, mut read, mut v) = (0, 0, Vec::new());
+            while let Some(t) = Table::read(&f, at, full.len() as u64, &mut read) {
+                at += t.len;
+                v.push(at);
+            }
+            v
+        };
+        assert_eq!(table_ends.len(), 10);
+        // The packets of the last four blocks are gone: their blocks and tables go.
+        let cut = crate::flows::cut_blocks(d.path(), 600).unwrap();
+        assert_eq!(
+            std::fs::metadata(d.path().join(layout::FLOWS))
+                .unwrap()
+                .len(),
+            ends[5]
+        );
+        assert_eq!(std::fs::metadata(&lut_path).unwrap().len(), table_ends[5]);
+        assert_eq!(cut, ends[9] - ends[5] + table_ends[9] - table_ends[5]);
+        // A torn table is cut back to the last whole one.
+        std::fs::write(&lut_path, &full[..table_ends[3] as usize + 10]).unwrap();
+        assert_eq!(cut_tables(d.path(), ends[5]).unwrap(), 10);
+        assert_eq!(std::fs::metadata(&lut_path).unwrap().len(), table_ends[3]);
+    }
+}
