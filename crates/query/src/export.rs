@@ -37,6 +37,8 @@ pub struct ExportStats {
     pub bytes_skipped: u64,
     /// The stream's flow index chose what was read.
     pub index_used: bool,
+    /// Bytes of the flow index (`flows.idx`, `flows.lut`) read to choose.
+    pub index_bytes_read: u64,
 }
 
 /// Filtered pcap output is gathered into a buffer this large before each write.
@@ -217,6 +219,7 @@ impl Export {
                 next: 0,
                 scan: Vec::new(),
                 at: self.range.start_pos.max(self.reader.head().pos),
+                index_bytes: 0,
             });
         }
         let filter = self.filter.as_ref().filter(|_| self.use_index)?;
@@ -262,6 +265,7 @@ impl Export {
             next: 0,
             scan,
             at: start,
+            index_bytes: index.bytes_read,
         })
     }
 
@@ -308,6 +312,7 @@ impl Export {
         let sel = self.plan();
         let stats = ExportStats {
             index_used: sel.is_some() && self.selected.is_none(),
+            index_bytes_read: sel.as_ref().map_or(0, |s| s.index_bytes),
             ..ExportStats::default()
         };
         Pieces {
@@ -401,6 +406,8 @@ struct Selection {
     scan: Vec<(u64, u64)>,
     /// Logical position where the next slice starts.
     at: u64,
+    /// Bytes of the index read to plan it.
+    index_bytes: u64,
 }
 
 impl Selection {

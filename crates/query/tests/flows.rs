@@ -503,7 +503,8 @@ proptest! {
                 for p in &picked {
                     prop_assert!(all.binary_search(p).is_ok(), "{} is not in the index", p);
                 }
-                if wirecap_query::plan::plan(&f, LinkType::ETHERNET.0).is_some() {
+                let tables = std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "full");
+                if tables && wirecap_query::plan::plan(&f, LinkType::ETHERNET.0).is_some() {
                     prop_assert_eq!(looked.table_blocks, full.blocks.len() as u64, "{}", text);
                 }
             }

@@ -52,6 +52,44 @@
 //! * A block is written every [`BLOCK_CHUNKS`] chunks (or [`BLOCK_NS`] of packet time) and
 //!   when the stream is sealed; a crash loses the index of at most that much data, never
 //!   the data, and `wirecap reindex` rebuilds the whole index from the segments.
+//!
+//! # Lookup tables (`flows.lut`), and why
+//!
+//! Reading every fragment record to find a host's flows costs O(capture) (128 MB for a
+//! million flows). So every block gets a **table** in `flows.lut`, appended right after
+//! the block (see [`crate::lut`]):
+//!
+//! ```text
+//! flows.lut = table*                       (table i belongs to block i of flows.idx)
+//! table     = header (64 B) · directory · pages
+//! header    = "WFT1" · version u32 · block's offset in flows.idx u64 · block header's
+//!             CRC u32 · records u32 · directory bytes u32 · page bytes u32
+//!             · CRC32C of the directory u32 · … · CRC32C of the header u32
+//! directory = per section: entries u32 · per page: first key (16 B) · CRC32C of the page
+//! pages     = per section, sorted (key, fragment ordinal u32) entries, 256 to a page;
+//!             keys are 4 bytes (16 for IPv6 addresses)
+//! sections  = IPv4 addresses · IPv6 addresses · proto<<16|port (TCP/UDP/SCTP) · IP
+//!             kind<<8|protocol · EtherType · TPID · VLAN id · MPLS label+1 · opaque
+//!             fragments · CRC32C of each fragment's record and positions (key: ordinal)
+//! ```
+//!
+//! * **Sorted keys, not hashes**: a `net` is a range scan of the address section; a
+//!   host, port or protocol is a range of one key. A lookup reads the header, the
+//!   directory (20 bytes per 256 entries) and only the pages its keys can be in, each
+//!   checked against its CRC: what a selective query reads grows with its matches and
+//!   the number of blocks, not with the flows.
+//! * **Fragment ordinals**, not offsets: a record is at a fixed place in its block; the
+//!   reader reads just the records picked and their position bytes, and checks each
+//!   against the CRC the table keeps for it (the block's own CRC covers the whole body,
+//!   which a random read cannot check).
+//! * **A separate file, appended after its block**, tied to it by the block's offset and
+//!   header CRC: version-1 blocks are unchanged, so older readers and older streams keep
+//!   working. A crash leaves at worst a torn last table; readers stop at the first table
+//!   that does not check out or does not match its block, and read the blocks after it
+//!   whole (today's full read, same answers); recovery cuts tables with their blocks.
+//!   `wirecap reindex` writes both files.
+//! * Size: about 40 bytes per fragment (two addresses, two ports, protocol, EtherType,
+//!   a CRC, 8 bytes each) against the record's 128 and its positions.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
