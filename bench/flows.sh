@@ -90,14 +90,14 @@ time_it() { # label "command line" -> median seconds (warm), median (cold)
   local label=$1 cmd=$2
   local json="$WORK/h.json" warm cold=-
   hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$json" -n "$label" "$cmd" >&2
-  warm=$(python3 -c "import json;print(json.load(open('$json'))['results'][0]['median'])")
+  warm=$(python3 -c "import json;print(f\"{json.load(open('$json'))['results'][0]['median']:.4f}\")")
   # CPU seconds (user + sys, mean of the warm runs): what the load does not change much.
   python3 -c "import json;r=json.load(open('$json'))['results'][0];print(f\"{r['user']+r['system']:.4f}\")" >"$WORK/cpu.$label"
   [ "${WARM_ONLY:-0}" = 1 ] && { echo "$warm -"; return; }
   if [ "$COLD" = 1 ]; then
     hyperfine -N --runs "$RUNS" --prepare 'sh -c "sync; echo 3 > /proc/sys/vm/drop_caches"' \
       --export-json "$json" -n "$label" "$cmd" >&2
-    cold=$(python3 -c "import json;print(json.load(open('$json'))['results'][0]['median'])")
+    cold=$(python3 -c "import json;print(f\"{json.load(open('$json'))['results'][0]['median']:.4f}\")")
   fi
   echo "$warm $cold"
 }
@@ -151,20 +151,21 @@ fi
 many_rows=()
 if [ "$MANY" = 1 ]; then
   echo "== many flows: generating and importing" >&2
-  "$W" generate -o "$WORK/many.pcap" --seconds 60 --pps 66667 --flows 1200000 --seed 11 --sizes small 2>/dev/null
-  "$W" import --data "$DATA" --name many -q "$WORK/many.pcap" >/dev/null
+  "$W" generate -o "$WORK/many.pcap" --seconds 60 --pps "${MANY_PPS:-66667}" --flows "${MANY_FLOWS:-1200000}" --seed 11 --sizes small 2>/dev/null
+  DM="$WORK/data-many" # its own store: the listing is of this capture only
+  "$W" import --data "$DM" --name many -q "$WORK/many.pcap" >/dev/null
   MH=$(tcpdump -nn -r "$WORK/many.pcap" -c 1000 'ip and tcp' 2>/dev/null | awk '$2=="IP"{print $3}' \
-    | sed 's/\.[0-9]*$//' | head -1)
+    | sed 's/\.[0-9]*$//' | sed -n 1p)
   MPCAP=$(stat -c %s "$WORK/many.pcap")
   rm -f "$WORK/many.pcap"
-  MANYS=$("$W" list --data "$DATA" | awk '$1 ~ /^many_/ {print $1; exit}')
-  n_flows=$("$W" flows --data "$DATA" --format csv | tail -n +2 | wc -l)
-  lst="$W flows --data $DATA --bpf 'host $MH' --format csv"
+  MANYS=$("$W" list --data "$DM" | awk '$1 ~ /^many_/ {print $1; exit}')
+  n_flows=$("$W" flows --data "$DM" --start 2025-01-01T00:00:00Z --stop 2025-01-02T00:00:00Z --format csv | tail -n +2 | wc -l)
+  lst="$W flows --data $DM --start 2025-01-01T00:00:00Z --stop 2025-01-02T00:00:00Z --bpf 'host $MH' --format csv"
   read -r lw lc < <(time_it list "$lst")
   read -r lfw _ < <(WARM_ONLY=1 time_it listfull "env WIRECAP_QUERY_INDEX=full $lst")
   a=$(sh -c "$lst" | md5sum); b=$(WIRECAP_QUERY_INDEX=full sh -c "$lst" | md5sum)
   n_host=$(sh -c "$lst" | tail -n +2 | wc -l)
-  many_rows+=("many: $MPCAP bytes pcap (4 M 64-byte frames), $n_flows flows listed, flow index $(index_bytes "$MANYS") bytes ($(lut_bytes "$MANYS") of tables)")
+  many_rows+=("many: $MPCAP bytes pcap (4 M 64-byte frames), $n_flows flows listed, flow index $(DATA=$DM index_bytes "$MANYS") bytes ($(DATA=$DM lut_bytes "$MANYS") of tables)")
   many_rows+=("| flows of host $MH ($n_host flows) | tables: $lw s warm / $lc s cold, $(cat "$WORK/cpu.list") CPU-s | no tables: $lfw s warm, $(cat "$WORK/cpu.listfull") CPU-s | same: $([ "$a" = "$b" ] && echo yes || echo NO) |")
 fi
 

@@ -121,8 +121,24 @@ pub(crate) fn build(block: &[u8], flows_off: u64) -> Option<Vec<u8>> {
     let mut dir = Vec::new();
     let mut pages = Vec::new();
     for (s, entries) in sec.iter_mut().enumerate() {
-        entries.sort_unstable();
-        entries.dedup();
+        // This runs on the writer once per block: sort 4-byte keys packed in a word.
+        if s == Section::Crc as usize {
+            // Pushed in ordinal order.
+        } else if width(s) == 4 {
+            let mut packed: Vec<u64> = entries
+                .iter()
+                .map(|&(k, v)| (k as u64) << 32 | u64::from(v))
+                .collect();
+            packed.sort_unstable();
+            packed.dedup();
+            *entries = packed
+                .into_iter()
+                .map(|p| (u128::from(p >> 32), p as u32))
+                .collect();
+        } else {
+            entries.sort_unstable();
+            entries.dedup();
+        }
         dir.extend_from_slice(&(entries.len() as u32).to_le_bytes());
         let w = width(s);
         for page in entries.chunks(PAGE_ENTRIES) {
