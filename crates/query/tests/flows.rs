@@ -218,6 +218,44 @@ fn lang_expr(parts: &[(u8, usize, usize)], ops: &[u8]) -> String {
     format!("{defs}{e}")
 }
 
+/// The random expression `parts` joined by `ops`, in tcpdump syntax and in the
+/// appliance language, each with its compiled filter.
+fn both_languages(
+    parts: &[(u8, usize, usize)],
+    ops: &[u8],
+) -> Vec<(String, wirecap_query::Filter)> {
+    let today = Date::new(2025, 1, 1).unwrap();
+    let bpf = bpf_expr(parts, ops);
+    let lang = lang_expr(parts, ops);
+    let fb = compile(None, Some(&bpf), LinkType::ETHERNET, today);
+    let fl = compile(Some(&lang), None, LinkType::ETHERNET, today);
+    vec![(bpf, fb.unwrap().unwrap()), (lang, fl.unwrap().unwrap())]
+}
+
+type FlowChoice = (u8, usize, usize, usize, usize);
+
+/// Random flows, picks of them (flow, variant, cut) and expressions.
+fn flows_picks_exprs(
+    picks: std::ops::Range<usize>,
+) -> impl Strategy<
+    Value = (
+        Vec<FlowChoice>,
+        Vec<(usize, u8, u16)>,
+        Vec<Vec<(u8, usize, usize)>>,
+        Vec<u8>,
+    ),
+> {
+    (
+        proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
+        proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), picks),
+        proptest::collection::vec(
+            proptest::collection::vec((0u8..16, 0usize..6, 0usize..5), 1..4),
+            1..6,
+        ),
+        proptest::collection::vec(0u8..4, 1..4),
+    )
+}
+
 fn export(
     r: &StreamReader,
     f: &wirecap_query::Filter,
@@ -239,10 +277,7 @@ proptest! {
 
     #[test]
     fn index_answers_what_the_scan_answers(
-        flows in proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
-        picks in proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), 50..600),
-        exprs in proptest::collection::vec(proptest::collection::vec((0u8..16, 0usize..6, 0usize..5), 1..4), 1..6),
-        ops in proptest::collection::vec(0u8..4, 1..4),
+        (flows, picks, exprs, ops) in flows_picks_exprs(50..600),
         window in (0u64..100, 0u64..100),
     ) {
         let mut pkts = Vec::new();
@@ -256,18 +291,11 @@ proptest! {
         let check = wirecap_query::flows::check_index(&r).unwrap();
         prop_assert!(check.problems.is_empty(), "{:?}", check.problems);
         prop_assert_eq!(check.packets_named, pkts.len() as u64);
-        let today = Date::new(2025, 1, 1).unwrap();
         let span = pkts.len() as u64 * 7_000_000;
         let (a, b) = (window.0.min(window.1), window.0.max(window.1) + 1);
         let (lo, hi) = (T0 + span * a / 100, T0 + span * b / 100);
         for parts in &exprs {
-            for (bpf, text) in [(true, bpf_expr(parts, &ops)), (false, lang_expr(parts, &ops))] {
-                let f = if bpf {
-                    compile(None, Some(&text), LinkType::ETHERNET, today)
-                } else {
-                    compile(Some(&text), None, LinkType::ETHERNET, today)
-                };
-                let f = f.unwrap().unwrap();
+            for (text, f) in both_languages(parts, &ops) {
                 let want: Vec<(u64, Vec<u8>)> = pkts
                     .iter()
                     .filter(|(ts, d)| *ts >= lo && *ts < hi && f.matches(*ts, d.len() as u32 + 4, d))
@@ -467,24 +495,14 @@ proptest! {
     /// languages with and / or / not.
     #[test]
     fn lookups_pick_every_fragment_may_match_accepts(
-        flows in proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
-        picks in proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), 200..700),
-        exprs in proptest::collection::vec(proptest::collection::vec((0u8..16, 0usize..6, 0usize..5), 1..4), 1..6),
-        ops in proptest::collection::vec(0u8..4, 1..4),
+        (flows, picks, exprs, ops) in flows_picks_exprs(200..700),
     ) {
         let pkts = several_blocks(&flows, &picks);
         let (_d, r) = store_with(&pkts);
         let full = wirecap_store::FlowIndex::load(&r).unwrap().unwrap();
         prop_assert!(full.blocks.len() >= 2, "{} blocks", full.blocks.len());
-        let today = Date::new(2025, 1, 1).unwrap();
         for parts in &exprs {
-            for (bpf, text) in [(true, bpf_expr(parts, &ops)), (false, lang_expr(parts, &ops))] {
-                let f = if bpf {
-                    compile(None, Some(&text), LinkType::ETHERNET, today)
-                } else {
-                    compile(Some(&text), None, LinkType::ETHERNET, today)
-                };
-                let f = f.unwrap().unwrap();
+            for (text, f) in both_languages(parts, &ops) {
                 let accepted = fragment_ids(&full, |i| {
                     f.may_match_facts(&wirecap_query::flows::FragmentFacts {
                         fragment: &full.fragments[i],
