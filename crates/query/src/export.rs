@@ -223,11 +223,12 @@ impl Export {
             });
         }
         let filter = self.filter.as_ref().filter(|_| self.use_index)?;
-        let index = crate::flows::load_index(&self.reader, Some(filter)).ok()??;
         let (start, end) = (
             self.range.start_pos.max(self.reader.head().pos),
             self.range.end_pos,
         );
+        let index =
+            crate::flows::load_index(&self.reader, Some(filter), Some((start, end))).ok()??;
         let mut scan = Vec::new();
         let mut at = start;
         for (a, b) in index.covered() {

@@ -404,13 +404,25 @@ pub struct StreamFlows {
 
 /// The stored flow index of `reader` (`None`: it has none). With a filter that lookups
 /// narrow ([`crate::plan`]), only the fragments it may need are read from blocks with a
-/// lookup table; callers still test `may_match` on each fragment.
-pub fn load_index(reader: &StreamReader, filter: Option<&Filter>) -> Result<Option<FlowIndex>> {
+/// lookup table, and none of the blocks outside the logical byte range `within` (their
+/// headers only); callers still test `may_match` on each fragment.
+pub fn load_index(
+    reader: &StreamReader,
+    filter: Option<&Filter>,
+    within: Option<(u64, u64)>,
+) -> Result<Option<FlowIndex>> {
     let plan = filter
         .filter(|_| crate::export::lookup_tables_enabled())
         .and_then(|f| crate::plan::plan(f, reader.link_type().0));
+    let (start, end) = within.unwrap_or((0, u64::MAX));
     Ok(match plan {
-        Some(p) => FlowIndex::load_lookup(reader, &mut |t| p.select(t))?,
+        Some(p) => FlowIndex::load_lookup(reader, &mut |t| {
+            let b = t.block();
+            if b.cover_end_pos <= start || b.cover_start_pos >= end {
+                return Some(Vec::new());
+            }
+            p.select(t)
+        })?,
         None => FlowIndex::load(reader)?,
     })
 }
@@ -428,7 +440,7 @@ impl StreamFlows {
         range: PacketRange,
         filter: Option<&Filter>,
     ) -> Result<Self> {
-        let stored = load_index(reader, filter)?;
+        let stored = load_index(reader, filter, None)?;
         let is_stored = stored.is_some();
         let mut index = stored.unwrap_or_default();
         let covered = index.covered();

@@ -509,7 +509,7 @@ proptest! {
                         linktype: LinkType::ETHERNET.0,
                     })
                 });
-                let looked = wirecap_query::flows::load_index(&r, Some(&f)).unwrap().unwrap();
+                let looked = wirecap_query::flows::load_index(&r, Some(&f), None).unwrap().unwrap();
                 prop_assert_eq!(&looked.blocks, &full.blocks);
                 prop_assert_eq!(looked.covered(), full.covered());
                 let picked = fragment_ids(&looked, |_| true);

@@ -923,6 +923,7 @@ impl FlowIndex {
                 }
                 let probe = crate::lut::TableProbe {
                     table: &t,
+                    block: &h,
                     lut: &lut,
                     read: std::cell::Cell::new(0),
                 };

@@ -176,7 +176,8 @@ pub(crate) fn read_at(f: &File, at: u64, len: usize, read: &mut u64) -> Option<V
     Some(b)
 }
 
-/// One table whose header and directory checked out.
+/// One table whose header checked out; its directory is read when first needed (a
+/// block outside a query's time range costs its header only).
 #[derive(Clone, Debug)]
 pub struct Table {
     /// Where its block starts in `flows.idx`, and that block header's own CRC.
@@ -185,6 +186,14 @@ pub struct Table {
     pub records: u32,
     /// Bytes of the whole table in `flows.lut`.
     pub(crate) len: u64,
+    at: u64,
+    dir_len: usize,
+    dir_crc: u32,
+    dir: std::cell::OnceCell<Option<Dir>>,
+}
+
+#[derive(Clone, Debug)]
+struct Dir {
     counts: [u32; SECTIONS],
     /// Per section: each page's first key and CRC32C.
     fences: [Vec<(u128, u32)>; SECTIONS],
@@ -193,8 +202,8 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table at `at` of `lut` (`lut_len` bytes long), when it is whole and its header
-    /// and directory check out.
+    /// The table at `at` of `lut` (`lut_len` bytes long), when its header checks out and
+    /// it is whole.
     pub(crate) fn read(lut: &File, at: u64, lut_len: u64, read: &mut u64) -> Option<Self> {
         if at.checked_add(TABLE_HEADER_LEN as u64)? > lut_len {
             return None;
@@ -208,35 +217,50 @@ impl Table {
         if at.checked_add(len)? > lut_len {
             return None;
         }
-        let dir = read_at(lut, at + TABLE_HEADER_LEN as u64, dir_len, read)?;
-        if crc32c::crc32c(&dir) != le32(&h, 32) {
-            return None;
-        }
-        let mut t = Self {
+        Some(Self {
             flows_off: le64(&h, 8),
             flows_hdr_crc: le32(&h, 16),
             records: le32(&h, 20),
             len,
-            counts: [0; SECTIONS],
-            fences: Default::default(),
-            starts: [0; SECTIONS],
-        };
-        let mut d = 0usize;
-        let mut p = at + TABLE_HEADER_LEN as u64 + dir_len as u64;
-        for s in 0..SECTIONS {
-            let n = le32(dir.get(d..d + 4)?, 0);
-            d += 4;
-            t.counts[s] = n;
-            t.starts[s] = p;
-            p += u64::from(n) * (width(s) as u64 + 4);
-            for _ in 0..(n as usize).div_ceil(PAGE_ENTRIES) {
-                let e = dir.get(d..d + DIR_ENTRY)?;
-                let key = u128::from_le_bytes(e[..16].try_into().ok()?);
-                t.fences[s].push((key, le32(e, 16)));
-                d += DIR_ENTRY;
-            }
-        }
-        (d == dir_len && p == at + len).then_some(t)
+            at,
+            dir_len,
+            dir_crc: le32(&h, 32),
+            dir: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The directory, read and checked once. `None`: it is damaged.
+    fn dir(&self, lut: &File, read: &mut u64) -> Option<&Dir> {
+        self.dir
+            .get_or_init(|| {
+                let start = self.at + TABLE_HEADER_LEN as u64;
+                let dir = read_at(lut, start, self.dir_len, read)?;
+                if crc32c::crc32c(&dir) != self.dir_crc {
+                    return None;
+                }
+                let mut d = Dir {
+                    counts: [0; SECTIONS],
+                    fences: Default::default(),
+                    starts: [0; SECTIONS],
+                };
+                let mut o = 0usize;
+                let mut p = start + self.dir_len as u64;
+                for s in 0..SECTIONS {
+                    let n = le32(dir.get(o..o + 4)?, 0);
+                    o += 4;
+                    d.counts[s] = n;
+                    d.starts[s] = p;
+                    p += u64::from(n) * (width(s) as u64 + 4);
+                    for _ in 0..(n as usize).div_ceil(PAGE_ENTRIES) {
+                        let e = dir.get(o..o + DIR_ENTRY)?;
+                        let key = u128::from_le_bytes(e[..16].try_into().ok()?);
+                        d.fences[s].push((key, le32(e, 16)));
+                        o += DIR_ENTRY;
+                    }
+                }
+                (o == self.dir_len && p == self.at + self.len).then_some(d)
+            })
+            .as_ref()
     }
 
     /// The entries `(key, value)` of section `s` with `lo <= key <= hi`, in key order,
@@ -250,7 +274,8 @@ impl Table {
         read: &mut u64,
     ) -> Option<Vec<(u128, u32)>> {
         let s = s as usize;
-        let f = &self.fences[s];
+        let d = self.dir(lut, read)?;
+        let f = &d.fences[s];
         if lo > hi || f.is_empty() {
             return Some(Vec::new());
         }
@@ -263,9 +288,9 @@ impl Table {
         let w = width(s);
         let esz = w + 4;
         let page_bytes = PAGE_ENTRIES * esz;
-        let n = self.counts[s] as usize;
+        let n = d.counts[s] as usize;
         let last_entry = (end * PAGE_ENTRIES).min(n);
-        let at = self.starts[s] + (first * page_bytes) as u64;
+        let at = d.starts[s] + (first * page_bytes) as u64;
         let bytes = read_at(lut, at, (last_entry - first * PAGE_ENTRIES) * esz, read)?;
         let mut out = Vec::new();
         for (i, page) in bytes.chunks(page_bytes).enumerate() {
@@ -288,6 +313,7 @@ impl Table {
 /// A table as the planner sees it: lookups into one block's fragments.
 pub struct TableProbe<'a> {
     pub(crate) table: &'a Table,
+    pub(crate) block: &'a BlockHeader,
     pub(crate) lut: &'a File,
     pub(crate) read: std::cell::Cell<u64>,
 }
@@ -296,6 +322,11 @@ impl TableProbe<'_> {
     /// Fragments in the block.
     pub fn records(&self) -> u32 {
         self.table.records
+    }
+
+    /// The block's header (which packets and bytes it covers).
+    pub fn block(&self) -> &BlockHeader {
+        self.block
     }
 
     /// The ordinals (sorted, distinct) of the fragments with an entry of section `s`
@@ -414,6 +445,7 @@ mod tests {
             assert_eq!(t.flows_off, off as u64);
             let probe = TableProbe {
                 table: &t,
+                block: &h,
                 lut: &lut,
                 read: std::cell::Cell::new(0),
             };
