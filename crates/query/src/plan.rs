@@ -20,7 +20,10 @@
 //! The lookup of an atom is exact: the fragments for which `FragmentFacts` answers
 //! `true` (the opaque fragment always among them). So the union holds every fragment the
 //! filter may match, and the export still tests `may_match` on each, then the filter on
-//! each packet: the answer is the scan's. Where a run that may match fixes no indexable
+//! each packet: the answer is the scan's. Because of that re-test a run may also leave
+//! out some of its atoms (a superset is picked): where it has a narrow atom answered
+//! `true` (host, net, port, VLAN id, label), its broad ones (IP protocol, EtherType —
+//! `tcp` holds most flows) are not looked up. Where a run that may match fixes no indexable
 //! atom to `true` (`not host H`, `greater 100`, a byte test), the lookups would pick
 //! nearly everything: the plan is `None` and blocks are read whole.
 
@@ -54,6 +57,12 @@ enum Atom {
 impl Atom {
     fn indexed(&self) -> bool {
         !matches!(self, Self::Len(..) | Self::Flags(_))
+    }
+
+    /// Atoms most fragments answer `true` to (`tcp`, `ip`): their lookups read much of
+    /// the table and narrow little.
+    fn broad(&self) -> bool {
+        matches!(self, Self::V4Proto(_) | Self::V6Proto(_) | Self::Ether(_))
     }
 }
 
@@ -187,9 +196,8 @@ fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
 
 /// The fragments of the table's block for which [`crate::flows::FragmentFacts`] answers
 /// `true` to atom `a`. `None`: the table is damaged there.
-fn lookup(t: &TableProbe, a: Atom) -> Option<Vec<u32>> {
+fn lookup(t: &TableProbe, a: Atom, opaque: &[u32]) -> Option<Vec<u32>> {
     let one = |s: Section, k: u128| t.find(s, k, k);
-    let opaque = t.find(Section::Opaque, 0, 0)?;
     let found = match a {
         Atom::Net(addr, prefix) => {
             let ips = match addr {
@@ -241,26 +249,38 @@ fn lookup(t: &TableProbe, a: Atom) -> Option<Vec<u32>> {
         Atom::Mpls(label) => one(Section::Mpls, u128::from(label) + 1)?,
         Atom::Len(..) | Atom::Flags(_) => return None,
     };
-    Some(union(&found, &opaque))
+    Some(union(&found, opaque))
 }
 
 impl Plan {
     /// The fragments (ordinals, sorted) of the table's block the filter may need;
     /// `None`: read the block whole.
+    ///
+    /// Picking more than needed is allowed (every pick is tested with `may_match`): a
+    /// run with a narrow atom answered `true` (a host, net, port, VLAN id or label)
+    /// leaves its broad atoms (protocols, EtherTypes) out rather than read their large
+    /// lookups.
     pub fn select(&self, t: &TableProbe) -> Option<Vec<u32>> {
+        let opaque = t.find(Section::Opaque, 0, 0)?;
         let mut memo: HashMap<Atom, Vec<u32>> = HashMap::new();
         let mut set = |a: Atom| -> Option<Vec<u32>> {
             if let Some(v) = memo.get(&a) {
                 return Some(v.clone());
             }
-            let v = lookup(t, a)?;
+            let v = lookup(t, a, &opaque)?;
             memo.insert(a, v.clone());
             Some(v)
         };
         let mut out: Vec<u32> = Vec::new();
         for run in &self.runs {
+            let narrow = run.iter().any(|&(a, v)| v && !a.broad());
+            let run: Vec<(Atom, bool)> = run
+                .iter()
+                .copied()
+                .filter(|(a, _)| !(narrow && a.broad()))
+                .collect();
             let mut pick: Option<Vec<u32>> = None;
-            for &(a, v) in run {
+            for &(a, v) in &run {
                 if v {
                     let s = set(a)?;
                     pick = Some(match pick {
@@ -270,7 +290,7 @@ impl Plan {
                 }
             }
             let mut pick = pick?;
-            for &(a, v) in run {
+            for &(a, v) in &run {
                 if !v && !pick.is_empty() {
                     pick = minus(&pick, &set(a)?);
                 }
