@@ -234,17 +234,16 @@ fn both_languages(
 
 type FlowChoice = (u8, usize, usize, usize, usize);
 
+/// A random case: flows, picks of them (flow, variant, cut), expressions and operators.
+type Case = (
+    Vec<FlowChoice>,
+    Vec<(usize, u8, u16)>,
+    Vec<Vec<(u8, usize, usize)>>,
+    Vec<u8>,
+);
+
 /// Random flows, picks of them (flow, variant, cut) and expressions.
-fn flows_picks_exprs(
-    picks: std::ops::Range<usize>,
-) -> impl Strategy<
-    Value = (
-        Vec<FlowChoice>,
-        Vec<(usize, u8, u16)>,
-        Vec<Vec<(u8, usize, usize)>>,
-        Vec<u8>,
-    ),
-> {
+fn flows_picks_exprs(picks: std::ops::Range<usize>) -> impl Strategy<Value = Case> {
     (
         proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
         proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), picks),
