@@ -37,6 +37,8 @@ pub struct ExportStats {
     pub bytes_skipped: u64,
     /// The stream's flow index chose what was read.
     pub index_used: bool,
+    /// Bytes of the flow index (`flows.idx`, `flows.lut`) read to choose.
+    pub index_bytes_read: u64,
 }
 
 /// Filtered pcap output is gathered into a buffer this large before each write.
@@ -125,6 +127,14 @@ pub fn query_index_enabled() -> bool {
     *ON.get_or_init(|| std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "off"))
 }
 
+/// Whether indexed queries go through the lookup tables of the flow index
+/// (`WIRECAP_QUERY_INDEX=full` reads every fragment record instead, for comparing the
+/// two; the answers are the same).
+pub fn lookup_tables_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "full"))
+}
+
 /// Bytes per piece of a filtered or pcapng export.
 pub const PIECE: usize = 1 << 20;
 
@@ -209,14 +219,16 @@ impl Export {
                 next: 0,
                 scan: Vec::new(),
                 at: self.range.start_pos.max(self.reader.head().pos),
+                index_bytes: 0,
             });
         }
         let filter = self.filter.as_ref().filter(|_| self.use_index)?;
-        let index = wirecap_store::FlowIndex::load(&self.reader).ok()??;
         let (start, end) = (
             self.range.start_pos.max(self.reader.head().pos),
             self.range.end_pos,
         );
+        let index =
+            crate::flows::load_index(&self.reader, Some(filter), Some((start, end))).ok()??;
         let mut scan = Vec::new();
         let mut at = start;
         for (a, b) in index.covered() {
@@ -254,6 +266,7 @@ impl Export {
             next: 0,
             scan,
             at: start,
+            index_bytes: index.bytes_read,
         })
     }
 
@@ -300,6 +313,7 @@ impl Export {
         let sel = self.plan();
         let stats = ExportStats {
             index_used: sel.is_some() && self.selected.is_none(),
+            index_bytes_read: sel.as_ref().map_or(0, |s| s.index_bytes),
             ..ExportStats::default()
         };
         Pieces {
@@ -393,6 +407,8 @@ struct Selection {
     scan: Vec<(u64, u64)>,
     /// Logical position where the next slice starts.
     at: u64,
+    /// Bytes of the index read to plan it.
+    index_bytes: u64,
 }
 
 impl Selection {

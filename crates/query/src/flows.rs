@@ -441,10 +441,45 @@ pub struct StreamFlows {
     pub covered_bytes: u64,
 }
 
+/// The stored flow index of `reader` (`None`: it has none). With a filter that lookups
+/// narrow ([`crate::plan`]), only the fragments it may need are read from blocks with a
+/// lookup table, and none of the blocks outside the logical byte range `within` (their
+/// headers only); callers still test `may_match` on each fragment.
+pub fn load_index(
+    reader: &StreamReader,
+    filter: Option<&Filter>,
+    within: Option<(u64, u64)>,
+) -> Result<Option<FlowIndex>> {
+    let plan = filter
+        .filter(|_| crate::export::lookup_tables_enabled())
+        .and_then(|f| crate::plan::plan(f, reader.link_type().0));
+    let (start, end) = within.unwrap_or((0, u64::MAX));
+    Ok(match plan {
+        Some(p) => FlowIndex::load_lookup(reader, &mut |t| {
+            let b = t.block();
+            if b.cover_end_pos <= start || b.cover_start_pos >= end {
+                return Some(Vec::new());
+            }
+            p.select(t)
+        })?,
+        None => FlowIndex::load(reader)?,
+    })
+}
+
 impl StreamFlows {
     /// Loads the flows of `range` of the stream behind `reader`.
     pub fn load(reader: &StreamReader, range: PacketRange) -> Result<Self> {
-        let stored = FlowIndex::load(reader)?;
+        Self::load_for(reader, range, None)
+    }
+
+    /// Loads the flows of `range` that `filter` may need: every flow without one (see
+    /// [`load_index`]). Flows of the parts the index does not cover are all there.
+    pub fn load_for(
+        reader: &StreamReader,
+        range: PacketRange,
+        filter: Option<&Filter>,
+    ) -> Result<Self> {
+        let stored = load_index(reader, filter, None)?;
         let is_stored = stored.is_some();
         let mut index = stored.unwrap_or_default();
         let covered = index.covered();
@@ -549,7 +584,7 @@ pub fn stream_flows(
 ) -> Result<Vec<FlowRecord>> {
     // Flows that started before the range and go on into it are in blocks before it:
     // every block is read (fragments are small), the time test is on the whole flow.
-    let sf = StreamFlows::load(reader, reader.full_range())?;
+    let sf = StreamFlows::load_for(reader, reader.full_range(), filter)?;
     Ok(sf.records(start_ns, stop_ns, filter))
 }
 

@@ -15,7 +15,8 @@
 //! * [`flows()`] lists the flows of the store for a time range and a filter;
 //!   [`flow_export`] gives one flow's packets; [`Export`] reads, for a filter, only the
 //!   packets of the flows that may match where a stream has a flow index (the answer is
-//!   the scan's, packet for packet).
+//!   the scan's, packet for packet); [`plan`] turns the filter into lookups in the
+//!   index's tables, so that only the flow records it may need are read.
 //! * [`compile`] turns the two filter languages (either, both — ANDed — or none) into one
 //!   [`Filter`]; a mistake comes back as a [`CompileError`] that prints the text with a
 //!   caret under the column.
@@ -37,6 +38,7 @@ mod compile;
 mod export;
 pub mod flowlist;
 pub mod flows;
+pub mod plan;
 pub mod search;
 
 pub use analyze::{

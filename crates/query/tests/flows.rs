@@ -218,6 +218,43 @@ fn lang_expr(parts: &[(u8, usize, usize)], ops: &[u8]) -> String {
     format!("{defs}{e}")
 }
 
+/// The random expression `parts` joined by `ops`, in tcpdump syntax and in the
+/// appliance language, each with its compiled filter.
+fn both_languages(
+    parts: &[(u8, usize, usize)],
+    ops: &[u8],
+) -> Vec<(String, wirecap_query::Filter)> {
+    let today = Date::new(2025, 1, 1).unwrap();
+    let bpf = bpf_expr(parts, ops);
+    let lang = lang_expr(parts, ops);
+    let fb = compile(None, Some(&bpf), LinkType::ETHERNET, today);
+    let fl = compile(Some(&lang), None, LinkType::ETHERNET, today);
+    vec![(bpf, fb.unwrap().unwrap()), (lang, fl.unwrap().unwrap())]
+}
+
+type FlowChoice = (u8, usize, usize, usize, usize);
+
+/// A random case: flows, picks of them (flow, variant, cut), expressions and operators.
+type Case = (
+    Vec<FlowChoice>,
+    Vec<(usize, u8, u16)>,
+    Vec<Vec<(u8, usize, usize)>>,
+    Vec<u8>,
+);
+
+/// Random flows, picks of them (flow, variant, cut) and expressions.
+fn flows_picks_exprs(picks: std::ops::Range<usize>) -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
+        proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), picks),
+        proptest::collection::vec(
+            proptest::collection::vec((0u8..16, 0usize..6, 0usize..5), 1..4),
+            1..6,
+        ),
+        proptest::collection::vec(0u8..4, 1..4),
+    )
+}
+
 fn export(
     r: &StreamReader,
     f: &wirecap_query::Filter,
@@ -239,10 +276,7 @@ proptest! {
 
     #[test]
     fn index_answers_what_the_scan_answers(
-        flows in proptest::collection::vec((0u8..16, 0usize..6, 0usize..6, 0usize..5, 0usize..5), 1..24),
-        picks in proptest::collection::vec((0usize..24, 0u8..40, 0u16..200), 50..600),
-        exprs in proptest::collection::vec(proptest::collection::vec((0u8..16, 0usize..6, 0usize..5), 1..4), 1..6),
-        ops in proptest::collection::vec(0u8..4, 1..4),
+        (flows, picks, exprs, ops) in flows_picks_exprs(50..600),
         window in (0u64..100, 0u64..100),
     ) {
         let mut pkts = Vec::new();
@@ -256,18 +290,11 @@ proptest! {
         let check = wirecap_query::flows::check_index(&r).unwrap();
         prop_assert!(check.problems.is_empty(), "{:?}", check.problems);
         prop_assert_eq!(check.packets_named, pkts.len() as u64);
-        let today = Date::new(2025, 1, 1).unwrap();
         let span = pkts.len() as u64 * 7_000_000;
         let (a, b) = (window.0.min(window.1), window.0.max(window.1) + 1);
         let (lo, hi) = (T0 + span * a / 100, T0 + span * b / 100);
         for parts in &exprs {
-            for (bpf, text) in [(true, bpf_expr(parts, &ops)), (false, lang_expr(parts, &ops))] {
-                let f = if bpf {
-                    compile(None, Some(&text), LinkType::ETHERNET, today)
-                } else {
-                    compile(Some(&text), None, LinkType::ETHERNET, today)
-                };
-                let f = f.unwrap().unwrap();
+            for (text, f) in both_languages(parts, &ops) {
                 let want: Vec<(u64, Vec<u8>)> = pkts
                     .iter()
                     .filter(|(ts, d)| *ts >= lo && *ts < hi && f.matches(*ts, d.len() as u32 + 4, d))
@@ -421,4 +448,168 @@ fn older_streams_scan_and_reindex() {
     let (indexed, used) = export(&r, &f, 0, u64::MAX, true);
     assert!(used);
     assert_eq!(indexed, scan);
+}
+
+/// What identifies a fragment across two loads of one index (positions are re-based
+/// when only some fragments of a block are read).
+fn fragment_ids(ix: &wirecap_store::FlowIndex, pick: impl Fn(usize) -> bool) -> Vec<String> {
+    let mut v: Vec<String> = (0..ix.fragments.len())
+        .filter(|&i| pick(i))
+        .map(|i| {
+            let f = &ix.fragments[i];
+            let pos: Vec<u64> = ix.positions(i).collect();
+            format!(
+                "{} {} {:?} {} {} {:?}",
+                ix.block_of[i], f.id, f.key, f.first_ts, f.last_ts, pos
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn several_blocks(
+    flows: &[(u8, usize, usize, usize, usize)],
+    picks: &[(usize, u8, u16)],
+) -> Vec<(u64, Vec<u8>)> {
+    // 0.4 s apart: a block every 60 s of packet time, so several blocks and tables.
+    picks
+        .iter()
+        .enumerate()
+        .map(|(n, &(fi, v, cut))| {
+            let cut = if cut % 5 == 0 { cut } else { 0 };
+            (
+                T0 + n as u64 * 400_000_000,
+                packet(flows[fi % flows.len()], v, cut),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    /// The lookup tables pick every fragment the filter's test (`may_match`) accepts,
+    /// whole (same positions), for random flows and random expressions of both
+    /// languages with and / or / not.
+    #[test]
+    fn lookups_pick_every_fragment_may_match_accepts(
+        (flows, picks, exprs, ops) in flows_picks_exprs(200..700),
+    ) {
+        let pkts = several_blocks(&flows, &picks);
+        let (_d, r) = store_with(&pkts);
+        let full = wirecap_store::FlowIndex::load(&r).unwrap().unwrap();
+        prop_assert!(full.blocks.len() >= 2, "{} blocks", full.blocks.len());
+        for parts in &exprs {
+            for (text, f) in both_languages(parts, &ops) {
+                let accepted = fragment_ids(&full, |i| {
+                    f.may_match_facts(&wirecap_query::flows::FragmentFacts {
+                        fragment: &full.fragments[i],
+                        linktype: LinkType::ETHERNET.0,
+                    })
+                });
+                let looked = wirecap_query::flows::load_index(&r, Some(&f), None).unwrap().unwrap();
+                prop_assert_eq!(&looked.blocks, &full.blocks);
+                prop_assert_eq!(looked.covered(), full.covered());
+                let picked = fragment_ids(&looked, |_| true);
+                for a in &accepted {
+                    prop_assert!(picked.binary_search(a).is_ok(), "{} not picked for {}", a, text);
+                }
+                // Picked fragments are the index's own, never made up.
+                let all = fragment_ids(&full, |_| true);
+                for p in &picked {
+                    prop_assert!(all.binary_search(p).is_ok(), "{} is not in the index", p);
+                }
+                let tables = std::env::var("WIRECAP_QUERY_INDEX").map_or(true, |v| v != "full");
+                if tables && wirecap_query::plan::plan(&f, LinkType::ETHERNET.0).is_some() {
+                    prop_assert_eq!(looked.table_blocks, full.blocks.len() as u64, "{}", text);
+                }
+            }
+        }
+    }
+}
+
+/// A `flows.lut` cut at any point, or with a byte changed anywhere, gives the answers of
+/// a scan, without an error: torn or damaged tables are ignored (their blocks are read
+/// whole) and recovery cuts a torn tail.
+#[test]
+fn torn_or_damaged_tables_answer_as_the_scan() {
+    let flows: Vec<(u8, usize, usize, usize, usize)> = (0..40)
+        .map(|i| ((i % 12) as u8, i % 6, (i / 6) % 6, i % 5, (i / 5) % 5))
+        .collect();
+    let picks: Vec<(usize, u8, u16)> = (0..900)
+        .map(|i| {
+            (
+                (i * 7) % 40,
+                (i % 40) as u8,
+                if i % 13 == 0 { 30 } else { 0 },
+            )
+        })
+        .collect();
+    let pkts = several_blocks(&flows, &picks);
+    let (d, r) = store_with(&pkts);
+    let lut_path = r.dir().join("flows.lut");
+    let lut = std::fs::read(&lut_path).unwrap();
+    assert!(!lut.is_empty());
+    let today = Date::new(2025, 1, 1).unwrap();
+    let filters: Vec<wirecap_query::Filter> = [
+        "host 10.0.0.1",
+        "tcp port 80 and not host 10.0.0.2",
+        "net 10.0.0.0/16 and udp",
+        "host 2001:db8::2 or arp",
+        "vlan 11 or port 53",
+    ]
+    .iter()
+    .map(|e| {
+        compile(None, Some(e), LinkType::ETHERNET, today)
+            .unwrap()
+            .unwrap()
+    })
+    .collect();
+    let answers = |r: &StreamReader| -> Vec<(Vec<u8>, Vec<wirecap_query::FlowRecord>)> {
+        filters
+            .iter()
+            .map(|f| {
+                let (out, used) = export(r, f, 0, u64::MAX, true);
+                assert!(used);
+                let listed = wirecap_query::stream_flows(r, 0, u64::MAX, Some(f)).unwrap();
+                (out, listed)
+            })
+            .collect()
+    };
+    let scans: Vec<Vec<u8>> = filters
+        .iter()
+        .map(|f| export(&r, f, 0, u64::MAX, false).0)
+        .collect();
+    let want = answers(&r);
+    for (w, s) in want.iter().zip(&scans) {
+        assert_eq!(&w.0, s);
+    }
+    // Cut points: every 97th byte, and around the end of every table.
+    let mut cuts: Vec<usize> = (0..lut.len()).step_by(97).collect();
+    cuts.extend([1, 63, 64, 65, lut.len() - 1]);
+    for cut in cuts {
+        std::fs::write(&lut_path, &lut[..cut]).unwrap();
+        let r2 = Store::open(d.path())
+            .unwrap()
+            .open_stream(r.name())
+            .unwrap();
+        assert_eq!(answers(&r2), want, "flows.lut cut at {cut}");
+    }
+    for at in (0..lut.len()).step_by(61) {
+        let mut bad = lut.clone();
+        bad[at] ^= 0x5a;
+        std::fs::write(&lut_path, &bad).unwrap();
+        let r2 = Store::open(d.path())
+            .unwrap()
+            .open_stream(r.name())
+            .unwrap();
+        assert_eq!(answers(&r2), want, "flows.lut byte {at} changed");
+    }
+    std::fs::remove_file(&lut_path).unwrap();
+    let r2 = Store::open(d.path())
+        .unwrap()
+        .open_stream(r.name())
+        .unwrap();
+    assert_eq!(answers(&r2), want, "without flows.lut");
 }

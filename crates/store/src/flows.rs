@@ -52,11 +52,50 @@
 //! * A block is written every [`BLOCK_CHUNKS`] chunks (or [`BLOCK_NS`] of packet time) and
 //!   when the stream is sealed; a crash loses the index of at most that much data, never
 //!   the data, and `wirecap reindex` rebuilds the whole index from the segments.
+//!
+//! # Lookup tables (`flows.lut`), and why
+//!
+//! Reading every fragment record to find a host's flows costs O(capture) (128 MB for a
+//! million flows). So every block gets a **table** in `flows.lut`, appended right after
+//! the block (see [`crate::lut`]):
+//!
+//! ```text
+//! flows.lut = table*                       (table i belongs to block i of flows.idx)
+//! table     = header (64 B) · directory · pages
+//! header    = "WFT1" · version u32 · block's offset in flows.idx u64 · block header's
+//!             CRC u32 · records u32 · directory bytes u32 · page bytes u32
+//!             · CRC32C of the directory u32 · … · CRC32C of the header u32
+//! directory = per section: entries u32 · per page: first key (16 B) · CRC32C of the page
+//! pages     = per section, sorted (key, fragment ordinal u32) entries, 256 to a page;
+//!             keys are 4 bytes (16 for IPv6 addresses)
+//! sections  = IPv4 addresses · IPv6 addresses · proto<<16|port (TCP/UDP/SCTP) · IP
+//!             kind<<8|protocol · EtherType · TPID · VLAN id · MPLS label+1 · opaque
+//!             fragments · CRC32C of each fragment's record and positions (key: ordinal)
+//! ```
+//!
+//! * **Sorted keys, not hashes**: a `net` is a range scan of the address section; a
+//!   host, port or protocol is a range of one key. A lookup reads the header, the
+//!   directory (20 bytes per 256 entries) and only the pages its keys can be in, each
+//!   checked against its CRC: what a selective query reads grows with its matches and
+//!   the number of blocks, not with the flows.
+//! * **Fragment ordinals**, not offsets: a record is at a fixed place in its block; the
+//!   reader reads just the records picked and their position bytes, and checks each
+//!   against the CRC the table keeps for it (the block's own CRC covers the whole body,
+//!   which a random read cannot check).
+//! * **A separate file, appended after its block**, tied to it by the block's offset and
+//!   header CRC: version-1 blocks are unchanged, so older readers and older streams keep
+//!   working. A crash leaves at worst a torn last table; readers stop at the first table
+//!   that does not check out or does not match its block, and read the blocks after it
+//!   whole (today's full read, same answers); recovery cuts tables with their blocks.
+//!   `wirecap reindex` writes both files.
+//! * Size: about 40 bytes per fragment (two addresses, two ports, protocol, EtherType,
+//!   a CRC, 8 bytes each) against the record's 128 and its positions.
 
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher;
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
@@ -373,7 +412,7 @@ impl Fragment {
         b[at + 1] = self.flags;
     }
 
-    fn decode(b: &[u8]) -> Self {
+    pub(crate) fn decode(b: &[u8]) -> Self {
         let k = KEY_LEN;
         Self {
             key: FlowKey::decode(&b[..KEY_LEN]),
@@ -424,7 +463,7 @@ impl BlockHeader {
         b
     }
 
-    fn decode(b: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
         if b.len() < HEADER_LEN
             || b[0..4] != MAGIC
             || le32(b, 4) != VERSION
@@ -444,7 +483,7 @@ impl BlockHeader {
         })
     }
 
-    fn body_len(&self) -> u64 {
+    pub(crate) fn body_len(&self) -> u64 {
         self.records as u64 * RECORD_LEN as u64 + u64::from(self.pos_bytes)
     }
 }
@@ -885,6 +924,8 @@ impl Drop for FlowRun<'_> {
 /// `flows.idx` being appended by a writer.
 pub(crate) struct FlowFile {
     file: crate::writer::IndexFile,
+    /// `flows.lut`: one lookup table per block of `file`.
+    lut: crate::writer::IndexFile,
     pub(crate) table: FlowTable,
 }
 
@@ -892,6 +933,7 @@ impl FlowFile {
     pub(crate) fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
             file: crate::writer::IndexFile::open(dir.join(layout::FLOWS))?,
+            lut: crate::writer::IndexFile::open(dir.join(layout::FLOWS_LUT))?,
             table: FlowTable::default(),
         })
     }
@@ -906,21 +948,33 @@ impl FlowFile {
         let len = self.file.len;
         if self.file.append(b).is_err() {
             let _ = self.file.truncate(len);
+            return;
+        }
+        // Likewise its table: without it, readers read this block whole.
+        if let Some(t) = crate::lut::build(b, len) {
+            let lut_len = self.lut.len;
+            if self.lut.append(&t).is_err() {
+                let _ = self.lut.truncate(lut_len);
+            }
         }
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.file.sync_data().at(&self.file.path)
+        self.file.file.sync_data().at(&self.file.path)?;
+        self.lut.file.sync_data().at(&self.lut.path)
     }
 }
 
 /// Cuts `flows.idx` in `dir` after the last whole block that covers only packets below
-/// `packets` (recovery, before a writer appends again); returns the bytes cut.
+/// `packets`, and `flows.lut` after the last table of a kept block (recovery, before a
+/// writer appends again); returns the bytes cut.
 pub(crate) fn cut_blocks(dir: &Path, packets: u64) -> Result<u64> {
     let path = dir.join(layout::FLOWS);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return crate::lut::cut_tables(dir, 0);
+        }
         Err(e) => return Err(e).at(&path),
     };
     let keep = walk_blocks(&bytes, packets, u64::MAX, |_, _| {});
@@ -931,7 +985,7 @@ pub(crate) fn cut_blocks(dir: &Path, packets: u64) -> Result<u64> {
             .and_then(|f| f.set_len(keep))
             .at(&path)?;
     }
-    Ok(bytes.len() as u64 - keep)
+    Ok(bytes.len() as u64 - keep + crate::lut::cut_tables(dir, keep)?)
 }
 
 /// Calls `f` for every valid block whose packets are all below `end_packet` and bytes
@@ -979,6 +1033,10 @@ pub struct FlowIndex {
     positions: Vec<u8>,
     /// Bytes of `flows.idx` (valid blocks).
     pub file_bytes: u64,
+    /// Bytes read from `flows.idx` and `flows.lut` to load it.
+    pub bytes_read: u64,
+    /// Blocks whose fragments were chosen through their lookup table.
+    pub table_blocks: u64,
 }
 
 impl FlowIndex {
@@ -992,9 +1050,174 @@ impl FlowIndex {
             Err(e) => return Err(e).at(&path),
         };
         let (end_packet, end_pos) = r.end();
-        let mut ix = Self::default();
+        let mut ix = Self {
+            bytes_read: bytes.len() as u64,
+            ..Self::default()
+        };
         ix.file_bytes = walk_blocks(&bytes, end_packet, end_pos, |h, b| ix.push_block(h, b));
         Ok(Some(ix))
+    }
+
+    /// Like [`Self::load`], but where `flows.lut` has a table for a block, only the
+    /// fragments `select` picks from it are read (their records and positions, each
+    /// checked against the CRC the table keeps for it), not the whole block. `select`
+    /// answers `None` to have a block read whole (no lookup helps, or the table is
+    /// damaged there). Blocks without a table (an older stream, a torn `flows.lut`) are
+    /// read whole, as `load` does. Every valid block's header is in `blocks`, so
+    /// [`Self::covered`] is the same as `load`'s.
+    pub fn load_lookup(
+        r: &crate::StreamReader,
+        select: &mut dyn FnMut(&crate::lut::TableProbe) -> Option<Vec<u32>>,
+    ) -> Result<Option<Self>> {
+        let path = r.dir().join(layout::FLOWS);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        let flen = file.metadata().at(&path)?.len();
+        let (end_packet, end_pos) = r.end();
+        let mut ix = Self::default();
+        let mut next = 0u64;
+        if let Ok(lut) = File::open(r.dir().join(layout::FLOWS_LUT)) {
+            let llen = lut.metadata().map_or(0, |m| m.len());
+            let mut at = 0u64;
+            let mut read = 0u64;
+            while let Some(t) = crate::lut::Table::read(&lut, at, llen, &mut read) {
+                let Some(hb) = crate::lut::read_at(&file, next, HEADER_LEN, &mut read) else {
+                    break;
+                };
+                let Some(h) = BlockHeader::decode(&hb) else {
+                    break;
+                };
+                let end = next + HEADER_LEN as u64 + h.body_len();
+                if t.flows_off != next
+                    || le32(&hb, 60) != t.flows_hdr_crc
+                    || h.records != t.records
+                    || end > flen
+                    || h.cover_end_packet > end_packet
+                    || h.cover_end_pos > end_pos
+                    || h.cover_first_packet >= h.cover_end_packet
+                {
+                    break;
+                }
+                let probe = crate::lut::TableProbe {
+                    table: &t,
+                    block: &h,
+                    lut: &lut,
+                    read: std::cell::Cell::new(0),
+                };
+                let picked = select(&probe);
+                read += probe.read.get();
+                // Many picks: one read of the whole block costs less than two per pick
+                // (a read is worth about half a KiB of copying).
+                let done = match picked {
+                    Some(p) if p.len() as u64 * (RECORD_LEN as u64 + 512) < h.body_len() => {
+                        ix.push_picked(&file, &lut, &t, &h, next, &p, &mut read)
+                    }
+                    _ => false,
+                };
+                if !done {
+                    let body = crate::lut::read_at(
+                        &file,
+                        next + HEADER_LEN as u64,
+                        h.body_len() as usize,
+                        &mut read,
+                    );
+                    match body {
+                        Some(b) if crc32c::crc32c(&b) == h.body_crc => ix.push_block(&h, &b),
+                        _ => break,
+                    }
+                }
+                ix.table_blocks += 1;
+                next = end;
+                at += t.len;
+            }
+            ix.bytes_read += read;
+        }
+        // The blocks after the last with a table: read whole.
+        if next < flen {
+            let mut rest = vec![0u8; (flen - next) as usize];
+            file.read_exact_at(&mut rest, next).at(&path)?;
+            ix.bytes_read += rest.len() as u64;
+            next += walk_blocks(&rest, end_packet, end_pos, |h, b| ix.push_block(h, b));
+        }
+        ix.file_bytes = next;
+        Ok(Some(ix))
+    }
+
+    /// Adds block `h` (at `off` in `flows.idx`) with only fragments `picked` (sorted,
+    /// distinct ordinals), each checked against its CRC in table `t`. False (and nothing
+    /// added) when one does not check out: the caller reads the block whole.
+    #[allow(clippy::too_many_arguments)]
+    fn push_picked(
+        &mut self,
+        file: &File,
+        lut: &File,
+        t: &crate::lut::Table,
+        h: &BlockHeader,
+        off: u64,
+        picked: &[u32],
+        read: &mut u64,
+    ) -> bool {
+        let blk = self.blocks.len() as u32;
+        let mut frags = Vec::with_capacity(picked.len());
+        let mut pos = Vec::new();
+        if let (Some(&lo), Some(&hi)) = (picked.first(), picked.last()) {
+            if hi >= h.records {
+                return false;
+            }
+            let Some(crcs) = t.find(
+                lut,
+                crate::lut::Section::Crc,
+                u128::from(lo),
+                u128::from(hi),
+                read,
+            ) else {
+                return false;
+            };
+            let crc_of = |o: u32| {
+                crcs.binary_search_by_key(&u128::from(o), |e| e.0)
+                    .ok()
+                    .map(|i| crcs[i].1)
+            };
+            let recs_at = off + HEADER_LEN as u64;
+            let pos_at = recs_at + u64::from(h.records) * RECORD_LEN as u64;
+            for &o in picked {
+                let Some(rb) = crate::lut::read_at(
+                    file,
+                    recs_at + u64::from(o) * RECORD_LEN as u64,
+                    RECORD_LEN,
+                    read,
+                ) else {
+                    return false;
+                };
+                let mut f = Fragment::decode(&rb);
+                if u64::from(f.pos_off) + u64::from(f.pos_len) > u64::from(h.pos_bytes) {
+                    return false;
+                }
+                let Some(pb) = crate::lut::read_at(
+                    file,
+                    pos_at + u64::from(f.pos_off),
+                    f.pos_len as usize,
+                    read,
+                ) else {
+                    return false;
+                };
+                if Some(crc32c::crc32c_append(crc32c::crc32c(&rb), &pb)) != crc_of(o) {
+                    return false;
+                }
+                f.pos_off = pos.len() as u32;
+                pos.extend_from_slice(&pb);
+                frags.push(f);
+            }
+        }
+        self.block_of.extend(std::iter::repeat_n(blk, frags.len()));
+        self.fragments.extend(frags);
+        self.pos_base.push(self.positions.len());
+        self.positions.extend_from_slice(&pos);
+        self.blocks.push(*h);
+        true
     }
 
     /// The logical positions of fragment `i`'s packets, in order.
@@ -1052,15 +1275,28 @@ pub(crate) fn rebuild(
     classify: &dyn crate::ChunkSummarizer,
 ) -> Result<RebuildFlows> {
     let tmp = r.dir().join(format!("{}.tmp", layout::FLOWS));
+    let lut_tmp = r.dir().join(format!("{}.tmp", layout::FLOWS_LUT));
     let mut out = std::io::BufWriter::new(File::create(&tmp).at(&tmp)?);
+    let mut lut = std::io::BufWriter::new(File::create(&lut_tmp).at(&lut_tmp)?);
+    let mut off = 0u64;
     let report = index_range(r, r.full_range(), classify, &mut |b| {
-        out.write_all(b).at(&tmp)
+        out.write_all(b).at(&tmp)?;
+        if let Some(t) = crate::lut::build(b, off) {
+            lut.write_all(&t).at(&lut_tmp)?;
+        }
+        off += b.len() as u64;
+        Ok(())
     })?;
-    let f = out.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
-    drop(f);
+    for (w, p) in [(out, &tmp), (lut, &lut_tmp)] {
+        let f = w.into_inner().map_err(|e| e.into_error()).at(p)?;
+        f.sync_all().at(p)?;
+    }
+    // The index first: until the tables are renamed too, the old ones do not match its
+    // blocks (readers check) and are ignored.
     let dst = r.dir().join(layout::FLOWS);
     std::fs::rename(&tmp, &dst).at(&dst)?;
+    let lut_dst = r.dir().join(layout::FLOWS_LUT);
+    std::fs::rename(&lut_tmp, &lut_dst).at(&lut_dst)?;
     crate::meta::sync_dir(r.dir())?;
     Ok(report)
 }
@@ -1153,6 +1389,7 @@ impl FlowIndex {
         self.positions.extend(other.positions);
         self.blocks.extend(other.blocks);
         self.file_bytes += other.file_bytes;
+        self.bytes_read += other.bytes_read;
     }
 }
 

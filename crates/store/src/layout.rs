@@ -9,6 +9,7 @@
 //!     size-1MB.idx …      one Mark per size-split file after the first
 //!     summary.idx         optional: one opaque summary per chunk, for skipping
 //!     flows.idx           optional: flow records and packet positions (crate::flows)
+//!     flows.lut           optional: lookup tables of flows.idx's blocks (crate::lut)
 //!     pieces.idx          optional: per chunk, CRCs of its 4 KiB pieces (crate::pieces)
 //!     writer.lock         flock(2)ed by the stream's one writer
 //!     head.json           optional: where retention trimmed the head (crate::head)
@@ -27,6 +28,8 @@ pub const TIME: &str = "time.idx";
 pub const LOCK: &str = "writer.lock";
 pub const SUMMARY: &str = "summary.idx";
 pub const FLOWS: &str = "flows.idx";
+/// Lookup tables of `flows.idx` (see `crate::lut`).
+pub const FLOWS_LUT: &str = "flows.lut";
 pub const PIECES: &str = "pieces.idx";
 pub const PIN: &str = "pinned";
 

@@ -44,6 +44,7 @@ pub mod flows;
 pub mod head;
 pub mod index;
 pub mod layout;
+pub mod lut;
 mod mapped;
 mod meta;
 mod name;

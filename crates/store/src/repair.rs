@@ -501,7 +501,7 @@ impl Store {
         // Packet numbers and chunk numbers may change with the chunks left out: the flow
         // index (`wirecap reindex` builds it again) and the piece checksums (reads then
         // check whole chunks) go.
-        for f in [layout::FLOWS, layout::PIECES] {
+        for f in [layout::FLOWS, layout::FLOWS_LUT, layout::PIECES] {
             let p = dir.join(f);
             match fs::remove_file(&p) {
                 Ok(()) => {}

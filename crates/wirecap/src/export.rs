@@ -120,9 +120,12 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
             stats.bytes_read,
             stats.packets_examined,
             if stats.index_used {
-                " (through the flow index)"
+                format!(
+                    " (through the flow index: {} index bytes read)",
+                    stats.index_bytes_read
+                )
             } else {
-                ""
+                String::new()
             }
         );
     } else {
