@@ -387,7 +387,7 @@ pub(crate) fn cut_tables(dir: &Path, flows_len: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::{FlowKey, FlowTable, PacketFlow};
+    use crate::flows::{FlowKey, FlowTable, PackedKey, PacketFlow};
 
     /// Ten blocks of flows between hosts `10.0.0.x` and `10.9.9.9`, with opaque packets;
     /// `flows.idx` and `flows.lut` written to `dir`. Returns each block's end offset.
@@ -409,7 +409,7 @@ mod tests {
                     (b, 53),
                 );
                 PacketFlow {
-                    key,
+                    key: PackedKey::pack(&key),
                     reverse,
                     tcp_flags: 0,
                     orig_len: 100,
