@@ -217,6 +217,7 @@ impl Export {
             return Some(Selection {
                 positions: p.clone(),
                 next: 0,
+                prefetched: 0,
                 scan: Vec::new(),
                 at: self.range.start_pos.max(self.reader.head().pos),
                 index_bytes: 0,
@@ -264,6 +265,7 @@ impl Export {
         Some(Selection {
             positions: Arc::new(positions),
             next: 0,
+            prefetched: 0,
             scan,
             at: start,
             index_bytes: index.bytes_read,
@@ -318,6 +320,7 @@ impl Export {
         };
         Pieces {
             ranges: self.reader.mapped(self.range),
+            reader: self.reader.clone(),
             filter: self.filter.clone(),
             out,
             summaries,
@@ -388,6 +391,8 @@ enum Out {
 /// The output of an [`Export`], piece by piece (see there).
 pub struct Pieces {
     ranges: MappedRanges,
+    /// The stream, for reading candidates ahead.
+    reader: StreamReader,
     filter: Option<Filter>,
     out: Out,
     summaries: Option<(std::fs::File, usize)>,
@@ -397,12 +402,18 @@ pub struct Pieces {
     sel: Option<Selection>,
 }
 
+/// Candidate packets read ahead at a time by an indexed export: enough to keep a disk's
+/// queue full, little enough for the page cache to hold until they are read.
+const PREFETCH_WINDOW: usize = 4096;
+
 /// The packets an export reads through the flow index (see [`Export::plan`]).
 struct Selection {
     /// Logical positions of the candidate packets, sorted.
     positions: Arc<Vec<u64>>,
     /// First of `positions` not yet passed.
     next: usize,
+    /// End of the positions already asked of the kernel ([`PREFETCH_WINDOW`]).
+    prefetched: usize,
     /// Byte ranges the index does not cover: scanned.
     scan: Vec<(u64, u64)>,
     /// Logical position where the next slice starts.
@@ -511,6 +522,17 @@ impl Pieces {
                 };
                 self.stats.bytes += buf.len() as u64;
                 return (!buf.is_empty()).then_some(Ok(Piece::Owned(buf)));
+            }
+            if let Some(sel) = &mut self.sel
+                && sel.next >= sel.prefetched
+            {
+                // The next window of candidates, read ahead together (see
+                // `StreamReader::prefetch`); a window bounds what is asked of the page cache.
+                let to = (sel.next + PREFETCH_WINDOW).min(sel.positions.len());
+                if to > sel.next {
+                    self.reader.prefetch(&sel.positions[sel.next..to]);
+                }
+                sel.prefetched = to.max(sel.next + 1);
             }
             let (filter, summaries, sel) = (&self.filter, &self.summaries, &self.sel);
             let next = self.ranges.next_with(|s| {
