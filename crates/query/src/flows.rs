@@ -633,7 +633,32 @@ pub fn flows(
 /// checked as for any export. `Ok(None)` when the stream has no such flow.
 pub fn flow_export(store: &Store, stream: &str, id: u64, format: Format) -> Result<Option<Export>> {
     let r = store.open_stream(stream)?;
-    let sf = StreamFlows::load(&r, r.full_range())?;
+    // The block holding the flow's first packet (its id) names the flow's key; the key's
+    // two hosts then narrow the other blocks through their lookup tables, so one flow of
+    // millions reads its own fragments, not every record. Only for untagged IP flows:
+    // `host A and host B` does not match tagged packets, and those are read whole.
+    let first = FlowIndex::load_lookup(&r, &mut |t| {
+        let b = t.block();
+        // None: read this block whole; no fragment of the others.
+        let holds_id = b.cover_first_packet <= id && id < b.cover_end_packet;
+        (!holds_id).then(Vec::new)
+    })?;
+    let has_tables = r.dir().join(wirecap_store::layout::FLOWS_LUT).exists();
+    let narrow = first
+        .as_ref()
+        .filter(|_| has_tables)
+        .and_then(|ix| {
+            ix.fragments
+                .iter()
+                .find(|f| f.id == id && !f.key.is_opaque())
+        })
+        .filter(|f| f.key.tpid == 0 && f.key.mpls == 0)
+        .and_then(|f| Some((f.key.ip(0)?, f.key.ip(1)?)))
+        .and_then(|(a, b)| {
+            wirecap_filter::Filter::bpf(&format!("host {a} and host {b}"), r.link_type()).ok()
+        })
+        .map(Filter::new);
+    let sf = StreamFlows::load_for(&r, r.full_range(), narrow.as_ref())?;
     let frags: Vec<usize> = sf
         .index
         .fragments
