@@ -43,6 +43,25 @@ impl Region {
         }
     }
 
+    /// File bytes `[at, at + len)` will be read a few scattered packets at a time (an
+    /// indexed read): no read-ahead there. The segment is mapped for sequential reading,
+    /// and with the disk's read-ahead (8 MiB on this project's VMs) every fault of a
+    /// cold indexed read then pulled in megabytes it did not need: 616 MB from disk for
+    /// a query of 371 packets, before this advice.
+    fn advise_random(&self, at: u64, len: u64) {
+        if let Backing::Map(m) = &self.backing
+            && let Some(off) = at
+                .checked_sub(self.base)
+                .and_then(|o| usize::try_from(o).ok())
+                .filter(|&o| o < m.len())
+        {
+            let len = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(m.len() - off);
+            let _ = m.advise_range(memmap2::Advice::Random, off, len);
+        }
+    }
+
     /// File bytes `[at, at + len)`, `None` when the file is shorter.
     fn get(&self, at: u64, len: u64) -> Option<&[u8]> {
         let from = usize::try_from(at.checked_sub(self.base)?).ok()?;
@@ -470,6 +489,10 @@ impl MappedRanges {
         let header = region.get(c.file_offset, CHUNK_HEADER_LEN as u64);
         let body = region.get(c.body_offset(), u64::from(c.body_len));
         if how == ReadAs::Lazy {
+            region.advise_random(
+                c.file_offset,
+                CHUNK_HEADER_LEN as u64 + u64::from(c.body_len),
+            );
             if let Err(e) = check_header(&self.reader, s.chunk, &c, header, body) {
                 return Some(Err(e));
             }

@@ -559,8 +559,10 @@ impl StreamReader {
     /// together, so the disk serves them in parallel. Only advice: segments kept
     /// elsewhere, or any error, leave the read to do its own I/O as before.
     pub fn prefetch(&self, positions: &[u64]) {
-        /// Bytes asked per packet: its record header and a typical packet, page-aligned.
-        const SPAN: u64 = 8192;
+        /// Bytes asked per packet, from the start of the 4 KiB piece its record starts in
+        /// (the piece is checked whole): the piece, which straddles two pages, and what
+        /// a typical packet runs on into.
+        const SPAN: u64 = 3 * 4096;
         let mut i = 0u64;
         let mut cur: Option<ChunkRecord> = None;
         let mut file: Option<(u32, Option<File>)> = None;
@@ -592,7 +594,7 @@ impl StreamReader {
                 file = Some((c.segment, f));
             }
             let Some((_, Some(f))) = &file else { continue };
-            let at = (c.body_offset() + (p - c.pos)) & !4095;
+            let at = (c.body_offset() + ((p - c.pos) & !4095)) & !4095;
             for (off, len) in [(c.file_offset & !4095, 4096), (at, SPAN)] {
                 if last == Some((c.segment, off)) {
                     continue;
