@@ -563,29 +563,47 @@ impl StreamReader {
         /// (the piece is checked whole): the piece, which straddles two pages, and what
         /// a typical packet runs on into.
         const SPAN: u64 = 3 * 4096;
-        let mut i = 0u64;
-        let mut cur: Option<ChunkRecord> = None;
+        /// Chunk records read at once: a query's candidates are sorted, so the next
+        /// one's chunk is usually among the following records, found in memory instead
+        /// of by a binary search of `pread`s per packet.
+        const BATCH: u64 = 1024;
+        let mut batch: Vec<ChunkRecord> = Vec::new();
+        let mut from = 0u64;
         let mut file: Option<(u32, Option<File>)> = None;
         let mut last: Option<(u32, u64)> = None;
         for &p in positions {
-            if cur.is_none_or(|c| p >= c.end_pos() || p < c.pos) {
-                // The first chunk ending after p, from the chunk of the previous position.
-                let (mut lo, mut hi) = (i, self.inner.n_chunks);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    match self.chunk(mid) {
-                        Ok(c) if c.end_pos() <= p => lo = mid + 1,
-                        Ok(_) => hi = mid,
-                        Err(_) => return,
+            let k = batch.partition_point(|c| c.end_pos() <= p);
+            let c = match batch.get(k) {
+                Some(c) if c.pos <= p => *c,
+                _ => {
+                    // The first chunk ending after p, searched on disk from the batch on.
+                    let (mut lo, mut hi) = (from, self.inner.n_chunks);
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2;
+                        match self.chunk(mid) {
+                            Ok(c) if c.end_pos() <= p => lo = mid + 1,
+                            Ok(_) => hi = mid,
+                            Err(_) => return,
+                        }
+                    }
+                    let n = BATCH.min(self.inner.n_chunks - lo);
+                    let mut b = vec![0u8; n as usize * CHUNK_RECORD_LEN];
+                    if !read_exact_at(&self.inner.chunks, &mut b, lo * CHUNK_RECORD_LEN as u64)
+                        .unwrap_or(false)
+                    {
+                        return;
+                    }
+                    batch = b
+                        .chunks_exact(CHUNK_RECORD_LEN)
+                        .map_while(|r| ChunkRecord::decode(r.try_into().ok()?))
+                        .collect();
+                    from = lo;
+                    match batch.first() {
+                        Some(c) if c.pos <= p && p < c.end_pos() => *c,
+                        _ => return,
                     }
                 }
-                i = lo;
-                match self.chunk(i) {
-                    Ok(c) if c.pos <= p && p < c.end_pos() => cur = Some(c),
-                    _ => return,
-                }
-            }
-            let Some(c) = cur else { return };
+            };
             if file.as_ref().is_none_or(|(n, _)| *n != c.segment) {
                 let local = self.remote(c.segment).is_none();
                 let f = local
@@ -656,6 +674,7 @@ impl StreamReader {
             range,
             orig: range,
             next: None,
+            ahead: (0, Vec::new()),
         }
     }
 
@@ -794,9 +813,38 @@ pub struct Slices {
     range: PacketRange,
     orig: PacketRange,
     next: Option<u64>,
+    /// Chunk records read ahead, from the first one's number: one `pread` for many
+    /// chunks instead of one each (an indexed query walks every chunk of its range).
+    ahead: (u64, Vec<ChunkRecord>),
 }
 
 impl Slices {
+    /// The record of chunk `i` (`i < n_chunks`), from the records read ahead; a damaged
+    /// record is read alone, for its error.
+    fn record(&mut self, i: u64) -> Result<ChunkRecord> {
+        const AHEAD: u64 = 256;
+        let (from, recs) = &self.ahead;
+        if let Some(c) = i.checked_sub(*from).and_then(|k| recs.get(k as usize)) {
+            return Ok(*c);
+        }
+        let r = &self.reader;
+        let n = AHEAD.min(r.inner.n_chunks.saturating_sub(i));
+        let mut b = vec![0u8; n as usize * CHUNK_RECORD_LEN];
+        if n > 1
+            && read_exact_at(&r.inner.chunks, &mut b, i * CHUNK_RECORD_LEN as u64).unwrap_or(false)
+        {
+            let recs: Vec<ChunkRecord> = b
+                .chunks_exact(CHUNK_RECORD_LEN)
+                .map_while(|x| ChunkRecord::decode(x.try_into().ok()?))
+                .collect();
+            if let Some(c) = recs.first().copied() {
+                self.ahead = (i, recs);
+                return Ok(c);
+            }
+        }
+        r.chunk(i)
+    }
+
     /// The range asked for (`range` itself moves on as slices are taken).
     pub(crate) fn asked(&self) -> PacketRange {
         self.orig
@@ -837,10 +885,11 @@ impl Slices {
                 ),
             )));
         }
-        let c = match r.chunk(i) {
+        let c = match self.record(i) {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
+        let r = &self.reader;
         let from = self.range.start_pos.max(c.pos);
         let to = self.range.end_pos.min(c.end_pos());
         if from >= to || c.pos > self.range.start_pos {
