@@ -529,24 +529,24 @@ proptest! {
     }
 }
 
+/// 900 packets of 40 flows of every kind (tagged, IPv6, ARP…) interleaved over
+/// several index blocks; `cut(i)` is how much packet `i` is cut short.
+fn mixed_stream(cut: impl Fn(usize) -> u16) -> Vec<(u64, Vec<u8>)> {
+    let flows: Vec<(u8, usize, usize, usize, usize)> = (0..40)
+        .map(|i| ((i % 12) as u8, i % 6, (i / 6) % 6, i % 5, (i / 5) % 5))
+        .collect();
+    let picks: Vec<(usize, u8, u16)> = (0..900)
+        .map(|i| ((i * 7) % 40, (i % 40) as u8, cut(i)))
+        .collect();
+    several_blocks(&flows, &picks)
+}
+
 /// A `flows.lut` cut at any point, or with a byte changed anywhere, gives the answers of
 /// a scan, without an error: torn or damaged tables are ignored (their blocks are read
 /// whole) and recovery cuts a torn tail.
 #[test]
 fn torn_or_damaged_tables_answer_as_the_scan() {
-    let flows: Vec<(u8, usize, usize, usize, usize)> = (0..40)
-        .map(|i| ((i % 12) as u8, i % 6, (i / 6) % 6, i % 5, (i / 5) % 5))
-        .collect();
-    let picks: Vec<(usize, u8, u16)> = (0..900)
-        .map(|i| {
-            (
-                (i * 7) % 40,
-                (i % 40) as u8,
-                if i % 13 == 0 { 30 } else { 0 },
-            )
-        })
-        .collect();
-    let pkts = several_blocks(&flows, &picks);
+    let pkts = mixed_stream(|i| if i % 13 == 0 { 30 } else { 0 });
     let (d, r) = store_with(&pkts);
     let lut_path = r.dir().join("flows.lut");
     let lut = std::fs::read(&lut_path).unwrap();
@@ -619,13 +619,7 @@ fn torn_or_damaged_tables_answer_as_the_scan() {
 /// flow in every block, tagged and untagged flows alike, as reading every record does.
 #[test]
 fn one_flow_export_through_the_tables_is_the_whole_flow() {
-    let flows: Vec<(u8, usize, usize, usize, usize)> = (0..40)
-        .map(|i| ((i % 12) as u8, i % 6, (i / 6) % 6, i % 5, (i / 5) % 5))
-        .collect();
-    let picks: Vec<(usize, u8, u16)> = (0..900)
-        .map(|i| ((i * 7) % 40, (i % 40) as u8, 0))
-        .collect();
-    let pkts = several_blocks(&flows, &picks);
+    let pkts = mixed_stream(|_| 0);
     let (d, r) = store_with(&pkts);
     let full = wirecap_store::FlowIndex::load(&r).unwrap().unwrap();
     assert!(full.blocks.len() >= 4, "{} blocks", full.blocks.len());
