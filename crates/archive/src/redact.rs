@@ -26,11 +26,20 @@ pub(crate) fn scrub(text: &str) -> String {
     s
 }
 
+/// Whether `code` stands alone in `text` as a number: "status 403" does, the "403" in
+/// "in 301.304037ms" does not (a timing once read as a refusal of the credentials).
+fn has_status(text: &str, code: &str) -> bool {
+    let number = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
+    text.match_indices(code).any(|(i, m)| {
+        !number(text[..i].chars().next_back()) && !number(text[i + m.len()..].chars().next())
+    })
+}
+
 /// What went wrong, said first in words, then the store's own message (shortened).
 pub(crate) fn in_words(e: &object_store::Error) -> String {
     let raw = scrub(&e.to_string());
     let lower = raw.to_ascii_lowercase();
-    let words = if lower.contains("403")
+    let words = if has_status(&lower, "403")
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
         || lower.contains("accessdenied")
@@ -56,4 +65,18 @@ pub(crate) fn in_words(e: &object_store::Error) -> String {
         short.push('…');
     }
     format!("{words}: {}", short.replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_status;
+
+    #[test]
+    fn a_status_code_is_a_whole_number_not_digits_of_a_timing() {
+        let unreachable = "error performing post http://127.0.0.1:37019/x?uploads= in 301.304037ms, after 2 retries - http error: error sending request";
+        assert!(!has_status(unreachable, "403"));
+        assert!(has_status("client error with status 403 forbidden", "403"));
+        assert!(has_status("403", "403"));
+        assert!(!has_status("14031", "403"));
+    }
 }
