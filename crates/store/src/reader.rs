@@ -548,6 +548,21 @@ impl StreamReader {
         }
     }
 
+    /// The first chunk from `from` on that ends after logical position `pos`
+    /// (`n_chunks` when none does): chunks tile the stream in order.
+    fn first_chunk_ending_after(&self, pos: u64, from: u64) -> Result<u64> {
+        let (mut lo, mut hi) = (from, self.inner.n_chunks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.chunk(mid)?.end_pos() <= pos {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
     /// Asks the kernel to start reading, all at once, the bytes of the packets at the
     /// logical positions `positions` (sorted) and their chunks' headers, ahead of an
     /// indexed read that will touch them one by one.
@@ -577,15 +592,9 @@ impl StreamReader {
                 Some(c) if c.pos <= p => *c,
                 _ => {
                     // The first chunk ending after p, searched on disk from the batch on.
-                    let (mut lo, mut hi) = (from, self.inner.n_chunks);
-                    while lo < hi {
-                        let mid = lo + (hi - lo) / 2;
-                        match self.chunk(mid) {
-                            Ok(c) if c.end_pos() <= p => lo = mid + 1,
-                            Ok(_) => hi = mid,
-                            Err(_) => return,
-                        }
-                    }
+                    let Ok(lo) = self.first_chunk_ending_after(p, from) else {
+                        return;
+                    };
                     let n = BATCH.min(self.inner.n_chunks - lo);
                     let mut b = vec![0u8; n as usize * CHUNK_RECORD_LEN];
                     if !read_exact_at(&self.inner.chunks, &mut b, lo * CHUNK_RECORD_LEN as u64)
@@ -864,16 +873,10 @@ impl Slices {
                 if self.range.start_pos >= self.range.end_pos {
                     return None;
                 }
-                let (mut lo, mut hi) = (r.inner.head.chunk, r.inner.n_chunks);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    match r.chunk(mid) {
-                        Ok(c) if c.end_pos() <= self.range.start_pos => lo = mid + 1,
-                        Ok(_) => hi = mid,
-                        Err(e) => return Some(Err(e)),
-                    }
+                match r.first_chunk_ending_after(self.range.start_pos, r.inner.head.chunk) {
+                    Ok(i) => i,
+                    Err(e) => return Some(Err(e)),
                 }
-                lo
             }
         };
         if i >= r.inner.n_chunks {
